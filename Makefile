@@ -1,0 +1,51 @@
+# Top-level entry points. `make run` and `make test` work on a fresh Debian 12
+# machine: each first installs the missing packages (tools/install-deps).
+#   make            build into build/
+#   make run        hookq run with examples/hookq.ini on an embedded Redis
+#   make test       unit + integration tests (ctest)
+#   make bench      benchmarks with their baselines (bench/run)
+#   make install    PREFIX=/usr/local
+# Knobs: BUILD=dir, WERROR=1, SANITIZE=address,undefined, CTEST_ARGS=...
+BUILD    ?= build
+PREFIX   ?= /usr/local
+WERROR   ?= 0
+SANITIZE ?=
+BUILD_TYPE ?= RelWithDebInfo
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS = -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
+              -DHQ_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF) -DHQ_SANITIZE=$(SANITIZE)
+
+.PHONY: all build deps deps-test deps-bench run test bench install clean format
+
+all: build
+
+deps:
+	@tools/install-deps build
+deps-test:
+	@tools/install-deps test
+deps-bench:
+	@tools/install-deps bench
+
+build:
+	@command -v cmake >/dev/null 2>&1 || tools/install-deps build
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: deps build
+	tools/run-demo $(BUILD)
+
+test: deps-test build
+	cd $(BUILD) && ctest --output-on-failure -j 2 $(CTEST_ARGS)
+
+bench: deps-bench
+	$(MAKE) build BUILD_TYPE=Release BUILD=$(BUILD)-release
+	bench/run $(BUILD)-release
+
+install: build
+	cmake --install $(BUILD)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-release $(BUILD)-asan

@@ -1,0 +1,29 @@
+/*
+ * Internal helpers shared by every file of the library: error detail
+ * strings, small string buffers, and the banned footguns.
+ */
+#ifndef HQ_COMMON_INT_H
+#define HQ_COMMON_INT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hookq/hookq.h"
+
+#define HQ_ERRMSG_MAX 256
+
+/* A last-error detail string kept by every handle. */
+struct hq__err {
+    char msg[HQ_ERRMSG_MAX];
+};
+
+/* Format the detail of a failure into `e`; returns `rc` for tail calls. */
+int hq__err_set(struct hq__err *e, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define HQ_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#include "banned_int.h"
+
+#endif /* HQ_COMMON_INT_H */

@@ -1,0 +1,177 @@
+"""Shared helpers for the integration tests.
+
+Every server a test needs is started here on 127.0.0.1, on a free port, in
+a private temporary directory, and stopped by PID when the test ends. Nothing
+is ever stopped by name. Paths of the binaries under test come from the
+environment that ctest sets (HQ_HOOKQ, REDIS_SERVER, HQ_<HELPER>).
+"""
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import redis  # python3-redis
+
+HOOKQ = os.environ.get("HQ_HOOKQ", "hookq")
+REDIS_SERVER = os.environ.get("REDIS_SERVER", "redis-server")
+
+
+def helper(name):
+    """Path of a helper program built from tests/{integration,doubles}/NAME.c."""
+    path = os.environ.get("HQ_" + name.upper())
+    if not path:
+        raise RuntimeError("helper %s not built (no HQ_%s)" % (name, name.upper()))
+    return path
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout, interval=0.02, what="condition"):
+    """Poll pred() until it is truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+class Proc:
+    """A child process that is stopped by PID when the test ends."""
+
+    def __init__(self, argv, env=None, cwd=None, stdout=None, stderr=None, stdin=None):
+        e = dict(os.environ)
+        if env:
+            e.update(env)
+        self.argv = argv
+        self.p = subprocess.Popen(argv, env=e, cwd=cwd, stdin=stdin,
+                                  stdout=stdout if stdout is not None else subprocess.DEVNULL,
+                                  stderr=stderr if stderr is not None else None)
+        self.pid = self.p.pid
+
+    def signal(self, sig):
+        if self.p.poll() is None:
+            os.kill(self.pid, sig)
+
+    def wait(self, timeout):
+        return self.p.wait(timeout=timeout)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self, timeout=10):
+        if self.p.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGCONT)
+                os.kill(self.pid, signal.SIGTERM)
+                self.p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.p.wait()
+            except ProcessLookupError:
+                pass
+        return self.p.returncode
+
+
+class RedisServer:
+    """A throwaway redis-server on a free loopback port."""
+
+    def __init__(self, appendonly=False, extra=()):
+        self.dir = tempfile.mkdtemp(prefix="hq-redis-")
+        self.port = free_port()
+        self.appendonly = appendonly
+        self.extra = list(extra)
+        self.proc = None
+        self.start()
+
+    def start(self):
+        argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", self.dir, "--save", "", "--daemonize", "no",
+                "--appendonly", "yes" if self.appendonly else "no",
+                "--logfile", os.path.join(self.dir, "redis.log")] + self.extra
+        self.proc = Proc(argv)
+        wait_until(self._ping, 10, what="redis-server on port %d" % self.port)
+
+    def _ping(self):
+        try:
+            return self.client().ping()
+        except redis.exceptions.ConnectionError:
+            if not self.proc.alive():
+                raise RuntimeError("redis-server exited: see %s/redis.log" % self.dir)
+            return False
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d/0" % self.port
+
+    def client(self):
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=10)
+
+    def stop(self):
+        if self.proc:
+            self.proc.stop()
+            self.proc = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+@contextlib.contextmanager
+def processes():
+    """Collects Procs; stops every one of them by PID on exit."""
+    procs = []
+
+    def start(*a, **kw):
+        p = Proc(*a, **kw)
+        procs.append(p)
+        return p
+    try:
+        yield start
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+
+class Suite:
+    """A tiny test runner: each test is a function; prints 'N passed, N failed'."""
+
+    def __init__(self, name):
+        self.name = name
+        self.tests = []
+
+    def test(self, fn):
+        self.tests.append(fn)
+        return fn
+
+    def run(self):
+        only = sys.argv[1:]
+        passed = failed = 0
+        for fn in self.tests:
+            if only and fn.__name__ not in only:
+                continue
+            t0 = time.monotonic()
+            try:
+                fn()
+            except Exception:
+                import traceback
+                traceback.print_exc()
+                print("FAIL %s.%s (%.1fs)" % (self.name, fn.__name__, time.monotonic() - t0), flush=True)
+                failed += 1
+            else:
+                print("ok   %s.%s (%.1fs)" % (self.name, fn.__name__, time.monotonic() - t0), flush=True)
+                passed += 1
+        print("%d passed, %d failed" % (passed, failed))
+        sys.exit(1 if failed or not passed else 0)
