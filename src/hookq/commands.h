@@ -1,0 +1,38 @@
+/*
+ * The subcommands of the hookq binary. main.c parses the global options
+ * (-c FILE, --help, --version), loads the configuration, and calls one of
+ * these with the arguments after the subcommand name (argv[0] is the name).
+ * Each returns the process exit status: 0 ok, 1 runtime failure, 2 usage or
+ * configuration error. Each prints its own errors to stderr.
+ */
+#ifndef HQ_COMMANDS_H
+#define HQ_COMMANDS_H
+
+#include "hookq/hookq.h"
+#include "config_int.h"
+
+struct hq_cli {
+    struct hq_config *cfg; /* loaded config (defaults when no file) */
+    const char *config_path; /* -c FILE, or NULL */
+};
+
+int hq_cmd_run(struct hq_cli *cli, int argc, char **argv);   /* intake + worker */
+int hq_cmd_serve(struct hq_cli *cli, int argc, char **argv); /* intake only */
+int hq_cmd_work(struct hq_cli *cli, int argc, char **argv);  /* worker only */
+int hq_cmd_check(struct hq_cli *cli, int argc, char **argv);
+int hq_cmd_stats(struct hq_cli *cli, int argc, char **argv);
+int hq_cmd_keys(struct hq_cli *cli, int argc, char **argv);
+int hq_cmd_peek(struct hq_cli *cli, int argc, char **argv);
+int hq_cmd_hold(struct hq_cli *cli, int argc, char **argv);
+int hq_cmd_release(struct hq_cli *cli, int argc, char **argv);
+int hq_cmd_dlq(struct hq_cli *cli, int argc, char **argv);
+int hq_cmd_token(struct hq_cli *cli, int argc, char **argv);
+
+/*
+ * The store options the admin commands use: [redis] url, or with none, the
+ * unix socket of the embedded Redis in data_dir. Strings point into `cli`
+ * or static storage. Defined in embedded_redis.c.
+ */
+int hq_cli_store_options(struct hq_cli *cli, struct hq_store_options *opts);
+
+#endif /* HQ_COMMANDS_H */

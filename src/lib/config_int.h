@@ -1,0 +1,109 @@
+/*
+ * Configuration: the INI file of DESIGN §3.2 (parsed with inih), then
+ * HOOKQ_<SECTION>_<KEY> environment overrides, then validation. Every error
+ * names the file, the line and the key ("hookq.ini:12: [worker] lease: ...").
+ * Defaults are DESIGN's. Values are kept in the units the code uses (ms, bytes).
+ */
+#ifndef HQ_CONFIG_INT_H
+#define HQ_CONFIG_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum hq_endpoint_mode {
+    HQ_ENDPOINT_ROUTE = 0, /* method + path template, each {...} read as {} */
+    HQ_ENDPOINT_URL = 1,   /* method + the concrete URL */
+};
+
+enum hq_log_format { HQ_LOG_TEXT = 0, HQ_LOG_JSON = 1 };
+
+struct hq_event_cfg {
+    char *code;          /* the section's name, "post-create" */
+    char **fetch;        /* "GET /posts/{data.post_id}", in order */
+    size_t nfetch;
+    char *deliver;       /* http://..., exec:/path, log or log:FILE */
+    int on_failure;      /* enum hq_failure_policy; worker.on_failure if unset */
+    int line;            /* where the section starts, for messages */
+};
+
+struct hq_config {
+    char *path;          /* the file loaded; NULL = built-in defaults only */
+    int log_format;      /* enum hq_log_format; top-level key log_format */
+
+    struct {
+        char *url;       /* NULL = embedded (hookq run) */
+        char *ns;        /* "hookq" */
+        unsigned shards; /* 1 */
+        char *data_dir;  /* "./hookq-data" */
+    } redis;
+
+    struct {
+        char *listen;            /* "127.0.0.1:8080" */
+        char *path;              /* "/webhook" */
+        char *customer;          /* "/data/customer_id" or "header:NAME" */
+        size_t max_body;         /* bytes, 1 MiB */
+        size_t max_header;       /* bytes, 16 KiB */
+        int64_t header_timeout_ms; /* 10 s */
+        int64_t idle_timeout_ms;   /* 60 s */
+        int64_t max_key_depth;     /* 100000 */
+        char *secret;            /* NULL = no signature check */
+        int64_t dedup_ttl_ms;    /* 24 h */
+        unsigned threads;        /* event loops, 2 */
+        unsigned max_connections; /* 1024 */
+    } intake;
+
+    struct {
+        char *listen;   /* "127.0.0.1:8081"; NULL when "off" */
+        char *token;    /* NULL = no auth */
+    } admin;
+
+    struct {
+        unsigned concurrency;      /* 64 */
+        unsigned threads;          /* 2 */
+        int64_t lease_ms;          /* 30 s */
+        int max_attempts;          /* 8 */
+        int64_t backoff_min_ms;    /* 1 s */
+        int64_t backoff_max_ms;    /* 10 min */
+        int on_failure;            /* enum hq_failure_policy */
+        int64_t shutdown_timeout_ms; /* 30 s */
+    } worker;
+
+    struct {
+        char *base_url;        /* "http://127.0.0.1:9000" */
+        int rate_calls;        /* R of R/W: 2 */
+        int64_t rate_window_ms; /* W of R/W: 1000 */
+        int64_t margin_ms;     /* 25 */
+        int endpoint;          /* enum hq_endpoint_mode */
+        int64_t timeout_ms;    /* 10 s */
+    } api;
+
+    struct hq_event_cfg *events; /* one per [event CODE] section */
+    size_t nevents;
+};
+
+/*
+ * Load `path` (NULL: ./hookq.ini when it exists, else defaults), apply the
+ * HOOKQ_* variables of `envp` (NULL: the process environment), validate.
+ * On success returns 0 and stores the config in `*out`. On failure returns
+ * HQ_ECONFIG (or HQ_ENOMEM/HQ_EIO) and writes every error, one per line, as
+ * "FILE:LINE: [section] key: what is wrong" into `err` (NUL-terminated).
+ */
+int hq__config_load(const char *path, char **envp, struct hq_config **out,
+                    char *err, size_t errsize);
+
+/* Defaults only, as if no file existed. */
+int hq__config_defaults(struct hq_config **out);
+
+void hq__config_free(struct hq_config *cfg);
+
+/* The [event CODE] section for `code`, or NULL. */
+const struct hq_event_cfg *hq__config_event(const struct hq_config *cfg,
+                                            const char *code, size_t len);
+
+/* Unit parsers, shared with anything that reads durations or sizes. */
+int hq__parse_duration_ms(const char *s, int64_t *out);   /* "250ms" "30s" "1m" */
+int hq__parse_size(const char *s, size_t *out);           /* "1MiB" "512B" */
+int hq__parse_range_ms(const char *s, int64_t *lo, int64_t *hi); /* "1s..10m" */
+int hq__parse_rate(const char *s, int *calls, int64_t *window_ms); /* "2/1s" */
+
+#endif /* HQ_CONFIG_INT_H */
