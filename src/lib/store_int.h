@@ -49,7 +49,7 @@ int hq__store_ns_init(struct hq__store_ns *ns, const char *name,
                       unsigned shards, struct hq__err *err);
 
 /*
- * Connect synchronously, AUTH and SELECT, and load the scripts. Returns the
+ * Connect synchronously, AUTH and SELECT. Returns the
  * context or NULL with the reason in `err` ("cannot connect to redis at
  * '127.0.0.1:6379': connection refused").
  */
@@ -98,8 +98,13 @@ redisReply *hq__store_eval(redisContext *c, const char *name,
 int hq__store_eval_append(redisContext *c, const char *name,
                           const char *prefix, int argc, const char **argv,
                           const size_t *argvlen);
-/* Read the reply of one appended call; NOSCRIPT is handled by a resend. */
-redisReply *hq__store_eval_reply(redisContext *c, struct hq__err *err);
+/*
+ * Read the reply of one appended call. Returns NULL with `err` set on an
+ * error reply; `*noscript` is set when that error was NOSCRIPT, i.e. the call
+ * did not run and may be sent again with hq__store_eval().
+ */
+redisReply *hq__store_eval_reply(redisContext *c, int *noscript,
+                                 struct hq__err *err);
 
 /*
  * Run script `name` asynchronously; `fn(ac, reply, privdata)` is called once

@@ -1,0 +1,26 @@
+/*
+ * The client handle, shared by client.c (push) and admin.c (operations).
+ */
+#ifndef HQ_CLIENT_INT_H
+#define HQ_CLIENT_INT_H
+
+#include "store_int.h"
+
+struct hq_client {
+    struct hq__store_addr addr;
+    struct hq__store_ns ns;
+    redisContext *rc;   /* NULL or broken: reconnected on next use */
+    struct hq__err err;
+};
+
+/* (Re)connect; HQ_OK or HQ_ESTORE with the detail in c->err. */
+int hq__client_reconnect(hq_client *c);
+/* The live connection, reconnecting a broken one; NULL when Redis is down. */
+redisContext *hq__client_conn(hq_client *c);
+/* The key prefix of the customer's shard. */
+size_t hq__client_prefix_for(hq_client *c, const char *customer, size_t len,
+                             char *buf, size_t size);
+/* Parse an enqueue reply {status, id, seq}. */
+int hq__push_result_parse(const redisReply *r, struct hq_push_result *res);
+
+#endif /* HQ_CLIENT_INT_H */

@@ -1,0 +1,95 @@
+-- _prelude: shared by every script (cmake/embed_scripts.cmake puts it in
+-- front of each). Names the shard's keys and moves keys between states while
+-- keeping the invariants of docs/queue-semantics.md. Nothing here runs on
+-- its own.
+local P = KEYS[1]
+local NS, SHARD = string.match(P, '^{(.*):(%d+)}:$')
+local WAKE = (NS or '') .. ':wake:' .. (SHARD or '0')
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function stat(name, n)
+  redis.call('HINCRBY', P .. 'stats', name, n or 1)
+end
+
+-- The key joins its customer's ready keys (front or tail); the customer
+-- joins the ring when it had none (invariant 2).
+local function make_ready(key, customer, front)
+  local rk = P .. 'rk:' .. customer
+  redis.call('HSET', P .. 'm:' .. key, 'st', 'ready')
+  if front then
+    if redis.call('LPUSH', rk, key) == 1 then
+      redis.call('LPUSH', P .. 'rc', customer)
+    end
+  else
+    if redis.call('RPUSH', rk, key) == 1 then
+      redis.call('RPUSH', P .. 'rc', customer)
+    end
+  end
+end
+
+-- cw = 1: held because its customer is (released with the customer).
+local function hold_key(key, customer, reason, cw)
+  redis.call('HSET', P .. 'm:' .. key, 'st', 'held', 'why', reason, 'cw', cw)
+  redis.call('HDEL', P .. 'm:' .. key, 'ha')
+  redis.call('HSET', P .. 'held', key, reason)
+  redis.call('SADD', P .. 'hk:' .. customer, key)
+end
+
+-- A key with jobs that is not active goes where it belongs: held when an
+-- operator asked to hold it while it ran (m.ha) or when its customer is
+-- held, else ready. Returns the state it went to.
+local function schedule(key, customer, front)
+  local ha = redis.call('HGET', P .. 'm:' .. key, 'ha')
+  if ha then
+    hold_key(key, customer, ha, 0)
+    return 'held'
+  end
+  local hc = redis.call('HGET', P .. 'hc', customer)
+  if hc then
+    hold_key(key, customer, hc, 1)
+    return 'held'
+  end
+  make_ready(key, customer, front)
+  return 'ready'
+end
+
+local function park_key(key, due)
+  redis.call('HSET', P .. 'm:' .. key, 'st', 'parked')
+  redis.call('ZADD', P .. 'parked', due, key)
+end
+
+-- Parked keys whose time has come become ready (at the tail).
+local function promote(now, limit)
+  local due = redis.call('ZRANGEBYSCORE', P .. 'parked', '-inf', now, 'LIMIT', 0, limit)
+  for _, key in ipairs(due) do
+    redis.call('ZREM', P .. 'parked', key)
+    local c = redis.call('HGET', P .. 'm:' .. key, 'c')
+    schedule(key, c, false)
+  end
+  return #due
+end
+
+-- Expired leases: the key goes back in front, its head job unchanged, one
+-- attempt counted. The old holder's token no longer matches (G6).
+local function reap(now, limit)
+  local expired = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now, 'LIMIT', 0, limit)
+  for _, key in ipairs(expired) do
+    local m = P .. 'm:' .. key
+    redis.call('ZREM', P .. 'leases', key)
+    redis.call('HINCRBY', m, 'a', 1)
+    redis.call('HSET', m, 'err', 'lease expired')
+    redis.call('HDEL', m, 'tok')
+    schedule(key, redis.call('HGET', m, 'c'), true)
+    stat('reaped')
+  end
+  return #expired
+end
+
+local function wake()
+  redis.call('PUBLISH', WAKE, '1')
+end
+

@@ -1,0 +1,138 @@
+-- settle: the worker's one call per loop turn. Applies a batch of
+-- settlements of leased keys, then promotes due parked keys, reaps expired
+-- leases, and claims up to claim_n ready keys round-robin (G3).
+-- KEYS[1] = shard prefix "{ns:S}:"
+-- ARGV: lease_ms, claim_n, nops, then 6 per op: type, key, token, n, reason, error
+--   done     pop the head; the key goes on (tail) or idles
+--   retry    one attempt counted, error kept; parked until now + n ms
+--   park     parked until now + n ms, no attempt counted
+--   dead     the head becomes dead letter (error, n attempts); then as done
+--   hold     held with reason; n = 1 holds the whole customer
+--   renew    lease extended to now + lease_ms
+--   release  lease handed back: ready at the front, no attempt counted
+-- An op whose token is not the key's current lease changes nothing (G6).
+-- Reply: {op_results (1 applied, 0 stale), claimed (flat: key, customer,
+--         token, attempt, record), now_ms, next_due_ms (-1 = none)}
+local lease_ms, claim_n, nops = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = now_ms()
+local woke = false
+
+local function hold_customer(customer, reason)
+  redis.call('HSET', P .. 'hc', customer, reason)
+  local rk = P .. 'rk:' .. customer
+  local keys = redis.call('LRANGE', rk, 0, -1)
+  if #keys > 0 then
+    for _, k in ipairs(keys) do
+      hold_key(k, customer, reason, 1)
+    end
+    redis.call('DEL', rk)
+    redis.call('LREM', P .. 'rc', 0, customer)
+  end
+  -- Its parked and active keys are held when they are next scheduled.
+end
+
+local results = {}
+local i = 4
+for n = 1, nops do
+  local typ, key, tok = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local num, reason, err = tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5]
+  i = i + 6
+  local m = P .. 'm:' .. key
+  local meta = redis.call('HMGET', m, 'st', 'tok', 'c')
+  local customer = meta[3]
+  if meta[1] ~= 'active' or meta[2] ~= tok then
+    results[n] = 0
+    stat('stale')
+  elseif typ == 'renew' then
+    results[n] = 1
+    redis.call('ZADD', P .. 'leases', now + lease_ms, key)
+  else
+    results[n] = 1
+    redis.call('ZREM', P .. 'leases', key)
+    redis.call('HDEL', m, 'tok')
+    if typ == 'done' or typ == 'dead' then
+      local q = P .. 'q:' .. key
+      local rec = redis.call('LPOP', q)
+      if typ == 'dead' then
+        local id = string.match(rec, '^([^\n]*)')
+        redis.call('HSET', P .. 'dl:' .. id, 'key', key, 'customer', customer,
+                   'record', rec, 'error', err, 'attempts', num, 'at', now)
+        redis.call('RPUSH', P .. 'dlq', id)
+        stat('deadlettered')
+      else
+        stat('done')
+      end
+      if redis.call('LLEN', q) > 0 then
+        redis.call('HDEL', m, 'a', 'err')
+        schedule(key, customer, false)
+      else
+        redis.call('DEL', m)
+      end
+    elseif typ == 'retry' then
+      redis.call('HINCRBY', m, 'a', 1)
+      redis.call('HSET', m, 'err', err)
+      park_key(key, now + num)
+      stat('retried')
+    elseif typ == 'park' then
+      park_key(key, now + num)
+      stat('parked')
+    elseif typ == 'hold' then
+      if err ~= '' then
+        redis.call('HSET', m, 'err', err)
+      end
+      hold_key(key, customer, reason, num == 1 and 1 or 0)
+      if num == 1 then
+        hold_customer(customer, reason)
+      end
+      stat('held')
+    elseif typ == 'release' then
+      if schedule(key, customer, true) == 'ready' then
+        woke = true
+      end
+    else
+      return redis.error_reply('settle: unknown op ' .. tostring(typ))
+    end
+  end
+end
+
+promote(now, claim_n + 64)
+reap(now, 64)
+
+local claimed = {}
+for _ = 1, claim_n do
+  local customer = redis.call('LPOP', P .. 'rc')
+  if not customer then
+    break
+  end
+  local rk = P .. 'rk:' .. customer
+  local key = redis.call('LPOP', rk)
+  if redis.call('LLEN', rk) > 0 then
+    redis.call('RPUSH', P .. 'rc', customer)
+  end
+  local m = P .. 'm:' .. key
+  local tok = redis.call('INCR', P .. 'fence')
+  redis.call('HSET', m, 'st', 'active', 'tok', tok)
+  redis.call('ZADD', P .. 'leases', now + lease_ms, key)
+  local a = tonumber(redis.call('HGET', m, 'a') or '0')
+  claimed[#claimed + 1] = key
+  claimed[#claimed + 1] = customer
+  claimed[#claimed + 1] = tostring(tok)
+  claimed[#claimed + 1] = a + 1
+  claimed[#claimed + 1] = redis.call('LINDEX', P .. 'q:' .. key, 0)
+end
+
+-- Handed-back keys may suit a worker that is idle now.
+if woke and redis.call('LLEN', P .. 'rc') > 0 then
+  wake()
+end
+
+local next_due = -1
+local p = redis.call('ZRANGE', P .. 'parked', 0, 0, 'WITHSCORES')
+if p[2] then
+  next_due = tonumber(p[2])
+end
+local l = redis.call('ZRANGE', P .. 'leases', 0, 0, 'WITHSCORES')
+if l[2] and (next_due < 0 or tonumber(l[2]) < next_due) then
+  next_due = tonumber(l[2])
+end
+return {results, claimed, now, next_due}

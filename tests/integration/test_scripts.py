@@ -1,0 +1,289 @@
+"""The Redis scripts' contract (docs/queue-semantics.md), driven directly
+with redis-py against a real redis-server: enqueue, settle (claim, done,
+retry, park, dead, hold, renew, release), reap, fencing and fairness."""
+import os
+import time
+
+from harness import RedisServer, Suite
+
+SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "..", "src", "lib", "scripts")
+P = "{hookq:0}:"
+suite = Suite("scripts")
+
+
+def load(name):
+    with open(os.path.join(SCRIPTS, "_prelude.lua")) as f:
+        prelude = f.read()
+    with open(os.path.join(SCRIPTS, name + ".lua")) as f:
+        return prelude + f.read()
+
+
+class Q:
+    def __init__(self, r):
+        self.r = r
+        self.enq = r.register_script(load("enqueue"))
+        self.set = r.register_script(load("settle"))
+        self.rp = r.register_script(load("reap"))
+
+    def push(self, cust, code, body="b", whid="", depth=0, ttl=86400000):
+        st, jid, seq = self.enq(keys=[P], args=[cust, code, body, whid, depth, ttl])
+        return st, jid.decode(), seq
+
+    def settle(self, ops=(), claim=0, lease=30000):
+        args = [lease, claim, len(ops)]
+        for op in ops:
+            typ, key, tok = op[0], op[1], op[2]
+            n = op[3] if len(op) > 3 else 0
+            reason = op[4] if len(op) > 4 else ""
+            err = op[5] if len(op) > 5 else ""
+            args += [typ, key, tok, n, reason, err]
+        res, claimed, now, due = self.set(keys=[P], args=args)
+        out = []
+        for i in range(0, len(claimed), 5):
+            key, cust, tok, att, rec = claimed[i:i + 5]
+            f = rec.split(b"\n", 4)
+            out.append(dict(key=key.decode(), customer=cust.decode(), token=tok.decode(),
+                            attempt=att, id=f[0].decode(), seq=int(f[1]),
+                            received=int(f[2]), whid=f[3].decode(), body=f[4]))
+        return list(res), out, now, due
+
+    def state(self, key):
+        v = self.r.hget(P + "m:" + key, "st")
+        return v.decode() if v else "idle"
+
+
+def fresh():
+    srv = RedisServer()
+    return srv, Q(srv.client())
+
+
+@suite.test
+def enqueue_gives_ids_and_per_key_seq_and_stores_the_body_as_is():
+    srv, q = fresh()
+    with srv:
+        a = q.push("c1", "post-create", '{"x":1}\nline2')
+        b = q.push("c1", "post-create", "2")
+        c = q.push("c2", "post-create", "3")
+        assert a[0] == 0 and b[0] == 0 and c[0] == 0
+        assert (a[2], b[2], c[2]) == (1, 2, 1)
+        assert len({a[1], b[1], c[1]}) == 3
+        _, got, _, _ = q.settle(claim=10)
+        byk = {g["key"]: g for g in got}
+        assert byk["c1:post-create"]["body"] == b'{"x":1}\nline2'
+        assert byk["c1:post-create"]["seq"] == 1 and byk["c1:post-create"]["attempt"] == 1
+
+
+@suite.test
+def seq_keeps_growing_after_the_key_went_idle():
+    srv, q = fresh()
+    with srv:
+        q.push("c", "e")
+        _, got, _, _ = q.settle(claim=1)
+        q.settle([("done", "c:e", got[0]["token"])])
+        assert q.state("c:e") == "idle"
+        assert q.push("c", "e")[2] == 2
+
+
+@suite.test
+def dedup_answers_the_first_id_and_stores_nothing():
+    srv, q = fresh()
+    with srv:
+        a = q.push("c", "e", whid="w1")
+        b = q.push("c", "e", whid="w1")
+        assert b[0] == 1 and b[1] == a[1]
+        assert q.r.llen(P + "q:c:e") == 1
+
+
+@suite.test
+def depth_cap_counts_the_job_in_flight():
+    srv, q = fresh()
+    with srv:
+        assert q.push("c", "e", depth=2)[0] == 0
+        q.settle(claim=1)
+        assert q.push("c", "e", depth=2)[0] == 0
+        assert q.push("c", "e", depth=2)[0] == 2
+        assert q.r.llen(P + "q:c:e") == 2
+
+
+@suite.test
+def a_leased_key_is_not_claimed_again_and_done_moves_to_the_next_job():
+    srv, q = fresh()
+    with srv:
+        for i in range(3):
+            q.push("c", "e", str(i))
+        _, got, _, _ = q.settle(claim=5)
+        assert len(got) == 1 and got[0]["body"] == b"0"
+        _, again, _, _ = q.settle(claim=5)
+        assert again == []
+        res, nxt, _, _ = q.settle([("done", "c:e", got[0]["token"])], claim=5)
+        assert res == [1] and nxt[0]["body"] == b"1" and nxt[0]["seq"] == 2
+
+
+@suite.test
+def a_stale_token_changes_nothing():
+    srv, q = fresh()
+    with srv:
+        q.push("c", "e", "0")
+        q.push("c", "e", "1")
+        _, got, _, _ = q.settle(claim=1)
+        tok = got[0]["token"]
+        res, _, _, _ = q.settle([("done", "c:e", str(int(tok) + 1))])
+        assert res == [0]
+        assert q.r.llen(P + "q:c:e") == 2 and q.state("c:e") == "active"
+        assert int(q.r.hget(P + "stats", "stale")) == 1
+
+
+@suite.test
+def reap_puts_the_key_in_front_and_fences_the_old_holder():
+    srv, q = fresh()
+    with srv:
+        q.push("c", "a", "a0")
+        q.push("c", "a", "a1")
+        q.push("c", "b", "b0")
+        _, got, _, _ = q.settle(claim=1, lease=50)
+        assert got[0]["key"] == "c:a"
+        time.sleep(0.1)
+        assert q.rp(keys=[P], args=[10]) == 1
+        assert q.state("c:a") == "ready"
+        assert q.r.lrange(P + "rk:c", 0, -1)[0] == b"c:a"
+        res, got2, _, _ = q.settle([("done", "c:a", got[0]["token"])], claim=1)
+        assert res == [0]
+        assert got2[0]["key"] == "c:a" and got2[0]["body"] == b"a0" and got2[0]["attempt"] == 2
+
+
+@suite.test
+def settle_reaps_expired_leases_itself():
+    srv, q = fresh()
+    with srv:
+        q.push("c", "a", "a0")
+        _, got, _, due = q.settle(claim=1, lease=50)
+        assert due > 0
+        time.sleep(0.1)
+        _, got2, _, _ = q.settle(claim=1)
+        assert got2[0]["body"] == b"a0" and got2[0]["token"] != got[0]["token"]
+
+
+@suite.test
+def retry_parks_with_attempt_counted_and_park_does_not_count():
+    srv, q = fresh()
+    with srv:
+        q.push("c", "e", "x")
+        _, got, _, _ = q.settle(claim=1)
+        res, none, now, due = q.settle([("retry", "c:e", got[0]["token"], 150, "", "boom")], claim=1)
+        assert res == [1] and none == [] and q.state("c:e") == "parked"
+        assert 140 <= due - now <= 160
+        time.sleep(0.2)
+        _, got2, _, _ = q.settle(claim=1)
+        assert got2[0]["attempt"] == 2
+        q.settle([("park", "c:e", got2[0]["token"], 100)])
+        time.sleep(0.15)
+        _, got3, _, _ = q.settle(claim=1)
+        assert got3[0]["attempt"] == 2
+        assert q.r.hget(P + "m:c:e", "err") == b"boom"
+
+
+@suite.test
+def dead_letters_the_head_keeps_the_error_and_goes_on():
+    srv, q = fresh()
+    with srv:
+        a = q.push("c", "e", "x")
+        q.push("c", "e", "y")
+        _, got, _, _ = q.settle(claim=1)
+        res, nxt, _, _ = q.settle([("dead", "c:e", got[0]["token"], 8, "", "http 500")], claim=1)
+        assert res == [1] and nxt[0]["body"] == b"y" and nxt[0]["attempt"] == 1
+        assert q.r.lrange(P + "dlq", 0, -1) == [a[1].encode()]
+        dl = q.r.hgetall(P + "dl:" + a[1])
+        assert dl[b"error"] == b"http 500" and dl[b"attempts"] == b"8" and dl[b"key"] == b"c:e"
+
+
+@suite.test
+def hold_of_a_customer_holds_its_ready_keys_and_new_ones():
+    srv, q = fresh()
+    with srv:
+        q.push("c", "a")
+        q.push("c", "b")
+        q.push("d", "a")
+        _, got, _, _ = q.settle(claim=1)
+        assert got[0]["key"] == "c:a"
+        res, nxt, _, _ = q.settle([("hold", "c:a", got[0]["token"], 1, "token-invalid")], claim=5)
+        assert res == [1]
+        assert [g["key"] for g in nxt] == ["d:a"]
+        assert q.state("c:a") == "held" and q.state("c:b") == "held"
+        q.push("c", "z")
+        assert q.state("c:z") == "held"
+        assert q.r.hget(P + "hc", "c") == b"token-invalid"
+        assert q.r.smembers(P + "hk:c") == {b"c:a", b"c:b", b"c:z"}
+
+
+@suite.test
+def release_hands_the_key_back_in_front_without_an_attempt():
+    srv, q = fresh()
+    with srv:
+        q.push("c", "a")
+        q.push("c", "b")
+        _, got, _, _ = q.settle(claim=1)
+        res, nxt, _, _ = q.settle([("release", "c:a", got[0]["token"])], claim=1)
+        assert res == [1] and nxt[0]["key"] == "c:a" and nxt[0]["attempt"] == 1
+
+
+@suite.test
+def renew_extends_the_lease():
+    srv, q = fresh()
+    with srv:
+        q.push("c", "a")
+        _, got, _, _ = q.settle(claim=1, lease=100)
+        for _ in range(4):
+            time.sleep(0.05)
+            assert q.settle([("renew", "c:a", got[0]["token"])], lease=100)[0] == [1]
+        assert q.state("c:a") == "active"
+
+
+@suite.test
+def claim_is_round_robin_over_customers_then_keys():
+    srv, q = fresh()
+    with srv:
+        # Customer A has three keys with many jobs, B one key, C one key.
+        for _ in range(5):
+            for k in ("a1", "a2", "a3"):
+                q.push("A", k)
+        q.push("B", "b1")
+        q.push("C", "c1")
+        _, got, _, _ = q.settle(claim=5)
+        # One key per customer per turn of the ring: A, B, C, then A again.
+        assert [g["customer"] for g in got] == ["A", "B", "C", "A", "A"]
+        assert [g["key"] for g in got][0] == "A:a1"
+        assert [g["key"] for g in got][3:] == ["A:a2", "A:a3"]
+
+
+@suite.test
+def a_big_key_gets_one_turn_like_the_others():
+    srv, q = fresh()
+    with srv:
+        for i in range(1000):
+            q.push("big", "e", str(i))
+        for i in range(10):
+            q.push("small%d" % i, "e")
+        served = []
+        for _ in range(11):
+            _, got, _, _ = q.settle(claim=1)
+            served.append(got[0]["customer"])
+            q.settle([("done", got[0]["key"], got[0]["token"])])
+        assert served.count("big") == 1, served
+
+
+@suite.test
+def unknown_op_is_an_error_and_changes_nothing():
+    srv, q = fresh()
+    with srv:
+        q.push("c", "a")
+        _, got, _, _ = q.settle(claim=1)
+        try:
+            q.settle([("frobnicate", "c:a", got[0]["token"])])
+        except Exception as e:
+            assert "unknown op" in str(e)
+        else:
+            raise AssertionError("expected an error")
+
+
+if __name__ == "__main__":
+    suite.run()
