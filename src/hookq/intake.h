@@ -1,0 +1,106 @@
+/*
+ * The intake server: `POST <intake.path>` of DESIGN §3.3.
+ *
+ * intake.threads event loops accept on one listening socket; each loop has
+ * one async Redis connection shared by all of its requests in flight, so
+ * their enqueue scripts pipeline. A request is answered 2xx only after Redis
+ * replied that the job is stored (G5). See docs/intake.md.
+ *
+ * Usage:
+ *     in = hq_intake_start(cfg, &store, &hooks, err, sizeof(err));
+ *     ...                        (serve until SIGTERM)
+ *     hq_intake_stop(in);        (stop accepting, finish requests, join)
+ *     hq_intake_free(in);
+ */
+#ifndef HQ_INTAKE_H
+#define HQ_INTAKE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hookq/hookq.h"
+#include "config_int.h"
+
+struct hq_intake;
+
+enum hq_intake_log_level {
+    HQ_INTAKE_LOG_DEBUG = 0, /* one line per request */
+    HQ_INTAKE_LOG_INFO = 1,  /* listening, Redis connected */
+    HQ_INTAKE_LOG_WARN = 2,  /* Redis lost, connection limit reached */
+    HQ_INTAKE_LOG_ERROR = 3,
+};
+
+/*
+ * Optional callbacks. `log` is called from the loop threads (concurrently
+ * from several of them), only for levels >= `log_level`; `msg` is a single
+ * line without a newline, valid during the call, and never contains the
+ * signing secret.
+ */
+struct hq_intake_hooks {
+    void (*log)(void *arg, int level, const char *msg);
+    void *arg;
+    int log_level; /* enum hq_intake_log_level */
+};
+
+/* Why requests were refused; the index of hq_intake_stats.rejected[]. */
+enum hq_intake_reason {
+    HQ_INTAKE_BAD_REQUEST = 0,   /* 400 malformed HTTP (Content-Length, ...) */
+    HQ_INTAKE_INVALID_JSON,      /* 400 */
+    HQ_INTAKE_MISSING_CODE,      /* 400 */
+    HQ_INTAKE_MISSING_DATA,      /* 400 */
+    HQ_INTAKE_MISSING_CUSTOMER,  /* 400 */
+    HQ_INTAKE_BAD_SIGNATURE,     /* 401 */
+    HQ_INTAKE_NOT_FOUND,         /* 404 */
+    HQ_INTAKE_METHOD,            /* 405 / 501 */
+    HQ_INTAKE_BODY_TOO_LARGE,    /* 413 */
+    HQ_INTAKE_UNKNOWN_CODE,      /* 422 */
+    HQ_INTAKE_KEY_FULL,          /* 429 */
+    HQ_INTAKE_HEADER_TOO_LARGE,  /* 431 */
+    HQ_INTAKE_REDIS_UNAVAILABLE, /* 503 */
+    HQ_INTAKE_TIMEOUT,           /* connection cut: headers or body too slow */
+    HQ_INTAKE_CONN_LIMIT,        /* connection refused: max_connections */
+    HQ_INTAKE_NREASONS
+};
+
+/* Counters since start, summed over the loops. */
+struct hq_intake_stats {
+    uint64_t accepted;   /* 202: stored */
+    uint64_t duplicate;  /* 200: webhook-id seen within dedup_ttl */
+    uint64_t rejected[HQ_INTAKE_NREASONS];
+    uint64_t connections; /* open now */
+};
+
+/*
+ * Bind intake.listen and start intake.threads loops serving requests.
+ * `cfg` is borrowed and must outlive the intake (events are looked up in it
+ * per request); `store` is copied; `hooks` may be NULL and is copied.
+ * A Redis that is down at start is not an error: requests get 503 until it
+ * answers. Returns the intake, or NULL with the reason in `err` (bad listen
+ * address, port in use, bad secret or customer pointer).
+ */
+struct hq_intake *hq_intake_start(const struct hq_config *cfg,
+                                  const struct hq_store_options *store,
+                                  const struct hq_intake_hooks *hooks,
+                                  char *err, size_t errsize);
+
+/* The TCP port listened on (useful with listen = 127.0.0.1:0). */
+int hq_intake_port(const struct hq_intake *in);
+
+/*
+ * Stop accepting connections, let requests in flight get their answers
+ * (waiting for Redis at most ~2 s), close idle keep-alive connections, and
+ * join the loop threads. Call once, from any thread but a loop thread; not
+ * async-signal-safe. NULL is accepted.
+ */
+void hq_intake_stop(struct hq_intake *in);
+
+/* Free the intake after hq_intake_stop(). NULL is accepted. */
+void hq_intake_free(struct hq_intake *in);
+
+/* Fill `out` with the counters; safe from any thread while serving. */
+void hq_intake_stats(const struct hq_intake *in, struct hq_intake_stats *out);
+
+/* The metric label of a reason: "invalid_json", "conn_limit", ... */
+const char *hq_intake_reason_name(int reason);
+
+#endif /* HQ_INTAKE_H */
