@@ -1,0 +1,670 @@
+/*
+ * Unit tests for config.c: the unit parsers (tables of inputs and results),
+ * the INI loader, environment overrides, and the shape of every error
+ * message ("@:LINE: [section] key: what is wrong").
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common_int.h"
+#include "config_int.h"
+
+/* ------------------------------------------------------------------------ */
+/* Unit parsers.                                                            */
+
+static const struct {
+    const char *in;
+    int rc;
+    int64_t ms;
+} durations[] = {
+    {"250ms", HQ_OK, 250},   {"30s", HQ_OK, 30000},  {"1m", HQ_OK, 60000},
+    {"2h", HQ_OK, 7200000},  {"1d", HQ_OK, 86400000}, {"0", HQ_OK, 0},
+    {"0s", HQ_OK, 0},        {"10", HQ_EINVAL, 0},   {"", HQ_EINVAL, 0},
+    {"s", HQ_EINVAL, 0},     {"-1s", HQ_EINVAL, 0},  {"1.5s", HQ_EINVAL, 0},
+    {"1 s", HQ_EINVAL, 0},   {"3x", HQ_EINVAL, 0},   {"1sec", HQ_EINVAL, 0},
+    {"1m30s", HQ_EINVAL, 0}, {"99999999999999999999s", HQ_EINVAL, 0},
+    {"9223372036854775807d", HQ_EINVAL, 0},
+};
+
+static void
+test_config_durations_parse_per_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < HQ_ARRAY_SIZE(durations); i++) {
+        int64_t ms = -7;
+        int rc = hq__parse_duration_ms(durations[i].in, &ms);
+        if (rc != durations[i].rc)
+            fail_msg("duration '%s': rc %d, want %d", durations[i].in, rc,
+                     durations[i].rc);
+        if (rc == HQ_OK && ms != durations[i].ms)
+            fail_msg("duration '%s': %lld, want %lld", durations[i].in,
+                     (long long)ms, (long long)durations[i].ms);
+    }
+}
+
+static const struct {
+    const char *in;
+    int rc;
+    size_t bytes;
+} sizes[] = {
+    {"512B", HQ_OK, 512},       {"16KiB", HQ_OK, 16384},
+    {"1MiB", HQ_OK, 1048576},   {"2GiB", HQ_OK, 2147483648u},
+    {"0", HQ_OK, 0},            {"1024", HQ_EINVAL, 0},
+    {"1MB", HQ_EINVAL, 0},      {"1kib", HQ_EINVAL, 0},
+    {"KiB", HQ_EINVAL, 0},      {"", HQ_EINVAL, 0},
+    {"-1B", HQ_EINVAL, 0},      {"1.5MiB", HQ_EINVAL, 0},
+    {"99999999999999999999GiB", HQ_EINVAL, 0},
+};
+
+static void
+test_config_sizes_parse_per_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < HQ_ARRAY_SIZE(sizes); i++) {
+        size_t b = 7;
+        int rc = hq__parse_size(sizes[i].in, &b);
+        if (rc != sizes[i].rc)
+            fail_msg("size '%s': rc %d, want %d", sizes[i].in, rc, sizes[i].rc);
+        if (rc == HQ_OK && b != sizes[i].bytes)
+            fail_msg("size '%s': %zu, want %zu", sizes[i].in, b, sizes[i].bytes);
+    }
+}
+
+static const struct {
+    const char *in;
+    int rc;
+    int64_t lo, hi;
+} ranges[] = {
+    {"1s..10m", HQ_OK, 1000, 600000}, {"250ms..250ms", HQ_OK, 250, 250},
+    {"0..1s", HQ_OK, 0, 1000},        {"10m..1s", HQ_EINVAL, 0, 0},
+    {"1s", HQ_EINVAL, 0, 0},          {"1s..", HQ_EINVAL, 0, 0},
+    {"..1s", HQ_EINVAL, 0, 0},        {"1s...2s", HQ_EINVAL, 0, 0},
+    {"1s-10m", HQ_EINVAL, 0, 0},      {"1x..2s", HQ_EINVAL, 0, 0},
+};
+
+static void
+test_config_ranges_parse_per_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < HQ_ARRAY_SIZE(ranges); i++) {
+        int64_t lo = -1, hi = -1;
+        int rc = hq__parse_range_ms(ranges[i].in, &lo, &hi);
+        if (rc != ranges[i].rc)
+            fail_msg("range '%s': rc %d, want %d", ranges[i].in, rc,
+                     ranges[i].rc);
+        if (rc == HQ_OK && (lo != ranges[i].lo || hi != ranges[i].hi))
+            fail_msg("range '%s': %lld..%lld", ranges[i].in, (long long)lo,
+                     (long long)hi);
+    }
+}
+
+static const struct {
+    const char *in;
+    int rc;
+    int calls;
+    int64_t window;
+} rates[] = {
+    {"2/1s", HQ_OK, 2, 1000},     {"100/1m", HQ_OK, 100, 60000},
+    {"5/s", HQ_OK, 5, 1000},      {"1/250ms", HQ_OK, 1, 250},
+    {"0/1s", HQ_EINVAL, 0, 0},    {"2/0s", HQ_EINVAL, 0, 0},
+    {"2", HQ_EINVAL, 0, 0},       {"2/", HQ_EINVAL, 0, 0},
+    {"/1s", HQ_EINVAL, 0, 0},     {"2/1", HQ_EINVAL, 0, 0},
+    {"x/1s", HQ_EINVAL, 0, 0},    {"2/1sec", HQ_EINVAL, 0, 0},
+};
+
+static void
+test_config_rates_parse_per_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < HQ_ARRAY_SIZE(rates); i++) {
+        int calls = -1;
+        int64_t w = -1;
+        int rc = hq__parse_rate(rates[i].in, &calls, &w);
+        if (rc != rates[i].rc)
+            fail_msg("rate '%s': rc %d, want %d", rates[i].in, rc, rates[i].rc);
+        if (rc == HQ_OK && (calls != rates[i].calls || w != rates[i].window))
+            fail_msg("rate '%s': %d/%lld", rates[i].in, calls, (long long)w);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Loading files.                                                           */
+
+static char tmpdir[64];
+
+static int
+setup_dir(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/hq-config-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int
+teardown_dir(void **state)
+{
+    char cmd[128];
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Write `text` to TMP/NAME; return the path (static buffer). */
+static const char *
+write_file(const char *name, const char *text)
+{
+    static char path[256];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static char *noenv[] = {NULL};
+
+static void
+test_config_defaults_match_design(void **state)
+{
+    struct hq_config *cfg;
+
+    (void)state;
+    assert_int_equal(hq__config_defaults(&cfg), HQ_OK);
+    assert_null(cfg->path);
+    assert_null(cfg->redis.url);
+    assert_string_equal(cfg->redis.ns, "hookq");
+    assert_int_equal(cfg->redis.shards, 1);
+    assert_string_equal(cfg->redis.data_dir, "./hookq-data");
+    assert_string_equal(cfg->intake.listen, "127.0.0.1:8080");
+    assert_string_equal(cfg->intake.path, "/webhook");
+    assert_string_equal(cfg->intake.customer, "/data/customer_id");
+    assert_int_equal(cfg->intake.max_body, 1048576);
+    assert_int_equal(cfg->intake.max_header, 16384);
+    assert_int_equal(cfg->intake.header_timeout_ms, 10000);
+    assert_int_equal(cfg->intake.idle_timeout_ms, 60000);
+    assert_int_equal(cfg->intake.max_key_depth, 100000);
+    assert_null(cfg->intake.secret);
+    assert_int_equal(cfg->intake.dedup_ttl_ms, 86400000);
+    assert_string_equal(cfg->admin.listen, "127.0.0.1:8081");
+    assert_null(cfg->admin.token);
+    assert_int_equal(cfg->worker.concurrency, 64);
+    assert_int_equal(cfg->worker.threads, 2);
+    assert_int_equal(cfg->worker.lease_ms, 30000);
+    assert_int_equal(cfg->worker.max_attempts, 8);
+    assert_int_equal(cfg->worker.backoff_min_ms, 1000);
+    assert_int_equal(cfg->worker.backoff_max_ms, 600000);
+    assert_int_equal(cfg->worker.on_failure, HQ_ON_FAILURE_DEADLETTER);
+    assert_int_equal(cfg->worker.shutdown_timeout_ms, 30000);
+    assert_string_equal(cfg->api.base_url, "http://127.0.0.1:9000");
+    assert_int_equal(cfg->api.rate_calls, 2);
+    assert_int_equal(cfg->api.rate_window_ms, 1000);
+    assert_int_equal(cfg->api.margin_ms, 25);
+    assert_int_equal(cfg->api.endpoint, HQ_ENDPOINT_ROUTE);
+    assert_int_equal(cfg->api.timeout_ms, 10000);
+    assert_int_equal(cfg->nevents, 0);
+    assert_int_equal(cfg->log_format, HQ_LOG_TEXT);
+    hq__config_free(cfg);
+    hq__config_free(NULL);
+}
+
+static const char full_ini[] =
+    "; the example of DESIGN 3.2\n"
+    "log_format = json\n"
+    "[redis]\n"
+    "url = redis://127.0.0.1:6379/0   ; or unix:///path\n"
+    "namespace = hq-test\n"
+    "shards = 4\n"
+    "data_dir = /var/lib/hookq\n"
+    "\n"
+    "[intake]\n"
+    "listen = 0.0.0.0:9090\n"
+    "path = /hooks\n"
+    "customer = header:X-Customer\n"
+    "max_body = 2MiB\n"
+    "max_header = 8KiB\n"
+    "header_timeout = 5s\n"
+    "idle_timeout = 2m\n"
+    "max_key_depth = 500\n"
+    "secret = whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
+    "dedup_ttl = 1h\n"
+    "threads = 3\n"
+    "max_connections = 99\n"
+    "[admin]\n"
+    "listen = off\n"
+    "token = s3cret\n"
+    "[worker]\n"
+    "  concurrency = 16   \n"
+    "threads = 1\n"
+    "lease = 10s\n"
+    "max_attempts = 3\n"
+    "backoff = 250ms..1m\n"
+    "on_failure = hold\n"
+    "shutdown_timeout = 0\n"
+    "[api]\n"
+    "base_url = https://api.example.com\n"
+    "rate = 100/1m\n"
+    "margin = 0ms\n"
+    "endpoint = url\n"
+    "timeout = 3s\n"
+    "[event post-create]\n"
+    "fetch = GET /posts/{data.post_id}\n"
+    "fetch = GET /users/{customer}/codes/{code}\n"
+    "deliver = http://127.0.0.1:8000/hooks/post-create\n"
+    "on_failure = deadletter\n"
+    "[event  user.deleted ]\n"
+    "deliver = log\n";
+
+static void
+test_config_every_key_is_read(void **state)
+{
+    struct hq_config *cfg;
+    char err[4096];
+    const char *path = write_file("full.ini", full_ini);
+    const struct hq_event_cfg *ev;
+
+    (void)state;
+    if (hq__config_load(path, noenv, &cfg, err, sizeof(err)) != HQ_OK)
+        fail_msg("load failed:\n%s", err);
+    assert_string_equal(cfg->path, path);
+    assert_int_equal(cfg->log_format, HQ_LOG_JSON);
+    assert_string_equal(cfg->redis.url, "redis://127.0.0.1:6379/0");
+    assert_string_equal(cfg->redis.ns, "hq-test");
+    assert_int_equal(cfg->redis.shards, 4);
+    assert_string_equal(cfg->redis.data_dir, "/var/lib/hookq");
+    assert_string_equal(cfg->intake.listen, "0.0.0.0:9090");
+    assert_string_equal(cfg->intake.path, "/hooks");
+    assert_string_equal(cfg->intake.customer, "header:X-Customer");
+    assert_int_equal(cfg->intake.max_body, 2 * 1048576);
+    assert_int_equal(cfg->intake.max_header, 8192);
+    assert_int_equal(cfg->intake.header_timeout_ms, 5000);
+    assert_int_equal(cfg->intake.idle_timeout_ms, 120000);
+    assert_int_equal(cfg->intake.max_key_depth, 500);
+    assert_string_equal(cfg->intake.secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    assert_int_equal(cfg->intake.dedup_ttl_ms, 3600000);
+    assert_int_equal(cfg->intake.threads, 3);
+    assert_int_equal(cfg->intake.max_connections, 99);
+    assert_null(cfg->admin.listen);
+    assert_string_equal(cfg->admin.token, "s3cret");
+    assert_int_equal(cfg->worker.concurrency, 16);
+    assert_int_equal(cfg->worker.threads, 1);
+    assert_int_equal(cfg->worker.lease_ms, 10000);
+    assert_int_equal(cfg->worker.max_attempts, 3);
+    assert_int_equal(cfg->worker.backoff_min_ms, 250);
+    assert_int_equal(cfg->worker.backoff_max_ms, 60000);
+    assert_int_equal(cfg->worker.on_failure, HQ_ON_FAILURE_HOLD);
+    assert_int_equal(cfg->worker.shutdown_timeout_ms, 0);
+    assert_string_equal(cfg->api.base_url, "https://api.example.com");
+    assert_int_equal(cfg->api.rate_calls, 100);
+    assert_int_equal(cfg->api.rate_window_ms, 60000);
+    assert_int_equal(cfg->api.margin_ms, 0);
+    assert_int_equal(cfg->api.endpoint, HQ_ENDPOINT_URL);
+    assert_int_equal(cfg->api.timeout_ms, 3000);
+
+    assert_int_equal(cfg->nevents, 2);
+    ev = hq__config_event(cfg, "post-create", 11);
+    assert_non_null(ev);
+    assert_int_equal(ev->line, 39);
+    assert_int_equal(ev->nfetch, 2);
+    assert_string_equal(ev->fetch[0], "GET /posts/{data.post_id}");
+    assert_string_equal(ev->fetch[1], "GET /users/{customer}/codes/{code}");
+    assert_string_equal(ev->deliver, "http://127.0.0.1:8000/hooks/post-create");
+    assert_int_equal(ev->on_failure, HQ_ON_FAILURE_DEADLETTER);
+    ev = hq__config_event(cfg, "user.deleted", 12);
+    assert_non_null(ev);
+    assert_int_equal(ev->nfetch, 0);
+    assert_string_equal(ev->deliver, "log");
+    /* Unset: the worker's policy. */
+    assert_int_equal(ev->on_failure, HQ_ON_FAILURE_HOLD);
+    assert_null(hq__config_event(cfg, "post", 4));
+    assert_null(hq__config_event(cfg, "post-created", 12));
+    hq__config_free(cfg);
+}
+
+/*
+ * Each row: a file, and the exact error text load must give (all errors,
+ * in order). "@" stands for the path of the file.
+ */
+static const struct {
+    const char *ini;
+    const char *want;
+} bad_files[] = {
+    {"[worker]\nlease = 3x\n",
+     "@:2: [worker] lease: invalid duration '3x': unknown unit 'x' "
+     "(use ms, s, m, h or d)\n"},
+    {"[worker]\nlease = 30\n",
+     "@:2: [worker] lease: duration '30' has no unit: write 30ms, 30s, 30m, "
+     "30h or 30d\n"},
+    {"[worker]\nlease = 10ms\n",
+     "@:2: [worker] lease: duration '10ms' is below the minimum of 1000ms\n"},
+    {"[worker]\nconcurency = 4\n",
+     "@:2: [worker] concurency: unknown key (did you mean 'concurrency'?)\n"},
+    {"[worker]\nzzz = 4\n", "@:2: [worker] zzz: unknown key\n"},
+    {"[wrker]\nlease = 1s\nfoo = 2\n",
+     "@:1: [wrker]: unknown section (expected redis, intake, admin, worker, "
+     "api or event CODE)\n"},
+    {"verbose = 1\n", "@:1: verbose: unknown key\n"},
+    {"log_format = xml\n",
+     "@:1: log_format: invalid value 'xml': expected text or json\n"},
+    {"[worker]\nthreads = 0\n",
+     "@:2: [worker] threads: 0 is out of range (1 to 256)\n"},
+    {"[worker]\nthreads = two\n",
+     "@:2: [worker] threads: invalid number 'two': expected a whole number "
+     "from 1 to 256\n"},
+    {"[worker]\nbackoff = 10m..1s\n",
+     "@:2: [worker] backoff: invalid range '10m..1s': the minimum 10m is "
+     "above the maximum 1s\n"},
+    {"[worker]\non_failure = retry\n",
+     "@:2: [worker] on_failure: invalid value 'retry': expected deadletter "
+     "or hold\n"},
+    {"[worker]\nlease = 1s\nlease = 2s\n",
+     "@:3: [worker] lease: set twice (first on line 2)\n"},
+    {"[intake]\nmax_body = 1MB\n",
+     "@:2: [intake] max_body: invalid size '1MB': unknown unit 'MB' (use B, "
+     "KiB, MiB or GiB)\n"},
+    {"[intake]\nlisten = localhost\n",
+     "@:2: [intake] listen: invalid address 'localhost': expected "
+     "HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080\n"},
+    {"[intake]\nlisten = off\n",
+     "@:2: [intake] listen: invalid address 'off': expected HOST:PORT, "
+     "e.g. 127.0.0.1:8080 or [::1]:8080\n"},
+    {"[intake]\nlisten = 1.2.3.4:70000\n",
+     "@:2: [intake] listen: invalid address '1.2.3.4:70000': expected "
+     "HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080\n"},
+    {"[intake]\npath = webhook\n",
+     "@:2: [intake] path: invalid path 'webhook': must start with '/'\n"},
+    {"[intake]\ncustomer = data.customer\n",
+     "@:2: [intake] customer: invalid customer 'data.customer': expected a "
+     "JSON pointer such as /data/customer_id, or header:NAME\n"},
+    {"[intake]\nsecret = whsec_not base64!\n",
+     "@:2: [intake] secret: invalid secret: expected whsec_ followed by "
+     "base64\n"},
+    {"[redis]\nurl = http://127.0.0.1:6379\n",
+     "@:2: [redis] url: invalid url 'http://127.0.0.1:6379': expected "
+     "redis://[:password@]host[:port][/db] or unix:///path\n"},
+    {"[redis]\nnamespace = a{b}\n",
+     "@:2: [redis] namespace: invalid namespace 'a{b}': use letters, "
+     "digits, '_', '-' and '.'\n"},
+    {"[api]\nrate = 2 per second\n",
+     "@:2: [api] rate: invalid rate '2 per second': expected CALLS/WINDOW "
+     "with CALLS from 1 to 1000000, e.g. 2/1s or 100/1m\n"},
+    {"[api]\nendpoint = path\n",
+     "@:2: [api] endpoint: invalid value 'path': expected route or url\n"},
+    {"[api]\nbase_url = ftp://x\n",
+     "@:2: [api] base_url: invalid url 'ftp://x': expected "
+     "http://host[:port][/path]\n"},
+    {"[event a:b]\ndeliver = log\n",
+     "@:1: [event a:b]: event code 'a:b' must not contain ':' (keys are "
+     "CUSTOMER:CODE)\n"},
+    {"[event]\ndeliver = log\n",
+     "@:1: [event]: missing event code: write [event CODE]\n"},
+    {"[event x]\nfetch = GET /x\n",
+     "@:1: [event x] deliver: missing: each event needs deliver = "
+     "http://..., exec:/path, log or log:FILE\n"},
+    {"[event x]\ndeliver = exec:relative/prog\n",
+     "@:2: [event x] deliver: invalid deliver 'exec:relative/prog': exec "
+     "needs an absolute path, exec:/path/to/program\n"},
+    {"[event x]\ndeliver = mailto:a@b\n",
+     "@:2: [event x] deliver: invalid deliver 'mailto:a@b': expected "
+     "http://..., exec:/path, log or log:FILE\n"},
+    {"[event x]\ndeliver = log:\n",
+     "@:2: [event x] deliver: invalid deliver 'log:': log: needs a file "
+     "name\n"},
+    {"[event x]\ndeliver = log\nfetch = /posts/1\n",
+     "@:3: [event x] fetch: invalid fetch '/posts/1': expected METHOD "
+     "/path, e.g. GET /posts/{data.post_id}\n"},
+    {"[event x]\ndeliver = log\nfetch = get /posts/1\n",
+     "@:3: [event x] fetch: invalid fetch 'get /posts/1': expected METHOD "
+     "/path, e.g. GET /posts/{data.post_id}\n"},
+    {"[event x]\ndeliver = log\nfetch = GET /posts/{data.id\n",
+     "@:3: [event x] fetch: unbalanced braces in 'GET /posts/{data.id'\n"},
+    {"[event x]\ndeliver = log\nfetch = GET /posts/{token}\n",
+     "@:3: [event x] fetch: invalid placeholder '{token}' in 'GET "
+     "/posts/{token}': use {data.FIELD}, {customer} or {code}\n"},
+    {"[event x]\ndeliver = log\nretries = 3\n",
+     "@:3: [event x] retries: unknown key\n"},
+    {"[event x]\ndeliver = log\ndelivr = log\n",
+     "@:3: [event x] delivr: unknown key (did you mean 'deliver'?)\n"},
+    {"[event x]\ndeliver = log\ndeliver = log\n",
+     "@:3: [event x] deliver: set twice (first on line 2)\n"},
+    {"[event x]\ndeliver = log\non_failure = later\n",
+     "@:3: [event x] on_failure: invalid value 'later': expected "
+     "deadletter or hold\n"},
+    {"[admin]\nlisten = 127.0.0.1:8080\n",
+     "@:2: [admin] listen: must differ from [intake] listen (the admin "
+     "listener never shares the intake port)\n"},
+    {"[worker\nlease = 1s\n",
+     "@:1: syntax error: section header without ']'\n"},
+    {"[worker] extra\n", "@:1: syntax error: unexpected text after ']'\n"},
+    {"[worker]\njust words\n",
+     "@:2: syntax error: expected 'key = value' or '[section]'\n"},
+    {"[worker]\n= 3\n", "@:2: syntax error: missing key before '='\n"},
+    /* Several errors: all of them, in file order. */
+    {"[worker]\nlease = 3x\nthreads = 0\n[bogus]\nk = v\n[api]\nrate = 0/1s\n",
+     "@:2: [worker] lease: invalid duration '3x': unknown unit 'x' (use ms, "
+     "s, m, h or d)\n"
+     "@:3: [worker] threads: 0 is out of range (1 to 256)\n"
+     "@:4: [bogus]: unknown section (expected redis, intake, admin, worker, "
+     "api or event CODE)\n"
+     "@:7: [api] rate: invalid rate '0/1s': expected CALLS/WINDOW with "
+     "CALLS from 1 to 1000000, e.g. 2/1s or 100/1m\n"},
+};
+
+/* Replace each "@" of `pattern` with `path`. */
+static void
+expand(const char *pattern, const char *path, char *out, size_t size)
+{
+    size_t n = 0;
+
+    for (const char *p = pattern; *p && n + 1 < size;) {
+        if (*p == '@' && (p == pattern || p[-1] == '\n')) {
+            n += (size_t)snprintf(out + n, size - n, "%s", path);
+            p++;
+        } else {
+            out[n++] = *p++;
+        }
+    }
+    out[n < size ? n : size - 1] = '\0';
+}
+
+static void
+test_config_each_bad_file_gives_its_message(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < HQ_ARRAY_SIZE(bad_files); i++) {
+        struct hq_config *cfg = (void *)1;
+        char err[4096], want[4096];
+        const char *path = write_file("bad.ini", bad_files[i].ini);
+        int rc = hq__config_load(path, noenv, &cfg, err, sizeof(err));
+
+        expand(bad_files[i].want, path, want, sizeof(want));
+        if (rc != HQ_ECONFIG)
+            fail_msg("row %zu: rc %d, want HQ_ECONFIG", i, rc);
+        assert_null(cfg);
+        if (strcmp(err, want) != 0)
+            fail_msg("row %zu:\n got: %s\nwant: %s", i, err, want);
+    }
+}
+
+static void
+test_config_missing_file_is_an_io_error(void **state)
+{
+    struct hq_config *cfg;
+    char err[512], want[512], path[128];
+
+    (void)state;
+    snprintf(want, sizeof(want), "%s/nope.ini: cannot open: No such file or "
+             "directory\n", tmpdir);
+    snprintf(path, sizeof(path), "%s/nope.ini", tmpdir);
+    assert_int_equal(hq__config_load(path, noenv, &cfg, err, sizeof(err)),
+                     HQ_EIO);
+    assert_string_equal(err, want);
+}
+
+static void
+test_config_env_overrides_file_and_defaults(void **state)
+{
+    struct hq_config *cfg;
+    char err[1024];
+    const char *path = write_file("env.ini", "[worker]\nlease = 10s\n");
+    char *env[] = {
+        "PATH=/bin",
+        "HOOKQ_WORKER_LEASE=45s",
+        "HOOKQ_REDIS_URL=unix:///tmp/r.sock",
+        "HOOKQ_LOG_FORMAT=json",
+        "HOOKQ_ADMIN_LISTEN=off",
+        "HOOKQ_API_RATE=10/1m",
+        "HOOKQ_UNRELATED=1", /* not under a section: ignored */
+        NULL,
+    };
+
+    (void)state;
+    if (hq__config_load(path, env, &cfg, err, sizeof(err)) != HQ_OK)
+        fail_msg("%s", err);
+    assert_int_equal(cfg->worker.lease_ms, 45000);
+    assert_string_equal(cfg->redis.url, "unix:///tmp/r.sock");
+    assert_int_equal(cfg->log_format, HQ_LOG_JSON);
+    assert_null(cfg->admin.listen);
+    assert_int_equal(cfg->api.rate_calls, 10);
+    assert_int_equal(cfg->api.rate_window_ms, 60000);
+    hq__config_free(cfg);
+}
+
+static void
+test_config_env_errors_name_the_variable(void **state)
+{
+    struct hq_config *cfg;
+    char err[2048];
+    char *env[] = {
+        "HOOKQ_WORKER_LEASE=soon",
+        "HOOKQ_WORKER_CONCURENCY=3",
+        "HOOKQ_EVENT_X_DELIVER=log",
+        "HOOKQ_REDIS_URL=",
+        NULL,
+    };
+
+    (void)state;
+    assert_int_equal(hq__config_load(NULL, env, &cfg, err, sizeof(err)),
+                     HQ_ECONFIG);
+    assert_string_equal(err,
+        "$HOOKQ_WORKER_LEASE: [worker] lease: invalid duration 'soon': expected "
+        "a whole number and a unit (ms, s, m, h or d), e.g. 250ms or 30s\n"
+        "$HOOKQ_WORKER_CONCURENCY: [worker] concurency: unknown key\n"
+        "$HOOKQ_EVENT_X_DELIVER: [event] sections cannot be set from the "
+        "environment; write them in the file\n");
+}
+
+static void
+test_config_empty_env_unsets_optional_string(void **state)
+{
+    struct hq_config *cfg;
+    char err[512];
+    const char *path = write_file("u.ini", "[redis]\nurl = redis://h:1\n");
+    char *env[] = {"HOOKQ_REDIS_URL=", NULL};
+
+    (void)state;
+    assert_int_equal(hq__config_load(path, env, &cfg, err, sizeof(err)), HQ_OK);
+    assert_null(cfg->redis.url);
+    hq__config_free(cfg);
+}
+
+static void
+test_config_no_path_reads_hookq_ini_in_cwd(void **state)
+{
+    struct hq_config *cfg;
+    char err[512], old[512];
+
+    (void)state;
+    assert_non_null(getcwd(old, sizeof(old)));
+    assert_int_equal(chdir(tmpdir), 0);
+    unlink("hookq.ini");
+    assert_int_equal(hq__config_load(NULL, noenv, &cfg, err, sizeof(err)), HQ_OK);
+    assert_null(cfg->path);
+    assert_int_equal(cfg->worker.threads, 2);
+    hq__config_free(cfg);
+    write_file("hookq.ini", "[worker]\nthreads = 5\n");
+    assert_int_equal(hq__config_load(NULL, noenv, &cfg, err, sizeof(err)), HQ_OK);
+    assert_string_equal(cfg->path, "hookq.ini");
+    assert_int_equal(cfg->worker.threads, 5);
+    hq__config_free(cfg);
+    unlink("hookq.ini");
+    assert_int_equal(chdir(old), 0);
+}
+
+static void
+test_config_long_lines_and_comments_are_handled(void **state)
+{
+    struct hq_config *cfg;
+    char err[1024];
+    char ini[9000];
+    char url[1200];
+
+    (void)state;
+    memset(url, 'a', 1000);
+    url[1000] = '\0';
+    snprintf(ini, sizeof(ini),
+             "\xEF\xBB\xBF# hash comment\n"
+             "[event long]\n"
+             "deliver = http://host/%s ; inline comment\n"
+             "\t fetch = GET /x   \n",
+             url);
+    assert_int_equal(hq__config_load(write_file("long.ini", ini), noenv, &cfg,
+                                     err, sizeof(err)), HQ_OK);
+    assert_int_equal(strlen(cfg->events[0].deliver), strlen("http://host/") + 1000);
+    assert_int_equal(cfg->events[0].nfetch, 1);
+    assert_string_equal(cfg->events[0].fetch[0], "GET /x");
+    hq__config_free(cfg);
+}
+
+static void
+test_config_many_errors_are_capped_and_counted(void **state)
+{
+    struct hq_config *cfg;
+    static char ini[64 * 300];
+    static char err[65536];
+    size_t n = 0;
+
+    (void)state;
+    n += (size_t)snprintf(ini + n, sizeof(ini) - n, "[worker]\n");
+    for (int i = 0; i < 250; i++)
+        n += (size_t)snprintf(ini + n, sizeof(ini) - n, "bad%d = 1\n", i);
+    assert_int_equal(hq__config_load(write_file("many.ini", ini), noenv, &cfg,
+                                     err, sizeof(err)), HQ_ECONFIG);
+    assert_non_null(strstr(err, "... and 50 more errors\n"));
+    /* A small buffer holds whole lines only. */
+    assert_int_equal(hq__config_load(write_file("many.ini", ini), noenv, &cfg,
+                                     err, 100), HQ_ECONFIG);
+    assert_true(strlen(err) < 100);
+    assert_int_equal(err[strlen(err) - 1], '\n');
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_durations_parse_per_table),
+        cmocka_unit_test(test_config_sizes_parse_per_table),
+        cmocka_unit_test(test_config_ranges_parse_per_table),
+        cmocka_unit_test(test_config_rates_parse_per_table),
+        cmocka_unit_test(test_config_defaults_match_design),
+        cmocka_unit_test(test_config_every_key_is_read),
+        cmocka_unit_test(test_config_each_bad_file_gives_its_message),
+        cmocka_unit_test(test_config_missing_file_is_an_io_error),
+        cmocka_unit_test(test_config_env_overrides_file_and_defaults),
+        cmocka_unit_test(test_config_env_errors_name_the_variable),
+        cmocka_unit_test(test_config_empty_env_unsets_optional_string),
+        cmocka_unit_test(test_config_no_path_reads_hookq_ini_in_cwd),
+        cmocka_unit_test(test_config_long_lines_and_comments_are_handled),
+        cmocka_unit_test(test_config_many_errors_are_capped_and_counted),
+    };
+    return cmocka_run_group_tests_name("config", tests, setup_dir, teardown_dir);
+}
