@@ -29,6 +29,7 @@ local id = SHARD .. '-' .. redis.call('INCR', P .. 'ids')
 local seq = redis.call('HINCRBY', P .. 'seq', key, 1)
 redis.call('RPUSH', q, id .. '\n' .. seq .. '\n' .. now .. '\n' .. whid .. '\n' .. body)
 stat('accepted')
+redis.call('INCR', P .. 'jobs')
 if dd then
   redis.call('SET', dd, id, 'PX', dedup_ttl)
 end

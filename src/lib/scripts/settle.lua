@@ -17,6 +17,17 @@ local lease_ms, claim_n, nops = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(A
 local now = now_ms()
 local woke = false
 
+-- An operator's hold asked for while the job ran (m.ha) wins over a park:
+-- the key is held now rather than when it is next due.
+local function park_or_hold(key, customer, due)
+  local ha = redis.call('HGET', P .. 'm:' .. key, 'ha')
+  if ha then
+    hold_key(key, customer, ha, 0)
+  else
+    park_key(key, due)
+  end
+end
+
 local function hold_customer(customer, reason)
   redis.call('HSET', P .. 'hc', customer, reason)
   local rk = P .. 'rk:' .. customer
@@ -53,6 +64,7 @@ for n = 1, nops do
     if typ == 'done' or typ == 'dead' then
       local q = P .. 'q:' .. key
       local rec = redis.call('LPOP', q)
+      redis.call('DECR', P .. 'jobs')
       if typ == 'dead' then
         local id = string.match(rec, '^([^\n]*)')
         redis.call('HSET', P .. 'dl:' .. id, 'key', key, 'customer', customer,
@@ -71,10 +83,10 @@ for n = 1, nops do
     elseif typ == 'retry' then
       redis.call('HINCRBY', m, 'a', 1)
       redis.call('HSET', m, 'err', err)
-      park_key(key, now + num)
+      park_or_hold(key, customer, now + num)
       stat('retried')
     elseif typ == 'park' then
-      park_key(key, now + num)
+      park_or_hold(key, customer, now + num)
       stat('parked')
     elseif typ == 'hold' then
       if err ~= '' then
