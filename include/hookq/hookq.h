@@ -125,6 +125,212 @@ HQ_API int hq_client_push_many(hq_client *c, const struct hq_push *p, size_t n,
                                struct hq_push_result *res);
 
 /* ------------------------------------------------------------------------ */
+/* Administration: hold and release, dead letters, tokens, stats, keys,    */
+/* peek. Each call that changes the queue is one atomic script: see        */
+/* docs/queue-semantics.md, and docs/operations.md for the commands. Keys  */
+/* are "customer:code" strings and customers plain strings, NUL-terminated.*/
+/* Every call returns HQ_OK or a negative HQ_E* code with the detail in    */
+/* hq_client_errmsg(): HQ_EINVAL for a malformed argument, HQ_ENOTFOUND    */
+/* for an unknown key or dead letter, HQ_ESTORE when Redis is down.        */
+
+enum hq_key_state {
+    HQ_KEY_IDLE = 0,   /* no jobs; as a filter: any state */
+    HQ_KEY_READY = 1,  /* waiting for a worker */
+    HQ_KEY_ACTIVE = 2, /* leased by a worker, running its head job */
+    HQ_KEY_PARKED = 3, /* waiting until a due time (backoff, rate limit) */
+    HQ_KEY_HELD = 4,   /* claimed by no worker until released */
+};
+
+/* "idle", "ready", "active", "parked", "held"; "?" for anything else. */
+HQ_API const char *hq_key_state_name(int state);
+/* The state named `name`, or -1. */
+HQ_API int hq_key_state_parse(const char *name);
+
+/* A key as the administration sees it. */
+struct hq_key_info {
+    char *key;
+    int state;          /* enum hq_key_state */
+    int64_t depth;      /* jobs queued, the running one included */
+    int64_t attempts;   /* failed attempts of the head job */
+    int64_t when_ms;    /* active: lease expiry; parked: due time; else -1 */
+    char *reason;       /* held: why; active: a pending hold's reason; else "" */
+    char *error;        /* last error of the head job, "" when none */
+};
+
+enum hq_hold_status {
+    HQ_HOLD_DONE = 0,    /* the key is held now */
+    HQ_HOLD_ALREADY = 1, /* it was held already; nothing changed */
+    HQ_HOLD_PENDING = 2, /* it is active: held as soon as its job settles */
+};
+
+/*
+ * Hold `key` with `reason` (NULL: "operator"): no worker claims it until
+ * hq_client_release(). A ready or parked key is held at once; an active key
+ * when its running job settles. A key held with its customer becomes held on
+ * its own, so releasing the customer leaves it held. Stores an enum
+ * hq_hold_status in `*status` (if non-NULL). HQ_ENOTFOUND: nothing queued.
+ */
+HQ_API int hq_client_hold(hq_client *c, const char *key, const char *reason,
+                          int *status);
+
+enum hq_release_status {
+    HQ_RELEASE_DONE = 0,      /* the held key is ready again, at the front */
+    HQ_RELEASE_CANCELLED = 1, /* active: its pending hold is cancelled */
+};
+
+/*
+ * Release a held key: it becomes ready at the front of its customer's keys,
+ * its head job unchanged, and idle workers are woken. HQ_ENOTFOUND: nothing
+ * queued; HQ_EINVAL: the key is not held.
+ */
+HQ_API int hq_client_release(hq_client *c, const char *key, int *status);
+
+/*
+ * Release a held customer: every key held with it becomes ready, in the
+ * order of their head jobs; keys held on their own stay held. Stores the
+ * number of keys released in `*released` (if non-NULL). HQ_ENOTFOUND: the
+ * customer is not held.
+ */
+HQ_API int hq_client_release_customer(hq_client *c, const char *customer,
+                                      size_t *released);
+
+/*
+ * Store the customer's API token. If its keys were held for reason
+ * "no-token" or "token-invalid", they resume in order; `*released` (if
+ * non-NULL) gets how many.
+ */
+HQ_API int hq_client_token_set(hq_client *c, const char *customer,
+                               const char *token, size_t *released);
+/* Forget the customer's token. HQ_ENOTFOUND: it had none. */
+HQ_API int hq_client_token_del(hq_client *c, const char *customer);
+
+/* A dead letter: a job that ran out of attempts, kept with its last error. */
+struct hq_dead_letter {
+    char *id;               /* the job id, also the dead letter's */
+    char *key;
+    char *customer;
+    int64_t seq;
+    int64_t received_at_ms;
+    int64_t attempts;
+    int64_t at_ms;          /* when it was dead-lettered (Redis TIME) */
+    char *error;            /* the last error */
+    char *webhook_id;       /* hq_client_dlq_show() only; "" when none */
+    char *body;             /* hq_client_dlq_show() only; NUL-terminated too */
+    size_t body_len;
+    unsigned shard;
+};
+HQ_API void hq_dead_letter_release(struct hq_dead_letter *d);
+
+struct hq_dead_letters {
+    struct hq_dead_letter *items; /* oldest first */
+    size_t n;
+    size_t total;                 /* in every shard; > n when limited */
+};
+HQ_API void hq_dead_letters_release(struct hq_dead_letters *l);
+
+/* The dead letters of every shard, oldest first, at most `limit` (0: all). */
+HQ_API int hq_client_dlq_list(hq_client *c, size_t limit,
+                              struct hq_dead_letters *out);
+/* One dead letter with its body. HQ_ENOTFOUND: no dead letter `id`. */
+HQ_API int hq_client_dlq_show(hq_client *c, const char *id,
+                              struct hq_dead_letter *out);
+/*
+ * Put dead letter `id` back at the TAIL of its key (same id and seq,
+ * attempts reset): it runs after the jobs its key received since.
+ * HQ_ENOTFOUND: no dead letter `id`.
+ */
+HQ_API int hq_client_dlq_retry(hq_client *c, const char *id);
+/* Retry every dead letter of every shard, oldest first; `*n` gets how many. */
+HQ_API int hq_client_dlq_retry_all(hq_client *c, size_t *n);
+/* Delete dead letter `id`. HQ_ENOTFOUND: no dead letter `id`. */
+HQ_API int hq_client_dlq_drop(hq_client *c, const char *id);
+HQ_API int hq_client_dlq_drop_all(hq_client *c, size_t *n);
+
+/* Gauges of one shard (or of all, summed). */
+struct hq_shard_stats {
+    int64_t ready_keys;
+    int64_t ready_customers;
+    int64_t active;         /* keys leased by workers: jobs in flight */
+    int64_t parked;
+    int64_t held;           /* held keys */
+    int64_t held_customers;
+    int64_t dead_letters;
+    int64_t jobs;           /* jobs queued in every key, in flight included */
+};
+
+struct hq_counter {
+    char name[32];          /* accepted, done, retried, deadlettered, ... */
+    int64_t value;          /* since the namespace was created */
+};
+
+struct hq_stats {
+    int64_t time_ms;              /* Redis TIME when sampled */
+    unsigned nshards;
+    struct hq_shard_stats *shards; /* [nshards] */
+    struct hq_shard_stats total;
+    struct hq_counter *counters;  /* summed over shards, sorted by name */
+    size_t ncounters;
+    struct hq_key_info *top;      /* the deepest keys, deepest first */
+    size_t ntop;
+};
+
+/*
+ * Sample every shard: gauges, counters and the `top_n` deepest keys (found
+ * by a bounded walk of at most 10,000 keys per shard). Release with
+ * hq_stats_release().
+ */
+HQ_API int hq_client_stats(hq_client *c, size_t top_n, struct hq_stats *out);
+HQ_API void hq_stats_release(struct hq_stats *s);
+/* The value of counter `name`, 0 when absent. */
+HQ_API int64_t hq_stats_counter(const struct hq_stats *s, const char *name);
+/*
+ * The stats as the JSON document of `hookq stats --json` and GET /api/stats
+ * (see docs/operations.md). With `prev` (an earlier sample, may be NULL) it
+ * includes "rates": counters per second between the two. Returns a string
+ * the caller frees with free(), or NULL when out of memory.
+ */
+HQ_API char *hq_stats_json(const struct hq_stats *s, const struct hq_stats *prev);
+
+struct hq_key_list {
+    struct hq_key_info *items;    /* deepest first */
+    size_t n;
+    size_t total;                 /* keys in that state, every shard */
+    int truncated;                /* 1: some shard had more than we looked at */
+    int64_t time_ms;              /* Redis TIME when listed */
+};
+
+/*
+ * The `top_n` deepest keys in `state` (HQ_KEY_IDLE: any state but idle),
+ * over every shard. Release with hq_key_list_release().
+ */
+HQ_API int hq_client_keys(hq_client *c, int state, size_t top_n,
+                          struct hq_key_list *out);
+HQ_API void hq_key_list_release(struct hq_key_list *l);
+
+struct hq_peek_job {
+    char *id;
+    int64_t seq;
+    int64_t received_at_ms;
+    char *webhook_id;       /* "" when none */
+    char *body;             /* NUL-terminated too */
+    size_t body_len;
+};
+
+struct hq_peek {
+    struct hq_key_info key; /* state HQ_KEY_IDLE when nothing is queued */
+    struct hq_peek_job *jobs; /* the first n, head first */
+    size_t n;
+};
+
+/*
+ * The key's state and its first `n` jobs, head first. An idle key gives
+ * HQ_OK with state HQ_KEY_IDLE and no jobs. Release with hq_peek_release().
+ */
+HQ_API int hq_client_peek(hq_client *c, const char *key, size_t n,
+                          struct hq_peek *out);
+HQ_API void hq_peek_release(struct hq_peek *p);
+
+/* ------------------------------------------------------------------------ */
 /* Worker: lease keys, run a handler on each key's head job.                */
 
 typedef struct hq_worker hq_worker;
