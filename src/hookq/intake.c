@@ -1,57 +1,1623 @@
 /*
- * The intake server (see intake.h). Placeholder until the server lands:
- * hq_intake_start() fails, so callers can be wired and linked already.
+ * The intake server: `POST <intake.path>` of DESIGN §3.3 (see intake.h and
+ * docs/intake.md).
+ *
+ * DESIGN: a small HTTP/1.1 server on libevent bufferevents. We do not use
+ * evhttp: in libevent 2.1 it answers an oversized body or header block with
+ * its own HTML 413 (we owe a JSON 413, and 431 for headers), it has no
+ * deadline for a whole header block (its timeout is per read, so a client
+ * trickling one byte at a time holds a connection forever), no connection
+ * limit, and it accepts Content-Length values such as "+5".
+ *
+ * intake.threads loops each run an evconnlistener on the one listening
+ * socket, so the kernel hands each connection to whichever loop accepts it.
+ * A connection lives on one loop. Each loop owns one async Redis connection;
+ * every request of the loop that reaches Redis sends one EVALSHA of the
+ * enqueue script on it, so requests of many connections pipeline. A request
+ * is answered 202/200/429 only from the script's reply (G5, G9, G10).
+ *
+ * A connection handles one request at a time: while a request waits for
+ * Redis, reading stops, and pipelined requests stay in the input buffer until
+ * the answer is written. Deadlines, one timer per connection:
+ *   - a request's header block must be complete within header_timeout of its
+ *     first byte (or of the accept), and its body within header_timeout of
+ *     the end of the headers: slow clients are cut off;
+ *   - between requests, a keep-alive connection may idle for idle_timeout;
+ *   - Redis must answer within REDIS_TIMEOUT_MS, else 503 and the Redis
+ *     connection is dropped and made again (see docs/intake.md for why a 503
+ *     may still mean "stored").
+ * A response that closes the connection is followed by a lingering close:
+ * shut down our side, then read and discard for LINGER_MS, so the client
+ * sees the answer instead of a reset while it is still sending a body.
+ *
+ * Threads: everything about a connection, and its loop's Redis connection,
+ * is touched only by that loop's thread. Shared across loops: the config
+ * (read-only), the connection count and the counters (atomics).
  */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <event2/util.h>
+#include <hiredis/async.h>
+
+#include "envelope_int.h"
 #include "intake.h"
+#include "signature_int.h"
+#include "store_int.h"
 
-struct hq_intake {
-    int unused;
+#define REDIS_TIMEOUT_MS 1500   /* a request's enqueue must answer within */
+#define BACKOFF_MIN_MS 50       /* Redis reconnect backoff */
+#define BACKOFF_MAX_MS 1000
+#define LINGER_MS 2000          /* read and discard after a closing answer */
+#define STOP_GRACE_MS 3000      /* hq_intake_stop waits this long at most */
+#define OUT_CAP (256 * 1024)    /* stop reading while this much is unsent */
+#define CHUNK_LINE_MAX 1024
+#define RETRY_AFTER_503 "1"
+#define RETRY_AFTER_429 "10"
+
+enum method { M_POST, M_HEAD, M_OTHER_KNOWN, M_UNKNOWN };
+
+enum conn_state {
+    ST_IDLE,    /* between requests, no byte of the next one yet */
+    ST_HEADERS, /* reading a header block */
+    ST_BODY,    /* reading the body */
+    ST_STORE,   /* waiting for Redis */
+    ST_CLOSING, /* answer written, waiting for it to leave, then linger */
+    ST_LINGER,  /* our side shut down, discarding input until EOF or timer */
 };
 
+enum chunk_state { CK_SIZE, CK_DATA, CK_DATA_END, CK_TRAILER };
+
+struct loop;
+
+/* A call to Redis in flight; `c` is NULL once the request stopped waiting. */
+struct pending {
+    struct conn *c;
+    struct loop *lp;
+};
+
+struct conn {
+    struct loop *lp;
+    struct bufferevent *bev;
+    struct event *timer;
+    struct conn *prev, *next; /* lp->conns */
+    enum conn_state state;
+    int keep_alive;           /* answer without "Connection: close" */
+    int paused;               /* reading stopped: OUT_CAP reached */
+    int first;                /* no request seen yet on this connection */
+    size_t scanned;           /* header bytes searched for the blank line */
+
+    /* The request being read; reset by req_reset(). */
+    char *hdr;                /* header block, NUL-terminated; fields point in */
+    size_t hdr_cap;
+    int http10;
+    int is_head;
+    int64_t content_length;   /* -1: none */
+    int chunked;
+    enum chunk_state ck;
+    uint64_t ck_left;
+    size_t trailer_bytes;
+    const char *wh_id, *wh_ts, *wh_sig, *cust_hdr;
+    size_t wh_id_len, wh_ts_len, wh_sig_len, cust_hdr_len;
+    char *body;
+    size_t body_len, body_cap;
+    struct hq__envelope env;
+    struct pending *pend;
+    struct timespec t0;       /* when the request was complete */
+};
+
+struct loop {
+    struct hq_intake *in;
+    unsigned idx;
+    pthread_t thread;
+    int started;
+    struct event_base *base;
+    struct evconnlistener *lis;
+    struct event *stop_ev;     /* activated by hq_intake_stop */
+    struct event *grace_ev;    /* STOP_GRACE_MS after the stop */
+    struct event *redis_ev;    /* reconnect timer */
+    redisAsyncContext *ac;     /* NULL while disconnected */
+    int redis_up;              /* connected (AUTH/SELECT queued) */
+    int redis_logged_down;     /* the outage has been logged */
+    int64_t backoff_ms;
+    struct conn *conns;
+    unsigned nconns;
+    unsigned npending;
+    int stopping;
+    int finished;
+    _Atomic uint64_t accepted, duplicate;
+    _Atomic uint64_t rejected[HQ_INTAKE_NREASONS];
+};
+
+struct hq_intake {
+    const struct hq_config *cfg;
+    struct hq__store_addr addr;
+    struct hq__store_ns ns;
+    struct hq_intake_hooks hooks;
+    struct hq__customer_spec customer;
+    struct hq__sig_key key;
+    int has_secret;
+    char max_depth[32], dedup_ttl[32];
+    struct timeval header_tv, idle_tv, redis_tv, linger_tv, write_tv;
+    int fd;
+    int port;
+    unsigned nloops;
+    struct loop *loops;
+    _Atomic unsigned nconns;
+    int stopped;
+};
+
+static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
+
+static void process(struct conn *c);
+static void conn_free(struct conn *c);
+static void redis_connect(struct loop *lp);
+static void check_finished(struct loop *lp);
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers.                                                            */
+
+static void
+say(struct hq_intake *in, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+say(struct hq_intake *in, int level, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    if (in->hooks.log == NULL || level < in->hooks.log_level)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    in->hooks.log(in->hooks.arg, level, msg);
+}
+
+static struct timeval
+ms_tv(int64_t ms)
+{
+    struct timeval tv;
+
+    tv.tv_sec = (time_t)(ms / 1000);
+    tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+    return tv;
+}
+
+static void
+count(struct loop *lp, int reason)
+{
+    atomic_fetch_add_explicit(&lp->rejected[reason], 1, memory_order_relaxed);
+}
+
+/* Append `s` as the inside of a JSON string. */
+static void
+json_str(struct evbuffer *out, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t run = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        char esc[6];
+
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        evbuffer_add(out, s + run, i - run);
+        run = i + 1;
+        if (ch == '"' || ch == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)ch;
+            evbuffer_add(out, esc, 2);
+        } else {
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[ch >> 4];
+            esc[5] = hex[ch & 15];
+            evbuffer_add(out, esc, 6);
+        }
+    }
+    evbuffer_add(out, s + run, n - run);
+}
+
+static int
+ieq(const char *a, size_t alen, const char *b)
+{
+    return alen == strlen(b) && strncasecmp(a, b, alen) == 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Answers.                                                                  */
+
+static const char *
+status_text(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 202: return "Accepted";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Content Too Large";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    }
+    return "Error";
+}
+
+static void
+req_reset(struct conn *c)
+{
+    c->http10 = 0;
+    c->is_head = 0;
+    c->content_length = -1;
+    c->chunked = 0;
+    c->ck = CK_SIZE;
+    c->ck_left = 0;
+    c->trailer_bytes = 0;
+    c->wh_id = c->wh_ts = c->wh_sig = c->cust_hdr = NULL;
+    c->wh_id_len = c->wh_ts_len = c->wh_sig_len = c->cust_hdr_len = 0;
+    c->body_len = 0;
+    c->scanned = 0;
+    if (c->body_cap > 64 * 1024) {
+        free(c->body);
+        c->body = NULL;
+        c->body_cap = 0;
+    }
+    hq__envelope_release(&c->env);
+}
+
+/*
+ * Write one answer: `status`, a JSON `body` (already complete), and the
+ * extra header lines in `extra` ("Name: value\r\n..." or NULL). Then either
+ * wait for the next request (keep-alive) or close after the answer left.
+ */
+static void
+send_answer(struct conn *c, int status, const char *extra,
+            struct evbuffer *body)
+{
+    struct hq_intake *in = c->lp->in;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t len = evbuffer_get_length(body);
+
+    if (c->lp->stopping)
+        c->keep_alive = 0;
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 %d %s\r\n"
+                        "Content-Type: application/json\r\n"
+                        "Content-Length: %zu\r\n"
+                        "%s%s\r\n",
+                        status, status_text(status), len, extra ? extra : "",
+                        c->keep_alive ? "" : "Connection: close\r\n");
+    if (!c->is_head)
+        evbuffer_add_buffer(out, body);
+    if (in->hooks.log != NULL && in->hooks.log_level <= HQ_INTAKE_LOG_DEBUG)
+        say(in, HQ_INTAKE_LOG_DEBUG, "intake: %d %.*s", status,
+            (int)(len > 200 ? 200 : len),
+            (const char *)evbuffer_pullup(body, -1));
+
+    req_reset(c);
+    if (c->keep_alive) {
+        c->state = ST_IDLE;
+        evtimer_add(c->timer, &in->idle_tv);
+        if (evbuffer_get_length(out) > OUT_CAP) {
+            c->paused = 1;
+            bufferevent_disable(c->bev, EV_READ);
+        } else {
+            bufferevent_enable(c->bev, EV_READ);
+        }
+    } else {
+        c->state = ST_CLOSING;
+        bufferevent_disable(c->bev, EV_READ);
+        evtimer_add(c->timer, &in->write_tv);
+    }
+}
+
+/* An error answer {"error": name, "detail": detail}. */
+static void
+send_error(struct conn *c, int status, int reason, const char *name,
+           const char *detail, const char *extra)
+{
+    struct evbuffer *body = evbuffer_new();
+
+    count(c->lp, reason);
+    evbuffer_add_printf(body, "{\"error\":\"%s\",\"detail\":\"", name);
+    json_str(body, detail, strlen(detail));
+    evbuffer_add(body, "\"}", 2);
+    send_answer(c, status, extra, body);
+    evbuffer_free(body);
+}
+
+/* An answer before the body was read: the connection cannot be reused. */
+static void
+send_error_close(struct conn *c, int status, int reason, const char *name,
+                 const char *detail, const char *extra)
+{
+    c->keep_alive = 0;
+    send_error(c, status, reason, name, detail, extra);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Storing: the enqueue script.                                              */
+
+static void
+on_stored(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct pending *p = privdata;
+    struct loop *lp = p->lp;
+    struct conn *c = p->c;
+    redisReply *reply = r;
+    struct evbuffer *body;
+    long long status;
+
+    lp->npending--;
+    free(p);
+    if (reply == NULL || (ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
+        lp->redis_up = 0;
+    if (c == NULL) {
+        check_finished(lp);
+        return;
+    }
+    c->pend = NULL;
+    evtimer_del(c->timer);
+
+    if (reply == NULL) {
+        send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
+                   "the connection to redis was lost; the job may or may not "
+                   "be stored: retry with the same webhook-id",
+                   "Retry-After: " RETRY_AFTER_503 "\r\n");
+        goto next;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER ||
+        reply->element[1]->type != REDIS_REPLY_STRING ||
+        reply->element[2]->type != REDIS_REPLY_INTEGER) {
+        char detail[200];
+
+        snprintf(detail, sizeof(detail), "redis answered %s%.150s",
+                 reply->type == REDIS_REPLY_ERROR ? "an error: " : "something unexpected",
+                 reply->type == REDIS_REPLY_ERROR ? reply->str : "");
+        say(lp->in, HQ_INTAKE_LOG_WARN, "intake: enqueue failed: %s", detail);
+        send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
+                   detail, "Retry-After: " RETRY_AFTER_503 "\r\n");
+        goto next;
+    }
+    status = reply->element[0]->integer;
+    body = evbuffer_new();
+    if (status == 0) {
+        atomic_fetch_add_explicit(&lp->accepted, 1, memory_order_relaxed);
+        evbuffer_add(body, "{\"id\":\"", 7);
+        json_str(body, reply->element[1]->str, reply->element[1]->len);
+        evbuffer_add(body, "\",\"key\":\"", 9);
+        json_str(body, c->env.customer, c->env.customer_len);
+        evbuffer_add(body, ":", 1);
+        json_str(body, c->env.code, c->env.code_len);
+        evbuffer_add_printf(body, "\",\"seq\":%lld}",
+                            reply->element[2]->integer);
+        send_answer(c, 202, NULL, body);
+    } else if (status == 1) {
+        atomic_fetch_add_explicit(&lp->duplicate, 1, memory_order_relaxed);
+        evbuffer_add(body, "{\"id\":\"", 7);
+        json_str(body, reply->element[1]->str, reply->element[1]->len);
+        evbuffer_add(body, "\",\"duplicate\":true}", 19);
+        send_answer(c, 200, NULL, body);
+    } else {
+        char detail[160];
+
+        snprintf(detail, sizeof(detail), "the key holds %s jobs already",
+                 lp->in->max_depth);
+        send_error(c, 429, HQ_INTAKE_KEY_FULL, "key_full", detail,
+                   "Retry-After: " RETRY_AFTER_429 "\r\n");
+    }
+    evbuffer_free(body);
+next:
+    /* Pipelined requests may be waiting in the input buffer. */
+    process(c);
+}
+
+static void
+store(struct conn *c)
+{
+    struct loop *lp = c->lp;
+    struct hq_intake *in = lp->in;
+    char prefix[HQ_PREFIX_MAX];
+    const char *argv[6];
+    size_t argvlen[6];
+    struct pending *p;
+    unsigned shard;
+
+    if (lp->ac == NULL || (lp->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))) {
+        send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
+                   "redis is unreachable; reconnecting",
+                   "Retry-After: " RETRY_AFTER_503 "\r\n");
+        return;
+    }
+    shard = hq__store_shard_of(&in->ns, c->env.customer, c->env.customer_len);
+    hq__store_prefix(&in->ns, shard, prefix, sizeof(prefix));
+    argv[0] = c->env.customer;
+    argvlen[0] = c->env.customer_len;
+    argv[1] = c->env.code;
+    argvlen[1] = c->env.code_len;
+    argv[2] = c->body ? c->body : "";
+    argvlen[2] = c->body_len;
+    argv[3] = c->wh_id ? c->wh_id : "";
+    argvlen[3] = c->wh_id_len;
+    argv[4] = in->max_depth;
+    argvlen[4] = strlen(in->max_depth);
+    argv[5] = in->dedup_ttl;
+    argvlen[5] = strlen(in->dedup_ttl);
+
+    p = malloc(sizeof(*p));
+    if (p == NULL) {
+        send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
+                   "out of memory", "Retry-After: " RETRY_AFTER_503 "\r\n");
+        return;
+    }
+    p->c = c;
+    p->lp = lp;
+    if (hq__store_eval_async(lp->ac, "enqueue", prefix, 6, argv, argvlen,
+                             on_stored, p) != HQ_OK) {
+        free(p);
+        send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
+                   "cannot send to redis", "Retry-After: " RETRY_AFTER_503 "\r\n");
+        return;
+    }
+    lp->npending++;
+    c->pend = p;
+    c->state = ST_STORE;
+    bufferevent_disable(c->bev, EV_READ);
+    evtimer_add(c->timer, &in->redis_tv);
+}
+
+/* The whole request is here: check it, then store it. */
+static void
+handle_request(struct conn *c)
+{
+    struct hq_intake *in = c->lp->in;
+    char detail[HQ_ENV_DETAIL_MAX];
+    int rc;
+
+    evtimer_del(c->timer);
+    if (in->has_secret) {
+        rc = hq__sig_verify(&in->key, c->wh_id, c->wh_id_len, c->wh_ts,
+                            c->wh_ts_len, c->wh_sig, c->wh_sig_len,
+                            c->body ? c->body : "", c->body_len,
+                            (int64_t)time(NULL));
+        if (rc != HQ_SIG_OK) {
+            send_error(c, 401, HQ_INTAKE_BAD_SIGNATURE, "bad_signature",
+                       hq__sig_result_text(rc), NULL);
+            return;
+        }
+    }
+    rc = hq__envelope_parse(&in->customer, c->body ? c->body : "", c->body_len,
+                            c->cust_hdr, c->cust_hdr_len, &c->env, detail,
+                            sizeof(detail));
+    if (rc != HQ_ENV_OK) {
+        static const int reasons[] = {
+            [HQ_ENV_INVALID_JSON] = HQ_INTAKE_INVALID_JSON,
+            [HQ_ENV_MISSING_CODE] = HQ_INTAKE_MISSING_CODE,
+            [HQ_ENV_MISSING_DATA] = HQ_INTAKE_MISSING_DATA,
+            [HQ_ENV_MISSING_CUSTOMER] = HQ_INTAKE_MISSING_CUSTOMER,
+        };
+
+        if (rc == HQ_ENV_NOMEM) {
+            send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "out_of_memory",
+                       "out of memory", "Retry-After: " RETRY_AFTER_503 "\r\n");
+            return;
+        }
+        send_error(c, 400, reasons[rc], hq__env_result_name(rc), detail, NULL);
+        return;
+    }
+    if (hq__config_event(in->cfg, c->env.code, c->env.code_len) == NULL) {
+        char d[200];
+
+        snprintf(d, sizeof(d), "no [event %.150s] section in the configuration",
+                 c->env.code);
+        send_error(c, 422, HQ_INTAKE_UNKNOWN_CODE, "unknown_code", d, NULL);
+        return;
+    }
+    store(c);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Parsing.                                                                  */
+
+static enum method
+parse_method(const char *m, size_t len)
+{
+    static const char *const known[] = {
+        "GET", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
+    };
+
+    if (len == 4 && memcmp(m, "POST", 4) == 0)
+        return M_POST;
+    if (len == 4 && memcmp(m, "HEAD", 4) == 0)
+        return M_HEAD;
+    for (size_t i = 0; i < HQ_ARRAY_SIZE(known); i++)
+        if (len == strlen(known[i]) && memcmp(m, known[i], len) == 0)
+            return M_OTHER_KNOWN;
+    return M_UNKNOWN;
+}
+
+/* A Content-Length value: 1 to 18 digits, nothing else (RFC 9112 §6.3). */
+static int
+parse_length(const char *v, size_t len, int64_t *out)
+{
+    int64_t n = 0;
+
+    if (len == 0 || len > 18)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        n = n * 10 + (v[i] - '0');
+    }
+    *out = n;
+    return 0;
+}
+
+static int
+is_tchar(unsigned char ch)
+{
+    return ch > 0x20 && ch < 0x7f && !strchr("\"(),/:;<=>?@[\\]{}", ch);
+}
+
+/*
+ * Parse the header block in c->hdr (ending with a blank line). Returns 0,
+ * or answers the request (and returns -1).
+ */
+static int
+parse_head(struct conn *c, size_t len)
+{
+    struct hq_intake *in = c->lp->in;
+    const struct hq__customer_spec *cs = &in->customer;
+    char *p = c->hdr, *end = c->hdr + len, *eol, *sp1, *sp2, *path_end;
+    enum method method;
+    int conn_close = 0, conn_keep = 0, expect = 0, te_seen = 0;
+
+    while (p + 1 < end && p[0] == '\r' && p[1] == '\n')
+        p += 2; /* RFC 9112 §2.2: ignore empty lines before a request */
+    eol = strstr(p, "\r\n");
+    sp1 = memchr(p, ' ', (size_t)(eol - p));
+    sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
+    if (sp1 == NULL || sp2 == NULL || sp1 == p || sp2 == sp1 + 1) {
+        send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
+                         "malformed request line", NULL);
+        return -1;
+    }
+    if (ieq(sp2 + 1, (size_t)(eol - sp2 - 1), "HTTP/1.1")) {
+        c->http10 = 0;
+    } else if (ieq(sp2 + 1, (size_t)(eol - sp2 - 1), "HTTP/1.0")) {
+        c->http10 = 1;
+    } else {
+        send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
+                         "unsupported HTTP version", NULL);
+        return -1;
+    }
+    method = parse_method(p, (size_t)(sp1 - p));
+    c->is_head = method == M_HEAD;
+    path_end = memchr(sp1 + 1, '?', (size_t)(sp2 - sp1 - 1));
+    if (path_end == NULL)
+        path_end = sp2;
+
+    for (p = eol + 2; p < end; p = eol + 2) {
+        char *colon, *name, *val, *vend;
+        size_t nlen;
+
+        eol = strstr(p, "\r\n");
+        if (eol == p)
+            break; /* the blank line */
+        if (*p == ' ' || *p == '\t') {
+            send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
+                             "obsolete header line folding", NULL);
+            return -1;
+        }
+        colon = memchr(p, ':', (size_t)(eol - p));
+        if (colon == NULL || colon == p) {
+            send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
+                             "malformed header line", NULL);
+            return -1;
+        }
+        name = p;
+        nlen = (size_t)(colon - p);
+        for (size_t i = 0; i < nlen; i++) {
+            if (!is_tchar((unsigned char)name[i])) {
+                send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
+                                 "malformed header name", NULL);
+                return -1;
+            }
+        }
+        val = colon + 1;
+        vend = eol;
+        while (val < vend && (*val == ' ' || *val == '\t'))
+            val++;
+        while (vend > val && (vend[-1] == ' ' || vend[-1] == '\t'))
+            vend--;
+        *vend = '\0';
+
+        if (ieq(name, nlen, "content-length")) {
+            int64_t n;
+
+            if (parse_length(val, (size_t)(vend - val), &n) != 0) {
+                send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
+                                 "Content-Length is not a plain decimal number",
+                                 NULL);
+                return -1;
+            }
+            if (c->content_length >= 0 && c->content_length != n) {
+                send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
+                                 "two Content-Length headers differ", NULL);
+                return -1;
+            }
+            c->content_length = n;
+        } else if (ieq(name, nlen, "transfer-encoding")) {
+            if (te_seen || !ieq(val, (size_t)(vend - val), "chunked")) {
+                send_error_close(c, 501, HQ_INTAKE_BAD_REQUEST, "not_implemented",
+                                 "only Transfer-Encoding: chunked is supported",
+                                 NULL);
+                return -1;
+            }
+            te_seen = 1;
+        } else if (ieq(name, nlen, "connection")) {
+            for (char *t = val; t < vend;) {
+                size_t tl = strcspn(t, ",");
+
+                while (tl > 0 && (t[tl - 1] == ' ' || t[tl - 1] == '\t'))
+                    tl--;
+                if (ieq(t, tl, "close"))
+                    conn_close = 1;
+                else if (ieq(t, tl, "keep-alive"))
+                    conn_keep = 1;
+                t += strcspn(t, ",");
+                while (t < vend && (*t == ',' || *t == ' ' || *t == '\t'))
+                    t++;
+            }
+        } else if (ieq(name, nlen, "expect")) {
+            expect = ieq(val, (size_t)(vend - val), "100-continue") ? 1 : -1;
+        } else if (ieq(name, nlen, "webhook-id")) {
+            if (c->wh_id == NULL) {
+                c->wh_id = val;
+                c->wh_id_len = (size_t)(vend - val);
+            }
+        } else if (ieq(name, nlen, "webhook-timestamp")) {
+            if (c->wh_ts == NULL) {
+                c->wh_ts = val;
+                c->wh_ts_len = (size_t)(vend - val);
+            }
+        } else if (ieq(name, nlen, "webhook-signature")) {
+            if (c->wh_sig == NULL) {
+                c->wh_sig = val;
+                c->wh_sig_len = (size_t)(vend - val);
+            }
+        }
+        if (cs->from_header && c->cust_hdr == NULL && ieq(name, nlen, cs->name)) {
+            c->cust_hdr = val;
+            c->cust_hdr_len = (size_t)(vend - val);
+        }
+    }
+
+    c->keep_alive = c->http10 ? (conn_keep && !conn_close) : !conn_close;
+    c->chunked = te_seen;
+    if (te_seen && (c->content_length >= 0 || c->http10)) {
+        send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
+                         c->http10 ? "chunked bodies need HTTP/1.1"
+                                   : "both Content-Length and Transfer-Encoding",
+                         NULL);
+        return -1;
+    }
+
+    /* Route: path, then method. */
+    *path_end = '\0';
+    if (strcmp(sp1 + 1, in->cfg->intake.path) != 0) {
+        if (c->chunked || c->content_length > 0)
+            c->keep_alive = 0;
+        send_error(c, 404, HQ_INTAKE_NOT_FOUND, "not_found",
+                   "no such path; webhooks go to POST the intake path", NULL);
+        return -1;
+    }
+    if (method != M_POST) {
+        if (c->chunked || c->content_length > 0)
+            c->keep_alive = 0;
+        if (method == M_UNKNOWN)
+            send_error(c, 501, HQ_INTAKE_METHOD, "method_not_allowed",
+                       "unknown method; use POST", "Allow: POST\r\n");
+        else
+            send_error(c, 405, HQ_INTAKE_METHOD, "method_not_allowed",
+                       "use POST", "Allow: POST\r\n");
+        return -1;
+    }
+    if (expect < 0) {
+        send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
+                         "unsupported Expect header", NULL);
+        return -1;
+    }
+    if (c->content_length > (int64_t)in->cfg->intake.max_body) {
+        char d[120];
+
+        snprintf(d, sizeof(d), "Content-Length %lld is over the limit of %zu bytes",
+                 (long long)c->content_length, in->cfg->intake.max_body);
+        send_error_close(c, 413, HQ_INTAKE_BODY_TOO_LARGE, "body_too_large", d,
+                         NULL);
+        return -1;
+    }
+    if (expect > 0 && !c->http10 && (c->chunked || c->content_length > 0) &&
+        evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+        bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    return 0;
+}
+
+static int
+body_reserve(struct conn *c, size_t need)
+{
+    char *b;
+    size_t cap;
+
+    if (c->body_len + need <= c->body_cap)
+        return 0;
+    cap = c->body_cap ? c->body_cap : 4096;
+    while (cap < c->body_len + need)
+        cap *= 2;
+    b = realloc(c->body, cap + 1);
+    if (b == NULL)
+        return -1;
+    c->body = b;
+    c->body_cap = cap;
+    return 0;
+}
+
+static void
+body_too_large(struct conn *c)
+{
+    char d[120];
+
+    snprintf(d, sizeof(d), "the chunked body is over the limit of %zu bytes",
+             c->lp->in->cfg->intake.max_body);
+    send_error_close(c, 413, HQ_INTAKE_BODY_TOO_LARGE, "body_too_large", d, NULL);
+}
+
+/*
+ * Read what there is of a chunked body. Returns 1 when complete, 0 when more
+ * is needed, -1 when the request was answered.
+ */
+static int
+read_chunked(struct conn *c, struct evbuffer *inb)
+{
+    size_t max_body = c->lp->in->cfg->intake.max_body;
+
+    for (;;) {
+        struct evbuffer_ptr eol;
+        size_t eol_len = 0, n;
+        char line[CHUNK_LINE_MAX + 1];
+
+        switch (c->ck) {
+        case CK_SIZE:
+        case CK_TRAILER:
+            eol = evbuffer_search_eol(inb, NULL, &eol_len, EVBUFFER_EOL_CRLF_STRICT);
+            if (eol.pos < 0) {
+                n = evbuffer_get_length(inb);
+                if (c->ck == CK_SIZE && n > CHUNK_LINE_MAX)
+                    goto bad;
+                if (c->ck == CK_TRAILER &&
+                    c->trailer_bytes + n > c->lp->in->cfg->intake.max_header)
+                    goto trailer_too_large;
+                return 0;
+            }
+            if (c->ck == CK_TRAILER) {
+                evbuffer_drain(inb, (size_t)eol.pos + eol_len);
+                if (eol.pos == 0)
+                    return 1;
+                c->trailer_bytes += (size_t)eol.pos + eol_len;
+                if (c->trailer_bytes > c->lp->in->cfg->intake.max_header)
+                    goto trailer_too_large;
+                continue;
+            }
+            if (eol.pos > CHUNK_LINE_MAX)
+                goto bad;
+            evbuffer_remove(inb, line, (size_t)eol.pos);
+            line[eol.pos] = '\0';
+            evbuffer_drain(inb, eol_len);
+            {
+                uint64_t size = 0;
+                size_t i = 0;
+
+                for (; i < (size_t)eol.pos && i < 16; i++) {
+                    int d = -1;
+                    char ch = line[i];
+
+                    if (ch >= '0' && ch <= '9')
+                        d = ch - '0';
+                    else if (ch >= 'a' && ch <= 'f')
+                        d = ch - 'a' + 10;
+                    else if (ch >= 'A' && ch <= 'F')
+                        d = ch - 'A' + 10;
+                    if (d < 0)
+                        break;
+                    size = size * 16 + (uint64_t)d;
+                }
+                if (i == 0 || i >= 16 ||
+                    (line[i] != '\0' && line[i] != ';' && line[i] != ' ' &&
+                     line[i] != '\t'))
+                    goto bad;
+                if (size == 0) {
+                    c->ck = CK_TRAILER;
+                    continue;
+                }
+                if (size > max_body || c->body_len + size > max_body) {
+                    body_too_large(c);
+                    return -1;
+                }
+                if (body_reserve(c, (size_t)size) != 0)
+                    goto bad;
+                c->ck_left = size;
+                c->ck = CK_DATA;
+            }
+            break;
+        case CK_DATA:
+            n = evbuffer_get_length(inb);
+            if (n == 0)
+                return 0;
+            if (n > c->ck_left)
+                n = (size_t)c->ck_left;
+            evbuffer_remove(inb, c->body + c->body_len, n);
+            c->body_len += n;
+            c->ck_left -= n;
+            if (c->ck_left == 0)
+                c->ck = CK_DATA_END;
+            break;
+        case CK_DATA_END:
+            if (evbuffer_get_length(inb) < 2)
+                return 0;
+            evbuffer_remove(inb, line, 2);
+            if (line[0] != '\r' || line[1] != '\n')
+                goto bad;
+            c->ck = CK_SIZE;
+            break;
+        }
+    }
+bad:
+    send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
+                     "malformed chunked body", NULL);
+    return -1;
+trailer_too_large:
+    send_error_close(c, 431, HQ_INTAKE_HEADER_TOO_LARGE, "header_too_large",
+                     "trailer fields over the header limit", NULL);
+    return -1;
+}
+
+/* Read and handle as many requests as the input holds. */
+static void
+process(struct conn *c)
+{
+    struct hq_intake *in = c->lp->in;
+    struct evbuffer *inb = bufferevent_get_input(c->bev);
+
+    for (;;) {
+        switch (c->state) {
+        case ST_IDLE:
+            if (evbuffer_get_length(inb) == 0)
+                return;
+            c->state = ST_HEADERS;
+            if (!c->first)
+                evtimer_add(c->timer, &in->header_tv);
+            c->first = 0;
+            /* fall through */
+        case ST_HEADERS: {
+            struct evbuffer_ptr from, at;
+            size_t len = evbuffer_get_length(inb), max = in->cfg->intake.max_header;
+            size_t start = c->scanned > 3 ? c->scanned - 3 : 0;
+
+            evbuffer_ptr_set(inb, &from, start, EVBUFFER_PTR_SET);
+            at = evbuffer_search(inb, "\r\n\r\n", 4, &from);
+            if (at.pos < 0) {
+                c->scanned = len;
+                if (len > max) {
+                    send_error_close(c, 431, HQ_INTAKE_HEADER_TOO_LARGE,
+                                     "header_too_large",
+                                     "the header block is over the limit", NULL);
+                    continue;
+                }
+                return;
+            }
+            len = (size_t)at.pos + 4;
+            if (len > max + 4) {
+                send_error_close(c, 431, HQ_INTAKE_HEADER_TOO_LARGE,
+                                 "header_too_large",
+                                 "the header block is over the limit", NULL);
+                continue;
+            }
+            if (len + 1 > c->hdr_cap) {
+                char *h = realloc(c->hdr, len + 1);
+
+                if (h == NULL) {
+                    conn_free(c);
+                    return;
+                }
+                c->hdr = h;
+                c->hdr_cap = len + 1;
+            }
+            evbuffer_remove(inb, c->hdr, len);
+            c->hdr[len] = '\0';
+            if (parse_head(c, len) != 0)
+                continue;
+            c->state = ST_BODY;
+            c->body_len = 0;
+            evtimer_add(c->timer, &in->header_tv);
+            break;
+        }
+        case ST_BODY:
+            if (c->chunked) {
+                int rc = read_chunked(c, inb);
+
+                if (rc < 0)
+                    continue;
+                if (rc == 0)
+                    return;
+            } else if (c->content_length > 0) {
+                size_t want = (size_t)c->content_length - c->body_len;
+                size_t n = evbuffer_get_length(inb);
+
+                if (c->body_len == 0 && body_reserve(c, (size_t)c->content_length) != 0) {
+                    conn_free(c);
+                    return;
+                }
+                if (n > want)
+                    n = want;
+                evbuffer_remove(inb, c->body + c->body_len, n);
+                c->body_len += n;
+                if (c->body_len < (size_t)c->content_length)
+                    return;
+            }
+            if (c->body)
+                c->body[c->body_len] = '\0';
+            handle_request(c);
+            break;
+        case ST_STORE:
+        case ST_CLOSING:
+            return;
+        case ST_LINGER:
+            evbuffer_drain(inb, evbuffer_get_length(inb));
+            return;
+        }
+        if (c->paused)
+            return;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connections.                                                              */
+
+static void
+conn_free(struct conn *c)
+{
+    struct loop *lp = c->lp;
+
+    if (c->pend != NULL) {
+        c->pend->c = NULL; /* its reply will find no one to answer */
+        c->pend = NULL;
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        lp->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    lp->nconns--;
+    atomic_fetch_sub_explicit(&lp->in->nconns, 1, memory_order_relaxed);
+    event_free(c->timer);
+    bufferevent_free(c->bev);
+    hq__envelope_release(&c->env);
+    free(c->hdr);
+    free(c->body);
+    free(c);
+    check_finished(lp);
+}
+
+static void
+on_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    process(arg);
+}
+
+static void
+on_write(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+
+    if (c->state == ST_CLOSING) {
+        /* The answer left: shut our side, then discard what still comes. */
+        shutdown(bufferevent_getfd(bev), SHUT_WR);
+        c->state = ST_LINGER;
+        evtimer_add(c->timer, &c->lp->in->linger_tv);
+        bufferevent_enable(bev, EV_READ);
+        process(c);
+    } else if (c->paused) {
+        c->paused = 0;
+        if (c->state == ST_IDLE || c->state == ST_HEADERS || c->state == ST_BODY)
+            bufferevent_enable(bev, EV_READ);
+        process(c);
+    }
+}
+
+static void
+on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)bev;
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+        c->state != ST_LINGER && c->state != ST_CLOSING &&
+        evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+        /* The client is done sending; let our last answer leave first. */
+        c->keep_alive = 0;
+        c->state = ST_CLOSING;
+        bufferevent_disable(bev, EV_READ);
+        return;
+    }
+    if ((what & BEV_EVENT_EOF) && c->state == ST_STORE) {
+        c->keep_alive = 0;
+        bufferevent_disable(bev, EV_READ);
+        return;
+    }
+    conn_free(c);
+}
+
+static void
+on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    struct loop *lp = c->lp;
+
+    (void)fd;
+    (void)what;
+    switch (c->state) {
+    case ST_IDLE:
+        if (c->first)
+            count(lp, HQ_INTAKE_TIMEOUT);
+        conn_free(c);
+        return;
+    case ST_HEADERS:
+    case ST_BODY:
+        count(lp, HQ_INTAKE_TIMEOUT);
+        say(lp->in, HQ_INTAKE_LOG_DEBUG, "intake: request too slow, connection closed");
+        conn_free(c);
+        return;
+    case ST_STORE: {
+        redisAsyncContext *ac = lp->ac;
+
+        /* Redis is too slow or gone: answer, then start a new connection. */
+        if (c->pend)
+            c->pend->c = NULL;
+        c->pend = NULL;
+        send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
+                   "redis did not answer in time; the job may or may not be "
+                   "stored: retry with the same webhook-id",
+                   "Retry-After: " RETRY_AFTER_503 "\r\n");
+        if (ac != NULL) {
+            say(lp->in, HQ_INTAKE_LOG_WARN,
+                "intake: redis did not answer within %d ms; reconnecting",
+                REDIS_TIMEOUT_MS);
+            lp->redis_logged_down = 1;
+            lp->ac = NULL;
+            lp->redis_up = 0;
+            redisAsyncFree(ac); /* pending requests get NULL replies: 503 */
+            if (!lp->stopping) {
+                struct timeval tv = ms_tv(BACKOFF_MIN_MS);
+
+                evtimer_add(lp->redis_ev, &tv);
+            }
+        }
+        process(c);
+        return;
+    }
+    case ST_CLOSING:
+    case ST_LINGER:
+        conn_free(c);
+        return;
+    }
+}
+
+static void
+on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
+          int salen, void *arg)
+{
+    struct loop *lp = arg;
+    struct hq_intake *in = lp->in;
+    struct conn *c;
+    int one = 1;
+
+    (void)lis;
+    (void)sa;
+    (void)salen;
+    if (lp->stopping ||
+        atomic_fetch_add_explicit(&in->nconns, 1, memory_order_relaxed) >=
+            in->cfg->intake.max_connections) {
+        if (!lp->stopping) {
+            atomic_fetch_sub_explicit(&in->nconns, 1, memory_order_relaxed);
+            count(lp, HQ_INTAKE_CONN_LIMIT);
+            say(in, HQ_INTAKE_LOG_DEBUG, "intake: max_connections reached; "
+                "connection refused");
+        }
+        evutil_closesocket(fd);
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        goto fail;
+    c->lp = lp;
+    c->bev = bufferevent_socket_new(lp->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->timer = evtimer_new(lp->base, on_timer, c);
+    if (c->bev == NULL || c->timer == NULL) {
+        if (c->bev)
+            bufferevent_free(c->bev);
+        else
+            evutil_closesocket(fd);
+        if (c->timer)
+            event_free(c->timer);
+        free(c);
+        atomic_fetch_sub_explicit(&in->nconns, 1, memory_order_relaxed);
+        return;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->state = ST_IDLE;
+    c->first = 1;
+    c->content_length = -1;
+    c->next = lp->conns;
+    if (lp->conns)
+        lp->conns->prev = c;
+    lp->conns = c;
+    lp->nconns++;
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_set_timeouts(c->bev, NULL, &in->write_tv);
+    bufferevent_enable(c->bev, EV_READ);
+    /* The first request's headers must come within header_timeout. */
+    evtimer_add(c->timer, &in->header_tv);
+    return;
+fail:
+    atomic_fetch_sub_explicit(&in->nconns, 1, memory_order_relaxed);
+    evutil_closesocket(fd);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Redis connection of a loop.                                               */
+
+static void
+schedule_reconnect(struct loop *lp)
+{
+    struct timeval tv;
+
+    if (lp->stopping)
+        return;
+    tv = ms_tv(lp->backoff_ms);
+    evtimer_add(lp->redis_ev, &tv);
+    lp->backoff_ms *= 2;
+    if (lp->backoff_ms > BACKOFF_MAX_MS)
+        lp->backoff_ms = BACKOFF_MAX_MS;
+}
+
+static void
+on_redis_connect(const redisAsyncContext *ac, int status)
+{
+    struct loop *lp = ac->data;
+
+    if (status != REDIS_OK) {
+        if (lp->ac == ac)
+            lp->ac = NULL; /* hiredis frees it after this call */
+        lp->redis_up = 0;
+        if (!lp->redis_logged_down) {
+            say(lp->in, HQ_INTAKE_LOG_WARN,
+                "intake: cannot connect to redis: %s; answering 503 and retrying",
+                ac->errstr);
+            lp->redis_logged_down = 1;
+        }
+        schedule_reconnect(lp);
+        return;
+    }
+    lp->redis_up = 1;
+    lp->backoff_ms = BACKOFF_MIN_MS;
+    if (lp->redis_logged_down || lp->idx == 0)
+        say(lp->in, HQ_INTAKE_LOG_INFO, "intake: loop %u connected to redis",
+            lp->idx);
+    lp->redis_logged_down = 0;
+}
+
+static void
+on_redis_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct loop *lp = ac->data;
+
+    if (lp->ac == ac)
+        lp->ac = NULL;
+    lp->redis_up = 0;
+    if (lp->stopping)
+        return;
+    if (!lp->redis_logged_down) {
+        say(lp->in, HQ_INTAKE_LOG_WARN,
+            "intake: lost the connection to redis%s%s; reconnecting",
+            status != REDIS_OK ? ": " : "", status != REDIS_OK ? ac->errstr : "");
+        lp->redis_logged_down = 1;
+    }
+    schedule_reconnect(lp);
+}
+
+static void
+redis_connect(struct loop *lp)
+{
+    struct hq__err err;
+
+    lp->ac = hq__store_connect_async(&lp->in->addr, lp->base, &err);
+    if (lp->ac == NULL) {
+        if (!lp->redis_logged_down) {
+            say(lp->in, HQ_INTAKE_LOG_WARN, "intake: %s; answering 503 and retrying",
+                err.msg);
+            lp->redis_logged_down = 1;
+        }
+        schedule_reconnect(lp);
+        return;
+    }
+    lp->ac->data = lp;
+    redisAsyncSetConnectCallback(lp->ac, on_redis_connect);
+    redisAsyncSetDisconnectCallback(lp->ac, on_redis_disconnect);
+}
+
+static void
+on_redis_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct loop *lp = arg;
+
+    (void)fd;
+    (void)what;
+    if (lp->ac == NULL && !lp->stopping)
+        redis_connect(lp);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Loops, start and stop.                                                    */
+
+static void
+finish(evutil_socket_t fd, short what, void *arg)
+{
+    struct loop *lp = arg;
+
+    (void)fd;
+    (void)what;
+    while (lp->conns)
+        conn_free(lp->conns);
+    if (lp->ac != NULL) {
+        redisAsyncContext *ac = lp->ac;
+
+        lp->ac = NULL;
+        redisAsyncFree(ac);
+    }
+    event_base_loopexit(lp->base, NULL);
+}
+
+/* While stopping: once no connection and no Redis call is left, exit. */
+static void
+check_finished(struct loop *lp)
+{
+    if (!lp->stopping || lp->finished || lp->nconns > 0 || lp->npending > 0)
+        return;
+    lp->finished = 1;
+    /* Not from inside a hiredis callback: from the loop, at once. */
+    struct timeval now = {0, 0};
+
+    event_base_once(lp->base, -1, EV_TIMEOUT, finish, lp, &now);
+}
+
+static void
+on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    struct loop *lp = arg;
+    struct conn *c, *next;
+    struct timeval grace = ms_tv(STOP_GRACE_MS);
+
+    (void)fd;
+    (void)what;
+    lp->stopping = 1;
+    evconnlistener_disable(lp->lis);
+    evtimer_del(lp->redis_ev);
+    for (c = lp->conns; c != NULL; c = next) {
+        next = c->next;
+        c->keep_alive = 0;
+        if (c->state == ST_IDLE)
+            conn_free(c);
+    }
+    evtimer_add(lp->grace_ev, &grace);
+    check_finished(lp);
+}
+
+static void
+on_grace(evutil_socket_t fd, short what, void *arg)
+{
+    struct loop *lp = arg;
+
+    if (!lp->finished) {
+        lp->finished = 1;
+        finish(fd, what, arg);
+    }
+}
+
+static void *
+loop_main(void *arg)
+{
+    struct loop *lp = arg;
+
+    redis_connect(lp);
+    event_base_loop(lp->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+static void
+use_pthreads(void)
+{
+    evthread_use_pthreads();
+}
+
+/* Bind and listen on "host:port" ("[v6]:port", ":port" = all addresses). */
+static int
+listen_on(const char *addr, int *port, char *err, size_t errsize)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    const char *h = host;
+    struct addrinfo hints, *res = NULL;
+    int fd = -1, one = 1, rc;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+
+    if (colon == NULL || colon[1] == '\0' || (size_t)(colon - addr) >= sizeof(host)) {
+        snprintf(err, errsize, "intake listen '%s': not host:port", addr);
+        return -1;
+    }
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        host[strlen(host) - 1] = '\0';
+        h = host + 1;
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    rc = getaddrinfo(h[0] ? h : NULL, colon + 1, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errsize, "intake listen '%s': %s", addr, gai_strerror(rc));
+        return -1;
+    }
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+        snprintf(err, errsize, "cannot listen on '%s': %s", addr, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                           : ((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
+static void
+loops_free(struct hq_intake *in)
+{
+    for (unsigned i = 0; i < in->nloops; i++) {
+        struct loop *lp = &in->loops[i];
+
+        if (lp->lis)
+            evconnlistener_free(lp->lis);
+        if (lp->stop_ev)
+            event_free(lp->stop_ev);
+        if (lp->grace_ev)
+            event_free(lp->grace_ev);
+        if (lp->redis_ev)
+            event_free(lp->redis_ev);
+        if (lp->base)
+            event_base_free(lp->base);
+    }
+    free(in->loops);
+    in->loops = NULL;
+}
+
 struct hq_intake *
-hq_intake_start(const struct hq_config *cfg,
-                const struct hq_store_options *store,
+hq_intake_start(const struct hq_config *cfg, const struct hq_store_options *store,
                 const struct hq_intake_hooks *hooks, char *err, size_t errsize)
 {
-    (void)cfg;
-    (void)store;
-    (void)hooks;
-    snprintf(err, errsize, "intake is not implemented yet");
+    struct hq_intake *in;
+    struct hq__err e;
+    const char *url = store && store->url ? store->url
+                    : cfg->redis.url ? cfg->redis.url : "redis://127.0.0.1:6379/0";
+    unsigned i;
+
+    pthread_once(&evthread_once, use_pthreads);
+    in = calloc(1, sizeof(*in));
+    if (in == NULL) {
+        snprintf(err, errsize, "out of memory");
+        return NULL;
+    }
+    in->cfg = cfg;
+    in->fd = -1;
+    if (hooks)
+        in->hooks = *hooks;
+    if (hq__store_parse_url(url, store && store->timeout_ms ? store->timeout_ms : 5000,
+                            &in->addr, &e) != HQ_OK ||
+        hq__store_ns_init(&in->ns, store && store->ns ? store->ns : cfg->redis.ns,
+                          store && store->shards ? store->shards : cfg->redis.shards,
+                          &e) != HQ_OK ||
+        hq__customer_spec_init(&in->customer, cfg->intake.customer, &e) != HQ_OK) {
+        snprintf(err, errsize, "%s", e.msg);
+        goto fail;
+    }
+    if (cfg->intake.secret != NULL && cfg->intake.secret[0] != '\0') {
+        if (hq__sig_key_parse(cfg->intake.secret, &in->key, &e) != HQ_OK) {
+            snprintf(err, errsize, "[intake] secret: %s", e.msg);
+            goto fail;
+        }
+        in->has_secret = 1;
+    }
+    snprintf(in->max_depth, sizeof(in->max_depth), "%lld",
+             (long long)(cfg->intake.max_key_depth > 0 ? cfg->intake.max_key_depth : 0));
+    snprintf(in->dedup_ttl, sizeof(in->dedup_ttl), "%lld",
+             (long long)(cfg->intake.dedup_ttl_ms > 0 ? cfg->intake.dedup_ttl_ms
+                                                      : 86400000));
+    in->header_tv = ms_tv(cfg->intake.header_timeout_ms > 0 ? cfg->intake.header_timeout_ms
+                                                            : 10000);
+    in->idle_tv = ms_tv(cfg->intake.idle_timeout_ms > 0 ? cfg->intake.idle_timeout_ms
+                                                        : 60000);
+    in->write_tv = in->header_tv;
+    in->redis_tv = ms_tv(REDIS_TIMEOUT_MS);
+    in->linger_tv = ms_tv(LINGER_MS);
+
+    in->fd = listen_on(cfg->intake.listen ? cfg->intake.listen : "127.0.0.1:8080",
+                       &in->port, err, errsize);
+    if (in->fd < 0)
+        goto fail;
+
+    in->nloops = cfg->intake.threads > 0 ? cfg->intake.threads : 1;
+    in->loops = calloc(in->nloops, sizeof(*in->loops));
+    if (in->loops == NULL) {
+        snprintf(err, errsize, "out of memory");
+        goto fail;
+    }
+    for (i = 0; i < in->nloops; i++) {
+        struct loop *lp = &in->loops[i];
+
+        lp->in = in;
+        lp->idx = i;
+        lp->backoff_ms = BACKOFF_MIN_MS;
+        lp->base = event_base_new();
+        if (lp->base == NULL)
+            goto nomem;
+        lp->lis = evconnlistener_new(lp->base, on_accept, lp, LEV_OPT_CLOSE_ON_EXEC,
+                                     0, in->fd);
+        lp->stop_ev = event_new(lp->base, -1, 0, on_stop, lp);
+        lp->grace_ev = evtimer_new(lp->base, on_grace, lp);
+        lp->redis_ev = evtimer_new(lp->base, on_redis_timer, lp);
+        if (lp->lis == NULL || lp->stop_ev == NULL || lp->grace_ev == NULL ||
+            lp->redis_ev == NULL)
+            goto nomem;
+    }
+    for (i = 0; i < in->nloops; i++) {
+        if (pthread_create(&in->loops[i].thread, NULL, loop_main, &in->loops[i]) != 0) {
+            snprintf(err, errsize, "cannot start an intake thread");
+            in->nloops = i;
+            hq_intake_stop(in);
+            hq_intake_free(in);
+            return NULL;
+        }
+        in->loops[i].started = 1;
+    }
+    say(in, HQ_INTAKE_LOG_INFO, "intake: listening on %s (port %d), %u loops, path %s%s",
+        cfg->intake.listen, in->port, in->nloops, cfg->intake.path,
+        in->has_secret ? ", signatures required" : "");
+    return in;
+nomem:
+    snprintf(err, errsize, "out of memory");
+fail:
+    loops_free(in);
+    if (in->fd >= 0)
+        close(in->fd);
+    hq__customer_spec_release(&in->customer);
+    free(in);
     return NULL;
 }
 
 int
 hq_intake_port(const struct hq_intake *in)
 {
-    (void)in;
-    return 0;
+    return in->port;
 }
 
 void
 hq_intake_stop(struct hq_intake *in)
 {
-    (void)in;
+    if (in == NULL || in->stopped)
+        return;
+    in->stopped = 1;
+    for (unsigned i = 0; i < in->nloops; i++)
+        if (in->loops[i].started)
+            event_active(in->loops[i].stop_ev, EV_READ, 0);
+    for (unsigned i = 0; i < in->nloops; i++)
+        if (in->loops[i].started)
+            pthread_join(in->loops[i].thread, NULL);
 }
 
 void
 hq_intake_free(struct hq_intake *in)
 {
-    (void)in;
+    if (in == NULL)
+        return;
+    hq_intake_stop(in);
+    loops_free(in);
+    if (in->fd >= 0)
+        close(in->fd);
+    hq__customer_spec_release(&in->customer);
+    explicit_bzero(&in->key, sizeof(in->key));
+    free(in);
 }
 
 void
 hq_intake_stats(const struct hq_intake *in, struct hq_intake_stats *out)
 {
-    (void)in;
     memset(out, 0, sizeof(*out));
+    for (unsigned i = 0; i < in->nloops; i++) {
+        struct loop *lp = &in->loops[i];
+
+        out->accepted += atomic_load_explicit(&lp->accepted, memory_order_relaxed);
+        out->duplicate += atomic_load_explicit(&lp->duplicate, memory_order_relaxed);
+        for (int r = 0; r < HQ_INTAKE_NREASONS; r++)
+            out->rejected[r] += atomic_load_explicit(&lp->rejected[r],
+                                                     memory_order_relaxed);
+    }
+    out->connections = atomic_load_explicit(&in->nconns, memory_order_relaxed);
 }
 
 const char *
 hq_intake_reason_name(int reason)
 {
-    (void)reason;
-    return "unknown";
+    static const char *const names[HQ_INTAKE_NREASONS] = {
+        [HQ_INTAKE_BAD_REQUEST] = "bad_request",
+        [HQ_INTAKE_INVALID_JSON] = "invalid_json",
+        [HQ_INTAKE_MISSING_CODE] = "missing_code",
+        [HQ_INTAKE_MISSING_DATA] = "missing_data",
+        [HQ_INTAKE_MISSING_CUSTOMER] = "missing_customer",
+        [HQ_INTAKE_BAD_SIGNATURE] = "bad_signature",
+        [HQ_INTAKE_NOT_FOUND] = "not_found",
+        [HQ_INTAKE_METHOD] = "method_not_allowed",
+        [HQ_INTAKE_BODY_TOO_LARGE] = "body_too_large",
+        [HQ_INTAKE_UNKNOWN_CODE] = "unknown_code",
+        [HQ_INTAKE_KEY_FULL] = "key_full",
+        [HQ_INTAKE_HEADER_TOO_LARGE] = "header_too_large",
+        [HQ_INTAKE_REDIS_UNAVAILABLE] = "redis_unavailable",
+        [HQ_INTAKE_TIMEOUT] = "timeout",
+        [HQ_INTAKE_CONN_LIMIT] = "conn_limit",
+    };
+
+    if (reason < 0 || reason >= HQ_INTAKE_NREASONS)
+        return "unknown";
+    return names[reason];
 }
