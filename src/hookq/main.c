@@ -1,20 +1,238 @@
 /*
- * hookq: the command-line entry point. Dispatches to the subcommands of
- * DESIGN §3.1 (run, serve, work, stats, keys, peek, hold, release, dlq,
- * token, check). Exit status: 0 ok, 1 runtime failure, 2 usage or config.
+ * hookq: the command-line entry point. Parses the global options (-c FILE,
+ * --help, --version), loads the configuration, sets up the log, and
+ * dispatches to the subcommands of DESIGN §3.1 (commands.h).
+ *
+ * `-c FILE` may come before or after the command name; main.c removes it
+ * from the arguments, so commands only see their own. `COMMAND --help`
+ * prints that command's usage. Exit status: 0 ok, 1 runtime failure,
+ * 2 usage or configuration error.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "hookq/hookq.h"
+#include "commands.h"
+#include "log.h"
+
+#include "banned_int.h"
+
+struct command {
+    const char *name;
+    int (*fn)(struct hq_cli *cli, int argc, char **argv);
+    const char *args;
+    const char *help;
+};
+
+static const struct command commands[] = {
+    {"run", hq_cmd_run, "[-c FILE]",
+     "intake + workers in one process; with no [redis] url it starts a\n"
+     "private redis-server (AOF on) in data_dir and stops it on exit"},
+    {"serve", hq_cmd_serve, "[-c FILE]", "intake only"},
+    {"work", hq_cmd_work, "[-c FILE]", "workers only"},
+    {"stats", hq_cmd_stats, "[--json]",
+     "depth, in flight, parked, held, dead letters, rates, top keys"},
+    {"keys", hq_cmd_keys, "[--state ready|active|parked|held] [--top N]",
+     "list keys"},
+    {"peek", hq_cmd_peek, "KEY [N]", "the first N payloads of a key"},
+    {"hold", hq_cmd_hold, "KEY", "hold a key until released"},
+    {"release", hq_cmd_release, "KEY", "release a held key"},
+    {"dlq", hq_cmd_dlq, "list | show ID | retry ID|--all | drop ID|--all",
+     "the dead-letter list"},
+    {"token", hq_cmd_token, "set CUSTOMER TOKEN | del CUSTOMER",
+     "the API token of a customer"},
+    {"check", hq_cmd_check, "[-c FILE]",
+     "validate a config and say what is wrong, with line numbers"},
+};
+
+static void
+usage(FILE *out)
+{
+    fprintf(out,
+            "usage: hookq COMMAND [-c FILE] [ARGS]\n"
+            "       hookq --help | --version\n"
+            "\n"
+            "commands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        const char *h = commands[i].help;
+        size_t hl = strcspn(h, "\n;");
+        fprintf(out, "  %-8s %s\n           %.*s\n", commands[i].name,
+                commands[i].args, (int)hl, h);
+    }
+    fprintf(out,
+            "\n"
+            "options:\n"
+            "  -c FILE     the configuration (default: ./hookq.ini when it\n"
+            "              exists, else the built-in defaults)\n"
+            "  --help      this text; COMMAND --help for one command\n"
+            "  --version   print the version\n"
+            "\n"
+            "Every key of the file can be set in the environment as\n"
+            "HOOKQ_<SECTION>_<KEY> (HOOKQ_WORKER_LEASE=10s). See\n"
+            "docs/configuration.md.\n"
+            "\n"
+            "exit status: 0 ok, 1 runtime failure, 2 usage or configuration "
+            "error\n");
+}
+
+static void
+command_usage(FILE *out, const struct command *c)
+{
+    fprintf(out, "usage: hookq %s %s\n\n%s\n", c->name, c->args, c->help);
+}
+
+static const struct command *
+find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/*
+ * Take -c FILE / -cFILE / --config FILE / --config=FILE out of argv (up to a
+ * "--"), storing FILE in *path. Returns the new argc, or -1 on a usage error.
+ */
+static int
+take_config(int argc, char **argv, const char **path)
+{
+    int out = 0;
+
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+
+        if (strcmp(a, "--") == 0) {
+            while (i < argc)
+                argv[out++] = argv[i++];
+            break;
+        }
+        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "hookq: option %s needs a FILE\n", a);
+                return -1;
+            }
+            val = argv[++i];
+        } else if (strncmp(a, "--config=", 9) == 0) {
+            val = a + 9;
+        } else if (strncmp(a, "-c", 2) == 0 && a[2] != '\0') {
+            val = a + 2;
+        } else {
+            argv[out++] = argv[i];
+            continue;
+        }
+        if (val[0] == '\0') {
+            fprintf(stderr, "hookq: option -c needs a FILE\n");
+            return -1;
+        }
+        if (*path != NULL && strcmp(*path, val) != 0) {
+            fprintf(stderr, "hookq: -c given twice ('%s' and '%s')\n", *path,
+                    val);
+            return -1;
+        }
+        *path = val;
+    }
+    argv[out] = NULL;
+    return out;
+}
+
+static int
+has_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return 0;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+    }
+    return 0;
+}
 
 int
 main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-        printf("hookq %s\n", hq_version());
+    struct hq_cli cli = {NULL, NULL};
+    const struct command *cmd;
+    char err[16384];
+    int rc, i;
+
+    /* Global options before the command. */
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
+            printf("hookq %s\n", hq_version());
+            return 0;
+        }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 ||
+            strcmp(a, "help") == 0) {
+            if (strcmp(a, "help") == 0 && i + 1 < argc &&
+                (cmd = find_command(argv[i + 1])) != NULL) {
+                command_usage(stdout, cmd);
+                return 0;
+            }
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "hookq: option %s needs a FILE\n", a);
+                return 2;
+            }
+            cli.config_path = argv[++i];
+            continue;
+        }
+        if (strncmp(a, "--config=", 9) == 0) {
+            cli.config_path = a + 9;
+            continue;
+        }
+        if (strncmp(a, "-c", 2) == 0 && a[2] != '\0') {
+            cli.config_path = a + 2;
+            continue;
+        }
+        if (a[0] == '-') {
+            fprintf(stderr, "hookq: unknown option '%s' (see hookq --help)\n",
+                    a);
+            return 2;
+        }
+        break;
+    }
+    if (i >= argc) {
+        fprintf(stderr, "hookq: missing COMMAND\n\n");
+        usage(stderr);
+        return 2;
+    }
+    cmd = find_command(argv[i]);
+    if (cmd == NULL) {
+        fprintf(stderr, "hookq: unknown command '%s' (see hookq --help)\n",
+                argv[i]);
+        return 2;
+    }
+    argc -= i;
+    argv += i;
+    if (has_help(argc, argv)) {
+        command_usage(stdout, cmd);
         return 0;
     }
-    fprintf(stderr, "usage: hookq COMMAND [-c FILE]\n");
-    return 2;
+    argc = take_config(argc, argv, &cli.config_path);
+    if (argc < 0)
+        return 2;
+    if (cli.config_path != NULL && cli.config_path[0] == '\0') {
+        fprintf(stderr, "hookq: option -c needs a FILE\n");
+        return 2;
+    }
+
+    /* check loads the file itself, to report what is wrong. */
+    if (cmd->fn != hq_cmd_check) {
+        rc = hq__config_load(cli.config_path, NULL, &cli.cfg, err, sizeof(err));
+        if (rc != HQ_OK) {
+            fputs(err, stderr);
+            fprintf(stderr, "hookq: invalid configuration\n");
+            return rc == HQ_ENOMEM ? 1 : 2;
+        }
+        hq_log_init(cli.cfg->log_format, cli.cfg->log_level);
+    }
+    rc = cmd->fn(&cli, argc, argv);
+    hq__config_free(cli.cfg);
+    return rc;
 }

@@ -412,6 +412,7 @@ enum kind {
     K_POLICY,   /* deadletter | hold */
     K_ENDPOINT, /* route | url */
     K_LOGFMT,   /* text | json */
+    K_LOGLEVEL, /* error | warn | info | debug */
 };
 
 struct keydef {
@@ -429,6 +430,7 @@ struct keydef {
 
 static const struct keydef keys[] = {
     {"", "log_format", K_LOGFMT, F(log_format), 0, 0, 0, NULL},
+    {"", "log_level", K_LOGLEVEL, F(log_level), 0, 0, 0, NULL},
 
     {"redis", "url", K_OPTSTR, F(redis.url), 0, 0, 0, check_redis_url},
     {"redis", "namespace", K_STR, F(redis.ns), 0, 0, 0, check_namespace},
@@ -777,6 +779,17 @@ apply(struct loader *L, const struct keydef *k, const char *v,
         if (e < 0) {
             snprintf(why, sizeof(why), "invalid value '%s': expected text or "
                      "json", v);
+            break;
+        }
+        *(int *)(base + k->off) = e;
+        return;
+    }
+    case K_LOGLEVEL: {
+        static const char *const names[] = {"error", "warn", "info", "debug"};
+        int e = enum_value(v, names, HQ_ARRAY_SIZE(names));
+        if (e < 0) {
+            snprintf(why, sizeof(why), "invalid value '%s': expected error, "
+                     "warn, info or debug", v);
             break;
         }
         *(int *)(base + k->off) = e;
@@ -1255,6 +1268,7 @@ set_defaults(struct hq_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->log_format = HQ_LOG_TEXT;
+    cfg->log_level = 2; /* info */
     cfg->redis.ns = strdup("hookq");
     cfg->redis.shards = 1;
     cfg->redis.data_dir = strdup("./hookq-data");

@@ -29,6 +29,8 @@ struct hq_event_cfg {
 struct hq_config {
     char *path;          /* the file loaded; NULL = built-in defaults only */
     int log_format;      /* enum hq_log_format; top-level key log_format */
+    int log_level;       /* 0 error, 1 warn, 2 info, 3 debug (enum hq_log_level
+                            of hookq.h); top-level key log_level, info */
 
     struct {
         char *url;       /* NULL = embedded (hookq run) */

@@ -213,6 +213,7 @@ test_config_defaults_match_design(void **state)
     assert_int_equal(cfg->api.timeout_ms, 10000);
     assert_int_equal(cfg->nevents, 0);
     assert_int_equal(cfg->log_format, HQ_LOG_TEXT);
+    assert_int_equal(cfg->log_level, 2);
     hq__config_free(cfg);
     hq__config_free(NULL);
 }
@@ -220,6 +221,7 @@ test_config_defaults_match_design(void **state)
 static const char full_ini[] =
     "; the example of DESIGN 3.2\n"
     "log_format = json\n"
+    "log_level = debug\n"
     "[redis]\n"
     "url = redis://127.0.0.1:6379/0   ; or unix:///path\n"
     "namespace = hq-test\n"
@@ -277,6 +279,7 @@ test_config_every_key_is_read(void **state)
         fail_msg("load failed:\n%s", err);
     assert_string_equal(cfg->path, path);
     assert_int_equal(cfg->log_format, HQ_LOG_JSON);
+    assert_int_equal(cfg->log_level, 3);
     assert_string_equal(cfg->redis.url, "redis://127.0.0.1:6379/0");
     assert_string_equal(cfg->redis.ns, "hq-test");
     assert_int_equal(cfg->redis.shards, 4);
@@ -313,7 +316,7 @@ test_config_every_key_is_read(void **state)
     assert_int_equal(cfg->nevents, 2);
     ev = hq__config_event(cfg, "post-create", 11);
     assert_non_null(ev);
-    assert_int_equal(ev->line, 39);
+    assert_int_equal(ev->line, 40);
     assert_int_equal(ev->nfetch, 2);
     assert_string_equal(ev->fetch[0], "GET /posts/{data.post_id}");
     assert_string_equal(ev->fetch[1], "GET /users/{customer}/codes/{code}");
@@ -353,6 +356,9 @@ static const struct {
      "@:1: [wrker]: unknown section (expected redis, intake, admin, worker, "
      "api or event CODE)\n"},
     {"verbose = 1\n", "@:1: verbose: unknown key\n"},
+    {"log_level = loud\n",
+     "@:1: log_level: invalid value 'loud': expected error, warn, info or "
+     "debug\n"},
     {"log_format = xml\n",
      "@:1: log_format: invalid value 'xml': expected text or json\n"},
     {"[worker]\nthreads = 0\n",

@@ -1,0 +1,367 @@
+/*
+ * The admin listener (see admin_http.h). One thread runs an event_base with
+ * evhttp; requests are served one at a time, which is plenty for health
+ * checks, scrapes and an operator's dashboard.
+ *
+ * /healthz keeps one synchronous Redis connection (the store's connect, so
+ * URLs, AUTH and SELECT behave as everywhere else) and sends PING with a
+ * 1 s timeout; a failed PING drops the connection, and the next request
+ * connects again, so recovery needs no restart.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+
+#include "admin_http.h"
+#include "log.h"
+#include "store_int.h"
+
+#include "banned_int.h"
+
+#define MAX_ROUTES 32
+#define PING_TIMEOUT_MS 1000
+
+struct route {
+    char *path;
+    hq_admin_route_fn *fn;
+    void *arg;
+};
+
+struct hq_admin {
+    const struct hq_config *cfg;
+    char *url;                  /* store URL, owned */
+    struct hq__store_addr addr;
+    int addr_ok;
+    redisContext *redis;        /* /healthz connection; NULL until needed */
+
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    int port;
+    pthread_t thread;
+    int started;
+
+    struct route routes[MAX_ROUTES];
+    size_t nroutes;
+
+    struct hq_intake *intake;
+    hq_worker *worker;
+};
+
+int
+hq_split_listen(const char *listen, char *host, size_t hostsize, int *port)
+{
+    const char *colon;
+    size_t hl;
+    char *end;
+    long p;
+
+    if (listen[0] == '[') {
+        const char *rb = strchr(listen, ']');
+        if (rb == NULL || rb[1] != ':')
+            return -1;
+        hl = (size_t)(rb - listen - 1);
+        if (hl >= hostsize)
+            return -1;
+        memcpy(host, listen + 1, hl);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (colon == NULL)
+            return -1;
+        hl = (size_t)(colon - listen);
+        if (hl >= hostsize)
+            return -1;
+        memcpy(host, listen, hl);
+    }
+    host[hl] = '\0';
+    p = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || end == colon + 1 || p < 0 || p > 65535)
+        return -1;
+    *port = (int)p;
+    return 0;
+}
+
+static void
+send_json(struct evhttp_request *req, int code, const char *reason,
+          const char *body)
+{
+    struct evbuffer *b = evbuffer_new();
+
+    if (b == NULL) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control",
+                      "no-store");
+    evbuffer_add_printf(b, "%s\n", body);
+    evhttp_send_reply(req, code, reason, b);
+    evbuffer_free(b);
+}
+
+/* Constant-time comparison of the bearer token. */
+static int
+token_ok(const char *want, const char *header)
+{
+    size_t wl, hl;
+    unsigned char diff;
+
+    if (header == NULL || strncmp(header, "Bearer ", 7) != 0)
+        return 0;
+    header += 7;
+    wl = strlen(want);
+    hl = strlen(header);
+    diff = (unsigned char)(wl != hl);
+    for (size_t i = 0; i < wl; i++)
+        diff |= (unsigned char)(want[i] ^ (i < hl ? header[i] : 0));
+    return diff == 0;
+}
+
+/* 1 when Redis answered PING; else 0 with the reason in `why`. */
+static int
+redis_ping(struct hq_admin *a, char *why, size_t size)
+{
+    struct hq__err e;
+    redisReply *r;
+    int ok;
+
+    if (!a->addr_ok) {
+        snprintf(why, size, "invalid redis url");
+        return 0;
+    }
+    if (a->redis == NULL) {
+        a->redis = hq__store_connect(&a->addr, &e);
+        if (a->redis == NULL) {
+            snprintf(why, size, "%s", e.msg);
+            return 0;
+        }
+    }
+    r = redisCommand(a->redis, "PING");
+    ok = r != NULL && r->type == REDIS_REPLY_STATUS &&
+         strcmp(r->str, "PONG") == 0;
+    if (!ok)
+        snprintf(why, size, "%s", r == NULL ? a->redis->errstr :
+                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    if (r != NULL)
+        freeReplyObject(r);
+    if (!ok) {
+        redisFree(a->redis);
+        a->redis = NULL;
+    }
+    return ok;
+}
+
+static void
+healthz(struct hq_admin *a, struct evhttp_request *req, void *arg)
+{
+    char why[300], body[700];
+
+    (void)arg;
+    if (redis_ping(a, why, sizeof(why))) {
+        send_json(req, 200, "OK", "{\"status\":\"ok\"}");
+        return;
+    }
+    /* The reason names the address, never the password (store's messages). */
+    {
+        size_t n = 0;
+        n += (size_t)snprintf(body, sizeof(body),
+                              "{\"status\":\"unavailable\",\"detail\":\"");
+        for (const char *p = why; *p && n + 8 < sizeof(body); p++) {
+            if (*p == '"' || *p == '\\')
+                body[n++] = '\\';
+            body[n++] = (unsigned char)*p < 0x20 ? ' ' : *p;
+        }
+        snprintf(body + n, sizeof(body) - n, "\"}");
+    }
+    send_json(req, 503, "Service Unavailable", body);
+}
+
+static void
+dispatch(struct evhttp_request *req, void *arg)
+{
+    struct hq_admin *a = arg;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+
+    if (a->cfg->admin.token != NULL &&
+        !token_ok(a->cfg->admin.token,
+                  evhttp_find_header(evhttp_request_get_input_headers(req),
+                                     "Authorization"))) {
+        evhttp_add_header(evhttp_request_get_output_headers(req),
+                          "WWW-Authenticate", "Bearer");
+        send_json(req, 401, "Unauthorized", "{\"error\":\"unauthorized\"}");
+        return;
+    }
+    if (path == NULL || path[0] == '\0')
+        path = "/";
+    for (size_t i = 0; i < a->nroutes; i++) {
+        if (strcmp(a->routes[i].path, path) == 0) {
+            a->routes[i].fn(a, req, a->routes[i].arg);
+            return;
+        }
+    }
+    send_json(req, 404, "Not Found", "{\"error\":\"not_found\"}");
+}
+
+int
+hq_admin_route(struct hq_admin *a, const char *path, hq_admin_route_fn *fn,
+               void *arg)
+{
+    if (a->started || a->nroutes >= MAX_ROUTES)
+        return -1;
+    a->routes[a->nroutes].path = strdup(path);
+    if (a->routes[a->nroutes].path == NULL)
+        return -1;
+    a->routes[a->nroutes].fn = fn;
+    a->routes[a->nroutes].arg = arg;
+    a->nroutes++;
+    return 0;
+}
+
+struct hq_admin *
+hq_admin_new(const struct hq_config *cfg, const struct hq_store_options *store,
+             char *err, size_t errsize)
+{
+    struct hq_admin *a;
+    struct hq__err e;
+    char host[256];
+    int port;
+
+    evthread_use_pthreads();
+    a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        snprintf(err, errsize, "out of memory");
+        return NULL;
+    }
+    a->cfg = cfg;
+    a->url = strdup(store->url ? store->url : "redis://127.0.0.1:6379/0");
+    if (a->url == NULL) {
+        snprintf(err, errsize, "out of memory");
+        goto fail;
+    }
+    a->addr_ok = hq__store_parse_url(a->url, PING_TIMEOUT_MS, &a->addr, &e) ==
+                 HQ_OK;
+    if (hq_split_listen(cfg->admin.listen, host, sizeof(host), &port) != 0) {
+        snprintf(err, errsize, "[admin] listen '%s': invalid address",
+                 cfg->admin.listen);
+        goto fail;
+    }
+    a->base = event_base_new();
+    a->http = a->base ? evhttp_new(a->base) : NULL;
+    if (a->http == NULL) {
+        snprintf(err, errsize, "cannot create the admin event loop");
+        goto fail;
+    }
+    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_POST);
+    evhttp_set_max_headers_size(a->http, 16384);
+    evhttp_set_max_body_size(a->http, 65536);
+    evhttp_set_timeout(a->http, 30);
+    evhttp_set_gencb(a->http, dispatch, a);
+    a->bound = evhttp_bind_socket_with_handle(a->http, host, (ev_uint16_t)port);
+    if (a->bound == NULL) {
+        snprintf(err, errsize, "cannot listen on %s (admin): %s",
+                 cfg->admin.listen, strerror(errno));
+        goto fail;
+    }
+    {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        evutil_socket_t fd = evhttp_bound_socket_get_fd(a->bound);
+        a->port = port;
+        if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+            if (ss.ss_family == AF_INET)
+                a->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+            else if (ss.ss_family == AF_INET6)
+                a->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+    }
+    if (hq_admin_route(a, "/healthz", healthz, NULL) != 0) {
+        snprintf(err, errsize, "out of memory");
+        goto fail;
+    }
+    return a;
+fail:
+    hq_admin_free(a);
+    return NULL;
+}
+
+static void *
+admin_thread(void *arg)
+{
+    struct hq_admin *a = arg;
+    event_base_dispatch(a->base);
+    return NULL;
+}
+
+int
+hq_admin_start(struct hq_admin *a)
+{
+    if (pthread_create(&a->thread, NULL, admin_thread, a) != 0)
+        return -1;
+    a->started = 1;
+    return 0;
+}
+
+int
+hq_admin_port(const struct hq_admin *a)
+{
+    return a->port;
+}
+
+void
+hq_admin_attach(struct hq_admin *a, struct hq_intake *intake, hq_worker *worker)
+{
+    a->intake = intake;
+    a->worker = worker;
+}
+
+struct hq_intake *
+hq_admin_intake(const struct hq_admin *a)
+{
+    return a->intake;
+}
+
+hq_worker *
+hq_admin_worker(const struct hq_admin *a)
+{
+    return a->worker;
+}
+
+const struct hq_config *
+hq_admin_config(const struct hq_admin *a)
+{
+    return a->cfg;
+}
+
+void
+hq_admin_free(struct hq_admin *a)
+{
+    if (a == NULL)
+        return;
+    if (a->started) {
+        event_base_loopbreak(a->base);
+        pthread_join(a->thread, NULL);
+    }
+    if (a->http != NULL)
+        evhttp_free(a->http);
+    if (a->base != NULL)
+        event_base_free(a->base);
+    if (a->redis != NULL)
+        redisFree(a->redis);
+    for (size_t i = 0; i < a->nroutes; i++)
+        free(a->routes[i].path);
+    free(a->url);
+    free(a);
+}

@@ -1,0 +1,70 @@
+/*
+ * The admin listener ([admin] listen; opened by run, serve and work; none
+ * when "off"): one libevent thread serving evhttp. For now GET /healthz:
+ * 200 {"status":"ok"} when Redis answers PING, else 503 {"status":
+ * "unavailable","detail":...}. More paths (/metrics, /api/..., the dashboard)
+ * are added with hq_admin_route() before hq_admin_start().
+ *
+ * With [admin] token set, every request must carry "Authorization: Bearer
+ * <token>" (compared in constant time), else 401.
+ *
+ * Usage:
+ *     a = hq_admin_new(cfg, &store, err, sizeof(err));   (binds the port)
+ *     hq_admin_attach(a, intake, worker);              (optional)
+ *     hq_admin_route(a, "/metrics", metrics_cb, arg);   (optional)
+ *     hq_admin_start(a);
+ *     ...
+ *     hq_admin_free(a);                                 (stops and joins)
+ */
+#ifndef HQ_ADMIN_HTTP_H
+#define HQ_ADMIN_HTTP_H
+
+#include <stddef.h>
+
+#include "hookq/hookq.h"
+#include "config_int.h"
+
+struct evhttp_request;
+struct hq_admin;
+struct hq_intake;
+
+/*
+ * A route handler: runs on the admin thread, answers `req` (evhttp_send_reply)
+ * before returning. Auth has been checked already.
+ */
+typedef void hq_admin_route_fn(struct hq_admin *a, struct evhttp_request *req,
+                               void *arg);
+
+/*
+ * Bind cfg->admin.listen (cfg->admin.listen must not be NULL). `cfg` is
+ * borrowed and must outlive the admin; `store` is copied (strings too).
+ * Returns NULL with the reason in `err` (bad address, port in use).
+ */
+struct hq_admin *hq_admin_new(const struct hq_config *cfg,
+                              const struct hq_store_options *store, char *err,
+                              size_t errsize);
+
+/* The intake and worker this process runs (either may be NULL), for routes. */
+void hq_admin_attach(struct hq_admin *a, struct hq_intake *intake,
+                     hq_worker *worker);
+struct hq_intake *hq_admin_intake(const struct hq_admin *a);
+hq_worker *hq_admin_worker(const struct hq_admin *a);
+const struct hq_config *hq_admin_config(const struct hq_admin *a);
+
+/* Serve `path` (exact match) with `fn`. Before hq_admin_start() only. */
+int hq_admin_route(struct hq_admin *a, const char *path, hq_admin_route_fn *fn,
+                   void *arg);
+
+/* Start the admin thread. Returns 0, or -1 when the thread cannot start. */
+int hq_admin_start(struct hq_admin *a);
+
+/* The TCP port bound (useful with listen = 127.0.0.1:0). */
+int hq_admin_port(const struct hq_admin *a);
+
+/* Stop the thread (if started), close the listener, free. NULL is accepted. */
+void hq_admin_free(struct hq_admin *a);
+
+/* Split "host:port" / "[v6]:port" into host and port. 0 or -1. */
+int hq_split_listen(const char *listen, char *host, size_t hostsize, int *port);
+
+#endif /* HQ_ADMIN_HTTP_H */

@@ -1,0 +1,41 @@
+/*
+ * hookq check [-c FILE]: load the configuration as every other command
+ * would (file, then HOOKQ_* variables) and say whether it is valid. Prints
+ * "ok: N events" on stdout and exits 0, or every error as FILE:LINE: [section]
+ * key: reason on stderr and exits 2.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+#include "banned_int.h"
+
+int
+hq_cmd_check(struct hq_cli *cli, int argc, char **argv)
+{
+    struct hq_config *cfg = NULL;
+    static char err[65536];
+    int rc, nerr = 0;
+
+    if (argc > 1) {
+        fprintf(stderr, "hookq check: unexpected argument '%s'\n", argv[1]);
+        return 2;
+    }
+    rc = hq__config_load(cli->config_path, NULL, &cfg, err, sizeof(err));
+    if (rc != HQ_OK) {
+        for (const char *p = err; *p; p++)
+            nerr += *p == '\n';
+        fputs(err, stderr);
+        if (rc == HQ_ECONFIG)
+            fprintf(stderr, "hookq check: %d error%s\n", nerr,
+                    nerr == 1 ? "" : "s");
+        return rc == HQ_ENOMEM ? 1 : 2;
+    }
+    if (cfg->nevents == 0)
+        fprintf(stderr, "warning: no [event CODE] section: every webhook "
+                "will be answered 422 unknown_code\n");
+    printf("ok: %zu event%s\n", cfg->nevents, cfg->nevents == 1 ? "" : "s");
+    hq__config_free(cfg);
+    return 0;
+}

@@ -1,0 +1,443 @@
+/*
+ * hookq run | serve | work: the daemon.
+ *
+ *   run    intake + worker in one process; with no [redis] url, a private
+ *          redis-server in data_dir (embedded_redis.c), stopped on exit
+ *   serve  intake only        work   worker only
+ *
+ * serve and work with no [redis] url use the embedded Redis that a `hookq
+ * run` of the same data_dir started; they never start one themselves.
+ *
+ * Signals: SIGINT and SIGTERM are blocked in every thread (the mask is set
+ * before any thread exists) and taken by the main thread with sigtimedwait,
+ * so no work happens in a signal handler. On the first one we drain: stop
+ * accepting (intake stop answers the requests in flight), stop the worker
+ * (jobs in flight finish for up to shutdown_timeout, the rest hand their
+ * leases back), join, stop the admin listener, and stop the embedded Redis
+ * last, so that every settlement reaches it. Exit 0. A second signal while
+ * draining exits at once (status 1); the embedded Redis then gets SIGTERM
+ * from the kernel (PR_SET_PDEATHSIG) and still flushes its AOF.
+ *
+ * Until the job pipeline (process.h) lands, the worker's handler is the
+ * `log` delivery of DESIGN §3.4: one JSON line per job on stdout (or
+ * appended to FILE for deliver = log:FILE).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "admin_http.h"
+#include "commands.h"
+#include "embedded_redis.h"
+#include "intake.h"
+#include "log.h"
+
+#include "banned_int.h"
+
+/* NEEDSWORK: set to 1 when the worker runtime (hq_worker_*) is on main. */
+#define HQ_HAVE_WORKER 0
+
+/* Log levels (enum hq_log_level of hookq.h). */
+enum { LV_ERROR = 0, LV_WARN = 1, LV_INFO = 2, LV_DEBUG = 3 };
+
+#define EMBEDDED_START_TIMEOUT_MS 30000
+#define EMBEDDED_STOP_TIMEOUT_MS 15000
+
+/* ------------------------------------------------------------------------ */
+/* The log delivery.                                                        */
+
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int
+write_all(int fd, const char *s, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        s += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* RFC 3339 UTC with milliseconds. */
+static void
+format_time_ms(int64_t ms, char *buf, size_t size)
+{
+    time_t sec = (time_t)(ms / 1000);
+    struct tm tm;
+
+    gmtime_r(&sec, &tm);
+    snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+             tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+/*
+ * The delivery document of DESIGN §3.4, as one line with a newline. The
+ * caller frees it. NULL when out of memory.
+ */
+static char *
+delivery_line(const hq_job *job)
+{
+    size_t blen;
+    const char *body = hq_job_body(job, &blen);
+    json_t *doc, *data = NULL, *env;
+    char when[40];
+    char *s, *line;
+    size_t n;
+
+    env = json_loadb(body, blen, JSON_DECODE_ANY, NULL);
+    if (env != NULL && json_is_object(env))
+        data = json_incref(json_object_get(env, "data"));
+    if (data == NULL)
+        data = env != NULL ? json_incref(env) : json_stringn(body, blen);
+    json_decref(env);
+    format_time_ms(hq_job_received_at_ms(job), when, sizeof(when));
+    doc = json_pack("{s:s, s:s, s:s, s:s, s:I, s:i, s:s, s:o, s:[]}",
+                    "id", hq_job_id(job), "key", hq_job_key(job),
+                    "customer", hq_job_customer(job), "code", hq_job_code(job),
+                    "seq", (json_int_t)hq_job_seq(job),
+                    "attempt", hq_job_attempt(job), "received_at", when,
+                    "data", data ? data : json_null(), "fetched");
+    if (doc == NULL)
+        return NULL;
+    s = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (s == NULL)
+        return NULL;
+    n = strlen(s);
+    line = realloc(s, n + 2);
+    if (line == NULL) {
+        free(s);
+        return NULL;
+    }
+    line[n] = '\n';
+    line[n + 1] = '\0';
+    return line;
+}
+
+static void
+log_deliver(hq_job *job, void *arg)
+{
+    const struct hq_config *cfg = arg;
+    const char *code = hq_job_code(job);
+    const struct hq_event_cfg *ev = hq__config_event(cfg, code, strlen(code));
+    char *line;
+    int rc;
+
+    if (ev == NULL) {
+        hq_job_fail(job, "no [event CODE] section for this code");
+        return;
+    }
+    if (ev->nfetch > 0 || strncmp(ev->deliver, "log", 3) != 0) {
+        hq_job_retry(job, "fetch and http/exec delivery are not in this build");
+        return;
+    }
+    line = delivery_line(job);
+    if (line == NULL) {
+        hq_job_retry(job, "out of memory");
+        return;
+    }
+    if (ev->deliver[3] == ':') {
+        int fd = open(ev->deliver + 4, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+                      0644);
+        rc = fd < 0 ? -1 : 0;
+        if (fd >= 0) {
+            pthread_mutex_lock(&out_lock);
+            rc = write_all(fd, line, strlen(line));
+            pthread_mutex_unlock(&out_lock);
+            close(fd);
+        }
+    } else {
+        pthread_mutex_lock(&out_lock);
+        rc = write_all(STDOUT_FILENO, line, strlen(line));
+        pthread_mutex_unlock(&out_lock);
+    }
+    free(line);
+    if (rc != 0)
+        hq_job_retry(job, "cannot write the log delivery");
+    else
+        hq_job_done(job);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The daemon.                                                              */
+
+enum { WANT_INTAKE = 1 << 0, WANT_WORKER = 1 << 1, MAY_EMBED = 1 << 2 };
+
+struct daemon {
+    const char *name;
+    struct hq_cli *cli;
+    struct hq_store_options store;
+    struct hq_embedded_redis *redis;
+    struct hq_admin *admin;
+    struct hq_intake *intake;
+    hq_worker *worker;
+};
+
+static void
+second_signal(int sig)
+{
+    static const char msg[] = "hookq: second signal, exiting without "
+                              "draining\n";
+    (void)sig;
+    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+        /* nothing to do */
+    }
+    _exit(1);
+}
+
+static void
+shutdown_all(struct daemon *d)
+{
+    if (d->intake != NULL)
+        hq_intake_stop(d->intake);
+#if HQ_HAVE_WORKER
+    if (d->worker != NULL) {
+        hq_worker_stop(d->worker);
+        hq_worker_join(d->worker);
+    }
+#endif
+    hq_admin_free(d->admin);
+    d->admin = NULL;
+    hq_intake_free(d->intake);
+    d->intake = NULL;
+#if HQ_HAVE_WORKER
+    hq_worker_free(d->worker);
+    d->worker = NULL;
+#endif
+    if (d->redis != NULL) {
+        pid_t pid = hq_embedded_redis_pid(d->redis);
+        if (hq_embedded_redis_stop(d->redis, EMBEDDED_STOP_TIMEOUT_MS) != 0)
+            hq_log(LV_WARN, "embedded redis-server (pid %d) did not stop in "
+                   "time and was killed", (int)pid);
+        else
+            hq_log_kv(LV_INFO, "embedded redis stopped", NULL);
+        d->redis = NULL;
+    }
+}
+
+static int
+usage_error(const char *name, const char *arg)
+{
+    fprintf(stderr, "hookq %s: unexpected argument '%s' (usage: hookq %s "
+            "[-c FILE])\n", name, arg, name);
+    return 2;
+}
+
+static int
+start_store(struct daemon *d, int flags)
+{
+    const struct hq_config *cfg = d->cli->cfg;
+    char err[2048], masked[512];
+
+    if (cfg->redis.url != NULL) {
+        hq_cli_store_options(d->cli, &d->store);
+        hq_log_kv(LV_INFO, "using redis", "url",
+                  hq_log_mask_url(cfg->redis.url, masked, sizeof(masked)),
+                  NULL);
+        return 0;
+    }
+    if (flags & MAY_EMBED) {
+        char pid[32];
+        if (hq_embedded_redis_start(cfg->redis.data_dir,
+                                    EMBEDDED_START_TIMEOUT_MS, &d->redis, err,
+                                    sizeof(err)) != 0) {
+            hq_log(LV_ERROR, "cannot start the embedded redis: %s", err);
+            return -1;
+        }
+        if (hq_cli_store_options(d->cli, &d->store) != 0)
+            return -1;
+        d->store.url = hq_embedded_redis_url(d->redis);
+        snprintf(pid, sizeof(pid), "%d", (int)hq_embedded_redis_pid(d->redis));
+        hq_log_kv(LV_INFO, "embedded redis started", "url", d->store.url,
+                  "pid", pid, "data_dir", cfg->redis.data_dir, NULL);
+        return 0;
+    }
+    if (hq_cli_store_options(d->cli, &d->store) != 0)
+        return -1;
+    if (hq_embedded_redis_ping(d->store.url + strlen("unix://"), 2000) != 1) {
+        hq_log(LV_ERROR, "no [redis] url is set and no embedded redis answers "
+               "on '%s': start `hookq run` with this data_dir first, or set "
+               "[redis] url", d->store.url + strlen("unix://"));
+        return -1;
+    }
+    hq_log_kv(LV_INFO, "using the embedded redis of hookq run", "url",
+              d->store.url, NULL);
+    return 0;
+}
+
+static int
+run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
+           int flags)
+{
+    const struct hq_config *cfg = cli->cfg;
+    struct daemon d;
+    sigset_t sigs;
+    char err[2048];
+    int rc = 1, sig;
+
+    memset(&d, 0, sizeof(d));
+    d.name = name;
+    d.cli = cli;
+    if (argc > 1)
+        return usage_error(name, argv[1]);
+#if !HQ_HAVE_WORKER
+    if (flags & WANT_WORKER) {
+        if (!(flags & WANT_INTAKE)) {
+            fprintf(stderr, "hookq %s: the worker is not in this build yet\n",
+                    name);
+            return 1;
+        }
+        hq_log(LV_WARN, "the worker is not in this build yet: intake only");
+        flags &= ~WANT_WORKER;
+    }
+#endif
+
+    /* Before any thread: every thread inherits the mask. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (start_store(&d, flags) != 0)
+        goto out;
+
+    if (cfg->admin.listen != NULL) {
+        d.admin = hq_admin_new(cfg, &d.store, err, sizeof(err));
+        if (d.admin == NULL) {
+            hq_log(LV_ERROR, "%s", err);
+            goto out;
+        }
+    }
+    if (flags & WANT_INTAKE) {
+        struct hq_intake_hooks hooks = {hq_log_intake_sink, NULL,
+                                        hq_log_enabled(LV_DEBUG)
+                                            ? HQ_INTAKE_LOG_DEBUG
+                                            : HQ_INTAKE_LOG_INFO};
+        d.intake = hq_intake_start(cfg, &d.store, &hooks, err, sizeof(err));
+        if (d.intake == NULL) {
+            hq_log(LV_ERROR, "cannot start the intake: %s", err);
+            goto out;
+        }
+    }
+#if HQ_HAVE_WORKER
+    if (flags & WANT_WORKER) {
+        struct hq_worker_options wo;
+        memset(&wo, 0, sizeof(wo));
+        wo.store = d.store;
+        wo.concurrency = cfg->worker.concurrency;
+        wo.threads = cfg->worker.threads;
+        wo.lease_ms = cfg->worker.lease_ms;
+        wo.max_attempts = cfg->worker.max_attempts;
+        wo.backoff_min_ms = cfg->worker.backoff_min_ms;
+        wo.backoff_max_ms = cfg->worker.backoff_max_ms;
+        wo.on_failure = cfg->worker.on_failure;
+        wo.shutdown_timeout_ms = cfg->worker.shutdown_timeout_ms;
+        wo.handler = log_deliver;
+        wo.handler_arg = (void *)cfg;
+        if (hq_worker_new(&wo, &d.worker) != HQ_OK) {
+            hq_log(LV_ERROR, "cannot create the worker: %s",
+                   d.worker ? hq_worker_errmsg(d.worker) : "out of memory");
+            goto out;
+        }
+        if (hq_worker_start(d.worker) != HQ_OK) {
+            hq_log(LV_ERROR, "cannot start the worker: %s",
+                   hq_worker_errmsg(d.worker));
+            goto out;
+        }
+    }
+#else
+    (void)log_deliver;
+#endif
+    if (d.admin != NULL) {
+        hq_admin_attach(d.admin, d.intake, d.worker);
+        if (hq_admin_start(d.admin) != 0) {
+            hq_log(LV_ERROR, "cannot start the admin thread");
+            goto out;
+        }
+    }
+
+    {
+        char intake_url[600] = "", admin_url[300] = "", pidbuf[32];
+        if (d.intake != NULL) {
+            char host[256];
+            int port;
+            if (hq_split_listen(cfg->intake.listen, host, sizeof(host),
+                                &port) == 0)
+                snprintf(intake_url, sizeof(intake_url), "http://%s%s%s:%d%s",
+                         strchr(host, ':') ? "[" : "", host,
+                         strchr(host, ':') ? "]" : "",
+                         hq_intake_port(d.intake), cfg->intake.path);
+        }
+        if (d.admin != NULL)
+            snprintf(admin_url, sizeof(admin_url), "http://%s/healthz",
+                     cfg->admin.listen);
+        snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
+        hq_log_kv(LV_INFO, "hookq ready", "command", name, "intake",
+                  intake_url[0] ? intake_url : NULL, "admin",
+                  admin_url[0] ? admin_url : NULL, "worker",
+                  (flags & WANT_WORKER) ? "on" : NULL, "pid", pidbuf, NULL);
+    }
+
+    for (;;) {
+        struct timespec tick = {1, 0};
+        sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig == SIGINT || sig == SIGTERM)
+            break;
+        if (d.redis != NULL && !hq_embedded_redis_alive(d.redis)) {
+            hq_log(LV_ERROR, "the embedded redis-server exited (see %s/%s); "
+                   "stopping", cfg->redis.data_dir, HQ_EMBEDDED_LOG);
+            shutdown_all(&d);
+            return 1;
+        }
+    }
+    hq_log_kv(LV_INFO, "draining", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM",
+              NULL);
+    {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = second_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
+    }
+    rc = 0;
+out:
+    shutdown_all(&d);
+    if (rc == 0)
+        hq_log_kv(LV_INFO, "stopped", NULL);
+    return rc;
+}
+
+int
+hq_cmd_run(struct hq_cli *cli, int argc, char **argv)
+{
+    return run_daemon(cli, argc, argv, "run",
+                      WANT_INTAKE | WANT_WORKER | MAY_EMBED);
+}
+
+int
+hq_cmd_serve(struct hq_cli *cli, int argc, char **argv)
+{
+    return run_daemon(cli, argc, argv, "serve", WANT_INTAKE);
+}
+
+int
+hq_cmd_work(struct hq_cli *cli, int argc, char **argv)
+{
+    return run_daemon(cli, argc, argv, "work", WANT_WORKER);
+}

@@ -1,0 +1,54 @@
+/*
+ * The daemon's log: one line per event on stderr, as text or as JSON
+ * (log_format), each with a time stamp and a level. Safe from any thread:
+ * each line is formatted in a local buffer and written with one write(2),
+ * so lines of different threads never interleave.
+ *
+ * Secrets never reach the log: pass tokens through hq_log_mask() and URLs
+ * (which may carry a Redis password) through hq_log_mask_url().
+ *
+ * Levels are the values of enum hq_log_level (hookq.h): 0 error, 1 warn,
+ * 2 info, 3 debug. Lines above the level given to hq_log_init() are dropped.
+ */
+#ifndef HQ_LOG_H
+#define HQ_LOG_H
+
+#include <stddef.h>
+
+#define HQ_LOGLINE_MAX 4096 /* longer lines are cut, never split */
+
+/* Set the format (enum hq_log_format) and the highest level that is shown. */
+void hq_log_init(int format, int max_level);
+
+/* The current settings. */
+int hq_log_format(void);
+int hq_log_enabled(int level);
+
+/* One line: a printf-style message. */
+void hq_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * One line with fields: `msg`, then NULL-terminated pairs of key and value
+ * strings (a NULL value is skipped). Text: `msg key=value key="a b"`;
+ * JSON: {"ts":..,"level":..,"msg":..,"key":"value"}.
+ *     hq_log_kv(HQ_LOG_INFO, "intake listening", "addr", addr, NULL);
+ */
+void hq_log_kv(int level, const char *msg, ...);
+
+/* Sinks with the signatures of the worker's hq_log_fn and intake's hooks. */
+void hq_log_worker_sink(int level, const char *msg, void *arg);
+void hq_log_intake_sink(void *arg, int level, const char *msg);
+
+/*
+ * "(none)" for NULL or "", else "<redacted N chars>": what a log may say
+ * about a token or a secret. Writes into `buf` and returns it.
+ */
+const char *hq_log_mask(const char *secret, char *buf, size_t size);
+
+/* `url` with the password replaced by "***" (redis://:***@host:6379/0). */
+const char *hq_log_mask_url(const char *url, char *buf, size_t size);
+
+/* The name of a level: "error", "warn", "info", "debug". */
+const char *hq_log_level_name(int level);
+
+#endif /* HQ_LOG_H */
