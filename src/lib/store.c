@@ -280,7 +280,9 @@ hq__store_connect(const struct hq__store_addr *addr, struct hq__err *err)
         return NULL;
     }
     redisSetTimeout(c, tv);
-    redisEnableKeepAlive(c);
+    /* TCP only: on a unix socket it fails and leaves c->err set. */
+    if (!addr->unix_path[0])
+        redisEnableKeepAlive(c);
     if (addr->password[0] &&
         check_reply(redisCommand(c, "AUTH %s", addr->password), "auth", err))
         goto fail;
