@@ -1,0 +1,147 @@
+/*
+ * The API rate limiter's client side (see limiter_int.h). The decision
+ * itself is limit.lua's: this file only builds its arguments and reads its
+ * answer, so that every worker, process and host shares one state in Redis.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "limiter_int.h"
+#include "store_int.h"
+
+struct take_ctx {
+    hq__limit_fn *fn;
+    void *arg;
+};
+
+int64_t
+hq__limit_backoff_429(const struct hq__limit_rate *rate,
+                      int64_t retry_after_ms)
+{
+    return retry_after_ms >= 0 ? retry_after_ms : rate->window_ms;
+}
+
+int
+hq__limit_endpoint(int route_mode, const char *route, const char *method,
+                   const char *url, char *buf, size_t size)
+{
+    int n;
+
+    if (route_mode)
+        n = snprintf(buf, size, "%s", route);
+    else
+        n = snprintf(buf, size, "%s %s", method, url);
+    return n >= 0 && (size_t)n < size ? HQ_OK : HQ_EINVAL;
+}
+
+int
+hq__limit_parse(const redisReply *r, struct hq__limit_answer *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->verdict = HQ_LIMIT_ERROR;
+    if (!r) {
+        a->error = "redis connection lost";
+        return HQ_EPROTO;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        a->error = r->str;
+        return HQ_EPROTO;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER)
+        goto bad;
+    switch (r->element[0]->integer) {
+    case 1:
+        if (r->elements != 3 || r->element[1]->type != REDIS_REPLY_INTEGER ||
+            r->element[2]->type != REDIS_REPLY_STRING)
+            goto bad;
+        a->verdict = HQ_LIMIT_GO;
+        a->now_ms = r->element[1]->integer;
+        a->token = r->element[2]->str;
+        a->token_len = r->element[2]->len;
+        return HQ_OK;
+    case 0:
+        if (r->elements != 2 || r->element[1]->type != REDIS_REPLY_INTEGER)
+            goto bad;
+        a->verdict = HQ_LIMIT_WAIT;
+        a->wait_ms = r->element[1]->integer;
+        return HQ_OK;
+    case -1:
+        a->verdict = HQ_LIMIT_STALE;
+        return HQ_OK;
+    case -2:
+        a->verdict = HQ_LIMIT_NO_TOKEN;
+        return HQ_OK;
+    }
+bad:
+    a->error = "unexpected reply from the limit script";
+    return HQ_EPROTO;
+}
+
+static void
+on_take(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct take_ctx *t = privdata;
+    struct hq__limit_answer a;
+
+    (void)ac;
+    hq__limit_parse(reply, &a);
+    t->fn(&a, t->arg);
+    free(t);
+}
+
+int
+hq__limit_take(redisAsyncContext *ac, const char *prefix, const char *key,
+               const char *fence, const char *customer, const char *endpoint,
+               const struct hq__limit_rate *rate, hq__limit_fn *fn, void *arg)
+{
+    char r[24], w[24], m[24];
+    const char *argv[8] = {"take", key, fence, customer, endpoint, r, w, m};
+    size_t argvlen[8];
+    struct take_ctx *t;
+    int rc;
+
+    snprintf(r, sizeof(r), "%d", rate->calls);
+    snprintf(w, sizeof(w), "%lld", (long long)rate->window_ms);
+    snprintf(m, sizeof(m), "%lld", (long long)rate->margin_ms);
+    for (size_t i = 0; i < HQ_ARRAY_SIZE(argv); i++)
+        argvlen[i] = strlen(argv[i]);
+    t = malloc(sizeof(*t));
+    if (!t)
+        return HQ_ENOMEM;
+    t->fn = fn;
+    t->arg = arg;
+    rc = hq__store_eval_async(ac, "limit", prefix, 8, argv, argvlen, on_take,
+                              t);
+    if (rc != HQ_OK)
+        free(t);
+    return rc;
+}
+
+static void
+on_block(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    (void)reply;
+    (void)privdata;
+}
+
+int
+hq__limit_block(redisAsyncContext *ac, const char *prefix, const char *token,
+                const char *endpoint, int64_t delay_ms,
+                const struct hq__limit_rate *rate)
+{
+    char d[24], r[24], w[24], m[24];
+    const char *argv[7] = {"block", token, endpoint, d, r, w, m};
+    size_t argvlen[7];
+
+    snprintf(d, sizeof(d), "%lld", (long long)delay_ms);
+    snprintf(r, sizeof(r), "%d", rate->calls);
+    snprintf(w, sizeof(w), "%lld", (long long)rate->window_ms);
+    snprintf(m, sizeof(m), "%lld", (long long)rate->margin_ms);
+    for (size_t i = 0; i < HQ_ARRAY_SIZE(argv); i++)
+        argvlen[i] = strlen(argv[i]);
+    return hq__store_eval_async(ac, "limit", prefix, 7, argv, argvlen,
+                                on_block, NULL);
+}

@@ -1,0 +1,86 @@
+/*
+ * The API rate limiter (G7): at most R calls in any W ms per (token,
+ * endpoint), shared through Redis by every worker. One script call
+ * (limit.lua) checks the job's lease, reads the customer's token and grants
+ * or refuses a call, atomically, just before the call is made. The state
+ * lives in the customer's shard, beside the key's meta, so that all of it
+ * is one script on one slot. docs/queue-semantics.md ("Rate limiter")
+ * explains the algorithm and why it is strict.
+ */
+#ifndef HQ_LIMITER_INT_H
+#define HQ_LIMITER_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "common_int.h"
+
+struct hq__limit_rate {
+    int calls;          /* R, >= 1 */
+    int64_t window_ms;  /* W, >= 1 */
+    int64_t margin_ms;  /* added to W between the first and the (R+1)-th call */
+};
+
+enum hq__limit_verdict {
+    HQ_LIMIT_GO = 1,       /* granted: call now with `token` */
+    HQ_LIMIT_WAIT = 0,     /* no budget: the earliest grant is in wait_ms */
+    HQ_LIMIT_STALE = -1,   /* the job's lease is no longer current */
+    HQ_LIMIT_NO_TOKEN = -2, /* the customer has no API token */
+    HQ_LIMIT_ERROR = -3,   /* Redis failed: see error */
+};
+
+struct hq__limit_answer {
+    int verdict;         /* enum hq__limit_verdict */
+    int64_t wait_ms;     /* HQ_LIMIT_WAIT */
+    int64_t now_ms;      /* HQ_LIMIT_GO: the grant's time (Redis TIME) */
+    const char *token;   /* HQ_LIMIT_GO: NUL-terminated */
+    size_t token_len;
+    const char *error;   /* HQ_LIMIT_ERROR */
+};
+
+/* Called once with the answer; `a` is valid only during the call. */
+typedef void hq__limit_fn(const struct hq__limit_answer *a, void *arg);
+
+/*
+ * Ask for one call of `customer` on `endpoint` for the job holding `key`
+ * with fencing token `fence`, on the shard whose key prefix is `prefix`.
+ * Strings are borrowed. Returns HQ_OK (then `fn` is called exactly once,
+ * with HQ_LIMIT_ERROR when the connection fails) or HQ_ENOMEM / HQ_ESTORE
+ * (then it is not).
+ */
+int hq__limit_take(redisAsyncContext *ac, const char *prefix, const char *key,
+                   const char *fence, const char *customer,
+                   const char *endpoint, const struct hq__limit_rate *rate,
+                   hq__limit_fn *fn, void *arg);
+
+/*
+ * The API answered 429: grant nothing for (token, endpoint) before
+ * now + delay_ms. Fire and forget (a lost block only costs another 429).
+ */
+int hq__limit_block(redisAsyncContext *ac, const char *prefix,
+                    const char *token, const char *endpoint, int64_t delay_ms,
+                    const struct hq__limit_rate *rate);
+
+/* How long a 429 pushes back: Retry-After if given (ms >= 0), else W. */
+int64_t hq__limit_backoff_429(const struct hq__limit_rate *rate,
+                              int64_t retry_after_ms);
+
+/*
+ * Parse limit.lua's reply to "take" into `a` (token points into `r`).
+ * Returns HQ_OK or HQ_EPROTO with a->verdict = HQ_LIMIT_ERROR.
+ */
+int hq__limit_parse(const redisReply *r, struct hq__limit_answer *a);
+
+/*
+ * The endpoint a call counts against: with `route_mode`, `route` ("GET
+ * /posts/{}"); else method, a space and the concrete URL. Writes at most
+ * `size` bytes (NUL included) into `buf`; returns HQ_OK or HQ_EINVAL when
+ * it does not fit.
+ */
+int hq__limit_endpoint(int route_mode, const char *route, const char *method,
+                       const char *url, char *buf, size_t size);
+
+#endif /* HQ_LIMITER_INT_H */

@@ -1,0 +1,172 @@
+"""The rate limiter's script (src/lib/scripts/limit.lua) against a real
+redis-server: strictness under contention from many clients, the lease
+check, the token lookup, the 429 push-back and the state's expiry.
+docs/queue-semantics.md ("Rate limiter") is the contract."""
+import hashlib
+import os
+import threading
+import time
+
+from harness import RedisServer, Suite
+
+SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "..", "src", "lib", "scripts")
+P = "{hookq:0}:"
+EP = "GET /posts/{}"
+suite = Suite("limiter")
+
+
+def load(name):
+    with open(os.path.join(SCRIPTS, "_prelude.lua")) as f:
+        prelude = f.read()
+    with open(os.path.join(SCRIPTS, name + ".lua")) as f:
+        return prelude + f.read()
+
+
+def rl_key(token, endpoint=EP):
+    return P + "rl:" + hashlib.sha1(token.encode()).hexdigest()[:16] + ":" + endpoint
+
+
+class Lim:
+    def __init__(self, r):
+        self.r = r
+        self.fn = r.register_script(load("limit"))
+
+    def take(self, key="c1:post", fence="7", customer="c1", ep=EP, R=2, W=1000, margin=25):
+        return self.fn(keys=[P], args=["take", key, fence, customer, ep, R, W, margin])
+
+    def block(self, token, delay, ep=EP, R=2, W=1000, margin=25):
+        return self.fn(keys=[P], args=["block", token, ep, delay, R, W, margin])
+
+
+def lease(r, key="c1:post", fence="7", customer="c1", token="tok-1"):
+    r.hset(P + "m:" + key, mapping={"st": "active", "tok": fence, "c": customer})
+    if token is not None:
+        r.hset(P + "tok", customer, token)
+
+
+def redis_ms(r):
+    s, us = r.time()
+    return s * 1000 + us // 1000
+
+
+@suite.test
+def take_checks_the_lease_and_the_token_before_any_budget():
+    with RedisServer() as rs:
+        r = rs.client()
+        lim = Lim(r)
+        lease(r, token=None)
+        assert lim.take(fence="8") == [-1], "a stale fence must be refused"
+        r.hset(P + "m:c1:post", "st", "parked")
+        assert lim.take() == [-1], "a key that is not active must be refused"
+        r.hset(P + "m:c1:post", "st", "active")
+        assert lim.take() == [-2], "no token"
+        r.hset(P + "tok", "c1", "tok-1")
+        got = lim.take()
+        assert got[0] == 1 and got[2] == b"tok-1", got
+        # Nothing was recorded for the refused takes.
+        assert r.llen(rl_key("tok-1")) == 1
+        assert int(r.hget(P + "stats", "api_calls")) == 1
+
+
+@suite.test
+def grants_are_strict_across_window_boundaries_under_contention():
+    """8 clients hammer one (token, endpoint) for 3.5 s: any R+1 grants in
+    a row span at least W + margin, and the budget is used: one burst of R
+    per W + margin."""
+    R, W, M = 2, 400, 25
+    with RedisServer() as rs:
+        lease(rs.client())
+        grants, lock = [], threading.Lock()
+        stop = time.monotonic() + 3.5
+
+        def client():
+            lim = Lim(rs.client())
+            while time.monotonic() < stop:
+                a = lim.take(R=R, W=W, margin=M)
+                if a[0] == 1:
+                    with lock:
+                        grants.append(a[1])
+                else:
+                    assert a[0] == 0 and 0 < a[1] <= W + M, a
+                    time.sleep(min(a[1], 5) / 1000.0)
+
+        ts = [threading.Thread(target=client) for _ in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        grants.sort()
+        for i in range(len(grants) - R):
+            assert grants[i + R] - grants[i] >= W + M, (i, grants[i:i + R + 1])
+        # 3.5 s / 425 ms = 8.2 windows -> 9 bursts of 2 at most, 8 at least.
+        assert 2 * 8 <= len(grants) <= 2 * 9, len(grants)
+
+
+@suite.test
+def each_token_and_endpoint_has_its_own_budget():
+    with RedisServer() as rs:
+        r = rs.client()
+        lim = Lim(r)
+        lease(r)
+        lease(r, key="c2:post", customer="c2", token="tok-2")
+        assert lim.take()[0] == 1 and lim.take()[0] == 1
+        assert lim.take()[0] == 0
+        assert lim.take(ep="GET /users/{}")[0] == 1, "other endpoint"
+        assert lim.take(key="c2:post", customer="c2")[0] == 1, "other token"
+        # Two customers sharing one token share its budget.
+        r.hset(P + "tok", "c2", "tok-1")
+        assert lim.take(key="c2:post", customer="c2")[0] == 0
+
+
+@suite.test
+def wait_is_the_time_until_the_oldest_grant_leaves_the_window():
+    with RedisServer() as rs:
+        r = rs.client()
+        lim = Lim(r)
+        lease(r)
+        t0 = lim.take()[1]
+        lim.take()
+        verdict, wait = lim.take()
+        now = redis_ms(r)
+        assert verdict == 0
+        assert abs((now + wait) - (t0 + 1000 + 25)) <= 2, (now, wait, t0)
+
+
+@suite.test
+def block_pushes_the_pair_back_by_the_delay_and_counts_the_429():
+    with RedisServer() as rs:
+        r = rs.client()
+        lim = Lim(r)
+        lease(r)
+        assert lim.take()[0] == 1
+        before = redis_ms(r)
+        ok, until = lim.block("tok-1", 3000)
+        assert ok == 1 and until - before >= 3000 and until - before <= 3005, (until, before)
+        verdict, wait = lim.take()
+        assert verdict == 0 and 2990 <= wait <= 3000, wait
+        assert r.llen(rl_key("tok-1")) == 2
+        assert 3000 <= r.pttl(rl_key("tok-1")) <= 3000 + 1025 + 1
+        assert int(r.hget(P + "stats", "api_429")) == 1
+        # A shorter block later does not shorten the longer one.
+        lim.block("tok-1", 100)
+        assert lim.take()[1] >= 2900
+        # After the delay, R calls are granted again.
+        r.delete(rl_key("tok-1"))
+        lim.block("tok-1", 150)
+        time.sleep(0.2)
+        assert lim.take()[0] == 1 and lim.take()[0] == 1 and lim.take()[0] == 0
+
+
+@suite.test
+def idle_state_expires():
+    with RedisServer() as rs:
+        r = rs.client()
+        lim = Lim(r)
+        lease(r)
+        lim.take(W=100, margin=10)
+        assert 0 < r.pttl(rl_key("tok-1")) <= 111
+        time.sleep(0.2)
+        assert not r.exists(rl_key("tok-1"))
+
+
+suite.run()
