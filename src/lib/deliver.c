@@ -1,0 +1,651 @@
+/*
+ * Delivery targets: http, exec and log (see deliver_int.h).
+ *
+ * DESIGN: http goes through the loop's hq__http (libcurl multi on the
+ * loop). exec uses posix_spawn (vfork-like, safe in a threaded process)
+ * with the child in its own process group, its stdin a socketpair (so that
+ * writing to a child that has exited is EPIPE, not SIGPIPE, thanks to
+ * MSG_NOSIGNAL) and its stdout+stderr one pipe whose tail we keep for the
+ * error message. Both are non-blocking and watched by libevent. The child
+ * is reaped with waitpid(WNOHANG) once its output closed, polled on a short
+ * timer since it may close its output before it exits; SIGCHLD is not used,
+ * as libevent lets only one base watch signals. On timeout the whole
+ * process group is killed with SIGKILL and the attempt is retried.
+ * log writes each line with one write(2) on an O_APPEND descriptor, so
+ * lines of concurrent loops and processes never interleave.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "curl_event_int.h"
+#include "deliver_int.h"
+
+extern char **environ;
+
+enum target { TARGET_HTTP, TARGET_EXEC, TARGET_LOG };
+
+struct hq__deliver {
+    int target;        /* enum target */
+    char *url;         /* TARGET_HTTP */
+    char **argv;       /* TARGET_EXEC, NULL-terminated */
+    int fd;            /* TARGET_LOG; 1 = stdout (not ours to close) */
+    char *spec;
+};
+
+#define TAIL_MAX 512
+
+struct hq__delivery {
+    const struct hq__deliver *d;
+    hq__deliver_fn *fn;
+    void *arg;
+    struct hq__http_call *http;  /* TARGET_HTTP */
+    /* TARGET_EXEC */
+    pid_t pid;
+    int in_fd, out_fd;           /* -1 once closed */
+    struct event *in_ev, *out_ev, *timer_ev, *reap_ev;
+    char *payload;
+    size_t payload_len, written;
+    char tail[TAIL_MAX];         /* last bytes of the child's output */
+    size_t tail_len;
+    int timed_out;
+    int64_t timeout_ms;
+    int reap_delay_ms;
+};
+
+int
+hq__deliver_http_outcome(int status)
+{
+    if (status >= 200 && status < 300)
+        return HQ_OUTCOME_DONE;
+    if (status >= 400 && status < 500 && status != 408 && status != 429)
+        return HQ_OUTCOME_FAIL;
+    return HQ_OUTCOME_RETRY;
+}
+
+void
+hq__deliver_free(struct hq__deliver *d)
+{
+    if (!d)
+        return;
+    if (d->target == TARGET_LOG && d->fd > 2)
+        close(d->fd);
+    for (size_t i = 0; d->argv && d->argv[i]; i++)
+        free(d->argv[i]);
+    free(d->argv);
+    free(d->url);
+    free(d->spec);
+    free(d);
+}
+
+static int
+split_args(struct hq__deliver *d, const char *s, struct hq__err *err)
+{
+    size_t n = 0;
+
+    while (*s) {
+        const char *e;
+        char **na;
+
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (!*s)
+            break;
+        for (e = s; *e && *e != ' ' && *e != '\t'; e++)
+            ;
+        na = realloc(d->argv, (n + 2) * sizeof(*na));
+        if (!na)
+            return hq__err_set(err, HQ_ENOMEM, "out of memory");
+        d->argv = na;
+        d->argv[n] = strndup(s, (size_t)(e - s));
+        d->argv[n + 1] = NULL;
+        if (!d->argv[n])
+            return hq__err_set(err, HQ_ENOMEM, "out of memory");
+        n++;
+        s = e;
+    }
+    if (n == 0 || d->argv[0][0] != '/')
+        return hq__err_set(err, HQ_EINVAL,
+                           "exec needs an absolute path, as in "
+                           "'exec:/usr/local/bin/handle'");
+    return HQ_OK;
+}
+
+int
+hq__deliver_parse(const char *spec, struct hq__deliver **out,
+                  struct hq__err *err)
+{
+    struct hq__deliver *d;
+    int rc = HQ_OK;
+
+    *out = NULL;
+    d = calloc(1, sizeof(*d));
+    if (!d || !(d->spec = strdup(spec))) {
+        free(d);
+        return hq__err_set(err, HQ_ENOMEM, "out of memory");
+    }
+    d->fd = -1;
+    if (strncmp(spec, "http://", 7) == 0 || strncmp(spec, "https://", 8) == 0) {
+        d->target = TARGET_HTTP;
+        d->url = strdup(spec);
+        if (!d->url)
+            rc = hq__err_set(err, HQ_ENOMEM, "out of memory");
+    } else if (strncmp(spec, "exec:", 5) == 0) {
+        d->target = TARGET_EXEC;
+        rc = split_args(d, spec + 5, err);
+    } else if (strcmp(spec, "log") == 0) {
+        d->target = TARGET_LOG;
+        d->fd = 1;
+    } else if (strncmp(spec, "log:", 4) == 0 && spec[4]) {
+        d->target = TARGET_LOG;
+        d->fd = open(spec + 4, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+                     0644);
+        if (d->fd < 0)
+            rc = hq__err_set(err, HQ_EIO, "cannot open '%s': %s", spec + 4,
+                             strerror(errno));
+    } else {
+        rc = hq__err_set(err, HQ_EINVAL,
+                         "unknown delivery '%s' (use http://..., "
+                         "exec:/path or log[:FILE])", spec);
+    }
+    if (rc != HQ_OK) {
+        hq__deliver_free(d);
+        return rc;
+    }
+    *out = d;
+    return HQ_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* http                                                                     */
+
+/* Header values carry customer data: escape anything but visible ASCII. */
+static void
+header_value(char *buf, size_t size, const char *name, const char *v)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = (size_t)snprintf(buf, size, "%s: ", name);
+
+    for (; *v && n + 4 < size; v++) {
+        unsigned char c = (unsigned char)*v;
+
+        if (c <= 0x20 || c >= 0x7f || c == '%') {
+            buf[n++] = '%';
+            buf[n++] = hex[c >> 4];
+            buf[n++] = hex[c & 15];
+        } else {
+            buf[n++] = (char)c;
+        }
+    }
+    buf[n] = '\0';
+}
+
+static void
+http_done(const struct hq__http_response *r, void *arg)
+{
+    struct hq__delivery *dl = arg;
+    char msg[512];
+    int outcome;
+
+    dl->http = NULL;
+    if (r->failure != HQ_HTTP_OK) {
+        snprintf(msg, sizeof(msg), "delivery to '%s' failed: %s", dl->d->url,
+                 r->error);
+        outcome = HQ_OUTCOME_RETRY;
+    } else {
+        outcome = hq__deliver_http_outcome(r->status);
+        snprintf(msg, sizeof(msg), "delivery to '%s' answered %d%s%.*s",
+                 dl->d->url, r->status, r->body_len ? ": " : "",
+                 (int)(r->body_len > 200 ? 200 : r->body_len), r->body);
+    }
+    dl->fn(outcome, outcome == HQ_OUTCOME_DONE ? NULL : msg, dl->arg);
+    free(dl);
+}
+
+static int
+http_start(struct hq__delivery *dl, struct hq__http *http,
+           const struct hq__delivery_job *job, struct hq__err *err)
+{
+    char h_id[160], h_key[600], h_seq[48], h_att[48];
+    const char *headers[5];
+    struct hq__http_request req;
+
+    header_value(h_id, sizeof(h_id), "Hookq-Id", job->id);
+    header_value(h_key, sizeof(h_key), "Hookq-Key", job->key);
+    snprintf(h_seq, sizeof(h_seq), "Hookq-Seq: %lld", (long long)job->seq);
+    snprintf(h_att, sizeof(h_att), "Hookq-Attempt: %d", job->attempt);
+    headers[0] = "Content-Type: application/json";
+    headers[1] = h_id;
+    headers[2] = h_key;
+    headers[3] = h_seq;
+    headers[4] = h_att;
+    memset(&req, 0, sizeof(req));
+    req.method = "POST";
+    req.url = dl->d->url;
+    req.headers = headers;
+    req.nheaders = 5;
+    req.body = job->payload;
+    req.body_len = job->payload_len;
+    req.timeout_ms = job->timeout_ms;
+    req.max_response = 4096;
+    return hq__http_send(http, &req, http_done, dl, &dl->http, err);
+}
+
+/* ------------------------------------------------------------------------ */
+/* exec                                                                     */
+
+static void
+exec_release(struct hq__delivery *dl)
+{
+    if (dl->in_ev)
+        event_free(dl->in_ev);
+    if (dl->out_ev)
+        event_free(dl->out_ev);
+    if (dl->timer_ev)
+        event_free(dl->timer_ev);
+    if (dl->reap_ev)
+        event_free(dl->reap_ev);
+    if (dl->in_fd >= 0)
+        close(dl->in_fd);
+    if (dl->out_fd >= 0)
+        close(dl->out_fd);
+    free(dl->payload);
+    free(dl);
+}
+
+/* The child's output tail, one line, for messages. */
+static const char *
+tail_text(struct hq__delivery *dl)
+{
+    size_t n = dl->tail_len;
+
+    while (n && (dl->tail[n - 1] == '\n' || dl->tail[n - 1] == '\r'))
+        n--;
+    dl->tail[n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (dl->tail[i] == '\n' || dl->tail[i] == '\r')
+            dl->tail[i] = ' ';
+    return dl->tail;
+}
+
+static void
+exec_finish(struct hq__delivery *dl, int status)
+{
+    char msg[TAIL_MAX + 256];
+    const char *prog = dl->d->argv[0], *tail = tail_text(dl);
+    const char *sep = *tail ? ": " : "";
+    int outcome;
+
+    if (dl->timed_out) {
+        outcome = HQ_OUTCOME_RETRY;
+        snprintf(msg, sizeof(msg), "'%s' killed after %lld ms%s%s", prog,
+                 (long long)dl->timeout_ms, sep, tail);
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        outcome = HQ_OUTCOME_DONE;
+        msg[0] = '\0';
+    } else if (WIFEXITED(status)) {
+        outcome = WEXITSTATUS(status) == 75 ? HQ_OUTCOME_RETRY
+                                            : HQ_OUTCOME_FAIL;
+        snprintf(msg, sizeof(msg), "'%s' exited with %d%s%s", prog,
+                 WEXITSTATUS(status), sep, tail);
+    } else {
+        outcome = HQ_OUTCOME_FAIL;
+        snprintf(msg, sizeof(msg), "'%s' killed by signal %d%s%s", prog,
+                 WTERMSIG(status), sep, tail);
+    }
+    dl->fn(outcome, outcome == HQ_OUTCOME_DONE ? NULL : msg, dl->arg);
+    exec_release(dl);
+}
+
+static void
+reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct hq__delivery *dl = arg;
+    struct timeval tv;
+    int status;
+    pid_t r;
+
+    (void)fd;
+    (void)what;
+    r = waitpid(dl->pid, &status, WNOHANG);
+    if (r == dl->pid || (r < 0 && errno == ECHILD)) {
+        if (r < 0)
+            status = 0x7f00; /* reaped elsewhere: treat as exit 127 */
+        exec_finish(dl, status);
+        return;
+    }
+    /* Output closed but not exited yet: look again soon, backing off. */
+    dl->reap_delay_ms = dl->reap_delay_ms ? dl->reap_delay_ms * 2 : 1;
+    if (dl->reap_delay_ms > 50)
+        dl->reap_delay_ms = 50;
+    tv.tv_sec = 0;
+    tv.tv_usec = dl->reap_delay_ms * 1000;
+    evtimer_add(dl->reap_ev, &tv);
+}
+
+static void
+close_in(struct hq__delivery *dl)
+{
+    if (dl->in_ev) {
+        event_free(dl->in_ev);
+        dl->in_ev = NULL;
+    }
+    if (dl->in_fd >= 0) {
+        close(dl->in_fd);
+        dl->in_fd = -1;
+    }
+}
+
+static void
+in_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct hq__delivery *dl = arg;
+
+    (void)what;
+    while (dl->written < dl->payload_len) {
+        ssize_t n = send(fd, dl->payload + dl->written,
+                         dl->payload_len - dl->written, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return; /* EV_PERSIST: called again when writable */
+        if (n < 0) {
+            /* EPIPE: the child does not read its input; its exit status
+             * decides the outcome. */
+            break;
+        }
+        dl->written += (size_t)n;
+    }
+    close_in(dl);
+}
+
+static void
+out_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct hq__delivery *dl = arg;
+    char buf[4096];
+    ssize_t n;
+
+    (void)what;
+    for (;;) {
+        n = read(fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0)
+            break;
+        if ((size_t)n >= TAIL_MAX - 1) {
+            memcpy(dl->tail, buf + n - (TAIL_MAX - 1), TAIL_MAX - 1);
+            dl->tail_len = TAIL_MAX - 1;
+        } else {
+            size_t keep = TAIL_MAX - 1 - (size_t)n;
+
+            if (dl->tail_len > keep) {
+                memmove(dl->tail, dl->tail + dl->tail_len - keep, keep);
+                dl->tail_len = keep;
+            }
+            memcpy(dl->tail + dl->tail_len, buf, (size_t)n);
+            dl->tail_len += (size_t)n;
+        }
+    }
+    /* EOF (or an error): the child closed its output, most likely exited. */
+    event_free(dl->out_ev);
+    dl->out_ev = NULL;
+    close(dl->out_fd);
+    dl->out_fd = -1;
+    reap_cb(-1, 0, dl);
+}
+
+static void
+kill_child(struct hq__delivery *dl)
+{
+    kill(-dl->pid, SIGKILL);
+    kill(dl->pid, SIGKILL);
+}
+
+static void
+timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct hq__delivery *dl = arg;
+
+    (void)fd;
+    (void)what;
+    dl->timed_out = 1;
+    kill_child(dl);
+    close_in(dl);
+    /* Grandchildren may keep the output open: stop waiting for it. */
+    if (dl->out_ev) {
+        event_free(dl->out_ev);
+        dl->out_ev = NULL;
+        close(dl->out_fd);
+        dl->out_fd = -1;
+    }
+    reap_cb(-1, 0, dl);
+}
+
+/* environ plus HOOKQ_ID, HOOKQ_KEY, HOOKQ_SEQ, HOOKQ_ATTEMPT. */
+static char **
+child_env(const struct hq__delivery_job *job, char *vars[4])
+{
+    size_t n = 0, k = 0;
+    char **env;
+
+    while (environ[n])
+        n++;
+    env = calloc(n + 5, sizeof(*env));
+    if (!env)
+        return NULL;
+    if (asprintf(&vars[0], "HOOKQ_ID=%s", job->id) < 0)
+        vars[0] = NULL;
+    if (asprintf(&vars[1], "HOOKQ_KEY=%s", job->key) < 0)
+        vars[1] = NULL;
+    if (asprintf(&vars[2], "HOOKQ_SEQ=%lld", (long long)job->seq) < 0)
+        vars[2] = NULL;
+    if (asprintf(&vars[3], "HOOKQ_ATTEMPT=%d", job->attempt) < 0)
+        vars[3] = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "HOOKQ_", 6) != 0)
+            env[k++] = environ[i];
+    for (int i = 0; i < 4; i++)
+        if (vars[i])
+            env[k++] = vars[i];
+    env[k] = NULL;
+    return env;
+}
+
+static int
+exec_start(struct hq__delivery *dl, struct event_base *base,
+           const struct hq__delivery_job *job, struct hq__err *err)
+{
+    int sv[2] = {-1, -1}, po[2] = {-1, -1}, rc;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t none, dflt;
+    char *vars[4] = {NULL, NULL, NULL, NULL};
+    char **env = NULL;
+    struct timeval tv;
+
+    dl->in_fd = dl->out_fd = -1;
+    dl->timeout_ms = job->timeout_ms;
+    dl->payload = malloc(job->payload_len ? job->payload_len : 1);
+    if (!dl->payload)
+        return hq__err_set(err, HQ_ENOMEM, "out of memory");
+    memcpy(dl->payload, job->payload, job->payload_len);
+    dl->payload_len = job->payload_len;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 ||
+        pipe2(po, O_CLOEXEC) < 0) {
+        rc = hq__err_set(err, HQ_EIO, "cannot make pipes for '%s': %s",
+                         dl->d->argv[0], strerror(errno));
+        goto fail_fds;
+    }
+    env = child_env(job, vars);
+    if (!env) {
+        rc = hq__err_set(err, HQ_ENOMEM, "out of memory");
+        goto fail_fds;
+    }
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, sv[1], 0);
+    posix_spawn_file_actions_adddup2(&fa, po[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, po[1], 2);
+    posix_spawnattr_init(&attr);
+    sigemptyset(&none);
+    sigemptyset(&dflt);
+    sigaddset(&dflt, SIGPIPE);
+    sigaddset(&dflt, SIGINT);
+    sigaddset(&dflt, SIGTERM);
+    sigaddset(&dflt, SIGHUP);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &dflt);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
+                                        POSIX_SPAWN_SETSIGMASK |
+                                        POSIX_SPAWN_SETSIGDEF);
+    rc = posix_spawn(&dl->pid, dl->d->argv[0], &fa, &attr, dl->d->argv, env);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    free(env);
+    for (int i = 0; i < 4; i++)
+        free(vars[i]);
+    close(sv[1]);
+    close(po[1]);
+    sv[1] = po[1] = -1;
+    if (rc != 0) {
+        rc = hq__err_set(err, HQ_EIO, "cannot run '%s': %s", dl->d->argv[0],
+                         strerror(rc));
+        goto fail_fds;
+    }
+    dl->in_fd = sv[0];
+    dl->out_fd = po[0];
+    evutil_make_socket_nonblocking(dl->in_fd);
+    evutil_make_socket_nonblocking(dl->out_fd);
+    dl->in_ev = event_new(base, dl->in_fd, EV_WRITE | EV_PERSIST, in_cb, dl);
+    dl->out_ev = event_new(base, dl->out_fd, EV_READ | EV_PERSIST, out_cb, dl);
+    dl->timer_ev = evtimer_new(base, timeout_cb, dl);
+    dl->reap_ev = evtimer_new(base, reap_cb, dl);
+    if (!dl->in_ev || !dl->out_ev || !dl->timer_ev || !dl->reap_ev) {
+        kill_child(dl);
+        waitpid(dl->pid, NULL, 0);
+        exec_release(dl);
+        return hq__err_set(err, HQ_ENOMEM, "out of memory");
+    }
+    event_add(dl->in_ev, NULL);
+    event_add(dl->out_ev, NULL);
+    if (dl->timeout_ms > 0) {
+        tv.tv_sec = dl->timeout_ms / 1000;
+        tv.tv_usec = (dl->timeout_ms % 1000) * 1000;
+        evtimer_add(dl->timer_ev, &tv);
+    }
+    return HQ_OK;
+fail_fds:
+    for (int i = 0; i < 2; i++) {
+        if (sv[i] >= 0)
+            close(sv[i]);
+        if (po[i] >= 0)
+            close(po[i]);
+    }
+    free(dl->payload);
+    free(dl);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static int
+log_write(const struct hq__deliver *d, const struct hq__delivery_job *job,
+          struct hq__err *err)
+{
+    struct iovec iov[2];
+    size_t total = job->payload_len + 1, done = 0;
+
+    iov[0].iov_base = (void *)job->payload;
+    iov[0].iov_len = job->payload_len;
+    iov[1].iov_base = "\n";
+    iov[1].iov_len = 1;
+    while (done < total) {
+        ssize_t n = writev(d->fd, iov, 2);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return hq__err_set(err, HQ_EIO, "cannot write to '%s': %s",
+                               d->spec, strerror(errno));
+        done += (size_t)n;
+        /* Short write (pipes, full disks): go on after what was written. */
+        for (int i = 0; i < 2 && n > 0; i++) {
+            size_t k = (size_t)n < iov[i].iov_len ? (size_t)n : iov[i].iov_len;
+
+            iov[i].iov_base = (char *)iov[i].iov_base + k;
+            iov[i].iov_len -= k;
+            n -= (ssize_t)k;
+        }
+    }
+    return HQ_OK;
+}
+
+int
+hq__deliver_start(const struct hq__deliver *d, struct event_base *base,
+                  struct hq__http *http, const struct hq__delivery_job *job,
+                  hq__deliver_fn *fn, void *arg, struct hq__delivery **call,
+                  struct hq__err *err)
+{
+    struct hq__delivery *dl;
+    int rc;
+
+    *call = NULL;
+    if (d->target == TARGET_LOG) {
+        rc = log_write(d, job, err);
+        if (rc == HQ_OK)
+            fn(HQ_OUTCOME_DONE, NULL, arg);
+        else
+            fn(HQ_OUTCOME_RETRY, err->msg, arg);
+        return HQ_OK;
+    }
+    dl = calloc(1, sizeof(*dl));
+    if (!dl)
+        return hq__err_set(err, HQ_ENOMEM, "out of memory");
+    dl->d = d;
+    dl->fn = fn;
+    dl->arg = arg;
+    dl->in_fd = dl->out_fd = -1;
+    if (d->target == TARGET_HTTP) {
+        rc = http_start(dl, http, job, err);
+        if (rc != HQ_OK) {
+            free(dl);
+            return rc;
+        }
+    } else {
+        rc = exec_start(dl, base, job, err); /* frees dl on failure */
+        if (rc != HQ_OK)
+            return rc;
+    }
+    *call = dl;
+    return HQ_OK;
+}
+
+void
+hq__deliver_cancel(struct hq__delivery *dl)
+{
+    if (!dl)
+        return;
+    if (dl->d->target == TARGET_HTTP) {
+        hq__http_cancel(dl->http);
+        free(dl);
+        return;
+    }
+    kill_child(dl);
+    waitpid(dl->pid, NULL, 0);
+    exec_release(dl);
+}

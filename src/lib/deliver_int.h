@@ -1,0 +1,82 @@
+/*
+ * Delivery of a processed job (DESIGN §3.4 step 2), to one of three
+ * targets given by an event's `deliver` line:
+ *
+ *   http://... (or https://)  POST the payload (application/json) with
+ *              headers Hookq-Id, Hookq-Key, Hookq-Seq, Hookq-Attempt.
+ *              2xx = done; 4xx but 408 and 429 = permanent; else retry.
+ *   exec:/path [ARG...]  run the program with the payload on stdin (and
+ *              HOOKQ_ID, HOOKQ_KEY, HOOKQ_SEQ, HOOKQ_ATTEMPT in its
+ *              environment). Exit 0 = done, 75 (EX_TEMPFAIL) = retry, other
+ *              = permanent. Past the timeout its process group is killed
+ *              and the attempt retried. It never blocks the loop: the pipes
+ *              are watched by libevent and the child is reaped.
+ *   log, log:FILE  one JSON line per job to stdout or appended to FILE.
+ *
+ * Everything runs on the loop thread of the job.
+ */
+#ifndef HQ_DELIVER_INT_H
+#define HQ_DELIVER_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common_int.h"
+
+struct event_base;
+struct hq__http;
+struct hq__deliver;
+struct hq__delivery;
+
+enum hq__outcome {
+    HQ_OUTCOME_DONE = 0,
+    HQ_OUTCOME_RETRY = 1, /* transient: back off and run again */
+    HQ_OUTCOME_FAIL = 2,  /* permanent: the event's failure policy now */
+};
+
+/* What is delivered; everything is borrowed for the call to start only. */
+struct hq__delivery_job {
+    const char *id;
+    const char *key;
+    int64_t seq;
+    int attempt;
+    const char *payload; /* the JSON document */
+    size_t payload_len;
+    int64_t timeout_ms;  /* http and exec; 0 = none */
+};
+
+/*
+ * Called once on the loop thread with the outcome and, unless done, what
+ * went wrong ("http 503 from 'http://...'"; valid during the call only).
+ */
+typedef void hq__deliver_fn(int outcome, const char *error, void *arg);
+
+/*
+ * Parse a `deliver` line. For log:FILE the file is opened (append, created
+ * 0644) here, once. Returns HQ_OK, or HQ_EINVAL / HQ_EIO with `err` set.
+ */
+int hq__deliver_parse(const char *spec, struct hq__deliver **out,
+                      struct hq__err *err);
+void hq__deliver_free(struct hq__deliver *d);
+
+/*
+ * Deliver `job`. Returns HQ_OK and calls `fn` exactly once later (for log
+ * targets: before returning), and stores a handle in `*call` unless the
+ * delivery already ended; or returns an error (ENOMEM, EIO) without calling
+ * `fn`. `http` is the loop's HTTP client (used by http:// targets).
+ */
+int hq__deliver_start(const struct hq__deliver *d, struct event_base *base,
+                      struct hq__http *http, const struct hq__delivery_job *job,
+                      hq__deliver_fn *fn, void *arg,
+                      struct hq__delivery **call, struct hq__err *err);
+
+/*
+ * Abandon a delivery in flight: its callback is not called; an exec child
+ * is killed and reaped. Accepts NULL.
+ */
+void hq__deliver_cancel(struct hq__delivery *call);
+
+/* The outcome of an HTTP status of a delivery (0 = no response: retry). */
+int hq__deliver_http_outcome(int status);
+
+#endif /* HQ_DELIVER_INT_H */
