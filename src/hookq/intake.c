@@ -310,12 +310,12 @@ send_answer(struct conn *c, int status, const char *extra,
                         "%s%s\r\n",
                         status, status_text(status), len, extra ? extra : "",
                         c->keep_alive ? "" : "Connection: close\r\n");
-    if (!c->is_head)
-        evbuffer_add_buffer(out, body);
     if (in->hooks.log != NULL && in->hooks.log_level <= HQ_INTAKE_LOG_DEBUG)
         say(in, HQ_INTAKE_LOG_DEBUG, "intake: %d %.*s", status,
             (int)(len > 200 ? 200 : len),
-            (const char *)evbuffer_pullup(body, -1));
+            len ? (const char *)evbuffer_pullup(body, -1) : "");
+    if (!c->is_head)
+        evbuffer_add_buffer(out, body);
 
     req_reset(c);
     if (c->keep_alive) {

@@ -7,6 +7,7 @@
  * counters as "stat NAME VALUE" lines.
  */
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,6 +34,8 @@ main(int argc, char **argv)
     sigset_t set;
     int sig;
 
+    if (getenv("HQ_INTAKE_DEBUG"))
+        hooks.log_level = HQ_INTAKE_LOG_DEBUG;
     if (argc != 3 || strcmp(argv[1], "-c") != 0) {
         fprintf(stderr, "usage: intake_server -c FILE\n");
         return 2;

@@ -66,6 +66,10 @@ class Intake:
     def stop(self):
         rc = self.proc.stop()
         self.errf.close()
+        err = self.stderr()
+        for bad in ("Sanitizer", "runtime error:"):
+            if bad in err:
+                raise AssertionError("intake reported an error:\n" + err)
         return rc
 
     def __enter__(self):

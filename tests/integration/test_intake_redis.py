@@ -1,0 +1,102 @@
+"""Intake with Redis going away: 503 + Retry-After within 2 s for every
+request, and storing again within 2 s of Redis coming back, without a
+restart of the intake."""
+import signal
+import threading
+import time
+
+import harness
+from intakelib import Intake, envelope, expect_error
+
+
+def timed_post(it, body):
+    t0 = time.monotonic()
+    r = it.post(body)
+    return r, time.monotonic() - t0
+
+
+def first_202_within(it, seconds, t0):
+    """Post until a 202; return the time it took from t0 (fails after)."""
+    while True:
+        r, _ = timed_post(it, envelope("c-back"))
+        if r.status == 202:
+            return time.monotonic() - t0
+        assert r.status == 503, r
+        assert time.monotonic() - t0 < seconds, "still 503 after %.1fs" % seconds
+        time.sleep(0.05)
+
+
+def check_503s(it, n):
+    for _ in range(n):
+        r, dt = timed_post(it, envelope("c-down"))
+        expect_error(r, 503, "redis_unavailable")
+        assert int(r.header("retry-after")) >= 1, r
+        assert dt < 2.0, "503 took %.2fs" % dt
+
+
+suite = harness.Suite("intake_redis")
+
+
+@suite.test
+def redis_stopped_mid_test_gives_503_then_recovers():
+    redis = harness.RedisServer()
+    try:
+        with Intake(redis.url) as it:
+            assert it.post(envelope("c-before")).status == 202
+            redis.stop()
+            check_503s(it, 10)
+            # Concurrent requests too: each answered within 2 s.
+            results = []
+
+            def one():
+                results.append(timed_post(it, envelope("c-par")))
+            ths = [threading.Thread(target=one) for _ in range(8)]
+            for t in ths:
+                t.start()
+            for t in ths:
+                t.join()
+            for r, dt in results:
+                assert r.status == 503 and dt < 2.0, (r, dt)
+            redis.start()
+            took = first_202_within(it, 2.0, time.monotonic())
+            assert took < 2.0, took
+            assert it.proc.alive()
+    finally:
+        redis.stop()
+
+
+@suite.test
+def redis_down_at_start_then_up():
+    redis = harness.RedisServer()
+    redis.stop()
+    try:
+        with Intake(redis.url) as it:
+            check_503s(it, 3)
+            redis.start()
+            assert first_202_within(it, 2.0, time.monotonic()) < 2.0
+    finally:
+        redis.stop()
+
+
+@suite.test
+def redis_hung_gives_503_within_2s_then_recovers():
+    redis = harness.RedisServer()
+    try:
+        with Intake(redis.url, {"threads": "1"}) as it:
+            assert it.post(envelope("c-hang")).status == 202
+            redis.proc.signal(signal.SIGSTOP)
+            try:
+                check_503s(it, 4)
+            finally:
+                redis.proc.signal(signal.SIGCONT)
+            assert first_202_within(it, 2.0, time.monotonic()) < 2.0
+    finally:
+        redis.stop()
+
+
+def main():
+    suite.run()
+
+
+if __name__ == "__main__":
+    main()
