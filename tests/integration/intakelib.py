@@ -14,7 +14,7 @@ import time
 
 import harness
 
-UNDER_TEST = os.environ.get("HQ_INTAKE_UNDER_TEST", "helper")
+UNDER_TEST = os.environ.get("HQ_INTAKE_UNDER_TEST", "hookq")
 
 
 def config_text(redis_url, port, intake=None, extra=""):
