@@ -30,6 +30,7 @@ local seq = redis.call('HINCRBY', P .. 'seq', key, 1)
 redis.call('RPUSH', q, id .. '\n' .. seq .. '\n' .. now .. '\n' .. whid .. '\n' .. body)
 stat('accepted')
 redis.call('INCR', P .. 'jobs')
+redis.call('ZINCRBY', P .. 'depth', 1, key)
 if dd then
   redis.call('SET', dd, id, 'PX', dedup_ttl)
 end

@@ -75,9 +75,11 @@ for n = 1, nops do
         stat('done')
       end
       if redis.call('LLEN', q) > 0 then
+        redis.call('ZINCRBY', P .. 'depth', -1, key)
         redis.call('HDEL', m, 'a', 'err')
         schedule(key, customer, false)
       else
+        redis.call('ZREM', P .. 'depth', key)
         redis.call('DEL', m)
       end
     elseif typ == 'retry' then
