@@ -275,8 +275,8 @@ struct hq_stats {
 };
 
 /*
- * Sample every shard: gauges, counters and the `top_n` deepest keys (found
- * by a bounded walk of at most 10,000 keys per shard). Release with
+ * Sample every shard: gauges, counters and the `top_n` deepest keys. Costs
+ * Redis O(1) per shard plus O(top_n log n) for the keys. Release with
  * hq_stats_release().
  */
 HQ_API int hq_client_stats(hq_client *c, size_t top_n, struct hq_stats *out);
@@ -301,7 +301,9 @@ struct hq_key_list {
 
 /*
  * The `top_n` deepest keys in `state` (HQ_KEY_IDLE: any state but idle),
- * over every shard. Release with hq_key_list_release().
+ * over every shard, deepest first. For one state, at most 10,000 keys per
+ * shard are looked at (`truncated` says when that may have missed some).
+ * Release with hq_key_list_release().
  */
 HQ_API int hq_client_keys(hq_client *c, int state, size_t top_n,
                           struct hq_key_list *out);

@@ -118,7 +118,10 @@ def check_invariants(r):
             pass
     for k in held:
         assert k in keys, "held key %s has no jobs" % k
-    total = sum(r.llen(P + "q:" + k) for k in keys)
+    depth = {s(k): int(v) for k, v in r.zrange(P + "depth", 0, -1, withscores=True)}
+    lens = {k: r.llen(P + "q:" + k) for k in keys}
+    assert depth == lens, "depth index %r, lists %r" % (depth, lens)
+    total = sum(lens.values())
     assert int(r.get(P + "jobs") or 0) == total, "jobs counter %r, lists hold %d" % (
         r.get(P + "jobs"), total)
     for hkey in r.scan_iter(match=P + "hk:*", count=1000):
@@ -417,8 +420,12 @@ def stats_keys_and_peek_count_what_is_there():
         assert k[0] == 1 and k[3:10] == [b"c2:e", b"held", 1, 0, -1, b"operator", b""]
         k = q.run("keys", "parked", 10, 10000)
         assert k[3:5] == [b"c1:e", b"parked"] and k[6] == 1 and k[9] == b"slow"
-        k = q.run("keys", "", 10, 3)
-        assert k[0] == 5 and k[1] == 3
+        # The walk for one state stops after `limit` keys (the deepest
+        # first) and says so when it may have missed some.
+        k = q.run("keys", "ready", 10, 1)
+        assert k[0] == 2 and k[1] < k[0] and len(k) == 3
+        k = q.run("keys", "ready", 1, 10000)
+        assert k[0] == 2 and k[1] == 2 and k[3:6] == [b"c3:e", b"ready", 1]
         p = q.run("peek", "big:e", 2)
         assert p[0] == b"active" and p[1] == 5 and len(p[7]) == 2
         assert p[7][0].split(b"\n")[4] == b"big0"

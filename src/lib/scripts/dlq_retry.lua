@@ -28,6 +28,7 @@ for i = 1, #ARGV do
       end
     end
     redis.call('INCR', P .. 'jobs')
+    redis.call('ZINCRBY', P .. 'depth', 1, key)
     stat('dlq_retried')
     out[#out + 1] = id
     out[#out + 1] = key

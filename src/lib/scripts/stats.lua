@@ -1,20 +1,24 @@
 -- stats: a consistent snapshot of one shard's gauges and counters (hookq
--- stats). Read-only. Cost: O(ready customers) for the ready-key count,
--- O(1) for the rest. Needs _prelude.lua.
+-- stats). Read-only, O(1): every key with jobs is in `depth` and in exactly
+-- one of ready, active, parked, held (invariant 1), so the ready keys are
+-- the rest. Needs _prelude.lua.
 -- KEYS[1] = shard prefix "{ns:S}:"
 -- Reply: {ready_customers, ready_keys, active, parked, held, held_customers,
 --         dead_letters, jobs, now_ms, {counter, value, ...}}
-local rc = redis.call('LRANGE', P .. 'rc', 0, -1)
-local ready = 0
-for _, c in ipairs(rc) do
-  ready = ready + redis.call('LLEN', P .. 'rk:' .. c)
+local keys = redis.call('ZCARD', P .. 'depth')
+local active = redis.call('ZCARD', P .. 'leases')
+local parked = redis.call('ZCARD', P .. 'parked')
+local held = redis.call('HLEN', P .. 'held')
+local ready = keys - active - parked - held
+if ready < 0 then
+  ready = 0
 end
 return {
-  #rc,
+  redis.call('LLEN', P .. 'rc'),
   ready,
-  redis.call('ZCARD', P .. 'leases'),
-  redis.call('ZCARD', P .. 'parked'),
-  redis.call('HLEN', P .. 'held'),
+  active,
+  parked,
+  held,
   redis.call('HLEN', P .. 'hc'),
   redis.call('LLEN', P .. 'dlq'),
   tonumber(redis.call('GET', P .. 'jobs') or '0'),
