@@ -245,6 +245,15 @@ HQ_API int hq_client_dlq_retry_all(hq_client *c, size_t *n);
 /* Delete dead letter `id`. HQ_ENOTFOUND: no dead letter `id`. */
 HQ_API int hq_client_dlq_drop(hq_client *c, const char *id);
 HQ_API int hq_client_dlq_drop_all(hq_client *c, size_t *n);
+/*
+ * As JSON (`hookq dlq list --json`, `dlq show ID --json`): a dead letter is
+ * {"id", "key", "customer", "seq", "received_at_ms", "attempts", "at_ms",
+ * "error", "shard"}, plus "webhook_id" and "body" (null when it is not
+ * UTF-8) from hq_client_dlq_show(); a list is {"total", "dead_letters":
+ * [...]}. Strings the caller frees with free(), or NULL when out of memory.
+ */
+HQ_API char *hq_dead_letter_json(const struct hq_dead_letter *d);
+HQ_API char *hq_dead_letters_json(const struct hq_dead_letters *l);
 
 /* Gauges of one shard (or of all, summed). */
 struct hq_shard_stats {
@@ -308,6 +317,12 @@ struct hq_key_list {
 HQ_API int hq_client_keys(hq_client *c, int state, size_t top_n,
                           struct hq_key_list *out);
 HQ_API void hq_key_list_release(struct hq_key_list *l);
+/*
+ * The list as JSON (`hookq keys --json`): {"time_ms", "total", "truncated",
+ * "keys": [...]}, each key as in hq_stats_json()'s "top_keys". Returns a
+ * string the caller frees with free(), or NULL when out of memory.
+ */
+HQ_API char *hq_key_list_json(const struct hq_key_list *l);
 
 struct hq_peek_job {
     char *id;

@@ -390,6 +390,7 @@ out:
 struct keys_opts {
     int state;
     size_t top;
+    int json;
 };
 
 static int
@@ -397,6 +398,10 @@ keys_opt(int argc, char **argv, int i, void *arg)
 {
     struct keys_opts *o = arg;
 
+    if (strcmp(argv[i], "--json") == 0) {
+        o->json = 1;
+        return 1;
+    }
     if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
         o->state = hq_key_state_parse(argv[i + 1]);
         if (o->state <= HQ_KEY_IDLE) {
@@ -463,8 +468,8 @@ int
 hq_cmd_keys(struct hq_cli *cli, int argc, char **argv)
 {
     static const char use[] =
-        "hookq keys [--state ready|active|parked|held] [--top N]";
-    struct keys_opts o = {HQ_KEY_IDLE, 100};
+        "hookq keys [--state ready|active|parked|held] [--top N] [--json]";
+    struct keys_opts o = {HQ_KEY_IDLE, 100, 0};
     struct hq_key_list l;
     hq_client *c = NULL;
     size_t w = 3;
@@ -484,6 +489,18 @@ hq_cmd_keys(struct hq_cli *cli, int argc, char **argv)
         rc = fail(c, rc);
         hq_client_free(c);
         return rc;
+    }
+    if (o.json) {
+        char *js = hq_key_list_json(&l);
+
+        if (js)
+            printf("%s\n", js);
+        else
+            fprintf(stderr, "hookq: keys: out of memory\n");
+        free(js);
+        hq_key_list_release(&l);
+        hq_client_free(c);
+        return js ? 0 : 1;
     }
     for (size_t i = 0; i < l.n; i++)
         if (strlen(l.items[i].key) > w)
@@ -676,8 +693,21 @@ hq_cmd_release(struct hq_cli *cli, int argc, char **argv)
 /* ------------------------------------------------------------------------ */
 /* dlq                                                                       */
 
+/* Print a JSON document made by the library; 1 when it could not be made. */
 static int
-dlq_list(hq_client *c)
+put_json(char *js)
+{
+    if (js == NULL) {
+        fprintf(stderr, "hookq: out of memory\n");
+        return 1;
+    }
+    printf("%s\n", js);
+    free(js);
+    return 0;
+}
+
+static int
+dlq_list(hq_client *c, int json)
 {
     struct hq_dead_letters l;
     char tb[64];
@@ -687,6 +717,11 @@ dlq_list(hq_client *c)
     rc = hq_client_dlq_list(c, 0, &l);
     if (rc != HQ_OK)
         return fail(c, rc);
+    if (json) {
+        rc = put_json(hq_dead_letters_json(&l));
+        hq_dead_letters_release(&l);
+        return rc;
+    }
     if (l.n == 0) {
         printf("no dead letters\n");
         hq_dead_letters_release(&l);
@@ -714,7 +749,7 @@ dlq_list(hq_client *c)
 }
 
 static int
-dlq_show(hq_client *c, const char *id)
+dlq_show(hq_client *c, const char *id, int json)
 {
     struct hq_dead_letter d;
     char tb[64];
@@ -723,6 +758,11 @@ dlq_show(hq_client *c, const char *id)
     rc = hq_client_dlq_show(c, id, &d);
     if (rc != HQ_OK)
         return fail(c, rc);
+    if (json) {
+        rc = put_json(hq_dead_letter_json(&d));
+        hq_dead_letter_release(&d);
+        return rc;
+    }
     printf("%-12s %s\n", "id", d.id);
     printf("%-12s %s\n", "key", d.key);
     printf("%-12s %s\n", "customer", d.customer);
@@ -763,13 +803,22 @@ dlq_apply(hq_client *c, const char *verb, const char *target)
     return 0;
 }
 
+struct dlq_opts {
+    int all;
+    int json;
+};
+
 static int
 dlq_opt(int argc, char **argv, int i, void *arg)
 {
-    int *all = arg;
+    struct dlq_opts *o = arg;
 
     if (strcmp(argv[i], "--all") == 0) {
-        *all = 1;
+        o->all = 1;
+        return 1;
+    }
+    if (strcmp(argv[i], "--json") == 0) {
+        o->json = 1;
         return 1;
     }
     return 0;
@@ -779,27 +828,29 @@ int
 hq_cmd_dlq(struct hq_cli *cli, int argc, char **argv)
 {
     static const char use[] =
-        "hookq dlq list | show ID | retry ID|--all | drop ID|--all";
+        "hookq dlq list [--json] | show ID [--json] | retry ID|--all | drop ID|--all";
+    struct dlq_opts o = {0, 0};
     char *pos[2];
     hq_client *c = NULL;
-    int np, all = 0, ret, rc;
+    int np, ret, rc;
 
     for (int i = 1; i < argc; i++)
         if (is_help(argv[i])) {
             printf("usage: %s\n", use);
             return 0;
         }
-    np = parse_args(argc, argv, pos, 2, dlq_opt, &all);
+    np = parse_args(argc, argv, pos, 2, dlq_opt, &o);
     if (np < 1)
         return usage(use);
     if (strcmp(pos[0], "list") == 0) {
-        if (np != 1 || all)
+        if (np != 1 || o.all)
             return usage(use);
     } else if (strcmp(pos[0], "show") == 0) {
-        if (np != 2 || all || bad_word("dlq", "ID", pos[1]))
+        if (np != 2 || o.all || bad_word("dlq", "ID", pos[1]))
             return usage(use);
     } else if (strcmp(pos[0], "retry") == 0 || strcmp(pos[0], "drop") == 0) {
-        if ((np == 2) == (all == 1) || (np == 2 && bad_word("dlq", "ID", pos[1])))
+        if ((np == 2) == (o.all == 1) || o.json ||
+            (np == 2 && bad_word("dlq", "ID", pos[1])))
             return usage(use);
     } else {
         fprintf(stderr, "hookq dlq: unknown subcommand '%s'\n", pos[0]);
@@ -808,11 +859,11 @@ hq_cmd_dlq(struct hq_cli *cli, int argc, char **argv)
     if ((rc = open_client(cli, &c)) != 0)
         return rc;
     if (strcmp(pos[0], "list") == 0)
-        ret = dlq_list(c);
+        ret = dlq_list(c, o.json);
     else if (strcmp(pos[0], "show") == 0)
-        ret = dlq_show(c, pos[1]);
+        ret = dlq_show(c, pos[1], o.json);
     else
-        ret = dlq_apply(c, pos[0], all ? "--all" : pos[1]);
+        ret = dlq_apply(c, pos[0], o.all ? "--all" : pos[1]);
     hq_client_free(c);
     return ret;
 }

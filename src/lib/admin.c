@@ -1182,3 +1182,98 @@ hq_stats_json(const struct hq_stats *s, const struct hq_stats *prev)
     json_decref(root);
     return out;
 }
+
+char *
+hq_key_list_json(const struct hq_key_list *l)
+{
+    json_t *root, *arr;
+    char *out = NULL;
+    int bad = 0;
+
+    root = json_object();
+    if (root == NULL)
+        return NULL;
+    bad |= set_new(root, "time_ms", json_integer(l->time_ms));
+    bad |= set_new(root, "total", json_integer((json_int_t)l->total));
+    bad |= set_new(root, "truncated", json_boolean(l->truncated));
+    arr = json_array();
+    bad |= set_new(root, "keys", arr);
+    for (size_t i = 0; !bad && i < l->n; i++) {
+        json_t *o = key_json(&l->items[i]);
+
+        bad |= o == NULL || json_array_append_new(arr, o) != 0;
+    }
+    if (!bad)
+        out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    return out;
+}
+
+static json_t *
+dead_json(const struct hq_dead_letter *d)
+{
+    json_t *o = json_pack("{ss ss ss sI sI sI sI ss sI}", "id", d->id,
+                          "key", d->key, "customer", d->customer ? d->customer : "",
+                          "seq", (json_int_t)d->seq,
+                          "received_at_ms", (json_int_t)d->received_at_ms,
+                          "attempts", (json_int_t)d->attempts,
+                          "at_ms", (json_int_t)d->at_ms, "error", d->error,
+                          "shard", (json_int_t)d->shard);
+
+    if (o == NULL)
+        return NULL;
+    if (d->webhook_id && set_new(o, "webhook_id", json_string(d->webhook_id))) {
+        json_decref(o);
+        return NULL;
+    }
+    if (d->body) {
+        /*
+         * The body as a string. Webhook bodies are JSON, so UTF-8, but the
+         * library may queue any bytes: those show as null.
+         */
+        json_t *b = json_stringn(d->body, d->body_len);
+
+        if (json_object_set_new(o, "body", b ? b : json_null()) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+char *
+hq_dead_letter_json(const struct hq_dead_letter *d)
+{
+    json_t *o = dead_json(d);
+    char *out;
+
+    if (o == NULL)
+        return NULL;
+    out = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return out;
+}
+
+char *
+hq_dead_letters_json(const struct hq_dead_letters *l)
+{
+    json_t *root, *arr;
+    char *out = NULL;
+    int bad = 0;
+
+    root = json_object();
+    if (root == NULL)
+        return NULL;
+    bad |= set_new(root, "total", json_integer((json_int_t)l->total));
+    arr = json_array();
+    bad |= set_new(root, "dead_letters", arr);
+    for (size_t i = 0; !bad && i < l->n; i++) {
+        json_t *o = dead_json(&l->items[i]);
+
+        bad |= o == NULL || json_array_append_new(arr, o) != 0;
+    }
+    if (!bad)
+        out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    return out;
+}

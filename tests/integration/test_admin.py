@@ -214,6 +214,14 @@ def dlq_list_show_retry_and_drop():
         assert f["attempts"].strip() == "8" and f["error"].strip() == "http 500: boom"
         assert '"n":1' in f["body"]
         assert "dead since" in show and "received" in show
+        js = json.loads(e.ok("dlq", "list", "--json"))
+        assert js["total"] == 2 and [d["id"] for d in js["dead_letters"]] == [id1, id2]
+        d = js["dead_letters"][0]
+        assert (d["key"], d["customer"], d["seq"], d["attempts"], d["error"]) == (
+            "acme:a", "acme", 1, 8, "http 500: boom")
+        assert d["at_ms"] >= d["received_at_ms"] > 0 and "body" not in d
+        d = json.loads(e.ok("dlq", "show", id1, "--json"))
+        assert d["id"] == id1 and json.loads(d["body"])["n"] == 1 and d["webhook_id"] == ""
         # retry: to the tail of the key, after its newer job 3.
         assert e.ok("dlq", "retry", id1).strip() == "retried " + id1
         assert e.drain("acme") == [("acme:a", 3), ("acme:a", 1)]
@@ -297,6 +305,11 @@ def stats_keys_and_peek_give_the_right_numbers():
         assert len(r) == 1 and r[0][0] in ("c:e", "c:f") and r[0][1:] == ["ready", "1", "0"], out
         assert "1 of 2 ready keys" in out
         assert "last error: http 503" in e.ok("keys", "--state", "parked")
+        js = json.loads(e.ok("keys", "--json", "--top", "2"))
+        assert js["total"] == 5 and js["truncated"] is False and js["time_ms"] > 0
+        assert [(k["key"], k["state"], k["depth"]) for k in js["keys"]] == [
+            ("big:e", "active", 50), ("a:e", "parked", 3)]
+        assert js["keys"][0]["lease_expires_ms"] > js["time_ms"]
         # peek: the state line and the first N jobs, head first.
         out = e.ok("peek", "big:e", "3")
         assert out.splitlines()[0].startswith("key big:e: active, 50 jobs")

@@ -230,6 +230,43 @@ test_admin_stats_json_has_totals_shards_counters_rates_and_top_keys(void **state
 }
 
 static void
+test_admin_dead_letter_json_shows_a_non_utf8_body_as_null(void **state)
+{
+    struct hq_dead_letter d;
+    char id[] = "0-1", key[] = "a:b", cust[] = "a", err[] = "boom", wh[] = "";
+    char good[] = "{\"x\":\"\xc3\xa9\"}", bad[] = "\xff\xfe";
+    json_error_t jerr;
+    json_t *o;
+    char *js;
+
+    (void)state;
+    memset(&d, 0, sizeof(d));
+    d.id = id;
+    d.key = key;
+    d.customer = cust;
+    d.error = err;
+    d.webhook_id = wh;
+    d.seq = 3;
+    d.body = good;
+    d.body_len = strlen(good);
+    js = hq_dead_letter_json(&d);
+    o = json_loads(js, 0, &jerr);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "body")), good);
+    assert_int_equal(json_integer_value(json_object_get(o, "seq")), 3);
+    json_decref(o);
+    free(js);
+    d.body = bad;
+    d.body_len = 2;
+    js = hq_dead_letter_json(&d);
+    o = json_loads(js, 0, &jerr);
+    assert_non_null(o);
+    assert_true(json_is_null(json_object_get(o, "body")));
+    json_decref(o);
+    free(js);
+}
+
+static void
 test_admin_release_functions_accept_null_and_empty(void **state)
 {
     struct hq_dead_letters l = {0};
@@ -259,6 +296,7 @@ main(void)
         cmocka_unit_test(test_admin_keys_must_be_customer_colon_code),
         cmocka_unit_test(test_admin_state_names_round_trip),
         cmocka_unit_test(test_admin_stats_json_has_totals_shards_counters_rates_and_top_keys),
+        cmocka_unit_test(test_admin_dead_letter_json_shows_a_non_utf8_body_as_null),
         cmocka_unit_test(test_admin_release_functions_accept_null_and_empty),
     };
     return cmocka_run_group_tests_name("admin", tests, NULL, NULL);
