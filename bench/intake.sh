@@ -1,0 +1,129 @@
+#!/bin/sh
+# bench/intake.sh BUILD: intake throughput and latency against nginx.
+#
+# Starts, on free loopback ports in a temporary directory: redis-server
+# (appendonly yes, appendfsync everysec), `hookq serve` on it, and nginx
+# (Debian nginx-light, its own config and prefix) answering `return 204`.
+# Then:
+#   1. wrk, keep-alive, 64 connections, 1 KiB webhook bodies (intake.lua),
+#      DURATION seconds against each: req/s, p50, p99, and the ratio
+#      (target: hookq >= 0.6 x nginx);
+#   2. bench_intake_rate at half of hookq's measured rate (fixed rate, latency
+#      from each request's due time): p50/p99 (target: p99 <= 5 ms).
+# Everything it started is stopped by PID on exit.
+set -eu
+BUILD=${1:-build-release}
+DURATION=${HQ_BENCH_DURATION:-5}
+CONNS=64
+here=$(cd "$(dirname "$0")" && pwd)
+HOOKQ=$BUILD/hookq
+RATE_BIN=$BUILD/bench/bench_intake_rate
+for f in "$HOOKQ" "$RATE_BIN"; do
+    [ -x "$f" ] || { echo "intake.sh: $f not built" >&2; exit 1; }
+done
+for t in wrk nginx redis-server; do
+    command -v $t >/dev/null 2>&1 || [ -x /usr/sbin/$t ] || { echo "intake.sh: $t missing (make deps-bench)" >&2; exit 1; }
+done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+tmp=$(mktemp -d /tmp/hq-bench-intake.XXXXXX)
+pids=""
+cleanup() {
+    for p in $pids; do kill "$p" 2>/dev/null || true; done
+    for p in $pids; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_port() {
+    i=0
+    until python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),timeout=1)" 2>/dev/null; do
+        i=$((i + 1)); [ $i -lt 100 ] || { echo "intake.sh: nothing listens on $1" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+
+rport=$(free_port)
+redis-server --port "$rport" --bind 127.0.0.1 --dir "$tmp" --save "" \
+    --appendonly yes --appendfsync everysec --daemonize no \
+    --logfile "$tmp/redis.log" &
+pids="$pids $!"
+wait_port "$rport"
+
+hport=$(free_port)
+cat > "$tmp/hookq.ini" <<INI
+[redis]
+url = redis://127.0.0.1:$rport/0
+[intake]
+listen = 127.0.0.1:$hport
+threads = 2
+max_connections = 1024
+[admin]
+listen = off
+[event post-create]
+deliver = log
+INI
+"$HOOKQ" serve -c "$tmp/hookq.ini" 2>"$tmp/hookq.log" &
+pids="$pids $!"
+wait_port "$hport"
+
+nport=$(free_port)
+mkdir -p "$tmp/nginx/logs"
+user_line=""
+[ "$(id -u)" -eq 0 ] && user_line="user root;"
+cat > "$tmp/nginx/nginx.conf" <<CONF
+$user_line
+worker_processes 2;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/logs/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/nginx/body;
+    proxy_temp_path $tmp/nginx/proxy;
+    fastcgi_temp_path $tmp/nginx/fastcgi;
+    uwsgi_temp_path $tmp/nginx/uwsgi;
+    scgi_temp_path $tmp/nginx/scgi;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$nport;
+        location / { return 204; }
+    }
+}
+CONF
+"$NGINX" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -g 'daemon off;' &
+pids="$pids $!"
+wait_port "$nport"
+
+# wrk's --latency output: "Requests/sec: N" and "50% 1.23ms" lines.
+run_wrk() {
+    wrk -t2 -c$CONNS -d${DURATION}s --latency -s "$here/intake.lua" "$1" >"$tmp/wrk.out" 2>&1 || {
+        cat "$tmp/wrk.out" >&2; exit 1; }
+    awk '
+    function ms(v) { if (v ~ /us$/) return v * 0.001; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /Requests\/sec:/ { rps = $2 }
+    $1 == "50%" { p50 = ms($2) }
+    $1 == "99%" { p99 = ms($2) }
+    /Non-2xx/ { non2xx = $NF }
+    END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, non2xx }' "$tmp/wrk.out"
+}
+
+set -- $(run_wrk "http://127.0.0.1:$hport/webhook")
+h_rps=$1 h_p50=$2 h_p99=$3 h_bad=$4
+set -- $(run_wrk "http://127.0.0.1:$nport/webhook")
+n_rps=$1 n_p50=$2 n_p99=$3
+
+printf "intake  hookq serve  %8s req/s  p50 %6s ms  p99 %6s ms  (non-2xx: %s)\n" "$h_rps" "$h_p50" "$h_p99" "$h_bad"
+printf "intake  nginx 204    %8s req/s  p50 %6s ms  p99 %6s ms\n" "$n_rps" "$n_p50" "$n_p99"
+ratio=$(awk -v h="$h_rps" -v n="$n_rps" 'BEGIN { printf "%.2f", h / n }')
+ok=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.6) ? "ok" : "BELOW TARGET" }')
+echo "intake  ratio hookq/nginx $ratio (target >= 0.6: $ok)"
+
+half=$(( h_rps / 2 ))
+line=$("$RATE_BIN" 127.0.0.1 "$hport" /webhook "$half" "$DURATION" $CONNS)
+echo "intake  fixed rate (half of max): $line"
+p99=$(echo "$line" | sed -n 's/.* p99 \([0-9.]*\) ms.*/\1/p')
+echo "intake  p99 at half rate $p99 ms (target <= 5 ms: $(awk -v p="$p99" 'BEGIN { print (p <= 5) ? "ok" : "ABOVE TARGET" }'))"
