@@ -458,7 +458,7 @@ dlq_page_take(hq_client *c, redisReply *r, unsigned s, size_t *cap,
     }
     for (size_t i = 0; i < n; i++) {
         struct hq_dead_letter *d = &l->items[l->n];
-        size_t b = 1 + i * 7;
+        size_t b = 1 + i * 7, custlen;
 
         memset(d, 0, sizeof(*d));
         d->id = str_at(r, b);
@@ -472,16 +472,11 @@ dlq_page_take(hq_client *c, redisReply *r, unsigned s, size_t *cap,
         l->n++;
         if (d->id == NULL || d->key == NULL || d->error == NULL)
             return hq__err_set(&c->err, HQ_ENOMEM, "dlq list: out of memory");
-        {
-            size_t custlen;
-
-            if (hq__store_key_customer(d->key, strlen(d->key), &custlen) == HQ_OK)
-                d->customer = dupn(d->key, custlen);
-            else
-                d->customer = dupn("", 0);
-            if (d->customer == NULL)
-                return hq__err_set(&c->err, HQ_ENOMEM, "dlq list: out of memory");
-        }
+        if (hq__store_key_customer(d->key, strlen(d->key), &custlen) != HQ_OK)
+            custlen = 0;
+        d->customer = dupn(d->key, custlen);
+        if (d->customer == NULL)
+            return hq__err_set(&c->err, HQ_ENOMEM, "dlq list: out of memory");
     }
     return HQ_OK;
 }
