@@ -368,6 +368,45 @@ enum hq_failure_policy {
     HQ_ON_FAILURE_HOLD = 1,       /* hold the key until released */
 };
 
+enum hq_log_level {
+    HQ_LOG_ERROR = 0,
+    HQ_LOG_WARN = 1,
+    HQ_LOG_INFO = 2,
+    HQ_LOG_DEBUG = 3,
+};
+
+/*
+ * Log sink of the worker: one message, lower case, no newline, valid only
+ * during the call. Called on any loop thread, so it must be thread-safe.
+ */
+typedef void hq_log_fn(int level, const char *msg, void *arg);
+
+/* How Redis answered a settlement (argument of hq_settled_fn). */
+enum hq_settled {
+    HQ_SETTLED_DONE = 0,
+    HQ_SETTLED_RETRY = 1,   /* parked for a backoff, attempt counted */
+    HQ_SETTLED_PARK = 2,
+    HQ_SETTLED_DEAD = 3,    /* dead-lettered */
+    HQ_SETTLED_HOLD = 4,
+    HQ_SETTLED_RELEASE = 5, /* lease handed back (drain) */
+    HQ_SETTLED_STALE = 6,   /* rejected: the lease was no longer ours */
+};
+
+/*
+ * Called on the job's loop thread when Redis has answered the job's
+ * settlement: `outcome` is an enum hq_settled, `latency_us` the time from the
+ * claim's answer to this one. The job's accessors are valid during the call.
+ */
+typedef void hq_settled_fn(const hq_job *job, int outcome, int64_t latency_us,
+                           void *arg);
+
+/*
+ * The failure policy (enum hq_failure_policy) of a job, asked once when it is
+ * claimed, before the handler runs; the handler may still change it with
+ * hq_job_set_policy(). Without it, every job gets options.on_failure.
+ */
+typedef int hq_policy_fn(const hq_job *job, void *arg);
+
 struct hq_worker_options {
     struct hq_store_options store;
     unsigned concurrency;     /* keys in flight per process, 64 when 0 */
@@ -380,7 +419,32 @@ struct hq_worker_options {
     int64_t shutdown_timeout_ms; /* 30000 when 0 */
     hq_handler_fn *handler;   /* required */
     void *handler_arg;
+    hq_log_fn *log;           /* optional; the library never writes to stderr */
+    void *log_arg;
+    hq_settled_fn *on_settled; /* optional */
+    void *settled_arg;
+    hq_policy_fn *policy;     /* optional */
+    void *policy_arg;
 };
+
+/* Counters of a worker since hq_worker_new(), summed over its loops. */
+struct hq_worker_stats {
+    uint64_t claimed;     /* jobs leased (handler run, or policy applied) */
+    uint64_t done;        /* completions Redis accepted */
+    uint64_t retried;     /* retries Redis accepted */
+    uint64_t parked;
+    uint64_t dead;        /* dead-lettered */
+    uint64_t held;
+    uint64_t released;    /* leases handed back on drain */
+    uint64_t stale;       /* settlements or renewals rejected by the token */
+    uint64_t renewed;     /* lease renewals Redis accepted */
+    uint64_t round_trips; /* settle calls answered */
+    uint64_t redis_errors; /* failed calls and lost connections */
+    int64_t in_flight;    /* jobs leased and not yet settled by the handler */
+};
+
+/* A snapshot of the counters. Safe to call from any thread, at any time. */
+HQ_API void hq_worker_stats(const hq_worker *w, struct hq_worker_stats *st);
 
 /* Allocate a worker; nothing runs until hq_worker_start(). */
 HQ_API int hq_worker_new(const struct hq_worker_options *opts, hq_worker **out);
