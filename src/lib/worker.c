@@ -57,7 +57,7 @@
 #include "common_int.h"
 #include "store_int.h"
 
-#define MAX_OPS_PER_CALL 1024
+#define MAX_OPS_PER_CALL 600 /* 3 + 6 * 600 args: under the store's limit */
 #define IDLE_MAX_MS 1000        /* longest idle wait between two claims */
 #define RECONNECT_MIN_MS 100
 #define RECONNECT_MAX_MS 5000

@@ -1,0 +1,44 @@
+"""G1 and G2 with real worker processes: 3 testworker processes of 3 loops
+each, 1,000 keys of 20 jobs, handlers that sleep on a timer and record their
+start and end. Per key, no two jobs overlap and they run in seq order; jobs
+of different keys do overlap."""
+import os
+import tempfile
+
+from harness import RedisServer, Suite, processes
+from workerlib import P, Worker, check_key_order, max_overlap, push, records, redis_stats, wait_done
+
+suite = Suite("worker_order")
+
+
+@suite.test
+def three_processes_keep_each_keys_order_and_run_keys_in_parallel():
+    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "rec")
+        assert push(srv.url, "@1000:e*20", extra=["--interleave", "--batch", "2000"])["stored"] == 20000
+        workers = [Worker(start, srv.url, out, "--sleep-ms", 2, threads=3, concurrency=48)
+                   for _ in range(3)]
+        wait_done(out, 20000, 300)
+        for w in workers:
+            assert w.stop() == 0
+        rec = records(out)
+        by_key = check_key_order(rec)
+        # G1: every job of every key ran and completed exactly once.
+        assert len(by_key) == 1000
+        for key, runs in by_key.items():
+            assert [e.seq for e in runs] == list(range(1, 21)), key
+        assert len(rec.done()) == 20000
+        assert not [a for a in rec.acks if a.outcome != "done"]
+        # All three processes took part.
+        assert {e.pid for e in rec.ends} == {w.pid for w in workers}
+        # G2: runs of different keys overlapped in time, across processes too.
+        assert max_overlap(rec.ends) >= 20, max_overlap(rec.ends)
+        for w in workers:
+            assert max_overlap([e for e in rec.ends if e.pid == w.pid]) >= 5
+        r = srv.client()
+        assert redis_stats(r)["done"] == 20000
+        assert r.zcard(P + "leases") == 0 and r.llen(P + "rc") == 0
+
+
+if __name__ == "__main__":
+    suite.run()
