@@ -5,7 +5,7 @@
  *
  *   S key seq pid start_ns attempt             the handler started
  *   E key seq pid start_ns end_ns attempt      the handler finished (settles)
- *   A key seq pid outcome latency_us           Redis answered the settlement
+ *   A key seq pid outcome latency_us attempt   Redis answered the settlement
  *
  * Times are CLOCK_REALTIME in ns; outcome is done, retry, park, dead, hold,
  * release or stale. Lines are appended with one write(2) each, so several
@@ -184,10 +184,10 @@ on_settled(const hq_job *job, int outcome, int64_t latency_us, void *arg)
         free(r);
         hq_job_set_userdata((hq_job *)job, NULL);
     }
-    record("A %s %" PRId64 " %d %s %" PRId64 "\n", hq_job_key(job),
+    record("A %s %" PRId64 " %d %s %" PRId64 " %d\n", hq_job_key(job),
            hq_job_seq(job), (int)getpid(),
            outcome >= 0 && outcome <= 6 ? outcome_names[outcome] : "?",
-           latency_us);
+           latency_us, hq_job_attempt(job));
 }
 
 static void

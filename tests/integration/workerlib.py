@@ -13,7 +13,7 @@ P = "{hookq:0}:"
 
 Start = collections.namedtuple("Start", "key seq pid t attempt")
 End = collections.namedtuple("End", "key seq pid start end attempt")
-Ack = collections.namedtuple("Ack", "key seq pid outcome latency_us")
+Ack = collections.namedtuple("Ack", "key seq pid outcome latency_us attempt")
 
 
 def push(url, *spec, extra=(), timeout=300):
@@ -38,7 +38,7 @@ class Records:
                 elif p[0] == "E":
                     self.ends.append(End(p[1], int(p[2]), int(p[3]), int(p[4]), int(p[5]), int(p[6])))
                 elif p[0] == "A":
-                    self.acks.append(Ack(p[1], int(p[2]), int(p[3]), p[4], int(p[5])))
+                    self.acks.append(Ack(p[1], int(p[2]), int(p[3]), p[4], int(p[5]), int(p[6])))
 
     def done(self, key=None):
         return [a for a in self.acks if a.outcome == "done" and (key is None or a.key == key)]
@@ -116,10 +116,10 @@ def key_state(r, key):
 def check_key_order(rec):
     """G1 over every key: runs whose completion Redis accepted never overlap,
     and run in seq order, each seq once. Returns the per-key run lists."""
-    done = {(a.key, a.seq, a.pid) for a in rec.acks if a.outcome == "done"}
+    done = {(a.key, a.seq, a.pid, a.attempt) for a in rec.acks if a.outcome == "done"}
     by_key = collections.defaultdict(list)
     for e in rec.ends:
-        if (e.key, e.seq, e.pid) in done:
+        if (e.key, e.seq, e.pid, e.attempt) in done:
             by_key[e.key].append(e)
     for key, runs in by_key.items():
         runs.sort(key=lambda e: e.start)
