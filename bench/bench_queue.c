@@ -119,7 +119,7 @@ main(int argc, char **argv)
     size_t jobs = 200000, keys = 1000, batch = 1000, body_size = 16, i, pipes = 0;
     struct hq_push *p;
     struct hq_push_result *res;
-    char (*cust)[16], *body;
+    char (*cust)[24], *body;
     hq_client *c = NULL;
     hq_worker *w = NULL;
     redisContext *rc;
