@@ -229,6 +229,117 @@ test_envelope_bad_customer_specs_are_rejected(void **state)
     hq__customer_spec_release(&spec);
 }
 
+/* Plain bodies take the fast path, with the same answer as jansson. */
+static void
+test_envelope_fast_path_takes_plain_bodies(void **state)
+{
+    static const char *const plain[] = {
+        "{\"code\":\"post-create\",\"data\":{\"customer_id\":\"c-1\"}}",
+        " {\n \"data\" : {\"x\":[1,2.5,-3,true,false,null,{}],\"customer_id\":77},"
+        "\"code\":\"p\", \"other\":\"\\u00e9\\n\xc3\xa9\"}\n",
+        "{\"code\":\"x\",\"data\":{\"customer_id\":-0}}",
+        "{\"code\":\"x\",\"data\":{\"customer_id\":\"\xf0\x9f\x98\x80\"}}",
+    };
+    struct hq__customer_spec spec;
+    struct hq__err err;
+
+    (void)state;
+    assert_int_equal(hq__customer_spec_init(&spec, NULL, &err), HQ_OK);
+    for (size_t i = 0; i < HQ_ARRAY_SIZE(plain); i++) {
+        struct hq__envelope a, b;
+        char detail[HQ_ENV_DETAIL_MAX];
+
+        if (!hq__envelope_parse_fast(&spec, plain[i], strlen(plain[i]), NULL, 0, &a))
+            fail_msg("row %zu not taken by the fast path", i);
+        assert_int_equal(hq__envelope_parse_jansson(&spec, plain[i], strlen(plain[i]),
+                                                    NULL, 0, &b, detail,
+                                                    sizeof(detail)), HQ_ENV_OK);
+        assert_string_equal(a.code, b.code);
+        assert_string_equal(a.customer, b.customer);
+        hq__envelope_release(&a);
+        hq__envelope_release(&b);
+    }
+    hq__customer_spec_release(&spec);
+}
+
+/*
+ * Mutate bodies at random: whenever the fast path accepts one, jansson
+ * must accept it too, with the same code and customer.
+ */
+static void
+test_envelope_fast_path_agrees_with_jansson(void **state)
+{
+    static const char *const seeds[] = {
+        "{\"code\":\"post-create\",\"data\":{\"customer_id\":\"c-1\",\"n\":[1,2]}}",
+        "{\"data\":{\"customer_id\":12345,\"t\":\"a\\\"b\"},\"code\":\"x\"}",
+        "{\"code\":\"x\",\"data\":{\"customer_id\":\"\xc3\xa9\"},\"z\":1.5}",
+    };
+    static const char *const bits[] = {
+        "\\", "\"", "\\u0000", "\\ud800", "\xff", "\xc3", "\xed\xa0\x80", "{", "}",
+        "[", "]", ",", ":", "0", "9", "e5", "-", ".", " ", "\"code\":\"y\",",
+        "\"data\":1,", "\"customer_id\":\"d\",", "99999999999999999999", "\t",
+        "\x01", "true", "nul", "\\u00e9", "\"customer_id\":null,",
+    };
+    static const char *const pointers[] = {
+        "/data/customer_id", "/data/n/1", "/code", "/z", "header:X-C",
+    };
+    unsigned seed = 12345;
+    char buf[512];
+    int fast_ok = 0;
+
+    (void)state;
+    for (size_t pi = 0; pi < HQ_ARRAY_SIZE(pointers); pi++) {
+        struct hq__customer_spec spec;
+        struct hq__err err;
+
+        assert_int_equal(hq__customer_spec_init(&spec, pointers[pi], &err), HQ_OK);
+        for (int iter = 0; iter < 20000; iter++) {
+            const char *base = seeds[iter % HQ_ARRAY_SIZE(seeds)];
+            size_t len = strlen(base);
+            struct hq__envelope a, b;
+            char detail[HQ_ENV_DETAIL_MAX];
+            int nmut;
+
+            memcpy(buf, base, len);
+            seed = seed * 1103515245u + 12345u;
+            nmut = (int)((seed >> 16) % 3);
+            for (int m = 0; m < nmut; m++) {
+                size_t at, blen;
+                const char *bit;
+
+                seed = seed * 1103515245u + 12345u;
+                at = (seed >> 8) % (len + 1);
+                seed = seed * 1103515245u + 12345u;
+                bit = bits[(seed >> 16) % HQ_ARRAY_SIZE(bits)];
+                blen = strlen(bit);
+                seed = seed * 1103515245u + 12345u;
+                if ((seed >> 20) % 3 == 0 && at < len) {
+                    memmove(buf + at, buf + at + 1, len - at - 1); /* delete */
+                    len--;
+                } else if (len + blen < sizeof(buf)) {
+                    memmove(buf + at + blen, buf + at, len - at); /* insert */
+                    memcpy(buf + at, bit, blen);
+                    len += blen;
+                }
+            }
+            if (!hq__envelope_parse_fast(&spec, buf, len, "hc", 2, &a))
+                continue;
+            fast_ok++;
+            if (hq__envelope_parse_jansson(&spec, buf, len, "hc", 2, &b, detail,
+                                           sizeof(detail)) != HQ_ENV_OK)
+                fail_msg("fast path accepted what jansson rejects (%s): %.*s",
+                         detail, (int)len, buf);
+            assert_string_equal(a.code, b.code);
+            assert_int_equal(a.customer_len, b.customer_len);
+            assert_memory_equal(a.customer, b.customer, a.customer_len);
+            hq__envelope_release(&a);
+            hq__envelope_release(&b);
+        }
+        hq__customer_spec_release(&spec);
+    }
+    assert_true(fast_ok > 1000); /* the fast path was really exercised */
+}
+
 int
 main(void)
 {
@@ -239,6 +350,8 @@ main(void)
         cmocka_unit_test(test_envelope_deep_nesting_is_invalid_json),
         cmocka_unit_test(test_envelope_customer_from_header),
         cmocka_unit_test(test_envelope_bad_customer_specs_are_rejected),
+        cmocka_unit_test(test_envelope_fast_path_takes_plain_bodies),
+        cmocka_unit_test(test_envelope_fast_path_agrees_with_jansson),
     };
     return cmocka_run_group_tests_name("envelope", tests, NULL, NULL);
 }
