@@ -6,7 +6,7 @@ import threading
 import time
 
 import harness
-from intakelib import Intake, envelope, expect_error
+from intakelib import Intake, envelope, expect_error, read_response
 
 
 def timed_post(it, body):
@@ -90,6 +90,35 @@ def redis_hung_gives_503_within_2s_then_recovers():
             finally:
                 redis.proc.signal(signal.SIGCONT)
             assert first_202_within(it, 2.0, time.monotonic()) < 2.0
+    finally:
+        redis.stop()
+
+
+@suite.test
+def sigterm_answers_the_request_in_flight_then_exits():
+    redis = harness.RedisServer()
+    try:
+        it = Intake(redis.url, {"threads": "1"})
+        try:
+            assert it.post(envelope("c-drain")).status == 202
+            s = it.connect()
+            redis.proc.signal(signal.SIGSTOP)  # the next enqueue waits
+            body = envelope("c-drain", n=2).encode()
+            s.sendall(b"POST /webhook HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s"
+                      % (len(body), body))
+            time.sleep(0.3)
+            it.proc.signal(signal.SIGTERM)
+            time.sleep(0.3)
+            redis.proc.signal(signal.SIGCONT)
+            r = read_response(s, timeout=3)
+            assert r.status == 202 and r.json()["seq"] == 2, r
+            assert r.header("connection") == "close", r
+            assert it.proc.wait(10) == 0
+        finally:
+            redis.proc.signal(signal.SIGCONT)
+            it.stop()
+        # It was stored, once.
+        assert redis.client().llen("{hookq:0}:q:c-drain:post-create") == 2
     finally:
         redis.stop()
 
