@@ -1,0 +1,330 @@
+"""The hookq command line: exit codes, --help/--version, `check` with file:line
+errors, HOOKQ_* overrides, and the daemon's life cycle (serve/run with a
+Redis URL, /healthz, admin token, SIGTERM/SIGINT drain, JSON logs, secrets
+kept out of the log).
+"""
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import harness
+from harness import HOOKQ, RedisServer, Suite, free_port, processes, wait_until
+
+suite = Suite("cli")
+
+# Only HOOKQ_* variables the test sets: a stray one in the caller's
+# environment must not change what hookq reads.
+BASE_ENV = {k: v for k, v in os.environ.items() if not k.startswith("HOOKQ_")}
+
+
+def hookq(*args, env=None, cwd=None, timeout=30):
+    e = dict(BASE_ENV)
+    e.update(env or {})
+    return subprocess.run([HOOKQ] + list(args), env=e, cwd=cwd, timeout=timeout,
+                          capture_output=True, text=True)
+
+
+def write(dirpath, name, text):
+    path = os.path.join(dirpath, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def http_get(url, headers=None, timeout=5):
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def http_post(url, body, timeout=5):
+    req = urllib.request.Request(url, data=body.encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def reachable(url):
+    try:
+        return http_get(url, timeout=1)
+    except OSError:
+        return None
+
+
+# ---------------------------------------------------------------- options
+
+@suite.test
+def version_prints_the_version_and_exits_0():
+    r = hookq("--version")
+    assert r.returncode == 0, r
+    assert r.stdout.startswith("hookq ") and r.stdout.strip().split()[1].count(".") == 2, r.stdout
+
+
+@suite.test
+def help_lists_every_command_and_exits_0():
+    r = hookq("--help")
+    assert r.returncode == 0, r
+    for cmd in ("run", "serve", "work", "stats", "keys", "peek", "hold",
+                "release", "dlq", "token", "check"):
+        assert "\n  %s " % cmd in r.stdout, (cmd, r.stdout)
+    assert "-c FILE" in r.stdout and "HOOKQ_" in r.stdout
+
+
+@suite.test
+def command_help_shows_its_usage():
+    r = hookq("check", "--help")
+    assert r.returncode == 0 and r.stdout.startswith("usage: hookq check"), r
+    r = hookq("help", "dlq")
+    assert r.returncode == 0 and r.stdout.startswith("usage: hookq dlq"), r
+
+
+@suite.test
+def usage_errors_exit_2_and_name_the_problem():
+    r = hookq()
+    assert r.returncode == 2 and "missing COMMAND" in r.stderr, r
+    r = hookq("frobnicate")
+    assert r.returncode == 2 and "unknown command 'frobnicate'" in r.stderr, r
+    r = hookq("--frob", "check")
+    assert r.returncode == 2 and "unknown option '--frob'" in r.stderr, r
+    r = hookq("check", "-c")
+    assert r.returncode == 2 and "option -c needs a FILE" in r.stderr, r
+    r = hookq("check", "extra")
+    assert r.returncode == 2 and "unexpected argument 'extra'" in r.stderr, r
+    d = tempfile.mkdtemp(prefix="hq-cli-")
+    good = write(d, "good.ini", "[admin]\nlisten = off\n")
+    r = hookq("serve", "-c", good, "extra")
+    assert r.returncode == 2 and "unexpected argument 'extra'" in r.stderr, r
+
+
+# ---------------------------------------------------------------- check
+
+@suite.test
+def check_accepts_a_valid_file():
+    d = tempfile.mkdtemp(prefix="hq-cli-")
+    path = write(d, "ok.ini", "[worker]\nlease = 10s\n\n[event post-create]\n"
+                              "fetch = GET /posts/{data.post_id}\ndeliver = log\n"
+                              "[event post-delete]\ndeliver = log:/tmp/x.log\n")
+    r = hookq("check", "-c", path)
+    assert r.returncode == 0, r
+    assert r.stdout == "ok: 2 events\n", r.stdout
+    # -c before the command works too.
+    r = hookq("-c", path, "check")
+    assert r.returncode == 0 and r.stdout == "ok: 2 events\n", r
+
+
+@suite.test
+def check_reports_every_error_with_file_line_and_key():
+    d = tempfile.mkdtemp(prefix="hq-cli-")
+    path = write(d, "bad.ini",
+                 "[worker]\n"              # 1
+                 "lease = 3x\n"            # 2
+                 "concurency = 4\n"        # 3
+                 "\n"                      # 4
+                 "[event a:b]\n"           # 5
+                 "deliver = log\n"         # 6
+                 "[api]\n"                 # 7
+                 "rate = fast\n")          # 8
+    r = hookq("check", "-c", path)
+    assert r.returncode == 2, r
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith(path + ":2: [worker] lease: invalid duration '3x'"), lines
+    assert lines[1] == path + ":3: [worker] concurency: unknown key (did you mean 'concurrency'?)", lines
+    assert lines[2].startswith(path + ":5: [event a:b]: event code 'a:b' must not contain ':'"), lines
+    assert lines[3].startswith(path + ":8: [api] rate: invalid rate 'fast'"), lines
+    assert lines[4] == "hookq check: 4 errors", lines
+
+
+@suite.test
+def a_missing_config_file_is_a_configuration_error():
+    r = hookq("check", "-c", "/nonexistent/hookq.ini")
+    assert r.returncode == 2, r
+    assert "/nonexistent/hookq.ini: cannot open: No such file or directory" in r.stderr, r
+    r = hookq("serve", "-c", "/nonexistent/hookq.ini")
+    assert r.returncode == 2 and "cannot open" in r.stderr, r
+
+
+@suite.test
+def default_config_is_hookq_ini_in_the_working_directory():
+    d = tempfile.mkdtemp(prefix="hq-cli-")
+    r = hookq("check", cwd=d)
+    assert r.returncode == 0 and r.stdout == "ok: 0 events\n", r
+    assert "no [event CODE] section" in r.stderr, r
+    write(d, "hookq.ini", "[event x]\ndeliver = log\n")
+    r = hookq("check", cwd=d)
+    assert r.returncode == 0 and r.stdout == "ok: 1 event\n", r
+    write(d, "hookq.ini", "[worker]\nthreads = many\n")
+    r = hookq("check", cwd=d)
+    assert r.returncode == 2 and "hookq.ini:2: [worker] threads:" in r.stderr, r
+
+
+@suite.test
+def env_overrides_are_checked_and_name_the_variable():
+    d = tempfile.mkdtemp(prefix="hq-cli-")
+    path = write(d, "ok.ini", "[event x]\ndeliver = log\n")
+    r = hookq("check", "-c", path, env={"HOOKQ_WORKER_LEASE": "soon"})
+    assert r.returncode == 2, r
+    assert r.stderr.startswith("$HOOKQ_WORKER_LEASE: [worker] lease: invalid duration 'soon'"), r.stderr
+    # An override makes a valid file invalid: the admin port equals intake's.
+    r = hookq("check", "-c", path, env={"HOOKQ_ADMIN_LISTEN": "127.0.0.1:8080"})
+    assert r.returncode == 2 and "[admin] listen: must differ from [intake] listen" in r.stderr, r
+    r = hookq("check", "-c", path, env={"HOOKQ_EVENT_X_DELIVER": "log"})
+    assert r.returncode == 2 and "cannot be set from the environment" in r.stderr, r
+    r = hookq("check", "-c", path, env={"HOOKQ_WORKER_LEASE": "45s"})
+    assert r.returncode == 0, r
+
+
+# ---------------------------------------------------------------- daemon
+
+def daemon_config(d, redis_url, intake_port, admin_port, extra=""):
+    return write(d, "hookq.ini",
+                 "[redis]\nurl = %s\n\n[intake]\nlisten = 127.0.0.1:%d\n\n"
+                 "[admin]\nlisten = 127.0.0.1:%d\n\n"
+                 "[event post-create]\ndeliver = log\n%s"
+                 % (redis_url, intake_port, admin_port, extra))
+
+
+@suite.test
+def env_override_is_visible_in_the_running_daemon():
+    """The file says one port; HOOKQ_ADMIN_LISTEN and HOOKQ_INTAKE_LISTEN win."""
+    with RedisServer() as redis, processes() as start:
+        d = tempfile.mkdtemp(prefix="hq-cli-")
+        file_ports = (free_port(), free_port())
+        env_intake, env_admin = free_port(), free_port()
+        cfg = daemon_config(d, "redis://127.0.0.1:1/0", *file_ports)
+        env = dict(BASE_ENV, HOOKQ_REDIS_URL=redis.url,
+                   HOOKQ_INTAKE_LISTEN="127.0.0.1:%d" % env_intake,
+                   HOOKQ_ADMIN_LISTEN="127.0.0.1:%d" % env_admin)
+        p = start([HOOKQ, "serve", "-c", cfg], env=env, cwd=d,
+                  stderr=open(os.path.join(d, "err.log"), "w"))
+        health = "http://127.0.0.1:%d/healthz" % env_admin
+        assert wait_until(lambda: reachable(health), 10, what="healthz") == (200, '{"status":"ok"}\n')
+        status, body = http_post("http://127.0.0.1:%d/webhook" % env_intake,
+                                 '{"code":"post-create","data":{"customer_id":"c1"}}')
+        assert status == 202 and json.loads(body)["seq"] == 1, (status, body)
+        assert reachable("http://127.0.0.1:%d/healthz" % file_ports[1]) is None
+        p.signal(signal.SIGTERM)
+        assert p.wait(10) == 0
+
+
+@suite.test
+def healthz_follows_redis_down_and_back_without_restart():
+    with RedisServer() as redis, processes() as start:
+        d = tempfile.mkdtemp(prefix="hq-cli-")
+        ip, ap = free_port(), free_port()
+        cfg = daemon_config(d, redis.url, ip, ap)
+        p = start([HOOKQ, "serve", "-c", cfg], cwd=d,
+                  env={k: v for k, v in BASE_ENV.items()},
+                  stderr=open(os.path.join(d, "err.log"), "w"))
+        health = "http://127.0.0.1:%d/healthz" % ap
+        assert wait_until(lambda: reachable(health), 10, what="healthz")[0] == 200
+        redis.stop()
+        t0 = time.monotonic()
+        status, body = http_get(health)
+        assert status == 503, (status, body)
+        assert json.loads(body)["status"] == "unavailable"
+        assert time.monotonic() - t0 < 3, "a 503 must not wait long"
+        redis.start()
+        wait_until(lambda: reachable(health)[0] == 200, 5, what="healthz 200 again")
+        p.signal(signal.SIGINT)
+        assert p.wait(10) == 0
+
+
+@suite.test
+def admin_token_requires_bearer_auth():
+    with RedisServer() as redis, processes() as start:
+        d = tempfile.mkdtemp(prefix="hq-cli-")
+        ap = free_port()
+        cfg = daemon_config(d, redis.url, free_port(), ap)
+        env = dict(BASE_ENV, HOOKQ_ADMIN_TOKEN="t0ps3cret")
+        p = start([HOOKQ, "serve", "-c", cfg], cwd=d, env=env,
+                  stderr=open(os.path.join(d, "err.log"), "w"))
+        health = "http://127.0.0.1:%d/healthz" % ap
+        assert wait_until(lambda: reachable(health), 10, what="admin")[0] == 401
+        assert http_get(health, {"Authorization": "Bearer wrong"})[0] == 401
+        assert http_get(health, {"Authorization": "Bearer t0ps3cret"})[0] == 200
+        assert http_get("http://127.0.0.1:%d/nope" % ap,
+                        {"Authorization": "Bearer t0ps3cret"})[0] == 404
+        p.signal(signal.SIGTERM)
+        assert p.wait(10) == 0
+
+
+@suite.test
+def json_logs_are_one_object_per_line_and_hide_secrets():
+    with RedisServer() as redis, processes() as start:
+        redis.client().config_set("requirepass", "redispw")
+        d = tempfile.mkdtemp(prefix="hq-cli-")
+        ap = free_port()
+        url = "redis://:redispw@127.0.0.1:%d/0" % redis.port
+        cfg = daemon_config(d, url, free_port(), ap)
+        secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        env = dict(BASE_ENV, HOOKQ_LOG_FORMAT="json", HOOKQ_LOG_LEVEL="debug",
+                   HOOKQ_INTAKE_SECRET=secret, HOOKQ_ADMIN_TOKEN="adm1ntok")
+        errlog = os.path.join(d, "err.log")
+        p = start([HOOKQ, "serve", "-c", cfg], cwd=d, env=env, stderr=open(errlog, "w"))
+        health = "http://127.0.0.1:%d/healthz" % ap
+        wait_until(lambda: reachable(health), 10, what="admin")
+        assert http_get(health, {"Authorization": "Bearer adm1ntok"})[0] == 200
+        p.signal(signal.SIGTERM)
+        assert p.wait(10) == 0
+        text = open(errlog).read()
+        lines = text.splitlines()
+        assert len(lines) >= 3, text
+        for line in lines:
+            obj = json.loads(line)
+            assert set(("ts", "level", "msg")) <= set(obj), obj
+        msgs = [json.loads(l)["msg"] for l in lines]
+        assert "hookq ready" in msgs and "stopped" in msgs, msgs
+        for s in ("redispw", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "adm1ntok"):
+            assert s not in text, (s, text)
+
+
+@suite.test
+def serve_without_url_needs_a_running_embedded_redis():
+    d = tempfile.mkdtemp(prefix="hq-cli-")
+    write(d, "hookq.ini", "[intake]\nlisten = 127.0.0.1:%d\n[admin]\nlisten = off\n"
+          % free_port())
+    r = hookq("serve", cwd=d, timeout=15)
+    assert r.returncode == 1, r
+    assert "no embedded redis answers on '%s/hookq-data/redis.sock'" % os.path.realpath(d) in r.stderr \
+        or "no embedded redis answers on '%s/hookq-data/redis.sock'" % d in r.stderr, r.stderr
+
+
+@suite.test
+def a_port_in_use_is_a_runtime_failure():
+    import socket
+    with RedisServer() as redis:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        busy = s.getsockname()[1]
+        d = tempfile.mkdtemp(prefix="hq-cli-")
+        cfg = daemon_config(d, redis.url, free_port(), busy)
+        r = hookq("serve", "-c", cfg, cwd=d, timeout=15)
+        s.close()
+        assert r.returncode == 1, r
+        assert "cannot listen on 127.0.0.1:%d (admin)" % busy in r.stderr, r.stderr
+
+
+@suite.test
+def invalid_config_stops_the_daemon_with_status_2():
+    d = tempfile.mkdtemp(prefix="hq-cli-")
+    write(d, "hookq.ini", "[worker]\nlease = forever\n")
+    r = hookq("run", cwd=d, timeout=15)
+    assert r.returncode == 2, r
+    assert "hookq.ini:2: [worker] lease:" in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(d, "hookq-data")), "nothing may start"
+
+
+if __name__ == "__main__":
+    suite.run()

@@ -1,0 +1,188 @@
+"""`hookq run` with no [redis] url: the embedded redis-server in data_dir.
+
+Jobs are posted through the HTTP intake to an event whose delivery cannot
+succeed (exec:/bin/false with on_failure = hold, and a long backoff), so they
+stay queued whatever the worker does. The queue is then read over the unix
+socket with redis-py: `LLEN {hookq:0}:q:<key>` is the key's FIFO of job
+records (docs/queue-semantics.md).
+"""
+import json
+import os
+import signal
+import stat
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import redis as redispy
+
+from harness import HOOKQ, Suite, free_port, processes, wait_until
+
+suite = Suite("embedded")
+
+BASE_ENV = {k: v for k, v in os.environ.items() if not k.startswith("HOOKQ_")}
+KEY = "c1:post-create"
+QUEUE = "{hookq:0}:q:" + KEY
+
+
+class Dir:
+    """A working directory with a hookq.ini and fixed ports."""
+
+    def __init__(self):
+        self.path = tempfile.mkdtemp(prefix="hq-emb-")
+        self.intake = free_port()
+        self.admin = free_port()
+        with open(os.path.join(self.path, "hookq.ini"), "w") as f:
+            f.write("[intake]\nlisten = 127.0.0.1:%d\n\n"
+                    "[admin]\nlisten = 127.0.0.1:%d\n\n"
+                    "[worker]\nbackoff = 1h..1h\nshutdown_timeout = 1s\n\n"
+                    "[event post-create]\ndeliver = exec:/bin/false\n"
+                    "on_failure = hold\n" % (self.intake, self.admin))
+        self.data = os.path.join(self.path, "hookq-data")
+        self.sock = os.path.join(self.data, "redis.sock")
+        self.n = 0
+
+    def start(self, start):
+        self.n += 1
+        self.errlog = os.path.join(self.path, "stderr.%d.log" % self.n)
+        p = start([HOOKQ, "run"], cwd=self.path, env=BASE_ENV,
+                  stderr=open(self.errlog, "w"))
+        wait_until(lambda: self.healthy(p), 30, what="hookq run healthy")
+        return p
+
+    def healthy(self, p):
+        if not p.alive():
+            raise AssertionError("hookq run exited: " + open(self.errlog).read())
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % self.admin,
+                                        timeout=1) as r:
+                return r.status == 200
+        except (OSError, urllib.error.HTTPError):
+            return False
+
+    def post(self, i):
+        body = json.dumps({"code": "post-create", "data": {"customer_id": "c1", "i": i}})
+        req = urllib.request.Request("http://127.0.0.1:%d/webhook" % self.intake,
+                                     data=body.encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=5) as r:
+            assert r.status == 202, r.status
+            return json.loads(r.read())
+
+    def redis(self):
+        return redispy.Redis(unix_socket_path=self.sock, socket_timeout=5)
+
+    def redis_pid(self):
+        with open(os.path.join(self.data, "redis.pid")) as f:
+            return int(f.read())
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie of someone else's is not running either.
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@suite.test
+def restart_keeps_the_queued_jobs():
+    d = Dir()
+    with processes() as start:
+        p = d.start(start)
+        st = os.stat(d.data)
+        assert stat.S_IMODE(st.st_mode) == 0o700, oct(st.st_mode)
+        seqs = [d.post(i)["seq"] for i in range(20)]
+        assert seqs == list(range(1, 21)), seqs
+        assert d.redis().llen(QUEUE) == 20
+        rpid = d.redis_pid()
+        assert alive(rpid)
+        p.signal(signal.SIGTERM)
+        assert p.wait(30) == 0, open(d.errlog).read()
+        # The redis-server went with it, and its socket too.
+        assert not alive(rpid), "embedded redis-server %d still running" % rpid
+        assert not os.path.exists(d.sock)
+
+        p = d.start(start)
+        assert d.redis_pid() != rpid
+        r = d.redis()
+        assert r.llen(QUEUE) == 20, r.llen(QUEUE)
+        # The key's state survived as well: its sequence goes on.
+        assert d.post(20)["seq"] == 21
+        p.signal(signal.SIGINT)
+        assert p.wait(30) == 0
+
+
+@suite.test
+def a_second_run_on_the_same_data_dir_is_refused():
+    d = Dir()
+    with processes() as start:
+        p = d.start(start)
+        r = subprocess.run([HOOKQ, "run"], cwd=d.path, env=BASE_ENV, timeout=30,
+                           capture_output=True, text=True)
+        assert r.returncode == 1, r
+        assert "is in use by another hookq (pid %d)" % p.pid in r.stderr, r.stderr
+        # The first one is unharmed.
+        assert d.healthy(p)
+        p.signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+
+
+@suite.test
+def killed_hookq_takes_its_redis_along_and_restarts_cleanly():
+    d = Dir()
+    with processes() as start:
+        p = d.start(start)
+        for i in range(5):
+            d.post(i)
+        rpid = d.redis_pid()
+        p.signal(signal.SIGKILL)
+        p.wait(10)
+        # PR_SET_PDEATHSIG: the kernel sends the redis-server SIGTERM.
+        wait_until(lambda: not alive(rpid), 10, what="orphaned redis-server to exit")
+        p = d.start(start)
+        assert d.redis().llen(QUEUE) == 5
+        p.signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+
+
+@suite.test
+def serve_uses_the_embedded_redis_of_run():
+    d = Dir()
+    with processes() as start:
+        p = d.start(start)
+        d.post(0)
+        port = free_port()
+        env = dict(BASE_ENV, HOOKQ_INTAKE_LISTEN="127.0.0.1:%d" % port,
+                   HOOKQ_ADMIN_LISTEN="off")
+        s = start([HOOKQ, "serve"], cwd=d.path, env=env,
+                  stderr=open(os.path.join(d.path, "serve.log"), "w"))
+
+        def post_via_serve():
+            if not s.alive():
+                raise AssertionError(open(os.path.join(d.path, "serve.log")).read())
+            body = json.dumps({"code": "post-create", "data": {"customer_id": "c1"}})
+            req = urllib.request.Request("http://127.0.0.1:%d/webhook" % port,
+                                         data=body.encode(), method="POST")
+            try:
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    return json.loads(r.read())
+            except OSError:
+                return None
+        res = wait_until(post_via_serve, 10, what="serve answering")
+        assert res["seq"] == 2, res
+        assert d.redis().llen(QUEUE) == 2
+        s.signal(signal.SIGTERM)
+        assert s.wait(10) == 0
+        p.signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+
+
+if __name__ == "__main__":
+    suite.run()
