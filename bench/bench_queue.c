@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -99,6 +100,17 @@ on_log(int level, const char *msg, void *arg)
         fprintf(stderr, "bench_queue: %s\n", msg);
 }
 
+/* CPU seconds this process used so far (every thread). */
+static double
+cpu_s(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
 static int
 cmp_i64(const void *a, const void *b)
 {
@@ -123,7 +135,7 @@ main(int argc, char **argv)
     hq_client *c = NULL;
     hq_worker *w = NULL;
     redisContext *rc;
-    double t0, t1, t2, enq_s, drain_s;
+    double t0, t1, t2, enq_s, drain_s, c1, c2;
     int64_t p50 = 0, p99 = 0;
 
     wo.threads = 2;
@@ -200,6 +212,7 @@ main(int argc, char **argv)
         return 1;
     }
     t1 = now_s();
+    c1 = cpu_s();
     for (;;) {
         hq_worker_stats(w, &st);
         if (st.done >= jobs)
@@ -207,6 +220,7 @@ main(int argc, char **argv)
         usleep(2000);
     }
     t2 = now_s();
+    c2 = cpu_s();
     drain_s = t2 - t1;
     hq_worker_stats(w, &st);
     sample(rc, &s2);
@@ -230,11 +244,12 @@ main(int argc, char **argv)
            (double)(s1.calls - s0.calls - 2) / jobs,
            (s1.cpu_s - s0.cpu_s) * 1e6 / jobs);
     printf("hookq drain:   %zu jobs in %.2f s = %.0f jobs/s; %.3f round trips/job, "
-           "%.2f redis commands/job, %.1f us redis cpu/job; claim->complete "
-           "p50 %.2f ms, p99 %.2f ms\n",
+           "%.2f redis commands/job, %.1f us redis cpu/job, %.1f us worker "
+           "cpu/job; claim->complete p50 %.2f ms, p99 %.2f ms\n",
            jobs, drain_s, jobs / drain_s, (double)st.round_trips / jobs,
            (double)(s2.calls - s1.calls - 2) / jobs,
-           (s2.cpu_s - s1.cpu_s) * 1e6 / jobs, p50 / 1e3, p99 / 1e3);
+           (s2.cpu_s - s1.cpu_s) * 1e6 / jobs, (c2 - c1) * 1e6 / jobs,
+           p50 / 1e3, p99 / 1e3);
     printf("hookq total:   %.3f round trips/job (enqueue + drain)\n",
            (double)(pipes + st.round_trips) / jobs);
     printf("{\"enqueue_jobs_per_s\":%.0f,\"drain_jobs_per_s\":%.0f,"
