@@ -1,10 +1,13 @@
 """Intake answers, row by row of DESIGN §3.3, against a real redis-server."""
 import json
+import os
 import socket
+import subprocess
+import tempfile
 import time
 
 import harness
-from intakelib import Intake, envelope, expect_error, read_response
+from intakelib import Intake, config_text, envelope, expect_error, read_response
 
 suite = harness.Suite("intake")
 redis = None
@@ -250,6 +253,38 @@ def customer_by_json_pointer_with_escapes():
     with Intake(redis.url, {"customer": "/meta/a~1b/c~0d"}) as pi:
         r = pi.post('{"code":"post-create","data":1,"meta":{"a/b":{"c~d":"ptr-cust"}}}')
         assert r.status == 202 and r.json()["key"] == "ptr-cust:post-create", r
+
+
+@suite.test
+def counters_count_answers_by_reason():
+    # The intake alone (tests/integration/intake_server.c) prints its
+    # counters when it stops: what /metrics is built from.
+    port = harness.free_port()
+    d = tempfile.mkdtemp(prefix="hq-counters-")
+    cfg = os.path.join(d, "hookq.ini")
+    with open(cfg, "w") as f:
+        f.write(config_text(redis.url, port))
+    p = subprocess.Popen([harness.helper("intake_server"), "-c", cfg],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert p.stdout.readline().startswith("ready")
+        it = Intake.__new__(Intake)  # a client for the helper's port
+        it.port = port
+        assert it.post(envelope("c-cnt", n=1)).status == 202
+        assert it.post(envelope("c-cnt", n=2), headers={"webhook-id": "cnt-1"}).status == 202
+        assert it.post(envelope("c-cnt", n=2), headers={"webhook-id": "cnt-1"}).status == 200
+        assert it.post("[").status == 400
+        assert it.post(envelope(), path="/nope").status == 404
+        assert it.post(envelope(code="nope")).status == 422
+    finally:
+        p.terminate()
+        out, _ = p.communicate(timeout=10)
+    stats = dict((l.split()[1], int(l.split()[2])) for l in out.splitlines()
+                 if l.startswith("stat "))
+    assert stats["accepted"] == 2, stats
+    assert stats["duplicate"] == 1, stats
+    assert stats["invalid_json"] == 1 and stats["not_found"] == 1, stats
+    assert stats["unknown_code"] == 1 and stats["missing_code"] == 0, stats
 
 
 def main():
