@@ -42,12 +42,6 @@
 
 #include "banned_int.h"
 
-/* NEEDSWORK: set to 1 when the worker runtime (hq_worker_*) is on main. */
-#define HQ_HAVE_WORKER 0
-
-/* Log levels (enum hq_log_level of hookq.h). */
-enum { LV_ERROR = 0, LV_WARN = 1, LV_INFO = 2, LV_DEBUG = 3 };
-
 #define EMBEDDED_START_TIMEOUT_MS 30000
 #define EMBEDDED_STOP_TIMEOUT_MS 15000
 
@@ -94,7 +88,7 @@ delivery_line(const hq_job *job)
     size_t blen;
     const char *body = hq_job_body(job, &blen);
     json_t *doc, *data = NULL, *env;
-    char when[40];
+    char when[64];
     char *s, *line;
     size_t n;
 
@@ -172,6 +166,17 @@ log_deliver(hq_job *job, void *arg)
         hq_job_done(job);
 }
 
+/* The failure policy of a job: its event's on_failure (worker's if unset). */
+static int
+event_policy(const hq_job *job, void *arg)
+{
+    const struct hq_config *cfg = arg;
+    const char *code = hq_job_code(job);
+    const struct hq_event_cfg *ev = hq__config_event(cfg, code, strlen(code));
+
+    return ev != NULL ? ev->on_failure : cfg->worker.on_failure;
+}
+
 /* ------------------------------------------------------------------------ */
 /* The daemon.                                                              */
 
@@ -204,27 +209,23 @@ shutdown_all(struct daemon *d)
 {
     if (d->intake != NULL)
         hq_intake_stop(d->intake);
-#if HQ_HAVE_WORKER
     if (d->worker != NULL) {
         hq_worker_stop(d->worker);
         hq_worker_join(d->worker);
     }
-#endif
     hq_admin_free(d->admin);
     d->admin = NULL;
     hq_intake_free(d->intake);
     d->intake = NULL;
-#if HQ_HAVE_WORKER
     hq_worker_free(d->worker);
     d->worker = NULL;
-#endif
     if (d->redis != NULL) {
         pid_t pid = hq_embedded_redis_pid(d->redis);
         if (hq_embedded_redis_stop(d->redis, EMBEDDED_STOP_TIMEOUT_MS) != 0)
-            hq_log(LV_WARN, "embedded redis-server (pid %d) did not stop in "
+            hq_log(HQ_LOG_WARN, "embedded redis-server (pid %d) did not stop in "
                    "time and was killed", (int)pid);
         else
-            hq_log_kv(LV_INFO, "embedded redis stopped", NULL);
+            hq_log_kv(HQ_LOG_INFO, "embedded redis stopped", NULL);
         d->redis = NULL;
     }
 }
@@ -245,7 +246,7 @@ start_store(struct daemon *d, int flags)
 
     if (cfg->redis.url != NULL) {
         hq_cli_store_options(d->cli, &d->store);
-        hq_log_kv(LV_INFO, "using redis", "url",
+        hq_log_kv(HQ_LOG_INFO, "using redis", "url",
                   hq_log_mask_url(cfg->redis.url, masked, sizeof(masked)),
                   NULL);
         return 0;
@@ -255,26 +256,26 @@ start_store(struct daemon *d, int flags)
         if (hq_embedded_redis_start(cfg->redis.data_dir,
                                     EMBEDDED_START_TIMEOUT_MS, &d->redis, err,
                                     sizeof(err)) != 0) {
-            hq_log(LV_ERROR, "cannot start the embedded redis: %s", err);
+            hq_log(HQ_LOG_ERROR, "cannot start the embedded redis: %s", err);
             return -1;
         }
         if (hq_cli_store_options(d->cli, &d->store) != 0)
             return -1;
         d->store.url = hq_embedded_redis_url(d->redis);
         snprintf(pid, sizeof(pid), "%d", (int)hq_embedded_redis_pid(d->redis));
-        hq_log_kv(LV_INFO, "embedded redis started", "url", d->store.url,
+        hq_log_kv(HQ_LOG_INFO, "embedded redis started", "url", d->store.url,
                   "pid", pid, "data_dir", cfg->redis.data_dir, NULL);
         return 0;
     }
     if (hq_cli_store_options(d->cli, &d->store) != 0)
         return -1;
     if (hq_embedded_redis_ping(d->store.url + strlen("unix://"), 2000) != 1) {
-        hq_log(LV_ERROR, "no [redis] url is set and no embedded redis answers "
+        hq_log(HQ_LOG_ERROR, "no [redis] url is set and no embedded redis answers "
                "on '%s': start `hookq run` with this data_dir first, or set "
                "[redis] url", d->store.url + strlen("unix://"));
         return -1;
     }
-    hq_log_kv(LV_INFO, "using the embedded redis of hookq run", "url",
+    hq_log_kv(HQ_LOG_INFO, "using the embedded redis of hookq run", "url",
               d->store.url, NULL);
     return 0;
 }
@@ -294,17 +295,6 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
     d.cli = cli;
     if (argc > 1)
         return usage_error(name, argv[1]);
-#if !HQ_HAVE_WORKER
-    if (flags & WANT_WORKER) {
-        if (!(flags & WANT_INTAKE)) {
-            fprintf(stderr, "hookq %s: the worker is not in this build yet\n",
-                    name);
-            return 1;
-        }
-        hq_log(LV_WARN, "the worker is not in this build yet: intake only");
-        flags &= ~WANT_WORKER;
-    }
-#endif
 
     /* Before any thread: every thread inherits the mask. */
     sigemptyset(&sigs);
@@ -319,22 +309,21 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
     if (cfg->admin.listen != NULL) {
         d.admin = hq_admin_new(cfg, &d.store, err, sizeof(err));
         if (d.admin == NULL) {
-            hq_log(LV_ERROR, "%s", err);
+            hq_log(HQ_LOG_ERROR, "%s", err);
             goto out;
         }
     }
     if (flags & WANT_INTAKE) {
         struct hq_intake_hooks hooks = {hq_log_intake_sink, NULL,
-                                        hq_log_enabled(LV_DEBUG)
+                                        hq_log_enabled(HQ_LOG_DEBUG)
                                             ? HQ_INTAKE_LOG_DEBUG
                                             : HQ_INTAKE_LOG_INFO};
         d.intake = hq_intake_start(cfg, &d.store, &hooks, err, sizeof(err));
         if (d.intake == NULL) {
-            hq_log(LV_ERROR, "cannot start the intake: %s", err);
+            hq_log(HQ_LOG_ERROR, "cannot start the intake: %s", err);
             goto out;
         }
     }
-#if HQ_HAVE_WORKER
     if (flags & WANT_WORKER) {
         struct hq_worker_options wo;
         memset(&wo, 0, sizeof(wo));
@@ -349,24 +338,24 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
         wo.shutdown_timeout_ms = cfg->worker.shutdown_timeout_ms;
         wo.handler = log_deliver;
         wo.handler_arg = (void *)cfg;
+        wo.log = hq_log_worker_sink;
+        wo.policy = event_policy;
+        wo.policy_arg = (void *)cfg;
         if (hq_worker_new(&wo, &d.worker) != HQ_OK) {
-            hq_log(LV_ERROR, "cannot create the worker: %s",
+            hq_log(HQ_LOG_ERROR, "cannot create the worker: %s",
                    d.worker ? hq_worker_errmsg(d.worker) : "out of memory");
             goto out;
         }
         if (hq_worker_start(d.worker) != HQ_OK) {
-            hq_log(LV_ERROR, "cannot start the worker: %s",
+            hq_log(HQ_LOG_ERROR, "cannot start the worker: %s",
                    hq_worker_errmsg(d.worker));
             goto out;
         }
     }
-#else
-    (void)log_deliver;
-#endif
     if (d.admin != NULL) {
         hq_admin_attach(d.admin, d.intake, d.worker);
         if (hq_admin_start(d.admin) != 0) {
-            hq_log(LV_ERROR, "cannot start the admin thread");
+            hq_log(HQ_LOG_ERROR, "cannot start the admin thread");
             goto out;
         }
     }
@@ -387,7 +376,7 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
             snprintf(admin_url, sizeof(admin_url), "http://%s/healthz",
                      cfg->admin.listen);
         snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
-        hq_log_kv(LV_INFO, "hookq ready", "command", name, "intake",
+        hq_log_kv(HQ_LOG_INFO, "hookq ready", "command", name, "intake",
                   intake_url[0] ? intake_url : NULL, "admin",
                   admin_url[0] ? admin_url : NULL, "worker",
                   (flags & WANT_WORKER) ? "on" : NULL, "pid", pidbuf, NULL);
@@ -399,13 +388,13 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
         if (sig == SIGINT || sig == SIGTERM)
             break;
         if (d.redis != NULL && !hq_embedded_redis_alive(d.redis)) {
-            hq_log(LV_ERROR, "the embedded redis-server exited (see %s/%s); "
+            hq_log(HQ_LOG_ERROR, "the embedded redis-server exited (see %s/%s); "
                    "stopping", cfg->redis.data_dir, HQ_EMBEDDED_LOG);
             shutdown_all(&d);
             return 1;
         }
     }
-    hq_log_kv(LV_INFO, "draining", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM",
+    hq_log_kv(HQ_LOG_INFO, "draining", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM",
               NULL);
     {
         struct sigaction sa;
@@ -419,7 +408,7 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
 out:
     shutdown_all(&d);
     if (rc == 0)
-        hq_log_kv(LV_INFO, "stopped", NULL);
+        hq_log_kv(HQ_LOG_INFO, "stopped", NULL);
     return rc;
 }
 

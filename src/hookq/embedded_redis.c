@@ -293,7 +293,7 @@ stop_stale(const char *dir)
     pid = read_pid(path);
     if (pid == 0 || kill(pid, 0) != 0 || !is_redis_server(pid))
         return;
-    hq_log(1, "stopping the redis-server (pid %d) left running in '%s'",
+    hq_log(HQ_LOG_WARN, "stopping the redis-server (pid %d) left running in '%s'",
            (int)pid, dir);
     kill(pid, SIGTERM);
     for (int i = 0; i < 1000 && kill(pid, 0) == 0 && is_redis_server(pid); i++)

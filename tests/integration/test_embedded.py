@@ -184,5 +184,73 @@ def serve_uses_the_embedded_redis_of_run():
         assert p.wait(30) == 0
 
 
+@suite.test
+def run_processes_webhooks_through_the_log_delivery():
+    """The `make run` story: post, and the job appears processed on stdout."""
+    d = Dir()
+    logfile = os.path.join(d.path, "deliveries.log")
+    with open(os.path.join(d.path, "hookq.ini"), "a") as f:
+        f.write("\n[event post-delete]\ndeliver = log:%s\n" % logfile)
+    with processes() as start:
+        out = os.path.join(d.path, "stdout.log")
+        d.n += 1
+        d.errlog = os.path.join(d.path, "stderr.log")
+        p = start([HOOKQ, "run"], cwd=d.path, env=BASE_ENV,
+                  stdout=open(out, "w"), stderr=open(d.errlog, "w"))
+        wait_until(lambda: d.healthy(p), 30, what="hookq run healthy")
+        for i in range(3):
+            body = json.dumps({"code": "post-create" if i < 2 else "post-delete",
+                               "data": {"customer_id": "acme", "post_id": i}})
+            req = urllib.request.Request("http://127.0.0.1:%d/webhook" % d.intake,
+                                         data=body.encode(), method="POST")
+            with urllib.request.urlopen(req, timeout=5) as r:
+                assert r.status == 202
+
+        def lines(path):
+            try:
+                return [json.loads(l) for l in open(path).read().splitlines()]
+            except FileNotFoundError:
+                return []
+        # post-create delivers to exec:/bin/false in this config: only the
+        # log:FILE event shows up; switch post-create to log for stdout.
+        got = wait_until(lambda: lines(logfile), 10, what="log:FILE delivery")
+        assert len(got) == 1, got
+        job = got[0]
+        assert job["key"] == "acme:post-delete" and job["customer"] == "acme"
+        assert job["code"] == "post-delete" and job["seq"] == 1 and job["attempt"] == 1
+        assert job["data"] == {"customer_id": "acme", "post_id": 2}
+        assert job["fetched"] == [] and job["received_at"].endswith("Z")
+        assert len(job["received_at"]) == len("2026-01-01T00:00:00.000Z")
+        p.signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+        assert lines(out) == []
+
+
+@suite.test
+def run_logs_each_job_as_one_json_line_on_stdout():
+    d = Dir()
+    cfg = os.path.join(d.path, "hookq.ini")
+    text = open(cfg).read().replace("deliver = exec:/bin/false\non_failure = hold\n",
+                                    "deliver = log\n")
+    open(cfg, "w").write(text)
+    with processes() as start:
+        out = os.path.join(d.path, "stdout.log")
+        d.errlog = os.path.join(d.path, "stderr.log")
+        p = start([HOOKQ, "run"], cwd=d.path, env=BASE_ENV,
+                  stdout=open(out, "w"), stderr=open(d.errlog, "w"))
+        wait_until(lambda: d.healthy(p), 30, what="hookq run healthy")
+        ids = [d.post(i)["id"] for i in range(10)]
+
+        def lines():
+            return [json.loads(l) for l in open(out).read().splitlines()]
+        wait_until(lambda: len(lines()) == 10, 10, what="10 deliveries")
+        got = lines()
+        assert [j["id"] for j in got] == ids
+        assert [j["seq"] for j in got] == list(range(1, 11))
+        assert [j["data"]["i"] for j in got] == list(range(10))
+        p.signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+
+
 if __name__ == "__main__":
     suite.run()
