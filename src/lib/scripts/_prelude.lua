@@ -42,13 +42,19 @@ end
 -- A key with jobs that is not active goes where it belongs: held when an
 -- operator asked to hold it while it ran (m.ha) or when its customer is
 -- held, else ready. Returns the state it went to.
-local function schedule(key, customer, front)
-  local ha = redis.call('HGET', P .. 'm:' .. key, 'ha')
+-- `ha` may be passed when the caller has read m.ha already (false = none).
+-- While `no_held_customers` is true (settle sets it when `hc` is empty), the
+-- customer's hold is not looked up.
+local no_held_customers = false
+local function schedule(key, customer, front, ha)
+  if ha == nil then
+    ha = redis.call('HGET', P .. 'm:' .. key, 'ha')
+  end
   if ha then
     hold_key(key, customer, ha, 0)
     return 'held'
   end
-  local hc = redis.call('HGET', P .. 'hc', customer)
+  local hc = not no_held_customers and redis.call('HGET', P .. 'hc', customer)
   if hc then
     hold_key(key, customer, hc, 1)
     return 'held'

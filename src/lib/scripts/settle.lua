@@ -16,6 +16,12 @@
 local lease_ms, claim_n, nops = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
 local woke = false
+-- Counters are added up here and written once per call.
+local counts = {}
+local function count(name)
+  counts[name] = (counts[name] or 0) + 1
+end
+no_held_customers = redis.call('HLEN', P .. 'hc') == 0
 
 -- An operator's hold asked for while the job ran (m.ha) wins over a park:
 -- the key is held now rather than when it is next due.
@@ -29,6 +35,7 @@ local function park_or_hold(key, customer, due)
 end
 
 local function hold_customer(customer, reason)
+  no_held_customers = false
   redis.call('HSET', P .. 'hc', customer, reason)
   local rk = P .. 'rk:' .. customer
   local keys = redis.call('LRANGE', rk, 0, -1)
@@ -49,35 +56,38 @@ for n = 1, nops do
   local num, reason, err = tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5]
   i = i + 6
   local m = P .. 'm:' .. key
-  local meta = redis.call('HMGET', m, 'st', 'tok', 'c')
+  local meta = redis.call('HMGET', m, 'st', 'tok', 'c', 'ha', 'a', 'err')
   local customer = meta[3]
   if meta[1] ~= 'active' or meta[2] ~= tok then
     results[n] = 0
-    stat('stale')
+    count('stale')
   elseif typ == 'renew' then
     results[n] = 1
     redis.call('ZADD', P .. 'leases', now + lease_ms, key)
   else
     results[n] = 1
     redis.call('ZREM', P .. 'leases', key)
-    redis.call('HDEL', m, 'tok')
+    -- m.tok stays until the next claim overwrites it: with st no longer
+    -- 'active', it matches nothing.
     if typ == 'done' or typ == 'dead' then
       local q = P .. 'q:' .. key
       local rec = redis.call('LPOP', q)
-      redis.call('DECR', P .. 'jobs')
+      count('jobs')
       if typ == 'dead' then
         local id = string.match(rec, '^([^\n]*)')
         redis.call('HSET', P .. 'dl:' .. id, 'key', key, 'customer', customer,
                    'record', rec, 'error', err, 'attempts', num, 'at', now)
         redis.call('RPUSH', P .. 'dlq', id)
-        stat('deadlettered')
+        count('deadlettered')
       else
-        stat('done')
+        count('done')
       end
       if redis.call('LLEN', q) > 0 then
         redis.call('ZINCRBY', P .. 'depth', -1, key)
-        redis.call('HDEL', m, 'a', 'err')
-        schedule(key, customer, false)
+        if meta[5] or meta[6] then
+          redis.call('HDEL', m, 'a', 'err')
+        end
+        schedule(key, customer, false, meta[4])
       else
         redis.call('ZREM', P .. 'depth', key)
         redis.call('DEL', m)
@@ -86,10 +96,10 @@ for n = 1, nops do
       redis.call('HINCRBY', m, 'a', 1)
       redis.call('HSET', m, 'err', err)
       park_or_hold(key, customer, now + num)
-      stat('retried')
+      count('retried')
     elseif typ == 'park' then
       park_or_hold(key, customer, now + num)
-      stat('parked')
+      count('parked')
     elseif typ == 'hold' then
       if err ~= '' then
         redis.call('HSET', m, 'err', err)
@@ -98,7 +108,7 @@ for n = 1, nops do
       if num == 1 then
         hold_customer(customer, reason)
       end
-      stat('held')
+      count('held')
     elseif typ == 'release' then
       if schedule(key, customer, true) == 'ready' then
         woke = true
@@ -112,9 +122,13 @@ end
 promote(now, claim_n + 64)
 reap(now, 64)
 
+-- Tokens: one INCRBY reserves claim_n of them (unused ones are skipped;
+-- tokens only need to be unique and increasing).
 local claimed = {}
+local any = claim_n > 0 and redis.call('LLEN', P .. 'rc') > 0
+local tok = any and redis.call('INCRBY', P .. 'fence', claim_n) - claim_n or 0
 for _ = 1, claim_n do
-  local customer = redis.call('LPOP', P .. 'rc')
+  local customer = any and redis.call('LPOP', P .. 'rc')
   if not customer then
     break
   end
@@ -124,7 +138,7 @@ for _ = 1, claim_n do
     redis.call('RPUSH', P .. 'rc', customer)
   end
   local m = P .. 'm:' .. key
-  local tok = redis.call('INCR', P .. 'fence')
+  tok = tok + 1
   redis.call('HSET', m, 'st', 'active', 'tok', tok)
   redis.call('ZADD', P .. 'leases', now + lease_ms, key)
   local a = tonumber(redis.call('HGET', m, 'a') or '0')
@@ -133,6 +147,14 @@ for _ = 1, claim_n do
   claimed[#claimed + 1] = tostring(tok)
   claimed[#claimed + 1] = a + 1
   claimed[#claimed + 1] = redis.call('LINDEX', P .. 'q:' .. key, 0)
+end
+
+for name, n in pairs(counts) do
+  if name == 'jobs' then
+    redis.call('DECRBY', P .. 'jobs', n)
+  else
+    stat(name, n)
+  end
 end
 
 -- Handed-back keys may suit a worker that is idle now.
