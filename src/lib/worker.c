@@ -415,6 +415,8 @@ int hq_job_attempt(const hq_job *job) { return job->attempt; }
 int64_t hq_job_received_at_ms(const hq_job *job) { return job->received_at_ms; }
 const char *hq_job_webhook_id(const hq_job *job) { return job->webhook_id; }
 void *hq_job_loop(const hq_job *job) { return job->loop->base; }
+const char *hq_job_fence(const hq_job *job) { return job->token; }
+const char *hq_job_prefix(const hq_job *job) { return job->lane->prefix; }
 void *hq_job_userdata(const hq_job *job) { return job->userdata; }
 void hq_job_set_userdata(hq_job *job, void *ud) { job->userdata = ud; }
 
@@ -1213,7 +1215,11 @@ loop_main(void *arg_)
     event_add(l->tick_ev, &tick);
     conn_start(&l->cmd);
     conn_start(&l->sub);
+    if (w->opts.loop_init)
+        w->opts.loop_init(l->base, w->opts.loop_arg);
     event_base_dispatch(l->base);
+    if (w->opts.loop_fini)
+        w->opts.loop_fini(l->base, w->opts.loop_arg);
     loop_cleanup(l);
     return NULL;
 fail:
