@@ -1,0 +1,737 @@
+/*
+ * The job handler of hookq work / hookq run (see process.h).
+ *
+ * DESIGN: a job is a small state machine that runs on its loop thread and
+ * never blocks it: parse the body once, then for each fetch line
+ * fill -> limiter (Redis, async) -> HTTP (libcurl multi, async), then
+ * deliver (HTTP async, or an exec child watched by the loop, or one log
+ * line), then settle. Each step's callback starts the next one; any outcome
+ * that ends the attempt settles the job and frees its state at once.
+ *
+ * Per loop (struct ploop): an HTTP client and a Redis connection for the
+ * limiter, created on the loop thread and used only there. The list of
+ * loops is the only state shared between threads (guarded by `mu`, taken
+ * when a loop starts or ends, and by a job whose loop is not known yet).
+ *
+ * The limiter's grant is taken just before each call, after checking in
+ * the same script that the job's lease is still ours: a worker that lost its
+ * lease spends no budget. A job parked for budget at fetch i > 0 runs its
+ * earlier fetches again when it comes back; the budget they spend again is
+ * granted like any other, so the API's limit holds regardless.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "curl_event_int.h"
+#include "deliver_int.h"
+#include "limiter_int.h"
+#include "process.h"
+#include "store_int.h"
+#include "template_int.h"
+
+struct pevent {
+    const struct hq_event_cfg *cfg;
+    struct hq__template **fetch;
+    size_t nfetch;
+    struct hq__deliver *deliver;
+};
+
+struct ploop;
+
+struct hq_process {
+    const struct hq_config *cfg;
+    struct pevent *events;
+    size_t nevents;
+    struct hq__store_addr addr;
+    struct hq__limit_rate rate;
+    char *base_url;            /* api.base_url without a trailing '/' */
+    hq_log_fn *log;
+    void *log_arg;
+    pthread_mutex_t mu;        /* guards `loops` */
+    struct ploop *loops;
+};
+
+struct pjob;
+
+struct ploop {
+    struct hq_process *p;
+    struct event_base *base;
+    struct hq__http *http;
+    redisAsyncContext *ac;     /* NULL until needed, or after a disconnect */
+    struct pjob *jobs;         /* in flight on this loop */
+    struct ploop *next;
+    int closing;               /* loop_fini runs: callbacks do nothing */
+};
+
+struct pjob {
+    hq_job *job;
+    struct ploop *pl;
+    const struct pevent *ev;
+    struct pjob *prev, *next;
+    json_t *body;              /* the webhook */
+    json_t *fetched;           /* array of fetch answers so far */
+    size_t next_fetch;
+    char *url;                 /* the fetch in flight */
+    char endpoint[1024];
+    char prefix[HQ_PREFIX_MAX];
+    char *token;
+    struct hq__http_call *call;
+    struct hq__delivery *dl;
+    int redis_wait;            /* a limiter call is in flight */
+};
+
+static void
+plog(struct hq_process *p, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+plog(struct hq_process *p, int level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    if (!p->log)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    p->log(level, msg, p->log_arg);
+}
+
+void
+hq_process_rfc3339(int64_t ms, char *buf, size_t size)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+
+    gmtime_r(&s, &tm);
+    snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+             tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Set-up.                                                                  */
+
+static void
+pevent_release(struct pevent *e)
+{
+    for (size_t i = 0; i < e->nfetch; i++)
+        hq__template_free(e->fetch[i]);
+    free(e->fetch);
+    hq__deliver_free(e->deliver);
+}
+
+int
+hq_process_new(const struct hq_config *cfg,
+               const struct hq_store_options *store, struct hq_process **out,
+               char *errbuf, size_t errsize)
+{
+    struct hq_process *p;
+    struct hq__err err = {{0}};
+    size_t n;
+    int rc;
+
+    *out = NULL;
+    p = calloc(1, sizeof(*p));
+    if (!p) {
+        snprintf(errbuf, errsize, "out of memory");
+        return HQ_ENOMEM;
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    p->cfg = cfg;
+    p->rate.calls = cfg->api.rate_calls > 0 ? cfg->api.rate_calls : 2;
+    p->rate.window_ms = cfg->api.rate_window_ms > 0 ? cfg->api.rate_window_ms
+                                                     : 1000;
+    p->rate.margin_ms = cfg->api.margin_ms >= 0 ? cfg->api.margin_ms : 0;
+    p->base_url = strdup(cfg->api.base_url ? cfg->api.base_url : "");
+    if (!p->base_url) {
+        rc = HQ_ENOMEM;
+        snprintf(errbuf, errsize, "out of memory");
+        goto fail;
+    }
+    n = strlen(p->base_url);
+    while (n && p->base_url[n - 1] == '/')
+        p->base_url[--n] = '\0';
+    rc = hq__store_parse_url(store->url ? store->url
+                                        : "redis://127.0.0.1:6379/0",
+                             store->timeout_ms ? store->timeout_ms : 5000,
+                             &p->addr, &err);
+    if (rc != HQ_OK) {
+        snprintf(errbuf, errsize, "%s", err.msg);
+        goto fail;
+    }
+    p->events = calloc(cfg->nevents ? cfg->nevents : 1, sizeof(*p->events));
+    if (!p->events) {
+        rc = HQ_ENOMEM;
+        snprintf(errbuf, errsize, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < cfg->nevents; i++) {
+        const struct hq_event_cfg *ec = &cfg->events[i];
+        struct pevent *e = &p->events[i];
+
+        p->nevents++;
+        e->cfg = ec;
+        e->fetch = calloc(ec->nfetch ? ec->nfetch : 1, sizeof(*e->fetch));
+        if (!e->fetch) {
+            rc = HQ_ENOMEM;
+            snprintf(errbuf, errsize, "out of memory");
+            goto fail;
+        }
+        for (size_t f = 0; f < ec->nfetch; f++) {
+            rc = hq__template_parse(ec->fetch[f], &e->fetch[f], &err);
+            if (rc != HQ_OK) {
+                snprintf(errbuf, errsize, "[event %s] fetch '%s': %s",
+                         ec->code, ec->fetch[f], err.msg);
+                rc = rc == HQ_EINVAL ? HQ_ECONFIG : rc;
+                goto fail;
+            }
+            e->nfetch++;
+        }
+        rc = hq__deliver_parse(ec->deliver ? ec->deliver : "log",
+                               &e->deliver, &err);
+        if (rc != HQ_OK) {
+            snprintf(errbuf, errsize, "[event %s] deliver: %s", ec->code,
+                     err.msg);
+            rc = rc == HQ_EINVAL ? HQ_ECONFIG : rc;
+            goto fail;
+        }
+    }
+    *out = p;
+    return HQ_OK;
+fail:
+    hq_process_free(p);
+    return rc;
+}
+
+static void ploop_free(struct ploop *pl);
+
+void
+hq_process_free(struct hq_process *p)
+{
+    if (!p)
+        return;
+    while (p->loops) {
+        struct ploop *pl = p->loops;
+
+        p->loops = pl->next;
+        ploop_free(pl);
+    }
+    for (size_t i = 0; i < p->nevents; i++)
+        pevent_release(&p->events[i]);
+    free(p->events);
+    free(p->base_url);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+void
+hq_process_set_log(struct hq_process *p, hq_log_fn *log, void *arg)
+{
+    p->log = log;
+    p->log_arg = arg;
+}
+
+void
+hq_process_worker_options(struct hq_process *p, struct hq_worker_options *o)
+{
+    o->handler = hq_process_handle;
+    o->handler_arg = p;
+    o->policy = hq_process_policy;
+    o->policy_arg = p;
+    o->loop_init = hq_process_loop_init;
+    o->loop_fini = hq_process_loop_fini;
+    o->loop_arg = p;
+}
+
+static const struct pevent *
+find_event(const struct hq_process *p, const char *code)
+{
+    for (size_t i = 0; i < p->nevents; i++)
+        if (strcmp(p->events[i].cfg->code, code) == 0)
+            return &p->events[i];
+    return NULL;
+}
+
+int
+hq_process_policy(const hq_job *job, void *arg)
+{
+    const struct pevent *e = find_event(arg, hq_job_code(job));
+
+    return e ? e->cfg->on_failure : HQ_ON_FAILURE_DEADLETTER;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Loops.                                                                   */
+
+static struct ploop *
+ploop_get(struct hq_process *p, struct event_base *base)
+{
+    struct ploop *pl;
+
+    pthread_mutex_lock(&p->mu);
+    for (pl = p->loops; pl; pl = pl->next)
+        if (pl->base == base && !pl->closing)
+            break;
+    if (!pl) {
+        pl = calloc(1, sizeof(*pl));
+        if (pl && hq__http_new(base, &pl->http) != HQ_OK) {
+            free(pl);
+            pl = NULL;
+        }
+        if (pl) {
+            pl->p = p;
+            pl->base = base;
+            pl->next = p->loops;
+            p->loops = pl;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return pl;
+}
+
+static void
+pjob_release(struct pjob *pj)
+{
+    struct ploop *pl = pj->pl;
+
+    if (pj->prev)
+        pj->prev->next = pj->next;
+    else
+        pl->jobs = pj->next;
+    if (pj->next)
+        pj->next->prev = pj->prev;
+    json_decref(pj->body);
+    json_decref(pj->fetched);
+    free(pj->url);
+    free(pj->token);
+    free(pj);
+}
+
+/* Runs on the loop thread, or after the loop has stopped for good. */
+static void
+ploop_free(struct ploop *pl)
+{
+    pl->closing = 1;
+    if (pl->ac) {
+        /* Pending limiter callbacks run now with no reply, and see
+         * `closing`: they leave their jobs alone. */
+        redisAsyncFree(pl->ac);
+        pl->ac = NULL;
+    }
+    while (pl->jobs) {
+        struct pjob *pj = pl->jobs;
+
+        if (pj->call)
+            hq__http_cancel(pj->call);
+        if (pj->dl)
+            hq__deliver_cancel(pj->dl);
+        pjob_release(pj);
+    }
+    hq__http_free(pl->http);
+    free(pl);
+}
+
+void
+hq_process_loop_init(void *base, void *arg)
+{
+    ploop_get(arg, base);
+}
+
+void
+hq_process_loop_fini(void *base, void *arg)
+{
+    struct hq_process *p = arg;
+    struct ploop **pp, *pl = NULL;
+
+    pthread_mutex_lock(&p->mu);
+    for (pp = &p->loops; *pp; pp = &(*pp)->next) {
+        if ((*pp)->base == base) {
+            pl = *pp;
+            *pp = pl->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (pl)
+        ploop_free(pl);
+}
+
+static void
+on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct ploop *pl = ac->data;
+
+    (void)status;
+    if (pl && pl->ac == ac)
+        pl->ac = NULL;
+}
+
+static void
+on_connect(const redisAsyncContext *ac, int status)
+{
+    struct ploop *pl = ac->data;
+
+    /* A failed connection is freed by hiredis after this returns. */
+    if (status != REDIS_OK && pl && pl->ac == ac)
+        pl->ac = NULL;
+}
+
+static redisAsyncContext *
+ploop_redis(struct ploop *pl, struct hq__err *err)
+{
+    if (pl->ac)
+        return pl->ac;
+    pl->ac = hq__store_connect_async(&pl->p->addr, pl->base, err);
+    if (!pl->ac)
+        return NULL;
+    pl->ac->data = pl;
+    redisAsyncSetConnectCallback(pl->ac, on_connect);
+    redisAsyncSetDisconnectCallback(pl->ac, on_disconnect);
+    return pl->ac;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Settling: each ends the job's state here, then tells the worker.         */
+
+static void
+settle_done(struct pjob *pj)
+{
+    hq_job *job = pj->job;
+
+    pjob_release(pj);
+    hq_job_done(job);
+}
+
+static void
+settle_retry(struct pjob *pj, const char *error)
+{
+    hq_job *job = pj->job;
+
+    plog(pj->pl->p, HQ_LOG_INFO, "job %s of '%s' will retry: %s",
+         hq_job_id(job), hq_job_key(job), error);
+    pjob_release(pj);
+    hq_job_retry(job, error);
+}
+
+static void
+settle_fail(struct pjob *pj, const char *error)
+{
+    hq_job *job = pj->job;
+
+    plog(pj->pl->p, HQ_LOG_WARN, "job %s of '%s' failed: %s", hq_job_id(job),
+         hq_job_key(job), error);
+    pjob_release(pj);
+    hq_job_fail(job, error);
+}
+
+static void
+settle_park(struct pjob *pj, int64_t delay_ms)
+{
+    hq_job *job = pj->job;
+
+    pjob_release(pj);
+    hq_job_park(job, delay_ms);
+}
+
+static void
+settle_hold(struct pjob *pj, const char *reason)
+{
+    hq_job *job = pj->job;
+
+    plog(pj->pl->p, HQ_LOG_WARN, "customer '%s' held: %s",
+         hq_job_customer(job), reason);
+    pjob_release(pj);
+    hq_job_hold(job, reason, 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The steps.                                                               */
+
+static void step(struct pjob *pj);
+
+static void
+on_delivered(int outcome, const char *error, void *arg)
+{
+    struct pjob *pj = arg;
+
+    pj->dl = NULL;
+    if (outcome == HQ_OUTCOME_DONE)
+        settle_done(pj);
+    else if (outcome == HQ_OUTCOME_RETRY)
+        settle_retry(pj, error);
+    else
+        settle_fail(pj, error);
+}
+
+static void
+deliver(struct pjob *pj)
+{
+    hq_job *job = pj->job;
+    struct hq__delivery_job dj;
+    struct hq__err err = {{0}};
+    char when[40];
+    json_t *doc, *data;
+    char *payload;
+    int rc;
+
+    hq_process_rfc3339(hq_job_received_at_ms(job), when, sizeof(when));
+    data = json_object_get(pj->body, "data");
+    doc = json_object();
+    if (!doc ||
+        json_object_set_new(doc, "id", json_string(hq_job_id(job))) ||
+        json_object_set_new(doc, "key", json_string(hq_job_key(job))) ||
+        json_object_set_new(doc, "customer",
+                            json_string(hq_job_customer(job))) ||
+        json_object_set_new(doc, "code", json_string(hq_job_code(job))) ||
+        json_object_set_new(doc, "seq", json_integer(hq_job_seq(job))) ||
+        json_object_set_new(doc, "attempt",
+                            json_integer(hq_job_attempt(job))) ||
+        json_object_set_new(doc, "received_at", json_string(when)) ||
+        json_object_set(doc, "data", data ? data : json_null()) ||
+        json_object_set(doc, "fetched", pj->fetched)) {
+        json_decref(doc);
+        settle_retry(pj, "out of memory building the payload");
+        return;
+    }
+    payload = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(doc);
+    if (!payload) {
+        settle_retry(pj, "out of memory building the payload");
+        return;
+    }
+    memset(&dj, 0, sizeof(dj));
+    dj.id = hq_job_id(job);
+    dj.key = hq_job_key(job);
+    dj.seq = hq_job_seq(job);
+    dj.attempt = hq_job_attempt(job);
+    dj.payload = payload;
+    dj.payload_len = strlen(payload);
+    dj.timeout_ms = pj->pl->p->cfg->api.timeout_ms;
+    /* For log targets the callback runs (and frees pj) before this returns. */
+    rc = hq__deliver_start(pj->ev->deliver, pj->pl->base, pj->pl->http, &dj,
+                           on_delivered, pj, &pj->dl, &err);
+    free(payload);
+    if (rc == HQ_ENOMEM)
+        settle_retry(pj, err.msg);
+    else if (rc != HQ_OK)
+        settle_fail(pj, err.msg);
+}
+
+static void
+on_fetched(const struct hq__http_response *r, void *arg)
+{
+    struct pjob *pj = arg;
+    const struct hq__template *t = pj->ev->fetch[pj->next_fetch];
+    char msg[600];
+    json_t *v;
+
+    pj->call = NULL;
+    if (r->failure != HQ_HTTP_OK) {
+        snprintf(msg, sizeof(msg), "fetch %s %s: %s", hq__template_method(t),
+                 pj->url, r->error);
+        settle_retry(pj, msg);
+        return;
+    }
+    snprintf(msg, sizeof(msg), "fetch %s %s answered %d%s%.*s",
+             hq__template_method(t), pj->url, r->status,
+             r->body_len ? ": " : "",
+             (int)(r->body_len > 200 ? 200 : r->body_len), r->body);
+    if (r->status >= 200 && r->status < 300) {
+        v = json_loadb(r->body, r->body_len, JSON_DECODE_ANY, NULL);
+        if (!v)
+            v = json_stringn_nocheck(r->body, r->body_len);
+        if (!v || json_array_append_new(pj->fetched, v)) {
+            settle_retry(pj, "out of memory keeping a fetch answer");
+            return;
+        }
+        pj->next_fetch++;
+        step(pj);
+    } else if (r->status == 429) {
+        int64_t delay = hq__limit_backoff_429(&pj->pl->p->rate,
+                                              r->retry_after_ms);
+
+        if (pj->pl->ac)
+            hq__limit_block(pj->pl->ac, pj->prefix, pj->token, pj->endpoint,
+                            delay, &pj->pl->p->rate);
+        plog(pj->pl->p, HQ_LOG_INFO, "%s; '%s' waits %lld ms", msg,
+             pj->endpoint, (long long)delay);
+        settle_park(pj, delay);
+    } else if (r->status == 401 || r->status == 403) {
+        settle_hold(pj, "token-invalid");
+    } else if (r->status >= 400 && r->status < 500) {
+        settle_fail(pj, msg);
+    } else {
+        settle_retry(pj, msg);
+    }
+}
+
+static void
+on_grant(const struct hq__limit_answer *a, void *arg)
+{
+    struct pjob *pj = arg;
+    const struct hq__template *t;
+    struct hq__http_request req;
+    struct hq__err err = {{0}};
+    char auth[1100];
+    const char *headers[2];
+
+    if (pj->pl->closing)
+        return;
+    pj->redis_wait = 0;
+    switch (a->verdict) {
+    case HQ_LIMIT_WAIT:
+        settle_park(pj, a->wait_ms > 0 ? a->wait_ms : 1);
+        return;
+    case HQ_LIMIT_STALE:
+        /* The lease moved on: whatever we settle is answered stale. */
+        settle_park(pj, 0);
+        return;
+    case HQ_LIMIT_NO_TOKEN:
+        settle_hold(pj, "no-token");
+        return;
+    case HQ_LIMIT_ERROR:
+        snprintf(auth, sizeof(auth), "rate limiter: %s", a->error);
+        settle_retry(pj, auth);
+        return;
+    }
+    t = pj->ev->fetch[pj->next_fetch];
+    free(pj->token);
+    pj->token = strndup(a->token, a->token_len);
+    if (!pj->token || a->token_len > 1000) {
+        settle_retry(pj, pj->token ? "token too long" : "out of memory");
+        return;
+    }
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", pj->token);
+    headers[0] = auth;
+    headers[1] = "Accept: application/json";
+    memset(&req, 0, sizeof(req));
+    req.method = hq__template_method(t);
+    req.url = pj->url;
+    req.headers = headers;
+    req.nheaders = 2;
+    req.timeout_ms = pj->pl->p->cfg->api.timeout_ms;
+    if (hq__http_send(pj->pl->http, &req, on_fetched, pj, &pj->call, &err) !=
+        HQ_OK)
+        settle_retry(pj, err.msg);
+}
+
+static void
+fetch(struct pjob *pj)
+{
+    struct hq_process *p = pj->pl->p;
+    const struct hq__template *t = pj->ev->fetch[pj->next_fetch];
+    hq_job *job = pj->job;
+    struct hq__err err = {{0}};
+    redisAsyncContext *ac;
+    char *path = NULL, msg[600];
+    size_t len;
+    int rc;
+
+    rc = hq__template_fill(t, json_object_get(pj->body, "data"),
+                           hq_job_customer(job), hq_job_code(job), &path,
+                           &err);
+    if (rc != HQ_OK) {
+        snprintf(msg, sizeof(msg), "fetch %zu (%s): %s", pj->next_fetch + 1,
+                 hq__template_route(t), err.msg);
+        if (rc == HQ_ENOMEM)
+            settle_retry(pj, msg);
+        else
+            settle_fail(pj, msg);
+        return;
+    }
+    free(pj->url);
+    len = strlen(p->base_url) + strlen(path) + 1;
+    pj->url = malloc(len);
+    if (!pj->url) {
+        free(path);
+        settle_retry(pj, "out of memory");
+        return;
+    }
+    snprintf(pj->url, len, "%s%s", p->base_url, path);
+    free(path);
+    if (hq__limit_endpoint(p->cfg->api.endpoint == HQ_ENDPOINT_ROUTE,
+                           hq__template_route(t), hq__template_method(t),
+                           pj->url, pj->endpoint,
+                           sizeof(pj->endpoint)) != HQ_OK) {
+        settle_fail(pj, "fetch url too long");
+        return;
+    }
+    ac = ploop_redis(pj->pl, &err);
+    if (!ac) {
+        settle_retry(pj, err.msg);
+        return;
+    }
+    pj->redis_wait = 1;
+    rc = hq__limit_take(ac, pj->prefix, hq_job_key(job), hq_job_fence(job),
+                        hq_job_customer(job), pj->endpoint, &p->rate, on_grant,
+                        pj);
+    if (rc != HQ_OK) {
+        pj->redis_wait = 0;
+        settle_retry(pj, "rate limiter: redis unavailable");
+    }
+}
+
+static void
+step(struct pjob *pj)
+{
+    if (pj->next_fetch < pj->ev->nfetch)
+        fetch(pj);
+    else
+        deliver(pj);
+}
+
+void
+hq_process_handle(hq_job *job, void *arg)
+{
+    struct hq_process *p = arg;
+    struct ploop *pl;
+    struct pjob *pj;
+    json_error_t jerr;
+    const char *body;
+    size_t len;
+    char msg[300];
+
+    pl = ploop_get(p, hq_job_loop(job));
+    pj = pl ? calloc(1, sizeof(*pj)) : NULL;
+    if (!pj) {
+        hq_job_retry(job, "out of memory");
+        return;
+    }
+    pj->job = job;
+    pj->pl = pl;
+    pj->next = pl->jobs;
+    if (pl->jobs)
+        pl->jobs->prev = pj;
+    pl->jobs = pj;
+
+    pj->ev = find_event(p, hq_job_code(job));
+    if (!pj->ev) {
+        snprintf(msg, sizeof(msg), "no [event %s] section", hq_job_code(job));
+        settle_fail(pj, msg);
+        return;
+    }
+    hq_job_set_policy(job, pj->ev->cfg->on_failure);
+    body = hq_job_body(job, &len);
+    pj->body = json_loadb(body, len, 0, &jerr);
+    if (!pj->body || !json_is_object(pj->body)) {
+        snprintf(msg, sizeof(msg), "the stored webhook is not a JSON object: "
+                 "%s", pj->body ? "not an object" : jerr.text);
+        settle_fail(pj, msg);
+        return;
+    }
+    pj->fetched = json_array();
+    if (!pj->fetched) {
+        settle_retry(pj, "out of memory");
+        return;
+    }
+    snprintf(pj->prefix, sizeof(pj->prefix), "%s", hq_job_prefix(job));
+    step(pj);
+}

@@ -1,0 +1,79 @@
+/*
+ * What a worker does with a job (DESIGN §3.4): the handler behind
+ * `hookq work` and `hookq run`.
+ *
+ * For the job's [event CODE] section: each `fetch` line in order is filled
+ * from the webhook, granted by the rate limiter (which also checks that the
+ * job's lease is current and reads the customer's token, in one script),
+ * and called with `Authorization: Bearer <token>`; then the payload
+ *   {"id","key","customer","code","seq","attempt","received_at","data","fetched"}
+ * is delivered (http, exec or log), and the job is settled:
+ *
+ *   outcome                                   settles with
+ *   delivered                                 hq_job_done
+ *   no budget for a fetch                     hq_job_park (until the grant)
+ *   fetch 429                                 hq_job_park (Retry-After or W)
+ *   fetch 401/403                             hq_job_hold "token-invalid", customer-wide
+ *   customer has no token                     hq_job_hold "no-token", customer-wide
+ *   fetch other 4xx, missing template field,  hq_job_fail (the event's policy)
+ *     delivery 4xx (not 408/429), exec exit
+ *     other than 0/75, unknown code, bad body
+ *   fetch 5xx/timeout/connection error,       hq_job_retry (backoff, attempt counted)
+ *     delivery 5xx/408/429/timeout, exec 75
+ *
+ * Nothing waits on a thread: Redis, HTTP and exec children all run on the
+ * job's loop (hq_job_loop()). Each loop gets its own HTTP client (libcurl
+ * multi) and Redis connection, set up by hq_process_loop_init() and freed by
+ * hq_process_loop_fini(), which the worker calls on the loop thread.
+ */
+#ifndef HQ_PROCESS_H
+#define HQ_PROCESS_H
+
+#include "hookq/hookq.h"
+#include "config_int.h"
+
+struct hq_process;
+
+/*
+ * Prepare processing for `cfg` (borrowed: it must outlive the process):
+ * parse every event's fetch templates and deliver targets (log:FILE is
+ * opened here). `store` is the Redis the worker uses (borrowed). On failure
+ * returns HQ_ECONFIG / HQ_EIO / HQ_ENOMEM and writes the reason, naming the
+ * event, into `err`.
+ */
+int hq_process_new(const struct hq_config *cfg,
+                   const struct hq_store_options *store,
+                   struct hq_process **out, char *err, size_t errsize);
+
+/*
+ * Free `p`: after hq_worker_join() (its loops have exited). Accepts NULL.
+ */
+void hq_process_free(struct hq_process *p);
+
+/*
+ * Fill the handler, policy and loop-hook fields of `o` with `p`'s, and
+ * `log`/`log_arg` (may be NULL) as where processing failures are reported.
+ */
+void hq_process_worker_options(struct hq_process *p,
+                               struct hq_worker_options *o);
+
+/* The hq_handler_fn; `arg` is the hq_process. */
+void hq_process_handle(hq_job *job, void *arg);
+
+/* The hq_policy_fn: the on_failure of the job's event. */
+int hq_process_policy(const hq_job *job, void *arg);
+
+/* Per-loop set-up and tear-down, on the loop thread. */
+void hq_process_loop_init(void *base, void *arg);
+void hq_process_loop_fini(void *base, void *arg);
+
+/* Where processing logs failures (the worker's hq_log_fn); may be NULL. */
+void hq_process_set_log(struct hq_process *p, hq_log_fn *log, void *arg);
+
+/*
+ * Format `ms` (Unix ms) as RFC 3339 UTC with milliseconds,
+ * "2026-11-26T23:24:09.123Z", into buf (at least 25 bytes).
+ */
+void hq_process_rfc3339(int64_t ms, char *buf, size_t size);
+
+#endif /* HQ_PROCESS_H */

@@ -1,0 +1,111 @@
+/*
+ * procworker: a worker process running the job pipeline of
+ * src/hookq/process.c (fetch, rate limit, deliver), as `hookq work` does,
+ * for the processing tests and the rate-limit benchmark.
+ *
+ *   procworker -c FILE [--quiet]
+ *
+ * It loads FILE like hookq (HOOKQ_* variables apply), runs an hq_worker
+ * with the process handler, logs to stderr, and on SIGTERM/SIGINT drains
+ * and exits 0, printing the worker's counters as one JSON line on stdout.
+ *
+ * process.c belongs to the binary (src/hookq), not to the library the
+ * helpers link, so it is compiled into this program directly.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../../src/hookq/process.c"
+
+static int quiet;
+
+static void
+log_cb(int level, const char *msg, void *arg)
+{
+    static const char *names[] = {"error", "warn", "info", "debug"};
+
+    (void)arg;
+    if (quiet && level > HQ_LOG_WARN)
+        return;
+    if (level > HQ_LOG_INFO)
+        return;
+    fprintf(stderr, "procworker: %s: %s\n", names[level & 3], msg);
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *path = NULL;
+    struct hq_config *cfg = NULL;
+    struct hq_process *proc = NULL;
+    struct hq_worker_options wo;
+    struct hq_worker_stats st;
+    hq_worker *w = NULL;
+    char err[4096];
+    sigset_t set;
+    int sig, rc = 1;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+            path = argv[++i];
+        else if (strcmp(argv[i], "--quiet") == 0)
+            quiet = 1;
+        else {
+            fprintf(stderr, "usage: procworker -c FILE [--quiet]\n");
+            return 2;
+        }
+    }
+    if (hq__config_load(path, NULL, &cfg, err, sizeof(err)) != HQ_OK) {
+        fprintf(stderr, "procworker: %s\n", err);
+        return 2;
+    }
+    /* Signals go to the main thread only: block them before any thread. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    memset(&wo, 0, sizeof(wo));
+    wo.store.url = cfg->redis.url;
+    wo.store.ns = cfg->redis.ns;
+    wo.store.shards = cfg->redis.shards;
+    wo.concurrency = cfg->worker.concurrency;
+    wo.threads = cfg->worker.threads;
+    wo.lease_ms = cfg->worker.lease_ms;
+    wo.max_attempts = cfg->worker.max_attempts;
+    wo.backoff_min_ms = cfg->worker.backoff_min_ms;
+    wo.backoff_max_ms = cfg->worker.backoff_max_ms;
+    wo.on_failure = cfg->worker.on_failure;
+    wo.shutdown_timeout_ms = cfg->worker.shutdown_timeout_ms;
+    wo.log = log_cb;
+    if (hq_process_new(cfg, &wo.store, &proc, err, sizeof(err)) != HQ_OK) {
+        fprintf(stderr, "procworker: %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    hq_process_set_log(proc, log_cb, NULL);
+    hq_process_worker_options(proc, &wo);
+    if (hq_worker_new(&wo, &w) != HQ_OK || hq_worker_start(w) != HQ_OK) {
+        fprintf(stderr, "procworker: %s\n", w ? hq_worker_errmsg(w) : "oom");
+        goto out;
+    }
+    sigwait(&set, &sig);
+    hq_worker_stop(w);
+    hq_worker_join(w);
+    hq_worker_stats(w, &st);
+    printf("{\"claimed\":%llu,\"done\":%llu,\"retried\":%llu,\"parked\":%llu,"
+           "\"dead\":%llu,\"held\":%llu,\"stale\":%llu,\"round_trips\":%llu}\n",
+           (unsigned long long)st.claimed, (unsigned long long)st.done,
+           (unsigned long long)st.retried, (unsigned long long)st.parked,
+           (unsigned long long)st.dead, (unsigned long long)st.held,
+           (unsigned long long)st.stale, (unsigned long long)st.round_trips);
+    fflush(stdout);
+    rc = 0;
+out:
+    hq_process_free(proc);
+    hq_worker_free(w);
+    hq__config_free(cfg);
+    return rc;
+}
