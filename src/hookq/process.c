@@ -81,6 +81,7 @@ struct pjob {
     char endpoint[1024];
     char prefix[HQ_PREFIX_MAX];
     char *token;
+    char call_id[48];          /* the limiter's id of the fetch in flight */
     struct hq__http_call *call;
     struct hq__delivery *dl;
     int redis_wait;            /* a limiter call is in flight */
@@ -573,6 +574,17 @@ on_fetched(const struct hq__http_response *r, void *arg)
     }
 }
 
+/* The granted request leaves now: the limiter records its real time. */
+static void
+on_send(void *arg)
+{
+    struct pjob *pj = arg;
+
+    if (pj->pl->ac)
+        hq__limit_sent(pj->pl->ac, pj->prefix, pj->token, pj->endpoint,
+                       pj->call_id, &pj->pl->p->rate);
+}
+
 static void
 on_grant(const struct hq__limit_answer *a, void *arg)
 {
@@ -618,6 +630,7 @@ on_grant(const struct hq__limit_answer *a, void *arg)
     req.headers = headers;
     req.nheaders = 2;
     req.timeout_ms = pj->pl->p->cfg->api.timeout_ms;
+    req.on_send = on_send;
     if (hq__http_send(pj->pl->http, &req, on_fetched, pj, &pj->call, &err) !=
         HQ_OK)
         settle_retry(pj, err.msg);
@@ -670,9 +683,11 @@ fetch(struct pjob *pj)
         return;
     }
     pj->redis_wait = 1;
+    snprintf(pj->call_id, sizeof(pj->call_id), "%s/%zu", hq_job_fence(job),
+             pj->next_fetch);
     rc = hq__limit_take(ac, pj->prefix, hq_job_key(job), hq_job_fence(job),
-                        hq_job_customer(job), pj->endpoint, &p->rate, on_grant,
-                        pj);
+                        hq_job_customer(job), pj->endpoint, pj->call_id,
+                        &p->rate, on_grant, pj);
     if (rc != HQ_OK) {
         pj->redis_wait = 0;
         settle_retry(pj, "rate limiter: redis unavailable");

@@ -94,11 +94,13 @@ on_take(redisAsyncContext *ac, void *reply, void *privdata)
 int
 hq__limit_take(redisAsyncContext *ac, const char *prefix, const char *key,
                const char *fence, const char *customer, const char *endpoint,
-               const struct hq__limit_rate *rate, hq__limit_fn *fn, void *arg)
+               const char *id, const struct hq__limit_rate *rate,
+               hq__limit_fn *fn, void *arg)
 {
     char r[24], w[24], m[24];
-    const char *argv[8] = {"take", key, fence, customer, endpoint, r, w, m};
-    size_t argvlen[8];
+    const char *argv[9] = {"take", key, fence, customer, endpoint, r, w, m,
+                           id};
+    size_t argvlen[9];
     struct take_ctx *t;
     int rc;
 
@@ -112,7 +114,7 @@ hq__limit_take(redisAsyncContext *ac, const char *prefix, const char *key,
         return HQ_ENOMEM;
     t->fn = fn;
     t->arg = arg;
-    rc = hq__store_eval_async(ac, "limit", prefix, 8, argv, argvlen, on_take,
+    rc = hq__store_eval_async(ac, "limit", prefix, 9, argv, argvlen, on_take,
                               t);
     if (rc != HQ_OK)
         free(t);
@@ -125,6 +127,24 @@ on_block(redisAsyncContext *ac, void *reply, void *privdata)
     (void)ac;
     (void)reply;
     (void)privdata;
+}
+
+int
+hq__limit_sent(redisAsyncContext *ac, const char *prefix, const char *token,
+               const char *endpoint, const char *id,
+               const struct hq__limit_rate *rate)
+{
+    char r[24], w[24], m[24];
+    const char *argv[7] = {"sent", token, endpoint, id, r, w, m};
+    size_t argvlen[7];
+
+    snprintf(r, sizeof(r), "%d", rate->calls);
+    snprintf(w, sizeof(w), "%lld", (long long)rate->window_ms);
+    snprintf(m, sizeof(m), "%lld", (long long)rate->margin_ms);
+    for (size_t i = 0; i < HQ_ARRAY_SIZE(argv); i++)
+        argvlen[i] = strlen(argv[i]);
+    return hq__store_eval_async(ac, "limit", prefix, 7, argv, argvlen,
+                                on_block, NULL);
 }
 
 int

@@ -47,14 +47,26 @@ typedef void hq__limit_fn(const struct hq__limit_answer *a, void *arg);
 /*
  * Ask for one call of `customer` on `endpoint` for the job holding `key`
  * with fencing token `fence`, on the shard whose key prefix is `prefix`.
- * Strings are borrowed. Returns HQ_OK (then `fn` is called exactly once,
- * with HQ_LIMIT_ERROR when the connection fails) or HQ_ENOMEM / HQ_ESTORE
- * (then it is not).
+ * A grant is recorded as call `id` (unique within the shard for as long as
+ * W: "<fence>/<fetch index>"), pending until hq__limit_sent(). Strings are
+ * borrowed. Returns HQ_OK (then `fn` is called exactly once, with
+ * HQ_LIMIT_ERROR when the connection fails) or HQ_ENOMEM / HQ_ESTORE (then
+ * it is not).
  */
 int hq__limit_take(redisAsyncContext *ac, const char *prefix, const char *key,
                    const char *fence, const char *customer,
-                   const char *endpoint, const struct hq__limit_rate *rate,
-                   hq__limit_fn *fn, void *arg);
+                   const char *endpoint, const char *id,
+                   const struct hq__limit_rate *rate, hq__limit_fn *fn,
+                   void *arg);
+
+/*
+ * Granted call `id` leaves now: record its real time (Redis TIME), in
+ * place of the pessimistic one of the grant. Call it when the request is
+ * about to be written. Fire and forget.
+ */
+int hq__limit_sent(redisAsyncContext *ac, const char *prefix,
+                   const char *token, const char *endpoint, const char *id,
+                   const struct hq__limit_rate *rate);
 
 /*
  * The API answered 429: grant nothing for (token, endpoint) before

@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -444,6 +445,12 @@ main(int argc, char **argv)
         }
     }
     signal(SIGPIPE, SIG_IGN);
+    /* Arrival times are the point of this program: on a busy host, ask for
+     * a little more CPU priority so that they are taken when the request
+     * arrives, not when the scheduler gets to us. Without permission, the
+     * default priority is kept. */
+    if (setpriority(PRIO_PROCESS, 0, -10) != 0)
+        errno = 0;
     g.unauthorized = json_object();
     g.base = event_base_new();
     http = evhttp_new(g.base);

@@ -37,6 +37,7 @@ struct hq__http_call {
     CURL *easy;
     struct curl_slist *headers;
     hq__http_done_fn *fn;
+    void (*on_send)(void *arg);
     void *arg;
     char *body;                  /* response, NUL-terminated */
     size_t body_len, body_cap, max_response;
@@ -370,6 +371,21 @@ header_cb(char *line, size_t size, size_t nmemb, void *userp)
     return len;
 }
 
+static int
+prereq_cb(void *userp, char *primary_ip, char *local_ip, int primary_port,
+          int local_port)
+{
+    struct hq__http_call *c = userp;
+
+    (void)primary_ip;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    if (c->on_send)
+        c->on_send(c->arg);
+    return CURL_PREREQFUNC_OK;
+}
+
 int64_t
 hq__http_parse_retry_after(const char *value, int64_t now_s)
 {
@@ -413,6 +429,7 @@ hq__http_send(struct hq__http *h, const struct hq__http_request *req,
         return hq__err_set(err, HQ_ENOMEM, "out of memory");
     c->h = h;
     c->fn = fn;
+    c->on_send = req->on_send;
     c->arg = arg;
     c->retry_after_ms = -1;
     c->max_response = req->max_response ? req->max_response
@@ -445,6 +462,10 @@ hq__http_send(struct hq__http *h, const struct hq__http_request *req,
     curl_easy_setopt(c->easy, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(c->easy, CURLOPT_HEADERDATA, c);
     curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
+    if (c->on_send) {
+        curl_easy_setopt(c->easy, CURLOPT_PREREQFUNCTION, prereq_cb);
+        curl_easy_setopt(c->easy, CURLOPT_PREREQDATA, c);
+    }
     curl_easy_setopt(c->easy, CURLOPT_USERAGENT, "hookq/" HQ_VERSION);
     if (req->timeout_ms > 0)
         curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);

@@ -28,6 +28,12 @@ struct hq__http_request {
     size_t body_len;
     int64_t timeout_ms;          /* whole call, connect included; 0 = none */
     size_t max_response;         /* body bytes kept; 0 = 16 MiB */
+    /*
+     * Optional: called with the call's `arg` once the connection is up and
+     * the request is about to be written (CURLOPT_PREREQFUNCTION), i.e.
+     * when the call leaves. It must not start or cancel calls.
+     */
+    void (*on_send)(void *arg);
 };
 
 enum hq__http_failure {

@@ -1,34 +1,58 @@
 -- limit: the API rate limiter (G7), one atomic step per decision.
 -- KEYS[1] = P, the customer's shard prefix "{ns:S}:".
 --
--- State: P rl:<h>:<endpoint>, a LIST of the times (ms, Redis TIME) of the
--- last R calls granted for that (token, endpoint), oldest first; h is the
--- first 16 hex digits of sha1(token). A call is granted at `now` only if
--- fewer than R calls were granted in the last W + margin ms, that is when
--- the list holds fewer than R times or its oldest is <= now - W - margin.
--- So any R+1 consecutive grants span more than W + margin: strict, with no
--- burst at window boundaries. See docs/queue-semantics.md, "Rate limiter".
+-- State: P rl:<h>:<endpoint>, a ZSET of the last R calls of that (token,
+-- endpoint): member = call id, score = the call's time (ms, Redis TIME);
+-- h is the first 16 hex digits of sha1(token). A call is granted at `now`
+-- only if fewer than R recorded calls lie within the last W + margin ms,
+-- i.e. the set holds fewer than R calls or its R-th latest is at or before
+-- now - W - margin. A grant is recorded as pending at now + W (the latest
+-- its request may leave, as far as the limiter knows) and is corrected to
+-- the time the request really left by "sent", which the worker calls just
+-- before the request goes on the wire. So the recorded time of every call
+-- is at or after its departure, and any R+1 calls in a row leave more
+-- than W + margin apart: strict, with no burst at window boundaries, even
+-- when a worker is slow between the grant and the send.
+-- See docs/queue-semantics.md, "Rate limiter".
 --
--- ARGV[1] = "take": ARGV key, fence, customer, endpoint, R, W_ms, margin_ms
+-- ARGV[1] = "take": key, fence, customer, endpoint, R, W_ms, margin_ms, id
 --   Checks that the job's lease is still current (m:<key> st = active and
 --   tok = fence), reads the customer's token from P tok, and grants or not.
---   {1, now, token}  granted: the call is recorded at now; make it now
+--   {1, now, token}  granted: recorded as call `id`; make the call now
 --   {0, wait_ms}     no budget: the earliest grant is now + wait_ms
---   {-1}             the lease is no longer ours: do nothing
---   {-2}             the customer has no token
+--   {-1}             the lease is no longer ours: nothing recorded
+--   {-2}             the customer has no token: nothing recorded
 --
--- ARGV[1] = "block": ARGV token, endpoint, delay_ms, R, W_ms, margin_ms
+-- ARGV[1] = "sent": token, endpoint, id, R, W_ms, margin_ms
+--   Call `id` leaves now: its time becomes now (if it is still recorded).
+--   {1, now}
+--
+-- ARGV[1] = "block": token, endpoint, delay_ms, R, W_ms, margin_ms
 --   The API answered 429: no grant for that (token, endpoint) before
---   now + delay_ms. Every recorded time is raised to at least
---   now + delay_ms - W - margin (R of them), which keeps the list sorted
---   and makes the first grant due at now + delay_ms. {1, until_ms}
+--   now + delay_ms. R calls are recorded at no earlier than
+--   now + delay_ms - W - margin, so the next grant is due at now + delay_ms.
+--   {1, until_ms}
 -- (P, now_ms and stat come from _prelude.lua.)
 local now = now_ms()
 
-if ARGV[1] == 'take' then
+local function rl_key(token, endpoint)
+  return P .. 'rl:' .. string.sub(redis.sha1hex(token), 1, 16) .. ':' ..
+         endpoint
+end
+
+-- The set matters while its latest time is within W + margin.
+local function expire(rl, span)
+  local top = redis.call('ZREVRANGE', rl, 0, 0, 'WITHSCORES')
+  local latest = tonumber(top[2]) or now
+  if latest < now then latest = now end
+  redis.call('PEXPIRE', rl, latest - now + span + 1)
+end
+
+local op = ARGV[1]
+if op == 'take' then
   local key, fence, customer, endpoint = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-  local R = tonumber(ARGV[6])
-  local span = tonumber(ARGV[7]) + tonumber(ARGV[8])
+  local R, W = tonumber(ARGV[6]), tonumber(ARGV[7])
+  local span = W + tonumber(ARGV[8])
   local m = redis.call('HMGET', P .. 'm:' .. key, 'st', 'tok')
   if m[1] ~= 'active' or m[2] ~= fence then
     return {-1}
@@ -37,46 +61,50 @@ if ARGV[1] == 'take' then
   if not token or token == '' then
     return {-2}
   end
-  local rl = P .. 'rl:' .. string.sub(redis.sha1hex(token), 1, 16) .. ':' ..
-             endpoint
-  local n = redis.call('LLEN', rl)
+  local rl = rl_key(token, endpoint)
+  local n = redis.call('ZCARD', rl)
   if n >= R then
-    local due = tonumber(redis.call('LINDEX', rl, -R)) + span
+    local kth = redis.call('ZREVRANGE', rl, R - 1, R - 1, 'WITHSCORES')
+    local due = tonumber(kth[2]) + span
     if due > now then
       stat('api_waits')
       return {0, due - now}
     end
   end
-  redis.call('RPUSH', rl, now)
+  redis.call('ZADD', rl, now + W, ARGV[9])
   if n + 1 > R then
-    redis.call('LTRIM', rl, -R, -1)
+    redis.call('ZREMRANGEBYRANK', rl, 0, n - R)
   end
-  redis.call('PEXPIRE', rl, span + 1)
+  expire(rl, span)
   stat('api_calls')
   return {1, now, token}
-elseif ARGV[1] == 'block' then
-  local token, endpoint = ARGV[2], ARGV[3]
+elseif op == 'sent' then
+  local rl = rl_key(ARGV[2], ARGV[3])
+  if redis.call('ZADD', rl, 'XX', 'CH', now, ARGV[4]) == 1 then
+    expire(rl, tonumber(ARGV[6]) + tonumber(ARGV[7]))
+  end
+  return {1, now}
+elseif op == 'block' then
+  local rl = rl_key(ARGV[2], ARGV[3])
   local delay, R = tonumber(ARGV[4]), tonumber(ARGV[5])
   local span = tonumber(ARGV[6]) + tonumber(ARGV[7])
-  local rl = P .. 'rl:' .. string.sub(redis.sha1hex(token), 1, 16) .. ':' ..
-             endpoint
   local floor = now + delay - span
-  local times = redis.call('LRANGE', rl, -R, -1)
-  local raised = {}
-  for i = 1, R - #times do
-    raised[#raised + 1] = floor
+  local calls = redis.call('ZRANGE', rl, 0, -1, 'WITHSCORES')
+  for i = 1, #calls, 2 do
+    if tonumber(calls[i + 1]) < floor then
+      redis.call('ZADD', rl, floor, calls[i])
+    end
   end
-  for i = 1, #times do
-    local v = tonumber(times[i])
-    if v < floor then v = floor end
-    raised[#raised + 1] = v
+  for i = 1, R - #calls / 2 do
+    redis.call('ZADD', rl, floor, '429:' .. now .. ':' .. i)
   end
-  redis.call('DEL', rl)
-  redis.call('RPUSH', rl, unpack(raised))
-  local newest = raised[#raised]
-  if newest < now then newest = now end
-  redis.call('PEXPIRE', rl, newest - now + span + 1)
+  local n = redis.call('ZCARD', rl)
+  if n > R then
+    redis.call('ZREMRANGEBYRANK', rl, 0, n - R - 1)
+  end
+  expire(rl, span)
   stat('api_429')
-  return {1, tonumber(raised[#raised - R + 1]) + span}
+  local kth = redis.call('ZREVRANGE', rl, R - 1, R - 1, 'WITHSCORES')
+  return {1, tonumber(kth[2]) + span}
 end
-return redis.error_reply('limit: unknown op ' .. tostring(ARGV[1]))
+return redis.error_reply('limit: unknown op ' .. tostring(op))
