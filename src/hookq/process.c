@@ -82,6 +82,8 @@ struct pjob {
     char prefix[HQ_PREFIX_MAX];
     char *token;
     char call_id[48];          /* the limiter's id of the fetch in flight */
+    int64_t call_at;           /* when the limiter granted it for */
+    struct event *timer;       /* waits for a reserved grant's time */
     struct hq__http_call *call;
     struct hq__delivery *dl;
     int redis_wait;            /* a limiter call is in flight */
@@ -309,6 +311,8 @@ pjob_release(struct pjob *pj)
         pl->jobs = pj->next;
     if (pj->next)
         pj->next->prev = pj->prev;
+    if (pj->timer)
+        event_free(pj->timer);
     json_decref(pj->body);
     json_decref(pj->fetched);
     free(pj->url);
@@ -582,45 +586,18 @@ on_send(void *arg)
 
     if (pj->pl->ac)
         hq__limit_sent(pj->pl->ac, pj->prefix, pj->token, pj->endpoint,
-                       pj->call_id, &pj->pl->p->rate);
+                       pj->call_id, pj->call_at, &pj->pl->p->rate);
 }
 
 static void
-on_grant(const struct hq__limit_answer *a, void *arg)
+send_fetch(struct pjob *pj)
 {
-    struct pjob *pj = arg;
-    const struct hq__template *t;
+    const struct hq__template *t = pj->ev->fetch[pj->next_fetch];
     struct hq__http_request req;
     struct hq__err err = {{0}};
     char auth[1100];
     const char *headers[2];
 
-    if (pj->pl->closing)
-        return;
-    pj->redis_wait = 0;
-    switch (a->verdict) {
-    case HQ_LIMIT_WAIT:
-        settle_park(pj, a->wait_ms > 0 ? a->wait_ms : 1);
-        return;
-    case HQ_LIMIT_STALE:
-        /* The lease moved on: whatever we settle is answered stale. */
-        settle_park(pj, 0);
-        return;
-    case HQ_LIMIT_NO_TOKEN:
-        settle_hold(pj, "no-token");
-        return;
-    case HQ_LIMIT_ERROR:
-        snprintf(auth, sizeof(auth), "rate limiter: %s", a->error);
-        settle_retry(pj, auth);
-        return;
-    }
-    t = pj->ev->fetch[pj->next_fetch];
-    free(pj->token);
-    pj->token = strndup(a->token, a->token_len);
-    if (!pj->token || a->token_len > 1000) {
-        settle_retry(pj, pj->token ? "token too long" : "out of memory");
-        return;
-    }
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", pj->token);
     headers[0] = auth;
     headers[1] = "Accept: application/json";
@@ -634,6 +611,68 @@ on_grant(const struct hq__limit_answer *a, void *arg)
     if (hq__http_send(pj->pl->http, &req, on_fetched, pj, &pj->call, &err) !=
         HQ_OK)
         settle_retry(pj, err.msg);
+}
+
+static void
+on_reserved_time(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    send_fetch(arg);
+}
+
+static void
+on_grant(const struct hq__limit_answer *a, void *arg)
+{
+    struct pjob *pj = arg;
+    char msg[300];
+    struct timeval tv;
+
+    if (pj->pl->closing)
+        return;
+    pj->redis_wait = 0;
+    switch (a->verdict) {
+    case HQ_LIMIT_WAIT:
+        /* Come back a little early: the grant is then reserved on time. */
+        settle_park(pj, a->wait_ms > HQ_LIMIT_EARLY_MS + 1
+                            ? a->wait_ms - HQ_LIMIT_EARLY_MS
+                            : 1);
+        return;
+    case HQ_LIMIT_STALE:
+        /* The lease moved on: whatever we settle is answered stale. */
+        settle_park(pj, 0);
+        return;
+    case HQ_LIMIT_NO_TOKEN:
+        settle_hold(pj, "no-token");
+        return;
+    case HQ_LIMIT_ERROR:
+        snprintf(msg, sizeof(msg), "rate limiter: %s", a->error);
+        settle_retry(pj, msg);
+        return;
+    }
+    free(pj->token);
+    pj->token = strndup(a->token, a->token_len);
+    if (!pj->token || a->token_len > 1000) {
+        settle_retry(pj, pj->token ? "token too long" : "out of memory");
+        return;
+    }
+    pj->call_at = a->at_ms;
+    if (a->wait_ms <= 0) {
+        send_fetch(pj);
+        return;
+    }
+    /* A reserved grant: call at its time, at most the look-ahead away. */
+    if (!pj->timer)
+        pj->timer = evtimer_new(pj->pl->base, on_reserved_time, pj);
+    if (!pj->timer) {
+        settle_retry(pj, "out of memory");
+        return;
+    }
+    tv.tv_sec = 0;
+    tv.tv_usec = (suseconds_t)(a->wait_ms > HQ_LIMIT_LOOKAHEAD_MS
+                                   ? HQ_LIMIT_LOOKAHEAD_MS
+                                   : a->wait_ms) * 1000;
+    evtimer_add(pj->timer, &tv);
 }
 
 static void
@@ -687,7 +726,7 @@ fetch(struct pjob *pj)
              pj->next_fetch);
     rc = hq__limit_take(ac, pj->prefix, hq_job_key(job), hq_job_fence(job),
                         hq_job_customer(job), pj->endpoint, pj->call_id,
-                        &p->rate, on_grant, pj);
+                        &p->rate, HQ_LIMIT_LOOKAHEAD_MS, on_grant, pj);
     if (rc != HQ_OK) {
         pj->redis_wait = 0;
         settle_retry(pj, "rate limiter: redis unavailable");

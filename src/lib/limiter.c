@@ -53,13 +53,15 @@ hq__limit_parse(const redisReply *r, struct hq__limit_answer *a)
         goto bad;
     switch (r->element[0]->integer) {
     case 1:
-        if (r->elements != 3 || r->element[1]->type != REDIS_REPLY_INTEGER ||
-            r->element[2]->type != REDIS_REPLY_STRING)
+        if (r->elements != 4 || r->element[1]->type != REDIS_REPLY_INTEGER ||
+            r->element[2]->type != REDIS_REPLY_STRING ||
+            r->element[3]->type != REDIS_REPLY_INTEGER)
             goto bad;
         a->verdict = HQ_LIMIT_GO;
-        a->now_ms = r->element[1]->integer;
+        a->at_ms = r->element[1]->integer;
         a->token = r->element[2]->str;
         a->token_len = r->element[2]->len;
+        a->wait_ms = r->element[3]->integer;
         return HQ_OK;
     case 0:
         if (r->elements != 2 || r->element[1]->type != REDIS_REPLY_INTEGER)
@@ -95,18 +97,19 @@ int
 hq__limit_take(redisAsyncContext *ac, const char *prefix, const char *key,
                const char *fence, const char *customer, const char *endpoint,
                const char *id, const struct hq__limit_rate *rate,
-               hq__limit_fn *fn, void *arg)
+               int64_t lookahead_ms, hq__limit_fn *fn, void *arg)
 {
-    char r[24], w[24], m[24];
-    const char *argv[9] = {"take", key, fence, customer, endpoint, r, w, m,
-                           id};
-    size_t argvlen[9];
+    char r[24], w[24], m[24], la[24];
+    const char *argv[10] = {"take", key, fence, customer, endpoint, r, w, m,
+                            id, la};
+    size_t argvlen[10];
     struct take_ctx *t;
     int rc;
 
     snprintf(r, sizeof(r), "%d", rate->calls);
     snprintf(w, sizeof(w), "%lld", (long long)rate->window_ms);
     snprintf(m, sizeof(m), "%lld", (long long)rate->margin_ms);
+    snprintf(la, sizeof(la), "%lld", (long long)lookahead_ms);
     for (size_t i = 0; i < HQ_ARRAY_SIZE(argv); i++)
         argvlen[i] = strlen(argv[i]);
     t = malloc(sizeof(*t));
@@ -114,7 +117,7 @@ hq__limit_take(redisAsyncContext *ac, const char *prefix, const char *key,
         return HQ_ENOMEM;
     t->fn = fn;
     t->arg = arg;
-    rc = hq__store_eval_async(ac, "limit", prefix, 9, argv, argvlen, on_take,
+    rc = hq__store_eval_async(ac, "limit", prefix, 10, argv, argvlen, on_take,
                               t);
     if (rc != HQ_OK)
         free(t);
@@ -131,14 +134,14 @@ on_block(redisAsyncContext *ac, void *reply, void *privdata)
 
 int
 hq__limit_sent(redisAsyncContext *ac, const char *prefix, const char *token,
-               const char *endpoint, const char *id,
+               const char *endpoint, const char *id, int64_t at_ms,
                const struct hq__limit_rate *rate)
 {
-    char r[24], w[24], m[24];
-    const char *argv[7] = {"sent", token, endpoint, id, r, w, m};
+    char at[24], w[24], m[24];
+    const char *argv[7] = {"sent", token, endpoint, id, at, w, m};
     size_t argvlen[7];
 
-    snprintf(r, sizeof(r), "%d", rate->calls);
+    snprintf(at, sizeof(at), "%lld", (long long)at_ms);
     snprintf(w, sizeof(w), "%lld", (long long)rate->window_ms);
     snprintf(m, sizeof(m), "%lld", (long long)rate->margin_ms);
     for (size_t i = 0; i < HQ_ARRAY_SIZE(argv); i++)

@@ -32,10 +32,22 @@ enum hq__limit_verdict {
     HQ_LIMIT_ERROR = -3,   /* Redis failed: see error */
 };
 
+/*
+ * A grant may be reserved up to this long ahead: when the budget opens
+ * that soon, the call is granted for that moment and the job waits for it
+ * on a timer (holding its slot that long at most) instead of being parked
+ * and claimed again, which would come back late and waste the budget.
+ */
+#define HQ_LIMIT_LOOKAHEAD_MS 50
+/* A job told to wait is parked this much less, so that it comes back
+ * within the look-ahead, where its grant is reserved on time. */
+#define HQ_LIMIT_EARLY_MS 30
+
 struct hq__limit_answer {
     int verdict;         /* enum hq__limit_verdict */
-    int64_t wait_ms;     /* HQ_LIMIT_WAIT */
-    int64_t now_ms;      /* HQ_LIMIT_GO: the grant's time (Redis TIME) */
+    int64_t wait_ms;     /* HQ_LIMIT_WAIT: until the budget opens;
+                            HQ_LIMIT_GO: until `at` (0 = call now) */
+    int64_t at_ms;       /* HQ_LIMIT_GO: when to call (Redis TIME) */
     const char *token;   /* HQ_LIMIT_GO: NUL-terminated */
     size_t token_len;
     const char *error;   /* HQ_LIMIT_ERROR */
@@ -56,17 +68,17 @@ typedef void hq__limit_fn(const struct hq__limit_answer *a, void *arg);
 int hq__limit_take(redisAsyncContext *ac, const char *prefix, const char *key,
                    const char *fence, const char *customer,
                    const char *endpoint, const char *id,
-                   const struct hq__limit_rate *rate, hq__limit_fn *fn,
-                   void *arg);
+                   const struct hq__limit_rate *rate, int64_t lookahead_ms,
+                   hq__limit_fn *fn, void *arg);
 
 /*
- * Granted call `id` leaves now: record its real time (Redis TIME), in
- * place of the pessimistic one of the grant. Call it when the request is
- * about to be written. Fire and forget.
+ * Call `id`, granted for `at_ms`, leaves now: record its real time (Redis
+ * TIME) in place of the pessimistic one of the grant. Call it when the
+ * request is about to be written. Fire and forget.
  */
 int hq__limit_sent(redisAsyncContext *ac, const char *prefix,
                    const char *token, const char *endpoint, const char *id,
-                   const struct hq__limit_rate *rate);
+                   int64_t at_ms, const struct hq__limit_rate *rate);
 
 /*
  * The API answered 429: grant nothing for (token, endpoint) before

@@ -27,18 +27,25 @@ def rl_key(token, endpoint=EP):
 
 
 class Lim:
+    n = 0
+
     def __init__(self, r):
         self.r = r
         self.fn = r.register_script(load("limit"))
+        self.at = {}
 
     def take(self, key="c1:post", fence="7", customer="c1", ep=EP, R=2, W=1000, margin=25,
-             id=None):
-        Lim.n = getattr(Lim, "n", 0) + 1
-        return self.fn(keys=[P], args=["take", key, fence, customer, ep, R, W, margin,
-                                       id or "%s/%d" % (fence, Lim.n)])
+             id=None, lookahead=0):
+        Lim.n += 1
+        id = id or "%s/%d" % (fence, Lim.n)
+        a = self.fn(keys=[P], args=["take", key, fence, customer, ep, R, W, margin, id,
+                                    lookahead])
+        if a[0] == 1:
+            self.at[id] = a[1]
+        return a
 
-    def sent(self, token, id, ep=EP, R=2, W=1000, margin=25):
-        return self.fn(keys=[P], args=["sent", token, ep, id, R, W, margin])
+    def sent(self, token, id, ep=EP, W=1000, margin=25):
+        return self.fn(keys=[P], args=["sent", token, ep, id, self.at[id], W, margin])
 
     def block(self, token, delay, ep=EP, R=2, W=1000, margin=25):
         return self.fn(keys=[P], args=["block", token, ep, delay, R, W, margin])
@@ -94,11 +101,11 @@ def calls_are_strict_across_window_boundaries_under_contention():
                 if a[0] == 1:
                     if slow and len(grants) % 3 == 0:
                         time.sleep(0.06)
-                    ok, sent_at = lim.sent(b"tok-1", cid, R=R, W=W, margin=M)
+                    ok, sent_at = lim.sent(b"tok-1", cid, W=W, margin=M)
                     with lock:
                         grants.append(sent_at)
                 else:
-                    assert a[0] == 0 and 0 < a[1] <= 2 * W + M, a
+                    assert a[0] == 0 and 0 < a[1] <= W + M, a
                     time.sleep(min(a[1], 5) / 1000.0)
 
         ts = [threading.Thread(target=client, args=(i % 2,)) for i in range(8)]
@@ -121,18 +128,48 @@ def a_grant_counts_as_pending_until_its_call_leaves():
         lim = Lim(r)
         lease(r)
         assert lim.take(id="a")[0] == 1 and lim.take(id="b")[0] == 1
-        # Not sent yet: they count as leaving as late as one window from now.
+        # Not sent yet: the wait hint counts them as leaving on time...
         verdict, wait = lim.take(id="c")
-        assert verdict == 0 and 2000 <= wait <= 2025, wait
-        time.sleep(0.2)
+        assert verdict == 0 and 1000 <= wait <= 1025, wait
+        # ...but no grant is made on that hope: unsent, they count as
+        # leaving as late as one window after their grant.
+        time.sleep(1.1)
+        verdict, wait = lim.take(id="c")
+        assert verdict == 0, "granted while R calls are unaccounted for"
         lim.sent(b"tok-1", "a")
         ok, t_b = lim.sent(b"tok-1", "b")
         verdict, wait = lim.take(id="c")
         now = redis_ms(r)
         assert verdict == 0 and abs(now + wait - (t_b + 1025)) <= 2, (now, wait, t_b)
         # An unknown id (trimmed, or never granted) changes nothing.
+        lim.at["zzz"] = 1
         lim.sent(b"tok-1", "zzz")
         assert r.zcard(rl_key("tok-1")) == 2
+
+
+@suite.test
+def a_grant_within_the_lookahead_is_reserved_for_its_time():
+    with RedisServer() as rs:
+        r = rs.client()
+        lim = Lim(r)
+        lease(r)
+        for i in "ab":
+            lim.take(id=i, W=300, margin=20)
+            lim.sent(b"tok-1", i, W=300, margin=20)
+        t_a = int(r.zscore(rl_key("tok-1"), "s:a"))
+        t_b = int(r.zscore(rl_key("tok-1"), "s:b"))
+        verdict, wait = lim.take(id="c", W=300, margin=20, lookahead=50)
+        assert verdict == 0 and wait > 250, wait
+        time.sleep((wait - 40) / 1000.0)
+        verdict, at, token, wait = lim.take(id="c", W=300, margin=20, lookahead=50)
+        assert verdict == 1 and 0 < wait <= 50, wait
+        assert at == t_a + 320, (at, t_a)
+        # The next call takes the other slot of the window (b's), and the
+        # one after waits for the reserved calls: about a window.
+        verdict, at_d, token, wait = lim.take(id="d", W=300, margin=20, lookahead=50)
+        assert verdict == 1 and at_d == t_b + 320, (at_d, t_b)
+        verdict, wait = lim.take(id="e", W=300, margin=20, lookahead=50)
+        assert verdict == 0 and wait >= 300, wait
 
 
 @suite.test
@@ -201,7 +238,7 @@ def idle_state_expires():
         lim = Lim(r)
         lease(r)
         lim.take(W=100, margin=10, id="a")
-        assert 0 < r.pttl(rl_key("tok-1")) <= 211, "pending: now + W + W + margin"
+        assert 100 < r.pttl(rl_key("tok-1")) <= 211, "pending: now + W + W + margin"
         lim.sent(b"tok-1", "a", W=100, margin=10)
         assert 0 < r.pttl(rl_key("tok-1")) <= 111
         time.sleep(0.2)

@@ -32,7 +32,7 @@ static void
 test_limiter_reads_each_verdict_of_the_script(void **state)
 {
     redisReply tok = {0}, arr = {0}, err = {0};
-    redisReply *el[3];
+    redisReply *el[4];
     struct hq__limit_answer a;
 
     (void)state;
@@ -45,10 +45,12 @@ test_limiter_reads_each_verdict_of_the_script(void **state)
     tok.str = "s3cret";
     tok.len = 6;
     el[2] = &tok;
-    arr.elements = 3;
+    el[3] = int_reply(12);
+    arr.elements = 4;
     assert_int_equal(hq__limit_parse(&arr, &a), HQ_OK);
     assert_int_equal(a.verdict, HQ_LIMIT_GO);
-    assert_int_equal(a.now_ms, 1795735714644);
+    assert_int_equal(a.at_ms, 1795735714644);
+    assert_int_equal(a.wait_ms, 12);
     assert_string_equal(a.token, "s3cret");
     assert_int_equal(a.token_len, 6);
 

@@ -2,30 +2,34 @@
 -- KEYS[1] = P, the customer's shard prefix "{ns:S}:".
 --
 -- State: P rl:<h>:<endpoint>, a ZSET of the last R calls of that (token,
--- endpoint): member = call id, score = the call's time (ms, Redis TIME);
--- h is the first 16 hex digits of sha1(token). A call is granted at `now`
--- only if fewer than R recorded calls lie within the last W + margin ms,
--- i.e. the set holds fewer than R calls or its R-th latest is at or before
--- now - W - margin. A grant is recorded as pending at now + W (the latest
--- its request may leave, as far as the limiter knows) and is corrected to
--- the time the request really left by "sent", which the worker calls just
--- before the request goes on the wire. So the recorded time of every call
--- is at or after its departure, and any R+1 calls in a row leave more
--- than W + margin apart: strict, with no burst at window boundaries, even
--- when a worker is slow between the grant and the send.
--- See docs/queue-semantics.md, "Rate limiter".
+-- endpoint); h is the first 16 hex digits of sha1(token). A call that has
+-- left is member "s:<id>" with score = the time it left (ms, Redis TIME).
+-- A call granted but not yet known to have left is member "p:<at>:<id>",
+-- due to leave at <at>, with score <at> + W: the latest it may leave as far
+-- as the limiter knows. A call is granted at `at` only if the R-th latest
+-- score is at or before at - W - margin (or fewer than R calls are known).
+-- The worker reports each call with "sent" just before its request goes on
+-- the wire, which turns "p:" into "s:" with score = that moment. So every
+-- recorded score is at or after its call left, and any R+1 calls in a row
+-- leave more than W + margin apart: strict, no burst at window boundaries,
+-- and still strict when a worker stalls between grant and send (for up to
+-- W; longer, only if its "sent" is late too). docs/queue-semantics.md,
+-- "Rate limiter", says more.
 --
--- ARGV[1] = "take": key, fence, customer, endpoint, R, W_ms, margin_ms, id
+-- ARGV[1] = "take": key, fence, customer, endpoint, R, W_ms, margin_ms, id,
+--                   lookahead_ms
 --   Checks that the job's lease is still current (m:<key> st = active and
 --   tok = fence), reads the customer's token from P tok, and grants or not.
---   {1, now, token}  granted: recorded as call `id`; make the call now
---   {0, wait_ms}     no budget: the earliest grant is now + wait_ms
+--   {1, at, token, wait}  granted call `id`, to be made at `at`, which is
+--                         now (wait = 0) or, when the budget opens within
+--                         lookahead_ms, that moment (reserved; wait > 0)
+--   {0, wait_ms}     no budget: the earliest grant is expected in wait_ms
+--                    (counting calls not yet sent as leaving on time)
 --   {-1}             the lease is no longer ours: nothing recorded
 --   {-2}             the customer has no token: nothing recorded
 --
--- ARGV[1] = "sent": token, endpoint, id, R, W_ms, margin_ms
---   Call `id` leaves now: its time becomes now (if it is still recorded).
---   {1, now}
+-- ARGV[1] = "sent": token, endpoint, id, at, W_ms, margin_ms
+--   Call `id` (granted at `at`) leaves now.  {1, now}
 --
 -- ARGV[1] = "block": token, endpoint, delay_ms, R, W_ms, margin_ms
 --   The API answered 429: no grant for that (token, endpoint) before
@@ -40,7 +44,7 @@ local function rl_key(token, endpoint)
          endpoint
 end
 
--- The set matters while its latest time is within W + margin.
+-- The set matters while its latest score is within W + margin.
 local function expire(rl, span)
   local top = redis.call('ZREVRANGE', rl, 0, 0, 'WITHSCORES')
   local latest = tonumber(top[2]) or now
@@ -48,11 +52,19 @@ local function expire(rl, span)
   redis.call('PEXPIRE', rl, latest - now + span + 1)
 end
 
+-- The k-th largest of a list of numbers (k >= 1), or nil.
+local function kth(list, k)
+  if #list < k then return nil end
+  table.sort(list, function(a, b) return a > b end)
+  return list[k]
+end
+
 local op = ARGV[1]
 if op == 'take' then
   local key, fence, customer, endpoint = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
   local R, W = tonumber(ARGV[6]), tonumber(ARGV[7])
   local span = W + tonumber(ARGV[8])
+  local id, lookahead = ARGV[9], tonumber(ARGV[10]) or 0
   local m = redis.call('HMGET', P .. 'm:' .. key, 'st', 'tok')
   if m[1] ~= 'active' or m[2] ~= fence then
     return {-1}
@@ -62,25 +74,36 @@ if op == 'take' then
     return {-2}
   end
   local rl = rl_key(token, endpoint)
-  local n = redis.call('ZCARD', rl)
-  if n >= R then
-    local kth = redis.call('ZREVRANGE', rl, R - 1, R - 1, 'WITHSCORES')
-    local due = tonumber(kth[2]) + span
-    if due > now then
-      stat('api_waits')
-      return {0, due - now}
-    end
+  local calls = redis.call('ZRANGE', rl, 0, -1, 'WITHSCORES')
+  local strict, hint = {}, {}
+  for i = 1, #calls, 2 do
+    local score = tonumber(calls[i + 1])
+    strict[#strict + 1] = score
+    hint[#hint + 1] = tonumber(string.match(calls[i], '^p:(%d+):')) or score
   end
-  redis.call('ZADD', rl, now + W, ARGV[9])
-  if n + 1 > R then
-    redis.call('ZREMRANGEBYRANK', rl, 0, n - R)
+  local at = now
+  local due = kth(strict, R)
+  if due and due + span > now then
+    if due + span - now > lookahead then
+      stat('api_waits')
+      local expect = kth(hint, R) + span - now
+      if expect < 10 then expect = 10 end
+      return {0, expect}
+    end
+    at = due + span
+  end
+  redis.call('ZADD', rl, at + W, 'p:' .. at .. ':' .. id)
+  local n = #strict + 1
+  if n > R then
+    redis.call('ZREMRANGEBYRANK', rl, 0, n - R - 1)
   end
   expire(rl, span)
   stat('api_calls')
-  return {1, now, token}
+  return {1, at, token, at - now}
 elseif op == 'sent' then
   local rl = rl_key(ARGV[2], ARGV[3])
-  if redis.call('ZADD', rl, 'XX', 'CH', now, ARGV[4]) == 1 then
+  if redis.call('ZREM', rl, 'p:' .. ARGV[5] .. ':' .. ARGV[4]) == 1 then
+    redis.call('ZADD', rl, now, 's:' .. ARGV[4])
     expire(rl, tonumber(ARGV[6]) + tonumber(ARGV[7]))
   end
   return {1, now}
@@ -91,12 +114,19 @@ elseif op == 'block' then
   local floor = now + delay - span
   local calls = redis.call('ZRANGE', rl, 0, -1, 'WITHSCORES')
   for i = 1, #calls, 2 do
-    if tonumber(calls[i + 1]) < floor then
-      redis.call('ZADD', rl, floor, calls[i])
+    local member, score = calls[i], tonumber(calls[i + 1])
+    if string.sub(member, 1, 2) == 'p:' then
+      -- A 429 answers a call that has left: count it as sent, late.
+      redis.call('ZREM', rl, member)
+      member = 's:' .. string.match(member, '^p:%d+:(.*)$')
+      if score < floor then score = floor end
+      redis.call('ZADD', rl, score, member)
+    elseif score < floor then
+      redis.call('ZADD', rl, floor, member)
     end
   end
   for i = 1, R - #calls / 2 do
-    redis.call('ZADD', rl, floor, '429:' .. now .. ':' .. i)
+    redis.call('ZADD', rl, floor, 's:429:' .. now .. ':' .. i)
   end
   local n = redis.call('ZCARD', rl)
   if n > R then
@@ -104,7 +134,7 @@ elseif op == 'block' then
   end
   expire(rl, span)
   stat('api_429')
-  local kth = redis.call('ZREVRANGE', rl, R - 1, R - 1, 'WITHSCORES')
-  return {1, tonumber(kth[2]) + span}
+  local k = redis.call('ZREVRANGE', rl, R - 1, R - 1, 'WITHSCORES')
+  return {1, tonumber(k[2]) + span}
 end
 return redis.error_reply('limit: unknown op ' .. tostring(op))
