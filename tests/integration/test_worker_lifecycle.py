@@ -242,5 +242,26 @@ def the_worker_survives_a_redis_restart():
         check_key_order(rec)
 
 
+@suite.test
+def keys_of_every_shard_are_served_and_wake_their_workers():
+    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "rec")
+        r = srv.client()
+        push(srv.url, "@60:e*10", extra=["--shards", "3"])
+        w = Worker(start, srv.url, out, "--shards", 3, "--sleep-ms", 2, threads=2, concurrency=8)
+        wait_done(out, 600, 60)
+        check_key_order(records(out))
+        assert {int(r.get("{hookq:%d}:jobs" % s) or 0) for s in range(3)} == {0}
+        assert all(r.llen("{hookq:%d}:q:c%d:e" % (s, k)) == 0 for s in range(3) for k in range(60))
+        # Idle now: a push to any shard wakes the worker at once.
+        time.sleep(1.2)
+        t0 = time.time_ns()
+        push(srv.url, "@7:late*1", extra=["--shards", "3"])
+        wait_until(lambda: count_lines(out, "A", outcome="done") >= 607, 5, what="the late pushes")
+        late = [s for s in records(out).starts if s.key.endswith(":late")]
+        assert len(late) == 7 and max(s.t for s in late) - t0 < 300e6
+        assert w.stop() == 0
+
+
 if __name__ == "__main__":
     suite.run()
