@@ -611,9 +611,25 @@ parse_head(struct conn *c, size_t len)
     enum method method;
     int conn_close = 0, conn_keep = 0, expect = 0, te_seen = 0;
 
+    /* No NUL, and CR and LF only as CRLF: then strstr() below always finds
+     * the end of a line before the end of the block. */
+    for (size_t i = 0; i < len; i++) {
+        if (c->hdr[i] == '\0' || (c->hdr[i] == '\r' && c->hdr[i + 1] != '\n') ||
+            (c->hdr[i] == '\n' && (i == 0 || c->hdr[i - 1] != '\r'))) {
+            send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
+                             "malformed header block (NUL, or a bare CR or LF)",
+                             NULL);
+            return -1;
+        }
+    }
     while (p + 1 < end && p[0] == '\r' && p[1] == '\n')
         p += 2; /* RFC 9112 §2.2: ignore empty lines before a request */
     eol = strstr(p, "\r\n");
+    if (eol == NULL || eol == p) {
+        send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
+                         "no request line", NULL);
+        return -1;
+    }
     sp1 = memchr(p, ' ', (size_t)(eol - p));
     sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
     if (sp1 == NULL || sp2 == NULL || sp1 == p || sp2 == sp1 + 1) {
