@@ -81,7 +81,7 @@ def payload_has_exactly_the_documented_fields():
     with RedisServer() as rs, processes() as start:
         events = {"post-create": {"fetch": [FETCH, "GET /users/{data.user}/{customer}"],
                                   "deliver": "SINK/hooks"}}
-        mock, sink, q, _ = setup(start, rs, events=events)
+        mock, sink, q, workers = setup(start, rs, events=events)
         q.set_token("acme", "tok-a")
         jid, seq = q.push("acme", "post-create", {"post_id": 7, "user": "u 1"})
         wait_until(lambda: sink.count() >= 1, 20, what="a delivery")
@@ -97,6 +97,9 @@ def payload_has_exactly_the_documented_fields():
         calls = mock.records()
         assert [c["endpoint"] for c in calls] == ["GET /posts/{}", "GET /users/u%201/acme"]
         assert all(c["token"] == "tok-a" for c in calls)
+        # The worker drains and exits 0 on SIGTERM (loop_fini frees the
+        # pipeline's per-loop HTTP client and Redis connection).
+        assert workers[0].stop() == 0
 
 
 @suite.test

@@ -1,0 +1,179 @@
+"""bench/ratelimit.py: the rate-limit benchmark of issue 4 §7, driven by
+bench/ratelimit.sh. Uses the test doubles (mockapi, sink) and procworker
+(the job pipeline on an hq_worker) from BUILD/tests, and a private
+redis-server.
+
+Section "pairs": TOKENS tokens x 2 endpoints, a backlog of PER_PAIR jobs on
+each pair, 3 worker processes: aggregate calls/s against the theoretical
+TOKENS x 2 x R/W, the most calls any pair got in any W window (as the mock
+API saw them), 429s, worker CPU, and limiter decisions per call.
+
+Section "one-token": ONE_JOBS jobs of one token over 10 keys calling one
+endpoint, 3 worker processes (the issue's 1,000-job claim; the CI test
+runs 60): calls/s, the most calls in any 1 s window, 429s.
+
+Section "commands": Redis commands and round trips per limiter decision,
+measured with INFO commandstats on a quiet Redis.
+"""
+import json
+import os
+import sys
+import time
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(here, "..", "tests", "integration"))
+build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "build-release"))
+for name in ("mockapi", "sink", "procworker"):
+    os.environ.setdefault("HQ_" + name.upper(), os.path.join(build, "tests", name))
+os.environ.setdefault("REDIS_SERVER", "redis-server")
+
+from harness import RedisServer, processes, wait_until  # noqa: E402
+from proclib import Double, Queue, lua, max_in_window, prefix, write_config  # noqa: E402
+
+R, W = 2, 1000.0
+TOKENS = int(os.environ.get("TOKENS", "200"))
+PER_PAIR = int(os.environ.get("PER_PAIR", "16"))
+ONE_JOBS = int(os.environ.get("ONE_JOBS", "1000"))
+SECTIONS = sys.argv[2:] or ["pairs", "one-token", "commands"]
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_workers(start, cfg, n):
+    return [start([os.environ["HQ_PROCWORKER"], "-c", cfg, "--quiet"]) for _ in range(n)]
+
+
+def rate_of(times):
+    """Calls per second after the first burst: (n - R) / (last - first)."""
+    times = sorted(times)
+    if len(times) <= R or times[-1] == times[0]:
+        return 0.0
+    return (len(times) - R) / ((times[-1] - times[0]) / 1000.0)
+
+
+def pairs():
+    with RedisServer() as rs, processes() as start:
+        mock = Double(start, "mockapi", "--rate", "%d/%d" % (R, W), "--quiet")
+        events = {"post": {"fetch": ["GET /posts/{data.id}"], "deliver": "log:/dev/null"},
+                  "user": {"fetch": ["GET /users/{data.id}"], "deliver": "log:/dev/null"}}
+        cfg = write_config(rs.url, mock.url, events,
+                           worker={"concurrency": 64, "threads": 2, "max_attempts": 8},
+                           api={"rate": "2/1s", "margin": "25ms", "timeout": "10s"})
+        q = Queue(rs.client())
+        items = []
+        for t in range(TOKENS):
+            q.set_token("c%d" % t, "tok-%d" % t)
+        for i in range(PER_PAIR):
+            for t in range(TOKENS):
+                items.append(("c%d" % t, "post", {"id": i}))
+                items.append(("c%d" % t, "user", {"id": i}))
+        for k in range(0, len(items), 5000):
+            q.push_many(items[k:k + 5000])
+        total = len(items)
+        r = rs.client()
+        r.config_resetstat()
+        workers = start_workers(start, cfg, 3)
+        cpu0 = sum(cpu_seconds(w.pid) for w in workers)
+        t0 = time.monotonic()
+        wait_until(lambda: int(r.hget(prefix() + "stats", "done") or 0) >= total,
+                   PER_PAIR / 2.0 * 1.5 + 60, interval=0.25, what="%d jobs" % total)
+        wall = time.monotonic() - t0
+        cpu = sum(cpu_seconds(w.pid) for w in workers) - cpu0
+        calls = mock.records()
+        by_pair = {}
+        for c in calls:
+            by_pair.setdefault((c["token"], c["endpoint"]), []).append(c["mono"])
+        worst = max(max_in_window(ts, W) for ts in by_pair.values())
+        all_t = sorted(c["mono"] for c in calls if c["status"] == 200)
+        # Aggregate: calls after each pair's first burst, over the span.
+        agg = (len(all_t) - R * len(by_pair)) / ((all_t[-1] - all_t[0]) / 1000.0)
+        per_pair = sorted(rate_of(ts) for ts in by_pair.values())
+        st = q.stats()
+        decisions = st.get("api_calls", 0) + st.get("api_waits", 0)
+        n429 = sum(1 for c in calls if c["status"] == 429)
+        theo = TOKENS * 2 * R / (W / 1000.0)
+        print(json.dumps({
+            "section": "pairs", "tokens": TOKENS, "pairs": len(by_pair), "jobs": total,
+            "calls": len(calls), "429": n429, "wall_s": round(wall, 2),
+            "calls_per_s": round(agg, 1), "theoretical_per_s": theo,
+            "ratio": round(agg / theo, 3),
+            "pair_rate_min": round(per_pair[0], 3), "pair_rate_median": round(per_pair[len(per_pair) // 2], 3),
+            "max_calls_any_pair_any_window": worst,
+            "worker_cpu_s": round(cpu, 2), "worker_cpu_pct_of_core": round(100 * cpu / wall, 1),
+            "worker_cpu_us_per_call": round(1e6 * cpu / max(len(calls), 1), 1),
+            "limiter_decisions_per_call": round(decisions / max(st.get("api_calls", 1), 1), 2),
+        }))
+        print("pairs: %d tokens x 2 endpoints, %d jobs: %.1f calls/s of %.0f theoretical (%.1f%%), "
+              "max %d calls per pair in any %d ms, %d x 429, worker CPU %.0f%% of a core "
+              "(%.0f us/call), %.2f limiter decisions per call"
+              % (TOKENS, total, agg, theo, 100 * agg / theo, worst, W, n429,
+                 100 * cpu / wall, 1e6 * cpu / max(len(calls), 1),
+                 decisions / max(st.get("api_calls", 1), 1)))
+
+
+def one_token():
+    with RedisServer() as rs, processes() as start:
+        mock = Double(start, "mockapi", "--rate", "%d/%d" % (R, W), "--quiet")
+        events = {"e%d" % k: {"fetch": ["GET /posts/{data.id}"], "deliver": "log:/dev/null"}
+                  for k in range(10)}
+        cfg = write_config(rs.url, mock.url, events, worker={"concurrency": 16},
+                           api={"rate": "2/1s", "margin": "25ms"})
+        q = Queue(rs.client())
+        q.set_token("hot", "tok-hot")
+        q.push_many([("hot", "e%d" % (i % 10), {"id": i}) for i in range(ONE_JOBS)])
+        start_workers(start, cfg, 3)
+        r = rs.client()
+        wait_until(lambda: int(r.hget(prefix() + "stats", "done") or 0) >= ONE_JOBS,
+                   ONE_JOBS / 1.8 + 30, interval=0.5, what="%d jobs" % ONE_JOBS)
+        calls = mock.records()
+        ts = sorted(c["mono"] for c in calls)
+        print(json.dumps({"section": "one-token", "jobs": ONE_JOBS, "calls": len(calls),
+                          "429": sum(1 for c in calls if c["status"] == 429),
+                          "calls_per_s": round(rate_of(ts), 3),
+                          "max_calls_any_1s_window": max_in_window(ts, W)}))
+        print("one token, %d jobs over 10 keys, 3 workers: %.3f calls/s (of 2), max %d calls "
+              "in any 1 s, %d x 429" % (ONE_JOBS, rate_of(ts), max_in_window(ts, W),
+                                       sum(1 for c in calls if c["status"] == 429)))
+
+
+def commands():
+    with RedisServer() as rs:
+        r = rs.client()
+        P = prefix()
+        lim = r.register_script(lua("limit"))
+        r.hset(P + "m:c:k", mapping={"st": "active", "tok": "1"})
+        r.hset(P + "tok", "c", "tok")
+        # Warm the script cache, then count: a grant, its "sent", a refusal.
+        lim(keys=[P], args=["take", "c:k", "1", "c", "GET /x/{}", 2, 1000, 25, "w", 50])
+        r.delete(P + "rl:" + __import__("hashlib").sha1(b"tok").hexdigest()[:16] + ":GET /x/{}")
+
+        def total():
+            return sum(v["calls"] for k, v in r.info("commandstats").items()
+                       if k not in ("cmdstat_info", "cmdstat_config"))
+        out = {}
+        for what in ("grant", "sent", "refusal"):
+            r.config_resetstat()
+            if what == "grant":
+                a = lim(keys=[P], args=["take", "c:k", "1", "c", "GET /x/{}", 2, 1000, 25, "a", 50])
+                at = a[1]
+            elif what == "sent":
+                lim(keys=[P], args=["sent", "tok", "GET /x/{}", "a", at, 1000, 25])
+            else:
+                lim(keys=[P], args=["take", "c:k", "1", "c", "GET /x/{}", 2, 1000, 25, "b", 50])
+                lim(keys=[P], args=["take", "c:k", "1", "c", "GET /x/{}", 2, 1000, 25, "c", 50])
+                r.config_resetstat()
+                lim(keys=[P], args=["take", "c:k", "1", "c", "GET /x/{}", 2, 1000, 25, "d", 50])
+            out[what] = total()
+        print(json.dumps({"section": "commands", "redis_commands": out,
+                          "round_trips_per_call": 2}))
+        print("redis commands per limiter step (EVALSHA included): grant %d, sent %d, refusal %d; "
+              "a call costs 2 round trips (take + sent), a refusal 1"
+              % (out["grant"], out["sent"], out["refusal"]))
+
+
+for s in SECTIONS:
+    {"pairs": pairs, "one-token": one_token, "commands": commands}[s]()
