@@ -218,6 +218,39 @@ def env_override_is_visible_in_the_running_daemon():
 
 
 @suite.test
+def serve_and_work_split_intake_and_worker():
+    """serve stores, work (another process) delivers; both exit 0 on SIGTERM."""
+    with RedisServer() as redis, processes() as start:
+        d = tempfile.mkdtemp(prefix="hq-cli-")
+        ip, ap, wp = free_port(), free_port(), free_port()
+        cfg = daemon_config(d, redis.url, ip, ap)
+        serve = start([HOOKQ, "serve", "-c", cfg], cwd=d, env=BASE_ENV,
+                      stderr=open(os.path.join(d, "serve.log"), "w"))
+        wait_until(lambda: reachable("http://127.0.0.1:%d/healthz" % ap), 10,
+                   what="serve")
+        ids = []
+        for i in range(5):
+            status, body = http_post("http://127.0.0.1:%d/webhook" % ip,
+                                     '{"code":"post-create","data":{"customer_id":"c%d"}}' % (i % 2))
+            assert status == 202, (status, body)
+            ids.append(json.loads(body)["id"])
+        out = os.path.join(d, "work.out")
+        env = dict(BASE_ENV, HOOKQ_ADMIN_LISTEN="127.0.0.1:%d" % wp)
+        work = start([HOOKQ, "work", "-c", cfg], cwd=d, env=env,
+                     stdout=open(out, "w"), stderr=open(os.path.join(d, "work.log"), "w"))
+
+        def delivered():
+            return [json.loads(l) for l in open(out).read().splitlines()]
+        wait_until(lambda: len(delivered()) == 5, 10, what="5 deliveries by work")
+        assert sorted(j["id"] for j in delivered()) == sorted(ids)
+        # work opens the admin listener too.
+        assert reachable("http://127.0.0.1:%d/healthz" % wp)[0] == 200
+        work.signal(signal.SIGTERM)
+        serve.signal(signal.SIGTERM)
+        assert work.wait(15) == 0 and serve.wait(15) == 0
+
+
+@suite.test
 def healthz_follows_redis_down_and_back_without_restart():
     with RedisServer() as redis, processes() as start:
         d = tempfile.mkdtemp(prefix="hq-cli-")

@@ -115,8 +115,15 @@ def restart_keeps_the_queued_jobs():
         assert r.llen(QUEUE) == 20, r.llen(QUEUE)
         # The key's state survived as well: its sequence goes on.
         assert d.post(20)["seq"] == 21
+        # Admin commands with no url talk to this embedded Redis.
+        st = subprocess.run([HOOKQ, "stats"], cwd=d.path, env=BASE_ENV,
+                            capture_output=True, text=True, timeout=30)
+        assert st.returncode == 0, st
         p.signal(signal.SIGINT)
         assert p.wait(30) == 0
+        st = subprocess.run([HOOKQ, "stats"], cwd=d.path, env=BASE_ENV,
+                            capture_output=True, text=True, timeout=30)
+        assert st.returncode == 1 and "redis.sock" in st.stderr, st
 
 
 @suite.test
