@@ -18,9 +18,8 @@
  * draining exits at once (status 1); the embedded Redis then gets SIGTERM
  * from the kernel (PR_SET_PDEATHSIG) and still flushes its AOF.
  *
- * Until the job pipeline (process.h) lands, the worker's handler is the
- * `log` delivery of DESIGN §3.4: one JSON line per job on stdout (or
- * appended to FILE for deliver = log:FILE).
+ * The worker's handler is the job pipeline of process.h (fetch, deliver,
+ * settle; DESIGN §3.4).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,150 +31,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "admin_http.h"
 #include "commands.h"
 #include "embedded_redis.h"
 #include "intake.h"
 #include "log.h"
+#include "process.h"
 
 #include "banned_int.h"
 
 #define EMBEDDED_START_TIMEOUT_MS 30000
 #define EMBEDDED_STOP_TIMEOUT_MS 15000
-
-/* ------------------------------------------------------------------------ */
-/* The log delivery.                                                        */
-
-static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int
-write_all(int fd, const char *s, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, s, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        s += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* RFC 3339 UTC with milliseconds. */
-static void
-format_time_ms(int64_t ms, char *buf, size_t size)
-{
-    time_t sec = (time_t)(ms / 1000);
-    struct tm tm;
-
-    gmtime_r(&sec, &tm);
-    snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-}
-
-/*
- * The delivery document of DESIGN §3.4, as one line with a newline. The
- * caller frees it. NULL when out of memory.
- */
-static char *
-delivery_line(const hq_job *job)
-{
-    size_t blen;
-    const char *body = hq_job_body(job, &blen);
-    json_t *doc, *data = NULL, *env;
-    char when[64];
-    char *s, *line;
-    size_t n;
-
-    env = json_loadb(body, blen, JSON_DECODE_ANY, NULL);
-    if (env != NULL && json_is_object(env))
-        data = json_incref(json_object_get(env, "data"));
-    if (data == NULL)
-        data = env != NULL ? json_incref(env) : json_stringn(body, blen);
-    json_decref(env);
-    format_time_ms(hq_job_received_at_ms(job), when, sizeof(when));
-    doc = json_pack("{s:s, s:s, s:s, s:s, s:I, s:i, s:s, s:o, s:[]}",
-                    "id", hq_job_id(job), "key", hq_job_key(job),
-                    "customer", hq_job_customer(job), "code", hq_job_code(job),
-                    "seq", (json_int_t)hq_job_seq(job),
-                    "attempt", hq_job_attempt(job), "received_at", when,
-                    "data", data ? data : json_null(), "fetched");
-    if (doc == NULL)
-        return NULL;
-    s = json_dumps(doc, JSON_COMPACT);
-    json_decref(doc);
-    if (s == NULL)
-        return NULL;
-    n = strlen(s);
-    line = realloc(s, n + 2);
-    if (line == NULL) {
-        free(s);
-        return NULL;
-    }
-    line[n] = '\n';
-    line[n + 1] = '\0';
-    return line;
-}
-
-static void
-log_deliver(hq_job *job, void *arg)
-{
-    const struct hq_config *cfg = arg;
-    const char *code = hq_job_code(job);
-    const struct hq_event_cfg *ev = hq__config_event(cfg, code, strlen(code));
-    char *line;
-    int rc;
-
-    if (ev == NULL) {
-        hq_job_fail(job, "no [event CODE] section for this code");
-        return;
-    }
-    if (ev->nfetch > 0 || strncmp(ev->deliver, "log", 3) != 0) {
-        hq_job_retry(job, "fetch and http/exec delivery are not in this build");
-        return;
-    }
-    line = delivery_line(job);
-    if (line == NULL) {
-        hq_job_retry(job, "out of memory");
-        return;
-    }
-    if (ev->deliver[3] == ':') {
-        int fd = open(ev->deliver + 4, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-                      0644);
-        rc = fd < 0 ? -1 : 0;
-        if (fd >= 0) {
-            pthread_mutex_lock(&out_lock);
-            rc = write_all(fd, line, strlen(line));
-            pthread_mutex_unlock(&out_lock);
-            close(fd);
-        }
-    } else {
-        pthread_mutex_lock(&out_lock);
-        rc = write_all(STDOUT_FILENO, line, strlen(line));
-        pthread_mutex_unlock(&out_lock);
-    }
-    free(line);
-    if (rc != 0)
-        hq_job_retry(job, "cannot write the log delivery");
-    else
-        hq_job_done(job);
-}
-
-/* The failure policy of a job: its event's on_failure (worker's if unset). */
-static int
-event_policy(const hq_job *job, void *arg)
-{
-    const struct hq_config *cfg = arg;
-    const char *code = hq_job_code(job);
-    const struct hq_event_cfg *ev = hq__config_event(cfg, code, strlen(code));
-
-    return ev != NULL ? ev->on_failure : cfg->worker.on_failure;
-}
 
 /* ------------------------------------------------------------------------ */
 /* The daemon.                                                              */
@@ -190,6 +56,7 @@ struct daemon {
     struct hq_admin *admin;
     struct hq_intake *intake;
     hq_worker *worker;
+    struct hq_process *process; /* the worker's handler; freed after join */
 };
 
 static void
@@ -219,6 +86,8 @@ shutdown_all(struct daemon *d)
     d->intake = NULL;
     hq_worker_free(d->worker);
     d->worker = NULL;
+    hq_process_free(d->process);
+    d->process = NULL;
     if (d->redis != NULL) {
         pid_t pid = hq_embedded_redis_pid(d->redis);
         if (hq_embedded_redis_stop(d->redis, EMBEDDED_STOP_TIMEOUT_MS) != 0)
@@ -336,11 +205,16 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
         wo.backoff_max_ms = cfg->worker.backoff_max_ms;
         wo.on_failure = cfg->worker.on_failure;
         wo.shutdown_timeout_ms = cfg->worker.shutdown_timeout_ms;
-        wo.handler = log_deliver;
-        wo.handler_arg = (void *)cfg;
         wo.log = hq_log_worker_sink;
-        wo.policy = event_policy;
-        wo.policy_arg = (void *)cfg;
+        rc = hq_process_new(cfg, &d.store, &d.process, err, sizeof(err));
+        if (rc != HQ_OK) {
+            hq_log(HQ_LOG_ERROR, "%s", err);
+            rc = rc == HQ_ECONFIG ? 2 : 1;
+            goto out;
+        }
+        rc = 1;
+        hq_process_set_log(d.process, hq_log_worker_sink, NULL);
+        hq_process_worker_options(d.process, &wo);
         if (hq_worker_new(&wo, &d.worker) != HQ_OK) {
             hq_log(HQ_LOG_ERROR, "cannot create the worker: %s",
                    d.worker ? hq_worker_errmsg(d.worker) : "out of memory");
