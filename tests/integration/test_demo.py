@@ -1,0 +1,73 @@
+"""`make run` (tools/run-demo): the newcomer's path. Start the demo, paste the
+curl line it prints, see the job processed in its output, press Ctrl-C
+(SIGINT to the whole process group, as a terminal does), and nothing is
+left running.
+"""
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+
+from harness import HOOKQ, Suite, free_port, wait_until
+
+suite = Suite("demo")
+
+REPO = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.path.dirname(os.path.realpath(HOOKQ))
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@suite.test
+def demo_prints_a_curl_line_that_gets_processed_and_ctrl_c_stops_all():
+    tmp = tempfile.mkdtemp(prefix="hq-demo-")
+    data = os.path.join(tmp, "data")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKQ_")}
+    env.update(HOOKQ_INTAKE_LISTEN="127.0.0.1:%d" % free_port(),
+               HOOKQ_ADMIN_LISTEN="127.0.0.1:%d" % free_port(),
+               HOOKQ_REDIS_DATA_DIR=data)
+    out = os.path.join(tmp, "demo.out")
+    p = subprocess.Popen([os.path.join(REPO, "tools", "run-demo"), BUILD],
+                         env=env, stdout=open(out, "w"), stderr=subprocess.STDOUT,
+                         start_new_session=True)
+    try:
+        def curl_line():
+            if p.poll() is not None:
+                raise AssertionError("run-demo exited: " + open(out).read())
+            text = open(out).read()
+            m = re.search(r"^ +(curl .*)$", text, re.M)
+            return m.group(1) if m and "hookq ready" in text else None
+        curl = wait_until(curl_line, 30, what="the demo's curl line")
+        r = subprocess.run(curl, shell=True, capture_output=True, text=True, timeout=10)
+        assert r.returncode == 0 and '"seq":1' in r.stdout, r
+        wait_until(lambda: '"key":"acme:post-create"' in open(out).read()
+                   and '"fetched":[' in open(out).read(), 10,
+                   what="the job processed in the demo's output")
+        with open(os.path.join(data, "redis.pid")) as f:
+            rpid = int(f.read())
+        os.killpg(p.pid, signal.SIGINT)
+        rc = p.wait(30)
+        text = open(out).read()
+        assert rc == 0, (rc, text)
+        assert "draining" in text and "embedded redis stopped" in text, text
+        assert not alive(rpid), "redis-server %d left running" % rpid
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+if __name__ == "__main__":
+    suite.run()
