@@ -39,6 +39,27 @@ def sigterm_lets_running_jobs_finish_and_claims_nothing_more():
 
 
 @suite.test
+def a_draining_worker_hands_its_keys_next_jobs_to_an_idle_worker_at_once():
+    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "rec")
+        push(srv.url, "k:e*3")
+        a = Worker(start, srv.url, out, "--sleep-ms", 1500, threads=1, concurrency=1)
+        wait_until(lambda: count_lines(out, "S") >= 1, 30, what="k:e seq 1 running")
+        b = Worker(start, srv.url, out, "--sleep-ms", 1, threads=1, concurrency=1)
+        time.sleep(0.3)  # b found nothing to claim: it is idle
+        a.proc.signal(signal.SIGTERM)
+        wait_done(out, 3, 10)
+        assert a.proc.wait(10) == 0
+        rec = records(out)
+        end1 = [e for e in rec.ends if e.seq == 1][0]
+        s2 = [s for s in rec.starts if s.seq == 2][0]
+        assert end1.pid == a.pid and s2.pid == b.pid
+        # Woken by a's settle, not by its own once-a-second look.
+        assert (s2.t - end1.end) / 1e6 < 300, (s2.t - end1.end) / 1e6
+        assert b.stop() == 0
+
+
+@suite.test
 def drain_hands_leases_back_after_the_shutdown_timeout():
     with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "rec")

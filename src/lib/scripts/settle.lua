@@ -87,7 +87,10 @@ for n = 1, nops do
         if meta[5] or meta[6] then
           redis.call('HDEL', m, 'a', 'err')
         end
-        schedule(key, customer, false, meta[4])
+        if schedule(key, customer, false, meta[4]) == 'ready' and claim_n == 0 then
+          -- A draining worker claims nothing: tell the idle ones.
+          woke = true
+        end
       else
         redis.call('ZREM', P .. 'depth', key)
         redis.call('DEL', m)
