@@ -150,6 +150,7 @@ struct loop {
 
 struct hq_intake {
     const struct hq_config *cfg;
+    const char *path;          /* intake.path, "/webhook" when unset */
     struct hq__store_addr addr;
     struct hq__store_ns ns;
     struct hq_intake_hooks hooks;
@@ -760,7 +761,7 @@ parse_head(struct conn *c, size_t len)
 
     /* Route: path, then method. */
     *path_end = '\0';
-    if (strcmp(sp1 + 1, in->cfg->intake.path) != 0) {
+    if (strcmp(sp1 + 1, in->path) != 0) {
         if (c->chunked || c->content_length > 0)
             c->keep_alive = 0;
         send_error(c, 404, HQ_INTAKE_NOT_FOUND, "not_found",
@@ -1498,6 +1499,7 @@ hq_intake_start(const struct hq_config *cfg, const struct hq_store_options *stor
     struct hq__err e;
     const char *url = store && store->url ? store->url
                     : cfg->redis.url ? cfg->redis.url : "redis://127.0.0.1:6379/0";
+    const char *listen_addr;
     unsigned i;
 
     pthread_once(&evthread_once, use_pthreads);
@@ -1507,6 +1509,7 @@ hq_intake_start(const struct hq_config *cfg, const struct hq_store_options *stor
         return NULL;
     }
     in->cfg = cfg;
+    in->path = cfg->intake.path ? cfg->intake.path : "/webhook";
     in->fd = -1;
     if (hooks)
         in->hooks = *hooks;
@@ -1539,8 +1542,8 @@ hq_intake_start(const struct hq_config *cfg, const struct hq_store_options *stor
     in->redis_tv = ms_tv(REDIS_TIMEOUT_MS);
     in->linger_tv = ms_tv(LINGER_MS);
 
-    in->fd = listen_on(cfg->intake.listen ? cfg->intake.listen : "127.0.0.1:8080",
-                       &in->port, err, errsize);
+    listen_addr = cfg->intake.listen ? cfg->intake.listen : "127.0.0.1:8080";
+    in->fd = listen_on(listen_addr, &in->port, err, errsize);
     if (in->fd < 0)
         goto fail;
 
@@ -1580,7 +1583,7 @@ hq_intake_start(const struct hq_config *cfg, const struct hq_store_options *stor
         in->loops[i].started = 1;
     }
     say(in, HQ_INTAKE_LOG_INFO, "intake: listening on %s (port %d), %u loops, path %s%s",
-        cfg->intake.listen, in->port, in->nloops, cfg->intake.path,
+        listen_addr, in->port, in->nloops, in->path,
         in->has_secret ? ", signatures required" : "");
     return in;
 nomem:
