@@ -6,7 +6,7 @@
  * it), and answers 429 beyond it. Every call is recorded with its arrival
  * time.
  *
- *   mockapi [--port N] [--rate R/Wms] [--log FILE] [--quiet]
+ *   mockapi [--port N] [--rate R/Wms] [--log FILE] [--verbose] [--quiet]
  *
  * --port 0 (the default) takes a free port; the bound port is printed on
  * stdout, alone on a line. The endpoint of a call is its method and its path
@@ -18,6 +18,9 @@
  * with Retry-After; over the rate -> 429 (Retry-After: seconds until a
  * slot, rounded up); else 200 {"path":..., "id":..., "n":...} where id is the
  * last path segment and n counts the pair's accepted calls.
+ *
+ * With --verbose, each call is also told on stderr, one line with the time
+ * (the demo shows the pacing this way).
  *
  * Each call is appended to --log as one JSON line:
  *   {"t": unix ms (float), "mono": monotonic ms (float), "token": T,
@@ -79,6 +82,7 @@ static struct {
     int force_count, force_retry_after;
     int delay_ms;
     long calls, ok, n429, n401;
+    int verbose;
 } g;
 
 static double
@@ -232,6 +236,15 @@ record(double t, double mono, const char *token, const char *method,
     char *s;
 
     g.calls++;
+    if (g.verbose) {
+        time_t secs = (time_t)(t / 1000);
+        struct tm tm;
+
+        gmtime_r(&secs, &tm);
+        fprintf(stderr, "mockapi: %02d:%02d:%02d.%03d %s %s (token %s) -> %d\n",
+                tm.tm_hour, tm.tm_min, tm.tm_sec, (int)((long long)t % 1000),
+                method, path, token, status);
+    }
     if (status == 200)
         g.ok++;
     else if (status == 429)
@@ -439,6 +452,8 @@ main(int argc, char **argv)
             }
         } else if (strcmp(argv[i], "--quiet") == 0) {
             quiet = 1;
+        } else if (strcmp(argv[i], "--verbose") == 0) {
+            g.verbose = 1;
         } else {
             fprintf(stderr,
                     "usage: mockapi [--port N] [--rate R/Wms] [--log FILE]\n");

@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import helper
+from harness import HOOKQ, helper
 
 SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "lib", "scripts")
 
@@ -64,7 +64,7 @@ def write_config(redis_url, api_url, events, worker=None, api=None, extra=""):
     w.update(worker or {})
     a = {"base_url": api_url, "rate": "2/1s", "margin": "25ms", "timeout": "3s"}
     a.update(api or {})
-    lines = ["[redis]", "url = " + redis_url, "", "[worker]"]
+    lines = ["[redis]", "url = " + redis_url, "", "[admin]", "listen = off", "", "[worker]"]
     lines += ["%s = %s" % kv for kv in w.items()]
     lines += ["", "[api]"] + ["%s = %s" % kv for kv in a.items()]
     for code, ev in events.items():
@@ -80,13 +80,17 @@ def write_config(redis_url, api_url, events, worker=None, api=None, extra=""):
     return path
 
 
-def start_workers(start, config, n=1, use_hookq=None):
-    """n worker processes running the job pipeline on `config`."""
+def start_workers(start, config, n=1):
+    """n `hookq work` processes (the job pipeline of src/hookq/process.c) on
+    `config`; with HQ_PROC_WORKER=procworker, the procworker helper instead
+    (the same pipeline on an hq_worker, without the rest of the binary)."""
     procs = []
     for _ in range(n):
-        out = tempfile.NamedTemporaryFile(prefix="hq-procworker-", suffix=".json", delete=False)
-        argv = [helper("procworker"), "-c", config, "--quiet"]
-        procs.append(start(argv, stdout=out))
+        if os.environ.get("HQ_PROC_WORKER") == "procworker":
+            argv = [helper("procworker"), "-c", config, "--quiet"]
+        else:
+            argv = [HOOKQ, "work", "-c", config]
+        procs.append(start(argv))
     return procs
 
 
