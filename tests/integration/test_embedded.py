@@ -160,6 +160,23 @@ def killed_hookq_takes_its_redis_along_and_restarts_cleanly():
 
 
 @suite.test
+def run_stops_with_status_1_when_its_redis_dies():
+    d = Dir()
+    with processes() as start:
+        p = d.start(start)
+        rpid = d.redis_pid()
+        os.kill(rpid, signal.SIGKILL)
+        t0 = time.monotonic()
+        assert p.wait(10) == 1
+        assert time.monotonic() - t0 < 5
+        assert "the embedded redis-server exited" in open(d.errlog).read()
+        # And the next run starts cleanly on the same data_dir.
+        p = d.start(start)
+        p.signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+
+
+@suite.test
 def serve_uses_the_embedded_redis_of_run():
     d = Dir()
     with processes() as start:

@@ -653,6 +653,95 @@ test_config_many_errors_are_capped_and_counted(void **state)
     assert_int_equal(err[strlen(err) - 1], '\n');
 }
 
+/* A small deterministic PRNG (xorshift), so failures reproduce. */
+static uint32_t
+rnd(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+/*
+ * 3000 mutations of a valid file (bytes flipped, deleted, inserted,
+ * duplicated lines, truncation): load never crashes (ASan watches), returns
+ * HQ_OK or HQ_ECONFIG, and on failure every message line names the file
+ * (and a line) or a variable.
+ */
+static void
+test_config_mutated_files_give_errors_not_crashes(void **state)
+{
+    static const char alphabet[] = "[]=:;#\n \t{}./aZ09\xff\x01\"..";
+    uint32_t seed = 0x9e3779b9u;
+    static char buf[8192], err[16384];
+    size_t base = strlen(full_ini);
+
+    (void)state;
+    for (int iter = 0; iter < 3000; iter++) {
+        size_t n = base;
+        int edits = 1 + (int)(rnd(&seed) % 4);
+        struct hq_config *cfg = NULL;
+        const char *path;
+        int rc;
+
+        memcpy(buf, full_ini, base);
+        for (int e = 0; e < edits; e++) {
+            size_t at = n ? rnd(&seed) % n : 0;
+            switch (rnd(&seed) % 5) {
+            case 0: /* replace */
+                if (n)
+                    buf[at] = alphabet[rnd(&seed) % (sizeof(alphabet) - 1)];
+                break;
+            case 1: /* delete */
+                if (n) {
+                    memmove(buf + at, buf + at + 1, n - at - 1);
+                    n--;
+                }
+                break;
+            case 2: /* insert */
+                if (n + 1 < sizeof(buf)) {
+                    memmove(buf + at + 1, buf + at, n - at);
+                    buf[at] = alphabet[rnd(&seed) % (sizeof(alphabet) - 1)];
+                    n++;
+                }
+                break;
+            case 3: /* truncate */
+                n = at;
+                break;
+            default: /* duplicate the first `at % 200` bytes at the end */
+                if (n + at % 200 < sizeof(buf)) {
+                    memcpy(buf + n, buf, at % 200);
+                    n += at % 200;
+                }
+                break;
+            }
+        }
+        buf[n] = '\0';
+        path = write_file("mut.ini", buf);
+        /* Embedded NULs end the text early in fputs; that is fine. */
+        rc = hq__config_load(path, noenv, &cfg, err, sizeof(err));
+        if (rc == HQ_OK) {
+            assert_non_null(cfg);
+            hq__config_free(cfg);
+            continue;
+        }
+        if (rc != HQ_ECONFIG)
+            fail_msg("iteration %d: rc %d\n%s", iter, rc, buf);
+        assert_null(cfg);
+        assert_true(err[0] != '\0');
+        for (char *line = err; *line;) {
+            char *nl = strchr(line, '\n');
+            assert_non_null(nl);
+            if (strncmp(line, path, strlen(path)) != 0 && line[0] != '$' &&
+                strncmp(line, "... and ", 8) != 0)
+                fail_msg("iteration %d: message without a place: %.*s", iter,
+                         (int)(nl - line), line);
+            line = nl + 1;
+        }
+    }
+}
+
 int
 main(void)
 {
@@ -671,6 +760,7 @@ main(void)
         cmocka_unit_test(test_config_no_path_reads_hookq_ini_in_cwd),
         cmocka_unit_test(test_config_long_lines_and_comments_are_handled),
         cmocka_unit_test(test_config_many_errors_are_capped_and_counted),
+        cmocka_unit_test(test_config_mutated_files_give_errors_not_crashes),
     };
     return cmocka_run_group_tests_name("config", tests, setup_dir, teardown_dir);
 }
