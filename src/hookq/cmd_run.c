@@ -90,7 +90,9 @@ shutdown_all(struct daemon *d)
     d->process = NULL;
     if (d->redis != NULL) {
         pid_t pid = hq_embedded_redis_pid(d->redis);
-        if (hq_embedded_redis_stop(d->redis, EMBEDDED_STOP_TIMEOUT_MS) != 0)
+        if (pid <= 0)
+            hq_embedded_redis_stop(d->redis, 0); /* exited already */
+        else if (hq_embedded_redis_stop(d->redis, EMBEDDED_STOP_TIMEOUT_MS) != 0)
             hq_log(HQ_LOG_WARN, "embedded redis-server (pid %d) did not stop in "
                    "time and was killed", (int)pid);
         else
