@@ -54,8 +54,10 @@
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
 
+#include "admin_int.h"
 #include "common_int.h"
 #include "store_int.h"
+#include "worker_int.h"
 
 #define MAX_OPS_PER_CALL 600 /* 3 + 6 * 600 args: under the store's limit */
 #define IDLE_MAX_MS 1000        /* longest idle wait between two claims */
@@ -356,12 +358,28 @@ hq_job_done(hq_job *job)
         job_finish(job, OP_DONE, 0, NULL, NULL);
 }
 
+int64_t
+hq__backoff_ms(int attempt, int64_t min_ms, int64_t max_ms, uint64_t rnd)
+{
+    int64_t hi = min_ms;
+    int shift = attempt - 1;
+
+    if (max_ms < min_ms)
+        max_ms = min_ms;
+    /* Doubling stops at max_ms, so it cannot overflow for any attempt. */
+    while (shift-- > 0 && hi < max_ms)
+        hi = hi > max_ms / 2 ? max_ms : hi * 2;
+    if (hi > max_ms)
+        hi = max_ms;
+    if (hi <= min_ms)
+        return min_ms;
+    return min_ms + (int64_t)(rnd % (uint64_t)(hi - min_ms + 1));
+}
+
 void
 hq_job_retry(hq_job *job, const char *error)
 {
     const struct hq_worker_options *o;
-    int64_t hi, delay;
-    int shift;
 
     if (!settle_begin(job))
         return;
@@ -370,18 +388,10 @@ hq_job_retry(hq_job *job, const char *error)
         job_apply_policy(job, error);
         return;
     }
-    /* Full jitter: random(min, min(max, min * 2^(attempt-1))). */
-    shift = job->attempt - 1;
-    hi = o->backoff_min_ms;
-    while (shift-- > 0 && hi < o->backoff_max_ms)
-        hi *= 2;
-    if (hi > o->backoff_max_ms)
-        hi = o->backoff_max_ms;
-    delay = o->backoff_min_ms;
-    if (hi > o->backoff_min_ms)
-        delay += (int64_t)(rng_next(job->loop) %
-                           (uint64_t)(hi - o->backoff_min_ms + 1));
-    job_finish(job, OP_RETRY, delay, NULL, error);
+    job_finish(job, OP_RETRY,
+               hq__backoff_ms(job->attempt, o->backoff_min_ms,
+                              o->backoff_max_ms, rng_next(job->loop)),
+               NULL, error);
 }
 
 void
@@ -456,20 +466,6 @@ reply_int(const redisReply *r, int64_t *out)
     return errno || *end ? -1 : 0;
 }
 
-static int
-field_int(const char *s, size_t len, int64_t *out)
-{
-    char buf[32], *end;
-
-    if (len == 0 || len >= sizeof(buf))
-        return -1;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    errno = 0;
-    *out = strtoll(buf, &end, 10);
-    return errno || *end ? -1 : 0;
-}
-
 /* Copy (s, len) into the job's block at *pos, NUL-terminated. */
 static const char *
 put(char **pos, const char *s, size_t len)
@@ -491,53 +487,40 @@ static hq_job *
 job_from_claim(struct lane *ln, redisReply **e)
 {
     const redisReply *key = e[0], *cust = e[1], *rec = e[4];
-    const char *f[5], *p, *end;
-    size_t flen[5];
-    int64_t tok, attempt, seq, recv;
+    struct hq__record r;
+    int64_t tok, attempt;
     hq_job *j;
     char *pos;
     size_t size;
-    int i;
 
     if (key->type != REDIS_REPLY_STRING || cust->type != REDIS_REPLY_STRING ||
         rec->type != REDIS_REPLY_STRING || reply_int(e[2], &tok) ||
-        reply_int(e[3], &attempt) || cust->len >= key->len)
-        return NULL;
-    p = rec->str;
-    end = rec->str + rec->len;
-    for (i = 0; i < 4; i++) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (nl == NULL)
-            return NULL;
-        f[i] = p;
-        flen[i] = (size_t)(nl - p);
-        p = nl + 1;
-    }
-    f[4] = p;
-    flen[4] = (size_t)(end - p);
-    if (field_int(f[1], flen[1], &seq) || field_int(f[2], flen[2], &recv))
+        reply_int(e[3], &attempt) || cust->len + 1 >= key->len ||
+        memcmp(key->str, cust->str, cust->len) != 0 ||
+        key->str[cust->len] != ':' ||
+        hq__record_parse(rec->str, rec->len, &r) != HQ_OK)
         return NULL;
 
-    size = sizeof(*j) + key->len + 1 + cust->len + 1 + flen[0] + 1 +
-           flen[3] + 1 + flen[4] + 1;
+    size = sizeof(*j) + key->len + 1 + cust->len + 1 + r.id_len + 1 +
+           r.webhook_id_len + 1 + r.body_len + 1;
     j = calloc(1, size);
     if (j == NULL)
         return NULL;
     j->loop = ln->loop;
     j->lane = ln;
     j->attempt = attempt < 1 ? 1 : attempt > 1000000 ? 1000000 : (int)attempt;
-    j->seq = seq;
-    j->received_at_ms = recv;
+    j->seq = r.seq;
+    j->received_at_ms = r.received_at_ms;
     snprintf(j->token, sizeof(j->token), "%" PRId64, tok);
     pos = j->data;
     j->key = put(&pos, key->str, key->len);
     j->customer = put(&pos, cust->str, cust->len);
     /* The code is what follows the customer and its ':' in the key. */
-    j->code = j->key + (cust->len + 1 <= key->len ? cust->len + 1 : key->len);
-    j->id = put(&pos, f[0], flen[0]);
-    j->webhook_id = put(&pos, f[3], flen[3]);
-    j->body = put(&pos, f[4], flen[4]);
-    j->body_len = flen[4];
+    j->code = j->key + cust->len + 1;
+    j->id = put(&pos, r.id, r.id_len);
+    j->webhook_id = put(&pos, r.webhook_id, r.webhook_id_len);
+    j->body = put(&pos, r.body, r.body_len);
+    j->body_len = r.body_len;
     return j;
 }
 
