@@ -92,7 +92,24 @@ class RedisServer:
         self.appendonly = appendonly
         self.extra = list(extra)
         self.proc = None
+        # The port was free when picked, but a parallel test may take it
+        # first: then ours exits and we pick another.
+        for _ in range(5):
+            try:
+                self.start()
+                return
+            except RuntimeError:
+                if not self._port_was_taken():
+                    raise
+                self.port = free_port()
         self.start()
+
+    def _port_was_taken(self):
+        try:
+            with open(os.path.join(self.dir, "redis.log")) as f:
+                return "Address already in use" in f.read()
+        except OSError:
+            return False
 
     def start(self):
         argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
@@ -103,11 +120,14 @@ class RedisServer:
         wait_until(self._ping, 10, what="redis-server on port %d" % self.port)
 
     def _ping(self):
+        if not self.proc.alive():
+            raise RuntimeError("redis-server exited: see %s/redis.log" % self.dir)
         try:
-            return self.client().ping()
+            # Answered by our server, not by one a parallel test started on
+            # the same port.
+            return (self.client().ping() and
+                    self.client().info("server")["process_id"] == self.proc.pid)
         except redis.exceptions.ConnectionError:
-            if not self.proc.alive():
-                raise RuntimeError("redis-server exited: see %s/redis.log" % self.dir)
             return False
 
     @property

@@ -170,7 +170,7 @@ def a_permanent_failure_is_dead_lettered_at_once():
         wait_until(lambda: count_lines(out, "A") >= 2, 30, what="both settled")
         assert w.stop() == 0
         rec = records(out)
-        assert [(a.seq, a.outcome) for a in rec.acks] == [(1, "dead"), (2, "dead")]
+        assert [(a.seq, a.outcome) for a in rec.acks] == [(1, "dead"), (2, "dead")], rec.acks
         assert r.llen(P + "dlq") == 2
         assert r.hget(P + "dl:" + r.lindex(P + "dlq", 0).decode(), "attempts") == b"1"
 
