@@ -446,6 +446,15 @@ settle_park(struct pjob *pj, int64_t delay_ms)
     hq_job_park(job, delay_ms);
 }
 
+/*
+ * NEEDSWORK: a token set (hookq token set) that lands between the API's
+ * 401 (or the limiter's "no token") and this hold releases nothing, and the
+ * hold then keeps a customer that has a good token until an operator
+ * releases it. Closing the window needs the hold itself to check the token
+ * it is about: e.g. record sha1 of the rejected token (P tokbad) before
+ * holding, and have settle's customer-wide hold for "no-token" or
+ * "token-invalid" reschedule the key instead when P tok has another token.
+ */
 static void
 settle_hold(struct pjob *pj, const char *reason)
 {

@@ -17,7 +17,7 @@ FETCH = "GET /posts/{data.post_id}"
 
 
 def setup(start, rs, events=None, worker=None, api=None, nworkers=1, api_args=()):
-    mock = Double(start, "mockapi", *api_args)
+    mock = Double(start, "mockapi", "--quiet", *api_args)
     sink = Double(start, "sink")
     if events is None:
         events = {"post-create": {"fetch": [FETCH], "deliver": sink.url + "/hooks"}}
@@ -100,6 +100,27 @@ def payload_has_exactly_the_documented_fields():
         # The worker drains and exits 0 on SIGTERM (loop_fini frees the
         # pipeline's per-loop HTTP client and Redis connection).
         assert workers[0].stop() == 0
+
+
+@suite.test
+def the_endpoint_is_the_route_or_the_concrete_url_as_configured():
+    """2 jobs for each of /posts/a and /posts/b: counted as one endpoint
+    "GET /posts/{}" (route, the default), the 3rd call waits a window;
+    counted per URL (url), all 4 go at once."""
+    for mode, spread in (("route", (1000, 2000)), ("url", (0, 500))):
+        with RedisServer() as rs, processes() as start:
+            events = {"e1": {"fetch": ["GET /posts/{data.slug}"], "deliver": "SINK/hooks"},
+                      "e2": {"fetch": ["GET /posts/{data.slug}"], "deliver": "SINK/hooks"}}
+            mock, sink, q, _ = setup(start, rs, events=events,
+                                     api={"endpoint": mode, "margin": "100ms"})
+            q.set_token("c1", "tok-1")
+            q.push_many([("c1", "e1", {"slug": "a"}), ("c1", "e2", {"slug": "b"}),
+                         ("c1", "e1", {"slug": "a"}), ("c1", "e2", {"slug": "b"})])
+            wait_until(lambda: sink.count() >= 4, 10, what="4 deliveries")
+            calls = mock.records()
+            assert all(c["status"] == 200 for c in calls), calls
+            t = sorted(c["mono"] for c in calls)
+            assert spread[0] <= t[-1] - t[0] < spread[1], (mode, t[-1] - t[0])
 
 
 @suite.test
