@@ -15,6 +15,9 @@
 --         token, attempt, record), now_ms, next_due_ms (-1 = none)}
 local lease_ms, claim_n, nops = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
+-- Numbers passed to redis.call are formatted as floats each time: format
+-- the lease expiry once.
+local expiry = string.format('%d', now + lease_ms)
 local woke = false
 -- Counters are added up here and written once per call.
 local counts = {}
@@ -63,7 +66,7 @@ for n = 1, nops do
     count('stale')
   elseif typ == 'renew' then
     results[n] = 1
-    redis.call('ZADD', P .. 'leases', now + lease_ms, key)
+    redis.call('ZADD', P .. 'leases', expiry, key)
   else
     results[n] = 1
     redis.call('ZREM', P .. 'leases', key)
@@ -83,7 +86,7 @@ for n = 1, nops do
         count('done')
       end
       if redis.call('LLEN', q) > 0 then
-        redis.call('ZINCRBY', P .. 'depth', -1, key)
+        redis.call('ZINCRBY', P .. 'depth', '-1', key)
         if meta[5] or meta[6] then
           redis.call('HDEL', m, 'a', 'err')
         end
@@ -142,12 +145,13 @@ for _ = 1, claim_n do
   end
   local m = P .. 'm:' .. key
   tok = tok + 1
-  redis.call('HSET', m, 'st', 'active', 'tok', tok)
-  redis.call('ZADD', P .. 'leases', now + lease_ms, key)
+  local ts = string.format('%d', tok)
+  redis.call('HSET', m, 'st', 'active', 'tok', ts)
+  redis.call('ZADD', P .. 'leases', expiry, key)
   local a = tonumber(redis.call('HGET', m, 'a') or '0')
   claimed[#claimed + 1] = key
   claimed[#claimed + 1] = customer
-  claimed[#claimed + 1] = tostring(tok)
+  claimed[#claimed + 1] = ts
   claimed[#claimed + 1] = a + 1
   claimed[#claimed + 1] = redis.call('LINDEX', P .. 'q:' .. key, 0)
 end
