@@ -447,13 +447,10 @@ settle_park(struct pjob *pj, int64_t delay_ms)
 }
 
 /*
- * NEEDSWORK: a token set (hookq token set) that lands between the API's
- * 401 (or the limiter's "no token") and this hold releases nothing, and the
- * hold then keeps a customer that has a good token until an operator
- * releases it. Closing the window needs the hold itself to check the token
- * it is about: e.g. record sha1 of the rejected token (P tokbad) before
- * holding, and have settle's customer-wide hold for "no-token" or
- * "token-invalid" reschedule the key instead when P tok has another token.
+ * A hold for "no-token" or "token-invalid" may be overtaken by a `hookq
+ * token set` (between the API's answer and the hold): settle checks the
+ * customer's token when it applies such a hold and runs the key again
+ * instead when the token was replaced (see on_rejected).
  */
 static void
 settle_hold(struct pjob *pj, const char *reason)
@@ -540,6 +537,18 @@ deliver(struct pjob *pj)
 }
 
 static void
+on_rejected(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct pjob *pj = privdata;
+
+    (void)ac;
+    (void)reply;
+    if (pj->pl->closing)
+        return;
+    settle_hold(pj, "token-invalid");
+}
+
+static void
 on_fetched(const struct hq__http_response *r, void *arg)
 {
     struct pjob *pj = arg;
@@ -579,7 +588,11 @@ on_fetched(const struct hq__http_response *r, void *arg)
              pj->endpoint, (long long)delay);
         settle_park(pj, delay);
     } else if (r->status == 401 || r->status == 403) {
-        settle_hold(pj, "token-invalid");
+        /* Hold once Redis knows which token was rejected (on_rejected). */
+        if (!pj->pl->ac ||
+            hq__limit_rejected(pj->pl->ac, pj->prefix, hq_job_customer(pj->job),
+                               pj->token, on_rejected, pj) != HQ_OK)
+            settle_hold(pj, "token-invalid");
     } else if (r->status >= 400 && r->status < 500) {
         settle_fail(pj, msg);
     } else {

@@ -133,6 +133,20 @@ on_block(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 int
+hq__limit_rejected(redisAsyncContext *ac, const char *prefix,
+                   const char *customer, const char *token,
+                   redisCallbackFn *fn, void *arg)
+{
+    const char *argv[3] = {"rejected", customer, token};
+    size_t argvlen[3];
+
+    for (size_t i = 0; i < HQ_ARRAY_SIZE(argv); i++)
+        argvlen[i] = strlen(argv[i]);
+    return hq__store_eval_async(ac, "limit", prefix, 3, argv, argvlen, fn,
+                                arg);
+}
+
+int
 hq__limit_sent(redisAsyncContext *ac, const char *prefix, const char *token,
                const char *endpoint, const char *id, int64_t at_ms,
                const struct hq__limit_rate *rate)

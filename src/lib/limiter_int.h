@@ -88,6 +88,15 @@ int hq__limit_block(redisAsyncContext *ac, const char *prefix,
                     const char *token, const char *endpoint, int64_t delay_ms,
                     const struct hq__limit_rate *rate);
 
+/*
+ * The API rejected `token` of `customer` (401/403): record it, then call
+ * `fn` (reply NULL when the connection failed) so the caller holds the
+ * customer only after Redis knows which token the hold is about.
+ */
+int hq__limit_rejected(redisAsyncContext *ac, const char *prefix,
+                       const char *customer, const char *token,
+                       redisCallbackFn *fn, void *arg);
+
 /* How long a 429 pushes back: Retry-After if given (ms >= 0), else W. */
 int64_t hq__limit_backoff_429(const struct hq__limit_rate *rate,
                               int64_t retry_after_ms);

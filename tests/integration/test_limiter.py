@@ -245,4 +245,49 @@ def idle_state_expires():
         assert not r.exists(rl_key("tok-1"))
 
 
+
+
+def claim(r, settle, ops=(), n=1):
+    args = [30000, n, len(ops)]
+    for op in ops:
+        args += list(op)
+    return settle(keys=[P], args=args)
+
+
+@suite.test
+def a_token_hold_overtaken_by_a_new_token_runs_the_key_again():
+    """The API rejects token A; before the worker's hold lands, the operator
+    sets token B. The hold must not keep a customer whose token is good."""
+    with RedisServer() as rs:
+        r = rs.client()
+        enq = r.register_script(load("enqueue"))
+        settle = r.register_script(load("settle"))
+        tset = r.register_script(load("token_set"))
+        lim = Lim(r)
+        for case in ("replaced", "same", "no-token-then-set", "no-token"):
+            r.flushall()
+            enq(keys=[P], args=["c1", "k", "body", "", 0, 86400000])
+            if case in ("replaced", "same"):
+                tset(keys=[P], args=["c1", "A"])
+            _, claimed, _, _ = claim(r, settle)
+            key, fence = claimed[0].decode(), claimed[2].decode()
+            reason = "token-invalid" if case in ("replaced", "same") else "no-token"
+            if reason == "token-invalid":
+                assert lim.fn(keys=[P], args=["rejected", "c1", "A"]) == [1]
+            if case == "replaced":
+                tset(keys=[P], args=["c1", "B"])       # releases nothing: not held yet
+            if case == "no-token-then-set":
+                tset(keys=[P], args=["c1", "B"])
+            res, _, _, _ = claim(r, settle, [("hold", key, fence, 1, reason, "")], n=0)
+            assert res == [1], res
+            held = r.hget(P + "hc", "c1")
+            if case in ("replaced", "no-token-then-set"):
+                assert held is None, (case, held)
+                assert r.hget(P + "m:" + key, "st") == b"ready", case
+                assert r.lrange(P + "rk:c1", 0, -1) == [key.encode()], case
+            else:
+                assert held == reason.encode(), (case, held)
+                assert r.hget(P + "m:" + key, "st") == b"held", case
+
+
 suite.run()

@@ -31,6 +31,12 @@
 -- ARGV[1] = "sent": token, endpoint, id, at, W_ms, margin_ms
 --   Call `id` (granted at `at`) leaves now.  {1, now}
 --
+-- ARGV[1] = "rejected": customer, token
+--   The API answered 401/403 to `token`: remember it (P tokbad), so that
+--   settle's customer-wide hold for "token-invalid" applies only while that
+--   token is still the customer's (a `hookq token set` may overtake it).
+--   {1}
+--
 -- ARGV[1] = "block": token, endpoint, delay_ms, R, W_ms, margin_ms
 --   The API answered 429: no grant for that (token, endpoint) before
 --   now + delay_ms. R calls are recorded at no earlier than
@@ -107,6 +113,9 @@ elseif op == 'sent' then
     expire(rl, tonumber(ARGV[6]) + tonumber(ARGV[7]))
   end
   return {1, now}
+elseif op == 'rejected' then
+  redis.call('HSET', P .. 'tokbad', ARGV[2], string.sub(redis.sha1hex(ARGV[3]), 1, 16))
+  return {1}
 elseif op == 'block' then
   local rl = rl_key(ARGV[2], ARGV[3])
   local delay, R = tonumber(ARGV[4]), tonumber(ARGV[5])

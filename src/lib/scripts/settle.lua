@@ -52,6 +52,25 @@ local function hold_customer(customer, reason)
   -- Its parked and active keys are held when they are next scheduled.
 end
 
+-- A customer-wide hold for reason `no-token` is void once the customer has
+-- a token; one for `token-invalid`, once its token is not the one the API
+-- rejected (P tokbad: customer -> sha1(token) first 16 hex, written by
+-- limit.lua "rejected" before the worker asks for the hold).
+local function token_replaced(customer, reason)
+  if reason ~= 'no-token' and reason ~= 'token-invalid' then
+    return false
+  end
+  local cur = redis.call('HGET', P .. 'tok', customer)
+  if not cur or cur == '' then
+    return false
+  end
+  if reason == 'no-token' then
+    return true
+  end
+  local bad = redis.call('HGET', P .. 'tokbad', customer)
+  return not bad or string.sub(redis.sha1hex(cur), 1, 16) ~= bad
+end
+
 local results = {}
 local i = 4
 for n = 1, nops do
@@ -106,6 +125,13 @@ for n = 1, nops do
     elseif typ == 'park' then
       park_or_hold(key, customer, now + num)
       count('parked')
+    elseif typ == 'hold' and num == 1 and token_replaced(customer, reason) then
+      -- A hold for the customer's token that a `hookq token set` overtook
+      -- (between the API's answer and this hold): run the key again with
+      -- the new token, at the front, no attempt counted.
+      if schedule(key, customer, true, meta[4]) == 'ready' then
+        woke = true
+      end
     elseif typ == 'hold' then
       if err ~= '' then
         redis.call('HSET', m, 'err', err)
