@@ -234,13 +234,25 @@ read_pid(const char *path)
     return (pid_t)v;
 }
 
-/* 1 when `pid` is a running redis-server. */
+/*
+ * 1 when `pid` is a running redis-server working in `dir` (redis chdirs to
+ * its `dir`), so that a stale pid file whose pid now belongs to another
+ * redis-server never gets that one stopped.
+ */
 static int
-is_redis_server(pid_t pid)
+is_redis_server(pid_t pid, const char *dir)
 {
-    char path[64], cmd[256];
+    char path[64], cmd[256], cwd[4096], real[4096];
     ssize_t n;
     int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/cwd", (int)pid);
+    n = readlink(path, cwd, sizeof(cwd) - 1);
+    if (n <= 0 || realpath(dir, real) == NULL)
+        return 0;
+    cwd[n] = '\0';
+    if (strcmp(cwd, real) != 0)
+        return 0;
 
     snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
     fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -291,14 +303,14 @@ stop_stale(const char *dir)
 
     snprintf(path, sizeof(path), "%s/%s", dir, HQ_EMBEDDED_PIDFILE);
     pid = read_pid(path);
-    if (pid == 0 || kill(pid, 0) != 0 || !is_redis_server(pid))
+    if (pid == 0 || kill(pid, 0) != 0 || !is_redis_server(pid, dir))
         return;
     hq_log(HQ_LOG_WARN, "stopping the redis-server (pid %d) left running in '%s'",
            (int)pid, dir);
     kill(pid, SIGTERM);
-    for (int i = 0; i < 1000 && kill(pid, 0) == 0 && is_redis_server(pid); i++)
+    for (int i = 0; i < 1000 && kill(pid, 0) == 0 && is_redis_server(pid, dir); i++)
         sleep_ms(10);
-    if (kill(pid, 0) == 0 && is_redis_server(pid)) {
+    if (kill(pid, 0) == 0 && is_redis_server(pid, dir)) {
         kill(pid, SIGKILL);
         sleep_ms(100);
     }

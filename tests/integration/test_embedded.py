@@ -18,7 +18,7 @@ import urllib.request
 
 import redis as redispy
 
-from harness import HOOKQ, Suite, free_port, processes, wait_until
+from harness import HOOKQ, REDIS_SERVER, RedisServer, Suite, free_port, processes, wait_until
 
 suite = Suite("embedded")
 
@@ -174,6 +174,34 @@ def run_stops_with_status_1_when_its_redis_dies():
         p = d.start(start)
         p.signal(signal.SIGTERM)
         assert p.wait(30) == 0
+
+
+@suite.test
+def a_leftover_redis_in_data_dir_is_stopped_and_another_is_left_alone():
+    d = Dir()
+    with RedisServer() as other, processes() as start:
+        os.makedirs(d.data, mode=0o700)
+        # A redis-server left running in data_dir (as by a hookq killed
+        # before PR_SET_PDEATHSIG could act), with its pid file.
+        left = start([REDIS_SERVER, "--port", "0", "--unixsocket", d.sock,
+                      "--dir", d.data, "--pidfile", os.path.join(d.data, "redis.pid"),
+                      "--appendonly", "yes", "--save", "", "--daemonize", "no",
+                      "--logfile", os.path.join(d.data, "left.log")])
+        wait_until(lambda: os.path.exists(os.path.join(d.data, "redis.pid")), 10,
+                   what="leftover redis pid file")
+        p = d.start(start)
+        wait_until(lambda: not left.alive(), 10, what="leftover redis stopped")
+        assert "stopping the redis-server (pid %d) left running" % left.pid in open(d.errlog).read()
+        p.signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+        # A stale pid file that names a redis-server working elsewhere.
+        with open(os.path.join(d.data, "redis.pid"), "w") as f:
+            f.write("%d\n" % other.proc.pid)
+        p = d.start(start)
+        assert other.client().ping()
+        p.signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+        assert other.proc.alive()
 
 
 @suite.test
