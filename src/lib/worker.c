@@ -107,6 +107,7 @@ struct hq_job {
     int attempt;                /* 1 on the first run */
     int lost;                   /* a renewal was answered stale */
     int renew_queued;           /* renew op is queued or in flight */
+    int malformed;              /* its record could not be read */
     int64_t seq;
     int64_t received_at_ms;
     uint64_t claimed_ns;        /* monotonic, when the claim was answered */
@@ -472,7 +473,8 @@ put(char **pos, const char *s, size_t len)
 {
     char *d = *pos;
 
-    memcpy(d, s, len);
+    if (len)
+        memcpy(d, s, len);
     d[len] = '\0';
     *pos += len + 1;
     return d;
@@ -493,13 +495,20 @@ job_from_claim(struct lane *ln, redisReply **e)
     char *pos;
     size_t size;
 
+    int malformed;
+
     if (key->type != REDIS_REPLY_STRING || cust->type != REDIS_REPLY_STRING ||
-        rec->type != REDIS_REPLY_STRING || reply_int(e[2], &tok) ||
-        reply_int(e[3], &attempt) || cust->len + 1 >= key->len ||
+        reply_int(e[2], &tok) || reply_int(e[3], &attempt) ||
+        cust->len + 1 >= key->len ||
         memcmp(key->str, cust->str, cust->len) != 0 ||
-        key->str[cust->len] != ':' ||
-        hq__record_parse(rec->str, rec->len, &r) != HQ_OK)
+        key->str[cust->len] != ':')
         return NULL;
+    /* A record we cannot read still has a key and a lease: the caller
+     * dead-letters it, so that the key goes on. */
+    malformed = rec->type != REDIS_REPLY_STRING ||
+                hq__record_parse(rec->str, rec->len, &r) != HQ_OK;
+    if (malformed)
+        memset(&r, 0, sizeof(r));
 
     size = sizeof(*j) + key->len + 1 + cust->len + 1 + r.id_len + 1 +
            r.webhook_id_len + 1 + r.body_len + 1;
@@ -509,6 +518,7 @@ job_from_claim(struct lane *ln, redisReply **e)
     j->loop = ln->loop;
     j->lane = ln;
     j->attempt = attempt < 1 ? 1 : attempt > 1000000 ? 1000000 : (int)attempt;
+    j->malformed = malformed;
     j->seq = r.seq;
     j->received_at_ms = r.received_at_ms;
     snprintf(j->token, sizeof(j->token), "%" PRId64, tok);
@@ -750,7 +760,7 @@ lane_claimed(struct lane *ln, redisReply **e)
 
     if (j == NULL) {
         wlog(w, HQ_LOG_ERROR,
-             "cannot read the job claimed for '%.*s'; its lease will expire",
+             "cannot read a key claimed ('%.*s'); its lease will expire",
              e[0]->type == REDIS_REPLY_STRING ? (int)e[0]->len : 0,
              e[0]->type == REDIS_REPLY_STRING ? e[0]->str : "");
         STAT_ADD(w, redis_errors, 1);
@@ -763,6 +773,12 @@ lane_claimed(struct lane *ln, redisReply **e)
         hq_job_set_policy(j, w->opts.policy(j, w->opts.policy_arg));
     if (l->draining) {
         job_finish(j, OP_RELEASE, 0, NULL, NULL);
+        return;
+    }
+    if (j->malformed) {
+        wlog(w, HQ_LOG_ERROR, "cannot read the head job of '%s': dead-lettered",
+             j->key);
+        job_finish(j, OP_DEAD, j->attempt, NULL, "malformed job record");
         return;
     }
     if (j->attempt > w->opts.max_attempts) {

@@ -218,6 +218,27 @@ def a_job_whose_attempts_were_spent_by_crashes_gets_its_policy_without_running()
 
 
 @suite.test
+def a_job_record_the_worker_cannot_read_is_dead_lettered_and_the_key_goes_on():
+    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "rec")
+        r = srv.client()
+        push(srv.url, "k:e*2")
+        r.lset(P + "q:k:e", 0, b"garbage")
+        w = Worker(start, srv.url, out)
+        wait_done(out, 1, 10)
+        assert w.stop() == 0
+        rec = records(out)
+        assert [(a.seq, a.outcome) for a in rec.acks] == [(0, "dead"), (2, "done")], rec.acks
+        assert [s.seq for s in rec.starts] == [2]
+        ids = [x.decode() for x in r.lrange(P + "dlq", 0, -1)]
+        assert len(ids) == 1
+        dl = r.hgetall(P + "dl:" + ids[0])
+        assert dl[b"record"] == b"garbage" and dl[b"error"] == b"malformed job record"
+        assert dl[b"key"] == b"k:e"
+        assert key_state(r, "k:e") == "idle"
+
+
+@suite.test
 def an_idle_worker_does_not_poll_and_wakes_at_once_on_a_push():
     with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "rec")

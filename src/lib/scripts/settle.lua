@@ -95,8 +95,12 @@ for n = 1, nops do
       local q = P .. 'q:' .. key
       local rec = redis.call('LPOP', q)
       count('jobs')
-      if typ == 'dead' then
+      if typ == 'dead' and rec then
         local id = string.match(rec, '^([^\n]*)')
+        if not string.match(id, '^%d+%-%d+$') then
+          -- A record the worker could not read: give the letter an id.
+          id = SHARD .. '-' .. redis.call('INCR', P .. 'ids')
+        end
         redis.call('HSET', P .. 'dl:' .. id, 'key', key, 'customer', customer,
                    'record', rec, 'error', err, 'attempts', num, 'at', now)
         redis.call('RPUSH', P .. 'dlq', id)
