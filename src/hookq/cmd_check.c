@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "admin_http.h"
 #include "commands.h"
 
 #include "banned_int.h"
@@ -31,6 +32,16 @@ hq_cmd_check(struct hq_cli *cli, int argc, char **argv)
             fprintf(stderr, "hookq check: %d error%s\n", nerr,
                     nerr == 1 ? "" : "s");
         return rc == HQ_ENOMEM ? 1 : 2;
+    }
+    if (cfg->admin.listen != NULL && cfg->admin.token == NULL) {
+        char host[256];
+        int port;
+        if (hq_split_listen(cfg->admin.listen, host, sizeof(host), &port) == 0 &&
+            strncmp(host, "127.", 4) != 0 && strcmp(host, "::1") != 0 &&
+            strcmp(host, "localhost") != 0)
+            fprintf(stderr, "warning: [admin] listen %s is not a loopback "
+                    "address and [admin] token is unset: anyone who reaches "
+                    "it can use the admin API\n", cfg->admin.listen);
     }
     if (cfg->nevents == 0)
         fprintf(stderr, "warning: no [event CODE] section: every webhook "

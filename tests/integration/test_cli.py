@@ -169,6 +169,17 @@ def default_config_is_hookq_ini_in_the_working_directory():
 
 
 @suite.test
+def check_warns_about_an_open_admin_listener_without_token():
+    d = tempfile.mkdtemp(prefix="hq-cli-")
+    path = write(d, "open.ini", "[admin]\nlisten = 0.0.0.0:8081\n[event x]\ndeliver = log\n")
+    r = hookq("check", "-c", path)
+    assert r.returncode == 0 and r.stdout == "ok: 1 event\n", r
+    assert "warning: [admin] listen 0.0.0.0:8081 is not a loopback address" in r.stderr, r
+    r = hookq("check", "-c", path, env={"HOOKQ_ADMIN_TOKEN": "x"})
+    assert r.returncode == 0 and r.stderr == "", r
+
+
+@suite.test
 def env_overrides_are_checked_and_name_the_variable():
     d = tempfile.mkdtemp(prefix="hq-cli-")
     path = write(d, "ok.ini", "[event x]\ndeliver = log\n")
