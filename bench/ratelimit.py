@@ -92,6 +92,14 @@ def pairs():
         # Aggregate: calls after each pair's first burst, over the span.
         agg = (len(all_t) - R * len(by_pair)) / ((all_t[-1] - all_t[0]) / 1000.0)
         per_pair = sorted(rate_of(ts) for ts in by_pair.values())
+        # Steady state: the time between a call and the R-th next one of
+        # the same pair (one window's budget), over every pair.
+        gaps = []
+        for ts in by_pair.values():
+            ts = sorted(ts)
+            gaps += [ts[i + R] - ts[i] for i in range(len(ts) - R)]
+        gaps.sort()
+        mean_gap = sum(gaps) / len(gaps)
         st = q.stats()
         decisions = st.get("api_calls", 0) + st.get("api_waits", 0)
         n429 = sum(1 for c in calls if c["status"] == 429)
@@ -102,15 +110,21 @@ def pairs():
             "calls_per_s": round(agg, 1), "theoretical_per_s": theo,
             "ratio": round(agg / theo, 3),
             "pair_rate_min": round(per_pair[0], 3), "pair_rate_median": round(per_pair[len(per_pair) // 2], 3),
+            "window_gap_ms_p50": round(gaps[len(gaps) // 2], 1),
+            "window_gap_ms_p99": round(gaps[99 * len(gaps) // 100], 1),
+            "steady_pair_rate": round(R * 1000.0 / mean_gap, 3),
             "max_calls_any_pair_any_window": worst,
             "worker_cpu_s": round(cpu, 2), "worker_cpu_pct_of_core": round(100 * cpu / wall, 1),
             "worker_cpu_us_per_call": round(1e6 * cpu / max(len(calls), 1), 1),
             "limiter_decisions_per_call": round(decisions / max(st.get("api_calls", 1), 1), 2),
         }))
-        print("pairs: %d tokens x 2 endpoints, %d jobs: %.1f calls/s of %.0f theoretical (%.1f%%), "
-              "max %d calls per pair in any %d ms, %d x 429, worker CPU %.0f%% of a core "
-              "(%.0f us/call), %.2f limiter decisions per call"
-              % (TOKENS, total, agg, theo, 100 * agg / theo, worst, W, n429,
+        print("pairs: %d tokens x 2 endpoints, %d jobs: %.1f calls/s of %.0f theoretical (%.1f%%) "
+              "over the run; steady state %.3f calls/s per pair (%.1f%% of %d/s; R calls every "
+              "%.1f ms at p50, %.1f at p99), max %d calls per pair in any %d ms, %d x 429, "
+              "worker CPU %.0f%% of a core (%.0f us/call), %.2f limiter decisions per call"
+              % (TOKENS, total, agg, theo, 100 * agg / theo, R * 1000.0 / mean_gap,
+                 100 * R * 1000.0 / mean_gap / (R * 1000.0 / W), R, gaps[len(gaps) // 2],
+                 gaps[99 * len(gaps) // 100], worst, W, n429,
                  100 * cpu / wall, 1e6 * cpu / max(len(calls), 1),
                  decisions / max(st.get("api_calls", 1), 1)))
 
