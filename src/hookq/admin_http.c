@@ -38,10 +38,10 @@ struct route {
 
 struct hq_admin {
     const struct hq_config *cfg;
-    char *url;                  /* store URL, owned */
+    char *url; /* store URL, owned */
     struct hq__store_addr addr;
     int addr_ok;
-    redisContext *redis;        /* /healthz connection; NULL until needed */
+    redisContext *redis; /* /healthz connection; NULL until needed */
 
     struct event_base *base;
     struct evhttp *http;
@@ -151,8 +151,10 @@ redis_ping(struct hq_admin *a, char *why, size_t size)
     ok = r != NULL && r->type == REDIS_REPLY_STATUS &&
          strcmp(r->str, "PONG") == 0;
     if (!ok)
-        snprintf(why, size, "%s", r == NULL ? a->redis->errstr :
-                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        snprintf(why, size, "%s",
+                 r == NULL                      ? a->redis->errstr
+                 : r->type == REDIS_REPLY_ERROR ? r->str
+                                                : "unexpected reply");
     if (r != NULL)
         freeReplyObject(r);
     if (!ok) {
@@ -250,8 +252,8 @@ hq_admin_new(const struct hq_config *cfg, const struct hq_store_options *store,
         snprintf(err, errsize, "out of memory");
         goto fail;
     }
-    a->addr_ok = hq__store_parse_url(a->url, PING_TIMEOUT_MS, &a->addr, &e) ==
-                 HQ_OK;
+    a->addr_ok =
+        hq__store_parse_url(a->url, PING_TIMEOUT_MS, &a->addr, &e) == HQ_OK;
     if (hq_split_listen(cfg->admin.listen, host, sizeof(host), &port) != 0) {
         snprintf(err, errsize, "[admin] listen '%s': invalid address",
                  cfg->admin.listen);

@@ -36,16 +36,19 @@ hq_cmd_check(struct hq_cli *cli, int argc, char **argv)
     if (cfg->admin.listen != NULL && cfg->admin.token == NULL) {
         char host[256];
         int port;
-        if (hq_split_listen(cfg->admin.listen, host, sizeof(host), &port) == 0 &&
+        if (hq_split_listen(cfg->admin.listen, host, sizeof(host), &port) ==
+                0 &&
             strncmp(host, "127.", 4) != 0 && strcmp(host, "::1") != 0 &&
             strcmp(host, "localhost") != 0)
-            fprintf(stderr, "warning: [admin] listen %s is not a loopback "
+            fprintf(stderr,
+                    "warning: [admin] listen %s is not a loopback "
                     "address and [admin] token is unset: anyone who reaches "
-                    "it can use the admin API\n", cfg->admin.listen);
+                    "it can use the admin API\n",
+                    cfg->admin.listen);
     }
     if (cfg->nevents == 0)
         fprintf(stderr, "warning: no [event CODE] section: every webhook "
-                "will be answered 422 unknown_code\n");
+                        "will be answered 422 unknown_code\n");
     printf("ok: %zu event%s\n", cfg->nevents, cfg->nevents == 1 ? "" : "s");
     hq__config_free(cfg);
     return 0;

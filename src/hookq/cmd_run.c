@@ -92,9 +92,12 @@ shutdown_all(struct daemon *d)
         pid_t pid = hq_embedded_redis_pid(d->redis);
         if (pid <= 0)
             hq_embedded_redis_stop(d->redis, 0); /* exited already */
-        else if (hq_embedded_redis_stop(d->redis, EMBEDDED_STOP_TIMEOUT_MS) != 0)
-            hq_log(HQ_LOG_WARN, "embedded redis-server (pid %d) did not stop in "
-                   "time and was killed", (int)pid);
+        else if (hq_embedded_redis_stop(d->redis, EMBEDDED_STOP_TIMEOUT_MS) !=
+                 0)
+            hq_log(HQ_LOG_WARN,
+                   "embedded redis-server (pid %d) did not stop in "
+                   "time and was killed",
+                   (int)pid);
         else
             hq_log_kv(HQ_LOG_INFO, "embedded redis stopped", NULL);
         d->redis = NULL;
@@ -104,8 +107,10 @@ shutdown_all(struct daemon *d)
 static int
 usage_error(const char *name, const char *arg)
 {
-    fprintf(stderr, "hookq %s: unexpected argument '%s' (usage: hookq %s "
-            "[-c FILE])\n", name, arg, name);
+    fprintf(stderr,
+            "hookq %s: unexpected argument '%s' (usage: hookq %s "
+            "[-c FILE])\n",
+            name, arg, name);
     return 2;
 }
 
@@ -141,9 +146,11 @@ start_store(struct daemon *d, int flags)
     if (hq_cli_store_options(d->cli, &d->store) != 0)
         return -1;
     if (hq_embedded_redis_ping(d->store.url + strlen("unix://"), 2000) != 1) {
-        hq_log(HQ_LOG_ERROR, "no [redis] url is set and no embedded redis answers "
+        hq_log(HQ_LOG_ERROR,
+               "no [redis] url is set and no embedded redis answers "
                "on '%s': start `hookq run` with this data_dir first, or set "
-               "[redis] url", d->store.url + strlen("unix://"));
+               "[redis] url",
+               d->store.url + strlen("unix://"));
         return -1;
     }
     hq_log_kv(HQ_LOG_INFO, "using the embedded redis of hookq run", "url",
@@ -245,8 +252,8 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
                                 &port) == 0)
                 snprintf(intake_url, sizeof(intake_url), "http://%s%s%s:%d%s",
                          strchr(host, ':') ? "[" : "", host,
-                         strchr(host, ':') ? "]" : "",
-                         hq_intake_port(d.intake), cfg->intake.path);
+                         strchr(host, ':') ? "]" : "", hq_intake_port(d.intake),
+                         cfg->intake.path);
         }
         if (d.admin != NULL)
             snprintf(admin_url, sizeof(admin_url), "http://%s/healthz",
@@ -264,14 +271,16 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
         if (sig == SIGINT || sig == SIGTERM)
             break;
         if (d.redis != NULL && !hq_embedded_redis_alive(d.redis)) {
-            hq_log(HQ_LOG_ERROR, "the embedded redis-server exited (see %s/%s); "
-                   "stopping", cfg->redis.data_dir, HQ_EMBEDDED_LOG);
+            hq_log(HQ_LOG_ERROR,
+                   "the embedded redis-server exited (see %s/%s); "
+                   "stopping",
+                   cfg->redis.data_dir, HQ_EMBEDDED_LOG);
             shutdown_all(&d);
             return 1;
         }
     }
-    hq_log_kv(HQ_LOG_INFO, "draining", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM",
-              NULL);
+    hq_log_kv(HQ_LOG_INFO, "draining", "signal",
+              sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
     {
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));

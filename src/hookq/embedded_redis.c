@@ -106,9 +106,10 @@ hq_cli_store_options(struct hq_cli *cli, struct hq_store_options *opts)
         opts->url = cli->cfg->redis.url;
         return 0;
     }
-    if (hq_embedded_redis_url_of(cli->cfg->redis.data_dir, url,
-                                 sizeof(url)) != 0) {
-        fprintf(stderr, "hookq: [redis] data_dir '%s': path too long for a "
+    if (hq_embedded_redis_url_of(cli->cfg->redis.data_dir, url, sizeof(url)) !=
+        0) {
+        fprintf(stderr,
+                "hookq: [redis] data_dir '%s': path too long for a "
                 "unix socket; use a shorter data_dir\n",
                 cli->cfg->redis.data_dir);
         return -1;
@@ -197,8 +198,9 @@ find_redis_server(char *buf, size_t size)
     while (path != NULL && *path) {
         const char *colon = strchr(path, ':');
         size_t n = colon ? (size_t)(colon - path) : strlen(path);
-        if (n > 0 && (size_t)snprintf(buf, size, "%.*s/redis-server", (int)n,
-                                      path) < size &&
+        if (n > 0 &&
+            (size_t)snprintf(buf, size, "%.*s/redis-server", (int)n, path) <
+                size &&
             access(buf, X_OK) == 0)
             return buf;
         path = colon ? colon + 1 : NULL;
@@ -305,10 +307,12 @@ stop_stale(const char *dir)
     pid = read_pid(path);
     if (pid == 0 || kill(pid, 0) != 0 || !is_redis_server(pid, dir))
         return;
-    hq_log(HQ_LOG_WARN, "stopping the redis-server (pid %d) left running in '%s'",
-           (int)pid, dir);
+    hq_log(HQ_LOG_WARN,
+           "stopping the redis-server (pid %d) left running in '%s'", (int)pid,
+           dir);
     kill(pid, SIGTERM);
-    for (int i = 0; i < 1000 && kill(pid, 0) == 0 && is_redis_server(pid, dir); i++)
+    for (int i = 0; i < 1000 && kill(pid, 0) == 0 && is_redis_server(pid, dir);
+         i++)
         sleep_ms(10);
     if (kill(pid, 0) == 0 && is_redis_server(pid, dir)) {
         kill(pid, SIGKILL);
@@ -331,9 +335,11 @@ take_lock(struct hq_embedded_redis *r, char *err, size_t errsize)
     if (flock(r->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         pid_t other = read_pid(path);
         if (errno == EWOULDBLOCK)
-            snprintf(err, errsize, "data_dir '%s' is in use by another hookq "
+            snprintf(err, errsize,
+                     "data_dir '%s' is in use by another hookq "
                      "(pid %d): stop it first, or set another [redis] "
-                     "data_dir", r->dir, (int)other);
+                     "data_dir",
+                     r->dir, (int)other);
         else
             snprintf(err, errsize, "cannot lock '%s': %s", path,
                      strerror(errno));
@@ -342,7 +348,8 @@ take_lock(struct hq_embedded_redis *r, char *err, size_t errsize)
         return -1;
     }
     n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-    if (ftruncate(r->lock_fd, 0) != 0 || pwrite(r->lock_fd, buf, (size_t)n, 0) != n) {
+    if (ftruncate(r->lock_fd, 0) != 0 ||
+        pwrite(r->lock_fd, buf, (size_t)n, 0) != n) {
         /* The pid is only for messages; the lock is what counts. */
     }
     return 0;
@@ -380,18 +387,10 @@ spawn(const char *server, const char *dir, const char *sock)
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
     }
-    execl(server, server,
-          "--port", "0",
-          "--unixsocket", sock,
-          "--unixsocketperm", "700",
-          "--dir", dir,
-          "--appendonly", "yes",
-          "--appendfsync", "everysec",
-          "--save", "",
-          "--pidfile", pidfile,
-          "--logfile", logfile,
-          "--daemonize", "no",
-          (char *)NULL);
+    execl(server, server, "--port", "0", "--unixsocket", sock,
+          "--unixsocketperm", "700", "--dir", dir, "--appendonly", "yes",
+          "--appendfsync", "everysec", "--save", "", "--pidfile", pidfile,
+          "--logfile", logfile, "--daemonize", "no", (char *)NULL);
     _exit(127);
 }
 
@@ -416,14 +415,17 @@ hq_embedded_redis_start(const char *data_dir, int timeout_ms,
     r->pid = -1;
     if (hq_embedded_redis_dir(data_dir, r->dir, sizeof(r->dir)) != 0 ||
         hq_embedded_redis_url_of(data_dir, r->url, sizeof(r->url)) != 0) {
-        snprintf(err, errsize, "data_dir '%s': path too long for a unix socket "
-                 "(at most ~90 characters)", data_dir);
+        snprintf(err, errsize,
+                 "data_dir '%s': path too long for a unix socket "
+                 "(at most ~90 characters)",
+                 data_dir);
         goto fail;
     }
     snprintf(sock, sizeof(sock), "%s/%s", r->dir, HQ_EMBEDDED_SOCKET);
     server = find_redis_server(serverbuf, sizeof(serverbuf));
     if (server == NULL) {
-        snprintf(err, errsize, "cannot find redis-server (in $REDIS_SERVER, "
+        snprintf(err, errsize,
+                 "cannot find redis-server (in $REDIS_SERVER, "
                  "PATH, /usr/bin or /usr/sbin): install it (make deps), or "
                  "set [redis] url");
         goto fail;
@@ -457,16 +459,21 @@ hq_embedded_redis_start(const char *data_dir, int timeout_ms,
             if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
                 snprintf(err, errsize, "cannot run '%s'", server);
             else
-                snprintf(err, errsize, "redis-server exited at start (status "
-                         "%d)%s", WIFEXITED(status) ? WEXITSTATUS(status) :
-                         128 + WTERMSIG(status), tail);
+                snprintf(err, errsize,
+                         "redis-server exited at start (status "
+                         "%d)%s",
+                         WIFEXITED(status) ? WEXITSTATUS(status)
+                                           : 128 + WTERMSIG(status),
+                         tail);
             r->pid = -1;
             goto fail;
         }
         /* -LOADING: a big AOF is being read; that is progress. */
         if (ping != 0 && now_ms() > deadline) {
-            snprintf(err, errsize, "redis-server (pid %d) did not answer PING "
-                     "on '%s' within %d ms", (int)r->pid, sock, timeout_ms);
+            snprintf(err, errsize,
+                     "redis-server (pid %d) did not answer PING "
+                     "on '%s' within %d ms",
+                     (int)r->pid, sock, timeout_ms);
             goto fail;
         }
         sleep_ms(10);

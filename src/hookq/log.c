@@ -42,10 +42,14 @@ const char *
 hq_log_level_name(int level)
 {
     switch (level) {
-    case 0: return "error";
-    case 1: return "warn";
-    case 2: return "info";
-    default: return "debug";
+    case 0:
+        return "error";
+    case 1:
+        return "warn";
+    case 2:
+        return "info";
+    default:
+        return "debug";
     }
 }
 

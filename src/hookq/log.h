@@ -25,7 +25,8 @@ int hq_log_format(void);
 int hq_log_enabled(int level);
 
 /* One line: a printf-style message. */
-void hq_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void hq_log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /*
  * One line with fields: `msg`, then NULL-terminated pairs of key and value

@@ -48,11 +48,10 @@ static const struct command commands[] = {
 static void
 usage(FILE *out)
 {
-    fprintf(out,
-            "usage: hookq COMMAND [-c FILE] [ARGS]\n"
-            "       hookq --help | --version\n"
-            "\n"
-            "commands:\n");
+    fprintf(out, "usage: hookq COMMAND [-c FILE] [ARGS]\n"
+                 "       hookq --help | --version\n"
+                 "\n"
+                 "commands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         const char *h = commands[i].help;
         size_t hl = strcspn(h, "\n;");

@@ -73,7 +73,8 @@ duration_why(const char *s, int64_t *out, char *why, size_t whysize)
     if (rc != 0) {
         snprintf(why, whysize,
                  "invalid duration '%s': expected a whole number and a unit "
-                 "(ms, s, m, h or d), e.g. 250ms or 30s", s);
+                 "(ms, s, m, h or d), e.g. 250ms or 30s",
+                 s);
         return HQ_EINVAL;
     }
     if (*end == '\0') {
@@ -109,7 +110,9 @@ size_why(const char *s, size_t *out, char *why, size_t whysize)
         const char *unit;
         uint64_t mul;
     } units[] = {
-        {"B", 1}, {"KiB", 1024}, {"MiB", 1024 * 1024},
+        {"B", 1},
+        {"KiB", 1024},
+        {"MiB", 1024 * 1024},
         {"GiB", 1024ull * 1024 * 1024},
     };
     const char *end;
@@ -123,7 +126,8 @@ size_why(const char *s, size_t *out, char *why, size_t whysize)
     if (rc != 0) {
         snprintf(why, whysize,
                  "invalid size '%s': expected a whole number and a unit "
-                 "(B, KiB, MiB or GiB), e.g. 1MiB", s);
+                 "(B, KiB, MiB or GiB), e.g. 1MiB",
+                 s);
         return HQ_EINVAL;
     }
     if (*end == '\0') {
@@ -132,8 +136,8 @@ size_why(const char *s, size_t *out, char *why, size_t whysize)
             return HQ_OK;
         }
         snprintf(why, whysize,
-                 "size '%s' has no unit: write %sB, %sKiB, %sMiB or %sGiB",
-                 s, s, s, s, s);
+                 "size '%s' has no unit: write %sB, %sKiB, %sMiB or %sGiB", s,
+                 s, s, s, s);
         return HQ_EINVAL;
     }
     for (size_t i = 0; i < HQ_ARRAY_SIZE(units); i++) {
@@ -147,8 +151,8 @@ size_why(const char *s, size_t *out, char *why, size_t whysize)
         }
     }
     snprintf(why, whysize,
-             "invalid size '%s': unknown unit '%s' (use B, KiB, MiB or GiB)",
-             s, end);
+             "invalid size '%s': unknown unit '%s' (use B, KiB, MiB or GiB)", s,
+             end);
     return HQ_EINVAL;
 }
 
@@ -195,7 +199,8 @@ rate_why(const char *s, int *calls, int64_t *window, char *why, size_t whysize)
         n > 1000000 || end[1] == '\0') {
         snprintf(why, whysize,
                  "invalid rate '%s': expected CALLS/WINDOW with CALLS from 1 "
-                 "to 1000000, e.g. 2/1s or 100/1m", s);
+                 "to 1000000, e.g. 2/1s or 100/1m",
+                 s);
         return HQ_EINVAL;
     }
     /* "2/s" reads as "2/1s". */
@@ -270,7 +275,8 @@ check_listen(const char *v, char *why, size_t n)
 bad:
     snprintf(why, n,
              "invalid address '%s': expected HOST:PORT, e.g. 127.0.0.1:8080 "
-             "or [::1]:8080", v);
+             "or [::1]:8080",
+             v);
     return -1;
 }
 
@@ -283,7 +289,8 @@ check_redis_url(const char *v, char *why, size_t n)
         return 0;
     snprintf(why, n,
              "invalid url '%s': expected redis://[:password@]host[:port][/db] "
-             "or unix:///path", v);
+             "or unix:///path",
+             v);
     return -1;
 }
 
@@ -298,8 +305,7 @@ check_http_url(const char *v, char *why, size_t n)
         return 0;
     }
 bad:
-    snprintf(why, n, "invalid url '%s': expected http://host[:port][/path]",
-             v);
+    snprintf(why, n, "invalid url '%s': expected http://host[:port][/path]", v);
     return -1;
 }
 
@@ -317,7 +323,8 @@ check_namespace(const char *v, char *why, size_t n)
             *p != '.') {
             snprintf(why, n,
                      "invalid namespace '%s': use letters, digits, '_', '-' "
-                     "and '.'", v);
+                     "and '.'",
+                     v);
             return -1;
         }
     }
@@ -367,7 +374,8 @@ check_customer(const char *v, char *why, size_t n)
 bad:
     snprintf(why, n,
              "invalid customer '%s': expected a JSON pointer such as "
-             "/data/customer_id, or header:NAME", v);
+             "/data/customer_id, or header:NAME",
+             v);
     return -1;
 }
 
@@ -398,21 +406,21 @@ bad:
 /* The table of keys.                                                       */
 
 enum kind {
-    K_STR,      /* string, with an optional check */
-    K_OPTSTR,   /* string; empty = unset (NULL) */
-    K_LISTEN,   /* HOST:PORT */
+    K_STR,        /* string, with an optional check */
+    K_OPTSTR,     /* string; empty = unset (NULL) */
+    K_LISTEN,     /* HOST:PORT */
     K_LISTEN_OFF, /* HOST:PORT or off (NULL) */
-    K_UINT,     /* unsigned, min..max */
-    K_INT,      /* int, min..max */
-    K_I64,      /* int64_t, min..max */
-    K_DURATION, /* int64_t ms, min..max */
-    K_SIZE,     /* size_t bytes, min..max */
-    K_RANGE,    /* two int64_t ms: off, off2 */
-    K_RATE,     /* int calls at off, int64_t ms at off2 */
-    K_POLICY,   /* deadletter | hold */
-    K_ENDPOINT, /* route | url */
-    K_LOGFMT,   /* text | json */
-    K_LOGLEVEL, /* error | warn | info | debug */
+    K_UINT,       /* unsigned, min..max */
+    K_INT,        /* int, min..max */
+    K_I64,        /* int64_t, min..max */
+    K_DURATION,   /* int64_t ms, min..max */
+    K_SIZE,       /* size_t bytes, min..max */
+    K_RANGE,      /* two int64_t ms: off, off2 */
+    K_RATE,       /* int calls at off, int64_t ms at off2 */
+    K_POLICY,     /* deadletter | hold */
+    K_ENDPOINT,   /* route | url */
+    K_LOGFMT,     /* text | json */
+    K_LOGLEVEL,   /* error | warn | info | debug */
 };
 
 struct keydef {
@@ -440,15 +448,16 @@ static const struct keydef keys[] = {
     {"intake", "listen", K_LISTEN, F(intake.listen), 0, 0, 0, NULL},
     {"intake", "path", K_STR, F(intake.path), 0, 0, 0, check_path},
     {"intake", "customer", K_STR, F(intake.customer), 0, 0, 0, check_customer},
-    {"intake", "max_body", K_SIZE, F(intake.max_body), 0, 1, 1024LL << 20, NULL},
+    {"intake", "max_body", K_SIZE, F(intake.max_body), 0, 1, 1024LL << 20,
+     NULL},
     {"intake", "max_header", K_SIZE, F(intake.max_header), 0, 1024, 1LL << 20,
      NULL},
     {"intake", "header_timeout", K_DURATION, F(intake.header_timeout_ms), 0, 1,
      INT64_MAX, NULL},
     {"intake", "idle_timeout", K_DURATION, F(intake.idle_timeout_ms), 0, 1,
      INT64_MAX, NULL},
-    {"intake", "max_key_depth", K_I64, F(intake.max_key_depth), 0, 0,
-     INT64_MAX, NULL},
+    {"intake", "max_key_depth", K_I64, F(intake.max_key_depth), 0, 0, INT64_MAX,
+     NULL},
     {"intake", "secret", K_OPTSTR, F(intake.secret), 0, 0, 0, check_secret},
     {"intake", "dedup_ttl", K_DURATION, F(intake.dedup_ttl_ms), 0, 1000,
      INT64_MAX, NULL},
@@ -490,17 +499,17 @@ static const char *const sections[] = {"redis", "intake", "admin", "worker",
 
 struct loader {
     struct hq_config *cfg;
-    const char *file;     /* shown in messages */
+    const char *file; /* shown in messages */
     FILE *fp;
-    int lineno;           /* of the line inih is handling */
-    char *line;           /* getline buffer */
+    int lineno; /* of the line inih is handling */
+    char *line; /* getline buffer */
     size_t linecap;
 
     /* The current section, as our reader saw it. */
-    int skip;             /* the section header was bad: skip its keys */
+    int skip;                /* the section header was bad: skip its keys */
     struct hq_event_cfg *ev; /* the [event CODE] being read, or NULL */
     int set_at[HQ_ARRAY_SIZE(keys)]; /* line a key was set on; 0 = not */
-    int *ev_deliver_at;   /* per event: line of deliver/on_failure */
+    int *ev_deliver_at;              /* per event: line of deliver/on_failure */
     int *ev_policy_at;
 
     char *err;
@@ -510,8 +519,7 @@ struct loader {
     int nomem;
 };
 
-static void
-add_error(struct loader *L, const char *fmt, ...)
+static void add_error(struct loader *L, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static void
@@ -546,8 +554,8 @@ add_error(struct loader *L, const char *fmt, ...)
 /* Where a value came from: "FILE:LINE" or "$HOOKQ_X". */
 struct origin {
     const char *file;
-    int line;          /* 0 with env set */
-    const char *env;   /* the variable's name, or NULL */
+    int line;        /* 0 with env set */
+    const char *env; /* the variable's name, or NULL */
 };
 
 static void
@@ -594,7 +602,8 @@ edit_distance(const char *a, const char *b)
         for (size_t j = 1; j <= lb; j++) {
             size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
             size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
-            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+            cur[j] =
+                sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
         }
         memcpy(prev, cur, (lb + 1) * sizeof(size_t));
     }
@@ -695,9 +704,10 @@ apply(struct loader *L, const struct keydef *k, const char *v,
     case K_INT:
     case K_I64:
         if (parse_uint_prefix(v, &n, &end) != 0 || *end != '\0') {
-            snprintf(why, sizeof(why), "invalid number '%s': expected a whole "
-                     "number from %lld to %lld", v, (long long)k->min,
-                     (long long)k->max);
+            snprintf(why, sizeof(why),
+                     "invalid number '%s': expected a whole "
+                     "number from %lld to %lld",
+                     v, (long long)k->min, (long long)k->max);
             break;
         }
         if (n < k->min || n > k->max) {
@@ -716,8 +726,10 @@ apply(struct loader *L, const struct keydef *k, const char *v,
         if (duration_why(v, &n, why, sizeof(why)) != HQ_OK)
             break;
         if (n < k->min) {
-            snprintf(why, sizeof(why), "duration '%s' is below the minimum of "
-                     "%lldms", v, (long long)k->min);
+            snprintf(why, sizeof(why),
+                     "duration '%s' is below the minimum of "
+                     "%lldms",
+                     v, (long long)k->min);
             break;
         }
         *(int64_t *)(base + k->off) = n;
@@ -727,8 +739,10 @@ apply(struct loader *L, const struct keydef *k, const char *v,
         if (size_why(v, &sz, why, sizeof(why)) != HQ_OK)
             break;
         if ((int64_t)sz < k->min || (int64_t)sz > k->max) {
-            snprintf(why, sizeof(why), "size '%s' is out of range (%lldB to "
-                     "%lldB)", v, (long long)k->min, (long long)k->max);
+            snprintf(why, sizeof(why),
+                     "size '%s' is out of range (%lldB to "
+                     "%lldB)",
+                     v, (long long)k->min, (long long)k->max);
             break;
         }
         *(size_t *)(base + k->off) = sz;
@@ -755,8 +769,10 @@ apply(struct loader *L, const struct keydef *k, const char *v,
         static const char *const names[] = {"deadletter", "hold"};
         int e = enum_value(v, names, HQ_ARRAY_SIZE(names));
         if (e < 0) {
-            snprintf(why, sizeof(why), "invalid value '%s': expected "
-                     "deadletter or hold", v);
+            snprintf(why, sizeof(why),
+                     "invalid value '%s': expected "
+                     "deadletter or hold",
+                     v);
             break;
         }
         *(int *)(base + k->off) = e;
@@ -766,8 +782,10 @@ apply(struct loader *L, const struct keydef *k, const char *v,
         static const char *const names[] = {"route", "url"};
         int e = enum_value(v, names, HQ_ARRAY_SIZE(names));
         if (e < 0) {
-            snprintf(why, sizeof(why), "invalid value '%s': expected route or "
-                     "url", v);
+            snprintf(why, sizeof(why),
+                     "invalid value '%s': expected route or "
+                     "url",
+                     v);
             break;
         }
         *(int *)(base + k->off) = e;
@@ -777,8 +795,10 @@ apply(struct loader *L, const struct keydef *k, const char *v,
         static const char *const names[] = {"text", "json"};
         int e = enum_value(v, names, HQ_ARRAY_SIZE(names));
         if (e < 0) {
-            snprintf(why, sizeof(why), "invalid value '%s': expected text or "
-                     "json", v);
+            snprintf(why, sizeof(why),
+                     "invalid value '%s': expected text or "
+                     "json",
+                     v);
             break;
         }
         *(int *)(base + k->off) = e;
@@ -788,8 +808,10 @@ apply(struct loader *L, const struct keydef *k, const char *v,
         static const char *const names[] = {"error", "warn", "info", "debug"};
         int e = enum_value(v, names, HQ_ARRAY_SIZE(names));
         if (e < 0) {
-            snprintf(why, sizeof(why), "invalid value '%s': expected error, "
-                     "warn, info or debug", v);
+            snprintf(why, sizeof(why),
+                     "invalid value '%s': expected error, "
+                     "warn, info or debug",
+                     v);
             break;
         }
         *(int *)(base + k->off) = e;
@@ -841,15 +863,18 @@ check_fetch(const char *v, char *why, size_t n)
             if (!((len == 8 && strncmp(q + 1, "customer", 8) == 0) ||
                   (len == 4 && strncmp(q + 1, "code", 4) == 0) ||
                   (len > 5 && strncmp(q + 1, "data.", 5) == 0))) {
-                snprintf(why, n, "invalid placeholder '%.*s' in '%s': use "
-                         "{data.FIELD}, {customer} or {code}", (int)len + 2, q,
-                         v);
+                snprintf(why, n,
+                         "invalid placeholder '%.*s' in '%s': use "
+                         "{data.FIELD}, {customer} or {code}",
+                         (int)len + 2, q, v);
                 return -1;
             }
             for (const char *c = q + 1; c < close; c++) {
                 if (*c == '.' && (c[1] == '.' || c[1] == '}')) {
-                    snprintf(why, n, "invalid placeholder '%.*s' in '%s': "
-                             "empty field name", (int)len + 2, q, v);
+                    snprintf(why, n,
+                             "invalid placeholder '%.*s' in '%s': "
+                             "empty field name",
+                             (int)len + 2, q, v);
                     return -1;
                 }
             }
@@ -863,8 +888,10 @@ badbrace:
     snprintf(why, n, "unbalanced braces in '%s'", v);
     return -1;
 bad:
-    snprintf(why, n, "invalid fetch '%s': expected METHOD /path, e.g. "
-             "GET /posts/{data.post_id}", v);
+    snprintf(why, n,
+             "invalid fetch '%s': expected METHOD /path, e.g. "
+             "GET /posts/{data.post_id}",
+             v);
     return -1;
 }
 
@@ -875,8 +902,10 @@ check_deliver(const char *v, char *why, size_t n)
         return check_http_url(v, why, n);
     if (strncmp(v, "exec:", 5) == 0) {
         if (v[5] != '/') {
-            snprintf(why, n, "invalid deliver '%s': exec needs an absolute "
-                     "path, exec:/path/to/program", v);
+            snprintf(why, n,
+                     "invalid deliver '%s': exec needs an absolute "
+                     "path, exec:/path/to/program",
+                     v);
             return -1;
         }
         return 0;
@@ -885,14 +914,15 @@ check_deliver(const char *v, char *why, size_t n)
         return 0;
     if (strncmp(v, "log:", 4) == 0) {
         if (v[4] == '\0') {
-            snprintf(why, n, "invalid deliver '%s': log: needs a file name",
-                     v);
+            snprintf(why, n, "invalid deliver '%s': log: needs a file name", v);
             return -1;
         }
         return 0;
     }
-    snprintf(why, n, "invalid deliver '%s': expected http://..., exec:/path, "
-             "log or log:FILE", v);
+    snprintf(why, n,
+             "invalid deliver '%s': expected http://..., exec:/path, "
+             "log or log:FILE",
+             v);
     return -1;
 }
 
@@ -909,13 +939,17 @@ check_code(const char *code, char *why, size_t n)
     }
     for (const char *p = code; *p; p++) {
         if (*p == ':') {
-            snprintf(why, n, "event code '%s' must not contain ':' (keys are "
-                     "CUSTOMER:CODE)", code);
+            snprintf(why, n,
+                     "event code '%s' must not contain ':' (keys are "
+                     "CUSTOMER:CODE)",
+                     code);
             return -1;
         }
         if (!isgraph((unsigned char)*p)) {
-            snprintf(why, n, "event code '%s' must not contain blanks or "
-                     "control characters", code);
+            snprintf(why, n,
+                     "event code '%s' must not contain blanks or "
+                     "control characters",
+                     code);
             return -1;
         }
     }
@@ -1006,8 +1040,10 @@ event_key(struct loader *L, const char *section, const char *name,
         }
         L->ev_policy_at[idx] = o->line;
         if (e < 0) {
-            snprintf(why, sizeof(why), "invalid value '%s': expected "
-                     "deadletter or hold", value);
+            snprintf(why, sizeof(why),
+                     "invalid value '%s': expected "
+                     "deadletter or hold",
+                     value);
             origin_error(L, o, section, name, why);
             return;
         }
@@ -1054,8 +1090,10 @@ enter_section(struct loader *L, const char *name)
         L->skip = L->ev == NULL;
         return;
     }
-    add_error(L, "%s:%d: [%s]: unknown section (expected redis, intake, admin, "
-              "worker, api or event CODE)", L->file, L->lineno, name);
+    add_error(L,
+              "%s:%d: [%s]: unknown section (expected redis, intake, admin, "
+              "worker, api or event CODE)",
+              L->file, L->lineno, name);
 }
 
 /*
@@ -1131,8 +1169,10 @@ reader(char *str, int num, void *stream)
     } else {
         size_t klen = strcspn(s, "=:");
         if (s[klen] == '\0') {
-            add_error(L, "%s:%d: syntax error: expected 'key = value' or "
-                      "'[section]'", L->file, L->lineno);
+            add_error(L,
+                      "%s:%d: syntax error: expected 'key = value' or "
+                      "'[section]'",
+                      L->file, L->lineno);
             goto blank;
         }
         if (klen == 0) {
@@ -1235,8 +1275,10 @@ apply_env(struct loader *L, char **envp)
         if (found)
             continue;
         if (strncmp(name, "HOOKQ_EVENT_", 12) == 0) {
-            add_error(L, "$%s: [event] sections cannot be set from the "
-                      "environment; write them in the file", name);
+            add_error(L,
+                      "$%s: [event] sections cannot be set from the "
+                      "environment; write them in the file",
+                      name);
             continue;
         }
         /* A variable under a known section but no known key: a typo. */
@@ -1320,7 +1362,8 @@ validate(struct loader *L)
     for (size_t i = 0; i < cfg->nevents; i++) {
         struct hq_event_cfg *ev = &cfg->events[i];
         if (ev->deliver == NULL && L->ev_deliver_at[i] == 0)
-            add_error(L, "%s:%d: [event %s] deliver: missing: each event needs "
+            add_error(L,
+                      "%s:%d: [event %s] deliver: missing: each event needs "
                       "deliver = http://..., exec:/path, log or log:FILE",
                       L->file, ev->line, ev->code);
         if (ev->on_failure < 0)
@@ -1459,7 +1502,8 @@ hq__config_load(const char *path, char **envp, struct hq_config **out,
 nomem:
     rc = HQ_ENOMEM;
     if (err != NULL && errsize > 0)
-        snprintf(err, errsize, "out of memory while loading the configuration\n");
+        snprintf(err, errsize,
+                 "out of memory while loading the configuration\n");
 fail:
     if (L.fp != NULL)
         fclose(L.fp);

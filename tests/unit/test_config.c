@@ -24,12 +24,23 @@ static const struct {
     int rc;
     int64_t ms;
 } durations[] = {
-    {"250ms", HQ_OK, 250},   {"30s", HQ_OK, 30000},  {"1m", HQ_OK, 60000},
-    {"2h", HQ_OK, 7200000},  {"1d", HQ_OK, 86400000}, {"0", HQ_OK, 0},
-    {"0s", HQ_OK, 0},        {"10", HQ_EINVAL, 0},   {"", HQ_EINVAL, 0},
-    {"s", HQ_EINVAL, 0},     {"-1s", HQ_EINVAL, 0},  {"1.5s", HQ_EINVAL, 0},
-    {"1 s", HQ_EINVAL, 0},   {"3x", HQ_EINVAL, 0},   {"1sec", HQ_EINVAL, 0},
-    {"1m30s", HQ_EINVAL, 0}, {"99999999999999999999s", HQ_EINVAL, 0},
+    {"250ms", HQ_OK, 250},
+    {"30s", HQ_OK, 30000},
+    {"1m", HQ_OK, 60000},
+    {"2h", HQ_OK, 7200000},
+    {"1d", HQ_OK, 86400000},
+    {"0", HQ_OK, 0},
+    {"0s", HQ_OK, 0},
+    {"10", HQ_EINVAL, 0},
+    {"", HQ_EINVAL, 0},
+    {"s", HQ_EINVAL, 0},
+    {"-1s", HQ_EINVAL, 0},
+    {"1.5s", HQ_EINVAL, 0},
+    {"1 s", HQ_EINVAL, 0},
+    {"3x", HQ_EINVAL, 0},
+    {"1sec", HQ_EINVAL, 0},
+    {"1m30s", HQ_EINVAL, 0},
+    {"99999999999999999999s", HQ_EINVAL, 0},
     {"9223372036854775807d", HQ_EINVAL, 0},
 };
 
@@ -54,12 +65,18 @@ static const struct {
     int rc;
     size_t bytes;
 } sizes[] = {
-    {"512B", HQ_OK, 512},       {"16KiB", HQ_OK, 16384},
-    {"1MiB", HQ_OK, 1048576},   {"2GiB", HQ_OK, 2147483648u},
-    {"0", HQ_OK, 0},            {"1024", HQ_EINVAL, 0},
-    {"1MB", HQ_EINVAL, 0},      {"1kib", HQ_EINVAL, 0},
-    {"KiB", HQ_EINVAL, 0},      {"", HQ_EINVAL, 0},
-    {"-1B", HQ_EINVAL, 0},      {"1.5MiB", HQ_EINVAL, 0},
+    {"512B", HQ_OK, 512},
+    {"16KiB", HQ_OK, 16384},
+    {"1MiB", HQ_OK, 1048576},
+    {"2GiB", HQ_OK, 2147483648u},
+    {"0", HQ_OK, 0},
+    {"1024", HQ_EINVAL, 0},
+    {"1MB", HQ_EINVAL, 0},
+    {"1kib", HQ_EINVAL, 0},
+    {"KiB", HQ_EINVAL, 0},
+    {"", HQ_EINVAL, 0},
+    {"-1B", HQ_EINVAL, 0},
+    {"1.5MiB", HQ_EINVAL, 0},
     {"99999999999999999999GiB", HQ_EINVAL, 0},
 };
 
@@ -73,7 +90,8 @@ test_config_sizes_parse_per_table(void **state)
         if (rc != sizes[i].rc)
             fail_msg("size '%s': rc %d, want %d", sizes[i].in, rc, sizes[i].rc);
         if (rc == HQ_OK && b != sizes[i].bytes)
-            fail_msg("size '%s': %zu, want %zu", sizes[i].in, b, sizes[i].bytes);
+            fail_msg("size '%s': %zu, want %zu", sizes[i].in, b,
+                     sizes[i].bytes);
     }
 }
 
@@ -111,12 +129,12 @@ static const struct {
     int calls;
     int64_t window;
 } rates[] = {
-    {"2/1s", HQ_OK, 2, 1000},     {"100/1m", HQ_OK, 100, 60000},
-    {"5/s", HQ_OK, 5, 1000},      {"1/250ms", HQ_OK, 1, 250},
-    {"0/1s", HQ_EINVAL, 0, 0},    {"2/0s", HQ_EINVAL, 0, 0},
-    {"2", HQ_EINVAL, 0, 0},       {"2/", HQ_EINVAL, 0, 0},
-    {"/1s", HQ_EINVAL, 0, 0},     {"2/1", HQ_EINVAL, 0, 0},
-    {"x/1s", HQ_EINVAL, 0, 0},    {"2/1sec", HQ_EINVAL, 0, 0},
+    {"2/1s", HQ_OK, 2, 1000},  {"100/1m", HQ_OK, 100, 60000},
+    {"5/s", HQ_OK, 5, 1000},   {"1/250ms", HQ_OK, 1, 250},
+    {"0/1s", HQ_EINVAL, 0, 0}, {"2/0s", HQ_EINVAL, 0, 0},
+    {"2", HQ_EINVAL, 0, 0},    {"2/", HQ_EINVAL, 0, 0},
+    {"/1s", HQ_EINVAL, 0, 0},  {"2/1", HQ_EINVAL, 0, 0},
+    {"x/1s", HQ_EINVAL, 0, 0}, {"2/1sec", HQ_EINVAL, 0, 0},
 };
 
 static void
@@ -292,7 +310,8 @@ test_config_every_key_is_read(void **state)
     assert_int_equal(cfg->intake.header_timeout_ms, 5000);
     assert_int_equal(cfg->intake.idle_timeout_ms, 120000);
     assert_int_equal(cfg->intake.max_key_depth, 500);
-    assert_string_equal(cfg->intake.secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    assert_string_equal(cfg->intake.secret,
+                        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
     assert_int_equal(cfg->intake.dedup_ttl_ms, 3600000);
     assert_int_equal(cfg->intake.threads, 3);
     assert_int_equal(cfg->intake.max_connections, 99);
@@ -508,8 +527,10 @@ test_config_missing_file_is_an_io_error(void **state)
     char err[512], want[512], path[128];
 
     (void)state;
-    snprintf(want, sizeof(want), "%s/nope.ini: cannot open: No such file or "
-             "directory\n", tmpdir);
+    snprintf(want, sizeof(want),
+             "%s/nope.ini: cannot open: No such file or "
+             "directory\n",
+             tmpdir);
     snprintf(path, sizeof(path), "%s/nope.ini", tmpdir);
     assert_int_equal(hq__config_load(path, noenv, &cfg, err, sizeof(err)),
                      HQ_EIO);
@@ -561,12 +582,13 @@ test_config_env_errors_name_the_variable(void **state)
     (void)state;
     assert_int_equal(hq__config_load(NULL, env, &cfg, err, sizeof(err)),
                      HQ_ECONFIG);
-    assert_string_equal(err,
-        "$HOOKQ_WORKER_LEASE: [worker] lease: invalid duration 'soon': expected "
-        "a whole number and a unit (ms, s, m, h or d), e.g. 250ms or 30s\n"
-        "$HOOKQ_WORKER_CONCURENCY: [worker] concurency: unknown key\n"
-        "$HOOKQ_EVENT_X_DELIVER: [event] sections cannot be set from the "
-        "environment; write them in the file\n");
+    assert_string_equal(
+        err, "$HOOKQ_WORKER_LEASE: [worker] lease: invalid duration 'soon': "
+             "expected "
+             "a whole number and a unit (ms, s, m, h or d), e.g. 250ms or 30s\n"
+             "$HOOKQ_WORKER_CONCURENCY: [worker] concurency: unknown key\n"
+             "$HOOKQ_EVENT_X_DELIVER: [event] sections cannot be set from the "
+             "environment; write them in the file\n");
 }
 
 static void
@@ -593,12 +615,14 @@ test_config_no_path_reads_hookq_ini_in_cwd(void **state)
     assert_non_null(getcwd(old, sizeof(old)));
     assert_int_equal(chdir(tmpdir), 0);
     unlink("hookq.ini");
-    assert_int_equal(hq__config_load(NULL, noenv, &cfg, err, sizeof(err)), HQ_OK);
+    assert_int_equal(hq__config_load(NULL, noenv, &cfg, err, sizeof(err)),
+                     HQ_OK);
     assert_null(cfg->path);
     assert_int_equal(cfg->worker.threads, 2);
     hq__config_free(cfg);
     write_file("hookq.ini", "[worker]\nthreads = 5\n");
-    assert_int_equal(hq__config_load(NULL, noenv, &cfg, err, sizeof(err)), HQ_OK);
+    assert_int_equal(hq__config_load(NULL, noenv, &cfg, err, sizeof(err)),
+                     HQ_OK);
     assert_string_equal(cfg->path, "hookq.ini");
     assert_int_equal(cfg->worker.threads, 5);
     hq__config_free(cfg);
@@ -624,8 +648,10 @@ test_config_long_lines_and_comments_are_handled(void **state)
              "\t fetch = GET /x   \n",
              url);
     assert_int_equal(hq__config_load(write_file("long.ini", ini), noenv, &cfg,
-                                     err, sizeof(err)), HQ_OK);
-    assert_int_equal(strlen(cfg->events[0].deliver), strlen("http://host/") + 1000);
+                                     err, sizeof(err)),
+                     HQ_OK);
+    assert_int_equal(strlen(cfg->events[0].deliver),
+                     strlen("http://host/") + 1000);
     assert_int_equal(cfg->events[0].nfetch, 1);
     assert_string_equal(cfg->events[0].fetch[0], "GET /x");
     hq__config_free(cfg);
@@ -644,11 +670,13 @@ test_config_many_errors_are_capped_and_counted(void **state)
     for (int i = 0; i < 250; i++)
         n += (size_t)snprintf(ini + n, sizeof(ini) - n, "bad%d = 1\n", i);
     assert_int_equal(hq__config_load(write_file("many.ini", ini), noenv, &cfg,
-                                     err, sizeof(err)), HQ_ECONFIG);
+                                     err, sizeof(err)),
+                     HQ_ECONFIG);
     assert_non_null(strstr(err, "... and 50 more errors\n"));
     /* A small buffer holds whole lines only. */
-    assert_int_equal(hq__config_load(write_file("many.ini", ini), noenv, &cfg,
-                                     err, 100), HQ_ECONFIG);
+    assert_int_equal(
+        hq__config_load(write_file("many.ini", ini), noenv, &cfg, err, 100),
+        HQ_ECONFIG);
     assert_true(strlen(err) < 100);
     assert_int_equal(err[strlen(err) - 1], '\n');
 }
@@ -762,5 +790,6 @@ main(void)
         cmocka_unit_test(test_config_many_errors_are_capped_and_counted),
         cmocka_unit_test(test_config_mutated_files_give_errors_not_crashes),
     };
-    return cmocka_run_group_tests_name("config", tests, setup_dir, teardown_dir);
+    return cmocka_run_group_tests_name("config", tests, setup_dir,
+                                       teardown_dir);
 }

@@ -59,8 +59,10 @@ test_log_text_line_has_time_level_msg_fields(void **state)
     hq_log_init(HQ_LOG_TEXT, 2);
     s = capture(emit_kv);
     /* 2026-11-26T23:59:01.123Z info  intake listening addr=... */
-    assert_int_equal(strlen(s), 24 + 1 + 5 + 1 + strlen("intake listening "
-        "addr=127.0.0.1:8080 note=\"a \\\"b\\\"\\n\"\n"));
+    assert_int_equal(
+        strlen(s), 24 + 1 + 5 + 1 +
+                       strlen("intake listening "
+                              "addr=127.0.0.1:8080 note=\"a \\\"b\\\"\\n\"\n"));
     assert_int_equal(s[10], 'T');
     assert_int_equal(s[23], 'Z');
     assert_string_equal(s + 24, " info  intake listening addr=127.0.0.1:8080 "
@@ -76,8 +78,9 @@ test_log_json_line_is_one_escaped_object(void **state)
     hq_log_init(HQ_LOG_JSON, 2);
     s = capture(emit_kv);
     assert_memory_equal(s, "{\"ts\":\"", 7);
-    assert_non_null(strstr(s, "\",\"level\":\"info\",\"msg\":\"intake listening\","
-                              "\"addr\":\"127.0.0.1:8080\",\"note\":\"a \\\"b\\\"\\n\"}\n"));
+    assert_non_null(strstr(
+        s, "\",\"level\":\"info\",\"msg\":\"intake listening\","
+           "\"addr\":\"127.0.0.1:8080\",\"note\":\"a \\\"b\\\"\\n\"}\n"));
     assert_null(strstr(s, "skipped"));
     assert_int_equal(strchr(s, '\n') - s + 1, (long)strlen(s));
 }
