@@ -390,6 +390,9 @@ enum hq_settled {
     HQ_SETTLED_HOLD = 4,
     HQ_SETTLED_RELEASE = 5, /* lease handed back (drain) */
     HQ_SETTLED_STALE = 6,   /* rejected: the lease was no longer ours */
+    HQ_SETTLED_LOST = 7,    /* the worker stopped before Redis answered (or
+                               before the job settled): the lease expires
+                               and the job runs again elsewhere */
 };
 
 /*

@@ -1176,6 +1176,50 @@ loop_cleanup(struct loop *l)
     l->base = NULL;
 }
 
+/*
+ * The loop has stopped with work unanswered (Redis was gone at the end of a
+ * drain): tell the handler about every job it will hear no more of, while
+ * its event base still exists, so that it can free what it keeps.
+ */
+static void
+loop_abandon(struct loop *l)
+{
+    hq_worker *w = l->w;
+    unsigned i;
+
+    for (i = 0; i < l->nlanes; i++) {
+        struct lane *ln = &l->lanes[i];
+        struct op *op, *next;
+
+        lane_requeue_sent(ln);
+        for (op = ln->pending; op; op = next) {
+            next = op->next;
+            if (op->type == OP_RENEW)
+                continue;
+            if (w->opts.on_settled)
+                w->opts.on_settled(op->job, HQ_SETTLED_LOST,
+                                   (int64_t)(mono_ns() - op->job->claimed_ns) / 1000,
+                                   w->opts.settled_arg);
+            if (op->job->state == JOB_SETTLING)
+                job_free(op->job);
+        }
+        ln->pending = NULL;
+        ln->pending_tail = &ln->pending;
+    }
+    while (l->run_head) {
+        hq_job *j = l->run_head;
+
+        job_stop_running(j);
+        j->state = JOB_ZOMBIE;
+        j->next = l->zombies;
+        l->zombies = j;
+        if (w->opts.on_settled)
+            w->opts.on_settled(j, HQ_SETTLED_LOST,
+                               (int64_t)(mono_ns() - j->claimed_ns) / 1000,
+                               w->opts.settled_arg);
+    }
+}
+
 static void *
 loop_main(void *arg_)
 {
@@ -1217,6 +1261,7 @@ loop_main(void *arg_)
     if (w->opts.loop_init)
         w->opts.loop_init(l->base, w->opts.loop_arg);
     event_base_dispatch(l->base);
+    loop_abandon(l);
     if (w->opts.loop_fini)
         w->opts.loop_fini(l->base, w->opts.loop_arg);
     loop_cleanup(l);

@@ -90,6 +90,26 @@ def drain_hands_leases_back_after_the_shutdown_timeout():
 
 
 @suite.test
+def sigterm_with_redis_gone_still_exits_after_the_grace_period():
+    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "rec")
+        push(srv.url, "@4:e*3")
+        w = Worker(start, srv.url, out, "--sleep-ms", 60000, "--shutdown-ms", 500,
+                   threads=2, concurrency=4)
+        wait_until(lambda: count_lines(out, "S") >= 4, 30, what="4 jobs running")
+        srv.stop()
+        t0 = time.monotonic()
+        w.proc.signal(signal.SIGTERM)
+        # shutdown_timeout, then at most 5 s of grace waiting for Redis.
+        assert w.proc.wait(15) == 0
+        took = time.monotonic() - t0
+        assert 0.45 <= took < 7.0, took
+        # The handler heard of every job it will not settle.
+        assert count_lines(out, "A", outcome="lost") == 4
+        assert w.stats()["redis_errors"] >= 1
+
+
+@suite.test
 def a_job_longer_than_its_lease_runs_once():
     with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "rec")

@@ -8,8 +8,8 @@
  *   A key seq pid outcome latency_us attempt   Redis answered the settlement
  *
  * Times are CLOCK_REALTIME in ns; outcome is done, retry, park, dead, hold,
- * release or stale. Lines are appended with one write(2) each, so several
- * processes may share one file.
+ * release, stale or lost. Lines are appended with one write(2) each, so
+ * several processes may share one file.
  *
  *   testworker --url URL [--ns NS] [--shards N] [--threads T]
  *              [--concurrency C] [--out FILE] [--sleep-ms N] [--lease-ms N]
@@ -167,7 +167,7 @@ on_job(hq_job *job, void *arg)
 }
 
 static const char *const outcome_names[] = {
-    "done", "retry", "park", "dead", "hold", "release", "stale",
+    "done", "retry", "park", "dead", "hold", "release", "stale", "lost",
 };
 
 static void
@@ -186,7 +186,7 @@ on_settled(const hq_job *job, int outcome, int64_t latency_us, void *arg)
     }
     record("A %s %" PRId64 " %d %s %" PRId64 " %d\n", hq_job_key(job),
            hq_job_seq(job), (int)getpid(),
-           outcome >= 0 && outcome <= 6 ? outcome_names[outcome] : "?",
+           outcome >= 0 && outcome <= 7 ? outcome_names[outcome] : "?",
            latency_us, hq_job_attempt(job));
 }
 
