@@ -15,6 +15,7 @@
 --         token, attempt, record), now_ms, next_due_ms (-1 = none)}
 local lease_ms, claim_n, nops = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
+local LEASES, DEPTH, RC = P .. 'leases', P .. 'depth', P .. 'rc'
 -- Numbers passed to redis.call are formatted as floats each time: format
 -- the lease expiry once.
 local expiry = string.format('%d', now + lease_ms)
@@ -85,15 +86,21 @@ for n = 1, nops do
     count('stale')
   elseif typ == 'renew' then
     results[n] = 1
-    redis.call('ZADD', P .. 'leases', expiry, key)
+    redis.call('ZADD', LEASES, expiry, key)
   else
     results[n] = 1
-    redis.call('ZREM', P .. 'leases', key)
+    redis.call('ZREM', LEASES, key)
     -- m.tok stays until the next claim overwrites it: with st no longer
     -- 'active', it matches nothing.
     if typ == 'done' or typ == 'dead' then
       local q = P .. 'q:' .. key
-      local rec = redis.call('LPOP', q)
+      -- done drops the head without copying it out (bodies can be large).
+      local rec = true
+      if typ == 'dead' then
+        rec = redis.call('LPOP', q)
+      else
+        redis.call('LTRIM', q, 1, -1)
+      end
       count('jobs')
       if typ == 'dead' and rec then
         local id = string.match(rec, '^([^\n]*)')
@@ -109,7 +116,7 @@ for n = 1, nops do
         count('done')
       end
       if redis.call('LLEN', q) > 0 then
-        redis.call('ZINCRBY', P .. 'depth', '-1', key)
+        redis.call('ZINCRBY', DEPTH, '-1', key)
         if meta[5] or meta[6] then
           redis.call('HDEL', m, 'a', 'err')
         end
@@ -118,7 +125,7 @@ for n = 1, nops do
           woke = true
         end
       else
-        redis.call('ZREM', P .. 'depth', key)
+        redis.call('ZREM', DEPTH, key)
         redis.call('DEL', m)
       end
     elseif typ == 'retry' then
@@ -161,23 +168,23 @@ reap(now, 64)
 -- Tokens: one INCRBY reserves claim_n of them (unused ones are skipped;
 -- tokens only need to be unique and increasing).
 local claimed = {}
-local any = claim_n > 0 and redis.call('LLEN', P .. 'rc') > 0
+local any = claim_n > 0 and redis.call('LLEN', RC) > 0
 local tok = any and redis.call('INCRBY', P .. 'fence', claim_n) - claim_n or 0
 for _ = 1, claim_n do
-  local customer = any and redis.call('LPOP', P .. 'rc')
+  local customer = any and redis.call('LPOP', RC)
   if not customer then
     break
   end
   local rk = P .. 'rk:' .. customer
   local key = redis.call('LPOP', rk)
   if redis.call('LLEN', rk) > 0 then
-    redis.call('RPUSH', P .. 'rc', customer)
+    redis.call('RPUSH', RC, customer)
   end
   local m = P .. 'm:' .. key
   tok = tok + 1
   local ts = string.format('%d', tok)
   redis.call('HSET', m, 'st', 'active', 'tok', ts)
-  redis.call('ZADD', P .. 'leases', expiry, key)
+  redis.call('ZADD', LEASES, expiry, key)
   local a = tonumber(redis.call('HGET', m, 'a') or '0')
   claimed[#claimed + 1] = key
   claimed[#claimed + 1] = customer
