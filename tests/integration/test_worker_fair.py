@@ -23,11 +23,9 @@ def small_keys_finish_while_the_big_key_waits():
         wait_until(lambda: small_done() >= 5000, 120, interval=0.1, what="the small keys")
         assert w.stop() == 0
         rec = records(out)
-        # In the order the worker saw Redis answer: how far was the big key
-        # when the last small job was done?
-        order = [a for a in rec.acks if a.outcome == "done"]
-        last_small = max(i for i, a in enumerate(order) if a.key != "big:e")
-        big_before = sum(1 for a in order[:last_small] if a.key == "big:e")
+        # How far was the big key when the last small job ended?
+        last_small = max(e.end for e in rec.ends if e.key != "big:e")
+        big_before = sum(1 for e in rec.ends if e.key == "big:e" and e.end < last_small)
         assert big_before < 10000, big_before
         print("big key jobs done when the last small key finished: %d" % big_before)
         # Round-robin: no small key finished its 10 jobs before every small

@@ -145,7 +145,7 @@ def retries_back_off_with_jitter_and_hold_the_keys_place():
             gap_ms = (runs[n].t - ends[n - 1].end) / 1e6
             print("attempt %d: waited %.1f ms (bounds 200..%d)" % (n, gap_ms, hi))
             assert 200 - 5 <= gap_ms <= hi + 250, (n, gap_ms)
-        assert [a.outcome for a in rec.acks if a.seq == 1] == ["retry"] * 3 + ["done"]
+        assert [a.outcome for a in rec.answers() if a.seq == 1] == ["retry"] * 3 + ["done"]
         # seq 2 (which fails 3 times too) waited behind seq 1 all along.
         s2 = sorted((s for s in rec.starts if s.seq == 2), key=lambda s: s.t)
         assert len(s2) == 4 and s2[0].t >= ends[-1].end
@@ -164,11 +164,17 @@ def spent_attempts_go_to_the_dead_letter_list_and_the_key_goes_on():
         assert w.stop() == 0
         rec = records(out)
         assert [s.attempt for s in rec.starts if s.seq == 1] == [1, 2, 3]
-        assert [a.outcome for a in rec.acks if a.seq == 1] == ["retry", "retry", "dead"]
+        assert [a.outcome for a in rec.answers() if a.seq == 1] == ["retry", "retry", "dead"]
         # seq 2 and 3 failed 3 times too (--fail-times counts attempts), after
         # seq 1 was dead-lettered: the key went on.
-        assert [a.outcome for a in rec.acks] == ["retry", "retry", "dead"] * 3
-        assert [a.seq for a in rec.acks] == [1] * 3 + [2] * 3 + [3] * 3
+        assert [(a.seq, a.outcome) for a in rec.answers()] == [
+            (s, o) for s in (1, 2, 3) for o in ("retry", "retry", "dead")], rec.acks
+        # Each seq started after the previous one was dead-lettered.
+        last_end = {e.seq: e.end for e in sorted(rec.ends, key=lambda e: e.end)}
+        first_start = {}
+        for st in sorted(rec.starts, key=lambda st: st.t):
+            first_start.setdefault(st.seq, st.t)
+        assert first_start[2] > last_end[1] and first_start[3] > last_end[2]
         ids = [x.decode() for x in r.lrange(P + "dlq", 0, -1)]
         assert len(ids) == 3
         dl = r.hgetall(P + "dl:" + ids[0])
@@ -190,7 +196,7 @@ def a_permanent_failure_is_dead_lettered_at_once():
         wait_until(lambda: count_lines(out, "A") >= 2, 30, what="both settled")
         assert w.stop() == 0
         rec = records(out)
-        assert [(a.seq, a.outcome) for a in rec.acks] == [(1, "dead"), (2, "dead")], rec.acks
+        assert [(a.seq, a.outcome) for a in rec.answers()] == [(1, "dead"), (2, "dead")], rec.acks
         assert r.llen(P + "dlq") == 2
         assert r.hget(P + "dl:" + r.lindex(P + "dlq", 0).decode(), "attempts") == b"1"
 
@@ -208,7 +214,7 @@ def the_hold_policy_parks_the_key_until_released():
         wait_done(out, 2, 10)
         time.sleep(0.5)
         rec = records(out)
-        assert [a.outcome for a in rec.acks if a.key == "k:e"] == ["retry", "hold"]
+        assert [a.outcome for a in rec.answers("k:e")] == ["retry", "hold"]
         assert key_state(r, "k:e") == "held"
         assert r.hget(P + "held", "k:e") == b"failed"
         assert r.hget(P + "m:k:e", "err") == b"injected failure"
@@ -231,7 +237,7 @@ def a_job_whose_attempts_were_spent_by_crashes_gets_its_policy_without_running()
         wait_until(lambda: count_lines(out, "A") >= 2, 30, what="both settled")
         assert w.stop() == 0
         rec = records(out)
-        assert [(a.seq, a.outcome) for a in rec.acks] == [(1, "dead"), (2, "done")]
+        assert [(a.seq, a.outcome) for a in rec.answers()] == [(1, "dead"), (2, "done")]
         assert [s.seq for s in rec.starts] == [2]
         dl = r.hgetall(P + "dl:" + r.lindex(P + "dlq", 0).decode())
         assert dl[b"attempts"] == b"4"
@@ -248,7 +254,7 @@ def a_job_record_the_worker_cannot_read_is_dead_lettered_and_the_key_goes_on():
         wait_done(out, 1, 10)
         assert w.stop() == 0
         rec = records(out)
-        assert [(a.seq, a.outcome) for a in rec.acks] == [(0, "dead"), (2, "done")], rec.acks
+        assert [(a.seq, a.outcome) for a in rec.answers()] == [(0, "dead"), (2, "done")], rec.acks
         assert [s.seq for s in rec.starts] == [2]
         ids = [x.decode() for x in r.lrange(P + "dlq", 0, -1)]
         assert len(ids) == 1

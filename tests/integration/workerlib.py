@@ -43,6 +43,14 @@ class Records:
     def done(self, key=None):
         return [a for a in self.acks if a.outcome == "done" and (key is None or a.key == key)]
 
+    def answers(self, key=None):
+        """Acks in the order Redis applied them, for one key (or a
+        one-key test): by seq, then attempt. (The file's order is not that
+        order: each loop thread writes its acks when it reads its reply, and
+        another thread may claim the next job first.)"""
+        return sorted((a for a in self.acks if key is None or a.key == key),
+                      key=lambda a: (a.seq, a.attempt))
+
 
 def records(path):
     if not os.path.exists(path):
