@@ -331,5 +331,28 @@ def keys_of_every_shard_are_served_and_wake_their_workers():
         assert w.stop() == 0
 
 
+@suite.test
+def a_redis_that_stops_answering_is_left_after_the_timeout_and_rejoined():
+    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "rec")
+        r = srv.client()
+        push(srv.url, "@20:e*10")
+        w = Worker(start, srv.url, out, "--sleep-ms", 20, "--timeout-ms", 500,
+                   "--lease-ms", 2000, threads=2, concurrency=8)
+        wait_until(lambda: count_lines(out, "A", outcome="done") >= 20, 30, what="20 done")
+        # Redis hangs (no answers, connections stay open) for 2 s.
+        srv.proc.signal(signal.SIGSTOP)
+        time.sleep(2.0)
+        srv.proc.signal(signal.SIGCONT)
+        wait_until(lambda: redis_stats(r).get("done", 0) >= 200, 60, interval=0.2,
+                   what="all jobs done after the hang")
+        assert w.stop() == 0
+        st = w.stats()
+        # The calls in flight were given up after 500 ms and sent again.
+        assert st["redis_errors"] >= 1, st
+        check_key_order(records(out))
+        assert r.zcard(P + "leases") == 0
+
+
 if __name__ == "__main__":
     suite.run()

@@ -11,7 +11,7 @@
  * release, stale or lost. Lines are appended with one write(2) each, so
  * several processes may share one file.
  *
- *   testworker --url URL [--ns NS] [--shards N] [--threads T]
+ *   testworker --url URL [--ns NS] [--shards N] [--timeout-ms N] [--threads T]
  *              [--concurrency C] [--out FILE] [--sleep-ms N] [--lease-ms N]
  *              [--max-attempts N] [--backoff-ms MIN,MAX] [--on-failure dead|hold]
  *              [--shutdown-ms N] [--slow-key K --slow-ms N]
@@ -234,6 +234,8 @@ main(int argc, char **argv)
             o.store.url = v;
         else if (strcmp(a, "--ns") == 0)
             o.store.ns = v;
+        else if (strcmp(a, "--timeout-ms") == 0)
+            o.store.timeout_ms = (int)strtol(v, NULL, 10);
         else if (strcmp(a, "--shards") == 0)
             o.store.shards = (unsigned)strtoul(v, NULL, 10);
         else if (strcmp(a, "--threads") == 0)
