@@ -113,10 +113,21 @@ hq_process_rfc3339(int64_t ms, char *buf, size_t size)
     time_t s = (time_t)(ms / 1000);
     struct tm tm;
 
+    char tmp[96]; /* room for any int in each field */
+    int n;
+    size_t len;
+
+    if (size == 0)
+        return;
     gmtime_r(&s, &tm);
-    snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    n = snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                 tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    len = n < 0 ? 0 : (size_t)n;
+    if (len >= size)
+        len = size - 1;
+    memcpy(buf, tmp, len);
+    buf[len] = '\0';
 }
 
 /* ------------------------------------------------------------------------ */
