@@ -15,6 +15,17 @@ local function stat(name, n)
   redis.call('HINCRBY', P .. 'stats', name, n or 1)
 end
 
+-- While `rc_tail` is a table (settle sets one), customers that join the
+-- ring at its tail are collected there, in order, and the caller appends
+-- them with one RPUSH (flush_rc) before anything else reads the ring.
+local rc_tail = false
+local function flush_rc()
+  if rc_tail and #rc_tail > 0 then
+    redis.call('RPUSH', P .. 'rc', unpack(rc_tail))
+    rc_tail = {}
+  end
+end
+
 -- The key joins its customer's ready keys (front or tail); the customer
 -- joins the ring when it had none (invariant 2).
 local function make_ready(key, customer, front)
@@ -24,8 +35,10 @@ local function make_ready(key, customer, front)
     if redis.call('LPUSH', rk, key) == 1 then
       redis.call('LPUSH', P .. 'rc', customer)
     end
-  else
-    if redis.call('RPUSH', rk, key) == 1 then
+  elseif redis.call('RPUSH', rk, key) == 1 then
+    if rc_tail then
+      rc_tail[#rc_tail + 1] = customer
+    else
       redis.call('RPUSH', P .. 'rc', customer)
     end
   end

@@ -26,6 +26,21 @@ local function count(name)
   counts[name] = (counts[name] or 0) + 1
 end
 no_held_customers = redis.call('HLEN', P .. 'hc') == 0
+-- Customers joining the ring's tail are appended with one RPUSH (flush_rc),
+-- keys whose lease ends with one ZREM and renewed leases with one ZADD
+-- (flush_leases): both before anything else reads the ring or the leases.
+rc_tail = {}
+local lease_end, lease_renew = {}, {}
+local function flush_leases()
+  if #lease_end > 0 then
+    redis.call('ZREM', LEASES, unpack(lease_end))
+    lease_end = {}
+  end
+  if #lease_renew > 0 then
+    redis.call('ZADD', LEASES, unpack(lease_renew))
+    lease_renew = {}
+  end
+end
 
 -- An operator's hold asked for while the job ran (m.ha) wins over a park:
 -- the key is held now rather than when it is next due.
@@ -81,15 +96,20 @@ for n = 1, nops do
   local m = P .. 'm:' .. key
   local meta = redis.call('HMGET', m, 'st', 'tok', 'c', 'ha', 'a', 'err')
   local customer = meta[3]
+  if typ ~= 'done' and typ ~= 'renew' then
+    -- hold_customer reads the ring: bring it up to date first.
+    flush_rc()
+  end
   if meta[1] ~= 'active' or meta[2] ~= tok then
     results[n] = 0
     count('stale')
   elseif typ == 'renew' then
     results[n] = 1
-    redis.call('ZADD', LEASES, expiry, key)
+    lease_renew[#lease_renew + 1] = expiry
+    lease_renew[#lease_renew + 1] = key
   else
     results[n] = 1
-    redis.call('ZREM', LEASES, key)
+    lease_end[#lease_end + 1] = key
     -- m.tok stays until the next claim overwrites it: with st no longer
     -- 'active', it matches nothing.
     if typ == 'done' or typ == 'dead' then
@@ -115,8 +135,16 @@ for n = 1, nops do
       else
         count('done')
       end
-      if redis.call('LLEN', q) > 0 then
-        redis.call('ZINCRBY', DEPTH, '-1', key)
+      -- depth[key] = LLEN q (invariant of the index): its new value tells
+      -- whether jobs are left. Checked against the list when it says none.
+      local left = tonumber(redis.call('ZINCRBY', DEPTH, '-1', key))
+      if left <= 0 then
+        left = redis.call('LLEN', q)
+        if left > 0 then
+          redis.call('ZADD', DEPTH, left, key)
+        end
+      end
+      if left > 0 then
         if meta[5] or meta[6] then
           redis.call('HDEL', m, 'a', 'err')
         end
@@ -162,35 +190,56 @@ for n = 1, nops do
   end
 end
 
+flush_leases()
 promote(now, claim_n + 64)
 reap(now, 64)
+flush_rc()
+rc_tail = false
 
+-- Claim: the customers at the head of the ring are popped together (one
+-- LPOP with a count); each gives its first ready key, and those with more
+-- go back to the tail together, in the same order (one RPUSH): the same
+-- round-robin as popping and pushing them one at a time. When the ring was
+-- shorter than claim_n, the next pass takes the returned ones again.
 -- Tokens: one INCRBY reserves claim_n of them (unused ones are skipped;
 -- tokens only need to be unique and increasing).
 local claimed = {}
-local any = claim_n > 0 and redis.call('LLEN', RC) > 0
-local tok = any and redis.call('INCRBY', P .. 'fence', claim_n) - claim_n or 0
-for _ = 1, claim_n do
-  local customer = any and redis.call('LPOP', RC)
-  if not customer then
+local nclaimed = 0
+local tok
+local leases = {}
+while nclaimed < claim_n do
+  local customers = redis.call('LPOP', RC, claim_n - nclaimed)
+  if not customers then
     break
   end
-  local rk = P .. 'rk:' .. customer
-  local key = redis.call('LPOP', rk)
-  if redis.call('LLEN', rk) > 0 then
-    redis.call('RPUSH', RC, customer)
+  tok = tok or redis.call('INCRBY', P .. 'fence', claim_n) - claim_n
+  local back = {}
+  for _, customer in ipairs(customers) do
+    local rk = P .. 'rk:' .. customer
+    local key = redis.call('LPOP', rk)
+    if redis.call('LLEN', rk) > 0 then
+      back[#back + 1] = customer
+    end
+    local m = P .. 'm:' .. key
+    tok = tok + 1
+    local ts = string.format('%d', tok)
+    redis.call('HSET', m, 'st', 'active', 'tok', ts)
+    leases[#leases + 1] = expiry
+    leases[#leases + 1] = key
+    local a = tonumber(redis.call('HGET', m, 'a') or '0')
+    claimed[#claimed + 1] = key
+    claimed[#claimed + 1] = customer
+    claimed[#claimed + 1] = ts
+    claimed[#claimed + 1] = a + 1
+    claimed[#claimed + 1] = redis.call('LINDEX', P .. 'q:' .. key, 0)
+    nclaimed = nclaimed + 1
   end
-  local m = P .. 'm:' .. key
-  tok = tok + 1
-  local ts = string.format('%d', tok)
-  redis.call('HSET', m, 'st', 'active', 'tok', ts)
-  redis.call('ZADD', LEASES, expiry, key)
-  local a = tonumber(redis.call('HGET', m, 'a') or '0')
-  claimed[#claimed + 1] = key
-  claimed[#claimed + 1] = customer
-  claimed[#claimed + 1] = ts
-  claimed[#claimed + 1] = a + 1
-  claimed[#claimed + 1] = redis.call('LINDEX', P .. 'q:' .. key, 0)
+  if #back > 0 then
+    redis.call('RPUSH', RC, unpack(back))
+  end
+end
+if #leases > 0 then
+  redis.call('ZADD', LEASES, unpack(leases))
 end
 
 for name, n in pairs(counts) do
