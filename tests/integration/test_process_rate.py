@@ -2,12 +2,13 @@
 endpoint, worked by 3 worker processes, against the mock API that enforces
 2 calls per 1 s per (token, endpoint) itself and records every arrival.
 
-The issue asks for 1,000 jobs; at 2 calls/s that is over 8 minutes, too
-long for CI, so this test pushes 60 (about 30 s) and the full 1,000 run in
-bench/ratelimit.sh. The claims are the same: never more than 2 arrivals in
-any 1 s window and no 429, at least 1.9 calls/s achieved (95 % of 2/s, with
-api.margin at its default 25 ms), and other tokens' jobs meanwhile flow at
-full speed."""
+The claims: never more than 2 arrivals in any 1 s window and no 429, at
+least 1.9 calls/s achieved (95 % of 2/s, with api.margin at its default
+25 ms), and other tokens' jobs meanwhile flow at full speed. As the issue
+asks, 1,000 jobs (about 515 s; ctest gives it 900 s). HQ_RATE_JOBS sets a
+smaller backlog for quick runs; .ci/run uses 60 in its sanitizer pass, where
+the full run has already passed in the plain build."""
+import os
 import time
 
 from harness import RedisServer, Suite, processes, wait_until
@@ -15,7 +16,8 @@ from proclib import Double, Queue, max_in_window, start_workers, write_config
 
 suite = Suite("process_rate")
 
-JOBS, KEYS, R, W = 60, 10, 2, 1000.0
+JOBS = int(os.environ.get("HQ_RATE_JOBS", "1000"))
+KEYS, R, W = 10, 2, 1000.0
 
 
 @suite.test
