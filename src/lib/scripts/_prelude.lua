@@ -12,7 +12,7 @@ local function now_ms()
 end
 
 local function stat(name, n)
-  redis.call('HINCRBY', P .. 'stats', name, n or 1)
+  redis.call('HINCRBY', P .. 'stats', name, n and string.format('%d', n) or '1')
 end
 
 -- While `rc_tail` is a table (settle sets one), customers that join the
@@ -83,7 +83,7 @@ end
 
 -- Parked keys whose time has come become ready (at the tail).
 local function promote(now, limit)
-  local due = redis.call('ZRANGEBYSCORE', P .. 'parked', '-inf', now, 'LIMIT', 0, limit)
+  local due = redis.call('ZRANGEBYSCORE', P .. 'parked', '-inf', now, 'LIMIT', '0', limit)
   for _, key in ipairs(due) do
     redis.call('ZREM', P .. 'parked', key)
     local c = redis.call('HGET', P .. 'm:' .. key, 'c')
@@ -95,11 +95,11 @@ end
 -- Expired leases: the key goes back in front, its head job unchanged, one
 -- attempt counted. The old holder's token no longer matches (G6).
 local function reap(now, limit)
-  local expired = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now, 'LIMIT', 0, limit)
+  local expired = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now, 'LIMIT', '0', limit)
   for _, key in ipairs(expired) do
     local m = P .. 'm:' .. key
     redis.call('ZREM', P .. 'leases', key)
-    redis.call('HINCRBY', m, 'a', 1)
+    redis.call('HINCRBY', m, 'a', '1')
     redis.call('HSET', m, 'err', 'lease expired')
     redis.call('HDEL', m, 'tok')
     schedule(key, redis.call('HGET', m, 'c'), true)

@@ -29,7 +29,7 @@ end
 
 local t = redis.call('TIME')
 local id = SHARD .. '-' .. string.format('%d', redis.call('INCR', P .. 'ids'))
-local seq = redis.call('HINCRBY', P .. 'seq', key, 1)
+local seq = redis.call('HINCRBY', P .. 'seq', key, '1')
 -- Numbers formatted as integers (concatenation would print them as floats).
 local len = redis.call('RPUSH', q, string.format('%s\n%d\n%s%s\n', id, seq, t[1],
                        string.sub('00000' .. t[2], -6, -4)) .. whid .. '\n' .. body)

@@ -16,8 +16,9 @@
 local lease_ms, claim_n, nops = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
 local LEASES, DEPTH, RC = P .. 'leases', P .. 'depth', P .. 'rc'
--- Numbers passed to redis.call are formatted as floats each time: format
--- the lease expiry once.
+-- A number passed to redis.call is formatted as a float each time (%.14g,
+-- which costs more than most commands): arguments are passed as strings,
+-- and the lease expiry is formatted once.
 local expiry = string.format('%d', now + lease_ms)
 local woke = false
 -- Counters are added up here and written once per call.
@@ -57,13 +58,13 @@ local function hold_customer(customer, reason)
   no_held_customers = false
   redis.call('HSET', P .. 'hc', customer, reason)
   local rk = P .. 'rk:' .. customer
-  local keys = redis.call('LRANGE', rk, 0, -1)
+  local keys = redis.call('LRANGE', rk, '0', '-1')
   if #keys > 0 then
     for _, k in ipairs(keys) do
       hold_key(k, customer, reason, 1)
     end
     redis.call('DEL', rk)
-    redis.call('LREM', P .. 'rc', 0, customer)
+    redis.call('LREM', P .. 'rc', '0', customer)
   end
   -- Its parked and active keys are held when they are next scheduled.
 end
@@ -119,7 +120,7 @@ for n = 1, nops do
       if typ == 'dead' then
         rec = redis.call('LPOP', q)
       else
-        redis.call('LTRIM', q, 1, -1)
+        redis.call('LTRIM', q, '1', '-1')
       end
       count('jobs')
       if typ == 'dead' and rec then
@@ -157,7 +158,7 @@ for n = 1, nops do
         redis.call('DEL', m)
       end
     elseif typ == 'retry' then
-      redis.call('HINCRBY', m, 'a', 1)
+      redis.call('HINCRBY', m, 'a', '1')
       redis.call('HSET', m, 'err', err)
       park_or_hold(key, customer, now + num)
       count('retried')
@@ -191,8 +192,9 @@ for n = 1, nops do
 end
 
 flush_leases()
-promote(now, claim_n + 64)
-reap(now, 64)
+local now_s = string.format('%d', now)
+promote(now_s, string.format('%d', claim_n + 64))
+reap(now_s, '64')
 flush_rc()
 rc_tail = false
 
@@ -208,11 +210,12 @@ local nclaimed = 0
 local tok
 local leases = {}
 while nclaimed < claim_n do
-  local customers = redis.call('LPOP', RC, claim_n - nclaimed)
+  local customers = redis.call('LPOP', RC, nclaimed == 0 and ARGV[2]
+                                  or string.format('%d', claim_n - nclaimed))
   if not customers then
     break
   end
-  tok = tok or redis.call('INCRBY', P .. 'fence', claim_n) - claim_n
+  tok = tok or redis.call('INCRBY', P .. 'fence', ARGV[2]) - claim_n
   local back = {}
   for _, customer in ipairs(customers) do
     local rk = P .. 'rk:' .. customer
@@ -231,7 +234,7 @@ while nclaimed < claim_n do
     claimed[#claimed + 1] = customer
     claimed[#claimed + 1] = ts
     claimed[#claimed + 1] = a + 1
-    claimed[#claimed + 1] = redis.call('LINDEX', P .. 'q:' .. key, 0)
+    claimed[#claimed + 1] = redis.call('LINDEX', P .. 'q:' .. key, '0')
     nclaimed = nclaimed + 1
   end
   if #back > 0 then
@@ -244,7 +247,7 @@ end
 
 for name, n in pairs(counts) do
   if name == 'jobs' then
-    redis.call('DECRBY', P .. 'jobs', n)
+    redis.call('DECRBY', P .. 'jobs', string.format('%d', n))
   else
     stat(name, n)
   end
@@ -256,11 +259,11 @@ if woke and redis.call('LLEN', P .. 'rc') > 0 then
 end
 
 local next_due = -1
-local p = redis.call('ZRANGE', P .. 'parked', 0, 0, 'WITHSCORES')
+local p = redis.call('ZRANGE', P .. 'parked', '0', '0', 'WITHSCORES')
 if p[2] then
   next_due = tonumber(p[2])
 end
-local l = redis.call('ZRANGE', P .. 'leases', 0, 0, 'WITHSCORES')
+local l = redis.call('ZRANGE', P .. 'leases', '0', '0', 'WITHSCORES')
 if l[2] and (next_due < 0 or tonumber(l[2]) < next_due) then
   next_due = tonumber(l[2])
 end
