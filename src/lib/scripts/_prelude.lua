@@ -6,6 +6,21 @@ local P = KEYS[1]
 local NS, SHARD = string.match(P, '^{(.*):(%d+)}:$')
 local WAKE = (NS or '') .. ':wake:' .. (SHARD or '0')
 
+-- While any lease exists, `leases` also holds LEASE_PIN (65 dashes: no ':',
+-- so never a key) at +inf. A member longer than 64 bytes keeps the ZSET in
+-- Redis's skiplist encoding, where an insert costs O(log n); below 128
+-- members Redis would keep it as a listpack, where every insert scans the
+-- whole set. Readers skip it; it goes with the last lease (unpin_leases).
+local LEASE_PIN = '-----------------------------------------------------------------'
+
+-- After leases were removed: drop the pin when it is all that is left.
+local function unpin_leases()
+  if redis.call('ZCARD', P .. 'leases') == 1 and
+      redis.call('ZSCORE', P .. 'leases', LEASE_PIN) then
+    redis.call('DEL', P .. 'leases')
+  end
+end
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

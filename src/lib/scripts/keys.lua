@@ -23,6 +23,9 @@ local count = {
   parked = redis.call('ZCARD', P .. 'parked'),
   held = redis.call('HLEN', P .. 'held'),
 }
+if count.active > 0 and redis.call('ZSCORE', P .. 'leases', LEASE_PIN) then
+  count.active = count.active - 1
+end
 count.ready = math.max(0, nkeys - count.active - count.parked - count.held)
 local total = want == '' and nkeys or count[want]
 
@@ -42,7 +45,9 @@ elseif want ~= 'ready' and total <= limit then
     ks = redis.call('ZRANGE', want == 'active' and P .. 'leases' or P .. 'parked', 0, -1)
   end
   for _, k in ipairs(ks) do
-    found[#found + 1] = {k, tonumber(redis.call('ZSCORE', D, k) or '0')}
+    if k ~= LEASE_PIN then
+      found[#found + 1] = {k, tonumber(redis.call('ZSCORE', D, k) or '0')}
+    end
   end
   table.sort(found, function(x, y)
     if x[2] ~= y[2] then

@@ -32,10 +32,12 @@ no_held_customers = redis.call('HLEN', P .. 'hc') == 0
 -- (flush_leases): both before anything else reads the ring or the leases.
 rc_tail = {}
 local lease_end, lease_renew = {}, {}
+local leases_ended = false
 local function flush_leases()
   if #lease_end > 0 then
     redis.call('ZREM', LEASES, unpack(lease_end))
     lease_end = {}
+    leases_ended = true
   end
   if #lease_renew > 0 then
     redis.call('ZADD', LEASES, unpack(lease_renew))
@@ -194,7 +196,9 @@ end
 flush_leases()
 local now_s = string.format('%d', now)
 promote(now_s, string.format('%d', claim_n + 64))
-reap(now_s, '64')
+if reap(now_s, '64') > 0 then
+  leases_ended = true
+end
 flush_rc()
 rc_tail = false
 
@@ -242,6 +246,8 @@ while nclaimed < claim_n do
   end
 end
 if #leases > 0 then
+  leases[#leases + 1] = '+inf'
+  leases[#leases + 1] = LEASE_PIN
   redis.call('ZADD', LEASES, unpack(leases))
 end
 
@@ -258,13 +264,17 @@ if woke and redis.call('LLEN', P .. 'rc') > 0 then
   wake()
 end
 
+if leases_ended then
+  unpin_leases()
+end
+
 local next_due = -1
 local p = redis.call('ZRANGE', P .. 'parked', '0', '0', 'WITHSCORES')
 if p[2] then
   next_due = tonumber(p[2])
 end
 local l = redis.call('ZRANGE', P .. 'leases', '0', '0', 'WITHSCORES')
-if l[2] and (next_due < 0 or tonumber(l[2]) < next_due) then
+if l[2] and l[1] ~= LEASE_PIN and (next_due < 0 or tonumber(l[2]) < next_due) then
   next_due = tonumber(l[2])
 end
 return {results, claimed, now, next_due}

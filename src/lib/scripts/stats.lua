@@ -7,6 +7,9 @@
 --         dead_letters, jobs, now_ms, {counter, value, ...}}
 local keys = redis.call('ZCARD', P .. 'depth')
 local active = redis.call('ZCARD', P .. 'leases')
+if active > 0 and redis.call('ZSCORE', P .. 'leases', LEASE_PIN) then
+  active = active - 1
+end
 local parked = redis.call('ZCARD', P .. 'parked')
 local held = redis.call('HLEN', P .. 'held')
 local ready = keys - active - parked - held
