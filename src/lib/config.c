@@ -417,10 +417,7 @@ enum kind {
     K_SIZE,       /* size_t bytes, min..max */
     K_RANGE,      /* two int64_t ms: off, off2 */
     K_RATE,       /* int calls at off, int64_t ms at off2 */
-    K_POLICY,     /* deadletter | hold */
-    K_ENDPOINT,   /* route | url */
-    K_LOGFMT,     /* text | json */
-    K_LOGLEVEL,   /* error | warn | info | debug */
+    K_ENUM,       /* one of `names`; stored as its index (an int) */
 };
 
 struct keydef {
@@ -432,61 +429,75 @@ struct keydef {
     int64_t min;
     int64_t max;
     int (*check)(const char *v, char *why, size_t n);
+    const char *const *names; /* K_ENUM: the values, NULL-terminated */
 };
+
+/* The values of the enum-valued keys, in the order of their C enums. */
+static const char *const policy_names[] = {"deadletter", "hold", NULL};
+static const char *const endpoint_names[] = {"route", "url", NULL};
+static const char *const logfmt_names[] = {"text", "json", NULL};
+static const char *const loglevel_names[] = {"error", "warn", "info", "debug",
+                                             NULL};
 
 #define F(field) offsetof(struct hq_config, field)
 
 static const struct keydef keys[] = {
-    {"", "log_format", K_LOGFMT, F(log_format), 0, 0, 0, NULL},
-    {"", "log_level", K_LOGLEVEL, F(log_level), 0, 0, 0, NULL},
+    {"", "log_format", K_ENUM, F(log_format), 0, 0, 0, NULL, logfmt_names},
+    {"", "log_level", K_ENUM, F(log_level), 0, 0, 0, NULL, loglevel_names},
 
-    {"redis", "url", K_OPTSTR, F(redis.url), 0, 0, 0, check_redis_url},
-    {"redis", "namespace", K_STR, F(redis.ns), 0, 0, 0, check_namespace},
-    {"redis", "shards", K_UINT, F(redis.shards), 0, 1, 16384, NULL},
-    {"redis", "data_dir", K_STR, F(redis.data_dir), 0, 0, 0, check_nonempty},
+    {"redis", "url", K_OPTSTR, F(redis.url), 0, 0, 0, check_redis_url, NULL},
+    {"redis", "namespace", K_STR, F(redis.ns), 0, 0, 0, check_namespace, NULL},
+    {"redis", "shards", K_UINT, F(redis.shards), 0, 1, 16384, NULL, NULL},
+    {"redis", "data_dir", K_STR, F(redis.data_dir), 0, 0, 0, check_nonempty,
+     NULL},
 
-    {"intake", "listen", K_LISTEN, F(intake.listen), 0, 0, 0, NULL},
-    {"intake", "path", K_STR, F(intake.path), 0, 0, 0, check_path},
-    {"intake", "customer", K_STR, F(intake.customer), 0, 0, 0, check_customer},
-    {"intake", "max_body", K_SIZE, F(intake.max_body), 0, 1, 1024LL << 20,
+    {"intake", "listen", K_LISTEN, F(intake.listen), 0, 0, 0, NULL, NULL},
+    {"intake", "path", K_STR, F(intake.path), 0, 0, 0, check_path, NULL},
+    {"intake", "customer", K_STR, F(intake.customer), 0, 0, 0, check_customer,
+     NULL},
+    {"intake", "max_body", K_SIZE, F(intake.max_body), 0, 1, 1024LL << 20, NULL,
      NULL},
     {"intake", "max_header", K_SIZE, F(intake.max_header), 0, 1024, 1LL << 20,
-     NULL},
+     NULL, NULL},
     {"intake", "header_timeout", K_DURATION, F(intake.header_timeout_ms), 0, 1,
-     INT64_MAX, NULL},
+     INT64_MAX, NULL, NULL},
     {"intake", "idle_timeout", K_DURATION, F(intake.idle_timeout_ms), 0, 1,
-     INT64_MAX, NULL},
+     INT64_MAX, NULL, NULL},
     {"intake", "max_key_depth", K_I64, F(intake.max_key_depth), 0, 0, INT64_MAX,
+     NULL, NULL},
+    {"intake", "secret", K_OPTSTR, F(intake.secret), 0, 0, 0, check_secret,
      NULL},
-    {"intake", "secret", K_OPTSTR, F(intake.secret), 0, 0, 0, check_secret},
     {"intake", "dedup_ttl", K_DURATION, F(intake.dedup_ttl_ms), 0, 1000,
-     INT64_MAX, NULL},
-    {"intake", "threads", K_UINT, F(intake.threads), 0, 1, 256, NULL},
+     INT64_MAX, NULL, NULL},
+    {"intake", "threads", K_UINT, F(intake.threads), 0, 1, 256, NULL, NULL},
     {"intake", "max_connections", K_UINT, F(intake.max_connections), 0, 1,
-     1000000, NULL},
+     1000000, NULL, NULL},
 
-    {"admin", "listen", K_LISTEN_OFF, F(admin.listen), 0, 0, 0, NULL},
-    {"admin", "token", K_OPTSTR, F(admin.token), 0, 0, 0, NULL},
+    {"admin", "listen", K_LISTEN_OFF, F(admin.listen), 0, 0, 0, NULL, NULL},
+    {"admin", "token", K_OPTSTR, F(admin.token), 0, 0, 0, NULL, NULL},
 
     {"worker", "concurrency", K_UINT, F(worker.concurrency), 0, 1, 1000000,
-     NULL},
-    {"worker", "threads", K_UINT, F(worker.threads), 0, 1, 256, NULL},
+     NULL, NULL},
+    {"worker", "threads", K_UINT, F(worker.threads), 0, 1, 256, NULL, NULL},
     {"worker", "lease", K_DURATION, F(worker.lease_ms), 0, 1000, INT64_MAX,
-     NULL},
+     NULL, NULL},
     {"worker", "max_attempts", K_INT, F(worker.max_attempts), 0, 1, 1000000,
-     NULL},
+     NULL, NULL},
     {"worker", "backoff", K_RANGE, F(worker.backoff_min_ms),
-     F(worker.backoff_max_ms), 0, 0, NULL},
-    {"worker", "on_failure", K_POLICY, F(worker.on_failure), 0, 0, 0, NULL},
+     F(worker.backoff_max_ms), 0, 0, NULL, NULL},
+    {"worker", "on_failure", K_ENUM, F(worker.on_failure), 0, 0, 0, NULL,
+     policy_names},
     {"worker", "shutdown_timeout", K_DURATION, F(worker.shutdown_timeout_ms), 0,
-     0, INT64_MAX, NULL},
+     0, INT64_MAX, NULL, NULL},
 
-    {"api", "base_url", K_STR, F(api.base_url), 0, 0, 0, check_http_url},
+    {"api", "base_url", K_STR, F(api.base_url), 0, 0, 0, check_http_url, NULL},
     {"api", "rate", K_RATE, F(api.rate_calls), F(api.rate_window_ms), 0, 0,
+     NULL, NULL},
+    {"api", "margin", K_DURATION, F(api.margin_ms), 0, 0, INT64_MAX, NULL,
      NULL},
-    {"api", "margin", K_DURATION, F(api.margin_ms), 0, 0, INT64_MAX, NULL},
-    {"api", "endpoint", K_ENDPOINT, F(api.endpoint), 0, 0, 0, NULL},
-    {"api", "timeout", K_DURATION, F(api.timeout_ms), 0, 1, INT64_MAX, NULL},
+    {"api", "endpoint", K_ENUM, F(api.endpoint), 0, 0, 0, NULL, endpoint_names},
+    {"api", "timeout", K_DURATION, F(api.timeout_ms), 0, 1, INT64_MAX, NULL,
+     NULL},
 };
 
 #undef F
@@ -650,12 +661,28 @@ unknown_key(struct loader *L, const struct origin *o, const char *section,
 /* ------------------------------------------------------------------------ */
 /* Applying one value.                                                      */
 
+/*
+ * The index of `v` in the NULL-terminated `names`; if it is not there,
+ * -1 with "invalid value 'V': expected A, B or C" in `why`.
+ */
 static int
-enum_value(const char *v, const char *const *names, size_t n)
+enum_value(const char *v, const char *const *names, char *why, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    size_t len;
+
+    for (size_t i = 0; names[i] != NULL; i++)
         if (strcmp(v, names[i]) == 0)
             return (int)i;
+    snprintf(why, n, "invalid value '%s': expected", v);
+    for (size_t i = 0; names[i] != NULL; i++) {
+        const char *sep = ", ";
+        if (i == 0)
+            sep = " ";
+        else if (names[i + 1] == NULL)
+            sep = " or ";
+        len = strlen(why);
+        snprintf(why + len, n - len, "%s%s", sep, names[i]);
+    }
     return -1;
 }
 
@@ -765,55 +792,10 @@ apply(struct loader *L, const struct keydef *k, const char *v,
         *(int64_t *)(base + k->off2) = w;
         return;
     }
-    case K_POLICY: {
-        static const char *const names[] = {"deadletter", "hold"};
-        int e = enum_value(v, names, HQ_ARRAY_SIZE(names));
-        if (e < 0) {
-            snprintf(why, sizeof(why),
-                     "invalid value '%s': expected "
-                     "deadletter or hold",
-                     v);
+    case K_ENUM: {
+        int e = enum_value(v, k->names, why, sizeof(why));
+        if (e < 0)
             break;
-        }
-        *(int *)(base + k->off) = e;
-        return;
-    }
-    case K_ENDPOINT: {
-        static const char *const names[] = {"route", "url"};
-        int e = enum_value(v, names, HQ_ARRAY_SIZE(names));
-        if (e < 0) {
-            snprintf(why, sizeof(why),
-                     "invalid value '%s': expected route or "
-                     "url",
-                     v);
-            break;
-        }
-        *(int *)(base + k->off) = e;
-        return;
-    }
-    case K_LOGFMT: {
-        static const char *const names[] = {"text", "json"};
-        int e = enum_value(v, names, HQ_ARRAY_SIZE(names));
-        if (e < 0) {
-            snprintf(why, sizeof(why),
-                     "invalid value '%s': expected text or "
-                     "json",
-                     v);
-            break;
-        }
-        *(int *)(base + k->off) = e;
-        return;
-    }
-    case K_LOGLEVEL: {
-        static const char *const names[] = {"error", "warn", "info", "debug"};
-        int e = enum_value(v, names, HQ_ARRAY_SIZE(names));
-        if (e < 0) {
-            snprintf(why, sizeof(why),
-                     "invalid value '%s': expected error, "
-                     "warn, info or debug",
-                     v);
-            break;
-        }
         *(int *)(base + k->off) = e;
         return;
     }
@@ -1030,8 +1012,7 @@ event_key(struct loader *L, const char *section, const char *name,
         free(ev->deliver);
         ev->deliver = xstrdup(L, value);
     } else if (strcmp(name, "on_failure") == 0) {
-        static const char *const names[] = {"deadletter", "hold"};
-        int e = enum_value(value, names, HQ_ARRAY_SIZE(names));
+        int e;
         if (L->ev_policy_at[idx]) {
             snprintf(why, sizeof(why), "set twice (first on line %d)",
                      L->ev_policy_at[idx]);
@@ -1039,11 +1020,7 @@ event_key(struct loader *L, const char *section, const char *name,
             return;
         }
         L->ev_policy_at[idx] = o->line;
-        if (e < 0) {
-            snprintf(why, sizeof(why),
-                     "invalid value '%s': expected "
-                     "deadletter or hold",
-                     value);
+        if ((e = enum_value(value, policy_names, why, sizeof(why))) < 0) {
             origin_error(L, o, section, name, why);
             return;
         }
