@@ -1107,6 +1107,18 @@ set_new(json_t *obj, const char *k, json_t *v)
     return v == NULL || json_object_set_new(obj, k, v) != 0;
 }
 
+/* The text of `root` (NULL if `bad` or out of memory); frees `root`. */
+static char *
+dump(json_t *root, int bad)
+{
+    char *out = NULL;
+
+    if (!bad)
+        out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    return out;
+}
+
 static json_t *
 key_json(const struct hq_key_info *k)
 {
@@ -1131,7 +1143,6 @@ char *
 hq_stats_json(const struct hq_stats *s, const struct hq_stats *prev)
 {
     json_t *root, *arr, *cs;
-    char *out = NULL;
     int bad = 0;
 
     root = json_object();
@@ -1172,17 +1183,13 @@ hq_stats_json(const struct hq_stats *s, const struct hq_stats *prev)
 
         bad |= o == NULL || json_array_append_new(arr, o) != 0;
     }
-    if (!bad)
-        out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(root);
-    return out;
+    return dump(root, bad);
 }
 
 char *
 hq_key_list_json(const struct hq_key_list *l)
 {
     json_t *root, *arr;
-    char *out = NULL;
     int bad = 0;
 
     root = json_object();
@@ -1198,10 +1205,7 @@ hq_key_list_json(const struct hq_key_list *l)
 
         bad |= o == NULL || json_array_append_new(arr, o) != 0;
     }
-    if (!bad)
-        out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(root);
-    return out;
+    return dump(root, bad);
 }
 
 static json_t *
@@ -1240,20 +1244,16 @@ char *
 hq_dead_letter_json(const struct hq_dead_letter *d)
 {
     json_t *o = dead_json(d);
-    char *out;
 
     if (o == NULL)
         return NULL;
-    out = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    return out;
+    return dump(o, 0);
 }
 
 char *
 hq_dead_letters_json(const struct hq_dead_letters *l)
 {
     json_t *root, *arr;
-    char *out = NULL;
     int bad = 0;
 
     root = json_object();
@@ -1267,8 +1267,5 @@ hq_dead_letters_json(const struct hq_dead_letters *l)
 
         bad |= o == NULL || json_array_append_new(arr, o) != 0;
     }
-    if (!bad)
-        out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(root);
-    return out;
+    return dump(root, bad);
 }
