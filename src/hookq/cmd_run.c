@@ -206,14 +206,7 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
         struct hq_worker_options wo;
         memset(&wo, 0, sizeof(wo));
         wo.store = d.store;
-        wo.concurrency = cfg->worker.concurrency;
-        wo.threads = cfg->worker.threads;
-        wo.lease_ms = cfg->worker.lease_ms;
-        wo.max_attempts = cfg->worker.max_attempts;
-        wo.backoff_min_ms = cfg->worker.backoff_min_ms;
-        wo.backoff_max_ms = cfg->worker.backoff_max_ms;
-        wo.on_failure = cfg->worker.on_failure;
-        wo.shutdown_timeout_ms = cfg->worker.shutdown_timeout_ms;
+        hq__config_worker_options(cfg, &wo);
         wo.log = hq_log_worker_sink;
         rc = hq_process_new(cfg, &d.store, &d.process, err, sizeof(err));
         if (rc != HQ_OK) {

@@ -1501,3 +1501,17 @@ hq__config_event(const struct hq_config *cfg, const char *code, size_t len)
     }
     return NULL;
 }
+
+void
+hq__config_worker_options(const struct hq_config *cfg,
+                          struct hq_worker_options *o)
+{
+    o->concurrency = cfg->worker.concurrency;
+    o->threads = cfg->worker.threads;
+    o->lease_ms = cfg->worker.lease_ms;
+    o->max_attempts = cfg->worker.max_attempts;
+    o->backoff_min_ms = cfg->worker.backoff_min_ms;
+    o->backoff_max_ms = cfg->worker.backoff_max_ms;
+    o->on_failure = cfg->worker.on_failure;
+    o->shutdown_timeout_ms = cfg->worker.shutdown_timeout_ms;
+}

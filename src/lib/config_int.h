@@ -102,6 +102,16 @@ void hq__config_free(struct hq_config *cfg);
 const struct hq_event_cfg *hq__config_event(const struct hq_config *cfg,
                                             const char *code, size_t len);
 
+struct hq_worker_options;
+
+/*
+ * Copy the [worker] section into `o`: concurrency, threads, lease,
+ * max_attempts, backoff, on_failure and shutdown_timeout. Other fields of
+ * `o` are left as they are.
+ */
+void hq__config_worker_options(const struct hq_config *cfg,
+                               struct hq_worker_options *o);
+
 /* Unit parsers, shared with anything that reads durations or sizes. */
 int hq__parse_duration_ms(const char *s, int64_t *out);   /* "250ms" "30s" "1m" */
 int hq__parse_size(const char *s, size_t *out);           /* "1MiB" "512B" */

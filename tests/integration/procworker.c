@@ -71,14 +71,7 @@ main(int argc, char **argv)
     wo.store.url = cfg->redis.url;
     wo.store.ns = cfg->redis.ns;
     wo.store.shards = cfg->redis.shards;
-    wo.concurrency = cfg->worker.concurrency;
-    wo.threads = cfg->worker.threads;
-    wo.lease_ms = cfg->worker.lease_ms;
-    wo.max_attempts = cfg->worker.max_attempts;
-    wo.backoff_min_ms = cfg->worker.backoff_min_ms;
-    wo.backoff_max_ms = cfg->worker.backoff_max_ms;
-    wo.on_failure = cfg->worker.on_failure;
-    wo.shutdown_timeout_ms = cfg->worker.shutdown_timeout_ms;
+    hq__config_worker_options(cfg, &wo);
     wo.log = log_cb;
     if (hq_process_new(cfg, &wo.store, &proc, err, sizeof(err)) != HQ_OK) {
         fprintf(stderr, "procworker: %s\n", err);
