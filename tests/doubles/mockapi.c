@@ -54,6 +54,8 @@
 #include <event2/util.h>
 #include <jansson.h>
 
+#include "double_common.h"
+
 #define MAX_RATE 10000
 
 struct pair {
@@ -173,59 +175,12 @@ endpoint_of(const char *method, const char *path, char *buf, size_t size)
     buf[n] = '\0';
 }
 
-struct pending {
-    struct evhttp_request *req;
-    int status;
-    char *body;
-    char retry_after[32];
-    struct event *ev;
-};
-
-static void
-send_now(struct pending *pd)
-{
-    struct evbuffer *b = evbuffer_new();
-    struct evkeyvalq *oh = evhttp_request_get_output_headers(pd->req);
-
-    evbuffer_add(b, pd->body, strlen(pd->body));
-    evhttp_add_header(oh, "Content-Type", "application/json");
-    if (pd->retry_after[0])
-        evhttp_add_header(oh, "Retry-After", pd->retry_after);
-    evhttp_send_reply(pd->req, pd->status, NULL, b);
-    evbuffer_free(b);
-    free(pd->body);
-    if (pd->ev)
-        event_free(pd->ev);
-    free(pd);
-}
-
-static void
-delayed_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    send_now(arg);
-}
-
 static void
 reply(struct evhttp_request *req, int status, const char *body,
       const char *retry_after)
 {
-    struct pending *pd = calloc(1, sizeof(*pd));
-
-    pd->req = req;
-    pd->status = status;
-    pd->body = strdup(body);
-    if (retry_after)
-        snprintf(pd->retry_after, sizeof(pd->retry_after), "%s", retry_after);
-    if (g.delay_ms > 0 && status != 0) {
-        struct timeval tv = {g.delay_ms / 1000, (g.delay_ms % 1000) * 1000};
-
-        pd->ev = evtimer_new(g.base, delayed_cb, pd);
-        evtimer_add(pd->ev, &tv);
-        return;
-    }
-    send_now(pd);
+    dbl_reply(g.base, req, status, body, retry_after,
+              status != 0 ? g.delay_ms : 0);
 }
 
 static void
@@ -280,15 +235,12 @@ method_name(enum evhttp_cmd_type m)
 static void
 control(struct evhttp_request *req)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    char *buf = malloc(len + 1);
+    size_t len;
+    char *buf = dbl_body(req, &len);
     json_t *o, *v;
     size_t i;
     const char *k;
 
-    evbuffer_remove(in, buf, len);
-    buf[len] = '\0';
     o = json_loads(buf, 0, NULL);
     free(buf);
     if (!json_is_object(o)) {
@@ -427,9 +379,6 @@ int
 main(int argc, char **argv)
 {
     struct evhttp *http;
-    struct evhttp_bound_socket *bs;
-    struct sockaddr_storage ss;
-    ev_socklen_t sl = sizeof(ss);
     int port = 0, quiet = 0;
 
     g.rate = 2;
@@ -481,14 +430,8 @@ main(int argc, char **argv)
                                          EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                          EVHTTP_REQ_PATCH | EVHTTP_REQ_HEAD);
     evhttp_set_gencb(http, handle, NULL);
-    bs = evhttp_bind_socket_with_handle(http, "127.0.0.1", (ev_uint16_t)port);
-    if (!bs) {
-        fprintf(stderr, "mockapi: cannot listen on port %d\n", port);
+    if (dbl_listen(http, port, "mockapi") != 0)
         return 1;
-    }
-    getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl);
-    printf("%d\n", ntohs(((struct sockaddr_in *)&ss)->sin_port));
-    fflush(stdout);
     if (!quiet)
         fprintf(stderr, "mockapi: %d calls per %.0f ms per (token, endpoint)\n",
                 g.rate, g.window_ms);

@@ -31,6 +31,8 @@
 #include <event2/util.h>
 #include <jansson.h>
 
+#include "double_common.h"
+
 static struct {
     struct event_base *base;
     FILE *log;
@@ -39,70 +41,21 @@ static struct {
     long requests;
 } g;
 
-struct pending {
-    struct evhttp_request *req;
-    int status;
-    struct event *ev;
-};
-
-static void
-send_now(struct pending *pd)
-{
-    struct evbuffer *b = evbuffer_new();
-
-    evbuffer_add_printf(b, "{\"status\":%d}", pd->status);
-    evhttp_add_header(evhttp_request_get_output_headers(pd->req),
-                      "Content-Type", "application/json");
-    evhttp_send_reply(pd->req, pd->status, NULL, b);
-    evbuffer_free(b);
-    if (pd->ev)
-        event_free(pd->ev);
-    free(pd);
-}
-
-static void
-delayed_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    send_now(arg);
-}
-
+/* Answer {"status": N} with status N, `delay_ms` late. */
 static void
 reply(struct evhttp_request *req, int status, int delay_ms)
 {
-    struct pending *pd = calloc(1, sizeof(*pd));
+    char body[32];
 
-    pd->req = req;
-    pd->status = status;
-    if (delay_ms > 0) {
-        struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
-
-        pd->ev = evtimer_new(g.base, delayed_cb, pd);
-        evtimer_add(pd->ev, &tv);
-        return;
-    }
-    send_now(pd);
-}
-
-static char *
-body_of(struct evhttp_request *req, size_t *len)
-{
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    char *buf;
-
-    *len = evbuffer_get_length(in);
-    buf = malloc(*len + 1);
-    evbuffer_remove(in, buf, *len);
-    buf[*len] = '\0';
-    return buf;
+    snprintf(body, sizeof(body), "{\"status\":%d}", status);
+    dbl_reply(g.base, req, status, body, NULL, delay_ms);
 }
 
 static void
 control(struct evhttp_request *req)
 {
     size_t len;
-    char *buf = body_of(req, &len);
+    char *buf = dbl_body(req, &len);
     json_t *o = json_loads(buf, 0, NULL), *v;
     const char *k;
 
@@ -162,7 +115,7 @@ handle(struct evhttp_request *req, void *arg)
     }
     clock_gettime(CLOCK_REALTIME, &ts);
     g.requests++;
-    buf = body_of(req, &len);
+    buf = dbl_body(req, &len);
     body = json_loadb(buf, len, JSON_DECODE_ANY, NULL);
     if (!body)
         body = json_stringn_nocheck(buf, len);
@@ -199,9 +152,6 @@ int
 main(int argc, char **argv)
 {
     struct evhttp *http;
-    struct evhttp_bound_socket *bs;
-    struct sockaddr_storage ss;
-    ev_socklen_t sl = sizeof(ss);
     int port = 0;
 
     g.status = 200;
@@ -232,14 +182,8 @@ main(int argc, char **argv)
     g.base = event_base_new();
     http = evhttp_new(g.base);
     evhttp_set_gencb(http, handle, NULL);
-    bs = evhttp_bind_socket_with_handle(http, "127.0.0.1", (ev_uint16_t)port);
-    if (!bs) {
-        fprintf(stderr, "sink: cannot listen on port %d\n", port);
+    if (dbl_listen(http, port, "sink") != 0)
         return 1;
-    }
-    getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl);
-    printf("%d\n", ntohs(((struct sockaddr_in *)&ss)->sin_port));
-    fflush(stdout);
     event_base_dispatch(g.base);
     return 0;
 }
