@@ -28,6 +28,17 @@ def helper(name):
     return path
 
 
+SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "lib", "scripts")
+
+
+def lua_script(name):
+    """The text of src/lib/scripts/NAME.lua as the library loads it: after _prelude.lua."""
+    with open(os.path.join(SCRIPTS, "_prelude.lua")) as f:
+        prelude = f.read()
+    with open(os.path.join(SCRIPTS, name + ".lua")) as f:
+        return prelude + f.read()
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

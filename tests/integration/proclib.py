@@ -8,16 +8,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import HOOKQ, helper
-
-SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "lib", "scripts")
-
-
-def lua(name):
-    with open(os.path.join(SCRIPTS, "_prelude.lua")) as f:
-        prelude = f.read()
-    with open(os.path.join(SCRIPTS, name + ".lua")) as f:
-        return prelude + f.read()
+from harness import HOOKQ, helper, lua_script
 
 
 def prefix(shard=0, ns="hookq"):
@@ -99,7 +90,7 @@ class Queue:
 
     def __init__(self, r):
         self.r = r
-        self.enq = r.register_script(lua("enqueue"))
+        self.enq = r.register_script(lua_script("enqueue"))
 
     def push(self, customer, code, data, webhook_id=""):
         body = json.dumps({"code": code, "data": data})
@@ -121,7 +112,7 @@ class Queue:
         """What `hookq token set` does: token_set.lua stores the token and
         releases the customer's keys held for `no-token`/`token-invalid`."""
         if not hasattr(self, "tset"):
-            self.tset = self.r.register_script(lua("token_set"))
+            self.tset = self.r.register_script(lua_script("token_set"))
         return self.tset(keys=[prefix()], args=[customer, token])
 
     def stats(self):

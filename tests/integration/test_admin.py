@@ -8,9 +8,8 @@ import os
 import subprocess
 import tempfile
 
-from harness import HOOKQ, RedisServer, Suite, free_port, helper
+from harness import HOOKQ, RedisServer, Suite, free_port, helper, lua_script
 
-SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "..", "src", "lib", "scripts")
 suite = Suite("admin")
 
 
@@ -30,10 +29,7 @@ class Env:
         self.r = self.srv.client()
         self.shards = shards
         self.cwd = tempfile.mkdtemp(prefix="hq-admin-")
-        with open(os.path.join(SCRIPTS, "_prelude.lua")) as f:
-            prelude = f.read()
-        with open(os.path.join(SCRIPTS, "settle.lua")) as f:
-            self.settle_sc = self.r.register_script(prelude + f.read())
+        self.settle_sc = self.r.register_script(lua_script("settle"))
 
     def __enter__(self):
         return self

@@ -3,22 +3,13 @@ token_del, dlq_retry, dlq_drop, and the read-only stats, keys, peek,
 dlq_list, dlq_show), driven directly with redis-py against a real
 redis-server, together with the worker's scripts (enqueue, settle). After
 every step the invariants of docs/queue-semantics.md are checked."""
-import os
 import time
 
-from harness import RedisServer, Suite
+from harness import RedisServer, Suite, lua_script
 
-SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "..", "src", "lib", "scripts")
 P = "{hookq:0}:"
 WAKE = "hookq:wake:0"
 suite = Suite("admin_scripts")
-
-
-def load(name):
-    with open(os.path.join(SCRIPTS, "_prelude.lua")) as f:
-        prelude = f.read()
-    with open(os.path.join(SCRIPTS, name + ".lua")) as f:
-        return prelude + f.read()
 
 
 def s(v):
@@ -32,7 +23,7 @@ class Q:
 
     def __init__(self, r):
         self.r = r
-        self.sc = {n: r.register_script(load(n)) for n in self.NAMES}
+        self.sc = {n: r.register_script(lua_script(n)) for n in self.NAMES}
 
     def run(self, name, *args):
         out = self.sc[name](keys=[P], args=list(args))

@@ -3,23 +3,14 @@ redis-server: strictness under contention from many clients, the lease
 check, the token lookup, the 429 push-back and the state's expiry.
 docs/queue-semantics.md ("Rate limiter") is the contract."""
 import hashlib
-import os
 import threading
 import time
 
-from harness import RedisServer, Suite
+from harness import RedisServer, Suite, lua_script
 
-SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "..", "src", "lib", "scripts")
 P = "{hookq:0}:"
 EP = "GET /posts/{}"
 suite = Suite("limiter")
-
-
-def load(name):
-    with open(os.path.join(SCRIPTS, "_prelude.lua")) as f:
-        prelude = f.read()
-    with open(os.path.join(SCRIPTS, name + ".lua")) as f:
-        return prelude + f.read()
 
 
 def rl_key(token, endpoint=EP):
@@ -31,7 +22,7 @@ class Lim:
 
     def __init__(self, r):
         self.r = r
-        self.fn = r.register_script(load("limit"))
+        self.fn = r.register_script(lua_script("limit"))
         self.at = {}
 
     def take(self, key="c1:post", fence="7", customer="c1", ep=EP, R=2, W=1000, margin=25,
@@ -258,8 +249,6 @@ def idle_state_expires():
         assert not r.exists(rl_key("tok-1"))
 
 
-
-
 def claim(r, settle, ops=(), n=1):
     args = [30000, n, len(ops)]
     for op in ops:
@@ -273,9 +262,9 @@ def a_token_hold_overtaken_by_a_new_token_runs_the_key_again():
     sets token B. The hold must not keep a customer whose token is good."""
     with RedisServer() as rs:
         r = rs.client()
-        enq = r.register_script(load("enqueue"))
-        settle = r.register_script(load("settle"))
-        tset = r.register_script(load("token_set"))
+        enq = r.register_script(lua_script("enqueue"))
+        settle = r.register_script(lua_script("settle"))
+        tset = r.register_script(lua_script("token_set"))
         lim = Lim(r)
         for case in ("replaced", "same", "no-token-then-set", "no-token"):
             r.flushall()

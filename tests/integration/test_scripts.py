@@ -1,29 +1,20 @@
 """The Redis scripts' contract (docs/queue-semantics.md), driven directly
 with redis-py against a real redis-server: enqueue, settle (claim, done,
 retry, park, dead, hold, renew, release), reap, fencing and fairness."""
-import os
 import time
 
-from harness import RedisServer, Suite
+from harness import RedisServer, Suite, lua_script
 
-SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "..", "src", "lib", "scripts")
 P = "{hookq:0}:"
 suite = Suite("scripts")
-
-
-def load(name):
-    with open(os.path.join(SCRIPTS, "_prelude.lua")) as f:
-        prelude = f.read()
-    with open(os.path.join(SCRIPTS, name + ".lua")) as f:
-        return prelude + f.read()
 
 
 class Q:
     def __init__(self, r):
         self.r = r
-        self.enq = r.register_script(load("enqueue"))
-        self.set = r.register_script(load("settle"))
-        self.rp = r.register_script(load("reap"))
+        self.enq = r.register_script(lua_script("enqueue"))
+        self.set = r.register_script(lua_script("settle"))
+        self.rp = r.register_script(lua_script("reap"))
 
     def push(self, cust, code, body="b", whid="", depth=0, ttl=86400000):
         st, jid, seq = self.enq(keys=[P], args=[cust, code, body, whid, depth, ttl])
