@@ -10,24 +10,12 @@ import subprocess
 import tempfile
 import time
 
-from harness import HOOKQ, Suite, free_port, wait_until
+from harness import HOOKQ, Suite, free_port, pid_alive, wait_until
 
 suite = Suite("demo")
 
 REPO = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.dirname(os.path.realpath(HOOKQ))
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(")")[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @suite.test
@@ -62,7 +50,7 @@ def demo_prints_a_curl_line_that_gets_processed_and_ctrl_c_stops_all():
         text = open(out).read()
         assert rc == 0, (rc, text)
         assert "draining" in text and "embedded redis stopped" in text, text
-        assert not alive(rpid), "redis-server %d left running" % rpid
+        assert not pid_alive(rpid), "redis-server %d left running" % rpid
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)

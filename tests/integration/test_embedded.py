@@ -18,7 +18,7 @@ import urllib.request
 
 import redis as redispy
 
-from harness import HOOKQ, REDIS_SERVER, RedisServer, Suite, free_port, processes, wait_until
+from harness import HOOKQ, REDIS_SERVER, RedisServer, Suite, free_port, pid_alive, processes, wait_until
 
 suite = Suite("embedded")
 
@@ -78,19 +78,6 @@ class Dir:
             return int(f.read())
 
 
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie of someone else's is not running either.
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(")")[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 @suite.test
 def restart_keeps_the_queued_jobs():
     d = Dir()
@@ -102,11 +89,11 @@ def restart_keeps_the_queued_jobs():
         assert seqs == list(range(1, 21)), seqs
         assert d.redis().llen(QUEUE) == 20
         rpid = d.redis_pid()
-        assert alive(rpid)
+        assert pid_alive(rpid)
         p.signal(signal.SIGTERM)
         assert p.wait(30) == 0, open(d.errlog).read()
         # The redis-server went with it, and its socket too.
-        assert not alive(rpid), "embedded redis-server %d still running" % rpid
+        assert not pid_alive(rpid), "embedded redis-server %d still running" % rpid
         assert not os.path.exists(d.sock)
 
         p = d.start(start)
@@ -152,7 +139,7 @@ def killed_hookq_takes_its_redis_along_and_restarts_cleanly():
         p.signal(signal.SIGKILL)
         p.wait(10)
         # PR_SET_PDEATHSIG: the kernel sends the redis-server SIGTERM.
-        wait_until(lambda: not alive(rpid), 10, what="orphaned redis-server to exit")
+        wait_until(lambda: not pid_alive(rpid), 10, what="orphaned redis-server to exit")
         p = d.start(start)
         assert d.redis().llen(QUEUE) == 5
         p.signal(signal.SIGTERM)
