@@ -2,22 +2,19 @@
 its lease and the job runs again, before the later jobs of its key; a worker
 stopped with SIGSTOP past its lease cannot complete its job when resumed
 (the fencing token rejects it) and cannot reorder the key."""
-import os
 import signal
-import tempfile
 import time
 
-from harness import RedisServer, Suite, processes, wait_until
+from harness import Suite, wait_until
 from workerlib import (P, Worker, check_key_order, count_lines, push, records,
-                       redis_stats, wait_done)
+                       redis_stats, wait_done, worker_env)
 
 suite = Suite("worker_crash")
 
 
 @suite.test
 def killed_workers_job_runs_again_before_the_rest_of_its_key():
-    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "rec")
+    with worker_env() as (srv, start, out):
         push(srv.url, "k:e*5")
         push(srv.url, "@20:e*5")
         a = Worker(start, srv.url, out, "--hang-key", "k:e", "--hang-seq", 2,
@@ -46,8 +43,7 @@ def killed_workers_job_runs_again_before_the_rest_of_its_key():
 
 @suite.test
 def stopped_worker_cannot_complete_after_its_lease_expired():
-    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "rec")
+    with worker_env() as (srv, start, out):
         r = srv.client()
         push(srv.url, "k:e*5")
         # A holds k:e seq 1 for 1.15 s on a lease of 1 s.

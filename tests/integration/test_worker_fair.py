@@ -2,19 +2,16 @@
 jobs each, all enqueued before the worker starts. Every small key is done
 while the big key still has more than 40,000 jobs waiting, and no small key
 runs ahead of the others (round-robin over customers)."""
-import os
-import tempfile
 
-from harness import RedisServer, Suite, processes
-from workerlib import P, Worker, count_lines, push, records, wait_until
+from harness import Suite
+from workerlib import P, Worker, count_lines, push, records, wait_until, worker_env
 
 suite = Suite("worker_fair")
 
 
 @suite.test
 def small_keys_finish_while_the_big_key_waits():
-    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "rec")
+    with worker_env() as (srv, start, out):
         r = srv.client()
         assert push(srv.url, "big:e*50000", extra=["--batch", "5000"])["stored"] == 50000
         assert push(srv.url, "@500:e*10", extra=["--batch", "5000"])["stored"] == 5000

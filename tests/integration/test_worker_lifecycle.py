@@ -3,22 +3,19 @@ in-flight jobs, or hand their leases back after shutdown_timeout), lease
 renewal of a job longer than its lease, retry with backoff, dead letters
 and the hold policy, jobs whose attempts were spent by crashes, idling
 without polling Redis, and surviving a Redis restart."""
-import os
 import signal
-import tempfile
 import time
 
-from harness import RedisServer, Suite, processes, wait_until
+from harness import Suite, wait_until
 from workerlib import (P, Worker, check_key_order, count_lines, key_state, push,
-                       records, redis_stats, wait_done)
+                       records, redis_stats, wait_done, worker_env)
 
 suite = Suite("worker_lifecycle")
 
 
 @suite.test
 def sigterm_lets_running_jobs_finish_and_claims_nothing_more():
-    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "rec")
+    with worker_env() as (srv, start, out):
         r = srv.client()
         push(srv.url, "@4:e*3")
         w = Worker(start, srv.url, out, "--sleep-ms", 1500, threads=2, concurrency=4)
@@ -40,8 +37,7 @@ def sigterm_lets_running_jobs_finish_and_claims_nothing_more():
 
 @suite.test
 def a_draining_worker_hands_its_keys_next_jobs_to_an_idle_worker_at_once():
-    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "rec")
+    with worker_env() as (srv, start, out):
         push(srv.url, "k:e*3")
         a = Worker(start, srv.url, out, "--sleep-ms", 1500, threads=1, concurrency=1)
         wait_until(lambda: count_lines(out, "S") >= 1, 30, what="k:e seq 1 running")
@@ -61,8 +57,7 @@ def a_draining_worker_hands_its_keys_next_jobs_to_an_idle_worker_at_once():
 
 @suite.test
 def drain_hands_leases_back_after_the_shutdown_timeout():
-    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "rec")
+    with worker_env() as (srv, start, out):
         r = srv.client()
         push(srv.url, "@4:e*3")
         w = Worker(start, srv.url, out, "--sleep-ms", 60000, "--shutdown-ms", 500,
@@ -91,8 +86,7 @@ def drain_hands_leases_back_after_the_shutdown_timeout():
 
 @suite.test
 def sigterm_with_redis_gone_still_exits_after_the_grace_period():
-    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "rec")
+    with worker_env() as (srv, start, out):
         push(srv.url, "@4:e*3")
         w = Worker(start, srv.url, out, "--sleep-ms", 60000, "--shutdown-ms", 500,
                    threads=2, concurrency=4)
@@ -111,8 +105,7 @@ def sigterm_with_redis_gone_still_exits_after_the_grace_period():
 
 @suite.test
 def a_job_longer_than_its_lease_runs_once():
-    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "rec")
+    with worker_env() as (srv, start, out):
         push(srv.url, "slow:e*2")
         ws = [Worker(start, srv.url, out, "--lease-ms", 600, "--slow-key", "slow:e",
                      "--slow-ms", 2500, threads=2, concurrency=4) for _ in range(2)]
@@ -129,8 +122,7 @@ def a_job_longer_than_its_lease_runs_once():
 
 @suite.test
 def retries_back_off_with_jitter_and_hold_the_keys_place():
-    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "rec")
+    with worker_env() as (srv, start, out):
         push(srv.url, "k:e*2")
         w = Worker(start, srv.url, out, "--fail-key", "k:e", "--fail-times", 3,
                    "--backoff-ms", "200,800", "--max-attempts", 8)
@@ -154,8 +146,7 @@ def retries_back_off_with_jitter_and_hold_the_keys_place():
 
 @suite.test
 def spent_attempts_go_to_the_dead_letter_list_and_the_key_goes_on():
-    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "rec")
+    with worker_env() as (srv, start, out):
         r = srv.client()
         push(srv.url, "k:e*3")
         w = Worker(start, srv.url, out, "--fail-key", "k:e", "--fail-times", 3,
@@ -187,8 +178,7 @@ def spent_attempts_go_to_the_dead_letter_list_and_the_key_goes_on():
 
 @suite.test
 def a_permanent_failure_is_dead_lettered_at_once():
-    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "rec")
+    with worker_env() as (srv, start, out):
         r = srv.client()
         push(srv.url, "k:e*2")
         w = Worker(start, srv.url, out, "--fail-key", "k:e", "--fail-times", 1,
@@ -203,8 +193,7 @@ def a_permanent_failure_is_dead_lettered_at_once():
 
 @suite.test
 def the_hold_policy_parks_the_key_until_released():
-    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "rec")
+    with worker_env() as (srv, start, out):
         r = srv.client()
         push(srv.url, "k:e*3")
         push(srv.url, "other:e*2")
@@ -227,8 +216,7 @@ def the_hold_policy_parks_the_key_until_released():
 
 @suite.test
 def a_job_whose_attempts_were_spent_by_crashes_gets_its_policy_without_running():
-    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "rec")
+    with worker_env() as (srv, start, out):
         r = srv.client()
         push(srv.url, "k:e*2")
         # As if three workers had died on it: reaped three times.
@@ -245,8 +233,7 @@ def a_job_whose_attempts_were_spent_by_crashes_gets_its_policy_without_running()
 
 @suite.test
 def a_job_record_the_worker_cannot_read_is_dead_lettered_and_the_key_goes_on():
-    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "rec")
+    with worker_env() as (srv, start, out):
         r = srv.client()
         push(srv.url, "k:e*2")
         r.lset(P + "q:k:e", 0, b"garbage")
@@ -266,8 +253,7 @@ def a_job_record_the_worker_cannot_read_is_dead_lettered_and_the_key_goes_on():
 
 @suite.test
 def an_idle_worker_does_not_poll_and_wakes_at_once_on_a_push():
-    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "rec")
+    with worker_env() as (srv, start, out):
         r = srv.client()
         w = Worker(start, srv.url, out, threads=2, concurrency=8)
         time.sleep(1.0)
@@ -288,9 +274,7 @@ def an_idle_worker_does_not_poll_and_wakes_at_once_on_a_push():
 
 @suite.test
 def the_worker_survives_a_redis_restart():
-    with RedisServer(appendonly=True, extra=["--appendfsync", "always"]) as srv, \
-            processes() as start, tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "rec")
+    with worker_env(appendonly=True, extra=["--appendfsync", "always"]) as (srv, start, out):
         push(srv.url, "@50:e*20", extra=["--interleave"])
         w = Worker(start, srv.url, out, "--sleep-ms", 20, "--lease-ms", 2000,
                    threads=2, concurrency=16)
@@ -312,8 +296,7 @@ def the_worker_survives_a_redis_restart():
 
 @suite.test
 def keys_of_every_shard_are_served_and_wake_their_workers():
-    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "rec")
+    with worker_env() as (srv, start, out):
         r = srv.client()
         push(srv.url, "@60:e*10", extra=["--shards", "3"])
         w = Worker(start, srv.url, out, "--shards", 3, "--sleep-ms", 2, threads=2, concurrency=8)
@@ -333,8 +316,7 @@ def keys_of_every_shard_are_served_and_wake_their_workers():
 
 @suite.test
 def a_redis_that_stops_answering_is_left_after_the_timeout_and_rejoined():
-    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "rec")
+    with worker_env() as (srv, start, out):
         r = srv.client()
         push(srv.url, "@20:e*10")
         w = Worker(start, srv.url, out, "--sleep-ms", 20, "--timeout-ms", 500,

@@ -2,12 +2,10 @@
 same worker process is measured (VmRSS) with 1,000 jobs waiting on one key,
 then with 1,000,000; both times after it has worked through the same amount
 of other keys' jobs, so that its allocator is warm."""
-import os
-import tempfile
 import time
 
-from harness import RedisServer, Suite, processes
-from workerlib import P, Worker, count_lines, push, wait_until
+from harness import Suite
+from workerlib import P, Worker, count_lines, push, wait_until, worker_env
 
 suite = Suite("worker_memory")
 
@@ -21,8 +19,7 @@ def work_through_small_keys(url, out, total):
 
 @suite.test
 def worker_rss_does_not_grow_with_a_million_jobs_waiting():
-    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "rec")
+    with worker_env() as (srv, start, out):
         r = srv.client()
         # The big key's head job never settles: the other 999 wait behind it.
         push(srv.url, "big:e*1000", extra=["--batch", "1000"])

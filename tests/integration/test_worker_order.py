@@ -2,19 +2,17 @@
 each, 1,000 keys of 20 jobs, handlers that sleep on a timer and record their
 start and end. Per key, no two jobs overlap and they run in seq order; jobs
 of different keys do overlap."""
-import os
-import tempfile
 
-from harness import RedisServer, Suite, processes
-from workerlib import P, Worker, check_key_order, max_overlap, push, records, redis_stats, wait_done
+from harness import Suite
+from workerlib import (P, Worker, check_key_order, max_overlap, push, records, redis_stats,
+                       wait_done, worker_env)
 
 suite = Suite("worker_order")
 
 
 @suite.test
 def three_processes_keep_each_keys_order_and_run_keys_in_parallel():
-    with RedisServer() as srv, processes() as start, tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "rec")
+    with worker_env() as (srv, start, out):
         assert push(srv.url, "@1000:e*20", extra=["--interleave", "--batch", "2000"])["stored"] == 20000
         workers = [Worker(start, srv.url, out, "--sleep-ms", 2, threads=3, concurrency=48)
                    for _ in range(3)]

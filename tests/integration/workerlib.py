@@ -2,18 +2,29 @@
 processes, push jobs with pushjobs, and read the record file that testworker
 writes (see tests/integration/testworker.c for its line format)."""
 import collections
+import contextlib
 import json
 import os
 import subprocess
 import tempfile
 
-from harness import helper, wait_until
+from harness import RedisServer, helper, processes, wait_until
 
 P = "{hookq:0}:"
 
 Start = collections.namedtuple("Start", "key seq pid t attempt")
 End = collections.namedtuple("End", "key seq pid start end attempt")
 Ack = collections.namedtuple("Ack", "key seq pid outcome latency_us attempt")
+
+
+@contextlib.contextmanager
+def worker_env(**redis_args):
+    """What most worker tests start from: (a redis-server, made with
+    `redis_args`, the start() of harness.processes(), the path of a record
+    file in a fresh temporary directory); all stopped or removed on the way
+    out."""
+    with RedisServer(**redis_args) as srv, processes() as start, tempfile.TemporaryDirectory() as d:
+        yield srv, start, os.path.join(d, "rec")
 
 
 def push(url, *spec, extra=(), timeout=300):
