@@ -224,6 +224,27 @@ skip_ws(struct scan *s)
         s->p++;
 }
 
+/*
+ * After a member of an object or array (closed by `close`): 1 when a ','
+ * follows (skipped, the next member comes), 0 at `close` (skipped, the
+ * container ends), -1 for anything else.
+ */
+static int
+next_member(struct scan *s, char close)
+{
+    skip_ws(s);
+    if (s->p >= s->end)
+        return -1;
+    if (*s->p == close) {
+        s->p++;
+        return 0;
+    }
+    if (*s->p != ',')
+        return -1;
+    s->p++;
+    return 1;
+}
+
 static int
 hexval(unsigned char c)
 {
@@ -466,16 +487,9 @@ scan_object(struct scan *s, int depth, size_t matched)
         }
         if (rc != FAST_OK)
             return FAST_NO;
-        skip_ws(s);
-        if (s->p >= s->end)
-            return FAST_NO;
-        if (*s->p == '}') {
-            s->p++;
-            return FAST_OK;
-        }
-        if (*s->p != ',')
-            return FAST_NO;
-        s->p++;
+        rc = next_member(s, '}');
+        if (rc != 1)
+            return rc == 0 ? FAST_OK : FAST_NO;
     }
 }
 
@@ -486,6 +500,7 @@ scan_array(struct scan *s, int depth, size_t matched)
     int on_path = matched != (size_t)-1 && matched == (size_t)depth - 1 &&
                   matched < spec->ntok;
     size_t idx = 0;
+    int rc;
 
     s->p++; /* '[' */
     skip_ws(s);
@@ -502,16 +517,9 @@ scan_array(struct scan *s, int depth, size_t matched)
         if ((hit ? scan_target(s, depth, matched + 1, matched + 1 == spec->ntok)
                  : scan_value(s, depth, (size_t)-1)) != FAST_OK)
             return FAST_NO;
-        skip_ws(s);
-        if (s->p >= s->end)
-            return FAST_NO;
-        if (*s->p == ']') {
-            s->p++;
-            return FAST_OK;
-        }
-        if (*s->p != ',')
-            return FAST_NO;
-        s->p++;
+        rc = next_member(s, ']');
+        if (rc != 1)
+            return rc == 0 ? FAST_OK : FAST_NO;
     }
 }
 
