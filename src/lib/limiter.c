@@ -93,6 +93,19 @@ on_take(redisAsyncContext *ac, void *reply, void *privdata)
     free(t);
 }
 
+/* Run limit.lua with the `argc` (at most 10) strings of `argv`. */
+static int
+eval_limit(redisAsyncContext *ac, const char *prefix, int argc,
+           const char **argv, redisCallbackFn *fn, void *privdata)
+{
+    size_t argvlen[10];
+
+    for (int i = 0; i < argc; i++)
+        argvlen[i] = strlen(argv[i]);
+    return hq__store_eval_async(ac, "limit", prefix, argc, argv, argvlen, fn,
+                                privdata);
+}
+
 int
 hq__limit_take(redisAsyncContext *ac, const char *prefix, const char *key,
                const char *fence, const char *customer, const char *endpoint,
@@ -102,7 +115,6 @@ hq__limit_take(redisAsyncContext *ac, const char *prefix, const char *key,
     char r[24], w[24], m[24], la[24];
     const char *argv[10] = {"take", key, fence, customer, endpoint, r, w, m,
                             id, la};
-    size_t argvlen[10];
     struct take_ctx *t;
     int rc;
 
@@ -110,15 +122,12 @@ hq__limit_take(redisAsyncContext *ac, const char *prefix, const char *key,
     snprintf(w, sizeof(w), "%lld", (long long)rate->window_ms);
     snprintf(m, sizeof(m), "%lld", (long long)rate->margin_ms);
     snprintf(la, sizeof(la), "%lld", (long long)lookahead_ms);
-    for (size_t i = 0; i < HQ_ARRAY_SIZE(argv); i++)
-        argvlen[i] = strlen(argv[i]);
     t = malloc(sizeof(*t));
     if (!t)
         return HQ_ENOMEM;
     t->fn = fn;
     t->arg = arg;
-    rc = hq__store_eval_async(ac, "limit", prefix, 10, argv, argvlen, on_take,
-                              t);
+    rc = eval_limit(ac, prefix, 10, argv, on_take, t);
     if (rc != HQ_OK)
         free(t);
     return rc;
@@ -138,12 +147,8 @@ hq__limit_rejected(redisAsyncContext *ac, const char *prefix,
                    redisCallbackFn *fn, void *arg)
 {
     const char *argv[3] = {"rejected", customer, token};
-    size_t argvlen[3];
 
-    for (size_t i = 0; i < HQ_ARRAY_SIZE(argv); i++)
-        argvlen[i] = strlen(argv[i]);
-    return hq__store_eval_async(ac, "limit", prefix, 3, argv, argvlen, fn,
-                                arg);
+    return eval_limit(ac, prefix, 3, argv, fn, arg);
 }
 
 int
@@ -153,15 +158,11 @@ hq__limit_sent(redisAsyncContext *ac, const char *prefix, const char *token,
 {
     char at[24], w[24], m[24];
     const char *argv[7] = {"sent", token, endpoint, id, at, w, m};
-    size_t argvlen[7];
 
     snprintf(at, sizeof(at), "%lld", (long long)at_ms);
     snprintf(w, sizeof(w), "%lld", (long long)rate->window_ms);
     snprintf(m, sizeof(m), "%lld", (long long)rate->margin_ms);
-    for (size_t i = 0; i < HQ_ARRAY_SIZE(argv); i++)
-        argvlen[i] = strlen(argv[i]);
-    return hq__store_eval_async(ac, "limit", prefix, 7, argv, argvlen,
-                                on_block, NULL);
+    return eval_limit(ac, prefix, 7, argv, on_block, NULL);
 }
 
 int
@@ -171,14 +172,10 @@ hq__limit_block(redisAsyncContext *ac, const char *prefix, const char *token,
 {
     char d[24], r[24], w[24], m[24];
     const char *argv[7] = {"block", token, endpoint, d, r, w, m};
-    size_t argvlen[7];
 
     snprintf(d, sizeof(d), "%lld", (long long)delay_ms);
     snprintf(r, sizeof(r), "%d", rate->calls);
     snprintf(w, sizeof(w), "%lld", (long long)rate->window_ms);
     snprintf(m, sizeof(m), "%lld", (long long)rate->margin_ms);
-    for (size_t i = 0; i < HQ_ARRAY_SIZE(argv); i++)
-        argvlen[i] = strlen(argv[i]);
-    return hq__store_eval_async(ac, "limit", prefix, 7, argv, argvlen,
-                                on_block, NULL);
+    return eval_limit(ac, prefix, 7, argv, on_block, NULL);
 }
