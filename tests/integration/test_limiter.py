@@ -2,6 +2,7 @@
 redis-server: strictness under contention from many clients, the lease
 check, the token lookup, the 429 push-back and the state's expiry.
 docs/queue-semantics.md ("Rate limiter") is the contract."""
+import contextlib
 import hashlib
 import threading
 import time
@@ -46,6 +47,17 @@ def lease(r, key="c1:post", fence="7", customer="c1", token="tok-1"):
     r.hset(P + "m:" + key, mapping={"st": "active", "tok": fence, "c": customer})
     if token is not None:
         r.hset(P + "tok", customer, token)
+
+
+@contextlib.contextmanager
+def leased():
+    """A redis-server whose key c1:post is leased (fence 7, customer c1 with
+    token tok-1): (its client, a Lim on it)."""
+    with RedisServer() as rs:
+        r = rs.client()
+        lim = Lim(r)
+        lease(r)
+        yield r, lim
 
 
 def redis_ms(r):
@@ -114,10 +126,7 @@ def calls_are_strict_across_window_boundaries_under_contention():
 
 @suite.test
 def a_grant_counts_as_pending_until_its_call_leaves():
-    with RedisServer() as rs:
-        r = rs.client()
-        lim = Lim(r)
-        lease(r)
+    with leased() as (r, lim):
         assert lim.take(id="a")[0] == 1 and lim.take(id="b")[0] == 1
         # Not sent yet: the wait hint counts them as leaving on time...
         verdict, wait = lim.take(id="c")
@@ -142,10 +151,7 @@ def a_grant_counts_as_pending_until_its_call_leaves():
 
 @suite.test
 def a_grant_within_the_lookahead_is_reserved_for_its_time():
-    with RedisServer() as rs:
-        r = rs.client()
-        lim = Lim(r)
-        lease(r)
+    with leased() as (r, lim):
         for i in "ab":
             lim.take(id=i, W=300, margin=20)
             lim.sent(b"tok-1", i, W=300, margin=20)
@@ -167,10 +173,7 @@ def a_grant_within_the_lookahead_is_reserved_for_its_time():
 
 @suite.test
 def each_token_and_endpoint_has_its_own_budget():
-    with RedisServer() as rs:
-        r = rs.client()
-        lim = Lim(r)
-        lease(r)
+    with leased() as (r, lim):
         lease(r, key="c2:post", customer="c2", token="tok-2")
         assert lim.take()[0] == 1 and lim.take()[0] == 1
         assert lim.take()[0] == 0
@@ -183,10 +186,7 @@ def each_token_and_endpoint_has_its_own_budget():
 
 @suite.test
 def wait_is_the_time_until_the_oldest_grant_leaves_the_window():
-    with RedisServer() as rs:
-        r = rs.client()
-        lim = Lim(r)
-        lease(r)
+    with leased() as (r, lim):
         lim.take(id="a")
         lim.take(id="b")
         t0 = lim.sent(b"tok-1", "a")[1]
@@ -201,10 +201,7 @@ def wait_is_the_time_until_the_oldest_grant_leaves_the_window():
 
 @suite.test
 def block_pushes_the_pair_back_by_the_delay_and_counts_the_429():
-    with RedisServer() as rs:
-        r = rs.client()
-        lim = Lim(r)
-        lease(r)
+    with leased() as (r, lim):
         assert lim.take(id="a")[0] == 1
         lim.sent(b"tok-1", "a")
         # Bounds from Redis clock readings taken around each call, so that
@@ -237,10 +234,7 @@ def block_pushes_the_pair_back_by_the_delay_and_counts_the_429():
 
 @suite.test
 def idle_state_expires():
-    with RedisServer() as rs:
-        r = rs.client()
-        lim = Lim(r)
-        lease(r)
+    with leased() as (r, lim):
         lim.take(W=100, margin=10, id="a")
         assert 100 < r.pttl(rl_key("tok-1")) <= 211, "pending: now + W + W + margin"
         lim.sent(b"tok-1", "a", W=100, margin=10)
