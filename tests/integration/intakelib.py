@@ -115,20 +115,27 @@ class Response:
         return "Response(%d, %r, %r)" % (self.status, self.headers, self.body[:200])
 
 
+def recv_before(s, deadline, late, closed):
+    """One recv() from `s` by `deadline` (time.monotonic()): AssertionError(late)
+    when the deadline has passed, ConnectionError(closed) when the peer closed."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise AssertionError(late)
+    s.settimeout(left)
+    chunk = s.recv(65536)
+    if not chunk:
+        raise ConnectionError(closed)
+    return chunk
+
+
 def read_response(s, head_only=False, timeout=5):
     """Read one HTTP/1.1 response with a Content-Length (skips 1xx)."""
     buf = b""
     deadline = time.monotonic() + timeout
     while True:
         while b"\r\n\r\n" not in buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError("no response within %.1fs" % timeout)
-            s.settimeout(left)
-            chunk = s.recv(65536)
-            if not chunk:
-                raise ConnectionError("connection closed before a response: %r" % buf)
-            buf += chunk
+            buf += recv_before(s, deadline, "no response within %.1fs" % timeout,
+                               "connection closed before a response: %r" % buf)
         head, buf = buf.split(b"\r\n\r\n", 1)
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ")[1])
@@ -140,14 +147,8 @@ def read_response(s, head_only=False, timeout=5):
             continue
         n = 0 if head_only else int(headers.get("content-length", "0"))
         while len(buf) < n:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError("incomplete body within %.1fs" % timeout)
-            s.settimeout(left)
-            chunk = s.recv(65536)
-            if not chunk:
-                raise ConnectionError("connection closed in the body")
-            buf += chunk
+            buf += recv_before(s, deadline, "incomplete body within %.1fs" % timeout,
+                               "connection closed in the body")
         r = Response(status, headers, buf[:n])
         r.rest = buf[n:]
         return r
