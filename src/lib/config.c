@@ -53,28 +53,89 @@ parse_uint_prefix(const char *s, int64_t *out, const char **end)
     return 0;
 }
 
-static int
-duration_why(const char *s, int64_t *out, char *why, size_t whysize)
+/* Append printf-style text to the NUL-terminated `buf` of `size` bytes. */
+static void append(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+append(char *buf, size_t size, const char *fmt, ...)
 {
-    static const struct {
-        const char *unit;
-        int64_t ms;
-    } units[] = {
-        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
-    };
+    size_t len = strlen(buf);
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf + len, size - len, fmt, ap);
+    va_end(ap);
+}
+
+/* What goes before item `i` of `n` in a list such as "a, b, c or d". */
+static const char *
+list_sep(size_t i, size_t n)
+{
+    if (i == 0)
+        return "";
+    return i + 1 == n ? " or " : ", ";
+}
+
+/* A quantity written as a whole number and a unit: "250ms", "1MiB". */
+struct unit {
+    const char *name;
+    uint64_t mul;
+};
+
+struct quantity {
+    const char *what;    /* in messages: "duration" */
+    const char *example; /* in messages: "250ms or 30s" */
+    uint64_t max;
+    size_t nunits;
+    const struct unit *units;
+};
+
+static const struct unit duration_units[] = {
+    {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
+};
+static const struct quantity durations = {"duration", "250ms or 30s", INT64_MAX,
+                                          HQ_ARRAY_SIZE(duration_units),
+                                          duration_units};
+
+static const struct unit size_units[] = {
+    {"B", 1},
+    {"KiB", 1024},
+    {"MiB", 1024 * 1024},
+    {"GiB", 1024ull * 1024 * 1024},
+};
+static const struct quantity sizes = {"size", "1MiB", SIZE_MAX,
+                                      HQ_ARRAY_SIZE(size_units), size_units};
+
+/* Append the units of `q` as "ms, s, m, h or d", each after `prefix`. */
+static void
+append_units(char *why, size_t whysize, const struct quantity *q,
+             const char *prefix)
+{
+    for (size_t i = 0; i < q->nunits; i++)
+        append(why, whysize, "%s%s%s", list_sep(i, q->nunits), prefix,
+               q->units[i].name);
+}
+
+/* Parse `s` as a quantity `q` (0 needs no unit) into `*out`, at most q->max. */
+static int
+quantity_why(const struct quantity *q, const char *s, uint64_t *out, char *why,
+             size_t whysize)
+{
     const char *end;
     int64_t n;
     int rc = parse_uint_prefix(s, &n, &end);
 
     if (rc == -2) {
-        snprintf(why, whysize, "duration '%s' is too large", s);
+        snprintf(why, whysize, "%s '%s' is too large", q->what, s);
         return HQ_EINVAL;
     }
     if (rc != 0) {
         snprintf(why, whysize,
-                 "invalid duration '%s': expected a whole number and a unit "
-                 "(ms, s, m, h or d), e.g. 250ms or 30s",
-                 s);
+                 "invalid %s '%s': expected a whole number and a unit (",
+                 q->what, s);
+        append_units(why, whysize, q, "");
+        append(why, whysize, "), e.g. %s", q->example);
         return HQ_EINVAL;
     }
     if (*end == '\0') {
@@ -82,78 +143,47 @@ duration_why(const char *s, int64_t *out, char *why, size_t whysize)
             *out = 0;
             return HQ_OK;
         }
-        snprintf(why, whysize,
-                 "duration '%s' has no unit: write %sms, %ss, %sm, %sh or %sd",
-                 s, s, s, s, s, s);
+        snprintf(why, whysize, "%s '%s' has no unit: write ", q->what, s);
+        append_units(why, whysize, q, s);
         return HQ_EINVAL;
     }
-    for (size_t i = 0; i < HQ_ARRAY_SIZE(units); i++) {
-        if (strcmp(end, units[i].unit) == 0) {
-            if (n > INT64_MAX / units[i].ms) {
-                snprintf(why, whysize, "duration '%s' is too large", s);
+    for (size_t i = 0; i < q->nunits; i++) {
+        if (strcmp(end, q->units[i].name) == 0) {
+            if ((uint64_t)n > q->max / q->units[i].mul) {
+                snprintf(why, whysize, "%s '%s' is too large", q->what, s);
                 return HQ_EINVAL;
             }
-            *out = n * units[i].ms;
+            *out = (uint64_t)n * q->units[i].mul;
             return HQ_OK;
         }
     }
-    snprintf(why, whysize,
-             "invalid duration '%s': unknown unit '%s' (use ms, s, m, h or d)",
+    snprintf(why, whysize, "invalid %s '%s': unknown unit '%s' (use ", q->what,
              s, end);
+    append_units(why, whysize, q, "");
+    append(why, whysize, ")");
     return HQ_EINVAL;
+}
+
+static int
+duration_why(const char *s, int64_t *out, char *why, size_t whysize)
+{
+    uint64_t v;
+
+    if (quantity_why(&durations, s, &v, why, whysize) != HQ_OK)
+        return HQ_EINVAL;
+    *out = (int64_t)v;
+    return HQ_OK;
 }
 
 static int
 size_why(const char *s, size_t *out, char *why, size_t whysize)
 {
-    static const struct {
-        const char *unit;
-        uint64_t mul;
-    } units[] = {
-        {"B", 1},
-        {"KiB", 1024},
-        {"MiB", 1024 * 1024},
-        {"GiB", 1024ull * 1024 * 1024},
-    };
-    const char *end;
-    int64_t n;
-    int rc = parse_uint_prefix(s, &n, &end);
+    uint64_t v;
 
-    if (rc == -2) {
-        snprintf(why, whysize, "size '%s' is too large", s);
+    if (quantity_why(&sizes, s, &v, why, whysize) != HQ_OK)
         return HQ_EINVAL;
-    }
-    if (rc != 0) {
-        snprintf(why, whysize,
-                 "invalid size '%s': expected a whole number and a unit "
-                 "(B, KiB, MiB or GiB), e.g. 1MiB",
-                 s);
-        return HQ_EINVAL;
-    }
-    if (*end == '\0') {
-        if (n == 0) {
-            *out = 0;
-            return HQ_OK;
-        }
-        snprintf(why, whysize,
-                 "size '%s' has no unit: write %sB, %sKiB, %sMiB or %sGiB", s,
-                 s, s, s, s);
-        return HQ_EINVAL;
-    }
-    for (size_t i = 0; i < HQ_ARRAY_SIZE(units); i++) {
-        if (strcmp(end, units[i].unit) == 0) {
-            if ((uint64_t)n > SIZE_MAX / units[i].mul) {
-                snprintf(why, whysize, "size '%s' is too large", s);
-                return HQ_EINVAL;
-            }
-            *out = (size_t)((uint64_t)n * units[i].mul);
-            return HQ_OK;
-        }
-    }
-    snprintf(why, whysize,
-             "invalid size '%s': unknown unit '%s' (use B, KiB, MiB or GiB)", s,
-             end);
-    return HQ_EINVAL;
+    *out = (size_t)v;
+    return HQ_OK;
 }
 
 static int
@@ -668,21 +698,14 @@ unknown_key(struct loader *L, const struct origin *o, const char *section,
 static int
 enum_value(const char *v, const char *const *names, char *why, size_t n)
 {
-    size_t len;
+    size_t count = 0;
 
-    for (size_t i = 0; names[i] != NULL; i++)
-        if (strcmp(v, names[i]) == 0)
-            return (int)i;
-    snprintf(why, n, "invalid value '%s': expected", v);
-    for (size_t i = 0; names[i] != NULL; i++) {
-        const char *sep = ", ";
-        if (i == 0)
-            sep = " ";
-        else if (names[i + 1] == NULL)
-            sep = " or ";
-        len = strlen(why);
-        snprintf(why + len, n - len, "%s%s", sep, names[i]);
-    }
+    for (; names[count] != NULL; count++)
+        if (strcmp(v, names[count]) == 0)
+            return (int)count;
+    snprintf(why, n, "invalid value '%s': expected ", v);
+    for (size_t i = 0; i < count; i++)
+        append(why, n, "%s%s", list_sep(i, count), names[i]);
     return -1;
 }
 
