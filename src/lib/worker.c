@@ -602,7 +602,7 @@ lane_send(struct lane *ln, unsigned claim_n)
     struct loop *l = ln->loop;
     hq_worker *w = l->w;
     struct op *op, **tail;
-    size_t nops = 0, i;
+    size_t nops = 0, n, i;
     int rc;
 
     for (op = ln->pending; op && nops < MAX_OPS_PER_CALL; op = op->next)
@@ -616,13 +616,16 @@ lane_send(struct lane *ln, unsigned claim_n)
     arg_num(ln, 2, (int64_t)nops);
     i = 3;
     tail = &ln->pending;
-    for (op = ln->pending; i < 3 + 6 * nops; op = op->next) {
-        arg_str(ln, i++, op_names[op->type]);
+    for (op = ln->pending, n = 0; n < nops; op = op->next, n++) {
+        /* done, the common op, in its short form: "d", key, token. */
+        arg_str(ln, i++, op->type == OP_DONE ? "d" : op_names[op->type]);
         arg_str(ln, i++, op->job->key);
         arg_str(ln, i++, op->job->token);
-        arg_num(ln, i++, op->n);
-        arg_str(ln, i++, op->reason);
-        arg_str(ln, i++, op->error);
+        if (op->type != OP_DONE) {
+            arg_num(ln, i++, op->n);
+            arg_str(ln, i++, op->reason);
+            arg_str(ln, i++, op->error);
+        }
         tail = &op->next;
     }
     rc = hq__store_eval_async(l->cmd.ac, "settle", ln->prefix, (int)i,

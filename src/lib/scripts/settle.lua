@@ -2,7 +2,8 @@
 -- settlements of leased keys, then promotes due parked keys, reaps expired
 -- leases, and claims up to claim_n ready keys round-robin (G3).
 -- KEYS[1] = shard prefix "{ns:S}:"
--- ARGV: lease_ms, claim_n, nops, then 6 per op: type, key, token, n, reason, error
+-- ARGV: lease_ms, claim_n, nops, then 6 per op: type, key, token, n, reason,
+--   error; or 3 for a done in its short form: d, key, token
 --   done     pop the head; the key goes on (tail) or idles
 --   retry    one attempt counted, error kept; parked until now + n ms
 --   park     parked until now + n ms, no attempt counted
@@ -94,8 +95,14 @@ local results = {}
 local i = 4
 for n = 1, nops do
   local typ, key, tok = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local num, reason, err = tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5]
-  i = i + 6
+  local num, reason, err
+  if typ == 'd' then
+    typ = 'done'
+    i = i + 3
+  else
+    num, reason, err = tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5]
+    i = i + 6
+  end
   local m = P .. 'm:' .. key
   local meta = redis.call('HMGET', m, 'st', 'tok', 'c', 'ha', 'a', 'err')
   local customer = meta[3]
