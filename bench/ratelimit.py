@@ -28,7 +28,8 @@ for name in ("mockapi", "sink", "procworker"):
 os.environ.setdefault("REDIS_SERVER", "redis-server")
 
 from harness import RedisServer, processes, wait_until  # noqa: E402
-from proclib import Double, Queue, lua, max_in_window, prefix, write_config  # noqa: E402
+from harness import lua_script  # noqa: E402
+from proclib import Double, Queue, max_in_window, prefix, write_config  # noqa: E402
 
 R, W = 2, 1000.0
 TOKENS = int(os.environ.get("TOKENS", "200"))
@@ -158,7 +159,7 @@ def commands():
     with RedisServer() as rs:
         r = rs.client()
         P = prefix()
-        lim = r.register_script(lua("limit"))
+        lim = r.register_script(lua_script("limit"))
         r.hset(P + "m:c:k", mapping={"st": "active", "tok": "1"})
         r.hset(P + "tok", "c", "tok")
         # Warm the script cache, then count: a grant, its "sent", a refusal.
