@@ -119,8 +119,9 @@ def check_invariants(r):
     lens = {k: r.llen(P + "q:" + k) for k in keys}
     assert depth == lens, "depth index %r, lists %r" % (depth, lens)
     total = sum(lens.values())
-    assert int(r.get(P + "jobs") or 0) == total, "jobs counter %r, lists hold %d" % (
-        r.get(P + "jobs"), total)
+    st = {s(k): int(v) for k, v in r.hgetall(P + "stats").items()}
+    jobs = st.get("accepted", 0) + st.get("dlq_retried", 0) - st.get("done", 0) - st.get("deadlettered", 0)
+    assert jobs == total, "counters say %d queued jobs, lists hold %d" % (jobs, total)
     for hkey in r.scan_iter(match=P + "hk:*", count=1000):
         for k in r.smembers(hkey):
             assert s(k) in held, "hk lists %s which is not held" % s(k)

@@ -27,7 +27,6 @@ for i = 1, #ARGV do
         woke = true
       end
     end
-    redis.call('INCR', P .. 'jobs')
     redis.call('ZINCRBY', P .. 'depth', 1, key)
     stat('dlq_retried')
     out[#out + 1] = id

@@ -34,7 +34,6 @@ local seq = redis.call('HINCRBY', P .. 'seq', key, '1')
 local len = redis.call('RPUSH', q, string.format('%s\n%d\n%s%s\n', id, seq, t[1],
                        string.sub('00000' .. t[2], -6, -4)) .. whid .. '\n' .. body)
 redis.call('HINCRBY', P .. 'stats', 'accepted', '1')
-redis.call('INCR', P .. 'jobs')
 if len ~= depth + 1 then
   redis.call('ZADD', P .. 'depth', len, key)
 end

@@ -131,7 +131,6 @@ for n = 1, nops do
       else
         redis.call('LTRIM', q, '1', '-1')
       end
-      count('jobs')
       if typ == 'dead' and rec then
         local id = string.match(rec, '^([^\n]*)')
         if not string.match(id, '^%d+%-%d+$') then
@@ -259,11 +258,7 @@ if #leases > 0 then
 end
 
 for name, n in pairs(counts) do
-  if name == 'jobs' then
-    redis.call('DECRBY', P .. 'jobs', string.format('%d', n))
-  else
-    stat(name, n)
-  end
+  stat(name, n)
 end
 
 -- Handed-back keys may suit a worker that is idle now.

@@ -5,6 +5,12 @@
 -- KEYS[1] = shard prefix "{ns:S}:"
 -- Reply: {ready_customers, ready_keys, active, parked, held, held_customers,
 --         dead_letters, jobs, now_ms, {counter, value, ...}}
+-- Queued jobs are derived from the counters: every record that enters a
+-- list is counted (accepted, dlq_retried) and every one that leaves it too
+-- (done, deadlettered), so no gauge has to be written on the hot path.
+local c = redis.call('HMGET', P .. 'stats', 'accepted', 'dlq_retried', 'done', 'deadlettered')
+local jobs = (tonumber(c[1]) or 0) + (tonumber(c[2]) or 0)
+             - (tonumber(c[3]) or 0) - (tonumber(c[4]) or 0)
 local keys = redis.call('ZCARD', P .. 'depth')
 local active = redis.call('ZCARD', P .. 'leases')
 if active > 0 and redis.call('ZSCORE', P .. 'leases', LEASE_PIN) then
@@ -24,7 +30,7 @@ return {
   held,
   redis.call('HLEN', P .. 'hc'),
   redis.call('LLEN', P .. 'dlq'),
-  tonumber(redis.call('GET', P .. 'jobs') or '0'),
+  jobs,
   now_ms(),
   redis.call('HGETALL', P .. 'stats'),
 }
