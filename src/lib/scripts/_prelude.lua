@@ -91,6 +91,39 @@ local function schedule(key, customer, front, ha)
   return 'ready'
 end
 
+-- A held key goes back to ready, at the front of its customer's keys, its
+-- head job unchanged (release, release_customer, token_set).
+local function unhold_key(key, customer)
+  redis.call('HDEL', P .. 'held', key)
+  redis.call('SREM', P .. 'hk:' .. customer, key)
+  redis.call('HDEL', P .. 'm:' .. key, 'why', 'cw', 'ha')
+  make_ready(key, customer, true)
+end
+
+-- The customer's held keys that wanted(key) picks, the key with the
+-- newest head job first (by the id's enqueue counter): releasing them in
+-- this order, each to the front, leaves the oldest waiting job first.
+local function held_newest_first(customer, wanted)
+  local back = {}
+  for _, key in ipairs(redis.call('SMEMBERS', P .. 'hk:' .. customer)) do
+    if wanted(key) then
+      local head = redis.call('LINDEX', P .. 'q:' .. key, 0) or ''
+      back[#back + 1] = {tonumber(string.match(head, '^%d+%-(%d+)')) or 0, key}
+    end
+  end
+  table.sort(back, function(x, y)
+    if x[1] ~= y[1] then
+      return x[1] > y[1]
+    end
+    return x[2] > y[2]
+  end)
+  local keys = {}
+  for i, b in ipairs(back) do
+    keys[i] = b[2]
+  end
+  return keys
+end
+
 local function park_key(key, due)
   redis.call('HSET', P .. 'm:' .. key, 'st', 'parked')
   redis.call('ZADD', P .. 'parked', due, key)

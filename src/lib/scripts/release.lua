@@ -21,9 +21,6 @@ end
 if st ~= 'held' then
   return {3, st}
 end
-redis.call('HDEL', P .. 'held', key)
-redis.call('SREM', P .. 'hk:' .. customer, key)
-redis.call('HDEL', m, 'why', 'cw', 'ha')
-make_ready(key, customer, true)
+unhold_key(key, customer)
 wake()
 return {1, meta[3] or ''}

@@ -20,33 +20,17 @@ if for_token(reason) then
   redis.call('HDEL', P .. 'hc', customer)
 end
 
-local hk = P .. 'hk:' .. customer
-local back = {}
-for _, key in ipairs(redis.call('SMEMBERS', hk)) do
-  local why = redis.call('HGET', P .. 'm:' .. key, 'why')
-  if for_token(why) then
-    local head = redis.call('LINDEX', P .. 'q:' .. key, 0) or ''
-    back[#back + 1] = {tonumber(string.match(head, '^%d+%-(%d+)')) or 0, key}
-  end
-end
-table.sort(back, function(x, y)
-  if x[1] ~= y[1] then
-    return x[1] < y[1]
-  end
-  return x[2] < y[2]
+local keys = held_newest_first(customer, function(key)
+  return for_token(redis.call('HGET', P .. 'm:' .. key, 'why'))
 end)
 local released = 0
-for i = #back, 1, -1 do
-  local key = back[i][2]
+for _, key in ipairs(keys) do
   if reason ~= '' and not for_token(reason) then
     -- The customer is still held for another reason: the key stays held
     -- with it, and resumes when the customer is released.
     hold_key(key, customer, reason, 1)
   else
-    redis.call('HDEL', P .. 'held', key)
-    redis.call('SREM', hk, key)
-    redis.call('HDEL', P .. 'm:' .. key, 'why', 'cw')
-    make_ready(key, customer, true)
+    unhold_key(key, customer)
     released = released + 1
   end
 end
