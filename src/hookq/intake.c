@@ -11,10 +11,15 @@
  *
  * intake.threads loops each run an evconnlistener on the one listening
  * socket, so the kernel hands each connection to whichever loop accepts it.
- * A connection lives on one loop. Each loop owns one async Redis connection;
- * every request of the loop that reaches Redis sends one EVALSHA of the
- * enqueue script on it, so requests of many connections pipeline. A request
- * is answered 202/200/429 only from the script's reply (G5, G9, G10).
+ * A connection lives on one loop. Each loop owns one async Redis connection.
+ * Requests complete in one pass of the loop are stored together: the first
+ * one opens a batch for its shard and activates the loop's flush event,
+ * which runs after every read callback of that pass and sends each open
+ * batch as one EVALSHA of the enqueue script (at most BATCH_MAX jobs or
+ * BATCH_BYTES of bodies; a full batch goes at once). Redis then pays the
+ * script call's fixed cost once per batch instead of once per request, and
+ * no request waits longer than its own loop pass for it. A request is
+ * answered 202/200/429 only from the script's reply (G5, G9, G10).
  *
  * A connection handles one request at a time: while a request waits for
  * Redis, reading stops, and pipelined requests stay in the input buffer until
@@ -87,10 +92,21 @@ enum chunk_state { CK_SIZE, CK_DATA, CK_DATA_END, CK_TRAILER };
 
 struct loop;
 
-/* A call to Redis in flight; `c` is NULL once the request stopped waiting. */
-struct pending {
-    struct conn *c;
+#define BATCH_MAX 128              /* jobs in one enqueue call */
+#define BATCH_BYTES (1024 * 1024)  /* bodies in one enqueue call */
+
+/*
+ * The requests of one shard stored by one enqueue call: open (collecting)
+ * until the loop's flush event sends it, then in flight until Redis answers.
+ * c[i] is NULL once request i stopped waiting (its connection was closed,
+ * or it timed out).
+ */
+struct batch {
     struct loop *lp;
+    unsigned shard;
+    unsigned n;
+    size_t bytes;
+    struct conn *c[BATCH_MAX];
 };
 
 struct conn {
@@ -120,7 +136,8 @@ struct conn {
     char *body;
     size_t body_len, body_cap;
     struct hq__envelope env;
-    struct pending *pend;
+    struct batch *pend;       /* the batch it waits in (ST_STORE) */
+    unsigned pend_idx;        /* its index there */
     struct timespec t0;       /* when the request was complete */
 };
 
@@ -135,13 +152,17 @@ struct loop {
     struct event *grace_ev;    /* STOP_GRACE_MS after the stop */
     struct event *redis_ev;    /* reconnect timer */
     struct evbuffer *msg;      /* scratch: the answer being written */
+    struct event *flush_ev;    /* sends the open batches (see store()) */
+    struct batch **open;       /* per shard: its open batch, or NULL */
+    unsigned *open_shards;     /* the shards with an open batch */
+    unsigned nopen;
     redisAsyncContext *ac;     /* NULL while disconnected */
     int redis_up;              /* connected (AUTH/SELECT queued) */
     int redis_logged_down;     /* the outage has been logged */
     int64_t backoff_ms;
     struct conn *conns;
     unsigned nconns;
-    unsigned npending;
+    unsigned npending;         /* batches open or in flight */
     int stopping;
     int finished;
     _Atomic uint64_t accepted, duplicate;
@@ -376,65 +397,33 @@ send_error_close(struct conn *c, int status, int reason, const char *name,
 /* ------------------------------------------------------------------------ */
 /* Storing: the enqueue script.                                              */
 
+/* Request `c` got its script reply: status, id, seq (see enqueue.lua). */
 static void
-on_stored(redisAsyncContext *ac, void *r, void *privdata)
+answer_stored(struct conn *c, long long status, const redisReply *id,
+              long long seq)
 {
-    struct pending *p = privdata;
-    struct loop *lp = p->lp;
-    struct conn *c = p->c;
-    redisReply *reply = r;
-    struct evbuffer *body;
-    long long status;
+    struct loop *lp = c->lp;
+    struct evbuffer *body = evbuffer_new();
 
-    lp->npending--;
-    free(p);
-    if (reply == NULL || (ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
-        lp->redis_up = 0;
-    if (c == NULL) {
-        check_finished(lp);
+    if (body == NULL) {
+        send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
+                   "out of memory", "Retry-After: " RETRY_AFTER_503 "\r\n");
         return;
     }
-    c->pend = NULL;
-    evtimer_del(c->timer);
-
-    if (reply == NULL) {
-        send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
-                   "the connection to redis was lost; the job may or may not "
-                   "be stored: retry with the same webhook-id",
-                   "Retry-After: " RETRY_AFTER_503 "\r\n");
-        goto next;
-    }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
-        reply->element[0]->type != REDIS_REPLY_INTEGER ||
-        reply->element[1]->type != REDIS_REPLY_STRING ||
-        reply->element[2]->type != REDIS_REPLY_INTEGER) {
-        char detail[200];
-
-        snprintf(detail, sizeof(detail), "redis answered %s%.150s",
-                 reply->type == REDIS_REPLY_ERROR ? "an error: " : "something unexpected",
-                 reply->type == REDIS_REPLY_ERROR ? reply->str : "");
-        say(lp->in, HQ_INTAKE_LOG_WARN, "intake: enqueue failed: %s", detail);
-        send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
-                   detail, "Retry-After: " RETRY_AFTER_503 "\r\n");
-        goto next;
-    }
-    status = reply->element[0]->integer;
-    body = evbuffer_new();
     if (status == 0) {
         atomic_fetch_add_explicit(&lp->accepted, 1, memory_order_relaxed);
         evbuffer_add(body, "{\"id\":\"", 7);
-        json_str(body, reply->element[1]->str, reply->element[1]->len);
+        json_str(body, id->str, id->len);
         evbuffer_add(body, "\",\"key\":\"", 9);
         json_str(body, c->env.customer, c->env.customer_len);
         evbuffer_add(body, ":", 1);
         json_str(body, c->env.code, c->env.code_len);
-        evbuffer_add_printf(body, "\",\"seq\":%lld}",
-                            reply->element[2]->integer);
+        evbuffer_add_printf(body, "\",\"seq\":%lld}", seq);
         send_answer(c, 202, NULL, body);
     } else if (status == 1) {
         atomic_fetch_add_explicit(&lp->duplicate, 1, memory_order_relaxed);
         evbuffer_add(body, "{\"id\":\"", 7);
-        json_str(body, reply->element[1]->str, reply->element[1]->len);
+        json_str(body, id->str, id->len);
         evbuffer_add(body, "\",\"duplicate\":true}", 19);
         send_answer(c, 200, NULL, body);
     } else {
@@ -446,20 +435,165 @@ on_stored(redisAsyncContext *ac, void *r, void *privdata)
                    "Retry-After: " RETRY_AFTER_429 "\r\n");
     }
     evbuffer_free(body);
-next:
-    /* Pipelined requests may be waiting in the input buffer. */
-    process(c);
 }
 
+/* Is element 3i.. of the enqueue reply a well-formed {status, id, seq}? */
+static int
+job_reply_ok(const redisReply *r, size_t i)
+{
+    return r->element[3 * i]->type == REDIS_REPLY_INTEGER &&
+           r->element[3 * i + 1]->type == REDIS_REPLY_STRING &&
+           r->element[3 * i + 2]->type == REDIS_REPLY_INTEGER;
+}
+
+/* Redis answered a batch (or the connection was lost: r == NULL). */
+static void
+on_stored(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct batch *b = privdata;
+    struct loop *lp = b->lp;
+    redisReply *reply = r;
+    char detail[200] = "";
+    int ok;
+
+    lp->npending--;
+    if (reply == NULL || (ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
+        lp->redis_up = 0;
+    ok = reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
+         reply->elements == 3 * (size_t)b->n;
+    for (unsigned i = 0; ok && i < b->n; i++)
+        ok = job_reply_ok(reply, i);
+    if (reply != NULL && !ok) {
+        snprintf(detail, sizeof(detail), "redis answered %s%.150s",
+                 reply->type == REDIS_REPLY_ERROR ? "an error: " : "something unexpected",
+                 reply->type == REDIS_REPLY_ERROR ? reply->str : "");
+        say(lp->in, HQ_INTAKE_LOG_WARN, "intake: enqueue failed: %s", detail);
+    }
+    for (unsigned i = 0; i < b->n; i++) {
+        struct conn *c = b->c[i];
+
+        if (c == NULL)
+            continue;
+        c->pend = NULL;
+        evtimer_del(c->timer);
+        if (reply == NULL)
+            send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
+                       "the connection to redis was lost; the job may or may "
+                       "not be stored: retry with the same webhook-id",
+                       "Retry-After: " RETRY_AFTER_503 "\r\n");
+        else if (!ok)
+            send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
+                       detail, "Retry-After: " RETRY_AFTER_503 "\r\n");
+        else
+            answer_stored(c, reply->element[3 * i]->integer,
+                          reply->element[3 * i + 1],
+                          reply->element[3 * i + 2]->integer);
+        /* Pipelined requests may be waiting in the input buffer. */
+        process(c);
+    }
+    free(b);
+    check_finished(lp);
+}
+
+/* Every request of a batch that could not be sent gets a 503. */
+static void
+batch_fail(struct batch *b, const char *detail)
+{
+    for (unsigned i = 0; i < b->n; i++) {
+        struct conn *c = b->c[i];
+
+        if (c == NULL)
+            continue;
+        c->pend = NULL;
+        evtimer_del(c->timer);
+        send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
+                   detail, "Retry-After: " RETRY_AFTER_503 "\r\n");
+        process(c);
+    }
+}
+
+/* Send the open batch of `shard`: one enqueue call for all its requests. */
+static void
+batch_send(struct loop *lp, unsigned shard)
+{
+    struct hq_intake *in = lp->in;
+    struct batch *b = lp->open[shard];
+    char prefix[HQ_PREFIX_MAX];
+    const char *argv[2 + 4 * BATCH_MAX];
+    size_t argvlen[2 + 4 * BATCH_MAX];
+    unsigned n = 0;
+
+    lp->open[shard] = NULL;
+    /* Drop the requests that stopped waiting since they joined. */
+    for (unsigned i = 0; i < b->n; i++) {
+        struct conn *c = b->c[i];
+
+        if (c == NULL)
+            continue;
+        c->pend_idx = n;
+        b->c[n] = c;
+        argv[2 + 4 * n] = c->env.customer;
+        argvlen[2 + 4 * n] = c->env.customer_len;
+        argv[3 + 4 * n] = c->env.code;
+        argvlen[3 + 4 * n] = c->env.code_len;
+        argv[4 + 4 * n] = c->body ? c->body : "";
+        argvlen[4 + 4 * n] = c->body_len;
+        argv[5 + 4 * n] = c->wh_id ? c->wh_id : "";
+        argvlen[5 + 4 * n] = c->wh_id_len;
+        n++;
+    }
+    b->n = n;
+    if (n == 0) {
+        lp->npending--;
+        free(b);
+        check_finished(lp);
+        return;
+    }
+    if (lp->ac == NULL || (lp->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))) {
+        lp->npending--;
+        batch_fail(b, "redis is unreachable; reconnecting");
+        free(b);
+        check_finished(lp);
+        return;
+    }
+    argv[0] = in->max_depth;
+    argvlen[0] = strlen(in->max_depth);
+    argv[1] = in->dedup_ttl;
+    argvlen[1] = strlen(in->dedup_ttl);
+    hq__store_prefix(&in->ns, shard, prefix, sizeof(prefix));
+    if (hq__store_eval_async(lp->ac, "enqueue", prefix, (int)(2 + 4 * n), argv,
+                             argvlen, on_stored, b) != HQ_OK) {
+        lp->npending--;
+        batch_fail(b, "cannot send to redis");
+        free(b);
+        check_finished(lp);
+    }
+}
+
+/* End of a loop pass: send every open batch. */
+static void
+on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct loop *lp = arg;
+
+    (void)fd;
+    (void)what;
+    /* batch_send() may answer requests, whose pipelined successors may open
+     * new batches: those activate the flush event again. */
+    while (lp->nopen > 0)
+        batch_send(lp, lp->open_shards[--lp->nopen]);
+}
+
+/*
+ * Queue request `c` for Redis: it joins its shard's open batch, which the
+ * flush event sends at the end of this loop pass (or at once when full).
+ */
 static void
 store(struct conn *c)
 {
     struct loop *lp = c->lp;
     struct hq_intake *in = lp->in;
-    char prefix[HQ_PREFIX_MAX];
-    const char *argv[6];
-    size_t argvlen[6];
-    struct pending *p;
+    struct batch *b;
     unsigned shard;
 
     if (lp->ac == NULL || (lp->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))) {
@@ -469,41 +603,40 @@ store(struct conn *c)
         return;
     }
     shard = hq__store_shard_of(&in->ns, c->env.customer, c->env.customer_len);
-    hq__store_prefix(&in->ns, shard, prefix, sizeof(prefix));
-    argv[0] = c->env.customer;
-    argvlen[0] = c->env.customer_len;
-    argv[1] = c->env.code;
-    argvlen[1] = c->env.code_len;
-    argv[2] = c->body ? c->body : "";
-    argvlen[2] = c->body_len;
-    argv[3] = c->wh_id ? c->wh_id : "";
-    argvlen[3] = c->wh_id_len;
-    argv[4] = in->max_depth;
-    argvlen[4] = strlen(in->max_depth);
-    argv[5] = in->dedup_ttl;
-    argvlen[5] = strlen(in->dedup_ttl);
-
-    p = malloc(sizeof(*p));
-    if (p == NULL) {
-        send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
-                   "out of memory", "Retry-After: " RETRY_AFTER_503 "\r\n");
-        return;
+    b = lp->open[shard];
+    if (b == NULL) {
+        b = malloc(sizeof(*b));
+        if (b == NULL) {
+            send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
+                       "out of memory", "Retry-After: " RETRY_AFTER_503 "\r\n");
+            return;
+        }
+        b->lp = lp;
+        b->shard = shard;
+        b->n = 0;
+        b->bytes = 0;
+        lp->open[shard] = b;
+        lp->open_shards[lp->nopen++] = shard;
+        lp->npending++;
+        if (lp->nopen == 1)
+            event_active(lp->flush_ev, EV_TIMEOUT, 0);
     }
-    p->c = c;
-    p->lp = lp;
-    if (hq__store_eval_async(lp->ac, "enqueue", prefix, 6, argv, argvlen,
-                             on_stored, p) != HQ_OK) {
-        free(p);
-        send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
-                   "cannot send to redis", "Retry-After: " RETRY_AFTER_503 "\r\n");
-        return;
-    }
-    lp->npending++;
-    c->pend = p;
+    c->pend = b;
+    c->pend_idx = b->n;
+    b->c[b->n++] = c;
+    b->bytes += c->body_len;
     c->state = ST_STORE;
     /* Reading goes on (bounded by the read watermark): process() leaves
      * pipelined bytes in the input until the answer is written. */
     evtimer_add(c->timer, &in->redis_tv);
+    if (b->n == BATCH_MAX || b->bytes >= BATCH_BYTES) {
+        for (unsigned i = 0; i < lp->nopen; i++)
+            if (lp->open_shards[i] == shard) {
+                lp->open_shards[i] = lp->open_shards[--lp->nopen];
+                break;
+            }
+        batch_send(lp, shard);
+    }
 }
 
 /* The whole request is here: check it, then store it. */
@@ -1049,7 +1182,7 @@ conn_free(struct conn *c)
     struct loop *lp = c->lp;
 
     if (c->pend != NULL) {
-        c->pend->c = NULL; /* its reply will find no one to answer */
+        c->pend->c[c->pend_idx] = NULL; /* its reply finds no one to answer */
         c->pend = NULL;
     }
     if (c->prev)
@@ -1151,7 +1284,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 
         /* Redis is too slow or gone: answer, then start a new connection. */
         if (c->pend)
-            c->pend->c = NULL;
+            c->pend->c[c->pend_idx] = NULL;
         c->pend = NULL;
         send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
                    "redis did not answer in time; the job may or may not be "
@@ -1350,6 +1483,14 @@ finish(evutil_socket_t fd, short what, void *arg)
     (void)what;
     while (lp->conns)
         conn_free(lp->conns);
+    /* Batches not sent yet: their requests are gone with their connections. */
+    while (lp->nopen > 0) {
+        unsigned shard = lp->open_shards[--lp->nopen];
+
+        free(lp->open[shard]);
+        lp->open[shard] = NULL;
+        lp->npending--;
+    }
     if (lp->ac != NULL) {
         redisAsyncContext *ac = lp->ac;
 
@@ -1484,6 +1625,10 @@ loops_free(struct hq_intake *in)
             event_free(lp->redis_ev);
         if (lp->msg)
             evbuffer_free(lp->msg);
+        if (lp->flush_ev)
+            event_free(lp->flush_ev);
+        free(lp->open);
+        free(lp->open_shards);
         if (lp->base)
             event_base_free(lp->base);
     }
@@ -1568,8 +1713,12 @@ hq_intake_start(const struct hq_config *cfg, const struct hq_store_options *stor
         lp->grace_ev = evtimer_new(lp->base, on_grace, lp);
         lp->redis_ev = evtimer_new(lp->base, on_redis_timer, lp);
         lp->msg = evbuffer_new();
+        lp->flush_ev = event_new(lp->base, -1, 0, on_flush, lp);
+        lp->open = calloc(in->ns.shards, sizeof(*lp->open));
+        lp->open_shards = calloc(in->ns.shards, sizeof(*lp->open_shards));
         if (lp->msg == NULL || lp->lis == NULL || lp->stop_ev == NULL || lp->grace_ev == NULL ||
-            lp->redis_ev == NULL)
+            lp->redis_ev == NULL || lp->flush_ev == NULL || lp->open == NULL ||
+            lp->open_shards == NULL)
             goto nomem;
     }
     for (i = 0; i < in->nloops; i++) {

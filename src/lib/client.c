@@ -2,9 +2,9 @@
  * The synchronous client: push jobs, one at a time or pipelined.
  *
  * A client holds one blocking hiredis connection, so it serves one thread at
- * a time. Every push is one `enqueue` script call on the shard of its
- * customer (see docs/queue-semantics.md): dedup, depth check, append and
- * scheduling in one atomic step. The administration functions on the same
+ * a time. Pushes go in `enqueue` script calls on the shard of their customer
+ * (see docs/queue-semantics.md), up to BATCH_MAX jobs per call: dedup, depth
+ * check, append and scheduling in one atomic step per call. The administration functions on the same
  * handle live in admin.c.
  */
 #include <inttypes.h>
@@ -77,22 +77,18 @@ hq__client_prefix_for(hq_client *c, const char *customer, size_t len,
     return hq__store_prefix(&c->ns, shard, buf, size);
 }
 
-/* The enqueue call's arguments; numbers are formatted into `nums`. */
-struct push_args {
-    char prefix[HQ_PREFIX_MAX];
-    const char *argv[6];
-    size_t argvlen[6];
-    char nums[2][24];
-};
+/*
+ * Pushes go to Redis in batches: one enqueue call takes up to BATCH_MAX
+ * jobs of one shard (its KEYS[1]), in array order, so jobs of one key keep
+ * their order. See enqueue.lua for what a call costs.
+ */
+#define BATCH_MAX 128
+#define BATCH_BYTES (1024 * 1024)
 
+/* Check push `p` (its error goes to c->err). */
 static int
-push_args_init(hq_client *c, const struct hq_push *p,
-               const struct hq_push_limits *limits, struct push_args *a)
+push_check(hq_client *c, const struct hq_push *p)
 {
-    int64_t depth = limits ? limits->max_key_depth : 0;
-    int64_t ttl = limits && limits->dedup_ttl_ms > 0 ? limits->dedup_ttl_ms
-                                                      : 24 * 3600 * 1000;
-
     if (p->customer == NULL || p->customer_len == 0)
         return hq__err_set(&c->err, HQ_EINVAL, "push: empty customer");
     if (p->code == NULL || p->code_len == 0)
@@ -104,62 +100,94 @@ push_args_init(hq_client *c, const struct hq_push *p,
     if (p->webhook_id_len && memchr(p->webhook_id, '\n', p->webhook_id_len))
         return hq__err_set(&c->err, HQ_EINVAL,
                            "push: webhook id contains a newline");
-    hq__client_prefix_for(c, p->customer, p->customer_len, a->prefix,
-                          sizeof(a->prefix));
-    snprintf(a->nums[0], sizeof(a->nums[0]), "%" PRId64, depth > 0 ? depth : 0);
-    snprintf(a->nums[1], sizeof(a->nums[1]), "%" PRId64, ttl);
-    a->argv[0] = p->customer;
-    a->argvlen[0] = p->customer_len;
-    a->argv[1] = p->code;
-    a->argvlen[1] = p->code_len;
-    a->argv[2] = p->body ? p->body : "";
-    a->argvlen[2] = p->body ? p->body_len : 0;
-    a->argv[3] = p->webhook_id ? p->webhook_id : "";
-    a->argvlen[3] = p->webhook_id ? p->webhook_id_len : 0;
-    a->argv[4] = a->nums[0];
-    a->argvlen[4] = strlen(a->nums[0]);
-    a->argv[5] = a->nums[1];
-    a->argvlen[5] = strlen(a->nums[1]);
     return HQ_OK;
 }
 
-int
-hq__push_result_parse(const redisReply *r, struct hq_push_result *res)
+/* A push of the array, by shard, then by its place in the array. */
+struct push_item {
+    unsigned shard;
+    size_t idx;
+};
+
+static int
+item_cmp(const void *a, const void *b)
 {
+    const struct push_item *x = a, *y = b;
+
+    if (x->shard != y->shard)
+        return x->shard < y->shard ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* One enqueue call: items[0..len-1], all of one shard. */
+struct push_batch {
+    const struct push_item *items;
+    size_t len;
+    int state; /* 0 answered, -1 NOSCRIPT (send again), -2 failed */
+};
+
+/* The call's arguments for batch `b` (argv/argvlen hold 2 + 4 BATCH_MAX). */
+static int
+batch_argv(hq_client *c, const struct hq_push *p, const struct push_batch *b,
+           const char nums[2][24], char *prefix, const char **argv,
+           size_t *argvlen)
+{
+    hq__store_prefix(&c->ns, b->items[0].shard, prefix, HQ_PREFIX_MAX);
+    argv[0] = nums[0];
+    argvlen[0] = strlen(nums[0]);
+    argv[1] = nums[1];
+    argvlen[1] = strlen(nums[1]);
+    for (size_t j = 0; j < b->len; j++) {
+        const struct hq_push *q = &p[b->items[j].idx];
+        size_t a = 2 + 4 * j;
+
+        argv[a] = q->customer;
+        argvlen[a] = q->customer_len;
+        argv[a + 1] = q->code;
+        argvlen[a + 1] = q->code_len;
+        argv[a + 2] = q->body ? q->body : "";
+        argvlen[a + 2] = q->body ? q->body_len : 0;
+        argv[a + 3] = q->webhook_id ? q->webhook_id : "";
+        argvlen[a + 3] = q->webhook_id ? q->webhook_id_len : 0;
+    }
+    return (int)(2 + 4 * b->len);
+}
+
+/* Job i of an enqueue reply ({status, id, seq} per job) into `res`. */
+static int
+push_result_parse(const redisReply *r, size_t i, struct hq_push_result *res)
+{
+    const redisReply *st, *id, *seq;
+
     memset(res, 0, sizeof(*res));
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
-        r->element[0]->type != REDIS_REPLY_INTEGER ||
-        r->element[1]->type != REDIS_REPLY_STRING ||
-        r->element[2]->type != REDIS_REPLY_INTEGER ||
-        r->element[1]->len >= sizeof(res->id))
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 3 * (i + 1))
         return HQ_EPROTO;
-    res->status = (int)r->element[0]->integer;
-    memcpy(res->id, r->element[1]->str, r->element[1]->len);
-    res->seq = r->element[2]->integer;
+    st = r->element[3 * i];
+    id = r->element[3 * i + 1];
+    seq = r->element[3 * i + 2];
+    if (st->type != REDIS_REPLY_INTEGER || id->type != REDIS_REPLY_STRING ||
+        seq->type != REDIS_REPLY_INTEGER || id->len >= sizeof(res->id))
+        return HQ_EPROTO;
+    res->status = (int)st->integer;
+    memcpy(res->id, id->str, id->len);
+    res->seq = seq->integer;
     return HQ_OK;
 }
 
-int
-hq_client_push(hq_client *c, const struct hq_push *p,
-               const struct hq_push_limits *limits, struct hq_push_result *res)
+/* Fill the results of batch `b` from its reply; HQ_OK or HQ_EPROTO. */
+static int
+batch_results(hq_client *c, const redisReply *r, const struct push_batch *b,
+              struct hq_push_result *res)
 {
-    struct push_args a;
-    redisReply *r;
-    int rc;
+    int rc = HQ_OK;
 
-    rc = push_args_init(c, p, limits, &a);
-    if (rc != HQ_OK)
-        return rc;
-    if (hq__client_conn(c) == NULL)
-        return HQ_ESTORE;
-    r = hq__store_eval(c->rc, "enqueue", a.prefix, 6, a.argv, a.argvlen,
-                       &c->err);
-    if (r == NULL)
-        return HQ_ESTORE;
-    rc = hq__push_result_parse(r, res);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 * b->len)
+        rc = HQ_EPROTO;
+    for (size_t j = 0; j < b->len; j++)
+        if (rc == HQ_OK)
+            rc = push_result_parse(r, j, &res[b->items[j].idx]);
     if (rc != HQ_OK)
         hq__err_set(&c->err, rc, "push: unexpected reply from the enqueue script");
-    freeReplyObject(r);
     return rc;
 }
 
@@ -168,51 +196,112 @@ hq_client_push_many(hq_client *c, const struct hq_push *p, size_t n,
                     const struct hq_push_limits *limits,
                     struct hq_push_result *res)
 {
-    struct push_args a;
-    size_t sent = 0;
+    int64_t depth = limits ? limits->max_key_depth : 0;
+    int64_t ttl = limits && limits->dedup_ttl_ms > 0 ? limits->dedup_ttl_ms
+                                                      : 24 * 3600 * 1000;
+    char nums[2][24], prefix[HQ_PREFIX_MAX];
+    const char *argv[2 + 4 * BATCH_MAX];
+    size_t argvlen[2 + 4 * BATCH_MAX];
+    struct push_item *items;
+    struct push_batch *batches;
+    size_t nok = n, nb = 0, sent = 0;
     int rc = HQ_OK;
 
-    if (hq__client_conn(c) == NULL)
-        return HQ_ESTORE;
+    if (n == 0)
+        return HQ_OK;
+    items = malloc(n * sizeof(*items));
+    batches = malloc(n * sizeof(*batches));
+    if (items == NULL || batches == NULL) {
+        free(items);
+        free(batches);
+        return hq__err_set(&c->err, HQ_ENOMEM, "push: out of memory");
+    }
+    /* The pushes before the first invalid one are sent. */
     for (size_t i = 0; i < n; i++) {
-        rc = push_args_init(c, &p[i], limits, &a);
-        if (rc != HQ_OK)
+        rc = push_check(c, &p[i]);
+        if (rc != HQ_OK) {
+            nok = i;
             break;
-        rc = hq__store_eval_append(c->rc, "enqueue", a.prefix, 6, a.argv,
-                                   a.argvlen);
-        if (rc != HQ_OK)
+        }
+        items[i].shard = hq__store_shard_of(&c->ns, p[i].customer, p[i].customer_len);
+        items[i].idx = i;
+    }
+    qsort(items, nok, sizeof(*items), item_cmp);
+    for (size_t i = 0; i < nok;) {
+        size_t j = i, bytes = 0;
+
+        while (j < nok && items[j].shard == items[i].shard && j - i < BATCH_MAX &&
+               bytes < BATCH_BYTES)
+            bytes += p[items[j++].idx].body_len;
+        batches[nb].items = &items[i];
+        batches[nb].len = j - i;
+        batches[nb].state = -2;
+        nb++;
+        i = j;
+    }
+    snprintf(nums[0], sizeof(nums[0]), "%" PRId64, depth > 0 ? depth : 0);
+    snprintf(nums[1], sizeof(nums[1]), "%" PRId64, ttl);
+
+    if (nb > 0 && hq__client_conn(c) == NULL)
+        nb = 0, rc = HQ_ESTORE;
+    for (; sent < nb; sent++) {
+        int argc = batch_argv(c, p, &batches[sent], nums, prefix, argv, argvlen);
+
+        if (hq__store_eval_append(c->rc, "enqueue", prefix, argc, argv, argvlen) != HQ_OK) {
+            rc = HQ_ESTORE;
             break;
-        sent++;
+        }
     }
     /*
-     * Read every reply that was sent, even after a failure. A push answered
+     * Read every reply that was sent, even after a failure. A call answered
      * NOSCRIPT did not run; since the script was missing for the whole
      * pipeline, so did every later one, and running them again afterwards,
      * in order, keeps each key's order.
      */
-    for (size_t i = 0; i < sent; i++) {
-        int noscript, prc;
+    for (size_t k = 0; k < sent; k++) {
+        int noscript = 0, brc;
         redisReply *r = hq__store_eval_reply(c->rc, &noscript, &c->err);
 
         if (r == NULL) {
-            res[i].status = noscript ? -1 : -2;
+            batches[k].state = noscript ? -1 : -2;
             continue;
         }
-        prc = hq__push_result_parse(r, &res[i]);
-        if (prc != HQ_OK && rc == HQ_OK)
-            rc = hq__err_set(&c->err, prc, "push: unexpected reply from the enqueue script");
+        brc = batch_results(c, r, &batches[k], res);
+        batches[k].state = brc == HQ_OK ? 0 : -2;
+        if (brc != HQ_OK && rc == HQ_OK)
+            rc = brc;
         freeReplyObject(r);
     }
-    for (size_t i = 0; i < sent; i++) {
-        int prc;
+    for (size_t k = 0; k < sent; k++) {
+        redisReply *r;
+        int argc, brc;
 
-        if (res[i].status == -2 && rc == HQ_OK)
+        if (batches[k].state == -2 && rc == HQ_OK)
             rc = HQ_ESTORE;
-        if (res[i].status != -1)
+        if (batches[k].state != -1)
             continue;
-        prc = hq_client_push(c, &p[i], limits, &res[i]);
-        if (prc != HQ_OK && rc == HQ_OK)
-            rc = prc;
+        argc = batch_argv(c, p, &batches[k], nums, prefix, argv, argvlen);
+        r = hq__store_eval(c->rc, "enqueue", prefix, argc, argv, argvlen, &c->err);
+        if (r == NULL) {
+            if (rc == HQ_OK)
+                rc = HQ_ESTORE;
+            continue;
+        }
+        brc = batch_results(c, r, &batches[k], res);
+        if (brc != HQ_OK && rc == HQ_OK)
+            rc = brc;
+        freeReplyObject(r);
     }
+    if (nok < n && rc == HQ_OK)
+        rc = push_check(c, &p[nok]); /* the first invalid push's error */
+    free(items);
+    free(batches);
     return rc;
+}
+
+int
+hq_client_push(hq_client *c, const struct hq_push *p,
+               const struct hq_push_limits *limits, struct hq_push_result *res)
+{
+    return hq_client_push_many(c, p, 1, limits, res);
 }

@@ -20,7 +20,5 @@ redisContext *hq__client_conn(hq_client *c);
 /* The key prefix of the customer's shard. */
 size_t hq__client_prefix_for(hq_client *c, const char *customer, size_t len,
                              char *buf, size_t size);
-/* Parse an enqueue reply {status, id, seq}. */
-int hq__push_result_parse(const redisReply *r, struct hq_push_result *res);
 
 #endif /* HQ_CLIENT_INT_H */

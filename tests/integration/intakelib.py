@@ -17,14 +17,16 @@ import harness
 UNDER_TEST = os.environ.get("HQ_INTAKE_UNDER_TEST", "hookq")
 
 
-def config_text(redis_url, port, intake=None, extra=""):
+def config_text(redis_url, port, intake=None, extra="", redis_opts=None):
     opts = {
         "listen": "127.0.0.1:%d" % port,
         "path": "/webhook",
         "max_key_depth": "100000",
     }
     opts.update(intake or {})
-    lines = ["[redis]", "url = %s" % redis_url, "", "[intake]"]
+    lines = ["[redis]", "url = %s" % redis_url]
+    lines += ["%s = %s" % kv for kv in (redis_opts or {}).items()]
+    lines += ["", "[intake]"]
     lines += ["%s = %s" % kv for kv in opts.items()]
     lines += ["", "[admin]", "listen = off", "",
               "[event post-create]", "deliver = log", "",
@@ -35,12 +37,12 @@ def config_text(redis_url, port, intake=None, extra=""):
 class Intake:
     """The intake under test, on a free port, stopped by PID."""
 
-    def __init__(self, redis_url, intake=None, extra=""):
+    def __init__(self, redis_url, intake=None, extra="", redis_opts=None):
         self.dir = tempfile.mkdtemp(prefix="hq-intake-")
         self.port = harness.free_port()
         self.cfg = os.path.join(self.dir, "hookq.ini")
         with open(self.cfg, "w") as f:
-            f.write(config_text(redis_url, self.port, intake, extra))
+            f.write(config_text(redis_url, self.port, intake, extra, redis_opts))
         self.log = os.path.join(self.dir, "stderr.log")
         if UNDER_TEST == "helper":
             argv = [harness.helper("intake_server"), "-c", self.cfg]

@@ -94,7 +94,7 @@ class Queue:
 
     def push(self, customer, code, data, webhook_id=""):
         body = json.dumps({"code": code, "data": data})
-        st, jid, seq = self.enq(keys=[prefix()], args=[customer, code, body, webhook_id, 0, 86400000])
+        st, jid, seq = self.enq(keys=[prefix()], args=[0, 86400000, customer, code, body, webhook_id])
         assert st == 0, st
         return jid.decode(), seq
 
@@ -103,7 +103,7 @@ class Queue:
         pipe = self.r.pipeline(transaction=False)
         for customer, code, data in items:
             body = json.dumps({"code": code, "data": data})
-            self.enq(keys=[prefix()], args=[customer, code, body, "", 0, 86400000], client=pipe)
+            self.enq(keys=[prefix()], args=[0, 86400000, customer, code, body, ""], client=pipe)
         res = pipe.execute()
         assert all(x[0] == 0 for x in res), res[:3]
         return res

@@ -200,6 +200,40 @@ def keep_alive_and_pipelined_requests_are_answered_in_order():
     s.close()
 
 
+@suite.test
+def requests_that_arrive_together_are_each_stored_and_answered():
+    """The requests one loop pass reads are stored in one enqueue call per
+    shard: each still gets its own answer, and each key its own order."""
+    with harness.RedisServer() as r, \
+            Intake(r.url, intake={"threads": "1"}, redis_opts={"shards": "4"}) as i:
+        keys = ["c-b%d" % k for k in range(6)]
+        socks = [i.connect() for _ in range(48)]
+        # Connection n posts job n // 6 of key n % 6: every key gets 8 jobs.
+        reqs = []
+        for n, s in enumerate(socks):
+            b = envelope(keys[n % 6], n=n).encode()
+            reqs.append(b"POST /webhook HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(b), b))
+        for s, req in zip(socks, reqs):
+            s.sendall(req)
+        answers = [read_response(s).json() for s in socks]
+        for s in socks:
+            s.close()
+        c = r.client()
+        shards = set()
+        for k in keys:
+            mine = [a for a in answers if a["key"] == k + ":post-create"]
+            assert sorted(a["seq"] for a in mine) == list(range(1, 9)), mine
+            prefix = [p for p in ("{hookq:%d}:" % sh for sh in range(4))
+                      if c.exists(p + "q:%s:post-create" % k)]
+            assert len(prefix) == 1, prefix
+            shards.add(prefix[0])
+            recs = c.lrange(prefix[0] + "q:%s:post-create" % k, 0, -1)
+            # Stored in seq order, each record the job its answer named.
+            got = [(int(x.split(b"\n", 4)[1]), x.split(b"\n", 4)[0].decode()) for x in recs]
+            assert got == sorted((a["seq"], a["id"]) for a in mine), (got, mine)
+        assert len(shards) > 1, "the keys should span shards: %r" % shards
+
+
 class _Prefixed:
     """A socket whose first reads return bytes already received."""
 

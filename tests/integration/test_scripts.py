@@ -17,7 +17,7 @@ class Q:
         self.rp = r.register_script(lua_script("reap"))
 
     def push(self, cust, code, body="b", whid="", depth=0, ttl=86400000):
-        st, jid, seq = self.enq(keys=[P], args=[cust, code, body, whid, depth, ttl])
+        st, jid, seq = self.enq(keys=[P], args=[depth, ttl, cust, code, body, whid])
         return st, jid.decode(), seq
 
     def settle(self, ops=(), claim=0, lease=30000):
@@ -94,6 +94,83 @@ def depth_cap_counts_the_job_in_flight():
         assert q.push("c", "e", depth=2)[0] == 0
         assert q.push("c", "e", depth=2)[0] == 2
         assert q.r.llen(P + "q:c:e") == 2
+
+
+def push_batch(q, jobs, depth=0, ttl=86400000):
+    """One enqueue call for every (customer, code, body, whid) of `jobs`."""
+    args = [depth, ttl]
+    for j in jobs:
+        args += list(j)
+    out = q.enq(keys=[P], args=args)
+    return [(out[i], out[i + 1].decode(), out[i + 2]) for i in range(0, len(out), 3)]
+
+
+@suite.test
+def a_batch_keeps_argument_order_per_key_and_answers_each_job():
+    srv, q = fresh()
+    with srv:
+        q.push("c1", "a", "before")
+        got = push_batch(q, [("c1", "a", "a1", ""), ("c2", "b", "b1", ""),
+                             ("c1", "a", "a2", ""), ("c2", "b", "b2", ""),
+                             ("c1", "a", "a3", "")])
+        assert [g[0] for g in got] == [0] * 5
+        assert [g[2] for g in got] == [2, 1, 3, 2, 4]
+        assert len({g[1] for g in got}) == 5
+        bodies = [x.split(b"\n", 4)[4] for x in srv.client().lrange(P + "q:c1:a", 0, -1)]
+        assert bodies == [b"before", b"a1", b"a2", b"a3"]
+        seqs = [int(x.split(b"\n", 4)[1]) for x in srv.client().lrange(P + "q:c2:b", 0, -1)]
+        assert seqs == [1, 2]
+        # Both keys were idle: both are scheduled, each once.
+        assert q.state("c1:a") == "ready" and q.state("c2:b") == "ready"
+        assert srv.client().llen(P + "rk:c2") == 1
+        assert int(srv.client().zscore(P + "depth", "c1:a")) == 4
+        assert int(srv.client().hget(P + "stats", "accepted")) == 6
+
+
+@suite.test
+def a_webhook_id_twice_in_one_batch_is_stored_once():
+    srv, q = fresh()
+    with srv:
+        got = push_batch(q, [("c1", "a", "x", "w1"), ("c1", "a", "y", "w1"),
+                             ("c1", "a", "z", "w2")])
+        assert got[0][0] == 0 and got[2][0] == 0
+        assert got[1] == (1, got[0][1], 0)
+        assert srv.client().llen(P + "q:c1:a") == 2
+        assert int(srv.client().hget(P + "stats", "duplicate")) == 1
+
+
+@suite.test
+def a_batch_fills_a_key_to_its_cap_and_a_refused_job_keeps_no_webhook_id():
+    srv, q = fresh()
+    with srv:
+        q.push("c1", "a", "1", depth=3)
+        got = push_batch(q, [("c1", "a", "2", "w2"), ("c1", "a", "3", "w3"),
+                             ("c1", "a", "4", "w4"), ("c1", "a", "4b", "w4"),
+                             ("c2", "a", "other", "w5")], depth=3)
+        assert [g[0] for g in got] == [0, 0, 2, 2, 0]
+        assert [g[2] for g in got] == [2, 3, 0, 0, 1]
+        assert srv.client().llen(P + "q:c1:a") == 3
+        # The refused job left no trace of its webhook-id: once there is
+        # room, the sender's retry is stored, not answered as a duplicate.
+        assert not srv.client().exists(P + "dd:w4")
+        srv.client().rpop(P + "q:c1:a")
+        srv.client().zadd(P + "depth", {"c1:a": 2})
+        st, _, seq = q.push("c1", "a", "4", "w4", depth=3)
+        assert st == 0 and seq == 4
+
+
+@suite.test
+def enqueue_refuses_malformed_arguments():
+    srv, q = fresh()
+    with srv:
+        for args in ([0, 1000], [0, 1000, "c", "a", "b"], ["x", 1000, "c", "a", "b", ""]):
+            try:
+                q.enq(keys=[P], args=args)
+            except Exception as e:
+                assert "enqueue: ARGV" in str(e), e
+            else:
+                raise AssertionError("accepted %r" % (args,))
+        assert srv.client().dbsize() == 0
 
 
 @suite.test
