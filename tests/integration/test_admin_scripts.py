@@ -115,7 +115,15 @@ def check_invariants(r):
             pass
     for k in held:
         assert k in keys, "held key %s has no jobs" % k
-    depth = {s(k): int(v) for k, v in r.zrange(P + "depth", 0, -1, withscores=True)}
+    pin = "-" * 65
+    depth = {s(k): int(v) for k, v in r.zrange(P + "depth", 0, -1, withscores=True)
+             if s(k) != pin}
+    if depth:
+        # The pin keeps `depth` a skiplist while any key has jobs, and goes
+        # with the last key.
+        assert r.zscore(P + "depth", pin) == float("-inf"), "depth index lost its pin"
+    else:
+        assert not r.exists(P + "depth"), "depth pin left behind"
     lens = {k: r.llen(P + "q:" + k) for k in keys}
     assert depth == lens, "depth index %r, lists %r" % (depth, lens)
     total = sum(lens.values())

@@ -160,6 +160,25 @@ def a_batch_fills_a_key_to_its_cap_and_a_refused_job_keeps_no_webhook_id():
 
 
 @suite.test
+def the_enqueue_indexes_stay_fast_encodings_and_the_pin_goes_with_the_last_key():
+    srv, q = fresh()
+    with srv:
+        c = srv.client()
+        for k in range(5):
+            q.push("c%d" % k, "a")
+        # Five keys would be listpacks (a scan per write); the pin makes them
+        # a skiplist and a hash table.
+        assert c.object("encoding", P + "depth") == b"skiplist"
+        assert c.object("encoding", P + "seq") == b"hashtable"
+        assert c.zcard(P + "depth") == 6
+        for _ in range(5):
+            _, got, _, _ = q.settle(claim=1)
+            q.settle([("done", got[0]["key"], got[0]["token"])])
+        assert not c.exists(P + "depth")
+        assert q.push("c0", "a")[2] == 2  # seq survives the idle key
+
+
+@suite.test
 def enqueue_refuses_malformed_arguments():
     srv, q = fresh()
     with srv:

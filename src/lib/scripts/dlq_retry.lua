@@ -22,6 +22,7 @@ for i = 1, #ARGV do
       customer = string.match(key, '^(.*):[^:]*$')
     end
     if redis.call('RPUSH', P .. 'q:' .. key, rec) == 1 then
+      pin_indexes()
       redis.call('HSET', P .. 'm:' .. key, 'c', customer)
       if schedule(key, customer, false) == 'ready' then
         woke = true

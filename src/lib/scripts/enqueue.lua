@@ -100,6 +100,7 @@ for _, key in ipairs(order) do
     stored = stored + k
     if len == k then
       -- The key was idle, so it has no meta yet: schedule it.
+      pin_indexes()
       redis.call('HSET', P .. 'm:' .. key, 'c', g.customer)
       if schedule(key, g.customer, false) == 'ready' then
         woke = true

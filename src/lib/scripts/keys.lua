@@ -18,6 +18,9 @@ local want, top, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local D = P .. 'depth'
 
 local nkeys = redis.call('ZCARD', D)
+if nkeys > 0 and redis.call('ZSCORE', D, LEASE_PIN) then
+  nkeys = nkeys - 1 -- the pin, at -inf: after every key in the walks below
+end
 local count = {
   active = redis.call('ZCARD', P .. 'leases'),
   parked = redis.call('ZCARD', P .. 'parked'),
@@ -34,7 +37,9 @@ local inspected = 0
 if want == '' then
   local r = redis.call('ZREVRANGE', D, 0, top - 1, 'WITHSCORES')
   for i = 1, #r, 2 do
-    found[#found + 1] = {r[i], tonumber(r[i + 1])}
+    if r[i] ~= LEASE_PIN then
+      found[#found + 1] = {r[i], tonumber(r[i + 1])}
+    end
   end
   inspected = total
 elseif want ~= 'ready' and total <= limit then

@@ -163,6 +163,7 @@ for n = 1, nops do
         end
       else
         redis.call('ZREM', DEPTH, key)
+        unpin_depth()
         redis.call('DEL', m)
       end
     elseif typ == 'retry' then

@@ -12,6 +12,9 @@ local c = redis.call('HMGET', P .. 'stats', 'accepted', 'dlq_retried', 'done', '
 local jobs = (tonumber(c[1]) or 0) + (tonumber(c[2]) or 0)
              - (tonumber(c[3]) or 0) - (tonumber(c[4]) or 0)
 local keys = redis.call('ZCARD', P .. 'depth')
+if keys > 0 and redis.call('ZSCORE', P .. 'depth', LEASE_PIN) then
+  keys = keys - 1
+end
 local active = redis.call('ZCARD', P .. 'leases')
 if active > 0 and redis.call('ZSCORE', P .. 'leases', LEASE_PIN) then
   active = active - 1
