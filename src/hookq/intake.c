@@ -512,6 +512,19 @@ batch_fail(struct batch *b, const char *detail)
     }
 }
 
+/* A batch that will not be sent: 503 to its requests (when `detail`). */
+static void
+batch_drop(struct batch *b, const char *detail)
+{
+    struct loop *lp = b->lp;
+
+    lp->npending--;
+    if (detail != NULL)
+        batch_fail(b, detail);
+    free(b);
+    check_finished(lp);
+}
+
 /* Send the open batch of `shard`: one enqueue call for all its requests. */
 static void
 batch_send(struct loop *lp, unsigned shard)
@@ -544,16 +557,11 @@ batch_send(struct loop *lp, unsigned shard)
     }
     b->n = n;
     if (n == 0) {
-        lp->npending--;
-        free(b);
-        check_finished(lp);
+        batch_drop(b, NULL);
         return;
     }
     if (lp->ac == NULL || (lp->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))) {
-        lp->npending--;
-        batch_fail(b, "redis is unreachable; reconnecting");
-        free(b);
-        check_finished(lp);
+        batch_drop(b, "redis is unreachable; reconnecting");
         return;
     }
     argv[0] = in->max_depth;
@@ -562,12 +570,8 @@ batch_send(struct loop *lp, unsigned shard)
     argvlen[1] = strlen(in->dedup_ttl);
     hq__store_prefix(&in->ns, shard, prefix, sizeof(prefix));
     if (hq__store_eval_async(lp->ac, "enqueue", prefix, (int)(2 + 4 * n), argv,
-                             argvlen, on_stored, b) != HQ_OK) {
-        lp->npending--;
-        batch_fail(b, "cannot send to redis");
-        free(b);
-        check_finished(lp);
-    }
+                             argvlen, on_stored, b) != HQ_OK)
+        batch_drop(b, "cannot send to redis");
 }
 
 /* End of a loop pass: send every open batch. */
