@@ -137,6 +137,11 @@ def a_webhook_id_twice_in_one_batch_is_stored_once():
         assert got[1] == (1, got[0][1], 0)
         assert srv.client().llen(P + "q:c1:a") == 2
         assert int(srv.client().hget(P + "stats", "duplicate")) == 1
+        # A key whose only job is a duplicate does not enter the depth index.
+        got = push_batch(q, [("c9", "z", "y", "w2")])
+        assert got == [(1, got[0][1], 0)]
+        assert srv.client().zscore(P + "depth", "c9:z") is None
+        assert srv.client().zscore(P + "depth", "c1:a") == 2
 
 
 @suite.test
