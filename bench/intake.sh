@@ -7,7 +7,8 @@
 # Then:
 #   1. wrk, keep-alive, 64 connections, 1 KiB webhook bodies (intake.lua),
 #      DURATION seconds against each: req/s, p50, p99, and the ratio
-#      (target: hookq >= 0.6 x nginx);
+#      (target: hookq >= 0.6 x nginx); with the CPU per request of every
+#      process, and the ratio those costs allow if no core is ever idle;
 #   2. bench_intake_rate at half of hookq's measured rate (fixed rate, latency
 #      from each request's due time): p50/p99 (target: p99 <= 5 ms), with
 #      Redis's own AOF stalls over 5 ms (LATENCY LATEST) beside it;
@@ -59,6 +60,7 @@ redis-server --port "$rport" --bind 127.0.0.1 --dir "$tmp" --save "" \
     --appendonly yes --appendfsync everysec --daemonize no \
     --auto-aof-rewrite-min-size 2gb --latency-monitor-threshold 5 \
     --logfile "$tmp/redis.log" &
+redis_pid=$!
 pids="$pids $!"
 wait_port "$rport"
 
@@ -76,6 +78,7 @@ listen = off
 deliver = log
 INI
 "$HOOKQ" serve -c "$tmp/hookq.ini" 2>"$tmp/hookq.log" &
+hookq_pid=$!
 pids="$pids $!"
 wait_port "$hport"
 
@@ -104,12 +107,33 @@ http {
 }
 CONF
 "$NGINX" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -g 'daemon off;' &
+nginx_pid=$!
 pids="$pids $!"
 wait_port "$nport"
 
+# CPU time (clock ticks, user + system) of process $1, or of the children
+# of $1 (nginx's workers) with "children".
+tck=$(getconf CLK_TCK)
+cpu_ticks() {
+    if [ "${2:-}" = children ]; then
+        cat /proc/[0-9]*/stat 2>/dev/null | awk -v pp="$1" '$4 == pp { t += $14 + $15 } END { print t + 0 }'
+    else
+        awk '{ print $14 + $15 }' "/proc/$1/stat"
+    fi
+}
+# wrk's own CPU time in ticks goes to $tmp/wrk.cpu (from getrusage).
+wrk_measured() {
+    python3 -c '
+import resource, subprocess, sys
+rc = subprocess.call(sys.argv[2:], stdout=open(sys.argv[1] + ".out", "w"), stderr=subprocess.STDOUT)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1] + ".cpu", "w").write("%d\n" % round((r.ru_utime + r.ru_stime) * 100))
+sys.exit(rc)' "$tmp/wrk" "$@"
+}
+
 # wrk's --latency output: "Requests/sec: N" and "50% 1.23ms" lines.
 run_wrk() {
-    wrk -t2 -c$CONNS -d${DURATION}s --latency -s "$here/intake.lua" "$1" >"$tmp/wrk.out" 2>&1 || {
+    wrk_measured wrk -t2 -c$CONNS -d${DURATION}s --latency -s "$here/intake.lua" "$1" || {
         cat "$tmp/wrk.out" >&2; exit 1; }
     awk '
     function ms(v) { if (v ~ /us$/) return v * 0.001; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
@@ -120,16 +144,32 @@ run_wrk() {
     END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, non2xx }' "$tmp/wrk.out"
 }
 
+r0=$(cpu_ticks $redis_pid) k0=$(cpu_ticks $hookq_pid)
 set -- $(run_wrk "http://127.0.0.1:$hport/webhook")
 h_rps=$1 h_p50=$2 h_p99=$3 h_bad=$4
+r1=$(cpu_ticks $redis_pid) k1=$(cpu_ticks $hookq_pid) hw=$(cat "$tmp/wrk.cpu")
+h_n=$(awk '/requests in/ { print $1 }' "$tmp/wrk.out")
+g0=$(cpu_ticks $nginx_pid children)
 set -- $(run_wrk "http://127.0.0.1:$nport/webhook")
 n_rps=$1 n_p50=$2 n_p99=$3
+g1=$(cpu_ticks $nginx_pid children) nw=$(cat "$tmp/wrk.cpu")
+n_n=$(awk '/requests in/ { print $1 }' "$tmp/wrk.out")
 
 printf "intake  hookq serve  %8s req/s  p50 %6s ms  p99 %6s ms  (non-2xx: %s)\n" "$h_rps" "$h_p50" "$h_p99" "$h_bad"
 printf "intake  nginx 204    %8s req/s  p50 %6s ms  p99 %6s ms\n" "$n_rps" "$n_p50" "$n_p99"
 ratio=$(awk -v h="$h_rps" -v n="$n_rps" 'BEGIN { printf "%.2f", h / n }')
 ok=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.6) ? "ok" : "BELOW TARGET" }')
 echo "intake  ratio hookq/nginx $ratio (target >= 0.6: $ok)"
+# Where the CPU went, per request (1 tick = 1/CLK_TCK s), and the ratio the
+# two machines' CPU costs would allow if no core were ever idle.
+awk -v t="$tck" -v hn="$h_n" -v nn="$n_n" -v r=$((r1 - r0)) -v k=$((k1 - k0)) \
+    -v hw="$hw" -v g=$((g1 - g0)) -v nw="$nw" 'BEGIN {
+    us = 1e6 / t
+    R = r * us / hn; K = k * us / hn; W = hw * us / hn
+    G = g * us / nn; V = nw * us / nn
+    printf "intake  CPU per request: hookq %.1f us + redis %.1f us + wrk %.1f us = %.1f us; nginx %.1f us + wrk %.1f us = %.1f us\n", K, R, W, K + R + W, G, V, G + V
+    printf "intake  ratio if no core idled: %.2f (measured %.2f)\n", (G + V) / (K + R + W), 0
+}' | sed "s/(measured 0.00)/(measured $ratio)/"
 
 redis-cli -p "$rport" flushall >/dev/null
 half=$(( h_rps / 2 ))
