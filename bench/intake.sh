@@ -172,6 +172,9 @@ awk -v t="$tck" -v hn="$h_n" -v nn="$n_n" -v r=$((r1 - r0)) -v k=$((k1 - k0)) \
 }' | sed "s/(measured 0.00)/(measured $ratio)/"
 
 redis-cli -p "$rport" flushall >/dev/null
+# The flush itself is a slow command: forget it, so that the stalls printed
+# below are those of the fixed-rate run.
+redis-cli -p "$rport" latency reset >/dev/null
 half=$(( h_rps / 2 ))
 line=$("$RATE_BIN" 127.0.0.1 "$hport" /webhook "$half" "$DURATION" $CONNS)
 echo "intake  fixed rate (half of max): $line"
