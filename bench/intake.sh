@@ -183,7 +183,8 @@ echo "intake  p99 at half rate $p99 ms (target <= 5 ms: $(awk -v p="$p99" 'BEGIN
 
 # Redis's own stalls in that run: events over 5 ms, with the worst one.
 redis-cli -p "$rport" latency latest | paste - - - - |
-    awk '{ printf "intake  redis stalls during it: %s latest %s ms, worst %s ms\n", $1, $3, $4 }'
+    awk 'NF >= 4 { n++; printf "intake  redis stalls during it: %s latest %s ms, worst %s ms\n", $1, $3, $4 }
+         END { if (!n) print "intake  redis stalls during it: none over 5 ms" }'
 
 # 3. The same with the AOF on tmpfs: the disk's fsync out of the picture.
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then
