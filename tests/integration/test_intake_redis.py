@@ -123,6 +123,38 @@ def sigterm_answers_the_request_in_flight_then_exits():
         redis.stop()
 
 
+@suite.test
+def a_client_that_leaves_while_redis_works_does_not_disturb_the_others():
+    redis = harness.RedisServer()
+    try:
+        with Intake(redis.url, {"threads": "1"}) as it:
+            assert it.post(envelope("c-warm")).status == 202
+            socks = [it.connect() for _ in range(3)]
+            redis.proc.signal(signal.SIGSTOP)  # their enqueue waits
+            try:
+                for n, s in enumerate(socks):
+                    body = envelope("c-leave", n=n).encode()
+                    s.sendall(b"POST /webhook HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s"
+                              % (len(body), body))
+                time.sleep(0.3)
+                socks[1].close()  # gone while its job is in Redis's hands
+                time.sleep(0.3)
+            finally:
+                redis.proc.signal(signal.SIGCONT)
+            got = [read_response(socks[i], timeout=3) for i in (0, 2)]
+            for r in got:
+                assert r.status == 202, r
+            assert len({r.json()["seq"] for r in got}) == 2, got
+            socks[0].close()
+            socks[2].close()
+            # The leaver's job had been sent: it is stored (a 2xx never
+            # reached it, so its sender retries, and the webhook-id dedups).
+            assert redis.client().llen("{hookq:0}:q:c-leave:post-create") == 3
+            assert it.post(envelope("c-after")).status == 202
+    finally:
+        redis.stop()
+
+
 def main():
     suite.run()
 
