@@ -713,23 +713,6 @@ parse_method(const char *m, size_t len)
     return M_UNKNOWN;
 }
 
-/* A Content-Length value: 1 to 18 digits, nothing else (RFC 9112 §6.3). */
-static int
-parse_length(const char *v, size_t len, int64_t *out)
-{
-    int64_t n = 0;
-
-    if (len == 0 || len > 18)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return -1;
-        n = n * 10 + (v[i] - '0');
-    }
-    *out = n;
-    return 0;
-}
-
 static int
 is_tchar(unsigned char ch)
 {
@@ -828,7 +811,8 @@ parse_head(struct conn *c, size_t len)
         if (ieq(name, nlen, "content-length")) {
             int64_t n;
 
-            if (parse_length(val, (size_t)(vend - val), &n) != 0) {
+            /* Digits only, no sign or blanks (RFC 9112 §6.3). */
+            if (hq__parse_decimal(val, (size_t)(vend - val), &n) != 0) {
                 send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
                                  "Content-Length is not a plain decimal number",
                                  NULL);

@@ -24,6 +24,27 @@ int hq__err_set(struct hq__err *e, int rc, const char *fmt, ...)
 
 #define HQ_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/*
+ * A plain decimal number of 1 to 18 digits: no sign, no spaces, nothing
+ * else (HTTP's Content-Length, a webhook-timestamp). 0 with the value in
+ * `*out`, or -1.
+ */
+static inline int
+hq__parse_decimal(const char *s, size_t len, int64_t *out)
+{
+    int64_t v = 0;
+
+    if (len == 0 || len > 18)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
 #include "banned_int.h"
 
 #endif /* HQ_COMMON_INT_H */

@@ -126,23 +126,6 @@ out:
     return rc;
 }
 
-/* A timestamp is 1 to 18 decimal digits: no sign, no blanks. */
-static int
-parse_timestamp(const char *ts, size_t len, int64_t *out)
-{
-    int64_t v = 0;
-
-    if (len == 0 || len > 18)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (ts[i] < '0' || ts[i] > '9')
-            return -1;
-        v = v * 10 + (ts[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
 int
 hq__sig_verify(const struct hq__sig_key *key, const char *id, size_t idlen,
                const char *ts, size_t tslen, const char *sig, size_t siglen,
@@ -159,7 +142,7 @@ hq__sig_verify(const struct hq__sig_key *key, const char *id, size_t idlen,
         return HQ_SIG_NO_TIMESTAMP;
     if (sig == NULL || siglen == 0)
         return HQ_SIG_NO_SIGNATURE;
-    if (parse_timestamp(ts, tslen, &t) != 0)
+    if (hq__parse_decimal(ts, tslen, &t) != 0)
         return HQ_SIG_BAD_TIMESTAMP;
     if (t < now - HQ_SIG_TOLERANCE_S || t > now + HQ_SIG_TOLERANCE_S)
         return HQ_SIG_STALE;
