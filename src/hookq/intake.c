@@ -446,6 +446,24 @@ job_reply_ok(const redisReply *r, size_t i)
            r->element[3 * i + 2]->type == REDIS_REPLY_INTEGER;
 }
 
+/* Every request still waiting in `b` gets a 503 with `detail`: the batch
+ * could not be sent, or Redis did not store it. */
+static void
+batch_fail(struct batch *b, const char *detail)
+{
+    for (unsigned i = 0; i < b->n; i++) {
+        struct conn *c = b->c[i];
+
+        if (c == NULL)
+            continue;
+        c->pend = NULL;
+        evtimer_del(c->timer);
+        send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
+                   detail, "Retry-After: " RETRY_AFTER_503 "\r\n");
+        process(c);
+    }
+}
+
 /* Redis answered a batch (or the connection was lost: r == NULL). */
 static void
 on_stored(redisAsyncContext *ac, void *r, void *privdata)
@@ -469,47 +487,25 @@ on_stored(redisAsyncContext *ac, void *r, void *privdata)
                  reply->type == REDIS_REPLY_ERROR ? reply->str : "");
         say(lp->in, HQ_INTAKE_LOG_WARN, "intake: enqueue failed: %s", detail);
     }
-    for (unsigned i = 0; i < b->n; i++) {
+    if (reply == NULL)
+        batch_fail(b, "the connection to redis was lost; the job may or may "
+                      "not be stored: retry with the same webhook-id");
+    else if (!ok)
+        batch_fail(b, detail);
+    for (unsigned i = 0; ok && i < b->n; i++) {
         struct conn *c = b->c[i];
 
         if (c == NULL)
             continue;
         c->pend = NULL;
         evtimer_del(c->timer);
-        if (reply == NULL)
-            send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
-                       "the connection to redis was lost; the job may or may "
-                       "not be stored: retry with the same webhook-id",
-                       "Retry-After: " RETRY_AFTER_503 "\r\n");
-        else if (!ok)
-            send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
-                       detail, "Retry-After: " RETRY_AFTER_503 "\r\n");
-        else
-            answer_stored(c, reply->element[3 * i]->integer,
-                          reply->element[3 * i + 1],
-                          reply->element[3 * i + 2]->integer);
+        answer_stored(c, reply->element[3 * i]->integer, reply->element[3 * i + 1],
+                      reply->element[3 * i + 2]->integer);
         /* Pipelined requests may be waiting in the input buffer. */
         process(c);
     }
     free(b);
     check_finished(lp);
-}
-
-/* Every request of a batch that could not be sent gets a 503. */
-static void
-batch_fail(struct batch *b, const char *detail)
-{
-    for (unsigned i = 0; i < b->n; i++) {
-        struct conn *c = b->c[i];
-
-        if (c == NULL)
-            continue;
-        c->pend = NULL;
-        evtimer_del(c->timer);
-        send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
-                   detail, "Retry-After: " RETRY_AFTER_503 "\r\n");
-        process(c);
-    }
 }
 
 /* A batch that will not be sent: 503 to its requests (when `detail`). */

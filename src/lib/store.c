@@ -74,19 +74,13 @@ hq__store_script_sha(const char *name)
 /* ------------------------------------------------------------------------ */
 /* Addresses and names.                                                      */
 
+/* A decimal of at most 9 digits in [lo, hi]: 0 with `*out`, or -1. */
 static int
 parse_int(const char *s, size_t n, int lo, int hi, int *out)
 {
-    long v = 0;
+    int64_t v;
 
-    if (n == 0 || n > 9)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v < lo || v > hi)
+    if (n > 9 || hq__parse_decimal(s, n, &v) != 0 || v < lo || v > hi)
         return -1;
     *out = (int)v;
     return 0;
