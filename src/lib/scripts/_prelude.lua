@@ -10,34 +10,27 @@ local WAKE = (NS or '') .. ':wake:' .. (SHARD or '0')
 -- so never a key) at +inf. A member longer than 64 bytes keeps the ZSET in
 -- Redis's skiplist encoding, where an insert costs O(log n); below 128
 -- members Redis would keep it as a listpack, where every insert scans the
--- whole set. Readers skip it; it goes with the last lease (unpin_leases).
+-- whole set. Readers skip it; it goes with the last lease (unpin).
 local LEASE_PIN = '-----------------------------------------------------------------'
 
--- After leases were removed: drop the pin when it is all that is left.
-local function unpin_leases()
-  if redis.call('ZCARD', P .. 'leases') == 1 and
-      redis.call('ZSCORE', P .. 'leases', LEASE_PIN) then
-    redis.call('DEL', P .. 'leases')
+-- After members of ZSET P..name were removed: drop the pin when it is all
+-- that is left (unpin('leases'), unpin('depth')).
+local function unpin(name)
+  if redis.call('ZCARD', P .. name) == 1 and
+      redis.call('ZSCORE', P .. name, LEASE_PIN) then
+    redis.call('DEL', P .. name)
   end
 end
 
 -- The same pin for the enqueue path's indexes, set whenever a key goes from
 -- idle to queued: LEASE_PIN at -inf in `depth` (readers skip it; it goes
--- with the last key, unpin_depth) and as a field of `seq` (whose value, over
+-- with the last key, unpin) and as a field of `seq` (whose value, over
 -- 64 bytes, makes it a hash table; it stays). With fewer than 128 keys Redis
 -- would keep both as listpacks, where every ZADD and HINCRBY scans the set:
 -- with 100 keys that cost 2-3 us of Redis per enqueued job.
 local function pin_indexes()
   redis.call('ZADD', P .. 'depth', '-inf', LEASE_PIN)
   redis.call('HSETNX', P .. 'seq', LEASE_PIN, LEASE_PIN)
-end
-
--- After a key left `depth`: drop the pin when it is all that is left.
-local function unpin_depth()
-  if redis.call('ZCARD', P .. 'depth') == 1 and
-      redis.call('ZSCORE', P .. 'depth', LEASE_PIN) then
-    redis.call('DEL', P .. 'depth')
-  end
 end
 
 local function now_ms()

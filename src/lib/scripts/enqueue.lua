@@ -92,7 +92,7 @@ for _, key in ipairs(order) do
   if k < g.count then
     if g.base + k == 0 then
       redis.call('ZREM', P .. 'depth', key)
-      unpin_depth()
+      unpin('depth')
     else
       redis.call('ZINCRBY', P .. 'depth', k - g.count, key)
     end

@@ -2,7 +2,7 @@
 -- KEYS[1] = shard prefix; ARGV: limit. Reply: the number reaped.
 local n = reap(now_ms(), tonumber(ARGV[1]))
 if n > 0 then
-  unpin_leases()
+  unpin('leases')
   wake()
 end
 return n

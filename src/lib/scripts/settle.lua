@@ -163,7 +163,7 @@ for n = 1, nops do
         end
       else
         redis.call('ZREM', DEPTH, key)
-        unpin_depth()
+        unpin('depth')
         redis.call('DEL', m)
       end
     elseif typ == 'retry' then
@@ -268,7 +268,7 @@ if woke and redis.call('LLEN', P .. 'rc') > 0 then
 end
 
 if leases_ended then
-  unpin_leases()
+  unpin('leases')
 end
 
 local next_due = -1
