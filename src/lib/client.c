@@ -153,18 +153,13 @@ batch_argv(hq_client *c, const struct hq_push *p, const struct push_batch *b,
     return (int)(2 + 4 * b->len);
 }
 
-/* Job i of an enqueue reply ({status, id, seq} per job) into `res`. */
+/* One job's {status, id, seq} of an enqueue reply (`e` points at status). */
 static int
-push_result_parse(const redisReply *r, size_t i, struct hq_push_result *res)
+push_result_parse(redisReply *const *e, struct hq_push_result *res)
 {
-    const redisReply *st, *id, *seq;
+    const redisReply *st = e[0], *id = e[1], *seq = e[2];
 
     memset(res, 0, sizeof(*res));
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 3 * (i + 1))
-        return HQ_EPROTO;
-    st = r->element[3 * i];
-    id = r->element[3 * i + 1];
-    seq = r->element[3 * i + 2];
     if (st->type != REDIS_REPLY_INTEGER || id->type != REDIS_REPLY_STRING ||
         seq->type != REDIS_REPLY_INTEGER || id->len >= sizeof(res->id))
         return HQ_EPROTO;
@@ -185,7 +180,7 @@ batch_results(hq_client *c, const redisReply *r, const struct push_batch *b,
         rc = HQ_EPROTO;
     for (size_t j = 0; j < b->len; j++)
         if (rc == HQ_OK)
-            rc = push_result_parse(r, j, &res[b->items[j].idx]);
+            rc = push_result_parse(&r->element[3 * j], &res[b->items[j].idx]);
     if (rc != HQ_OK)
         hq__err_set(&c->err, rc, "push: unexpected reply from the enqueue script");
     return rc;
@@ -242,8 +237,10 @@ hq_client_push_many(hq_client *c, const struct hq_push *p, size_t n,
     snprintf(nums[0], sizeof(nums[0]), "%" PRId64, depth > 0 ? depth : 0);
     snprintf(nums[1], sizeof(nums[1]), "%" PRId64, ttl);
 
-    if (nb > 0 && hq__client_conn(c) == NULL)
-        nb = 0, rc = HQ_ESTORE;
+    if (nb > 0 && hq__client_conn(c) == NULL) {
+        nb = 0;
+        rc = HQ_ESTORE;
+    }
     for (; sent < nb; sent++) {
         int argc = batch_argv(c, p, &batches[sent], nums, prefix, argv, argvlen);
 
