@@ -103,7 +103,6 @@ struct loop;
  */
 struct batch {
     struct loop *lp;
-    unsigned shard;
     unsigned n;
     size_t bytes;
     struct conn *c[BATCH_MAX];
@@ -612,7 +611,6 @@ store(struct conn *c)
             return;
         }
         b->lp = lp;
-        b->shard = shard;
         b->n = 0;
         b->bytes = 0;
         lp->open[shard] = b;
