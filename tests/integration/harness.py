@@ -6,6 +6,7 @@ is ever stopped by name. Paths of the binaries under test come from the
 environment that ctest sets (HQ_HOOKQ, REDIS_SERVER, HQ_<HELPER>).
 """
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -56,6 +57,18 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def json_lines(path):
+    """The whole lines of a file another process is appending to, each
+    parsed as JSON; [] if it does not exist yet. A read that races the
+    writer's write(2) can end inside a line: that part is left for the next
+    poll."""
+    try:
+        with open(path) as f:
+            return [json.loads(l) for l in f if l.endswith("\n")]
+    except FileNotFoundError:
+        return []
 
 
 def wait_until(pred, timeout, interval=0.02, what="condition"):

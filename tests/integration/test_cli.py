@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 
 import harness
-from harness import HOOKQ, RedisServer, Suite, free_port, processes, wait_until
+from harness import HOOKQ, RedisServer, Suite, free_port, json_lines, processes, wait_until
 
 suite = Suite("cli")
 
@@ -251,7 +251,7 @@ def serve_and_work_split_intake_and_worker():
                      stdout=open(out, "w"), stderr=open(os.path.join(d, "work.log"), "w"))
 
         def delivered():
-            return [json.loads(l) for l in open(out).read().splitlines()]
+            return json_lines(out)
         wait_until(lambda: len(delivered()) == 5, 10, what="5 deliveries by work")
         assert sorted(j["id"] for j in delivered()) == sorted(ids)
         # work opens the admin listener too.

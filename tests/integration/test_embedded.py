@@ -18,7 +18,8 @@ import urllib.request
 
 import redis as redispy
 
-from harness import HOOKQ, REDIS_SERVER, RedisServer, Suite, free_port, pid_alive, processes, wait_until
+from harness import (HOOKQ, REDIS_SERVER, RedisServer, Suite, free_port, json_lines, pid_alive,
+                     processes, wait_until)
 
 suite = Suite("embedded")
 
@@ -245,14 +246,9 @@ def run_processes_webhooks_through_the_log_delivery():
             with urllib.request.urlopen(req, timeout=5) as r:
                 assert r.status == 202
 
-        def lines(path):
-            try:
-                return [json.loads(l) for l in open(path).read().splitlines()]
-            except FileNotFoundError:
-                return []
         # post-create delivers to exec:/bin/false in this config: only the
         # log:FILE event shows up; switch post-create to log for stdout.
-        got = wait_until(lambda: lines(logfile), 10, what="log:FILE delivery")
+        got = wait_until(lambda: json_lines(logfile), 10, what="log:FILE delivery")
         assert len(got) == 1, got
         job = got[0]
         assert job["key"] == "acme:post-delete" and job["customer"] == "acme"
@@ -262,7 +258,7 @@ def run_processes_webhooks_through_the_log_delivery():
         assert len(job["received_at"]) == len("2026-01-01T00:00:00.000Z")
         p.signal(signal.SIGTERM)
         assert p.wait(30) == 0
-        assert lines(out) == []
+        assert json_lines(out) == []
 
 
 @suite.test
@@ -280,10 +276,8 @@ def run_logs_each_job_as_one_json_line_on_stdout():
         wait_until(lambda: d.healthy(p), 30, what="hookq run healthy")
         ids = [d.post(i)["id"] for i in range(10)]
 
-        def lines():
-            return [json.loads(l) for l in open(out).read().splitlines()]
-        wait_until(lambda: len(lines()) == 10, 10, what="10 deliveries")
-        got = lines()
+        wait_until(lambda: len(json_lines(out)) == 10, 10, what="10 deliveries")
+        got = json_lines(out)
         assert [j["id"] for j in got] == ids
         assert [j["seq"] for j in got] == list(range(1, 11))
         assert [j["data"]["i"] for j in got] == list(range(10))
