@@ -3,6 +3,8 @@
  * evhttp; requests are served one at a time, which is plenty for health
  * checks, scrapes and an operator's dashboard.
  *
+ * The other routes are admin_api.c's, added by hq_admin_new().
+ *
  * /healthz keeps one synchronous Redis connection (the store's connect, so
  * URLs, AUTH and SELECT behave as everywhere else) and sends PING with a
  * 1 s timeout; a failed PING drops the connection, and the next request
@@ -21,6 +23,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 
+#include "admin_api.h"
 #include "admin_http.h"
 #include "log.h"
 #include "store_int.h"
@@ -34,6 +37,7 @@ struct route {
     char *path;
     hq_admin_route_fn *fn;
     void *arg;
+    int public;          /* served without the token */
 };
 
 struct hq_admin {
@@ -53,8 +57,11 @@ struct hq_admin {
     struct route routes[MAX_ROUTES];
     size_t nroutes;
 
+    struct hq_admin_api *api;
+
     struct hq_intake *intake;
     hq_worker *worker;
+    struct hq_process *process;
 };
 
 int
@@ -195,8 +202,14 @@ dispatch(struct evhttp_request *req, void *arg)
     struct hq_admin *a = arg;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    const struct route *rt = NULL;
 
-    if (a->cfg->admin.token != NULL &&
+    if (path == NULL || path[0] == '\0')
+        path = "/";
+    for (size_t i = 0; i < a->nroutes; i++)
+        if (strcmp(a->routes[i].path, path) == 0)
+            rt = &a->routes[i];
+    if (a->cfg->admin.token != NULL && !(rt != NULL && rt->public) &&
         !token_ok(a->cfg->admin.token,
                   evhttp_find_header(evhttp_request_get_input_headers(req),
                                      "Authorization"))) {
@@ -205,20 +218,15 @@ dispatch(struct evhttp_request *req, void *arg)
         send_json(req, 401, "Unauthorized", "{\"error\":\"unauthorized\"}");
         return;
     }
-    if (path == NULL || path[0] == '\0')
-        path = "/";
-    for (size_t i = 0; i < a->nroutes; i++) {
-        if (strcmp(a->routes[i].path, path) == 0) {
-            a->routes[i].fn(a, req, a->routes[i].arg);
-            return;
-        }
-    }
-    send_json(req, 404, "Not Found", "{\"error\":\"not_found\"}");
+    if (rt != NULL)
+        rt->fn(a, req, rt->arg);
+    else
+        send_json(req, 404, "Not Found", "{\"error\":\"not_found\"}");
 }
 
-int
-hq_admin_route(struct hq_admin *a, const char *path, hq_admin_route_fn *fn,
-               void *arg)
+static int
+add_route(struct hq_admin *a, const char *path, hq_admin_route_fn *fn,
+          void *arg, int public)
 {
     if (a->started || a->nroutes >= MAX_ROUTES)
         return -1;
@@ -227,8 +235,23 @@ hq_admin_route(struct hq_admin *a, const char *path, hq_admin_route_fn *fn,
         return -1;
     a->routes[a->nroutes].fn = fn;
     a->routes[a->nroutes].arg = arg;
+    a->routes[a->nroutes].public = public;
     a->nroutes++;
     return 0;
+}
+
+int
+hq_admin_route(struct hq_admin *a, const char *path, hq_admin_route_fn *fn,
+               void *arg)
+{
+    return add_route(a, path, fn, arg, 0);
+}
+
+int
+hq_admin_route_public(struct hq_admin *a, const char *path,
+                      hq_admin_route_fn *fn, void *arg)
+{
+    return add_route(a, path, fn, arg, 1);
 }
 
 struct hq_admin *
@@ -293,6 +316,9 @@ hq_admin_new(const struct hq_config *cfg, const struct hq_store_options *store,
         snprintf(err, errsize, "out of memory");
         goto fail;
     }
+    a->api = hq_admin_api_new(a, store, err, errsize);
+    if (a->api == NULL)
+        goto fail;
     return a;
 fail:
     hq_admin_free(a);
@@ -323,10 +349,12 @@ hq_admin_port(const struct hq_admin *a)
 }
 
 void
-hq_admin_attach(struct hq_admin *a, struct hq_intake *intake, hq_worker *worker)
+hq_admin_attach(struct hq_admin *a, struct hq_intake *intake, hq_worker *worker,
+                struct hq_process *process)
 {
     a->intake = intake;
     a->worker = worker;
+    a->process = process;
 }
 
 struct hq_intake *
@@ -339,6 +367,12 @@ hq_worker *
 hq_admin_worker(const struct hq_admin *a)
 {
     return a->worker;
+}
+
+struct hq_process *
+hq_admin_process(const struct hq_admin *a)
+{
+    return a->process;
 }
 
 const struct hq_config *
@@ -362,6 +396,7 @@ hq_admin_free(struct hq_admin *a)
         event_base_free(a->base);
     if (a->redis != NULL)
         redisFree(a->redis);
+    hq_admin_api_free(a->api);
     for (size_t i = 0; i < a->nroutes; i++)
         free(a->routes[i].path);
     free(a->url);

@@ -1,16 +1,17 @@
 /*
  * The admin listener ([admin] listen; opened by run, serve and work; none
- * when "off"): one libevent thread serving evhttp. For now GET /healthz:
- * 200 {"status":"ok"} when Redis answers PING, else 503 {"status":
- * "unavailable","detail":...}. More paths (/metrics, /api/..., the dashboard)
- * are added with hq_admin_route() before hq_admin_start().
+ * when "off"): one libevent thread serving evhttp. GET /healthz: 200
+ * {"status":"ok"} when Redis answers PING, else 503 {"status":
+ * "unavailable","detail":...}; the metrics, the JSON API and the dashboard
+ * are admin_api.h's routes, which hq_admin_new() adds.
  *
  * With [admin] token set, every request must carry "Authorization: Bearer
- * <token>" (compared in constant time), else 401.
+ * <token>" (compared in constant time), else 401; routes added with
+ * hq_admin_route_public() (the dashboard's page) are the exception.
  *
  * Usage:
  *     a = hq_admin_new(cfg, &store, err, sizeof(err));   (binds the port)
- *     hq_admin_attach(a, intake, worker);              (optional)
+ *     hq_admin_attach(a, intake, worker, process);     (optional)
  *     hq_admin_route(a, "/metrics", metrics_cb, arg);   (optional)
  *     hq_admin_start(a);
  *     ...
@@ -27,6 +28,7 @@
 struct evhttp_request;
 struct hq_admin;
 struct hq_intake;
+struct hq_process;
 
 /*
  * A route handler: runs on the admin thread, answers `req` (evhttp_send_reply)
@@ -44,16 +46,23 @@ struct hq_admin *hq_admin_new(const struct hq_config *cfg,
                               const struct hq_store_options *store, char *err,
                               size_t errsize);
 
-/* The intake and worker this process runs (either may be NULL), for routes. */
+/*
+ * The intake, worker and its handler this process runs (any may be NULL),
+ * for routes. Before hq_admin_start().
+ */
 void hq_admin_attach(struct hq_admin *a, struct hq_intake *intake,
-                     hq_worker *worker);
+                     hq_worker *worker, struct hq_process *process);
 struct hq_intake *hq_admin_intake(const struct hq_admin *a);
 hq_worker *hq_admin_worker(const struct hq_admin *a);
+struct hq_process *hq_admin_process(const struct hq_admin *a);
 const struct hq_config *hq_admin_config(const struct hq_admin *a);
 
 /* Serve `path` (exact match) with `fn`. Before hq_admin_start() only. */
 int hq_admin_route(struct hq_admin *a, const char *path, hq_admin_route_fn *fn,
                    void *arg);
+/* The same, served without the token: for pages that carry no data. */
+int hq_admin_route_public(struct hq_admin *a, const char *path,
+                          hq_admin_route_fn *fn, void *arg);
 
 /* Start the admin thread. Returns 0, or -1 when the thread cannot start. */
 int hq_admin_start(struct hq_admin *a);

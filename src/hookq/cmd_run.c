@@ -229,7 +229,7 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
         }
     }
     if (d.admin != NULL) {
-        hq_admin_attach(d.admin, d.intake, d.worker);
+        hq_admin_attach(d.admin, d.intake, d.worker, d.process);
         if (hq_admin_start(d.admin) != 0) {
             hq_log(HQ_LOG_ERROR, "cannot start the admin thread");
             goto out;

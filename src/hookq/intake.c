@@ -64,6 +64,7 @@
 
 #include "envelope_int.h"
 #include "intake.h"
+#include "metrics.h"
 #include "signature_int.h"
 #include "store_int.h"
 
@@ -137,7 +138,7 @@ struct conn {
     struct hq__envelope env;
     struct batch *pend;       /* the batch it waits in (ST_STORE) */
     unsigned pend_idx;        /* its index there */
-    struct timespec t0;       /* when the request was complete */
+    int64_t t0_us;            /* when the request was complete; 0: not yet */
 };
 
 struct loop {
@@ -166,6 +167,7 @@ struct loop {
     int finished;
     _Atomic uint64_t accepted, duplicate;
     _Atomic uint64_t rejected[HQ_INTAKE_NREASONS];
+    struct hq_hist latency;    /* request complete -> answer written */
 };
 
 struct hq_intake {
@@ -304,6 +306,7 @@ req_reset(struct conn *c)
     c->wh_id_len = c->wh_ts_len = c->wh_sig_len = c->cust_hdr_len = 0;
     c->body_len = 0;
     c->scanned = 0;
+    c->t0_us = 0;
     if (c->body_cap > 64 * 1024) {
         free(c->body);
         c->body = NULL;
@@ -352,6 +355,8 @@ send_answer(struct conn *c, int status, const char *extra,
     if (evbuffer_get_length(msg) > 0)
         bufferevent_write_buffer(c->bev, msg);
 
+    if (c->t0_us != 0)
+        hq_hist_observe(&c->lp->latency, hq_mono_us() - c->t0_us);
     req_reset(c);
     if (c->keep_alive) {
         c->state = ST_IDLE;
@@ -646,6 +651,7 @@ handle_request(struct conn *c)
     int rc;
 
     evtimer_del(c->timer);
+    c->t0_us = hq_mono_us();
     if (in->has_secret) {
         rc = hq__sig_verify(&in->key, c->wh_id, c->wh_id_len, c->wh_ts,
                             c->wh_ts_len, c->wh_sig, c->wh_sig_len,
@@ -1776,6 +1782,14 @@ hq_intake_stats(const struct hq_intake *in, struct hq_intake_stats *out)
                                                      memory_order_relaxed);
     }
     out->connections = atomic_load_explicit(&in->nconns, memory_order_relaxed);
+}
+
+void
+hq_intake_latency(const struct hq_intake *in, struct hq_hist_snap *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (unsigned i = 0; i < in->nloops; i++)
+        hq_hist_add(out, &in->loops[i].latency);
 }
 
 const char *

@@ -100,6 +100,13 @@ void hq_intake_free(struct hq_intake *in);
 /* Fill `out` with the counters; safe from any thread while serving. */
 void hq_intake_stats(const struct hq_intake *in, struct hq_intake_stats *out);
 
+/*
+ * The time from a complete request to its answer being written (the Redis
+ * round trip for a stored job), summed over the loops. Any thread.
+ */
+struct hq_hist_snap;
+void hq_intake_latency(const struct hq_intake *in, struct hq_hist_snap *out);
+
 /* The metric label of a reason: "invalid_json", "conn_limit", ... */
 const char *hq_intake_reason_name(int reason);
 

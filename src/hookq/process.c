@@ -55,6 +55,7 @@ struct hq_process {
     void *log_arg;
     pthread_mutex_t mu;        /* guards `loops` */
     struct ploop *loops;
+    struct hq_process_metrics m;
 };
 
 struct pjob;
@@ -87,6 +88,8 @@ struct pjob {
     struct hq__http_call *call;
     struct hq__delivery *dl;
     int redis_wait;            /* a limiter call is in flight */
+    int64_t started_us;        /* when the handler got the job (monotonic) */
+    int64_t sent_us;           /* when the fetch in flight was sent */
 };
 
 static void
@@ -244,6 +247,23 @@ hq_process_free(struct hq_process *p)
     free(p->base_url);
     pthread_mutex_destroy(&p->mu);
     free(p);
+}
+
+const struct hq_process_metrics *
+hq_process_metrics(const struct hq_process *p)
+{
+    return &p->m;
+}
+
+const char *
+hq_process_api_result_name(int result)
+{
+    static const char *const names[HQ_API_NRESULTS] = {
+        [HQ_API_2XX] = "2xx",   [HQ_API_429] = "429", [HQ_API_AUTH] = "401_403",
+        [HQ_API_4XX] = "4xx",   [HQ_API_5XX] = "5xx", [HQ_API_ERROR] = "error",
+    };
+
+    return result >= 0 && result < HQ_API_NRESULTS ? names[result] : "unknown";
 }
 
 void
@@ -417,11 +437,26 @@ ploop_redis(struct ploop *pl, struct hq__err *err)
 /* ------------------------------------------------------------------------ */
 /* Settling: each ends the job's state here, then tells the worker.         */
 
+/* The attempt's duration, for /metrics. */
+static void
+attempt_ended(struct pjob *pj)
+{
+    hq_hist_observe(&pj->pl->p->m.attempt_duration,
+                    hq_mono_us() - pj->started_us);
+}
+
 static void
 settle_done(struct pjob *pj)
 {
     hq_job *job = pj->job;
+    struct timespec now;
 
+    attempt_ended(pj);
+    /* Redis TIME at intake against this host's clock: skew shows here. */
+    clock_gettime(CLOCK_REALTIME, &now);
+    hq_hist_observe(&pj->pl->p->m.job_latency,
+                    ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 -
+                     hq_job_received_at_ms(job)) * 1000);
     pjob_release(pj);
     hq_job_done(job);
 }
@@ -433,6 +468,7 @@ settle_retry(struct pjob *pj, const char *error)
 
     plog(pj->pl->p, HQ_LOG_INFO, "job %s of '%s' will retry: %s",
          hq_job_id(job), hq_job_key(job), error);
+    attempt_ended(pj);
     pjob_release(pj);
     hq_job_retry(job, error);
 }
@@ -444,6 +480,7 @@ settle_fail(struct pjob *pj, const char *error)
 
     plog(pj->pl->p, HQ_LOG_WARN, "job %s of '%s' failed: %s", hq_job_id(job),
          hq_job_key(job), error);
+    attempt_ended(pj);
     pjob_release(pj);
     hq_job_fail(job, error);
 }
@@ -453,6 +490,7 @@ settle_park(struct pjob *pj, int64_t delay_ms)
 {
     hq_job *job = pj->job;
 
+    attempt_ended(pj);
     pjob_release(pj);
     hq_job_park(job, delay_ms);
 }
@@ -470,6 +508,7 @@ settle_hold(struct pjob *pj, const char *reason)
 
     plog(pj->pl->p, HQ_LOG_WARN, "customer '%s' held: %s",
          hq_job_customer(job), reason);
+    attempt_ended(pj);
     pjob_release(pj);
     hq_job_hold(job, reason, 1);
 }
@@ -483,8 +522,11 @@ static void
 on_delivered(int outcome, const char *error, void *arg)
 {
     struct pjob *pj = arg;
+    int k = outcome == HQ_OUTCOME_DONE ? 0 : outcome == HQ_OUTCOME_RETRY ? 1 : 2;
 
     pj->dl = NULL;
+    atomic_fetch_add_explicit(&pj->pl->p->m.deliveries[k], 1,
+                              memory_order_relaxed);
     if (outcome == HQ_OUTCOME_DONE)
         settle_done(pj);
     else if (outcome == HQ_OUTCOME_RETRY)
@@ -559,6 +601,22 @@ on_rejected(redisAsyncContext *ac, void *reply, void *privdata)
     settle_hold(pj, "token-invalid");
 }
 
+/* The fetch's answer and duration, for /metrics. */
+static void
+count_call(struct pjob *pj, const struct hq__http_response *r)
+{
+    struct hq_process_metrics *m = &pj->pl->p->m;
+    int k = r->failure != HQ_HTTP_OK                  ? HQ_API_ERROR
+            : r->status == 429                        ? HQ_API_429
+            : r->status == 401 || r->status == 403    ? HQ_API_AUTH
+            : r->status >= 200 && r->status < 300     ? HQ_API_2XX
+            : r->status >= 400 && r->status < 500     ? HQ_API_4XX
+                                                      : HQ_API_5XX;
+
+    atomic_fetch_add_explicit(&m->api_calls[k], 1, memory_order_relaxed);
+    hq_hist_observe(&m->api_duration, hq_mono_us() - pj->sent_us);
+}
+
 static void
 on_fetched(const struct hq__http_response *r, void *arg)
 {
@@ -568,6 +626,7 @@ on_fetched(const struct hq__http_response *r, void *arg)
     json_t *v;
 
     pj->call = NULL;
+    count_call(pj, r);
     if (r->failure != HQ_HTTP_OK) {
         snprintf(msg, sizeof(msg), "fetch %s %s: %s", hq__template_method(t),
                  pj->url, r->error);
@@ -641,6 +700,7 @@ send_fetch(struct pjob *pj)
     req.nheaders = 2;
     req.timeout_ms = pj->pl->p->cfg->api.timeout_ms;
     req.on_send = on_send;
+    pj->sent_us = hq_mono_us();
     if (hq__http_send(pj->pl->http, &req, on_fetched, pj, &pj->call, &err) !=
         HQ_OK)
         settle_retry(pj, err.msg);
@@ -794,6 +854,7 @@ hq_process_handle(hq_job *job, void *arg)
     }
     pj->job = job;
     pj->pl = pl;
+    pj->started_us = hq_mono_us();
     pj->next = pl->jobs;
     if (pl->jobs)
         pl->jobs->prev = pj;

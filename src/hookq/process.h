@@ -31,8 +31,29 @@
 
 #include "hookq/hookq.h"
 #include "config_int.h"
+#include "metrics.h"
 
 struct hq_process;
+
+/* How a fetch ended, for /metrics: the index of api_calls[]. */
+enum hq_api_result {
+    HQ_API_2XX = 0,
+    HQ_API_429,       /* the job parked; the (token, endpoint) slowed down */
+    HQ_API_AUTH,      /* 401/403: the customer held */
+    HQ_API_4XX,       /* other 4xx: failed */
+    HQ_API_5XX,       /* 5xx and other statuses: retried */
+    HQ_API_ERROR,     /* connection error or timeout: retried */
+    HQ_API_NRESULTS
+};
+
+/* Processing's counters since start, updated from the loop threads. */
+struct hq_process_metrics {
+    _Atomic uint64_t api_calls[HQ_API_NRESULTS];
+    struct hq_hist api_duration;     /* a fetch: sent -> answered */
+    _Atomic uint64_t deliveries[3];  /* done, retry, failed */
+    struct hq_hist attempt_duration; /* handler got the job -> settled */
+    struct hq_hist job_latency;      /* received (Redis TIME) -> delivered */
+};
 
 /*
  * Prepare processing for `cfg` (borrowed: it must outlive the process):
@@ -69,6 +90,11 @@ void hq_process_loop_fini(void *base, void *arg);
 
 /* Where processing logs failures (the worker's hq_log_fn); may be NULL. */
 void hq_process_set_log(struct hq_process *p, hq_log_fn *log, void *arg);
+
+/* The counters; read them from any thread. */
+const struct hq_process_metrics *hq_process_metrics(const struct hq_process *p);
+/* "2xx", "429", "401_403", "4xx", "5xx", "error". */
+const char *hq_process_api_result_name(int result);
 
 /*
  * Format `ms` (Unix ms) as RFC 3339 UTC with milliseconds,

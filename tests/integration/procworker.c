@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "../../src/hookq/process.c"
+#include "../../src/hookq/metrics.c"
 
 static int quiet;
 

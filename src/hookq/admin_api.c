@@ -1,0 +1,643 @@
+/*
+ * The admin listener's routes beyond /healthz (DESIGN §3.5; see
+ * admin_api.h and docs/operations.md): /metrics, the JSON API the
+ * dashboard uses, and the dashboard page itself.
+ *
+ * Everything runs on the admin thread, one request at a time, so the one
+ * synchronous hq_client here needs no lock; it reconnects by itself after
+ * Redis comes back. Its timeout is short (ADMIN_TIMEOUT_MS): a scrape
+ * during an outage answers quickly, with hookq_redis_up 0 and the counters
+ * this process keeps in memory.
+ *
+ * The POST routes change the queue. They want a JSON body with
+ * Content-Type: application/json, which a browser cannot send to another
+ * origin without a CORS preflight that this server never grants: a page
+ * elsewhere cannot retry or release anything through the operator's browser.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "admin_api.h"
+#include "intake.h"
+#include "metrics.h"
+#include "process.h"
+
+#include "banned_int.h"
+
+#define ADMIN_TIMEOUT_MS 2000
+#define TOP_DEFAULT 20
+#define TOP_MAX 1000
+#define DLQ_DEFAULT 100
+#define DLQ_MAX 10000
+
+extern const char hq_dashboard_html[];
+extern const size_t hq_dashboard_html_len;
+
+struct hq_admin_api {
+    struct hq_admin *admin;
+    hq_client *client;
+    struct hq_stats prev;      /* the last /api/stats sample, for rates */
+    int have_prev;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Answers.                                                                 */
+
+static void
+reply(struct evhttp_request *req, int code, const char *type, const char *body,
+      size_t len)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    struct evbuffer *b = evbuffer_new();
+
+    if (b == NULL || evbuffer_add(b, body, len) != 0) {
+        evbuffer_free(b);
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    evhttp_add_header(h, "Content-Type", type);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    evhttp_send_reply(req, code, NULL, b);
+    evbuffer_free(b);
+}
+
+/* Takes `body` (may be NULL: out of memory). */
+static void
+reply_json(struct evhttp_request *req, int code, char *body)
+{
+    if (body == NULL) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    reply(req, code, "application/json", body, strlen(body));
+    free(body);
+}
+
+/* {"error": name, "detail": detail}, as the intake's errors. */
+static void
+reply_error(struct evhttp_request *req, int code, const char *name,
+            const char *detail)
+{
+    json_t *o = json_pack("{s:s, s:s}", "error", name, "detail", detail);
+
+    reply_json(req, code, o ? json_dumps(o, JSON_COMPACT) : NULL);
+    json_decref(o);
+}
+
+static void
+reply_client_error(struct evhttp_request *req, struct hq_admin_api *api,
+                   int rc)
+{
+    const char *msg = hq_client_errmsg(api->client);
+
+    if (rc == HQ_ENOTFOUND)
+        reply_error(req, 404, "not_found", msg);
+    else if (rc == HQ_EINVAL)
+        reply_error(req, 409, "conflict", msg);
+    else if (rc == HQ_ENOMEM)
+        reply_error(req, 500, "out_of_memory", msg);
+    else
+        reply_error(req, 503, "redis_unavailable", msg);
+}
+
+static int
+method_is(struct evhttp_request *req, enum evhttp_cmd_type want,
+          const char *allow)
+{
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+
+    if (m == want || (want == EVHTTP_REQ_GET && m == EVHTTP_REQ_HEAD))
+        return 1;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+    reply_error(req, 405, "method_not_allowed", allow);
+    return 0;
+}
+
+/*
+ * The query parameter `name` as a count in [0, max], `dflt` when absent.
+ * Answers 400 and returns -1 when it is not one.
+ */
+static long
+query_count(struct evhttp_request *req, const char *name, long dflt, long max)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+    struct evkeyvalq params = {0};
+    const char *v;
+    char *end;
+    long n = dflt;
+    char msg[160];
+
+    if (q == NULL)
+        return dflt;
+    if (evhttp_parse_query_str(q, &params) != 0) {
+        reply_error(req, 400, "bad_request", "malformed query string");
+        return -1;
+    }
+    v = evhttp_find_header(&params, name);
+    if (v != NULL) {
+        n = strtol(v, &end, 10);
+        if (end == v || *end != '\0' || n < 0 || n > max) {
+            snprintf(msg, sizeof(msg), "%s wants a count from 0 to %ld, not "
+                     "'%.40s'", name, max, v);
+            reply_error(req, 400, "bad_request", msg);
+            n = -1;
+        }
+    }
+    evhttp_clear_headers(&params);
+    return n;
+}
+
+/* The query parameter `name` copied into `out`; "" when absent. -1: 400 sent. */
+static int
+query_string(struct evhttp_request *req, const char *name, char *out,
+             size_t size)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+    struct evkeyvalq params = {0};
+    const char *v;
+
+    out[0] = '\0';
+    if (q == NULL)
+        return 0;
+    if (evhttp_parse_query_str(q, &params) != 0) {
+        reply_error(req, 400, "bad_request", "malformed query string");
+        return -1;
+    }
+    v = evhttp_find_header(&params, name);
+    if (v != NULL)
+        snprintf(out, size, "%s", v);
+    evhttp_clear_headers(&params);
+    return 0;
+}
+
+/*
+ * The JSON object body of a POST. Answers 415/400 and returns NULL when it
+ * is not one (see the top of the file for why the type matters).
+ */
+static json_t *
+json_body(struct evhttp_request *req)
+{
+    const char *type = evhttp_find_header(evhttp_request_get_input_headers(req),
+                                          "Content-Type");
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    json_error_t jerr;
+    json_t *doc;
+    char msg[300];
+
+    if (type == NULL || strncasecmp(type, "application/json", 16) != 0 ||
+        (type[16] != '\0' && type[16] != ';')) {
+        reply_error(req, 415, "unsupported_media_type",
+                    "the body must be JSON, with Content-Type: "
+                    "application/json");
+        return NULL;
+    }
+    doc = json_loadb(len ? (const char *)evbuffer_pullup(in, -1) : "", len, 0,
+                     &jerr);
+    if (doc == NULL) {
+        snprintf(msg, sizeof(msg), "invalid JSON at line %d, column %d: %s",
+                 jerr.line, jerr.column, jerr.text);
+        reply_error(req, 400, "invalid_json", msg);
+        return NULL;
+    }
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        reply_error(req, 400, "invalid_json", "the body must be a JSON object");
+        return NULL;
+    }
+    return doc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* GET /metrics                                                             */
+
+static void
+metrics_intake(struct hq_prom *p, struct hq_intake *in)
+{
+    struct hq_intake_stats st;
+    struct hq_hist_snap lat;
+    char labels[80];
+
+    hq_intake_stats(in, &st);
+    hq_intake_latency(in, &lat);
+    hq_prom_family(p, "hookq_intake_requests_total", "counter",
+                   "Webhooks answered 2xx by this process: accepted (202, "
+                   "stored) or duplicate (200).");
+    hq_prom_sample(p, "hookq_intake_requests_total", "result=\"accepted\"",
+                   (double)st.accepted);
+    hq_prom_sample(p, "hookq_intake_requests_total", "result=\"duplicate\"",
+                   (double)st.duplicate);
+    hq_prom_family(p, "hookq_intake_rejected_total", "counter",
+                   "Requests this process refused, by reason.");
+    for (int r = 0; r < HQ_INTAKE_NREASONS; r++) {
+        snprintf(labels, sizeof(labels), "reason=\"%s\"",
+                 hq_intake_reason_name(r));
+        hq_prom_sample(p, "hookq_intake_rejected_total", labels,
+                       (double)st.rejected[r]);
+    }
+    hq_prom_family(p, "hookq_intake_connections", "gauge",
+                   "Client connections open now.");
+    hq_prom_sample(p, "hookq_intake_connections", NULL, (double)st.connections);
+    hq_prom_family(p, "hookq_intake_request_duration_seconds", "histogram",
+                   "From a complete request to its answer written; for a "
+                   "stored job, the Redis round trip.");
+    hq_prom_hist(p, "hookq_intake_request_duration_seconds", NULL, &lat);
+}
+
+static void
+metrics_worker(struct hq_prom *p, hq_worker *w)
+{
+    struct hq_worker_stats st;
+    static const char *const outcomes[] = {"done", "retried", "parked",
+                                           "deadlettered", "held", "released",
+                                           "stale"};
+    uint64_t v[7];
+    char labels[64];
+
+    hq_worker_stats(w, &st);
+    v[0] = st.done;
+    v[1] = st.retried;
+    v[2] = st.parked;
+    v[3] = st.dead;
+    v[4] = st.held;
+    v[5] = st.released;
+    v[6] = st.stale;
+    hq_prom_family(p, "hookq_worker_claimed_total", "counter",
+                   "Jobs this process leased.");
+    hq_prom_sample(p, "hookq_worker_claimed_total", NULL, (double)st.claimed);
+    hq_prom_family(p, "hookq_worker_settled_total", "counter",
+                   "Jobs this process settled, by outcome (stale: rejected "
+                   "because the lease had moved on).");
+    for (size_t i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++) {
+        snprintf(labels, sizeof(labels), "outcome=\"%s\"", outcomes[i]);
+        hq_prom_sample(p, "hookq_worker_settled_total", labels, (double)v[i]);
+    }
+    hq_prom_family(p, "hookq_worker_in_flight", "gauge",
+                   "Jobs leased by this process and not yet settled.");
+    hq_prom_sample(p, "hookq_worker_in_flight", NULL, (double)st.in_flight);
+    hq_prom_family(p, "hookq_worker_redis_errors_total", "counter",
+                   "Failed worker calls and lost Redis connections.");
+    hq_prom_sample(p, "hookq_worker_redis_errors_total", NULL,
+                   (double)st.redis_errors);
+}
+
+static void
+metrics_process(struct hq_prom *p, struct hq_process *proc)
+{
+    const struct hq_process_metrics *m = hq_process_metrics(proc);
+    static const char *const delivered[] = {"done", "retry", "failed"};
+    struct hq_hist_snap s;
+    char labels[64];
+
+    hq_prom_family(p, "hookq_api_calls_total", "counter",
+                   "Fetches from the service's API, by answer (429: the "
+                   "(token, endpoint) was slowed down).");
+    for (int r = 0; r < HQ_API_NRESULTS; r++) {
+        snprintf(labels, sizeof(labels), "result=\"%s\"",
+                 hq_process_api_result_name(r));
+        hq_prom_sample(p, "hookq_api_calls_total", labels,
+                       (double)atomic_load_explicit(&m->api_calls[r],
+                                                    memory_order_relaxed));
+    }
+    memset(&s, 0, sizeof(s));
+    hq_hist_add(&s, &m->api_duration);
+    hq_prom_family(p, "hookq_api_call_duration_seconds", "histogram",
+                   "A fetch, from sent to answered.");
+    hq_prom_hist(p, "hookq_api_call_duration_seconds", NULL, &s);
+    hq_prom_family(p, "hookq_deliveries_total", "counter",
+                   "Deliveries to the application, by result.");
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(labels, sizeof(labels), "result=\"%s\"", delivered[i]);
+        hq_prom_sample(p, "hookq_deliveries_total", labels,
+                       (double)atomic_load_explicit(&m->deliveries[i],
+                                                    memory_order_relaxed));
+    }
+    memset(&s, 0, sizeof(s));
+    hq_hist_add(&s, &m->attempt_duration);
+    hq_prom_family(p, "hookq_job_attempt_duration_seconds", "histogram",
+                   "One attempt at a job: fetches and delivery, until it "
+                   "settled (done, retry, park, fail or hold).");
+    hq_prom_hist(p, "hookq_job_attempt_duration_seconds", NULL, &s);
+    memset(&s, 0, sizeof(s));
+    hq_hist_add(&s, &m->job_latency);
+    hq_prom_family(p, "hookq_job_latency_seconds", "histogram",
+                   "From the webhook's arrival (Redis TIME) to its delivery "
+                   "(this host's clock).");
+    hq_prom_hist(p, "hookq_job_latency_seconds", NULL, &s);
+}
+
+static void
+metrics_queue(struct hq_prom *p, const struct hq_stats *s)
+{
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } gauges[] = {
+#define G(f, n, h) {n, h, offsetof(struct hq_shard_stats, f)}
+        G(jobs, "hookq_queue_jobs", "Jobs stored, running ones included."),
+        G(ready_keys, "hookq_queue_ready_keys", "Keys waiting for a worker."),
+        G(active, "hookq_queue_active_keys",
+          "Keys leased by a worker (jobs in flight, every process)."),
+        G(parked, "hookq_queue_parked_keys",
+          "Keys waiting for a due time (backoff, rate limit)."),
+        G(held, "hookq_queue_held_keys", "Keys held until released."),
+        G(dead_letters, "hookq_queue_dead_letters", "Dead letters kept."),
+#undef G
+    };
+    char labels[64], name[80];
+
+    for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {
+        hq_prom_family(p, gauges[g].name, "gauge", gauges[g].help);
+        for (unsigned i = 0; i < s->nshards; i++) {
+            const char *base = (const char *)&s->shards[i];
+            int64_t v;
+
+            memcpy(&v, base + gauges[g].off, sizeof(v));
+            snprintf(labels, sizeof(labels), "shard=\"%u\"", i);
+            hq_prom_sample(p, gauges[g].name, labels, (double)v);
+        }
+    }
+    hq_prom_family(p, "hookq_queue_events_total", "counter",
+                   "Every process's counts since the namespace was made "
+                   "(accepted, done, retried, deadlettered, ...).");
+    for (size_t i = 0; i < s->ncounters; i++) {
+        char quoted[sizeof(name)];
+
+        snprintf(labels, sizeof(labels), "event=%s",
+                 hq_prom_label(s->counters[i].name, quoted, sizeof(quoted)));
+        hq_prom_sample(p, "hookq_queue_events_total", labels,
+                       (double)s->counters[i].value);
+    }
+}
+
+static void
+metrics(struct hq_admin *a, struct evhttp_request *req, void *arg)
+{
+    struct hq_admin_api *api = arg;
+    struct hq_prom p = {0};
+    struct hq_stats s;
+    int up;
+
+    if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
+        return;
+    up = hq_client_stats(api->client, 0, &s) == HQ_OK;
+    hq_prom_family(&p, "hookq_redis_up", "gauge",
+                   "1 when Redis answered this scrape's queue sample.");
+    hq_prom_sample(&p, "hookq_redis_up", NULL, up);
+    if (up) {
+        metrics_queue(&p, &s);
+        hq_stats_release(&s);
+    }
+    if (hq_admin_intake(a) != NULL)
+        metrics_intake(&p, hq_admin_intake(a));
+    if (hq_admin_worker(a) != NULL)
+        metrics_worker(&p, hq_admin_worker(a));
+    if (hq_admin_process(a) != NULL)
+        metrics_process(&p, hq_admin_process(a));
+    if (p.oom) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", p.buf, p.len);
+    hq_prom_release(&p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The JSON API                                                             */
+
+/* GET /api/stats[?top=N]: the document of `hookq stats --json`. */
+static void
+api_stats(struct hq_admin *a, struct evhttp_request *req, void *arg)
+{
+    struct hq_admin_api *api = arg;
+    struct hq_stats s;
+    long top;
+    int rc;
+
+    (void)a;
+    if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
+        return;
+    top = query_count(req, "top", TOP_DEFAULT, TOP_MAX);
+    if (top < 0)
+        return;
+    rc = hq_client_stats(api->client, (size_t)top, &s);
+    if (rc != HQ_OK) {
+        reply_client_error(req, api, rc);
+        return;
+    }
+    /* Rates against the previous sample, when it is recent enough. */
+    reply_json(req, 200,
+               hq_stats_json(&s, api->have_prev &&
+                                         s.time_ms - api->prev.time_ms <= 60000
+                                     ? &api->prev
+                                     : NULL));
+    if (api->have_prev)
+        hq_stats_release(&api->prev);
+    api->prev = s;
+    api->have_prev = 1;
+}
+
+/* GET /api/keys[?state=ready|active|parked|held][&top=N] */
+static void
+api_keys(struct hq_admin *a, struct evhttp_request *req, void *arg)
+{
+    struct hq_admin_api *api = arg;
+    struct hq_key_list l;
+    char state[32], msg[120];
+    int st = HQ_KEY_IDLE, rc;
+    long top;
+
+    (void)a;
+    if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
+        return;
+    if (query_string(req, "state", state, sizeof(state)) < 0)
+        return;
+    if (state[0] != '\0') {
+        st = hq_key_state_parse(state);
+        if (st <= HQ_KEY_IDLE) {
+            snprintf(msg, sizeof(msg), "state wants ready, active, parked or "
+                     "held, not '%.30s'", state);
+            reply_error(req, 400, "bad_request", msg);
+            return;
+        }
+    }
+    top = query_count(req, "top", TOP_DEFAULT, TOP_MAX);
+    if (top < 0)
+        return;
+    rc = hq_client_keys(api->client, st, (size_t)top, &l);
+    if (rc != HQ_OK) {
+        reply_client_error(req, api, rc);
+        return;
+    }
+    reply_json(req, 200, hq_key_list_json(&l));
+    hq_key_list_release(&l);
+}
+
+/* GET /api/dlq[?limit=N]: the oldest dead letters, without bodies. */
+static void
+api_dlq(struct hq_admin *a, struct evhttp_request *req, void *arg)
+{
+    struct hq_admin_api *api = arg;
+    struct hq_dead_letters l;
+    long limit;
+    int rc;
+
+    (void)a;
+    if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
+        return;
+    limit = query_count(req, "limit", DLQ_DEFAULT, DLQ_MAX);
+    if (limit < 0)
+        return;
+    if (limit == 0)
+        limit = DLQ_MAX; /* 0 would mean "all" to the client: keep a bound */
+    rc = hq_client_dlq_list(api->client, (size_t)limit, &l);
+    if (rc != HQ_OK) {
+        reply_client_error(req, api, rc);
+        return;
+    }
+    reply_json(req, 200, hq_dead_letters_json(&l));
+    hq_dead_letters_release(&l);
+}
+
+static void
+reply_count(struct evhttp_request *req, const char *name, size_t n)
+{
+    char body[80];
+
+    snprintf(body, sizeof(body), "{\"%s\":%zu}", name, n);
+    reply(req, 200, "application/json", body, strlen(body));
+}
+
+/* POST /api/dlq/retry {"id": ID} or {"all": true} */
+static void
+api_dlq_retry(struct hq_admin *a, struct evhttp_request *req, void *arg)
+{
+    struct hq_admin_api *api = arg;
+    json_t *body, *id, *all;
+    size_t n = 0;
+    int rc;
+
+    (void)a;
+    if (!method_is(req, EVHTTP_REQ_POST, "POST") || !(body = json_body(req)))
+        return;
+    id = json_object_get(body, "id");
+    all = json_object_get(body, "all");
+    if ((id != NULL) == (all != NULL) || (id && !json_is_string(id)) ||
+        (all && !json_is_true(all))) {
+        reply_error(req, 400, "bad_request",
+                    "want {\"id\": \"<dead letter id>\"} or {\"all\": true}");
+    } else {
+        rc = id ? hq_client_dlq_retry(api->client, json_string_value(id))
+                : hq_client_dlq_retry_all(api->client, &n);
+        if (rc != HQ_OK)
+            reply_client_error(req, api, rc);
+        else
+            reply_count(req, "retried", id ? 1 : n);
+    }
+    json_decref(body);
+}
+
+/* POST /api/release {"key": KEY} */
+static void
+api_release(struct hq_admin *a, struct evhttp_request *req, void *arg)
+{
+    struct hq_admin_api *api = arg;
+    json_t *body, *key;
+    int rc, status = 0;
+
+    (void)a;
+    if (!method_is(req, EVHTTP_REQ_POST, "POST") || !(body = json_body(req)))
+        return;
+    key = json_object_get(body, "key");
+    if (!json_is_string(key)) {
+        reply_error(req, 400, "bad_request", "want {\"key\": \"<customer>:<code>\"}");
+    } else {
+        rc = hq_client_release(api->client, json_string_value(key), &status);
+        if (rc != HQ_OK)
+            reply_client_error(req, api, rc);
+        else
+            reply_json(req, 200,
+                       strdup(status == HQ_RELEASE_CANCELLED
+                                  ? "{\"released\":\"cancelled\"}"
+                                  : "{\"released\":\"ready\"}"));
+    }
+    json_decref(body);
+}
+
+/* GET /: the dashboard, a page that reads the API above. */
+static void
+dashboard(struct hq_admin *a, struct evhttp_request *req, void *arg)
+{
+    (void)a;
+    (void)arg;
+    if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
+        return;
+    evhttp_add_header(evhttp_request_get_output_headers(req),
+                      "Content-Security-Policy",
+                      "default-src 'none'; script-src 'unsafe-inline'; "
+                      "style-src 'unsafe-inline'; connect-src 'self'");
+    reply(req, 200, "text/html; charset=utf-8", hq_dashboard_html,
+          hq_dashboard_html_len);
+}
+
+/* ------------------------------------------------------------------------ */
+
+struct hq_admin_api *
+hq_admin_api_new(struct hq_admin *a, const struct hq_store_options *store,
+                 char *err, size_t errsize)
+{
+    struct hq_admin_api *api = calloc(1, sizeof(*api));
+    struct hq_store_options so = *store;
+    int rc;
+
+    if (api == NULL) {
+        snprintf(err, errsize, "out of memory");
+        return NULL;
+    }
+    api->admin = a;
+    if (so.timeout_ms <= 0 || so.timeout_ms > ADMIN_TIMEOUT_MS)
+        so.timeout_ms = ADMIN_TIMEOUT_MS;
+    /* A client whose connect failed is kept: it connects again when used. */
+    rc = hq_client_new(&so, &api->client);
+    if (rc != HQ_OK && rc != HQ_ESTORE) {
+        snprintf(err, errsize, "admin: %s",
+                 api->client ? hq_client_errmsg(api->client) : "out of memory");
+        goto fail;
+    }
+    if (hq_admin_route_public(a, "/", dashboard, api) != 0 ||
+        hq_admin_route(a, "/metrics", metrics, api) != 0 ||
+        hq_admin_route(a, "/api/stats", api_stats, api) != 0 ||
+        hq_admin_route(a, "/api/keys", api_keys, api) != 0 ||
+        hq_admin_route(a, "/api/dlq", api_dlq, api) != 0 ||
+        hq_admin_route(a, "/api/dlq/retry", api_dlq_retry, api) != 0 ||
+        hq_admin_route(a, "/api/release", api_release, api) != 0) {
+        snprintf(err, errsize, "out of memory");
+        goto fail;
+    }
+    return api;
+fail:
+    hq_admin_api_free(api);
+    return NULL;
+}
+
+void
+hq_admin_api_free(struct hq_admin_api *api)
+{
+    if (api == NULL)
+        return;
+    if (api->have_prev)
+        hq_stats_release(&api->prev);
+    hq_client_free(api->client);
+    free(api);
+}

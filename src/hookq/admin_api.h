@@ -1,0 +1,37 @@
+/*
+ * The admin listener's routes beyond /healthz (DESIGN §3.5):
+ *
+ *   GET  /                the dashboard (a static page; needs no token)
+ *   GET  /metrics         Prometheus text: this process's intake, worker and
+ *                         API counters and histograms, and every shard's
+ *                         gauges and counters from Redis
+ *   GET  /api/stats       `hookq stats --json` (?top=N, default 20)
+ *   GET  /api/keys        `hookq keys --json` (?state=ready|active|parked|held,
+ *                         ?top=N)
+ *   GET  /api/dlq         `hookq dlq list --json` (?limit=N, default 100)
+ *   POST /api/dlq/retry   {"id": ID} or {"all": true}
+ *   POST /api/release     {"key": KEY}
+ *
+ * docs/operations.md lists every metric and answer.
+ */
+#ifndef HQ_ADMIN_API_H
+#define HQ_ADMIN_API_H
+
+#include <stddef.h>
+
+#include "admin_http.h"
+
+struct hq_admin_api;
+
+/*
+ * Add the routes to `a` (before hq_admin_start()); `store` is copied. The
+ * Redis connection is made when first needed. Returns NULL with the reason
+ * in `err`.
+ */
+struct hq_admin_api *hq_admin_api_new(struct hq_admin *a,
+                                      const struct hq_store_options *store,
+                                      char *err, size_t errsize);
+/* After the admin thread has stopped. NULL is accepted. */
+void hq_admin_api_free(struct hq_admin_api *api);
+
+#endif /* HQ_ADMIN_API_H */
