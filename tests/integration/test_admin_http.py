@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import tempfile
 import time
 import urllib.error
@@ -282,6 +283,64 @@ def api_lists_holds_and_dead_letters_and_retry_and_release_act_on_them():
         assert hq.json("/api/keys?state=held")["keys"][0]["depth"] == 3
         e = hq.json("/api/release", {"key": 1}, want=400)
         assert e["error"] == "bad_request", e
+
+
+def dashboard(hq, *args):
+    """What the dashboard page shows, run by node against hq's admin API
+    (tests/integration/dashboard_check.js)."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dashboard_check.js")
+    out = subprocess.run(["node", script, "http://127.0.0.1:%d" % hq.admin] + list(args),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@suite.test
+def the_dashboard_shows_the_queue_and_its_buttons_act():
+    with RedisServer() as rs, processes() as start:
+        hq = Hookq(start, rs, "http://127.0.0.1:9", events(), token=TOKEN)
+        r = rs.client()
+        for i in range(3):
+            assert hq.post_webhook(wh("stop", customer="c1", i=i)) == 202
+        assert hq.post_webhook(wh("bad", customer="c2")) == 202
+        wait_until(lambda: hq.json("/api/keys?state=held")["total"] == 1, 20, what="a held key")
+        wait_until(lambda: hq.json("/api/dlq")["total"] == 1, 20, what="a dead letter")
+        dl_id = hq.json("/api/dlq")["dead_letters"][0]["id"]
+
+        page = dashboard(hq, "--token", TOKEN)
+        # The page asked for the token once (the API said 401) and then drew
+        # what the API says.
+        assert page["prompts"] == ["hookq admin token"] and not page["status_bad"], page
+        assert page["totals"]["jobs queued"] == "3" and page["totals"]["held keys"] == "1", page
+        assert page["totals"]["dead letters"] == "1", page
+        t = page["tables"]
+        assert t["held"][0][:3] == ["key", "state", "jobs"], t["held"]
+        k = hq.json("/api/keys?state=held")["keys"][0]
+        assert [row[:7] for row in t["held"][1:]] == \
+            [["c1:stop", "held", "3", str(k["attempts"]), "", k["reason"], k["error"]]], t["held"]
+        assert "exited with 1" in k["error"], k
+        assert t["held"][1][7] == "Release"
+        assert [row[:3] for row in t["dlq"][1:]] == [[dl_id, "c2:bad", "1"]], t["dlq"]
+        assert t["parked"] == [] and [row[0] for row in t["top"][1:]] == ["c1:stop"], t
+        assert [row[0] for row in t["shards"][1:]] == ["0"], t["shards"]
+        assert not page["retry_all_disabled"]
+
+        # Without the token the page says so instead of showing anything.
+        page = dashboard(hq)
+        assert page["status_bad"] and "token" in page["status"], page
+        assert page["prompts"] == ["hookq admin token"], page
+        assert page["tables"]["held"] == [], page
+
+        # Its Retry button puts the dead letter back (/bin/false kills it again).
+        page = dashboard(hq, "--token", TOKEN, "--click", "dlq", "Retry", dl_id)
+        assert page["alerts"] == [], page
+        wait_until(lambda: int(r.hget(P + "stats", "deadlettered") or 0) == 2, 20,
+                   what="the dead letter retried from the page")
+        # Its Release button releases the held key, which runs and holds again.
+        page = dashboard(hq, "--token", TOKEN, "--click", "held", "Release", "c1:stop")
+        assert page["alerts"] == [], page
+        wait_until(lambda: int(r.hget(P + "stats", "held") or 0) == 2, 20,
+                   what="c1:stop released from the page and held again")
 
 
 @suite.test
