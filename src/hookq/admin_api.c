@@ -37,6 +37,8 @@
 #define TOP_MAX 1000
 #define DLQ_DEFAULT 100
 #define DLQ_MAX 10000
+#define RATE_MIN_MS 1000   /* /api/stats: rates over at least this */
+#define RATE_MAX_MS 60000  /* and at most this */
 
 extern const char hq_dashboard_html[];
 extern const size_t hq_dashboard_html_len;
@@ -44,8 +46,14 @@ extern const size_t hq_dashboard_html_len;
 struct hq_admin_api {
     struct hq_admin *admin;
     hq_client *client;
-    struct hq_stats prev;      /* the last /api/stats sample, for rates */
-    int have_prev;
+    /*
+     * Samples kept for /api/stats's rates: `last` and the one before it,
+     * each at least RATE_MIN_MS newer than the one it replaced, so that a
+     * caller polling right after another still gets a rate over a second
+     * or more.
+     */
+    struct hq_stats old, last;
+    int have_old, have_last;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -416,6 +424,35 @@ metrics(struct hq_admin *a, struct evhttp_request *req, void *arg)
 /* ------------------------------------------------------------------------ */
 /* The JSON API                                                             */
 
+/* The newest kept sample RATE_MIN_MS..RATE_MAX_MS older than `s`, or NULL. */
+static const struct hq_stats *
+rate_base(const struct hq_admin_api *api, const struct hq_stats *s)
+{
+    const struct hq_stats *ref = NULL;
+
+    if (api->have_last && s->time_ms - api->last.time_ms >= RATE_MIN_MS)
+        ref = &api->last;
+    else if (api->have_old && s->time_ms - api->old.time_ms >= RATE_MIN_MS)
+        ref = &api->old;
+    return ref != NULL && s->time_ms - ref->time_ms <= RATE_MAX_MS ? ref : NULL;
+}
+
+/* Keep `s` (taken) when it is RATE_MIN_MS newer than `last`; else free it. */
+static void
+keep_sample(struct hq_admin_api *api, struct hq_stats *s)
+{
+    if (api->have_last && s->time_ms - api->last.time_ms < RATE_MIN_MS) {
+        hq_stats_release(s);
+        return;
+    }
+    if (api->have_old)
+        hq_stats_release(&api->old);
+    api->old = api->last;
+    api->have_old = api->have_last;
+    api->last = *s;
+    api->have_last = 1;
+}
+
 /* GET /api/stats[?top=N]: the document of `hookq stats --json`. */
 static void
 api_stats(struct hq_admin *a, struct evhttp_request *req, void *arg)
@@ -436,16 +473,8 @@ api_stats(struct hq_admin *a, struct evhttp_request *req, void *arg)
         reply_client_error(req, api, rc);
         return;
     }
-    /* Rates against the previous sample, when it is recent enough. */
-    reply_json(req, 200,
-               hq_stats_json(&s, api->have_prev &&
-                                         s.time_ms - api->prev.time_ms <= 60000
-                                     ? &api->prev
-                                     : NULL));
-    if (api->have_prev)
-        hq_stats_release(&api->prev);
-    api->prev = s;
-    api->have_prev = 1;
+    reply_json(req, 200, hq_stats_json(&s, rate_base(api, &s)));
+    keep_sample(api, &s);
 }
 
 /* GET /api/keys[?state=ready|active|parked|held][&top=N] */
@@ -636,8 +665,10 @@ hq_admin_api_free(struct hq_admin_api *api)
 {
     if (api == NULL)
         return;
-    if (api->have_prev)
-        hq_stats_release(&api->prev);
+    if (api->have_old)
+        hq_stats_release(&api->old);
+    if (api->have_last)
+        hq_stats_release(&api->last);
     hq_client_free(api->client);
     free(api);
 }

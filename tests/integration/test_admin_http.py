@@ -247,8 +247,13 @@ def api_lists_holds_and_dead_letters_and_retry_and_release_act_on_them():
         assert stats["total"]["held"] == 1 and stats["total"]["jobs"] == 3, stats
         assert stats["total"]["dead_letters"] == 1
         assert [k["key"] for k in stats["top_keys"]] == ["c1:stop"]
-        # A second sample within a minute carries rates.
-        assert "rates" in hq.json("/api/stats")
+        # Once a sample a second older is kept, each answer has rates over
+        # at least a second, even right after another caller's.
+        rates = wait_until(lambda: hq.json("/api/stats").get("rates"), 10, interval=0.2,
+                           what="rates in /api/stats")
+        assert rates["interval_ms"] >= 1000, rates
+        again = hq.json("/api/stats")["rates"]
+        assert again["interval_ms"] >= 1000, again
         dl = hq.json("/api/dlq")["dead_letters"]
         assert [(d["key"], d["seq"]) for d in dl] == [("c2:bad", 1)], dl
         assert "exited with 1" in dl[0]["error"], dl
