@@ -4,18 +4,22 @@
 #   make run        hookq run with examples/hookq.ini on an embedded Redis
 #   make test       unit + integration tests (ctest)
 #   make bench      benchmarks with their baselines (bench/run)
+#   make fuzz       each tests/fuzz target under libFuzzer (clang) for FUZZ_SECONDS
 #   make install    PREFIX=/usr/local
-# Knobs: BUILD=dir, WERROR=1, SANITIZE=address,undefined, CTEST_ARGS=...
+# Knobs: BUILD=dir, WERROR=1, SANITIZE=address,undefined, CTEST_ARGS=...,
+#        FUZZ_SECONDS=60 (per target), FUZZ_TARGETS="envelope config ..." (default all)
 BUILD    ?= build
 PREFIX   ?= /usr/local
 WERROR   ?= 0
 SANITIZE ?=
 BUILD_TYPE ?= RelWithDebInfo
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
 CMAKE_FLAGS = -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
               -DHQ_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF) -DHQ_SANITIZE=$(SANITIZE)
 
-.PHONY: all build deps deps-test deps-bench run test bench install clean format
+.PHONY: all build deps deps-test deps-bench deps-fuzz run test bench fuzz install clean format
 
 all: build
 
@@ -25,6 +29,8 @@ deps-test:
 	@tools/install-deps test
 deps-bench:
 	@tools/install-deps bench
+deps-fuzz:
+	@tools/install-deps fuzz
 
 build:
 	@command -v cmake >/dev/null 2>&1 || tools/install-deps build
@@ -41,6 +47,13 @@ bench: deps-bench
 	$(MAKE) build BUILD_TYPE=Release BUILD=$(BUILD)-release
 	bench/run $(BUILD)-release
 
+# libFuzzer and ASan+UBSan need clang: a build dir of its own.
+fuzz: deps-fuzz
+	CC=clang cmake -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHQ_FUZZ=ON \
+	      -DHQ_SANITIZE=address,undefined >/dev/null
+	cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz
+	tests/fuzz/run $(BUILD)-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 install: build
 	cmake --install $(BUILD)
 
@@ -48,4 +61,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-release $(BUILD)-asan
+	rm -rf $(BUILD) $(BUILD)-release $(BUILD)-asan $(BUILD)-fuzz
