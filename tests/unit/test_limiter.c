@@ -130,6 +130,11 @@ static const struct {
     {"soon", -1},
     {"1.5", -1},
     {"", -1},
+    /* The largest delay in ms an int64_t holds, and past it (fuzz_retry_after). */
+    {"9223372036854775", INT64_C(9223372036854775000)},
+    {"9223372036854776", -1},
+    {"99999999999999999999", -1},
+    {"Thu, 26 Nov 368523372 23:28:44 GMT", -1},
 };
 
 static void

@@ -396,8 +396,9 @@ hq__http_parse_retry_after(const char *value, int64_t now_s)
     while (*s == ' ')
         s++;
     if (*s >= '0' && *s <= '9') {
+        /* Past INT64_MAX ms in all is malformed, not a wrapped delay. */
         for (; *s >= '0' && *s <= '9'; s++) {
-            if (secs > INT64_MAX / 10000)
+            if (secs > (INT64_MAX / 1000 - (*s - '0')) / 10)
                 return -1;
             secs = secs * 10 + (*s - '0');
         }
@@ -408,7 +409,11 @@ hq__http_parse_retry_after(const char *value, int64_t now_s)
     when = curl_getdate(value, NULL);
     if (when == (time_t)-1)
         return -1;
-    return when > now_s ? ((int64_t)when - now_s) * 1000 : 0;
+    if (when <= now_s)
+        return 0;
+    if ((int64_t)when - now_s > INT64_MAX / 1000)
+        return -1; /* a date some 292 million years away */
+    return ((int64_t)when - now_s) * 1000;
 }
 
 int
