@@ -26,6 +26,10 @@
 
 #include "common_int.h"
 #include "config_int.h"
+#include "envelope_int.h"
+#include "signature_int.h"
+#include "store_int.h"
+#include "template_int.h"
 
 #define LINE_MAX_LEN 4096 /* longest line we read; more is an error */
 #define MAX_ERRORS 200    /* further errors are counted, not listed */
@@ -313,10 +317,17 @@ bad:
 static int
 check_redis_url(const char *v, char *why, size_t n)
 {
-    if (strncmp(v, "redis://", 8) == 0 && v[8] != '\0')
-        return 0;
-    if (strncmp(v, "unix:///", 8) == 0 && v[8] != '\0')
-        return 0;
+    struct hq__store_addr addr;
+    struct hq__err err;
+
+    if ((strncmp(v, "redis://", 8) == 0 && v[8] != '\0') ||
+        (strncmp(v, "unix:///", 8) == 0 && v[8] != '\0')) {
+        /* The rest as the store reads it at startup (port, db, lengths). */
+        if (hq__store_parse_url(v, 0, &addr, &err) == HQ_OK)
+            return 0;
+        snprintf(why, n, "%s", err.msg);
+        return -1;
+    }
     snprintf(why, n,
              "invalid url '%s': expected redis://[:password@]host[:port][/db] "
              "or unix:///path",
@@ -399,8 +410,18 @@ check_customer(const char *v, char *why, size_t n)
                 goto bad;
         return 0;
     }
-    if (v[0] == '/')
-        return 0;
+    if (v[0] == '/') {
+        /* As intake reads it at startup: a '~' not followed by 0 or 1. */
+        struct hq__customer_spec spec;
+        struct hq__err err;
+        int rc = hq__customer_spec_init(&spec, v, &err);
+
+        hq__customer_spec_release(&spec);
+        if (rc == HQ_OK)
+            return 0;
+        snprintf(why, n, "invalid customer: %s", err.msg);
+        return -1;
+    }
 bad:
     snprintf(why, n,
              "invalid customer '%s': expected a JSON pointer such as "
@@ -424,6 +445,20 @@ check_secret(const char *v, char *why, size_t n)
         if (c == '=' && i + 2 >= len)
             continue;
         goto bad;
+    }
+    /*
+     * And what intake decodes at startup: the loop above lets through a
+     * length that is not a multiple of 4 ("whsec_abc") or a key over
+     * HQ_SIG_KEY_MAX bytes, which `hookq check` then called valid.
+     */
+    {
+        struct hq__sig_key key;
+        struct hq__err err;
+        int rc = hq__sig_key_parse(v, &key, &err);
+
+        memset(&key, 0, sizeof(key));
+        if (rc != HQ_OK)
+            goto bad;
     }
     return 0;
 bad:
@@ -887,6 +922,21 @@ check_fetch(const char *v, char *why, size_t n)
         } else if (*q == '}') {
             goto badbrace;
         }
+    }
+    /*
+     * And what the processing parses at startup: the checks above let
+     * through a control character in the path, or a '{' inside a
+     * placeholder, which `hookq check` then called valid.
+     */
+    {
+        struct hq__template *t = NULL;
+        struct hq__err err;
+
+        if (hq__template_parse(v, &t, &err) != HQ_OK) {
+            snprintf(why, n, "invalid fetch '%s': %s", v, err.msg);
+            return -1;
+        }
+        hq__template_free(t);
     }
     return 0;
 badbrace:

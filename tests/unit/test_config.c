@@ -410,12 +410,28 @@ static const struct {
     {"[intake]\ncustomer = data.customer\n",
      "@:2: [intake] customer: invalid customer 'data.customer': expected a "
      "JSON pointer such as /data/customer_id, or header:NAME\n"},
+    /* Passed `hookq check` but not intake at startup (found by fuzz_config). */
+    {"[intake]\ncustomer = /data/a~2\n",
+     "@:2: [intake] customer: invalid customer: customer '/data/a~2': '~' "
+     "must be followed by '0' or '1' (RFC 6901)\n"},
     {"[intake]\nsecret = whsec_not base64!\n",
+     "@:2: [intake] secret: invalid secret: expected whsec_ followed by "
+     "base64\n"},
+    /* Each of the next ones passed `hookq check` but not intake's own
+     * parser at startup (found by fuzz_config). */
+    {"[intake]\nsecret = whsec_abc\n",
      "@:2: [intake] secret: invalid secret: expected whsec_ followed by "
      "base64\n"},
     {"[redis]\nurl = http://127.0.0.1:6379\n",
      "@:2: [redis] url: invalid url 'http://127.0.0.1:6379': expected "
      "redis://[:password@]host[:port][/db] or unix:///path\n"},
+    /* These passed `hookq check` but not the store's parser at startup
+     * (found by fuzz_config). */
+    {"[redis]\nurl = unix:///run/redis.sock?db=x\n",
+     "@:2: [redis] url: redis url 'unix:///run/redis.sock?db=x': expected "
+     "'?db=N' after the path\n"},
+    {"[redis]\nurl = redis://h:70000\n",
+     "@:2: [redis] url: redis url 'redis://h:70000': bad port\n"},
     {"[redis]\nnamespace = a{b}\n",
      "@:2: [redis] namespace: invalid namespace 'a{b}': use letters, "
      "digits, '_', '-' and '.'\n"},
@@ -452,6 +468,14 @@ static const struct {
      "/path, e.g. GET /posts/{data.post_id}\n"},
     {"[event x]\ndeliver = log\nfetch = GET /posts/{data.id\n",
      "@:3: [event x] fetch: unbalanced braces in 'GET /posts/{data.id'\n"},
+    /* These two passed `hookq check` but not the template parser at
+     * startup (found by fuzz_config). */
+    {"[event x]\ndeliver = log\nfetch = GET /p\x01\n",
+     "@:3: [event x] fetch: invalid fetch 'GET /p\x01': space or control "
+     "character in the path at column 7\n"},
+    {"[event x]\ndeliver = log\nfetch = GET /p/{data.{x}\n",
+     "@:3: [event x] fetch: invalid fetch 'GET /p/{data.{x}': nested '{' "
+     "at column 8\n"},
     {"[event x]\ndeliver = log\nfetch = GET /posts/{token}\n",
      "@:3: [event x] fetch: invalid placeholder '{token}' in 'GET "
      "/posts/{token}': use {data.FIELD}, {customer} or {code}\n"},
