@@ -1163,6 +1163,12 @@ reader(char *str, int num, void *stream)
         return NULL;
     L->lineno++;
     s = L->line;
+    /* The string functions below would stop there and drop the rest. */
+    if (memchr(s, '\0', (size_t)len) != NULL) {
+        add_error(L, "%s:%d: syntax error: a NUL byte in the line", L->file,
+                  L->lineno);
+        goto blank;
+    }
     if (L->lineno == 1 && (unsigned char)s[0] == 0xEF &&
         (unsigned char)s[1] == 0xBB && (unsigned char)s[2] == 0xBF)
         s += 3;

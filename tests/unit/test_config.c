@@ -721,6 +721,28 @@ rnd(uint32_t *s)
  * HQ_OK or HQ_ECONFIG, and on failure every message line names the file
  * (and a line) or a variable.
  */
+/* A NUL byte would cut the line short: "abc" for the secret below. */
+static void
+test_config_nul_byte_is_an_error_not_a_cut_line(void **state)
+{
+    static const char ini[] = "[intake]\nsecret = whsec_YWJj\0ZGVm\n";
+    struct hq_config *cfg = (void *)1;
+    char err[4096], want[4096];
+    const char *path = write_file("nul.ini", "");
+    FILE *f = fopen(path, "w");
+
+    (void)state;
+    assert_non_null(f);
+    assert_int_equal(fwrite(ini, 1, sizeof(ini) - 1, f), sizeof(ini) - 1);
+    fclose(f);
+    assert_int_equal(hq__config_load(path, noenv, &cfg, err, sizeof(err)),
+                     HQ_ECONFIG);
+    assert_null(cfg);
+    expand("@:2: syntax error: a NUL byte in the line\n", path, want,
+           sizeof(want));
+    assert_string_equal(err, want);
+}
+
 static void
 test_config_mutated_files_give_errors_not_crashes(void **state)
 {
@@ -812,6 +834,7 @@ main(void)
         cmocka_unit_test(test_config_no_path_reads_hookq_ini_in_cwd),
         cmocka_unit_test(test_config_long_lines_and_comments_are_handled),
         cmocka_unit_test(test_config_many_errors_are_capped_and_counted),
+        cmocka_unit_test(test_config_nul_byte_is_an_error_not_a_cut_line),
         cmocka_unit_test(test_config_mutated_files_give_errors_not_crashes),
     };
     return cmocka_run_group_tests_name("config", tests, setup_dir,
