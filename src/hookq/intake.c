@@ -102,10 +102,19 @@ struct loop;
  * c[i] is NULL once request i stopped waiting (its connection was closed,
  * or it timed out).
  */
+/* A job's answer from the enqueue script, kept while WAIT runs. */
+struct stored {
+    long long status, seq;
+    char id[32];
+    size_t id_len;
+};
+
 struct batch {
     struct loop *lp;
     unsigned n;
     size_t bytes;
+    struct stored *res;       /* [redis] wait_replicas: the script's answers,
+                                 kept for on_waited; else NULL */
     struct conn *c[BATCH_MAX];
 };
 
@@ -180,6 +189,8 @@ struct hq_intake {
     struct hq__sig_key key;
     int has_secret;
     char max_depth[32], dedup_ttl[32];
+    unsigned wait_replicas;    /* [redis] wait_replicas; 0: no WAIT */
+    char wait_timeout[24];     /* [redis] wait_timeout, ms, for WAIT */
     struct timeval header_tv, idle_tv, redis_tv, linger_tv, write_tv;
     int fd;
     int port;
@@ -468,6 +479,10 @@ batch_fail(struct batch *b, const char *detail)
     }
 }
 
+static int keep_answers(struct batch *b, const redisReply *reply);
+static int send_wait(struct batch *b);
+static void on_waited(redisAsyncContext *ac, void *r, void *privdata);
+
 /* Redis answered a batch (or the connection was lost: r == NULL). */
 static void
 on_stored(redisAsyncContext *ac, void *r, void *privdata)
@@ -496,6 +511,12 @@ on_stored(redisAsyncContext *ac, void *r, void *privdata)
                       "not be stored: retry with the same webhook-id");
     else if (!ok)
         batch_fail(b, detail);
+    else if (lp->in->wait_replicas > 0) {
+        /* The answers wait for WAIT (on_waited, which frees b). */
+        if (keep_answers(b, reply) == 0 && send_wait(b) == 0)
+            return;
+        ok = 0; /* answered 503 already */
+    }
     for (unsigned i = 0; ok && i < b->n; i++) {
         struct conn *c = b->c[i];
 
@@ -508,6 +529,124 @@ on_stored(redisAsyncContext *ac, void *r, void *privdata)
         /* Pipelined requests may be waiting in the input buffer. */
         process(c);
     }
+    free(b->res);
+    free(b);
+    check_finished(lp);
+}
+
+/*
+ * With [redis] wait_replicas: copy the script's answers into b->res (for
+ * on_waited). Returns 0, or -1 after answering 503 (out of memory).
+ */
+static int
+keep_answers(struct batch *b, const redisReply *reply)
+{
+    b->res = calloc(b->n, sizeof(*b->res));
+    if (b->res == NULL) {
+        batch_fail(b, "out of memory; the job is stored: retry with the same "
+                      "webhook-id");
+        return -1;
+    }
+    for (unsigned i = 0; i < b->n; i++) {
+        const redisReply *id = reply->element[3 * i + 1];
+        struct stored *st = &b->res[i];
+
+        st->status = reply->element[3 * i]->integer;
+        st->seq = reply->element[3 * i + 2]->integer;
+        st->id_len = id->len < sizeof(st->id) ? id->len : sizeof(st->id) - 1;
+        memcpy(st->id, id->str, st->id_len);
+        st->id[st->id_len] = '\0';
+    }
+    return 0;
+}
+
+/*
+ * Send WAIT for the batch the script just stored. It is sent after the
+ * script's reply, not pipelined behind the call: the store may resend the
+ * script (NOSCRIPT), and WAIT must come after whichever call wrote. Returns
+ * 0, or -1 after answering 503.
+ */
+static int
+send_wait(struct batch *b)
+{
+    struct loop *lp = b->lp;
+    struct hq_intake *in = lp->in;
+    char nrep[16];
+
+    snprintf(nrep, sizeof(nrep), "%u", in->wait_replicas);
+    if (lp->ac == NULL || (lp->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)) ||
+        redisAsyncCommand(lp->ac, on_waited, b, "WAIT %s %s", nrep,
+                          in->wait_timeout) != REDIS_OK) {
+        batch_fail(b, "cannot ask redis to WAIT for replicas; the job is stored "
+                      "on the master: retry with the same webhook-id");
+        return -1;
+    }
+    lp->npending++;
+    return 0;
+}
+
+/*
+ * With [redis] wait_replicas: WAIT answered how many replicas have the batch
+ * (r == NULL: the connection was lost). Enough: the script's answers go
+ * out. Too few: 503, the job stored on the master but not acknowledged.
+ */
+static void
+on_waited(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct batch *b = privdata;
+    struct loop *lp = b->lp;
+    struct hq_intake *in = lp->in;
+    redisReply *reply = r;
+    char detail[300];
+
+    lp->npending--;
+    if (reply == NULL || (ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
+        lp->redis_up = 0;
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        if (reply != NULL)
+            say(in, HQ_INTAKE_LOG_WARN, "intake: WAIT failed: %.150s",
+                reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        batch_fail(b, reply == NULL
+                          ? "the connection to redis was lost; the job may or "
+                            "may not be stored: retry with the same webhook-id"
+                          : "redis refused to WAIT for replicas; the job is "
+                            "stored on the master: retry with the same webhook-id");
+    } else if (reply->integer < (long long)in->wait_replicas) {
+        snprintf(detail, sizeof(detail),
+                 "stored on the master, but %lld of %u replicas acknowledged it "
+                 "within %s ms: retry with the same webhook-id",
+                 reply->integer, in->wait_replicas, in->wait_timeout);
+        for (unsigned i = 0; i < b->n; i++) {
+            struct conn *c = b->c[i];
+
+            if (c == NULL)
+                continue;
+            c->pend = NULL;
+            evtimer_del(c->timer);
+            if (b->res[i].status == 2) /* key full: nothing was stored */
+                answer_stored(c, 2, NULL, 0);
+            else
+                send_error(c, 503, HQ_INTAKE_NOT_REPLICATED, "not_replicated",
+                           detail, "Retry-After: " RETRY_AFTER_503 "\r\n");
+            process(c);
+        }
+    } else {
+        for (unsigned i = 0; i < b->n; i++) {
+            struct conn *c = b->c[i];
+            redisReply id = {0};
+
+            if (c == NULL)
+                continue;
+            c->pend = NULL;
+            evtimer_del(c->timer);
+            id.type = REDIS_REPLY_STRING;
+            id.str = b->res[i].id;
+            id.len = b->res[i].id_len;
+            answer_stored(c, b->res[i].status, &id, b->res[i].seq);
+            process(c);
+        }
+    }
+    free(b->res);
     free(b);
     check_finished(lp);
 }
@@ -618,6 +757,7 @@ store(struct conn *c)
         b->lp = lp;
         b->n = 0;
         b->bytes = 0;
+        b->res = NULL;
         lp->open[shard] = b;
         lp->open_shards[lp->nopen++] = shard;
         lp->npending++;
@@ -1672,7 +1812,14 @@ hq_intake_start(const struct hq_config *cfg, const struct hq_store_options *stor
     in->idle_tv = ms_tv(cfg->intake.idle_timeout_ms > 0 ? cfg->intake.idle_timeout_ms
                                                         : 60000);
     in->write_tv = in->header_tv;
-    in->redis_tv = ms_tv(REDIS_TIMEOUT_MS);
+    in->wait_replicas = cfg->redis.wait_replicas;
+    snprintf(in->wait_timeout, sizeof(in->wait_timeout), "%lld",
+             (long long)(cfg->redis.wait_timeout_ms > 0 ? cfg->redis.wait_timeout_ms
+                                                        : 500));
+    /* With WAIT, Redis answers a batch at most wait_timeout later. */
+    in->redis_tv = ms_tv(REDIS_TIMEOUT_MS + (in->wait_replicas > 0
+                                                 ? cfg->redis.wait_timeout_ms
+                                                 : 0));
     in->linger_tv = ms_tv(LINGER_MS);
 
     listen_addr = cfg->intake.listen ? cfg->intake.listen : "127.0.0.1:8080";
@@ -1811,6 +1958,7 @@ hq_intake_reason_name(int reason)
         [HQ_INTAKE_REDIS_UNAVAILABLE] = "redis_unavailable",
         [HQ_INTAKE_TIMEOUT] = "timeout",
         [HQ_INTAKE_CONN_LIMIT] = "conn_limit",
+        [HQ_INTAKE_NOT_REPLICATED] = "not_replicated",
     };
 
     if (reason < 0 || reason >= HQ_INTAKE_NREASONS)

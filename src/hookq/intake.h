@@ -59,6 +59,7 @@ enum hq_intake_reason {
     HQ_INTAKE_REDIS_UNAVAILABLE, /* 503 */
     HQ_INTAKE_TIMEOUT,           /* connection cut: headers or body too slow */
     HQ_INTAKE_CONN_LIMIT,        /* connection refused: max_connections */
+    HQ_INTAKE_NOT_REPLICATED,    /* 503: stored, but WAIT saw too few replicas */
     HQ_INTAKE_NREASONS
 };
 

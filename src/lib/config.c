@@ -515,6 +515,10 @@ static const struct keydef keys[] = {
     {"redis", "shards", K_UINT, F(redis.shards), 0, 1, 16384, NULL, NULL},
     {"redis", "data_dir", K_STR, F(redis.data_dir), 0, 0, 0, check_nonempty,
      NULL},
+    {"redis", "wait_replicas", K_UINT, F(redis.wait_replicas), 0, 0, 100, NULL,
+     NULL},
+    {"redis", "wait_timeout", K_DURATION, F(redis.wait_timeout_ms), 0, 1, 60000,
+     NULL, NULL},
 
     {"intake", "listen", K_LISTEN, F(intake.listen), 0, 0, 0, NULL, NULL},
     {"intake", "path", K_STR, F(intake.path), 0, 0, 0, check_path, NULL},
@@ -815,6 +819,12 @@ apply(struct loader *L, const struct keydef *k, const char *v,
                      "duration '%s' is below the minimum of "
                      "%lldms",
                      v, (long long)k->min);
+            break;
+        }
+        if (n > k->max) {
+            snprintf(why, sizeof(why),
+                     "duration '%s' is above the maximum of %lldms", v,
+                     (long long)k->max);
             break;
         }
         *(int64_t *)(base + k->off) = n;
@@ -1373,6 +1383,7 @@ set_defaults(struct hq_config *cfg)
     cfg->intake.listen = strdup("127.0.0.1:8080");
     cfg->intake.path = strdup("/webhook");
     cfg->intake.customer = strdup("/data/customer_id");
+    cfg->redis.wait_timeout_ms = 500;
     cfg->intake.max_body = 1024 * 1024;
     cfg->intake.max_header = 16 * 1024;
     cfg->intake.header_timeout_ms = 10000;
@@ -1424,6 +1435,12 @@ validate(struct loader *L)
                       L->file, ev->line, ev->code);
         if (ev->on_failure < 0)
             ev->on_failure = cfg->worker.on_failure;
+    }
+    if (cfg->redis.wait_replicas > 0 && cfg->redis.url == NULL) {
+        struct origin o = {L->file, key_line(L, "redis", "wait_replicas"), NULL};
+        origin_error(L, &o, "redis", "wait_replicas",
+                     "needs a [redis] url: the embedded Redis of hookq run has "
+                     "no replicas to wait for");
     }
     if (cfg->admin.listen != NULL && cfg->intake.listen != NULL &&
         strcmp(cfg->admin.listen, cfg->intake.listen) == 0) {

@@ -37,6 +37,8 @@ struct hq_config {
         char *ns;        /* "hookq" */
         unsigned shards; /* 1 */
         char *data_dir;  /* "./hookq-data" */
+        unsigned wait_replicas;  /* 0: the intake does not WAIT */
+        int64_t wait_timeout_ms; /* 500 */
     } redis;
 
     struct {

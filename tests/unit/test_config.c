@@ -488,6 +488,14 @@ static const struct {
     {"[event x]\ndeliver = log\non_failure = later\n",
      "@:3: [event x] on_failure: invalid value 'later': expected "
      "deadletter or hold\n"},
+    {"[redis]\nwait_replicas = 1\n",
+     "@:2: [redis] wait_replicas: needs a [redis] url: the embedded Redis of "
+     "hookq run has no replicas to wait for\n"},
+    {"[redis]\nurl = redis://r:6379\nwait_replicas = 101\n",
+     "@:3: [redis] wait_replicas: 101 is out of range (0 to 100)\n"},
+    {"[redis]\nurl = redis://r:6379\nwait_timeout = 2m\n",
+     "@:3: [redis] wait_timeout: duration '2m' is above the maximum of "
+     "60000ms\n"},
     {"[admin]\nlisten = 127.0.0.1:8080\n",
      "@:2: [admin] listen: must differ from [intake] listen (the admin "
      "listener never shares the intake port)\n"},
