@@ -9,6 +9,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import urllib.request
 
 from harness import HOOKQ, Suite, free_port, pid_alive, wait_until
 
@@ -43,6 +44,14 @@ def demo_prints_a_curl_line_that_gets_processed_and_ctrl_c_stops_all():
         wait_until(lambda: '"key":"acme:post-create"' in open(out).read()
                    and '"fetched":[' in open(out).read(), 10,
                    what="the job processed in the demo's output")
+        # The admin URL it prints serves the dashboard, and /metrics counts
+        # the job.
+        admin = re.search(r"admin +(http://\S+/) ", open(out).read()).group(1)
+        assert admin == "http://%s/" % env["HOOKQ_ADMIN_LISTEN"], admin
+        with urllib.request.urlopen(admin, timeout=5) as resp:
+            assert resp.headers["Content-Type"].startswith("text/html")
+        with urllib.request.urlopen(admin + "metrics", timeout=5) as resp:
+            assert 'hookq_intake_requests_total{result="accepted"} 1' in resp.read().decode()
         with open(os.path.join(data, "redis.pid")) as f:
             rpid = int(f.read())
         os.killpg(p.pid, signal.SIGINT)
