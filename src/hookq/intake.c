@@ -1109,7 +1109,8 @@ read_chunked(struct conn *c, struct evbuffer *inb)
             eol = evbuffer_search_eol(inb, NULL, &eol_len, EVBUFFER_EOL_CRLF_STRICT);
             if (eol.pos < 0) {
                 n = evbuffer_get_length(inb);
-                if (c->ck == CK_SIZE && n > CHUNK_LINE_MAX)
+                /* Its '\r' may be in already: a line of CHUNK_LINE_MAX passes. */
+                if (c->ck == CK_SIZE && n > CHUNK_LINE_MAX + 1)
                     goto bad;
                 if (c->ck == CK_TRAILER &&
                     c->trailer_bytes + n > c->lp->in->cfg->intake.max_header)
@@ -1224,7 +1225,13 @@ process(struct conn *c)
             at = evbuffer_search(inb, "\r\n\r\n", 4, &from);
             if (at.pos < 0) {
                 c->scanned = len;
-                if (len > max) {
+                /*
+                 * The limit counts the block without its blank line (see
+                 * below), and up to 3 bytes of that may be here already:
+                 * refuse only what can no longer end within it, so that
+                 * how the bytes were split never changes the answer.
+                 */
+                if (len > max + 3) {
                     send_error_close(c, 431, HQ_INTAKE_HEADER_TOO_LARGE,
                                      "header_too_large",
                                      "the header block is over the limit", NULL);
