@@ -11,14 +11,17 @@
  * socketpair; the answers are read from the other.
  *
  * Input: one byte, then the bytes of the connection. The first byte, when
- * not 0, is the size of the pieces the bytes arrive in (so a header block or
- * a chunk line can be split anywhere). A secret is set when the bytes hold
+ * not 0, is the size of the pieces the bytes arrive in a second time (so a
+ * header block or a chunk line can be split anywhere). A secret is set when the bytes hold
  * "webhook-signature:". The config has one event, post-create, and small
  * limits (max_header 1 KiB, max_body 2 KiB) that inputs can reach.
  *
  * Beyond never crashing or leaking: everything written back is a sequence
  * of "HTTP/1.1 NNN ..." answers with a known status, each answering a
  * request, and nothing follows an answer that said "Connection: close".
+ * And the answers do not depend on how the bytes were split: in pieces,
+ * they are those of the bytes in one piece (but for "100 Continue", which
+ * is sent only when no body byte came with the header block).
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -127,27 +130,17 @@ check_answers(const char *out, size_t n)
     }
 }
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/*
+ * One connection: `size` bytes arriving `piece` at a time. The answers go
+ * to `out`; returns their length (sizeof(out) or more: cut short).
+ */
+static size_t
+run(const uint8_t *data, size_t size, size_t piece, char *out, size_t outsize)
 {
-    static int ready;
     struct conn *c;
     struct evbuffer *inb;
-    size_t piece, off;
+    size_t off, outn = 0;
     int sv[2];
-    char out[16384];
-    size_t outn = 0;
-
-    if (!ready) {
-        setup();
-        ready = 1;
-    }
-    if (size == 0)
-        return 0;
-    piece = data[0] ? data[0] : size;
-    data++;
-    size--;
-    in.has_secret = memmem(data, size, "webhook-signature:", 18) != NULL;
 
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
         abort();
@@ -167,7 +160,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lp.nconns = 1;
     atomic_store(&in.nconns, 1);
     inb = bufferevent_get_input(c->bev);
-    evbuffer_unfreeze(inb, 0); /* only the bufferevent adds there, else */
+    /* Only the bufferevent adds to its input, and sends from its output. */
+    evbuffer_unfreeze(inb, 0);
+    evbuffer_unfreeze(bufferevent_get_output(c->bev), 1);
 
     for (off = 0; off < size; off += piece) {
         size_t n = size - off < piece ? size - off : piece;
@@ -180,10 +175,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             struct evbuffer *ob = bufferevent_get_output(c->bev);
             ssize_t r;
 
-            while (evbuffer_get_length(ob) > 0 && evbuffer_write(ob, sv[0]) > 0)
-                ;
-            while (outn < sizeof(out) &&
-                   (r = read(sv[1], out + outn, sizeof(out) - outn)) > 0)
+            while (evbuffer_get_length(ob) > 0)
+                if (evbuffer_write(ob, sv[0]) <= 0)
+                    break; /* shut down by linger(): nothing more leaves */
+            while (outn < outsize && (r = read(sv[1], out + outn, outsize - outn)) > 0)
                 outn += (size_t)r;
             if (c->state != ST_CLOSING && !c->paused)
                 break;
@@ -191,12 +186,61 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     if (getenv("HQ_FUZZ_SHOW") != NULL) /* to read what was answered */
-        fprintf(stderr, "--- %zu bytes answered:\n%.*s\n", outn, (int)outn, out);
-    if (outn < sizeof(out))
-        check_answers(out, outn);
+        fprintf(stderr, "--- %zu bytes answered, in pieces of %zu:\n%.*s\n", outn,
+                piece, (int)outn, out);
     conn_free(c);
     /* bufferevent_free() leaves closing the socket to the loop. */
     event_base_loop(lp.base, EVLOOP_NONBLOCK);
     close(sv[1]);
+    return outn;
+}
+
+/* Drop the interim "100 Continue" answers (sent or not by how bytes came). */
+static size_t
+drop_continue(char *out, size_t n)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    char *p;
+
+    while ((p = memmem(out, n, cont, sizeof(cont) - 1)) != NULL) {
+        memmove(p, p + sizeof(cont) - 1, n - (size_t)(p - out) - (sizeof(cont) - 1));
+        n -= sizeof(cont) - 1;
+    }
+    return n;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static int ready;
+    static char whole[16384], pieces[16384];
+    size_t piece, nw, np;
+
+    if (!ready) {
+        setup();
+        ready = 1;
+    }
+    if (size == 0)
+        return 0;
+    piece = data[0] ? data[0] : size - 1;
+    data++;
+    size--;
+    in.has_secret = memmem(data, size, "webhook-signature:", 18) != NULL;
+
+    nw = run(data, size, size ? size : 1, whole, sizeof(whole));
+    if (nw < sizeof(whole))
+        check_answers(whole, nw);
+    if (piece >= size)
+        return 0;
+    /* However the bytes are split, the answers are the same. */
+    np = run(data, size, piece, pieces, sizeof(pieces));
+    if (nw < sizeof(whole) && np < sizeof(pieces)) {
+        check_answers(pieces, np);
+        nw = drop_continue(whole, nw);
+        np = drop_continue(pieces, np);
+        HQ_FUZZ_CHECK(nw == np && memcmp(whole, pieces, nw) == 0,
+                      "in one piece:\n%.*s\nin pieces of %zu:\n%.*s", (int)nw, whole,
+                      piece, (int)np, pieces);
+    }
     return 0;
 }
