@@ -103,9 +103,10 @@ hq__job_id_shard(const char *id, unsigned shards, unsigned *shard)
     const char *dash = strchr(id, '-');
     int64_t s, n;
 
-    if (dash == NULL || parse_i64(id, (size_t)(dash - id), &s) != HQ_OK ||
-        parse_i64(dash + 1, strlen(dash + 1), &n) != HQ_OK || s < 0 ||
-        n <= 0 || (uint64_t)s >= shards || id[0] == '+' || dash[1] == '+')
+    /* Digits only on both sides: strtoll() took blanks and clamped. */
+    if (dash == NULL || hq__parse_decimal(id, (size_t)(dash - id), &s) != 0 ||
+        hq__parse_decimal(dash + 1, strlen(dash + 1), &n) != 0 || n <= 0 ||
+        (uint64_t)s >= shards)
         return HQ_EINVAL;
     *shard = (unsigned)s;
     return HQ_OK;

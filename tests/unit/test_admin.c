@@ -84,6 +84,12 @@ test_admin_job_id_names_its_shard(void **state)
         {"+0-1", 1, HQ_EINVAL, 0},
         {"0-+1", 1, HQ_EINVAL, 0},
         {"-1-1", 1, HQ_EINVAL, 0},
+        /* Found by fuzz_admin: strtoll() skipped blanks and clamped. */
+        {" 1-2", 4, HQ_EINVAL, 0},
+        {"\r0-1", 1, HQ_EINVAL, 0},
+        {"0- 1", 1, HQ_EINVAL, 0},
+        {"0-99999999999999999999", 1, HQ_EINVAL, 0},
+        {"0-999999999999999999", 1, HQ_OK, 0},
     };
 
     (void)state;
