@@ -58,6 +58,9 @@ hq_mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static void put(struct hq_prom *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static void
 put(struct hq_prom *p, const char *fmt, ...)
 {

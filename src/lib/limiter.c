@@ -19,7 +19,12 @@ int64_t
 hq__limit_backoff_429(const struct hq__limit_rate *rate,
                       int64_t retry_after_ms)
 {
-    return retry_after_ms >= 0 ? retry_after_ms : rate->window_ms;
+    /*
+     * Plus the margin, as between calls: Redis TIME is read in whole
+     * milliseconds after the answer, and the API's clock is its own.
+     */
+    return (retry_after_ms >= 0 ? retry_after_ms : rate->window_ms) +
+           rate->margin_ms;
 }
 
 int

@@ -97,7 +97,8 @@ int hq__limit_rejected(redisAsyncContext *ac, const char *prefix,
                        const char *customer, const char *token,
                        redisCallbackFn *fn, void *arg);
 
-/* How long a 429 pushes back: Retry-After if given (ms >= 0), else W. */
+/* How long a 429 pushes back: Retry-After if given (ms >= 0), else W; plus
+ * the margin. */
 int64_t hq__limit_backoff_429(const struct hq__limit_rate *rate,
                               int64_t retry_after_ms);
 

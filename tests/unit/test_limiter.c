@@ -112,9 +112,9 @@ test_limiter_429_waits_retry_after_else_one_window(void **state)
     struct hq__limit_rate rate = {2, 1000, 25};
 
     (void)state;
-    assert_int_equal(hq__limit_backoff_429(&rate, 3000), 3000);
-    assert_int_equal(hq__limit_backoff_429(&rate, 0), 0);
-    assert_int_equal(hq__limit_backoff_429(&rate, -1), 1000);
+    assert_int_equal(hq__limit_backoff_429(&rate, 3000), 3025);
+    assert_int_equal(hq__limit_backoff_429(&rate, 0), 25);
+    assert_int_equal(hq__limit_backoff_429(&rate, -1), 1025);
 }
 
 static const struct {
