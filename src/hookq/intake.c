@@ -461,18 +461,33 @@ job_reply_ok(const redisReply *r, size_t i)
            r->element[3 * i + 2]->type == REDIS_REPLY_INTEGER;
 }
 
+/*
+ * Request i of `b`, taken out of the batch with its Redis deadline stopped,
+ * to be answered now; NULL when it stopped waiting (timed out, or its
+ * connection closed).
+ */
+static struct conn *
+batch_take(struct batch *b, unsigned i)
+{
+    struct conn *c = b->c[i];
+
+    if (c != NULL) {
+        c->pend = NULL;
+        evtimer_del(c->timer);
+    }
+    return c;
+}
+
 /* Every request still waiting in `b` gets a 503 with `detail`: the batch
  * could not be sent, or Redis did not store it. */
 static void
 batch_fail(struct batch *b, const char *detail)
 {
     for (unsigned i = 0; i < b->n; i++) {
-        struct conn *c = b->c[i];
+        struct conn *c = batch_take(b, i);
 
         if (c == NULL)
             continue;
-        c->pend = NULL;
-        evtimer_del(c->timer);
         send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
                    detail, "Retry-After: " RETRY_AFTER_503 "\r\n");
         process(c);
@@ -518,12 +533,10 @@ on_stored(redisAsyncContext *ac, void *r, void *privdata)
         ok = 0; /* answered 503 already */
     }
     for (unsigned i = 0; ok && i < b->n; i++) {
-        struct conn *c = b->c[i];
+        struct conn *c = batch_take(b, i);
 
         if (c == NULL)
             continue;
-        c->pend = NULL;
-        evtimer_del(c->timer);
         answer_stored(c, reply->element[3 * i]->integer, reply->element[3 * i + 1],
                       reply->element[3 * i + 2]->integer);
         /* Pipelined requests may be waiting in the input buffer. */
@@ -617,12 +630,10 @@ on_waited(redisAsyncContext *ac, void *r, void *privdata)
                  "within %s ms: retry with the same webhook-id",
                  reply->integer, in->wait_replicas, in->wait_timeout);
         for (unsigned i = 0; i < b->n; i++) {
-            struct conn *c = b->c[i];
+            struct conn *c = batch_take(b, i);
 
             if (c == NULL)
                 continue;
-            c->pend = NULL;
-            evtimer_del(c->timer);
             if (b->res[i].status == 2) /* key full: nothing was stored */
                 answer_stored(c, 2, NULL, 0);
             else
@@ -632,13 +643,11 @@ on_waited(redisAsyncContext *ac, void *r, void *privdata)
         }
     } else {
         for (unsigned i = 0; i < b->n; i++) {
-            struct conn *c = b->c[i];
+            struct conn *c = batch_take(b, i);
             redisReply id = {0};
 
             if (c == NULL)
                 continue;
-            c->pend = NULL;
-            evtimer_del(c->timer);
             id.type = REDIS_REPLY_STRING;
             id.str = b->res[i].id;
             id.len = b->res[i].id_len;
