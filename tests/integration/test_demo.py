@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import tempfile
-import time
 import urllib.request
 
 from harness import HOOKQ, Suite, free_port, pid_alive, wait_until
