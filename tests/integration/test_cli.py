@@ -62,6 +62,17 @@ def reachable(url):
         return None
 
 
+def wait_listening(p, url, errlog, timeout=10):
+    """reachable(url) once daemon `p` listens; fails at once, with its
+    stderr, when it exits instead."""
+    def up():
+        if not p.alive():
+            raise AssertionError("the daemon exited with %s:\n%s"
+                                 % (p.wait(1), open(errlog).read()))
+        return reachable(url)
+    return wait_until(up, timeout, what=url)
+
+
 # ---------------------------------------------------------------- options
 
 @suite.test
@@ -216,10 +227,10 @@ def env_override_is_visible_in_the_running_daemon():
         env = dict(BASE_ENV, HOOKQ_REDIS_URL=redis.url,
                    HOOKQ_INTAKE_LISTEN="127.0.0.1:%d" % env_intake,
                    HOOKQ_ADMIN_LISTEN="127.0.0.1:%d" % env_admin)
-        p = start([HOOKQ, "serve", "-c", cfg], env=env, cwd=d,
-                  stderr=open(os.path.join(d, "err.log"), "w"))
+        errlog = os.path.join(d, "err.log")
+        p = start([HOOKQ, "serve", "-c", cfg], env=env, cwd=d, stderr=open(errlog, "w"))
         health = "http://127.0.0.1:%d/healthz" % env_admin
-        assert wait_until(lambda: reachable(health), 10, what="healthz") == (200, '{"status":"ok"}\n')
+        assert wait_listening(p, health, errlog) == (200, '{"status":"ok"}\n')
         status, body = http_post("http://127.0.0.1:%d/webhook" % env_intake,
                                  '{"code":"post-create","data":{"customer_id":"c1"}}')
         assert status == 202 and json.loads(body)["seq"] == 1, (status, body)
@@ -235,10 +246,10 @@ def serve_and_work_split_intake_and_worker():
         d = tempfile.mkdtemp(prefix="hq-cli-")
         ip, ap, wp = free_port(), free_port(), free_port()
         cfg = daemon_config(d, redis.url, ip, ap)
+        serve_log = os.path.join(d, "serve.log")
         serve = start([HOOKQ, "serve", "-c", cfg], cwd=d, env=BASE_ENV,
-                      stderr=open(os.path.join(d, "serve.log"), "w"))
-        wait_until(lambda: reachable("http://127.0.0.1:%d/healthz" % ap), 10,
-                   what="serve")
+                      stderr=open(serve_log, "w"))
+        wait_listening(serve, "http://127.0.0.1:%d/healthz" % ap, serve_log)
         ids = []
         for i in range(5):
             status, body = http_post("http://127.0.0.1:%d/webhook" % ip,
@@ -267,11 +278,11 @@ def healthz_follows_redis_down_and_back_without_restart():
         d = tempfile.mkdtemp(prefix="hq-cli-")
         ip, ap = free_port(), free_port()
         cfg = daemon_config(d, redis.url, ip, ap)
+        errlog = os.path.join(d, "err.log")
         p = start([HOOKQ, "serve", "-c", cfg], cwd=d,
-                  env={k: v for k, v in BASE_ENV.items()},
-                  stderr=open(os.path.join(d, "err.log"), "w"))
+                  env={k: v for k, v in BASE_ENV.items()}, stderr=open(errlog, "w"))
         health = "http://127.0.0.1:%d/healthz" % ap
-        assert wait_until(lambda: reachable(health), 10, what="healthz")[0] == 200
+        assert wait_listening(p, health, errlog)[0] == 200
         redis.stop()
         t0 = time.monotonic()
         status, body = http_get(health)
@@ -291,10 +302,10 @@ def admin_token_requires_bearer_auth():
         ap = free_port()
         cfg = daemon_config(d, redis.url, free_port(), ap)
         env = dict(BASE_ENV, HOOKQ_ADMIN_TOKEN="t0ps3cret")
-        p = start([HOOKQ, "serve", "-c", cfg], cwd=d, env=env,
-                  stderr=open(os.path.join(d, "err.log"), "w"))
+        errlog = os.path.join(d, "err.log")
+        p = start([HOOKQ, "serve", "-c", cfg], cwd=d, env=env, stderr=open(errlog, "w"))
         health = "http://127.0.0.1:%d/healthz" % ap
-        assert wait_until(lambda: reachable(health), 10, what="admin")[0] == 401
+        assert wait_listening(p, health, errlog)[0] == 401
         assert http_get(health, {"Authorization": "Bearer wrong"})[0] == 401
         assert http_get(health, {"Authorization": "Bearer t0ps3cret"})[0] == 200
         assert http_get("http://127.0.0.1:%d/nope" % ap,
@@ -317,7 +328,7 @@ def json_logs_are_one_object_per_line_and_hide_secrets():
         errlog = os.path.join(d, "err.log")
         p = start([HOOKQ, "serve", "-c", cfg], cwd=d, env=env, stderr=open(errlog, "w"))
         health = "http://127.0.0.1:%d/healthz" % ap
-        wait_until(lambda: reachable(health), 10, what="admin")
+        wait_listening(p, health, errlog)
         assert http_get(health, {"Authorization": "Bearer adm1ntok"})[0] == 200
         p.signal(signal.SIGTERM)
         assert p.wait(10) == 0
