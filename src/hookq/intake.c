@@ -414,7 +414,7 @@ send_error_close(struct conn *c, int status, int reason, const char *name,
 
 /* Request `c` got its script reply: status, id, seq (see enqueue.lua). */
 static void
-answer_stored(struct conn *c, long long status, const redisReply *id,
+answer_stored(struct conn *c, long long status, const char *id, size_t id_len,
               long long seq)
 {
     struct loop *lp = c->lp;
@@ -428,7 +428,7 @@ answer_stored(struct conn *c, long long status, const redisReply *id,
     if (status == 0) {
         atomic_fetch_add_explicit(&lp->accepted, 1, memory_order_relaxed);
         evbuffer_add(body, "{\"id\":\"", 7);
-        json_str(body, id->str, id->len);
+        json_str(body, id, id_len);
         evbuffer_add(body, "\",\"key\":\"", 9);
         json_str(body, c->env.customer, c->env.customer_len);
         evbuffer_add(body, ":", 1);
@@ -438,7 +438,7 @@ answer_stored(struct conn *c, long long status, const redisReply *id,
     } else if (status == 1) {
         atomic_fetch_add_explicit(&lp->duplicate, 1, memory_order_relaxed);
         evbuffer_add(body, "{\"id\":\"", 7);
-        json_str(body, id->str, id->len);
+        json_str(body, id, id_len);
         evbuffer_add(body, "\",\"duplicate\":true}", 19);
         send_answer(c, 200, NULL, body);
     } else {
@@ -537,7 +537,8 @@ on_stored(redisAsyncContext *ac, void *r, void *privdata)
 
         if (c == NULL)
             continue;
-        answer_stored(c, reply->element[3 * i]->integer, reply->element[3 * i + 1],
+        answer_stored(c, reply->element[3 * i]->integer,
+                      reply->element[3 * i + 1]->str, reply->element[3 * i + 1]->len,
                       reply->element[3 * i + 2]->integer);
         /* Pipelined requests may be waiting in the input buffer. */
         process(c);
@@ -635,7 +636,7 @@ on_waited(redisAsyncContext *ac, void *r, void *privdata)
             if (c == NULL)
                 continue;
             if (b->res[i].status == 2) /* key full: nothing was stored */
-                answer_stored(c, 2, NULL, 0);
+                answer_stored(c, 2, NULL, 0, 0);
             else
                 send_error(c, 503, HQ_INTAKE_NOT_REPLICATED, "not_replicated",
                            detail, "Retry-After: " RETRY_AFTER_503 "\r\n");
@@ -644,14 +645,11 @@ on_waited(redisAsyncContext *ac, void *r, void *privdata)
     } else {
         for (unsigned i = 0; i < b->n; i++) {
             struct conn *c = batch_take(b, i);
-            redisReply id = {0};
 
             if (c == NULL)
                 continue;
-            id.type = REDIS_REPLY_STRING;
-            id.str = b->res[i].id;
-            id.len = b->res[i].id_len;
-            answer_stored(c, b->res[i].status, &id, b->res[i].seq);
+            answer_stored(c, b->res[i].status, b->res[i].id, b->res[i].id_len,
+                          b->res[i].seq);
             process(c);
         }
     }
