@@ -130,41 +130,6 @@ method_is(struct evhttp_request *req, enum evhttp_cmd_type want,
     return 0;
 }
 
-/*
- * The query parameter `name` as a count in [0, max], `dflt` when absent.
- * Answers 400 and returns -1 when it is not one.
- */
-static long
-query_count(struct evhttp_request *req, const char *name, long dflt, long max)
-{
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
-    struct evkeyvalq params = {0};
-    const char *v;
-    char *end;
-    long n = dflt;
-    char msg[160];
-
-    if (q == NULL)
-        return dflt;
-    if (evhttp_parse_query_str(q, &params) != 0) {
-        reply_error(req, 400, "bad_request", "malformed query string");
-        return -1;
-    }
-    v = evhttp_find_header(&params, name);
-    if (v != NULL) {
-        n = strtol(v, &end, 10);
-        if (end == v || *end != '\0' || n < 0 || n > max) {
-            snprintf(msg, sizeof(msg), "%s wants a count from 0 to %ld, not "
-                     "'%.40s'", name, max, v);
-            reply_error(req, 400, "bad_request", msg);
-            n = -1;
-        }
-    }
-    evhttp_clear_headers(&params);
-    return n;
-}
-
 /* The query parameter `name` copied into `out`; "" when absent. -1: 400 sent. */
 static int
 query_string(struct evhttp_request *req, const char *name, char *out,
@@ -187,6 +152,30 @@ query_string(struct evhttp_request *req, const char *name, char *out,
         snprintf(out, size, "%s", v);
     evhttp_clear_headers(&params);
     return 0;
+}
+
+/*
+ * The query parameter `name` as a count in [0, max], `dflt` when absent.
+ * Answers 400 and returns -1 when it is not one.
+ */
+static long
+query_count(struct evhttp_request *req, const char *name, long dflt, long max)
+{
+    char v[48], msg[160], *end;
+    long n;
+
+    if (query_string(req, name, v, sizeof(v)) < 0)
+        return -1;
+    if (v[0] == '\0')
+        return dflt;
+    n = strtol(v, &end, 10);
+    if (end == v || *end != '\0' || n < 0 || n > max) {
+        snprintf(msg, sizeof(msg), "%s wants a count from 0 to %ld, not "
+                 "'%.40s'", name, max, v);
+        reply_error(req, 400, "bad_request", msg);
+        return -1;
+    }
+    return n;
 }
 
 /*
