@@ -329,6 +329,11 @@ def the_dashboard_shows_the_queue_and_its_buttons_act():
         assert t["parked"] == [] and [row[0] for row in t["top"][1:]] == ["c1:stop"], t
         assert [row[0] for row in t["shards"][1:]] == ["0"], t["shards"]
         assert not page["retry_all_disabled"]
+        # Rates appear once the API holds a sample a second older: 4 jobs
+        # accepted, none since, so the accepted rate reads 0.0.
+        rates = wait_until(lambda: dashboard(hq, "--token", TOKEN)["rates"].get("accepted"),
+                           10, interval=0.3, what="the dashboard's rates")
+        assert rates == "0.0", rates
 
         # Without the token the page says so instead of showing anything.
         page = dashboard(hq)
