@@ -2,7 +2,8 @@
 # machine: each first installs the missing packages (tools/install-deps).
 #   make            build into build/
 #   make run        hookq run with examples/hookq.ini on an embedded Redis
-#   make test       unit + integration tests (ctest)
+#   make test       unit + integration tests (ctest), all but the label long
+#   make test-long  the full-size runs (ctest label long)
 #   make bench      benchmarks with their baselines (bench/run)
 #   make fuzz       each tests/fuzz target under libFuzzer (clang) for FUZZ_SECONDS
 #   make install    PREFIX=/usr/local
@@ -19,7 +20,7 @@ FUZZ_TARGETS ?=
 CMAKE_FLAGS = -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
               -DHQ_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF) -DHQ_SANITIZE=$(SANITIZE)
 
-.PHONY: all build deps deps-test deps-bench deps-fuzz run test bench fuzz install clean format
+.PHONY: all build deps deps-test deps-bench deps-fuzz run test test-long bench fuzz install clean format
 
 all: build
 
@@ -41,7 +42,11 @@ run: deps build
 	tools/run-demo $(BUILD)
 
 test: deps-test build
-	cd $(BUILD) && ctest --output-on-failure -j 2 $(CTEST_ARGS)
+	cd $(BUILD) && ctest --output-on-failure -j 2 -LE long $(CTEST_ARGS)
+
+# The full-size runs (label long): the 1,000-job rate test, cluster failovers.
+test-long: deps-test build
+	cd $(BUILD) && ctest --output-on-failure -j 2 -L long $(CTEST_ARGS)
 
 bench: deps-bench
 	$(MAKE) build BUILD_TYPE=Release BUILD=$(BUILD)-release
