@@ -30,6 +30,7 @@
 
 #include "curl_event_int.h"
 #include "deliver_int.h"
+#include "json_exact_int.h"
 #include "limiter_int.h"
 #include "process.h"
 #include "store_int.h"
@@ -535,38 +536,60 @@ on_delivered(int outcome, const char *error, void *arg)
         settle_fail(pj, error);
 }
 
+/*
+ * The payload of DESIGN §3.4 step 2. `data` is copied from the webhook's
+ * own bytes (compacted), not dumped from the tree, so that every number
+ * keeps its exact text (json_exact_int.h). NULL when out of memory.
+ */
+static char *
+build_payload(struct pjob *pj, size_t *len)
+{
+    hq_job *job = pj->job;
+    char when[40], *head = NULL, *fetched = NULL, *data = NULL, *out = NULL;
+    const char *body;
+    size_t blen, dlen = 0, hlen, flen;
+    json_t *doc;
+
+    hq_process_rfc3339(hq_job_received_at_ms(job), when, sizeof(when));
+    doc = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s}", "id",
+                    hq_job_id(job), "key", hq_job_key(job), "customer",
+                    hq_job_customer(job), "code", hq_job_code(job), "seq",
+                    (json_int_t)hq_job_seq(job), "attempt",
+                    (json_int_t)hq_job_attempt(job), "received_at", when);
+    head = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    fetched = json_dumps(pj->fetched, JSON_COMPACT);
+    body = hq_job_body(job, &blen);
+    if (!head || !fetched ||
+        hq__json_member_raw(body, blen, "data", &data, &dlen) != 0)
+        goto out;
+    hlen = strlen(head) - 1; /* without its '}' */
+    flen = strlen(fetched);
+    *len = hlen + strlen(",\"data\":") + (data ? dlen : 4) +
+           strlen(",\"fetched\":") + flen + 1;
+    out = malloc(*len + 1);
+    if (!out)
+        goto out;
+    snprintf(out, *len + 1, "%.*s,\"data\":%s,\"fetched\":%s}", (int)hlen,
+             head, data ? data : "null", fetched);
+out:
+    free(head);
+    free(fetched);
+    free(data);
+    return out;
+}
+
 static void
 deliver(struct pjob *pj)
 {
     hq_job *job = pj->job;
     struct hq__delivery_job dj;
     struct hq__err err = {{0}};
-    char when[40];
-    json_t *doc, *data;
     char *payload;
+    size_t payload_len = 0;
     int rc;
 
-    hq_process_rfc3339(hq_job_received_at_ms(job), when, sizeof(when));
-    data = json_object_get(pj->body, "data");
-    doc = json_object();
-    if (!doc ||
-        json_object_set_new(doc, "id", json_string(hq_job_id(job))) ||
-        json_object_set_new(doc, "key", json_string(hq_job_key(job))) ||
-        json_object_set_new(doc, "customer",
-                            json_string(hq_job_customer(job))) ||
-        json_object_set_new(doc, "code", json_string(hq_job_code(job))) ||
-        json_object_set_new(doc, "seq", json_integer(hq_job_seq(job))) ||
-        json_object_set_new(doc, "attempt",
-                            json_integer(hq_job_attempt(job))) ||
-        json_object_set_new(doc, "received_at", json_string(when)) ||
-        json_object_set(doc, "data", data ? data : json_null()) ||
-        json_object_set(doc, "fetched", pj->fetched)) {
-        json_decref(doc);
-        settle_retry(pj, "out of memory building the payload");
-        return;
-    }
-    payload = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
-    json_decref(doc);
+    payload = build_payload(pj, &payload_len);
     if (!payload) {
         settle_retry(pj, "out of memory building the payload");
         return;
@@ -577,7 +600,7 @@ deliver(struct pjob *pj)
     dj.seq = hq_job_seq(job);
     dj.attempt = hq_job_attempt(job);
     dj.payload = payload;
-    dj.payload_len = strlen(payload);
+    dj.payload_len = payload_len;
     dj.timeout_ms = pj->pl->p->cfg->api.timeout_ms;
     /* For log targets the callback runs (and frees pj) before this returns. */
     rc = hq__deliver_start(pj->ev->deliver, pj->pl->base, pj->pl->http, &dj,
@@ -868,7 +891,7 @@ hq_process_handle(hq_job *job, void *arg)
     }
     hq_job_set_policy(job, pj->ev->cfg->on_failure);
     body = hq_job_body(job, &len);
-    pj->body = json_loadb(body, len, 0, &jerr);
+    pj->body = hq__json_loadb_exact(body, len, 0, &jerr);
     if (!pj->body || !json_is_object(pj->body)) {
         snprintf(msg, sizeof(msg), "the stored webhook is not a JSON object: "
                  "%s", pj->body ? "not an object" : jerr.text);
