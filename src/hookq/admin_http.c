@@ -24,6 +24,7 @@
 #include <event2/thread.h>
 
 #include "admin_api.h"
+#include "admin_app.h"
 #include "admin_http.h"
 #include "log.h"
 #include "store_int.h"
@@ -32,12 +33,18 @@
 
 #define MAX_ROUTES 32
 #define PING_TIMEOUT_MS 1000
+#define BODY_MAX (64 * 1024)
+/* evhttp answers a body over its own limit with an HTML page: it is set
+ * well above BODY_MAX, so that ours gets the JSON 413 for any body up to
+ * this. */
+#define BODY_MAX_EVHTTP (2 * 1024 * 1024)
 
 struct route {
     char *path;
     hq_admin_route_fn *fn;
     void *arg;
     int public;          /* served without the token */
+    int prefix;          /* `path` is a prefix */
 };
 
 struct hq_admin {
@@ -58,6 +65,7 @@ struct hq_admin {
     size_t nroutes;
 
     struct hq_admin_api *api;
+    struct hq_admin_app *app;
 
     struct hq_intake *intake;
     hq_worker *worker;
@@ -206,8 +214,12 @@ dispatch(struct evhttp_request *req, void *arg)
 
     if (path == NULL || path[0] == '\0')
         path = "/";
-    for (size_t i = 0; i < a->nroutes; i++)
-        if (strcmp(a->routes[i].path, path) == 0)
+    for (size_t i = 0; i < a->nroutes && rt == NULL; i++)
+        if (!a->routes[i].prefix && strcmp(a->routes[i].path, path) == 0)
+            rt = &a->routes[i];
+    for (size_t i = 0; i < a->nroutes && rt == NULL; i++)
+        if (a->routes[i].prefix &&
+            strncmp(a->routes[i].path, path, strlen(a->routes[i].path)) == 0)
             rt = &a->routes[i];
     if (a->cfg->admin.token != NULL && !(rt != NULL && rt->public) &&
         !token_ok(a->cfg->admin.token,
@@ -218,7 +230,11 @@ dispatch(struct evhttp_request *req, void *arg)
         send_json(req, 401, "Unauthorized", "{\"error\":\"unauthorized\"}");
         return;
     }
-    if (rt != NULL)
+    if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > BODY_MAX)
+        send_json(req, 413, "Payload Too Large",
+                  "{\"error\":\"body_too_large\","
+                  "\"detail\":\"the body is over 64 KiB\"}");
+    else if (rt != NULL)
         rt->fn(a, req, rt->arg);
     else
         send_json(req, 404, "Not Found", "{\"error\":\"not_found\"}");
@@ -226,7 +242,7 @@ dispatch(struct evhttp_request *req, void *arg)
 
 static int
 add_route(struct hq_admin *a, const char *path, hq_admin_route_fn *fn,
-          void *arg, int public)
+          void *arg, int public, int prefix)
 {
     if (a->started || a->nroutes >= MAX_ROUTES)
         return -1;
@@ -236,6 +252,7 @@ add_route(struct hq_admin *a, const char *path, hq_admin_route_fn *fn,
     a->routes[a->nroutes].fn = fn;
     a->routes[a->nroutes].arg = arg;
     a->routes[a->nroutes].public = public;
+    a->routes[a->nroutes].prefix = prefix;
     a->nroutes++;
     return 0;
 }
@@ -244,14 +261,21 @@ int
 hq_admin_route(struct hq_admin *a, const char *path, hq_admin_route_fn *fn,
                void *arg)
 {
-    return add_route(a, path, fn, arg, 0);
+    return add_route(a, path, fn, arg, 0, 0);
+}
+
+int
+hq_admin_route_prefix(struct hq_admin *a, const char *prefix,
+                      hq_admin_route_fn *fn, void *arg)
+{
+    return add_route(a, prefix, fn, arg, 0, 1);
 }
 
 int
 hq_admin_route_public(struct hq_admin *a, const char *path,
                       hq_admin_route_fn *fn, void *arg)
 {
-    return add_route(a, path, fn, arg, 1);
+    return add_route(a, path, fn, arg, 1, 0);
 }
 
 struct hq_admin *
@@ -289,9 +313,10 @@ hq_admin_new(const struct hq_config *cfg, const struct hq_store_options *store,
         goto fail;
     }
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
-                                            EVHTTP_REQ_POST);
+                                            EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                                            EVHTTP_REQ_DELETE);
     evhttp_set_max_headers_size(a->http, 16384);
-    evhttp_set_max_body_size(a->http, 65536);
+    evhttp_set_max_body_size(a->http, BODY_MAX_EVHTTP);
     evhttp_set_timeout(a->http, 30);
     evhttp_set_gencb(a->http, dispatch, a);
     a->bound = evhttp_bind_socket_with_handle(a->http, host, (ev_uint16_t)port);
@@ -319,6 +344,9 @@ hq_admin_new(const struct hq_config *cfg, const struct hq_store_options *store,
     a->api = hq_admin_api_new(a, store, err, errsize);
     if (a->api == NULL)
         goto fail;
+    a->app = hq_admin_app_new(a, store, err, errsize);
+    if (a->app == NULL)
+        goto fail;
     return a;
 fail:
     hq_admin_free(a);
@@ -340,6 +368,12 @@ hq_admin_start(struct hq_admin *a)
         return -1;
     a->started = 1;
     return 0;
+}
+
+struct event_base *
+hq_admin_base(const struct hq_admin *a)
+{
+    return a->base;
 }
 
 int
@@ -392,6 +426,7 @@ hq_admin_free(struct hq_admin *a)
     }
     if (a->http != NULL)
         evhttp_free(a->http);
+    hq_admin_app_free(a->app);
     if (a->base != NULL)
         event_base_free(a->base);
     if (a->redis != NULL)

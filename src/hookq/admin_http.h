@@ -7,7 +7,8 @@
  *
  * With [admin] token set, every request must carry "Authorization: Bearer
  * <token>" (compared in constant time), else 401; routes added with
- * hq_admin_route_public() (the dashboard's page) are the exception.
+ * hq_admin_route_public() (the dashboard's page) are the exception. A body
+ * over 64 KiB is 413 {"error":"body_too_large"} on every route.
  *
  * Usage:
  *     a = hq_admin_new(cfg, &store, err, sizeof(err));   (binds the port)
@@ -25,6 +26,7 @@
 #include "hookq/hookq.h"
 #include "config_int.h"
 
+struct event_base;
 struct evhttp_request;
 struct hq_admin;
 struct hq_intake;
@@ -60,9 +62,15 @@ const struct hq_config *hq_admin_config(const struct hq_admin *a);
 /* Serve `path` (exact match) with `fn`. Before hq_admin_start() only. */
 int hq_admin_route(struct hq_admin *a, const char *path, hq_admin_route_fn *fn,
                    void *arg);
+/* Serve every path that starts with `prefix` with `fn`. Exact routes win. */
+int hq_admin_route_prefix(struct hq_admin *a, const char *prefix,
+                          hq_admin_route_fn *fn, void *arg);
 /* The same, served without the token: for pages that carry no data. */
 int hq_admin_route_public(struct hq_admin *a, const char *path,
                           hq_admin_route_fn *fn, void *arg);
+
+/* The admin thread's event loop, for timers of routes that answer later. */
+struct event_base *hq_admin_base(const struct hq_admin *a);
 
 /* Start the admin thread. Returns 0, or -1 when the thread cannot start. */
 int hq_admin_start(struct hq_admin *a);

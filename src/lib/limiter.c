@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client_int.h"
 #include "limiter_int.h"
 #include "store_int.h"
 
@@ -183,4 +184,131 @@ hq__limit_block(redisAsyncContext *ac, const char *prefix, const char *token,
     snprintf(w, sizeof(w), "%lld", (long long)rate->window_ms);
     snprintf(m, sizeof(m), "%lld", (long long)rate->margin_ms);
     return eval_limit(ac, prefix, 7, argv, on_block, NULL);
+}
+
+int
+hq__limit_grant(hq_client *c, const char *customer, const char *token,
+                const char *endpoint, const char *id,
+                const struct hq__limit_rate *rate, struct hq__limit_grant *g)
+{
+    char prefix[HQ_PREFIX_MAX], r[24], w[24], m[24];
+    const char *argv[8] = {"grant", customer ? "customer" : "token",
+                           customer ? customer : token, endpoint, r, w, m, id};
+    size_t lens[8];
+    redisReply *rep;
+    int rc = HQ_OK;
+
+    memset(g, 0, sizeof(*g));
+    snprintf(r, sizeof(r), "%d", rate->calls);
+    snprintf(w, sizeof(w), "%lld", (long long)rate->window_ms);
+    snprintf(m, sizeof(m), "%lld", (long long)rate->margin_ms);
+    for (int i = 0; i < 8; i++)
+        lens[i] = strlen(argv[i]);
+    if (hq__client_conn(c) == NULL)
+        return HQ_ESTORE;
+    if (customer)
+        hq__client_prefix_for(c, customer, strlen(customer), prefix,
+                              sizeof(prefix));
+    else
+        hq__store_prefix(&c->ns, 0, prefix, sizeof(prefix));
+    rep = hq__store_eval(c->rc, "limit", prefix, 8, argv, lens, &c->err);
+    if (rep == NULL)
+        return strstr(c->err.msg, "out of memory") ? HQ_ENOMEM : HQ_ESTORE;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+        rep->element[0]->type != REDIS_REPLY_INTEGER) {
+        rc = hq__err_set(&c->err, HQ_EPROTO,
+                         "limit: unexpected reply from redis");
+    } else if (rep->element[0]->integer == 1) {
+        g->verdict = HQ_LIMIT_GO;
+    } else if (rep->element[0]->integer == -2) {
+        g->verdict = HQ_LIMIT_NO_TOKEN;
+    } else if (rep->elements == 3 &&
+               rep->element[1]->type == REDIS_REPLY_INTEGER &&
+               rep->element[2]->type == REDIS_REPLY_INTEGER) {
+        g->verdict = HQ_LIMIT_WAIT;
+        g->wait_ms = rep->element[1]->integer;
+        g->expect_ms = rep->element[2]->integer;
+        if (g->expect_ms > g->wait_ms)
+            g->expect_ms = g->wait_ms;
+    } else {
+        rc = hq__err_set(&c->err, HQ_EPROTO,
+                         "limit: unexpected reply from redis");
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int
+hq__limit_endpoint_norm(int route_mode, const char *base_url, const char *in,
+                        char *buf, size_t size, struct hq__err *err)
+{
+    const char *sp = strchr(in, ' '), *path;
+    size_t n = 0, blen = strlen(base_url);
+
+    while (blen > 0 && base_url[blen - 1] == '/')
+        blen--;
+    if (sp == NULL || sp == in)
+        return hq__err_set(err, HQ_EINVAL,
+                           "endpoint '%.100s': want \"METHOD /path\", "
+                           "e.g. \"GET /posts/{}\"", in);
+    for (const char *p = in; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return hq__err_set(err, HQ_EINVAL,
+                               "endpoint: contains a control character");
+    for (const char *p = in; p < sp; p++) {
+        char c = *p;
+
+        if (c >= 'a' && c <= 'z')
+            c = (char)(c - 'a' + 'A');
+        if (c < 'A' || c > 'Z')
+            return hq__err_set(err, HQ_EINVAL,
+                               "endpoint '%.100s': the method is not a word",
+                               in);
+        if (n + 1 < size)
+            buf[n] = c;
+        n++;
+    }
+    if (n + 1 < size)
+        buf[n] = ' ';
+    n++;
+    path = sp + 1;
+    if (route_mode && blen > 0 && strncmp(path, base_url, blen) == 0 &&
+        path[blen] == '/')
+        path += blen;
+    if (!route_mode && path[0] == '/') {
+        for (size_t i = 0; i < blen; i++, n++)
+            if (n + 1 < size)
+                buf[n] = base_url[i];
+    }
+    if (path[0] != '/' && (route_mode || strstr(path, "://") == NULL))
+        return hq__err_set(err, HQ_EINVAL,
+                           "endpoint '%.100s': the path must start with '/'",
+                           in);
+    for (const char *p = path; *p; p++) {
+        if (*p == ' ')
+            return hq__err_set(err, HQ_EINVAL,
+                               "endpoint '%.100s': a blank in the path", in);
+        if (route_mode && *p == '{') {
+            const char *close = strchr(p, '}');
+
+            if (close == NULL)
+                return hq__err_set(err, HQ_EINVAL,
+                                   "endpoint '%.100s': '{' without '}'", in);
+            if (n + 2 < size) {
+                buf[n] = '{';
+                buf[n + 1] = '}';
+            }
+            n += 2;
+            p = close;
+            continue;
+        }
+        if (n + 1 < size)
+            buf[n] = *p;
+        n++;
+    }
+    if (n >= size)
+        return hq__err_set(err, HQ_EINVAL, "endpoint: longer than %zu bytes",
+                           size - 1);
+    buf[n] = '\0';
+    return HQ_OK;
 }

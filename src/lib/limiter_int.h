@@ -17,6 +17,7 @@
 #include <hiredis/hiredis.h>
 
 #include "common_int.h"
+#include "hookq/hookq.h"
 
 struct hq__limit_rate {
     int calls;          /* R, >= 1 */
@@ -116,5 +117,40 @@ int hq__limit_parse(const redisReply *r, struct hq__limit_answer *a);
  */
 int hq__limit_endpoint(int route_mode, const char *route, const char *method,
                        const char *url, char *buf, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* POST /api/limit: the application's own calls share the budget.           */
+
+struct hq__limit_grant {
+    int verdict;         /* HQ_LIMIT_GO, HQ_LIMIT_WAIT or HQ_LIMIT_NO_TOKEN */
+    int64_t wait_ms;     /* HQ_LIMIT_WAIT: no budget for at least this long */
+    int64_t expect_ms;   /* HQ_LIMIT_WAIT: when it is expected (calls not
+                            yet sent counted as leaving on time), <= wait_ms */
+};
+
+/*
+ * Ask for one call now on (token, endpoint), the token given or read from
+ * `customer`'s (exactly one of `customer` and `token` is non-NULL); granted
+ * calls are recorded as call `id` (unique for W), left now. Synchronous, on
+ * `c`'s connection, in the customer's shard (a token alone: shard 0, so
+ * the caller allows it only with one shard). Returns HQ_OK with `g`
+ * filled, or HQ_ESTORE / HQ_ENOMEM / HQ_EPROTO (hq_client_errmsg(c)).
+ */
+int hq__limit_grant(hq_client *c, const char *customer, const char *token,
+                    const char *endpoint, const char *id,
+                    const struct hq__limit_rate *rate,
+                    struct hq__limit_grant *g);
+
+/*
+ * The endpoint an application names ("GET /posts/{post_id}") as hookq's
+ * fetches count it: the method in capitals, one space, then with
+ * `route_mode` the path with each {…} as {} (a full URL under `base_url`
+ * is cut to its path); else the concrete URL (a path gets `base_url` in
+ * front). Returns HQ_OK, or HQ_EINVAL with the reason in `err` (no method,
+ * no path, an unclosed '{', control characters, too long for `size`).
+ */
+int hq__limit_endpoint_norm(int route_mode, const char *base_url,
+                            const char *in, char *buf, size_t size,
+                            struct hq__err *err);
 
 #endif /* HQ_LIMITER_INT_H */

@@ -42,6 +42,17 @@
 --   now + delay_ms. R calls are recorded at no earlier than
 --   now + delay_ms - W - margin, so the next grant is due at now + delay_ms.
 --   {1, until_ms}
+--
+-- ARGV[1] = "grant": by, who, endpoint, R, W_ms, margin_ms, id
+--   POST /api/limit: the application's own call, counted in the same log
+--   as hookq's fetches. `by` is "customer" (who = the customer, its token
+--   read from P tok) or "token" (who = the token). The call is granted only
+--   for now, and recorded as left now ("s:<id>"): the application calls at
+--   once, and the margin is the slack for the answer's way back.
+--   {1, now}              granted
+--   {0, wait_ms, expect}  no budget: strictly none for wait_ms; expect_ms
+--                         counts calls not yet sent as leaving on time
+--   {-2}                  the customer has no token
 -- (P, now_ms and stat come from _prelude.lua.)
 local now = now_ms()
 
@@ -106,6 +117,37 @@ if op == 'take' then
   expire(rl, span)
   stat('api_calls')
   return {1, at, token, at - now}
+elseif op == 'grant' then
+  local token = ARGV[3]
+  if ARGV[2] == 'customer' then
+    token = redis.call('HGET', P .. 'tok', ARGV[3])
+    if not token or token == '' then
+      return {-2}
+    end
+  end
+  local endpoint, R, W = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+  local span = W + tonumber(ARGV[7])
+  local rl = rl_key(token, endpoint)
+  local calls = redis.call('ZRANGE', rl, 0, -1, 'WITHSCORES')
+  local strict, hint = {}, {}
+  for i = 1, #calls, 2 do
+    local score = tonumber(calls[i + 1])
+    strict[#strict + 1] = score
+    hint[#hint + 1] = tonumber(string.match(calls[i], '^p:(%d+):')) or score
+  end
+  local due = kth(strict, R)
+  if due and due + span > now then
+    local expect = kth(hint, R) + span - now
+    if expect < 1 then expect = 1 end
+    return {0, due + span - now, expect}
+  end
+  redis.call('ZADD', rl, now, 's:' .. ARGV[8])
+  local n = #strict + 1
+  if n > R then
+    redis.call('ZREMRANGEBYRANK', rl, 0, n - R - 1)
+  end
+  expire(rl, span)
+  return {1, now}
 elseif op == 'sent' then
   local rl = rl_key(ARGV[2], ARGV[3])
   if redis.call('ZREM', rl, 'p:' .. ARGV[5] .. ':' .. ARGV[4]) == 1 then
