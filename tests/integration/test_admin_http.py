@@ -25,7 +25,7 @@ P = prefix()
 class Hookq:
     """`hookq run` with an admin listener, on `rs`; events: {code: lines}."""
 
-    def __init__(self, start, rs, api_url, events, token=None):
+    def __init__(self, start, rs, api_url, events, token=None, api=()):
         self.intake = free_port()
         self.admin = free_port()
         self.token = token
@@ -36,7 +36,7 @@ class Hookq:
         if token:
             lines.append("token = " + token)
         lines += ["", "[worker]", "max_attempts = 1", "backoff = 100ms..200ms", "",
-                  "[api]", "base_url = " + api_url, "rate = 2/1s", ""]
+                  "[api]", "base_url = " + api_url, "rate = 2/1s"] + list(api) + [""]
         for code, ev in events.items():
             lines += ["[event %s]" % code] + ev + [""]
         self.cfg = os.path.join(d, "hookq.ini")
