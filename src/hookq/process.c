@@ -35,6 +35,10 @@
 #include "process.h"
 #include "store_int.h"
 #include "template_int.h"
+#include "tokcmd_int.h"
+
+/* [api] token_command runs at most once per customer in this long. */
+#define TOKEN_REFRESH_PERIOD_MS 30000
 
 struct pevent {
     const struct hq_event_cfg *cfg;
@@ -88,6 +92,9 @@ struct pjob {
     struct event *timer;       /* waits for a reserved grant's time */
     struct hq__http_call *call;
     struct hq__delivery *dl;
+    struct hq__tokcmd *tc;     /* token_command running */
+    const char *token_reason;  /* "401", "403" or "missing" */
+    int refreshed;             /* token_command gave a token this attempt */
     int redis_wait;            /* a limiter call is in flight */
     int64_t started_us;        /* when the handler got the job (monotonic) */
     int64_t sent_us;           /* when the fetch in flight was sent */
@@ -370,6 +377,8 @@ ploop_free(struct ploop *pl)
             hq__http_cancel(pj->call);
         if (pj->dl)
             hq__deliver_cancel(pj->dl);
+        if (pj->tc)
+            hq__tokcmd_cancel(pj->tc);
         pjob_release(pj);
     }
     hq__http_free(pl->http);
@@ -624,6 +633,129 @@ on_rejected(redisAsyncContext *ac, void *reply, void *privdata)
     settle_hold(pj, "token-invalid");
 }
 
+/* ------------------------------------------------------------------------ */
+/* Token refresh (DESIGN §3.4 step 4).                                      */
+
+static void fetch(struct pjob *pj);
+
+/* No fresh token: hold the customer, as without token_command (G8). */
+static void
+token_hold(struct pjob *pj)
+{
+    if (strcmp(pj->token_reason, "missing") == 0) {
+        settle_hold(pj, "no-token");
+        return;
+    }
+    /* Hold once Redis knows which token was rejected (on_rejected). */
+    if (!pj->pl->ac ||
+        hq__limit_rejected(pj->pl->ac, pj->prefix, hq_job_customer(pj->job),
+                           pj->token, on_rejected, pj) != HQ_OK)
+        settle_hold(pj, "token-invalid");
+}
+
+static void
+on_token_stored(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct pjob *pj = privdata;
+    redisReply *r = reply;
+
+    (void)ac;
+    if (pj->pl->closing)
+        return;
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        plog(pj->pl->p, HQ_LOG_WARN,
+             "customer '%s': cannot store the token of token_command: %s",
+             hq_job_customer(pj->job), r ? r->str : "redis connection lost");
+        token_hold(pj);
+        return;
+    }
+    plog(pj->pl->p, HQ_LOG_INFO, "customer '%s': token_command gave a new "
+         "token (%s)", hq_job_customer(pj->job), pj->token_reason);
+    /* The call again, with the new token; no attempt counted. */
+    pj->refreshed = 1;
+    fetch(pj);
+}
+
+/* token_command's outcome; the token is never logged. */
+static void
+on_token(const char *token, size_t len, const char *why, void *arg)
+{
+    struct pjob *pj = arg;
+    const char *argv[2];
+    size_t lens[2];
+    struct hq__err err = {{0}};
+    redisAsyncContext *ac;
+
+    pj->tc = NULL;
+    if (!token) {
+        plog(pj->pl->p, HQ_LOG_WARN, "customer '%s': token_command %s",
+             hq_job_customer(pj->job), why);
+        token_hold(pj);
+        return;
+    }
+    argv[0] = hq_job_customer(pj->job);
+    argv[1] = token;
+    lens[0] = strlen(argv[0]);
+    lens[1] = len;
+    ac = ploop_redis(pj->pl, &err);
+    if (!ac || hq__store_eval_async(ac, "token_set", pj->prefix, 2, argv,
+                                    lens, on_token_stored, pj) != HQ_OK)
+        token_hold(pj);
+}
+
+static void
+on_refresh_claim(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct pjob *pj = privdata;
+    struct hq_process *p = pj->pl->p;
+    redisReply *r = reply;
+    struct hq__err err = {{0}};
+
+    (void)ac;
+    if (pj->pl->closing)
+        return;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER ||
+        r->element[0]->integer != 1) {
+        token_hold(pj); /* ran within the period, or Redis failed */
+        return;
+    }
+    plog(p, HQ_LOG_INFO, "customer '%s': running token_command (%s)",
+         hq_job_customer(pj->job), pj->token_reason);
+    if (hq__tokcmd_start(pj->pl->base, p->cfg->api.token_command,
+                         hq_job_customer(pj->job), pj->token_reason,
+                         p->cfg->api.timeout_ms, on_token, pj, &pj->tc,
+                         &err) != HQ_OK) {
+        plog(p, HQ_LOG_WARN, "customer '%s': token_command: %s",
+             hq_job_customer(pj->job), err.msg);
+        token_hold(pj);
+    }
+}
+
+/*
+ * The customer's token is missing or was rejected (pj->token_reason): with
+ * [api] token_command, ask Redis whether it may run (once per customer per
+ * TOKEN_REFRESH_PERIOD_MS across all workers), run it, store its token as
+ * `hookq token set` does and make the call again; else hold.
+ */
+static void
+token_problem(struct pjob *pj)
+{
+    struct hq_process *p = pj->pl->p;
+    struct hq__err err = {{0}};
+    redisAsyncContext *ac;
+
+    if (!p->cfg->api.token_command || pj->refreshed) {
+        token_hold(pj);
+        return;
+    }
+    ac = ploop_redis(pj->pl, &err);
+    if (!ac || hq__limit_refresh(ac, pj->prefix, hq_job_customer(pj->job),
+                                 TOKEN_REFRESH_PERIOD_MS, on_refresh_claim,
+                                 pj) != HQ_OK)
+        token_hold(pj);
+}
+
 /* The fetch's answer and duration, for /metrics. */
 static void
 count_call(struct pjob *pj, const struct hq__http_response *r)
@@ -681,11 +813,8 @@ on_fetched(const struct hq__http_response *r, void *arg)
              pj->endpoint, (long long)delay);
         settle_park(pj, delay);
     } else if (r->status == 401 || r->status == 403) {
-        /* Hold once Redis knows which token was rejected (on_rejected). */
-        if (!pj->pl->ac ||
-            hq__limit_rejected(pj->pl->ac, pj->prefix, hq_job_customer(pj->job),
-                               pj->token, on_rejected, pj) != HQ_OK)
-            settle_hold(pj, "token-invalid");
+        pj->token_reason = r->status == 401 ? "401" : "403";
+        token_problem(pj);
     } else if (r->status >= 400 && r->status < 500) {
         settle_fail(pj, msg);
     } else {
@@ -759,7 +888,8 @@ on_grant(const struct hq__limit_answer *a, void *arg)
         settle_park(pj, 0);
         return;
     case HQ_LIMIT_NO_TOKEN:
-        settle_hold(pj, "no-token");
+        pj->token_reason = "missing";
+        token_problem(pj);
         return;
     case HQ_LIMIT_ERROR:
         snprintf(msg, sizeof(msg), "rate limiter: %s", a->error);

@@ -158,6 +158,18 @@ hq__limit_rejected(redisAsyncContext *ac, const char *prefix,
 }
 
 int
+hq__limit_refresh(redisAsyncContext *ac, const char *prefix,
+                  const char *customer, int64_t period_ms, redisCallbackFn *fn,
+                  void *arg)
+{
+    char p[24];
+    const char *argv[3] = {"refresh", customer, p};
+
+    snprintf(p, sizeof(p), "%lld", (long long)period_ms);
+    return eval_limit(ac, prefix, 3, argv, fn, arg);
+}
+
+int
 hq__limit_sent(redisAsyncContext *ac, const char *prefix, const char *token,
                const char *endpoint, const char *id, int64_t at_ms,
                const struct hq__limit_rate *rate)

@@ -98,6 +98,15 @@ int hq__limit_rejected(redisAsyncContext *ac, const char *prefix,
                        const char *customer, const char *token,
                        redisCallbackFn *fn, void *arg);
 
+/*
+ * May [api] token_command run for `customer` now? At most once per
+ * `period_ms` across all workers (the state is in Redis). `fn` gets the
+ * reply: {1} yes, {0} no (NULL when the connection failed).
+ */
+int hq__limit_refresh(redisAsyncContext *ac, const char *prefix,
+                      const char *customer, int64_t period_ms,
+                      redisCallbackFn *fn, void *arg);
+
 /* How long a 429 pushes back: Retry-After if given (ms >= 0), else W; plus
  * the margin. */
 int64_t hq__limit_backoff_429(const struct hq__limit_rate *rate,

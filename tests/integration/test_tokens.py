@@ -4,7 +4,11 @@ each stored exactly as `hookq token set` stores it, a held customer going on
 once its token is set over HTTP, and bad input answered with a JSON error
 that stores nothing."""
 import json
+import os
+import stat
 import subprocess
+import tempfile
+import time
 import urllib.parse
 
 from harness import HOOKQ, RedisServer, Suite, processes, wait_until
@@ -123,6 +127,118 @@ def token_set_without_token_reads_one_line_of_stdin():
         assert token_of(rs, "carol") is None
         rc, out, _ = cli("set", "--help")
         assert rc == 0 and "stdin" in out
+
+
+class TokenCommand:
+    """A token_command script: logs each run (argument, HOOKQ_CUSTOMER,
+    HOOKQ_REASON), prints the token file's text, exits with the exit file's
+    number after the sleep file's seconds; says a secret on stderr."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="hq-tokcmd-")
+        self.path = os.path.join(self.dir, "get-token")
+        with open(self.path, "w") as f:
+            f.write('#!/bin/sh\n'
+                    'd=%s\n'
+                    'echo "$1 $HOOKQ_CUSTOMER $HOOKQ_REASON $HOOKQ_ADMIN_TOKEN" >> $d/runs\n'
+                    'echo "SECRET-on-stderr" >&2\n'
+                    'sleep $(cat $d/sleep)\n'
+                    'cat $d/token\n'
+                    'exit $(cat $d/exit)\n' % self.dir)
+        os.chmod(self.path, stat.S_IRWXU)
+        self.set("", 0)
+
+    def set(self, token, code=0, sleep=0):
+        for name, v in (("token", token), ("exit", str(code)), ("sleep", str(sleep))):
+            with open(os.path.join(self.dir, name), "w") as f:
+                f.write(v)
+
+    def runs(self):
+        try:
+            with open(os.path.join(self.dir, "runs")) as f:
+                return [l.split() for l in f]
+        except FileNotFoundError:
+            return []
+
+
+def fetch_hookq(start, rs, mock, sink, cmd, timeout="3s"):
+    return Hookq(start, rs, mock.url, {"post-create": [
+        "fetch = GET /posts/{data.post_id}", "deliver = " + sink.url + "/hooks"]},
+        token=TOKEN, api=["token_command = " + cmd.path, "timeout = " + timeout])
+
+
+def webhook(post_id, customer="acme"):
+    return {"code": "post-create", "data": {"customer_id": customer, "post_id": post_id}}
+
+
+@suite.test
+def token_command_supplies_a_missing_token_and_a_rejected_one_without_an_attempt():
+    with RedisServer() as rs, processes() as start:
+        mock = Double(start, "mockapi", "--quiet")
+        sink = Double(start, "sink")
+        cmd = TokenCommand()
+        cmd.set("tok-fresh-1\nsecond line ignored\n")
+        hq = fetch_hookq(start, rs, mock, sink, cmd)
+        assert hq.post_webhook(webhook(1)) == 202
+        wait_until(lambda: sink.count() == 1, 15, what="the delivery with the fetched token")
+        # Run once, with the customer as its argument and in its environment;
+        # the other HOOKQ_* variables (the admin token here) are not passed on.
+        assert cmd.runs() == [["acme", "acme", "missing"]], cmd.runs()
+        assert token_of(rs, "acme") == "tok-fresh-1"
+        assert [(r["token"], r["status"]) for r in mock.records()] == [("tok-fresh-1", 200)]
+        assert sink.records()[0]["attempt"] == "1", sink.records()[0]
+        # The token is rejected later: a new one, and the call again.
+        cmd.set("tok-fresh-2\r\n")
+        mock.control(unauthorized=["tok-fresh-1"])
+        rs.client().delete(P + "tokcmd:acme")    # past its 30 s
+        assert hq.post_webhook(webhook(2)) == 202
+        wait_until(lambda: sink.count() == 2, 15, what="the delivery after a 401")
+        assert cmd.runs()[1] == ["acme", "acme", "401"], cmd.runs()
+        assert [(r["token"], r["status"]) for r in mock.records()][1:] == \
+            [("tok-fresh-1", 401), ("tok-fresh-2", 200)]
+        assert sink.records()[1]["attempt"] == "1"
+        assert token_of(rs, "acme") == "tok-fresh-2"
+        hq.proc.stop()
+        log = open(hq.errlog).read()
+        assert "token_command gave a new token" in log, log
+        for secret in ("tok-fresh", "SECRET", "second line"):
+            assert secret not in log, (secret, log)
+
+
+@suite.test
+def token_command_failing_or_slow_holds_the_customer_and_runs_once_per_30s():
+    with RedisServer() as rs, processes() as start:
+        mock = Double(start, "mockapi", "--quiet")
+        sink = Double(start, "sink")
+        cmd = TokenCommand()
+        cmd.set("tok-unused\n", code=3)
+        hq = fetch_hookq(start, rs, mock, sink, cmd, timeout="1s")
+        assert hq.post_webhook(webhook(1)) == 202
+        wait_until(lambda: rs.client().hget(P + "hc", "acme") is not None, 15,
+                   what="acme held")
+        assert rs.client().hget(P + "hc", "acme") == b"no-token"
+        assert len(cmd.runs()) == 1 and token_of(rs, "acme") is None
+        # A token that the API rejects: no second run within 30 s, held again.
+        mock.control(unauthorized=["bad"])
+        assert put(hq, "acme", {"token": "bad"})[0] == 204
+        wait_until(lambda: rs.client().hget(P + "hc", "acme") == b"token-invalid", 15,
+                   what="acme held for the rejected token")
+        assert len(cmd.runs()) == 1, cmd.runs()
+        # Slower than api.timeout: killed, and held.
+        rs.client().delete(P + "tokcmd:acme")
+        cmd.set("tok-late\n", code=0, sleep=5)
+        mock.control(unauthorized=["bad2"])
+        t0 = time.monotonic()
+        assert put(hq, "acme", {"token": "bad2"})[0] == 204
+        wait_until(lambda: len(cmd.runs()) == 2, 10, what="the second run")
+        wait_until(lambda: rs.client().hget(P + "hc", "acme") == b"token-invalid", 10,
+                   what="acme held after the timeout")
+        assert time.monotonic() - t0 < 4.5
+        assert token_of(rs, "acme") == "bad2" and sink.count() == 0
+        hq.proc.stop()
+        log = open(hq.errlog).read()
+        assert "token_command exited with 3" in log and "killed after 1000 ms" in log, log
+        assert "tok-unused" not in log and "SECRET" not in log and "tok-late" not in log
 
 
 if __name__ == "__main__":

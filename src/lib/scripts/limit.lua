@@ -53,6 +53,11 @@
 --   {0, wait_ms, expect}  no budget: strictly none for wait_ms; expect_ms
 --                         counts calls not yet sent as leaving on time
 --   {-2}                  the customer has no token
+--
+-- ARGV[1] = "refresh": customer, period_ms
+--   [api] token_command may run for the customer: at most once per period
+--   across all workers (P tokcmd:<customer> lives that long).
+--   {1} run it   {0} it ran less than a period ago
 -- (P, now_ms and stat come from _prelude.lua.)
 local now = now_ms()
 
@@ -148,6 +153,10 @@ elseif op == 'grant' then
   end
   expire(rl, span)
   return {1, now}
+elseif op == 'refresh' then
+  local ok = redis.call('SET', P .. 'tokcmd:' .. ARGV[2], now, 'NX', 'PX',
+                        tonumber(ARGV[3]))
+  return {ok and 1 or 0}
 elseif op == 'sent' then
   local rl = rl_key(ARGV[2], ARGV[3])
   if redis.call('ZREM', rl, 'p:' .. ARGV[5] .. ':' .. ARGV[4]) == 1 then
