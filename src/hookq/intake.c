@@ -66,11 +66,9 @@
 #include "intake.h"
 #include "metrics.h"
 #include "signature_int.h"
-#include "store_int.h"
+#include "conn_int.h"
 
 #define REDIS_TIMEOUT_MS 1500   /* a request's enqueue must answer within */
-#define BACKOFF_MIN_MS 50       /* Redis reconnect backoff */
-#define BACKOFF_MAX_MS 1000
 #define LINGER_MS 2000          /* read and discard after a closing answer */
 #define STOP_GRACE_MS 3000      /* hq_intake_stop waits this long at most */
 #define OUT_CAP (256 * 1024)    /* stop reading while this much is unsent */
@@ -111,6 +109,7 @@ struct stored {
 
 struct batch {
     struct loop *lp;
+    unsigned shard;
     unsigned n;
     size_t bytes;
     struct stored *res;       /* [redis] wait_replicas: the script's answers,
@@ -159,16 +158,13 @@ struct loop {
     struct evconnlistener *lis;
     struct event *stop_ev;     /* activated by hq_intake_stop */
     struct event *grace_ev;    /* STOP_GRACE_MS after the stop */
-    struct event *redis_ev;    /* reconnect timer */
     struct evbuffer *msg;      /* scratch: the answer being written */
     struct event *flush_ev;    /* sends the open batches (see store()) */
     struct batch **open;       /* per shard: its open batch, or NULL */
     unsigned *open_shards;     /* the shards with an open batch */
     unsigned nopen;
-    redisAsyncContext *ac;     /* NULL while disconnected */
-    int redis_up;              /* connected (AUTH/SELECT queued) */
+    struct hq__conn redis;     /* the loop's, shared by its requests */
     int redis_logged_down;     /* the outage has been logged */
-    int64_t backoff_ms;
     struct conn *conns;
     unsigned nconns;
     unsigned npending;         /* batches open or in flight */
@@ -204,7 +200,6 @@ static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
 
 static void process(struct conn *c);
 static void conn_free(struct conn *c);
-static void redis_connect(struct loop *lp);
 static void check_finished(struct loop *lp);
 static void linger(struct conn *c);
 
@@ -508,9 +503,8 @@ on_stored(redisAsyncContext *ac, void *r, void *privdata)
     char detail[200] = "";
     int ok;
 
+    (void)ac;
     lp->npending--;
-    if (reply == NULL || (ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
-        lp->redis_up = 0;
     ok = reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
          reply->elements == 3 * (size_t)b->n;
     for (unsigned i = 0; ok && i < b->n; i++)
@@ -586,11 +580,12 @@ send_wait(struct batch *b)
     struct loop *lp = b->lp;
     struct hq_intake *in = lp->in;
     char nrep[16];
+    const char *argv[3] = {"WAIT", nrep, in->wait_timeout};
 
     snprintf(nrep, sizeof(nrep), "%u", in->wait_replicas);
-    if (lp->ac == NULL || (lp->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)) ||
-        redisAsyncCommand(lp->ac, on_waited, b, "WAIT %s %s", nrep,
-                          in->wait_timeout) != REDIS_OK) {
+    /* On the connection that ran the script: WAIT counts its writes. */
+    if (hq__conn_command(&lp->redis, b->shard, 3, argv, NULL, on_waited, b) !=
+        HQ_OK) {
         batch_fail(b, "cannot ask redis to WAIT for replicas; the job is stored "
                       "on the master: retry with the same webhook-id");
         return -1;
@@ -613,9 +608,8 @@ on_waited(redisAsyncContext *ac, void *r, void *privdata)
     redisReply *reply = r;
     char detail[300];
 
+    (void)ac;
     lp->npending--;
-    if (reply == NULL || (ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
-        lp->redis_up = 0;
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
         if (reply != NULL)
             say(in, HQ_INTAKE_LOG_WARN, "intake: WAIT failed: %.150s",
@@ -677,7 +671,6 @@ batch_send(struct loop *lp, unsigned shard)
 {
     struct hq_intake *in = lp->in;
     struct batch *b = lp->open[shard];
-    char prefix[HQ_PREFIX_MAX];
     const char *argv[2 + 4 * BATCH_MAX];
     size_t argvlen[2 + 4 * BATCH_MAX];
     unsigned n = 0;
@@ -706,7 +699,7 @@ batch_send(struct loop *lp, unsigned shard)
         batch_drop(b, NULL);
         return;
     }
-    if (lp->ac == NULL || (lp->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))) {
+    if (hq__conn_for_shard(&lp->redis, shard) == NULL) {
         batch_drop(b, "redis is unreachable; reconnecting");
         return;
     }
@@ -714,9 +707,8 @@ batch_send(struct loop *lp, unsigned shard)
     argvlen[0] = strlen(in->max_depth);
     argv[1] = in->dedup_ttl;
     argvlen[1] = strlen(in->dedup_ttl);
-    hq__store_prefix(&in->ns, shard, prefix, sizeof(prefix));
-    if (hq__store_eval_async(lp->ac, "enqueue", prefix, (int)(2 + 4 * n), argv,
-                             argvlen, on_stored, b) != HQ_OK)
+    if (hq__conn_eval(&lp->redis, shard, "enqueue", (int)(2 + 4 * n), argv,
+                      argvlen, on_stored, b) != HQ_OK)
         batch_drop(b, "cannot send to redis");
 }
 
@@ -746,13 +738,13 @@ store(struct conn *c)
     struct batch *b;
     unsigned shard;
 
-    if (lp->ac == NULL || (lp->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))) {
+    shard = hq__store_shard_of(&in->ns, c->env.customer, c->env.customer_len);
+    if (hq__conn_for_shard(&lp->redis, shard) == NULL) {
         send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
                    "redis is unreachable; reconnecting",
                    "Retry-After: " RETRY_AFTER_503 "\r\n");
         return;
     }
-    shard = hq__store_shard_of(&in->ns, c->env.customer, c->env.customer_len);
     b = lp->open[shard];
     if (b == NULL) {
         b = malloc(sizeof(*b));
@@ -762,6 +754,7 @@ store(struct conn *c)
             return;
         }
         b->lp = lp;
+        b->shard = shard;
         b->n = 0;
         b->bytes = 0;
         b->res = NULL;
@@ -1422,8 +1415,6 @@ on_timer(evutil_socket_t fd, short what, void *arg)
         conn_free(c);
         return;
     case ST_STORE: {
-        redisAsyncContext *ac = lp->ac;
-
         /* Redis is too slow or gone: answer, then start a new connection. */
         if (c->pend)
             c->pend->c[c->pend_idx] = NULL;
@@ -1432,19 +1423,13 @@ on_timer(evutil_socket_t fd, short what, void *arg)
                    "redis did not answer in time; the job may or may not be "
                    "stored: retry with the same webhook-id",
                    "Retry-After: " RETRY_AFTER_503 "\r\n");
-        if (ac != NULL) {
-            say(lp->in, HQ_INTAKE_LOG_WARN,
-                "intake: redis did not answer within %d ms; reconnecting",
-                REDIS_TIMEOUT_MS);
-            lp->redis_logged_down = 1;
-            lp->ac = NULL;
-            lp->redis_up = 0;
-            redisAsyncFree(ac); /* pending requests get NULL replies: 503 */
-            if (!lp->stopping) {
-                struct timeval tv = ms_tv(BACKOFF_MIN_MS);
+        if (lp->redis.ac != NULL) {
+            char why[80];
 
-                evtimer_add(lp->redis_ev, &tv);
-            }
+            snprintf(why, sizeof(why), "redis did not answer within %d ms",
+                     REDIS_TIMEOUT_MS);
+            /* Pending requests get NULL replies: 503. */
+            hq__conn_reset(&lp->redis, why);
         }
         process(c);
         return;
@@ -1524,39 +1509,11 @@ fail:
 /* Redis connection of a loop.                                               */
 
 static void
-schedule_reconnect(struct loop *lp)
+on_redis_up(struct hq__conn *rc, void *arg)
 {
-    struct timeval tv;
+    struct loop *lp = arg;
 
-    if (lp->stopping)
-        return;
-    tv = ms_tv(lp->backoff_ms);
-    evtimer_add(lp->redis_ev, &tv);
-    lp->backoff_ms *= 2;
-    if (lp->backoff_ms > BACKOFF_MAX_MS)
-        lp->backoff_ms = BACKOFF_MAX_MS;
-}
-
-static void
-on_redis_connect(const redisAsyncContext *ac, int status)
-{
-    struct loop *lp = ac->data;
-
-    if (status != REDIS_OK) {
-        if (lp->ac == ac)
-            lp->ac = NULL; /* hiredis frees it after this call */
-        lp->redis_up = 0;
-        if (!lp->redis_logged_down) {
-            say(lp->in, HQ_INTAKE_LOG_WARN,
-                "intake: cannot connect to redis: %s; answering 503 and retrying",
-                ac->errstr);
-            lp->redis_logged_down = 1;
-        }
-        schedule_reconnect(lp);
-        return;
-    }
-    lp->redis_up = 1;
-    lp->backoff_ms = BACKOFF_MIN_MS;
+    (void)rc;
     if (lp->redis_logged_down || lp->idx == 0)
         say(lp->in, HQ_INTAKE_LOG_INFO, "intake: loop %u connected to redis",
             lp->idx);
@@ -1564,53 +1521,16 @@ on_redis_connect(const redisAsyncContext *ac, int status)
 }
 
 static void
-on_redis_disconnect(const redisAsyncContext *ac, int status)
-{
-    struct loop *lp = ac->data;
-
-    if (lp->ac == ac)
-        lp->ac = NULL;
-    lp->redis_up = 0;
-    if (lp->stopping)
-        return;
-    if (!lp->redis_logged_down) {
-        say(lp->in, HQ_INTAKE_LOG_WARN,
-            "intake: lost the connection to redis%s%s; reconnecting",
-            status != REDIS_OK ? ": " : "", status != REDIS_OK ? ac->errstr : "");
-        lp->redis_logged_down = 1;
-    }
-    schedule_reconnect(lp);
-}
-
-static void
-redis_connect(struct loop *lp)
-{
-    struct hq__err err;
-
-    lp->ac = hq__store_connect_async(&lp->in->addr, lp->base, &err);
-    if (lp->ac == NULL) {
-        if (!lp->redis_logged_down) {
-            say(lp->in, HQ_INTAKE_LOG_WARN, "intake: %s; answering 503 and retrying",
-                err.msg);
-            lp->redis_logged_down = 1;
-        }
-        schedule_reconnect(lp);
-        return;
-    }
-    lp->ac->data = lp;
-    redisAsyncSetConnectCallback(lp->ac, on_redis_connect);
-    redisAsyncSetDisconnectCallback(lp->ac, on_redis_disconnect);
-}
-
-static void
-on_redis_timer(evutil_socket_t fd, short what, void *arg)
+on_redis_down(struct hq__conn *rc, const char *why, void *arg)
 {
     struct loop *lp = arg;
 
-    (void)fd;
-    (void)what;
-    if (lp->ac == NULL && !lp->stopping)
-        redis_connect(lp);
+    (void)rc;
+    if (lp->stopping || lp->redis_logged_down)
+        return;
+    say(lp->in, HQ_INTAKE_LOG_WARN, "intake: %s; answering 503 and reconnecting",
+        why);
+    lp->redis_logged_down = 1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1633,12 +1553,7 @@ finish(evutil_socket_t fd, short what, void *arg)
         lp->open[shard] = NULL;
         lp->npending--;
     }
-    if (lp->ac != NULL) {
-        redisAsyncContext *ac = lp->ac;
-
-        lp->ac = NULL;
-        redisAsyncFree(ac);
-    }
+    hq__conn_release(&lp->redis);
     event_base_loopexit(lp->base, NULL);
 }
 
@@ -1666,7 +1581,7 @@ on_stop(evutil_socket_t fd, short what, void *arg)
     (void)what;
     lp->stopping = 1;
     evconnlistener_disable(lp->lis);
-    evtimer_del(lp->redis_ev);
+    hq__conn_no_reconnect(&lp->redis);
     for (c = lp->conns; c != NULL; c = next) {
         next = c->next;
         c->keep_alive = 0;
@@ -1693,7 +1608,7 @@ loop_main(void *arg)
 {
     struct loop *lp = arg;
 
-    redis_connect(lp);
+    hq__conn_start(&lp->redis);
     event_base_loop(lp->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }
@@ -1763,8 +1678,7 @@ loops_free(struct hq_intake *in)
             event_free(lp->stop_ev);
         if (lp->grace_ev)
             event_free(lp->grace_ev);
-        if (lp->redis_ev)
-            event_free(lp->redis_ev);
+        hq__conn_release(&lp->redis);
         if (lp->msg)
             evbuffer_free(lp->msg);
         if (lp->flush_ev)
@@ -1849,10 +1763,10 @@ hq_intake_start(const struct hq_config *cfg, const struct hq_store_options *stor
     }
     for (i = 0; i < in->nloops; i++) {
         struct loop *lp = &in->loops[i];
+        struct hq__conn_hooks rhooks = {on_redis_up, on_redis_down, lp};
 
         lp->in = in;
         lp->idx = i;
-        lp->backoff_ms = BACKOFF_MIN_MS;
         lp->base = event_base_new();
         if (lp->base == NULL)
             goto nomem;
@@ -1860,13 +1774,13 @@ hq_intake_start(const struct hq_config *cfg, const struct hq_store_options *stor
                                      0, in->fd);
         lp->stop_ev = event_new(lp->base, -1, 0, on_stop, lp);
         lp->grace_ev = evtimer_new(lp->base, on_grace, lp);
-        lp->redis_ev = evtimer_new(lp->base, on_redis_timer, lp);
         lp->msg = evbuffer_new();
         lp->flush_ev = event_new(lp->base, -1, 0, on_flush, lp);
         lp->open = calloc(in->ns.shards, sizeof(*lp->open));
         lp->open_shards = calloc(in->ns.shards, sizeof(*lp->open_shards));
         if (lp->msg == NULL || lp->lis == NULL || lp->stop_ev == NULL || lp->grace_ev == NULL ||
-            lp->redis_ev == NULL || lp->flush_ev == NULL || lp->open == NULL ||
+            hq__conn_init(&lp->redis, lp->base, &in->addr, &in->ns, &rhooks, 0) != HQ_OK ||
+            lp->flush_ev == NULL || lp->open == NULL ||
             lp->open_shards == NULL)
             goto nomem;
     }

@@ -32,25 +32,8 @@ hq_client_new(const struct hq_store_options *opts, hq_client **out)
     rc = hq__store_ns_init(&c->ns, opts->ns, opts->shards, &c->err);
     if (rc != HQ_OK)
         return rc;
-    return hq__client_reconnect(c);
-}
-
-int
-hq__client_reconnect(hq_client *c)
-{
-    if (c->rc)
-        redisFree(c->rc);
-    c->rc = hq__store_connect(&c->addr, &c->err);
-    return c->rc ? HQ_OK : HQ_ESTORE;
-}
-
-redisContext *
-hq__client_conn(hq_client *c)
-{
-    /* A broken connection stays broken in hiredis: make a new one. */
-    if (c->rc == NULL || c->rc->err)
-        hq__client_reconnect(c);
-    return c->rc;
+    hq__sconn_init(&c->conn, &c->addr, &c->ns);
+    return hq__sconn_for_shard(&c->conn, 0, &c->err) ? HQ_OK : HQ_ESTORE;
 }
 
 void
@@ -58,8 +41,7 @@ hq_client_free(hq_client *c)
 {
     if (c == NULL)
         return;
-    if (c->rc)
-        redisFree(c->rc);
+    hq__sconn_release(&c->conn);
     free(c);
 }
 
@@ -67,14 +49,6 @@ const char *
 hq_client_errmsg(const hq_client *c)
 {
     return c ? c->err.msg : "out of memory";
-}
-
-size_t
-hq__client_prefix_for(hq_client *c, const char *customer, size_t len,
-                      char *buf, size_t size)
-{
-    unsigned shard = hq__store_shard_of(&c->ns, customer, len);
-    return hq__store_prefix(&c->ns, shard, buf, size);
 }
 
 /*
@@ -128,11 +102,9 @@ struct push_batch {
 
 /* The call's arguments for batch `b` (argv/argvlen hold 2 + 4 BATCH_MAX). */
 static int
-batch_argv(hq_client *c, const struct hq_push *p, const struct push_batch *b,
-           const char nums[2][24], char *prefix, const char **argv,
-           size_t *argvlen)
+batch_argv(const struct hq_push *p, const struct push_batch *b,
+           const char nums[2][24], const char **argv, size_t *argvlen)
 {
-    hq__store_prefix(&c->ns, b->items[0].shard, prefix, HQ_PREFIX_MAX);
     argv[0] = nums[0];
     argvlen[0] = strlen(nums[0]);
     argv[1] = nums[1];
@@ -194,7 +166,7 @@ hq_client_push_many(hq_client *c, const struct hq_push *p, size_t n,
     int64_t depth = limits ? limits->max_key_depth : 0;
     int64_t ttl = limits && limits->dedup_ttl_ms > 0 ? limits->dedup_ttl_ms
                                                       : 24 * 3600 * 1000;
-    char nums[2][24], prefix[HQ_PREFIX_MAX];
+    char nums[2][24];
     const char *argv[2 + 4 * BATCH_MAX];
     size_t argvlen[2 + 4 * BATCH_MAX];
     struct push_item *items;
@@ -237,14 +209,17 @@ hq_client_push_many(hq_client *c, const struct hq_push *p, size_t n,
     snprintf(nums[0], sizeof(nums[0]), "%" PRId64, depth > 0 ? depth : 0);
     snprintf(nums[1], sizeof(nums[1]), "%" PRId64, ttl);
 
-    if (nb > 0 && hq__client_conn(c) == NULL) {
+    if (nb > 0 && hq__sconn_for_shard(&c->conn, batches[0].items[0].shard,
+                                      &c->err) == NULL) {
         nb = 0;
         rc = HQ_ESTORE;
     }
     for (; sent < nb; sent++) {
-        int argc = batch_argv(c, p, &batches[sent], nums, prefix, argv, argvlen);
+        const struct push_batch *b = &batches[sent];
+        int argc = batch_argv(p, b, nums, argv, argvlen);
 
-        if (hq__store_eval_append(c->rc, "enqueue", prefix, argc, argv, argvlen) != HQ_OK) {
+        if (hq__sconn_eval_append(&c->conn, b->items[0].shard, "enqueue", argc,
+                                  argv, argvlen, &c->err) != HQ_OK) {
             rc = HQ_ESTORE;
             break;
         }
@@ -257,7 +232,8 @@ hq_client_push_many(hq_client *c, const struct hq_push *p, size_t n,
      */
     for (size_t k = 0; k < sent; k++) {
         int noscript = 0, brc;
-        redisReply *r = hq__store_eval_reply(c->rc, &noscript, &c->err);
+        redisReply *r = hq__sconn_eval_reply(&c->conn, batches[k].items[0].shard,
+                                             &noscript, &c->err);
 
         if (r == NULL) {
             batches[k].state = noscript ? -1 : -2;
@@ -270,21 +246,23 @@ hq_client_push_many(hq_client *c, const struct hq_push *p, size_t n,
         freeReplyObject(r);
     }
     for (size_t k = 0; k < sent; k++) {
+        const struct push_batch *b = &batches[k];
         redisReply *r;
         int argc, brc;
 
-        if (batches[k].state == -2 && rc == HQ_OK)
+        if (b->state == -2 && rc == HQ_OK)
             rc = HQ_ESTORE;
-        if (batches[k].state != -1)
+        if (b->state != -1)
             continue;
-        argc = batch_argv(c, p, &batches[k], nums, prefix, argv, argvlen);
-        r = hq__store_eval(c->rc, "enqueue", prefix, argc, argv, argvlen, &c->err);
+        argc = batch_argv(p, b, nums, argv, argvlen);
+        r = hq__sconn_eval(&c->conn, b->items[0].shard, "enqueue", argc, argv,
+                           argvlen, &c->err);
         if (r == NULL) {
             if (rc == HQ_OK)
                 rc = HQ_ESTORE;
             continue;
         }
-        brc = batch_results(c, r, &batches[k], res);
+        brc = batch_results(c, r, b, res);
         if (brc != HQ_OK && rc == HQ_OK)
             rc = brc;
         freeReplyObject(r);
