@@ -9,7 +9,6 @@
 
 #include "client_int.h"
 #include "limiter_int.h"
-#include "store_int.h"
 
 struct take_ctx {
     hq__limit_fn *fn;
@@ -101,19 +100,18 @@ on_take(redisAsyncContext *ac, void *reply, void *privdata)
 
 /* Run limit.lua with the `argc` (at most 10) strings of `argv`. */
 static int
-eval_limit(redisAsyncContext *ac, const char *prefix, int argc,
+eval_limit(struct hq__conn *c, unsigned shard, int argc,
            const char **argv, redisCallbackFn *fn, void *privdata)
 {
     size_t argvlen[10];
 
     for (int i = 0; i < argc; i++)
         argvlen[i] = strlen(argv[i]);
-    return hq__store_eval_async(ac, "limit", prefix, argc, argv, argvlen, fn,
-                                privdata);
+    return hq__conn_eval(c, shard, "limit", argc, argv, argvlen, fn, privdata);
 }
 
 int
-hq__limit_take(redisAsyncContext *ac, const char *prefix, const char *key,
+hq__limit_take(struct hq__conn *c, unsigned shard, const char *key,
                const char *fence, const char *customer, const char *endpoint,
                const char *id, const struct hq__limit_rate *rate,
                int64_t lookahead_ms, hq__limit_fn *fn, void *arg)
@@ -133,7 +131,7 @@ hq__limit_take(redisAsyncContext *ac, const char *prefix, const char *key,
         return HQ_ENOMEM;
     t->fn = fn;
     t->arg = arg;
-    rc = eval_limit(ac, prefix, 10, argv, on_take, t);
+    rc = eval_limit(c, shard, 10, argv, on_take, t);
     if (rc != HQ_OK)
         free(t);
     return rc;
@@ -148,29 +146,28 @@ on_block(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 int
-hq__limit_rejected(redisAsyncContext *ac, const char *prefix,
+hq__limit_rejected(struct hq__conn *c, unsigned shard,
                    const char *customer, const char *token,
                    redisCallbackFn *fn, void *arg)
 {
     const char *argv[3] = {"rejected", customer, token};
 
-    return eval_limit(ac, prefix, 3, argv, fn, arg);
+    return eval_limit(c, shard, 3, argv, fn, arg);
 }
 
 int
-hq__limit_refresh(redisAsyncContext *ac, const char *prefix,
-                  const char *customer, int64_t period_ms, redisCallbackFn *fn,
-                  void *arg)
+hq__limit_refresh(struct hq__conn *c, unsigned shard, const char *customer,
+                  int64_t period_ms, redisCallbackFn *fn, void *arg)
 {
     char p[24];
     const char *argv[3] = {"refresh", customer, p};
 
     snprintf(p, sizeof(p), "%lld", (long long)period_ms);
-    return eval_limit(ac, prefix, 3, argv, fn, arg);
+    return eval_limit(c, shard, 3, argv, fn, arg);
 }
 
 int
-hq__limit_sent(redisAsyncContext *ac, const char *prefix, const char *token,
+hq__limit_sent(struct hq__conn *c, unsigned shard, const char *token,
                const char *endpoint, const char *id, int64_t at_ms,
                const struct hq__limit_rate *rate)
 {
@@ -180,11 +177,11 @@ hq__limit_sent(redisAsyncContext *ac, const char *prefix, const char *token,
     snprintf(at, sizeof(at), "%lld", (long long)at_ms);
     snprintf(w, sizeof(w), "%lld", (long long)rate->window_ms);
     snprintf(m, sizeof(m), "%lld", (long long)rate->margin_ms);
-    return eval_limit(ac, prefix, 7, argv, on_block, NULL);
+    return eval_limit(c, shard, 7, argv, on_block, NULL);
 }
 
 int
-hq__limit_block(redisAsyncContext *ac, const char *prefix, const char *token,
+hq__limit_block(struct hq__conn *c, unsigned shard, const char *token,
                 const char *endpoint, int64_t delay_ms,
                 const struct hq__limit_rate *rate)
 {
@@ -195,7 +192,7 @@ hq__limit_block(redisAsyncContext *ac, const char *prefix, const char *token,
     snprintf(r, sizeof(r), "%d", rate->calls);
     snprintf(w, sizeof(w), "%lld", (long long)rate->window_ms);
     snprintf(m, sizeof(m), "%lld", (long long)rate->margin_ms);
-    return eval_limit(ac, prefix, 7, argv, on_block, NULL);
+    return eval_limit(c, shard, 7, argv, on_block, NULL);
 }
 
 int
@@ -203,11 +200,12 @@ hq__limit_grant(hq_client *c, const char *customer, const char *token,
                 const char *endpoint, const char *id,
                 const struct hq__limit_rate *rate, struct hq__limit_grant *g)
 {
-    char prefix[HQ_PREFIX_MAX], r[24], w[24], m[24];
+    char r[24], w[24], m[24];
     const char *argv[8] = {"grant", customer ? "customer" : "token",
                            customer ? customer : token, endpoint, r, w, m, id};
     size_t lens[8];
     redisReply *rep;
+    unsigned shard;
     int rc = HQ_OK;
 
     memset(g, 0, sizeof(*g));
@@ -216,14 +214,9 @@ hq__limit_grant(hq_client *c, const char *customer, const char *token,
     snprintf(m, sizeof(m), "%lld", (long long)rate->margin_ms);
     for (int i = 0; i < 8; i++)
         lens[i] = strlen(argv[i]);
-    if (hq__client_conn(c) == NULL)
-        return HQ_ESTORE;
-    if (customer)
-        hq__client_prefix_for(c, customer, strlen(customer), prefix,
-                              sizeof(prefix));
-    else
-        hq__store_prefix(&c->ns, 0, prefix, sizeof(prefix));
-    rep = hq__store_eval(c->rc, "limit", prefix, 8, argv, lens, &c->err);
+    shard = customer ? hq__store_shard_of(&c->ns, customer, strlen(customer))
+                     : 0;
+    rep = hq__sconn_eval(&c->conn, shard, "limit", 8, argv, lens, &c->err);
     if (rep == NULL)
         return strstr(c->err.msg, "out of memory") ? HQ_ENOMEM : HQ_ESTORE;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
