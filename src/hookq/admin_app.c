@@ -7,7 +7,10 @@
  * grant. A /api/limit that finds no budget and may wait becomes a `waiter`:
  * a timer on the admin loop that asks again when the budget is expected
  * (limit.lua's estimate, at least WAIT_STEP_MS apart) and at its deadline,
- * then answers. No thread waits, and other requests are served meanwhile.
+ * then answers. As a fetch's grant, one that opens within the look-ahead
+ * (HQ_LIMIT_LOOKAHEAD_MS, and within wait_ms) is reserved for its moment
+ * and answered then, so that a waiting application gets its share beside
+ * hookq's jobs, which reserve theirs the same way. No thread waits, and other requests are served meanwhile.
  * A client that goes away while waiting takes its waiter along (the
  * connection's close callback).
  *
@@ -51,6 +54,7 @@ struct waiter {
     int64_t deadline_us;     /* monotonic */
     char *who;               /* the customer or the token */
     int by_token;
+    int reserved;            /* granted for when the timer fires */
     char endpoint[1024];
     struct waiter *prev, *next;
 };
@@ -295,13 +299,18 @@ reply_refused(struct evhttp_request *req, int64_t retry_ms)
     reply_text(req, 429, body);
 }
 
+enum { ASK_WAIT = 0, ASK_ANSWERED = 1, ASK_RESERVED = 2 };
+
 /*
- * Ask once. Returns 1 when `req` has been answered, 0 when there is no
- * budget yet and `*expect_ms` says when it may be (always >= 1).
+ * Ask once, for a grant now or within `lookahead_ms`. ASK_ANSWERED: `req`
+ * has been answered. ASK_RESERVED: a grant is reserved for *delay_ms from
+ * now; answer 200 then. ASK_WAIT: no budget yet (when `final`, the 429 has
+ * been sent); *delay_ms says when it may be (always >= 1).
  */
 static int
 ask(struct hq_admin_app *app, struct evhttp_request *req, const char *who,
-    int by_token, const char *endpoint, int final, int64_t *expect_ms)
+    int by_token, const char *endpoint, int64_t lookahead_ms, int final,
+    int64_t *delay_ms)
 {
     struct hq__limit_grant g;
     char id[80], msg[300];
@@ -310,27 +319,42 @@ ask(struct hq_admin_app *app, struct evhttp_request *req, const char *who,
     snprintf(id, sizeof(id), "api:%ld:%lld:%llu", (long)getpid(),
              app->started_us, ++app->grants);
     rc = hq__limit_grant(app->client, by_token ? NULL : who,
-                         by_token ? who : NULL, endpoint, id, &app->rate, &g);
+                         by_token ? who : NULL, endpoint, id, &app->rate,
+                         lookahead_ms, &g);
     if (rc != HQ_OK) {
         reply_redis_error(req, app, rc);
-        return 1;
+        return ASK_ANSWERED;
     }
     switch (g.verdict) {
     case HQ_LIMIT_GO:
+        if (g.wait_ms > 0) {
+            *delay_ms = g.wait_ms;
+            return ASK_RESERVED;
+        }
         reply_text(req, 200, "{\"granted\":true}");
-        return 1;
+        return ASK_ANSWERED;
     case HQ_LIMIT_NO_TOKEN:
         snprintf(msg, sizeof(msg),
                  "customer '%.200s' has no token (hookq token set)", who);
         reply_error(req, 404, "no_token", msg);
-        return 1;
+        return ASK_ANSWERED;
     }
-    *expect_ms = g.expect_ms > 0 ? g.expect_ms : 1;
+    *delay_ms = g.expect_ms > 0 ? g.expect_ms : 1;
     if (final) {
-        reply_refused(req, *expect_ms);
-        return 1;
+        reply_refused(req, *delay_ms);
+        return ASK_ANSWERED;
     }
-    return 0;
+    return ASK_WAIT;
+}
+
+/* The look-ahead for a request that may wait `left_us` more. */
+static int64_t
+lookahead_for(int64_t left_us)
+{
+    if (left_us <= 0)
+        return 0;
+    return left_us / 1000 < HQ_LIMIT_LOOKAHEAD_MS ? left_us / 1000
+                                                   : HQ_LIMIT_LOOKAHEAD_MS;
 }
 
 static void
@@ -373,6 +397,10 @@ schedule(struct waiter *w, int64_t expect_ms)
     int64_t left_us = w->deadline_us - hq_mono_us(), d_us;
     struct timeval tv;
 
+    /* A little early, as a parked job comes back: within the look-ahead,
+     * where the grant is reserved on time. */
+    if (expect_ms > HQ_LIMIT_EARLY_MS + WAIT_STEP_MS)
+        expect_ms -= HQ_LIMIT_EARLY_MS;
     if (expect_ms < WAIT_STEP_MS)
         expect_ms = WAIT_STEP_MS;
     d_us = expect_ms * 1000;
@@ -383,27 +411,48 @@ schedule(struct waiter *w, int64_t expect_ms)
     evtimer_add(w->timer, &tv);
 }
 
+/* Answer at the reserved moment: exactly, not capped by the deadline. */
+static void
+schedule_exact(struct waiter *w, int64_t delay_ms)
+{
+    struct timeval tv;
+
+    w->reserved = 1;
+    tv.tv_sec = (time_t)(delay_ms / 1000);
+    tv.tv_usec = (suseconds_t)(delay_ms % 1000) * 1000;
+    evtimer_add(w->timer, &tv);
+}
+
 static void
 on_wait_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct waiter *w = arg;
-    int64_t expect = 1;
-    int final = hq_mono_us() >= w->deadline_us;
+    int64_t delay = 1, left_us = w->deadline_us - hq_mono_us();
+    int r;
 
     (void)fd;
     (void)what;
     /* Once answered, the connection may go at any time: stop watching it. */
     if (w->conn)
         evhttp_connection_set_closecb(w->conn, NULL, NULL);
-    if (ask(w->app, w->req, w->who, w->by_token, w->endpoint, final,
-            &expect)) {
+    if (w->reserved) {
+        reply_text(w->req, 200, "{\"granted\":true}");
+        r = ASK_ANSWERED;
+    } else {
+        r = ask(w->app, w->req, w->who, w->by_token, w->endpoint,
+                lookahead_for(left_us), left_us <= 0, &delay);
+    }
+    if (r == ASK_ANSWERED) {
         w->conn = NULL;
         waiter_free(w);
         return;
     }
     if (w->conn)
         evhttp_connection_set_closecb(w->conn, on_client_closed, w);
-    schedule(w, expect);
+    if (r == ASK_RESERVED)
+        schedule_exact(w, delay);
+    else
+        schedule(w, delay);
 }
 
 static void
@@ -419,7 +468,8 @@ api_limit(struct hq_admin *a, struct evhttp_request *req, void *arg)
     char endpoint[1024], msg[400];
     const char *who, *why;
     json_int_t wait_ms = 0;
-    int64_t expect = 1;
+    int64_t delay = 1;
+    int r;
 
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
@@ -485,7 +535,9 @@ api_limit(struct hq_admin *a, struct evhttp_request *req, void *arg)
         }
         wait_ms = json_integer_value(wait);
     }
-    if (ask(app, req, who, tok != NULL, endpoint, wait_ms == 0, &expect))
+    r = ask(app, req, who, tok != NULL, endpoint,
+            lookahead_for((int64_t)wait_ms * 1000), wait_ms == 0, &delay);
+    if (r == ASK_ANSWERED)
         goto out;
 
     /* No budget yet: wait on the loop. */
@@ -506,13 +558,19 @@ api_limit(struct hq_admin *a, struct evhttp_request *req, void *arg)
     if (w == NULL || w->who == NULL || w->timer == NULL) {
         if (w != NULL)
             waiter_free(w);
-        reply_refused(req, expect);
+        if (r == ASK_RESERVED)
+            reply_text(req, 200, "{\"granted\":true}"); /* a little early */
+        else
+            reply_refused(req, delay);
         goto out;
     }
     w->conn = evhttp_request_get_connection(req);
     if (w->conn)
         evhttp_connection_set_closecb(w->conn, on_client_closed, w);
-    schedule(w, expect);
+    if (r == ASK_RESERVED)
+        schedule_exact(w, delay);
+    else
+        schedule(w, delay);
 out:
     json_decref(body);
 }

@@ -198,12 +198,14 @@ hq__limit_block(struct hq__conn *c, unsigned shard, const char *token,
 int
 hq__limit_grant(hq_client *c, const char *customer, const char *token,
                 const char *endpoint, const char *id,
-                const struct hq__limit_rate *rate, struct hq__limit_grant *g)
+                const struct hq__limit_rate *rate, int64_t lookahead_ms,
+                struct hq__limit_grant *g)
 {
-    char r[24], w[24], m[24];
-    const char *argv[8] = {"grant", customer ? "customer" : "token",
-                           customer ? customer : token, endpoint, r, w, m, id};
-    size_t lens[8];
+    char r[24], w[24], m[24], la[24];
+    const char *argv[9] = {"grant", customer ? "customer" : "token",
+                           customer ? customer : token, endpoint, r, w, m, id,
+                           la};
+    size_t lens[9];
     redisReply *rep;
     unsigned shard;
     int rc = HQ_OK;
@@ -212,11 +214,12 @@ hq__limit_grant(hq_client *c, const char *customer, const char *token,
     snprintf(r, sizeof(r), "%d", rate->calls);
     snprintf(w, sizeof(w), "%lld", (long long)rate->window_ms);
     snprintf(m, sizeof(m), "%lld", (long long)rate->margin_ms);
-    for (int i = 0; i < 8; i++)
+    snprintf(la, sizeof(la), "%lld", (long long)lookahead_ms);
+    for (int i = 0; i < 9; i++)
         lens[i] = strlen(argv[i]);
     shard = customer ? hq__store_shard_of(&c->ns, customer, strlen(customer))
                      : 0;
-    rep = hq__sconn_eval(&c->conn, shard, "limit", 8, argv, lens, &c->err);
+    rep = hq__sconn_eval(&c->conn, shard, "limit", 9, argv, lens, &c->err);
     if (rep == NULL)
         return strstr(c->err.msg, "out of memory") ? HQ_ENOMEM : HQ_ESTORE;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
@@ -225,6 +228,8 @@ hq__limit_grant(hq_client *c, const char *customer, const char *token,
                          "limit: unexpected reply from redis");
     } else if (rep->element[0]->integer == 1) {
         g->verdict = HQ_LIMIT_GO;
+        if (rep->elements == 3 && rep->element[2]->type == REDIS_REPLY_INTEGER)
+            g->wait_ms = rep->element[2]->integer;
     } else if (rep->element[0]->integer == -2) {
         g->verdict = HQ_LIMIT_NO_TOKEN;
     } else if (rep->elements == 3 &&

@@ -133,22 +133,27 @@ int hq__limit_endpoint(int route_mode, const char *route, const char *method,
 
 struct hq__limit_grant {
     int verdict;         /* HQ_LIMIT_GO, HQ_LIMIT_WAIT or HQ_LIMIT_NO_TOKEN */
-    int64_t wait_ms;     /* HQ_LIMIT_WAIT: no budget for at least this long */
+    int64_t wait_ms;     /* HQ_LIMIT_WAIT: no budget for at least this long;
+                            HQ_LIMIT_GO: the call is reserved for this much
+                            later (0 = now), at most the look-ahead */
     int64_t expect_ms;   /* HQ_LIMIT_WAIT: when it is expected (calls not
                             yet sent counted as leaving on time), <= wait_ms */
 };
 
 /*
  * Ask for one call now on (token, endpoint), the token given or read from
- * `customer`'s (exactly one of `customer` and `token` is non-NULL); granted
- * calls are recorded as call `id` (unique for W), left now. Synchronous, on
+ * `customer`'s (exactly one of `customer` and `token` is non-NULL), or
+ * when the budget opens within `lookahead_ms`, reserved for that moment
+ * (as a fetch's grant is: an application waiting competes with hookq's
+ * jobs on equal terms); granted calls are recorded as call `id` (unique
+ * for W), left at their moment. Synchronous, on
  * `c`'s connection, in the customer's shard (a token alone: shard 0, so
  * the caller allows it only with one shard). Returns HQ_OK with `g`
  * filled, or HQ_ESTORE / HQ_ENOMEM / HQ_EPROTO (hq_client_errmsg(c)).
  */
 int hq__limit_grant(hq_client *c, const char *customer, const char *token,
                     const char *endpoint, const char *id,
-                    const struct hq__limit_rate *rate,
+                    const struct hq__limit_rate *rate, int64_t lookahead_ms,
                     struct hq__limit_grant *g);
 
 /*

@@ -43,13 +43,15 @@
 --   now + delay_ms - W - margin, so the next grant is due at now + delay_ms.
 --   {1, until_ms}
 --
--- ARGV[1] = "grant": by, who, endpoint, R, W_ms, margin_ms, id
+-- ARGV[1] = "grant": by, who, endpoint, R, W_ms, margin_ms, id, lookahead_ms
 --   POST /api/limit: the application's own call, counted in the same log
 --   as hookq's fetches. `by` is "customer" (who = the customer, its token
---   read from P tok) or "token" (who = the token). The call is granted only
---   for now, and recorded as left now ("s:<id>"): the application calls at
---   once, and the margin is the slack for the answer's way back.
---   {1, now}              granted
+--   read from P tok) or "token" (who = the token). The call is granted for
+--   now, or, when the budget opens within lookahead_ms, reserved for that
+--   moment `at` as a fetch's is (the answer is then given at `at`); it is
+--   recorded as left at `at` ("s:<id>"): the application calls at once,
+--   and the margin is the slack for the answer's way back.
+--   {1, at, wait}         granted for at = now + wait
 --   {0, wait_ms, expect}  no budget: strictly none for wait_ms; expect_ms
 --                         counts calls not yet sent as leaving on time
 --   {-2}                  the customer has no token
@@ -141,18 +143,22 @@ elseif op == 'grant' then
     hint[#hint + 1] = tonumber(string.match(calls[i], '^p:(%d+):')) or score
   end
   local due = kth(strict, R)
+  local at = now
   if due and due + span > now then
-    local expect = kth(hint, R) + span - now
-    if expect < 1 then expect = 1 end
-    return {0, due + span - now, expect}
+    if due + span - now > (tonumber(ARGV[9]) or 0) then
+      local expect = kth(hint, R) + span - now
+      if expect < 1 then expect = 1 end
+      return {0, due + span - now, expect}
+    end
+    at = due + span
   end
-  redis.call('ZADD', rl, now, 's:' .. ARGV[8])
+  redis.call('ZADD', rl, at, 's:' .. ARGV[8])
   local n = #strict + 1
   if n > R then
     redis.call('ZREMRANGEBYRANK', rl, 0, n - R - 1)
   end
   expire(rl, span)
-  return {1, now}
+  return {1, at, at - now}
 elseif op == 'refresh' then
   local ok = redis.call('SET', P .. 'tokcmd:' .. ARGV[2], now, 'NX', 'PX',
                         tonumber(ARGV[3]))
