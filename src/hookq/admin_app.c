@@ -54,9 +54,19 @@ struct waiter {
     int64_t deadline_us;     /* monotonic */
     char *who;               /* the customer or the token */
     int by_token;
-    int reserved;            /* granted for when the timer fires */
+    int reserved;            /* granted for when the timer fires: */
+    char grant_id[80];       /*   the grant, */
+    char *token;             /*   its token and */
+    int64_t at_ms;           /*   its moment, for hq__limit_grant_sent() */
     char endpoint[1024];
     struct waiter *prev, *next;
+};
+
+/* A grant reserved for later (ask()'s ASK_RESERVED). */
+struct reservation {
+    char id[80];
+    char *token;             /* owned */
+    int64_t at_ms;
 };
 
 struct hq_admin_app {
@@ -310,18 +320,19 @@ enum { ASK_WAIT = 0, ASK_ANSWERED = 1, ASK_RESERVED = 2 };
 static int
 ask(struct hq_admin_app *app, struct evhttp_request *req, const char *who,
     int by_token, const char *endpoint, int64_t lookahead_ms, int final,
-    int64_t *delay_ms)
+    int64_t *delay_ms, struct reservation *res)
 {
     struct hq__limit_grant g;
-    char id[80], msg[300];
+    char msg[300];
     int rc;
 
-    snprintf(id, sizeof(id), "api:%ld:%lld:%llu", (long)getpid(),
+    snprintf(res->id, sizeof(res->id), "api:%ld:%lld:%llu", (long)getpid(),
              app->started_us, ++app->grants);
     rc = hq__limit_grant(app->client, by_token ? NULL : who,
-                         by_token ? who : NULL, endpoint, id, &app->rate,
+                         by_token ? who : NULL, endpoint, res->id, &app->rate,
                          lookahead_ms, &g);
     if (rc != HQ_OK) {
+        free(g.token);
         reply_redis_error(req, app, rc);
         return ASK_ANSWERED;
     }
@@ -329,6 +340,8 @@ ask(struct hq_admin_app *app, struct evhttp_request *req, const char *who,
     case HQ_LIMIT_GO:
         if (g.wait_ms > 0) {
             *delay_ms = g.wait_ms;
+            res->token = g.token;
+            res->at_ms = g.at_ms;
             return ASK_RESERVED;
         }
         reply_text(req, 200, "{\"granted\":true}");
@@ -377,6 +390,7 @@ waiter_free(struct waiter *w)
     if (w->timer)
         event_free(w->timer);
     free(w->who);
+    free(w->token);
     free(w);
 }
 
@@ -413,11 +427,16 @@ schedule(struct waiter *w, int64_t expect_ms)
 
 /* Answer at the reserved moment: exactly, not capped by the deadline. */
 static void
-schedule_exact(struct waiter *w, int64_t delay_ms)
+schedule_exact(struct waiter *w, int64_t delay_ms, struct reservation *res)
 {
     struct timeval tv;
 
     w->reserved = 1;
+    snprintf(w->grant_id, sizeof(w->grant_id), "%s", res->id);
+    free(w->token);
+    w->token = res->token;
+    res->token = NULL;
+    w->at_ms = res->at_ms;
     tv.tv_sec = (time_t)(delay_ms / 1000);
     tv.tv_usec = (suseconds_t)(delay_ms % 1000) * 1000;
     evtimer_add(w->timer, &tv);
@@ -428,6 +447,7 @@ on_wait_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct waiter *w = arg;
     int64_t delay = 1, left_us = w->deadline_us - hq_mono_us();
+    struct reservation res = {{0}, NULL, 0};
     int r;
 
     (void)fd;
@@ -437,10 +457,15 @@ on_wait_timer(evutil_socket_t fd, short what, void *arg)
         evhttp_connection_set_closecb(w->conn, NULL, NULL);
     if (w->reserved) {
         reply_text(w->req, 200, "{\"granted\":true}");
+        /* The call leaves now: its real time, as a fetch's "sent". */
+        if (w->token)
+            hq__limit_grant_sent(w->app->client, w->by_token ? NULL : w->who,
+                                 w->token, w->endpoint, w->grant_id, w->at_ms,
+                                 &w->app->rate);
         r = ASK_ANSWERED;
     } else {
         r = ask(w->app, w->req, w->who, w->by_token, w->endpoint,
-                lookahead_for(left_us), left_us <= 0, &delay);
+                lookahead_for(left_us), left_us <= 0, &delay, &res);
     }
     if (r == ASK_ANSWERED) {
         w->conn = NULL;
@@ -450,7 +475,7 @@ on_wait_timer(evutil_socket_t fd, short what, void *arg)
     if (w->conn)
         evhttp_connection_set_closecb(w->conn, on_client_closed, w);
     if (r == ASK_RESERVED)
-        schedule_exact(w, delay);
+        schedule_exact(w, delay, &res);
     else
         schedule(w, delay);
 }
@@ -469,6 +494,7 @@ api_limit(struct hq_admin *a, struct evhttp_request *req, void *arg)
     const char *who, *why;
     json_int_t wait_ms = 0;
     int64_t delay = 1;
+    struct reservation res = {{0}, NULL, 0};
     int r;
 
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
@@ -536,7 +562,8 @@ api_limit(struct hq_admin *a, struct evhttp_request *req, void *arg)
         wait_ms = json_integer_value(wait);
     }
     r = ask(app, req, who, tok != NULL, endpoint,
-            lookahead_for((int64_t)wait_ms * 1000), wait_ms == 0, &delay);
+            lookahead_for((int64_t)wait_ms * 1000), wait_ms == 0, &delay,
+            &res);
     if (r == ASK_ANSWERED)
         goto out;
 
@@ -568,10 +595,11 @@ api_limit(struct hq_admin *a, struct evhttp_request *req, void *arg)
     if (w->conn)
         evhttp_connection_set_closecb(w->conn, on_client_closed, w);
     if (r == ASK_RESERVED)
-        schedule_exact(w, delay);
+        schedule_exact(w, delay, &res);
     else
         schedule(w, delay);
 out:
+    free(res.token);
     json_decref(body);
 }
 

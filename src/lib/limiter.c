@@ -228,8 +228,16 @@ hq__limit_grant(hq_client *c, const char *customer, const char *token,
                          "limit: unexpected reply from redis");
     } else if (rep->element[0]->integer == 1) {
         g->verdict = HQ_LIMIT_GO;
-        if (rep->elements == 3 && rep->element[2]->type == REDIS_REPLY_INTEGER)
+        if (rep->elements == 4 && rep->element[1]->type == REDIS_REPLY_INTEGER &&
+            rep->element[2]->type == REDIS_REPLY_INTEGER &&
+            rep->element[3]->type == REDIS_REPLY_STRING &&
+            rep->element[2]->integer > 0) {
+            g->at_ms = rep->element[1]->integer;
             g->wait_ms = rep->element[2]->integer;
+            g->token = strndup(rep->element[3]->str, rep->element[3]->len);
+            if (!g->token)
+                rc = hq__err_set(&c->err, HQ_ENOMEM, "out of memory");
+        }
     } else if (rep->element[0]->integer == -2) {
         g->verdict = HQ_LIMIT_NO_TOKEN;
     } else if (rep->elements == 3 &&
@@ -246,6 +254,28 @@ hq__limit_grant(hq_client *c, const char *customer, const char *token,
     }
     freeReplyObject(rep);
     return rc;
+}
+
+int
+hq__limit_grant_sent(hq_client *c, const char *customer, const char *token,
+                     const char *endpoint, const char *id, int64_t at_ms,
+                     const struct hq__limit_rate *rate)
+{
+    char at[24], w[24], m[24];
+    const char *argv[7] = {"sent", token, endpoint, id, at, w, m};
+    unsigned shard;
+    redisReply *rep;
+
+    snprintf(at, sizeof(at), "%lld", (long long)at_ms);
+    snprintf(w, sizeof(w), "%lld", (long long)rate->window_ms);
+    snprintf(m, sizeof(m), "%lld", (long long)rate->margin_ms);
+    shard = customer ? hq__store_shard_of(&c->ns, customer, strlen(customer))
+                     : 0;
+    rep = hq__sconn_eval(&c->conn, shard, "limit", 7, argv, NULL, &c->err);
+    if (rep == NULL)
+        return strstr(c->err.msg, "out of memory") ? HQ_ENOMEM : HQ_ESTORE;
+    freeReplyObject(rep);
+    return HQ_OK;
 }
 
 int

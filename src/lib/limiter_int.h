@@ -138,6 +138,9 @@ struct hq__limit_grant {
                             later (0 = now), at most the look-ahead */
     int64_t expect_ms;   /* HQ_LIMIT_WAIT: when it is expected (calls not
                             yet sent counted as leaving on time), <= wait_ms */
+    int64_t at_ms;       /* HQ_LIMIT_GO with wait_ms > 0: the reserved moment */
+    char *token;         /* HQ_LIMIT_GO with wait_ms > 0: the token, for
+                            hq__limit_grant_sent(); the caller frees it */
 };
 
 /*
@@ -155,6 +158,15 @@ int hq__limit_grant(hq_client *c, const char *customer, const char *token,
                     const char *endpoint, const char *id,
                     const struct hq__limit_rate *rate, int64_t lookahead_ms,
                     struct hq__limit_grant *g);
+
+/*
+ * The reserved grant `id` of hq__limit_grant() is answered now: record the
+ * real time, as hq__limit_sent() does for a fetch. Synchronous.
+ */
+int hq__limit_grant_sent(hq_client *c, const char *customer,
+                         const char *token, const char *endpoint,
+                         const char *id, int64_t at_ms,
+                         const struct hq__limit_rate *rate);
 
 /*
  * The endpoint an application names ("GET /posts/{post_id}") as hookq's

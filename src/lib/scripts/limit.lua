@@ -48,10 +48,11 @@
 --   as hookq's fetches. `by` is "customer" (who = the customer, its token
 --   read from P tok) or "token" (who = the token). The call is granted for
 --   now, or, when the budget opens within lookahead_ms, reserved for that
---   moment `at` as a fetch's is (the answer is then given at `at`); it is
---   recorded as left at `at` ("s:<id>"): the application calls at once,
---   and the margin is the slack for the answer's way back.
---   {1, at, wait}         granted for at = now + wait
+--   moment `at` as a fetch's is: pending ("p:<at>:<id>") until the admin
+--   answers and reports it with "sent". A call granted now is recorded as
+--   left now ("s:<id>"). The application calls at once, and the margin is
+--   the slack for the answer's way back.
+--   {1, at, wait, token}  granted for at = now + wait
 --   {0, wait_ms, expect}  no budget: strictly none for wait_ms; expect_ms
 --                         counts calls not yet sent as leaving on time
 --   {-2}                  the customer has no token
@@ -152,13 +153,18 @@ elseif op == 'grant' then
     end
     at = due + span
   end
-  redis.call('ZADD', rl, at, 's:' .. ARGV[8])
+  if at == now then
+    redis.call('ZADD', rl, now, 's:' .. ARGV[8])
+  else
+    -- Answered at `at`, when the admin reports it with "sent".
+    redis.call('ZADD', rl, at + W, 'p:' .. at .. ':' .. ARGV[8])
+  end
   local n = #strict + 1
   if n > R then
     redis.call('ZREMRANGEBYRANK', rl, 0, n - R - 1)
   end
   expire(rl, span)
-  return {1, at, at - now}
+  return {1, at, at - now, token}
 elseif op == 'refresh' then
   local ok = redis.call('SET', P .. 'tokcmd:' .. ARGV[2], now, 'NX', 'PX',
                         tonumber(ARGV[3]))
