@@ -15,7 +15,10 @@
  * connection's close callback).
  *
  * A grant is the same limit.lua decision as a fetch's, on the same sliding
- * log of (token, endpoint), recorded as a call that left at that moment.
+ * log of (token, endpoint), and as a fetch's it is pending until it leaves:
+ * here, until evhttp has written the 200 (its on-complete callback sends
+ * limit.lua "sent"), which on a busy loop may be a while after the
+ * decision.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -69,11 +72,23 @@ struct reservation {
     int64_t at_ms;
 };
 
+/* A grant answered, its "sent" due once the answer is written. */
+struct answered {
+    struct hq_admin_app *app;
+    char *who;               /* the customer, or NULL (a token's budget) */
+    char *token;
+    char endpoint[1024];
+    char id[80];
+    int64_t at_ms;
+    struct answered *prev, *next;
+};
+
 struct hq_admin_app {
     struct hq_admin *admin;
     hq_client *client;
     struct hq__limit_rate rate;
     struct waiter *waiters;
+    struct answered *answered; /* answers being written */
     unsigned long long grants; /* for grant ids */
     long long started_us;
 };
@@ -309,6 +324,66 @@ reply_refused(struct evhttp_request *req, int64_t retry_ms)
     reply_text(req, 429, body);
 }
 
+static void
+answered_free(struct answered *an)
+{
+    if (an->prev)
+        an->prev->next = an->next;
+    else
+        an->app->answered = an->next;
+    if (an->next)
+        an->next->prev = an->prev;
+    free(an->who);
+    free(an->token);
+    free(an);
+}
+
+/* The 200 has been written: the call leaves now (limit.lua "sent"). */
+static void
+on_answer_written(struct evhttp_request *req, void *arg)
+{
+    struct answered *an = arg;
+
+    (void)req;
+    hq__limit_grant_sent(an->app->client, an->who, an->token, an->endpoint,
+                         an->id, an->at_ms, &an->app->rate);
+    answered_free(an);
+}
+
+/*
+ * Answer a grant, and record when the answer was written: the evhttp loop
+ * writes it after the callbacks already due, which under load may be a
+ * while after the decision. Takes `token`. Without memory for that, the
+ * grant stays pending in the log: counted as late as it may be, safe.
+ */
+static void
+reply_granted(struct hq_admin_app *app, struct evhttp_request *req,
+              const char *customer, const char *endpoint, const char *id,
+              char *token, int64_t at_ms)
+{
+    struct answered *an = calloc(1, sizeof(*an));
+
+    if (an != NULL && token != NULL &&
+        (customer == NULL || (an->who = strdup(customer)) != NULL)) {
+        an->app = app;
+        an->token = token;
+        token = NULL;
+        snprintf(an->endpoint, sizeof(an->endpoint), "%s", endpoint);
+        snprintf(an->id, sizeof(an->id), "%s", id);
+        an->at_ms = at_ms;
+        an->next = app->answered;
+        if (app->answered)
+            app->answered->prev = an;
+        app->answered = an;
+        evhttp_request_set_on_complete_cb(req, on_answer_written, an);
+    } else if (an != NULL) {
+        free(an->who);
+        free(an);
+    }
+    free(token);
+    reply_text(req, 200, "{\"granted\":true}");
+}
+
 enum { ASK_WAIT = 0, ASK_ANSWERED = 1, ASK_RESERVED = 2 };
 
 /*
@@ -344,7 +419,8 @@ ask(struct hq_admin_app *app, struct evhttp_request *req, const char *who,
             res->at_ms = g.at_ms;
             return ASK_RESERVED;
         }
-        reply_text(req, 200, "{\"granted\":true}");
+        reply_granted(app, req, by_token ? NULL : who, endpoint, res->id,
+                      g.token, g.at_ms);
         return ASK_ANSWERED;
     case HQ_LIMIT_NO_TOKEN:
         snprintf(msg, sizeof(msg),
@@ -456,12 +532,9 @@ on_wait_timer(evutil_socket_t fd, short what, void *arg)
     if (w->conn)
         evhttp_connection_set_closecb(w->conn, NULL, NULL);
     if (w->reserved) {
-        reply_text(w->req, 200, "{\"granted\":true}");
-        /* The call leaves now: its real time, as a fetch's "sent". */
-        if (w->token)
-            hq__limit_grant_sent(w->app->client, w->by_token ? NULL : w->who,
-                                 w->token, w->endpoint, w->grant_id, w->at_ms,
-                                 &w->app->rate);
+        reply_granted(w->app, w->req, w->by_token ? NULL : w->who,
+                      w->endpoint, w->grant_id, w->token, w->at_ms);
+        w->token = NULL;
         r = ASK_ANSWERED;
     } else {
         r = ask(w->app, w->req, w->who, w->by_token, w->endpoint,
@@ -585,10 +658,9 @@ api_limit(struct hq_admin *a, struct evhttp_request *req, void *arg)
     if (w == NULL || w->who == NULL || w->timer == NULL) {
         if (w != NULL)
             waiter_free(w);
-        if (r == ASK_RESERVED)
-            reply_text(req, 200, "{\"granted\":true}"); /* a little early */
-        else
-            reply_refused(req, delay);
+        /* Out of memory: never answer a reserved grant early (it stays
+         * pending in the log, counted). */
+        reply_refused(req, delay);
         goto out;
     }
     w->conn = evhttp_request_get_connection(req);
@@ -651,6 +723,8 @@ hq_admin_app_free(struct hq_admin_app *app)
         return;
     while (app->waiters)
         waiter_free(app->waiters);
+    while (app->answered)
+        answered_free(app->answered);
     hq_client_free(app->client);
     free(app);
 }

@@ -230,8 +230,7 @@ hq__limit_grant(hq_client *c, const char *customer, const char *token,
         g->verdict = HQ_LIMIT_GO;
         if (rep->elements == 4 && rep->element[1]->type == REDIS_REPLY_INTEGER &&
             rep->element[2]->type == REDIS_REPLY_INTEGER &&
-            rep->element[3]->type == REDIS_REPLY_STRING &&
-            rep->element[2]->integer > 0) {
+            rep->element[3]->type == REDIS_REPLY_STRING) {
             g->at_ms = rep->element[1]->integer;
             g->wait_ms = rep->element[2]->integer;
             g->token = strndup(rep->element[3]->str, rep->element[3]->len);

@@ -138,8 +138,8 @@ struct hq__limit_grant {
                             later (0 = now), at most the look-ahead */
     int64_t expect_ms;   /* HQ_LIMIT_WAIT: when it is expected (calls not
                             yet sent counted as leaving on time), <= wait_ms */
-    int64_t at_ms;       /* HQ_LIMIT_GO with wait_ms > 0: the reserved moment */
-    char *token;         /* HQ_LIMIT_GO with wait_ms > 0: the token, for
+    int64_t at_ms;       /* HQ_LIMIT_GO: the moment granted */
+    char *token;         /* HQ_LIMIT_GO: the token, for
                             hq__limit_grant_sent(); the caller frees it */
 };
 
@@ -148,8 +148,8 @@ struct hq__limit_grant {
  * `customer`'s (exactly one of `customer` and `token` is non-NULL), or
  * when the budget opens within `lookahead_ms`, reserved for that moment
  * (as a fetch's grant is: an application waiting competes with hookq's
- * jobs on equal terms); granted calls are recorded as call `id` (unique
- * for W), left at their moment. Synchronous, on
+ * jobs on equal terms); a granted call is recorded as call `id` (unique
+ * for W), pending until hq__limit_grant_sent() says when it was answered. Synchronous, on
  * `c`'s connection, in the customer's shard (a token alone: shard 0, so
  * the caller allows it only with one shard). Returns HQ_OK with `g`
  * filled, or HQ_ESTORE / HQ_ENOMEM / HQ_EPROTO (hq_client_errmsg(c)).
@@ -160,8 +160,8 @@ int hq__limit_grant(hq_client *c, const char *customer, const char *token,
                     struct hq__limit_grant *g);
 
 /*
- * The reserved grant `id` of hq__limit_grant() is answered now: record the
- * real time, as hq__limit_sent() does for a fetch. Synchronous.
+ * Grant `id` of hq__limit_grant() has been answered (its bytes written):
+ * record that moment, as hq__limit_sent() does for a fetch. Synchronous.
  */
 int hq__limit_grant_sent(hq_client *c, const char *customer,
                          const char *token, const char *endpoint,

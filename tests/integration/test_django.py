@@ -110,7 +110,7 @@ def django_gets_each_webhook_once_in_order_verified_within_the_shared_rate():
         events["post-create"].insert(0, "fetch = GET /posts/{data.post_id}")
         sign_cfg = ["", "[deliver]", "secret = " + SECRET] if signs else []
         hq = Hookq(start, rs, mock.url, events, token=TOKEN,
-                   api=["margin = 60ms"] + sign_cfg)
+                   api=["margin = 100ms"] + sign_cfg)
         shop.env["HOOKQ_ADMIN_URL"] = "http://127.0.0.1:%d" % hq.admin
         for customer in ("acme", "bob"):
             status, _, _ = hq.request("/api/tokens/" + customer,

@@ -48,10 +48,10 @@
 --   as hookq's fetches. `by` is "customer" (who = the customer, its token
 --   read from P tok) or "token" (who = the token). The call is granted for
 --   now, or, when the budget opens within lookahead_ms, reserved for that
---   moment `at` as a fetch's is: pending ("p:<at>:<id>") until the admin
---   answers and reports it with "sent". A call granted now is recorded as
---   left now ("s:<id>"). The application calls at once, and the margin is
---   the slack for the answer's way back.
+--   moment `at` as a fetch's is. Either way it is pending ("p:<at>:<id>")
+--   until the admin has written its answer and reports it with "sent", as
+--   a worker does for a fetch. The application calls at once, and the
+--   margin is the slack for the answer's way back.
 --   {1, at, wait, token}  granted for at = now + wait
 --   {0, wait_ms, expect}  no budget: strictly none for wait_ms; expect_ms
 --                         counts calls not yet sent as leaving on time
@@ -153,12 +153,9 @@ elseif op == 'grant' then
     end
     at = due + span
   end
-  if at == now then
-    redis.call('ZADD', rl, now, 's:' .. ARGV[8])
-  else
-    -- Answered at `at`, when the admin reports it with "sent".
-    redis.call('ZADD', rl, at + W, 'p:' .. at .. ':' .. ARGV[8])
-  end
+  -- Pending until the admin has written its answer and reports it with
+  -- "sent" (a busy loop may write it a while after this decision).
+  redis.call('ZADD', rl, at + W, 'p:' .. at .. ':' .. ARGV[8])
   local n = #strict + 1
   if n > R then
     redis.call('ZREMRANGEBYRANK', rl, 0, n - R - 1)
