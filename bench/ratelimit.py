@@ -259,36 +259,50 @@ def shared_run(with_app):
         grants = [0] * SHARED_TOKENS
         sent_at = {}
 
-        def app(t):
-            # Kept-alive connections, as an application's HTTP client would
-            # have: the call leaves right after its grant.
-            import http.client
-            adm = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
-            api = http.client.HTTPConnection("127.0.0.1", mock.port, timeout=15)
-            # Connected before the first grant: a call that must connect
-            # first leaves late, beyond what [api] margin covers.
-            adm.connect()
-            api.connect()
-            ready.wait()
+        # The application: one asyncio loop (no thread per token, so no
+        # interpreter lock between a grant and its call), a kept-alive
+        # connection per token to hookq's admin and to the API, connected
+        # before the first grant (a call that must connect first leaves
+        # late, beyond what [api] margin covers).
+        import asyncio
+
+        async def http(rd, wr, method, path, headers=(), body=b""):
+            head = ["%s %s HTTP/1.1" % (method, path), "Host: 127.0.0.1",
+                    "Content-Length: %d" % len(body)] + list(headers)
+            wr.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+            lines = (await rd.readuntil(b"\r\n\r\n")).decode().split("\r\n")
+            status = int(lines[0].split()[1])
+            n = 0
+            for h in lines[1:]:
+                if h.lower().startswith("content-length:"):
+                    n = int(h.split(":", 1)[1])
+            await rd.readexactly(n)
+            return status
+
+        async def app(t):
+            adm = await asyncio.open_connection("127.0.0.1", port)
+            api = await asyncio.open_connection("127.0.0.1", mock.port)
+            while not ready.is_set():
+                await asyncio.sleep(0.01)
             body = json.dumps({"customer": "c%d" % t, "endpoint": "GET /posts/{}",
-                               "wait_ms": 2000})
+                               "wait_ms": 2000}).encode()
             while not done.is_set():
                 t_ask = time.monotonic() * 1000
-                adm.request("POST", "/api/limit", body=body,
-                            headers={"Content-Type": "application/json"})
-                resp = adm.getresponse()
-                resp.read()
-                if resp.status != 200:
+                st = await http(*adm, "POST", "/api/limit",
+                                ["Content-Type: application/json"], body)
+                if st != 200:
                     continue
                 grants[t] += 1
                 sent_at["tok-%d/%d" % (t, 900000 + grants[t])] = (t_ask, time.monotonic() * 1000)
-                api.request("GET", "/posts/%d" % (900000 + grants[t]),
-                            headers={"Authorization": "Bearer tok-%d" % t})
-                api.getresponse().read()
-            adm.close()
-            api.close()
-        threads = [threading.Thread(target=app, args=(t,)) for t in range(SHARED_TOKENS)] \
-            if with_app else []
+                await http(*api, "GET", "/posts/%d" % (900000 + grants[t]),
+                           ["Authorization: Bearer tok-%d" % t])
+            for _, wr in (adm, api):
+                wr.close()
+
+        async def apps():
+            await asyncio.gather(*[app(t) for t in range(SHARED_TOKENS)])
+
+        threads = [threading.Thread(target=lambda: asyncio.run(apps()))] if with_app else []
         for th in threads:
             th.start()
         time.sleep(0.5)
