@@ -389,8 +389,9 @@ def grant():
                "http_roundtrip_us_p99": round(lat[99 * len(lat) // 100]),
                "grants": len(lat)}
         print(json.dumps(out))
-        print("one /api/limit grant: %d Redis commands (the EVALSHA of limit.lua grant and what "
-              "it runs), %.1f us in Redis; HTTP round trip from Python p50 %d us, p99 %d us "
+        print("one /api/limit grant: %d Redis commands (2 EVALSHA: limit.lua grant, then sent once "
+              "the 200 is written, and what they run), %.1f us in Redis per EVALSHA; HTTP round "
+              "trip from Python p50 %d us, p99 %d us "
               "(%d sequential grants)" % (cmds, ev.get("usec_per_call", 0),
                                            out["http_roundtrip_us_p50"],
                                            out["http_roundtrip_us_p99"], len(lat)))
