@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "hookq/hookq.h"
 
@@ -42,6 +43,28 @@ hq__parse_decimal(const char *s, size_t len, int64_t *out)
         v = v * 10 + (s[i] - '0');
     }
     *out = v;
+    return 0;
+}
+
+/*
+ * Grow the buffer `*buf` of `*cap` bytes (doubling, from 1024) to hold at
+ * least `need` bytes. 0, or -1 when out of memory (the buffer is kept).
+ */
+static inline int
+hq__buf_reserve(char **buf, size_t *cap, size_t need)
+{
+    size_t n = *cap ? *cap : 1024;
+    char *p;
+
+    if (need <= *cap)
+        return 0;
+    while (n < need)
+        n *= 2;
+    p = realloc(*buf, n);
+    if (p == NULL)
+        return -1;
+    *buf = p;
+    *cap = n;
     return 0;
 }
 
