@@ -189,6 +189,8 @@ def the_package_installs_runs_and_purges_on_a_clean_debian_12():
         assert 0 < uid < 1000, uid  # a system user
         assert root.sh("stat -c '%U:%G %a' /var/lib/hookq").stdout.strip() == "hookq:hookq 750"
         assert "/usr/sbin/nologin" in root.sh("getent passwd hookq").stdout
+        # The configuration may hold secrets: root and the hookq group only.
+        assert root.sh("stat -c '%U:%G %a' /etc/hookq/hookq.ini").stdout.strip() == "root:hookq 640"
 
         # hookq run as the hookq user, on the shipped config plus an event.
         with open(root.path("/etc/hookq/hookq.ini"), "a") as f:
