@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "hookq/hookq.h"
 
@@ -44,6 +45,29 @@ hq__parse_decimal(const char *s, size_t len, int64_t *out)
     }
     *out = v;
     return 0;
+}
+
+/*
+ * A signed decimal number as strtoll() reads it (leading blanks and a sign
+ * allowed), with nothing after it: HQ_OK with the value in `*out`, or
+ * HQ_EPROTO (empty, too long, or trailing bytes).
+ */
+static inline int
+hq__parse_i64(const char *s, size_t len, int64_t *out)
+{
+    char buf[32];
+    char *end;
+    long long v;
+
+    if (len == 0 || len >= sizeof(buf))
+        return HQ_EPROTO;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    v = strtoll(buf, &end, 10);
+    if (*end != '\0')
+        return HQ_EPROTO;
+    *out = v;
+    return HQ_OK;
 }
 
 /*
