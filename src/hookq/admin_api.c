@@ -27,8 +27,8 @@
 
 #include "admin_api.h"
 #include "intake.h"
-#include "metrics.h"
-#include "process.h"
+#include "metrics_int.h"
+#include "process_int.h"
 
 #include "banned_int.h"
 

@@ -61,7 +61,7 @@
 
 #include "envelope_int.h"
 #include "intake.h"
-#include "metrics.h"
+#include "metrics_int.h"
 #include "signature_int.h"
 #include "http1_int.h"
 #include "pusher_int.h"
