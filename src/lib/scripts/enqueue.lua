@@ -47,31 +47,7 @@ local reply = {}
 
 local t = redis.call('TIME')
 local received = t[1] .. string.sub('00000' .. t[2], -6, -4)
--- Job ids of this batch: SHARD-(first .. first+n-1). A job that turns out a
--- duplicate or full leaves its number unused.
-local first = redis.call('INCRBY', P .. 'ids', n) - n + 1
-
--- The batch's keys, in the order they first appear, with their job counts.
-local order, groups, keyof = {}, {}, {}
-for i = 0, n - 1 do
-  local a = 3 + 4 * i
-  local key = ARGV[a] .. ':' .. ARGV[a + 1]
-  local g = groups[key]
-  if not g then
-    g = {customer = ARGV[a], count = 0, ids = {}, at = {}, idx = {}}
-    groups[key] = g
-    order[#order + 1] = key
-  end
-  g.count = g.count + 1
-  keyof[i] = key
-end
--- Count every job in at once; base = the depth before this batch.
-for _, key in ipairs(order) do
-  local g = groups[key]
-  g.base = tonumber(redis.call('ZINCRBY', P .. 'depth', g.count, key)) - g.count
-end
-
--- Dedup generations, read on the first job with a webhook-id (see above).
+-- Dedup generations (see above), read when the batch has a webhook-id.
 local DD_WINDOWS, DD_FILL, DD_SLOTS, DD_DROP = 4, 64, 1024, 500
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl_ms = tonumber(ttl)
@@ -161,9 +137,6 @@ end
 -- number when it is a duplicate, else false and the hash and field it was
 -- stored at (so that a refusal can take it back).
 local function dd_check(whid, num)
-  if not gens then
-    dd_open()
-  end
   local h = redis.sha1hex(whid)
   local a = tonumber(string.sub(h, 1, 8), 16)
   local f = struct.pack('>I4I4I4I4', a, tonumber(string.sub(h, 9, 16), 16),
@@ -191,6 +164,41 @@ local function dd_check(whid, num)
   cur.n = cur.n + 1
   dd_dirty = true
   return false, hk, f
+end
+
+-- Before the first write that may take memory: with Redis over maxmemory
+-- (noeviction) that write is refused and the call changes nothing, unless
+-- expired dedup generations were deleted first, which is what frees the
+-- memory of a Redis full of remembered ids.
+for i = 0, n - 1 do
+  if ARGV[6 + 4 * i] ~= '' then
+    dd_open()
+    break
+  end
+end
+
+-- Job ids of this batch: SHARD-(first .. first+n-1). A job that turns out a
+-- duplicate or full leaves its number unused.
+local first = redis.call('INCRBY', P .. 'ids', n) - n + 1
+
+-- The batch's keys, in the order they first appear, with their job counts.
+local order, groups, keyof = {}, {}, {}
+for i = 0, n - 1 do
+  local a = 3 + 4 * i
+  local key = ARGV[a] .. ':' .. ARGV[a + 1]
+  local g = groups[key]
+  if not g then
+    g = {customer = ARGV[a], count = 0, ids = {}, at = {}, idx = {}}
+    groups[key] = g
+    order[#order + 1] = key
+  end
+  g.count = g.count + 1
+  keyof[i] = key
+end
+-- Count every job in at once; base = the depth before this batch.
+for _, key in ipairs(order) do
+  local g = groups[key]
+  g.base = tonumber(redis.call('ZINCRBY', P .. 'depth', g.count, key)) - g.count
 end
 
 -- Dedup and the depth check, job by job, in argument order. A job refused
