@@ -176,6 +176,7 @@ struct loop {
     int finished;
     _Atomic uint64_t accepted, duplicate;
     _Atomic uint64_t rejected[HQ_INTAKE_NREASONS];
+    _Atomic int redis_oom;     /* Redis's last answer: refused for memory */
     struct hq_hist latency;    /* request complete -> answer written */
 };
 
@@ -515,6 +516,11 @@ on_stored(redisAsyncContext *ac, void *r, void *privdata)
          reply->elements == 3 * (size_t)b->n;
     for (unsigned i = 0; ok && i < b->n; i++)
         ok = job_reply_ok(reply, i);
+    if (reply != NULL)
+        atomic_store_explicit(&lp->redis_oom,
+                              reply->type == REDIS_REPLY_ERROR &&
+                                  strncmp(reply->str, "OOM ", 4) == 0,
+                              memory_order_relaxed);
     if (reply != NULL && !ok) {
         snprintf(detail, sizeof(detail), "redis answered %s%.150s",
                  reply->type == REDIS_REPLY_ERROR ? "an error: " : "something unexpected",
@@ -1941,6 +1947,7 @@ hq_intake_stats(const struct hq_intake *in, struct hq_intake_stats *out)
         for (int r = 0; r < HQ_INTAKE_NREASONS; r++)
             out->rejected[r] += atomic_load_explicit(&lp->rejected[r],
                                                      memory_order_relaxed);
+        out->redis_oom |= atomic_load_explicit(&lp->redis_oom, memory_order_relaxed);
     }
     out->connections = atomic_load_explicit(&in->nconns, memory_order_relaxed);
 }
