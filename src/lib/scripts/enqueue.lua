@@ -74,13 +74,14 @@ local function dd_open()
   for j = 2, #nums - 5, 6 do
     local g = {id = nums[j], start = nums[j + 1], w = nums[j + 2], m = nums[j + 3],
                n = nums[j + 4], del = nums[j + 5]}
+    g.pre = P .. 'dd:' .. string.format('%d', g.id) .. ':'
     if now >= gen_end(g) then
       dd_dirty = true
       if budget > 0 then
         local upto = math.min(g.del + budget, g.m)
         local doomed = {}
         for i = g.del, upto - 1 do
-          doomed[#doomed + 1] = P .. 'dd:' .. g.id .. ':' .. i
+          doomed[#doomed + 1] = g.pre .. i
         end
         if #doomed > 0 then
           redis.call('UNLINK', unpack(doomed))
@@ -117,7 +118,8 @@ local function dd_open()
       end
     end
     m = math.max(1, m, math.ceil(n / DD_FILL))
-    cur = {id = dd_next, start = now, w = w, m = m, n = 0, del = 0}
+    cur = {id = dd_next, start = now, w = w, m = m, n = 0, del = 0,
+           pre = P .. 'dd:' .. string.format('%d', dd_next) .. ':'}
     dd_next = dd_next + 1
     gens[#gens + 1] = cur
     dd_dirty = true
@@ -143,7 +145,7 @@ local function dd_check(whid, num)
                         tonumber(string.sub(h, 17, 24), 16), tonumber(string.sub(h, 25, 32), 16))
   for _, g in ipairs(gens) do
     if g ~= cur and now < gen_end(g) then
-      local v = redis.call('HGET', P .. 'dd:' .. g.id .. ':' .. (a % g.m), f)
+      local v = redis.call('HGET', g.pre .. (a % g.m), f)
       if v then
         v = tonumber(v)
         local slot = v % DD_SLOTS
@@ -153,7 +155,7 @@ local function dd_check(whid, num)
       end
     end
   end
-  local hk = P .. 'dd:' .. cur.id .. ':' .. (a % cur.m)
+  local hk = cur.pre .. (a % cur.m)
   local slot = math.floor((now - cur.start) * DD_SLOTS / cur.w)
   local v = string.format('%d', num * DD_SLOTS + slot)
   if redis.call('HSETNX', hk, f, v) == 0 then
