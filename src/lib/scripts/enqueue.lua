@@ -36,7 +36,7 @@
 -- whole, DD_DROP hashes per call, by the calls that come after. The list of
 -- generations is one small string, `dd`: the next generation number, then
 -- six numbers per generation (oldest first): number, start ms, window ms,
--- M, ids stored, hashes deleted so far.
+-- M, the shard's first job number when it opened, hashes deleted so far.
 local max_depth = tonumber(ARGV[1])
 local ttl = ARGV[2]
 local n = (#ARGV - 2) / 4
@@ -73,7 +73,7 @@ local function dd_open()
   local budget = DD_DROP
   for j = 2, #nums - 5, 6 do
     local g = {id = nums[j], start = nums[j + 1], w = nums[j + 2], m = nums[j + 3],
-               n = nums[j + 4], del = nums[j + 5]}
+               first = nums[j + 4], del = nums[j + 5]}
     g.pre = P .. 'dd:' .. string.format('%d', g.id) .. ':'
     if now >= gen_end(g) then
       dd_dirty = true
@@ -96,29 +96,35 @@ local function dd_open()
       gens[#gens + 1] = g
     end
   end
-  -- The newest generation takes this batch unless its window has passed or
-  -- the batch would overfill it; then a new one opens, with M sized for the
-  -- rate the last one saw over a window (at most 8 times its M when it
-  -- filled up early: a burst does not make M huge) and at least for the
-  -- batch itself.
+end
+
+-- The generation this batch goes to (its first job is number `first`).
+-- The newest one takes it unless its window has passed or the batch would
+-- overfill it; then a new one opens, with M sized for the rate the last one
+-- saw over a window (at most 8 times its M when it filled up early: a burst
+-- does not make M huge) and at least for the batch itself. A generation's
+-- count is the shard's job numbers given since it opened (jobs without a
+-- webhook-id included: an upper bound), so no call writes `dd` but those
+-- that open or delete a generation.
+local function dd_pick(first)
   local last = gens[#gens]
   local w = math.max(1, math.floor(ttl_ms / DD_WINDOWS))
   if last and now >= gen_end(last) then
     last = false
   end
-  if last and now < last.start + last.w and last.n + n <= last.m * DD_FILL then
+  if last and now < last.start + last.w and first + n - last.first <= last.m * DD_FILL then
     cur = last
   else
     local m = 1
     if last then
-      local rate = last.n / math.max(1, now - last.start)
+      local rate = (first - last.first) / math.max(1, now - last.start)
       m = math.ceil(rate * w / DD_FILL)
       if now < last.start + last.w then
         m = math.min(m, last.m * 8)
       end
     end
     m = math.max(1, m, math.ceil(n / DD_FILL))
-    cur = {id = dd_next, start = now, w = w, m = m, n = 0, del = 0,
+    cur = {id = dd_next, start = now, w = w, m = m, first = first, del = 0,
            pre = P .. 'dd:' .. string.format('%d', dd_next) .. ':'}
     dd_next = dd_next + 1
     gens[#gens + 1] = cur
@@ -129,7 +135,7 @@ end
 local function dd_save()
   local parts = {string.format('%d', dd_next)}
   for _, g in ipairs(gens) do
-    parts[#parts + 1] = string.format('%d %d %d %d %d %d', g.id, g.start, g.w, g.m, g.n, g.del)
+    parts[#parts + 1] = string.format('%d %d %d %d %d %d', g.id, g.start, g.w, g.m, g.first, g.del)
   end
   redis.call('SET', P .. 'dd', table.concat(parts, ' '))
 end
@@ -163,8 +169,6 @@ local function dd_check(whid, num)
     -- still (its window is shorter than the ttl).
     return math.floor(tonumber(redis.call('HGET', hk, f)) / DD_SLOTS)
   end
-  cur.n = cur.n + 1
-  dd_dirty = true
   return false, hk, f
 end
 
@@ -182,6 +186,9 @@ end
 -- Job ids of this batch: SHARD-(first .. first+n-1). A job that turns out a
 -- duplicate or full leaves its number unused.
 local first = redis.call('INCRBY', P .. 'ids', n) - n + 1
+if gens then
+  dd_pick(first)
+end
 
 -- The batch's keys, in the order they first appear, with their job counts.
 local order, groups, keyof = {}, {}, {}
@@ -221,7 +228,6 @@ for i = 0, n - 1 do
   elseif max_depth > 0 and g.base + #g.ids >= max_depth then
     if dk then
       redis.call('HDEL', dk, df)
-      cur.n = cur.n - 1
     end
     reply[3 * i + 1], reply[3 * i + 2], reply[3 * i + 3] = 2, '', 0
     fulls = fulls + 1
