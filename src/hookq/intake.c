@@ -122,6 +122,7 @@ struct loop {
     int finished;
     _Atomic uint64_t accepted, duplicate;
     _Atomic uint64_t rejected[HQ_INTAKE_NREASONS];
+    _Atomic int redis_oom;     /* Redis's last answer: refused for memory */
     struct hq_hist latency;    /* request complete -> answer written */
 };
 
@@ -386,6 +387,12 @@ on_pushed(void *req, enum hq__push_outcome outcome,
 
     (void)arg;
     evtimer_del(c->timer); /* its Redis deadline */
+    /* Redis over its maxmemory refuses the enqueue: /healthz says so. */
+    if (outcome != HQ_PUSH_NOT_REPLICATED)
+        atomic_store_explicit(&c->lp->redis_oom,
+                              outcome == HQ_PUSH_FAILED && detail != NULL &&
+                                  strstr(detail, "an error: OOM ") != NULL,
+                              memory_order_relaxed);
     switch (outcome) {
     case HQ_PUSH_ANSWERED:
         answer_stored(c, res->status, res->id, strlen(res->id), res->seq);
@@ -1168,6 +1175,7 @@ hq_intake_stats(const struct hq_intake *in, struct hq_intake_stats *out)
         for (int r = 0; r < HQ_INTAKE_NREASONS; r++)
             out->rejected[r] += atomic_load_explicit(&lp->rejected[r],
                                                      memory_order_relaxed);
+        out->redis_oom |= atomic_load_explicit(&lp->redis_oom, memory_order_relaxed);
     }
     out->connections = atomic_load_explicit(&in->nconns, memory_order_relaxed);
 }
