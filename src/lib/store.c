@@ -102,6 +102,7 @@ hq__store_parse_hostports(const char *list, size_t len, const char *what,
                           unsigned *n, struct hq__err *err)
 {
     const char *p = list, *end = list + len;
+    int several = memchr(list, ',', len) != NULL;
 
     *n = 0;
     if (len == 0)
@@ -120,8 +121,10 @@ hq__store_parse_hostports(const char *list, size_t len, const char *what,
         if (colon) {
             if (parse_int(colon + 1, (size_t)(stop - colon - 1), 1, 65535,
                           &sd->port))
-                return hq__err_set(err, HQ_EINVAL, "%s: bad port in '%.*s'",
-                                   what, (int)(stop - p), p);
+                return hq__err_set(err, HQ_EINVAL, "%s: bad port%s%.*s%s",
+                                   what, several ? " in '" : "",
+                                   several ? (int)(stop - p) : 0, p,
+                                   several ? "'" : "");
         } else if (need_port) {
             return hq__err_set(err, HQ_EINVAL,
                                "%s: '%.*s' needs a port (host:port)", what,
@@ -209,8 +212,8 @@ hq__store_parse_url(const char *url, int timeout_ms,
         p = at + 1;
     }
     /* Name the url without its password in messages. */
-    snprintf(what, sizeof(what), "redis url '%s%.*s'", at ? "redis://…@" : "",
-             (int)(end - p), p);
+    snprintf(what, sizeof(what), "redis url '%s%.*s'",
+             at ? "redis://…@" : "redis://", (int)(end - p), p);
     if (hq__store_parse_hostports(p, (size_t)(slash - p), what, 0, addr->seeds,
                                   &addr->nseeds, err))
         return HQ_EINVAL;
