@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "conn_int.h"
 #include "sentinel_int.h"
 
 int
@@ -103,7 +104,7 @@ check_master(const struct hq__store_seed *m, const struct hq__store_addr *addr,
     memcpy(a.host, m->host, sizeof(a.host));
     a.port = m->port;
     a.unix_path[0] = '\0';
-    c = hq__store_connect(&a, err);
+    c = hq__conn_connect_sync(&a, err);
     if (c == NULL)
         return HQ_ESTORE;
     r = redisCommand(c, "ROLE");

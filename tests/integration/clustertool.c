@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "cluster_int.h"
+#include "conn_int.h"
 #include "sentinel_int.h"
 #include "store_int.h"
 
@@ -41,7 +42,7 @@ read_map(const char *hostport, struct hq__cluster_map *m)
     snprintf(url, sizeof(url), "redis://%s", hostport);
     if (hq__store_parse_url(url, 0, &a, &e) != HQ_OK)
         return fail("url", e.msg);
-    c = hq__store_connect(&a, &e);
+    c = hq__conn_connect_sync(&a, &e);
     if (c == NULL)
         return fail("connect", e.msg);
     r = redisCommand(c, "CLUSTER SLOTS");
@@ -117,7 +118,7 @@ main(int argc, char **argv)
 
         if (hq__store_parse_url(argv[2], 2000, &a, &e))
             return fail("url", e.msg);
-        c = hq__store_connect(&a, &e);
+        c = hq__conn_connect_sync(&a, &e);
         if (c == NULL)
             return fail("connect", e.msg);
         r = redisCommand(c, "PING");
