@@ -349,6 +349,7 @@ static void
 went_down(struct hq__conn *c, const char *why)
 {
     c->up = 0;
+    c->seed++; /* HQ_CONN_ANY_NODE: the next seed next time */
     if (c->closing)
         return;
     if (c->hooks.down)
@@ -399,21 +400,71 @@ ignore_reply(redisAsyncContext *ac, void *r, void *privdata)
     (void)privdata;
 }
 
+static void
+router_map(void *arg)
+{
+    struct hq__conn *c = arg;
+
+    if (c->up || c->closing)
+        return;
+    c->up = 1;
+    if (c->hooks.up)
+        c->hooks.up(c, c->hooks.arg);
+}
+
+static void
+router_node_down(const char *why, void *arg)
+{
+    struct hq__conn *c = arg;
+
+    /* Until the map has been read again: `up` then. */
+    c->up = 0;
+    if (!c->closing && c->hooks.down)
+        c->hooks.down(c, why, c->hooks.arg);
+}
+
+static int
+routed(const struct hq__conn *c)
+{
+    return c->addr->nseeds > 1 && !(c->flags & HQ_CONN_ANY_NODE);
+}
+
 void
 hq__conn_start(struct hq__conn *c)
 {
     redisAsyncContext *ac;
     char name[300], why[400];
+    const char *host = c->addr->host;
+    int port = c->addr->port;
 
-    if (c->ac != NULL || c->closing)
+    if (c->ac != NULL || c->router != NULL || c->closing)
         return;
     if (c->retry_ev)
         evtimer_del(c->retry_ev);
-    addr_name(c->addr, name, sizeof(name));
+    if (routed(c)) {
+        struct hq__router_hooks rh = {router_map, router_node_down, c};
+
+        if (hq__router_new(c->base, c->addr, &c->router) != HQ_OK) {
+            went_down(c, "cannot set up the cluster router: out of memory");
+            return;
+        }
+        hq__router_set_hooks(c->router, &rh);
+        if (hq__router_has_map(c->router))
+            router_map(c);
+        return;
+    }
+    if (c->addr->nseeds > 1) {
+        /* HQ_CONN_ANY_NODE: the seeds in turn, one per attempt. */
+        host = c->addr->seeds[c->seed % c->addr->nseeds].host;
+        port = c->addr->seeds[c->seed % c->addr->nseeds].port;
+        snprintf(name, sizeof(name), "%s:%d", host, port);
+    } else {
+        addr_name(c->addr, name, sizeof(name));
+    }
     if (c->addr->unix_path[0])
         ac = redisAsyncConnectUnix(c->addr->unix_path);
     else
-        ac = redisAsyncConnect(c->addr->host, c->addr->port);
+        ac = redisAsyncConnect(host, port);
     if (ac == NULL || ac->err || redisLibeventAttach(ac, c->base) != REDIS_OK) {
         snprintf(why, sizeof(why), "cannot connect to redis at '%s': %s", name,
                  ac == NULL ? "out of memory"
@@ -460,6 +511,11 @@ drop(struct hq__conn *c)
 void
 hq__conn_reset(struct hq__conn *c, const char *why)
 {
+    if (c->router) {
+        router_node_down(why, c);
+        hq__router_reset(c->router);
+        return;
+    }
     if (c->ac == NULL)
         return;
     drop(c);
@@ -478,6 +534,8 @@ void
 hq__conn_release(struct hq__conn *c)
 {
     c->closing = 1;
+    hq__router_free(c->router);
+    c->router = NULL;
     drop(c);
     if (c->retry_ev)
         event_free(c->retry_ev);
@@ -487,7 +545,13 @@ hq__conn_release(struct hq__conn *c)
 redisAsyncContext *
 hq__conn_for_shard(struct hq__conn *c, unsigned shard)
 {
-    (void)shard; /* one connection serves every shard */
+    if (routed(c)) {
+        if (c->router == NULL && (c->flags & HQ_CONN_ON_DEMAND))
+            hq__conn_start(c);
+        if (c->router == NULL)
+            return NULL;
+        return hq__router_slot_ac(c->router, hq__cluster_shard_slot(c->ns, shard));
+    }
     if (c->ac == NULL && (c->flags & HQ_CONN_ON_DEMAND))
         hq__conn_start(c);
     if (c->ac == NULL || (c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
@@ -543,6 +607,15 @@ hq__conn_eval(struct hq__conn *c, unsigned shard, const char *name, int argc,
 
     if (hq__store_script(name) == NULL || argc < 0 || argc > MAX_ARGS - 4)
         return HQ_EINVAL;
+    if (routed(c)) {
+        if (c->router == NULL && (c->flags & HQ_CONN_ON_DEMAND))
+            hq__conn_start(c);
+        if (c->router == NULL)
+            return HQ_ESTORE;
+        hq__store_prefix(c->ns, shard, prefix, sizeof(prefix));
+        return hq__router_eval(c->router, hq__cluster_shard_slot(c->ns, shard),
+                               name, prefix, argc, argv, argvlen, fn, privdata);
+    }
     ac = hq__conn_for_shard(c, shard);
     if (ac == NULL)
         return HQ_ESTORE;
@@ -583,8 +656,17 @@ hq__conn_command(struct hq__conn *c, unsigned shard, int argc,
                  const char **argv, const size_t *argvlen, redisCallbackFn *fn,
                  void *privdata)
 {
-    redisAsyncContext *ac = hq__conn_for_shard(c, shard);
+    redisAsyncContext *ac;
 
+    if (routed(c)) {
+        if (c->router == NULL && (c->flags & HQ_CONN_ON_DEMAND))
+            hq__conn_start(c);
+        if (c->router == NULL)
+            return HQ_ESTORE;
+        return hq__router_command(c->router, hq__cluster_shard_slot(c->ns, shard),
+                                  argc, argv, argvlen, fn, privdata);
+    }
+    ac = hq__conn_for_shard(c, shard);
     if (ac == NULL ||
         redisAsyncCommandArgv(ac, fn, privdata, argc, argv, argvlen) != REDIS_OK)
         return HQ_ESTORE;

@@ -14,8 +14,13 @@
  *     next call.
  * Callers name a shard, never a connection: hq__conn_for_shard() and
  * hq__sconn_for_shard() are the one lookup of "which connection serves
- * shard S", so that routing to several masters (Redis Cluster) changes
- * them and nothing else. Today every shard is served by the one connection.
+ * shard S". On one Redis, one connection serves every shard. On a Redis
+ * Cluster (a url with several hosts), an asynchronous conn holds a router
+ * (router_int.h: one connection per master, MOVED, ASK, TRYAGAIN...) and
+ * a blocking one a connection per master and the slot map; the hooks then
+ * say `down` when a node's connection fails and `up` when the slot map
+ * has been read again, and a shard whose master is unreachable fails its
+ * own calls while the others go on.
  *
  * A script call answered NOSCRIPT did not run (Redis restarted, or SCRIPT
  * FLUSH): it is sent once more with the script's source, which also caches
@@ -28,6 +33,7 @@
 
 #include <stdint.h>
 
+#include "router_int.h"
 #include "store_int.h"
 
 struct event;
@@ -59,6 +65,10 @@ enum hq__conn_flags {
     /* Connect at the first call, and after a failure at the next call
      * instead of on a timer (processing: no call, no connection). */
     HQ_CONN_ON_DEMAND = 1 << 0,
+    /* On a Redis Cluster, one connection to any node, the seeds in turn
+     * (the worker's wake subscription: every node hears every PUBLISH);
+     * without it, a conn on a cluster routes each call by its shard. */
+    HQ_CONN_ANY_NODE = 1 << 1,
 };
 
 /* Owned by one loop; every field is touched only by its thread. */
@@ -74,6 +84,9 @@ struct hq__conn {
     int attempts;                      /* failed attempts since the last connect */
     uint64_t rng;                      /* jitter */
     struct event *retry_ev;            /* the reconnect timer */
+    struct hq__router *router;         /* a Redis Cluster: routes the calls;
+                                          `ac` stays NULL (router.c) */
+    unsigned seed;                     /* HQ_CONN_ANY_NODE: the seed to try */
 };
 
 /*

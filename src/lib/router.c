@@ -77,6 +77,7 @@ struct hq__router {
     struct rcall *waiting;
     int freeing;
     struct hq__router_stats stats;
+    struct hq__router_hooks hooks;
 };
 
 static void
@@ -140,16 +141,30 @@ node_failed(struct rnode *n)
 }
 
 static void
+tell_down(struct rnode *n, const char *how, const char *detail)
+{
+    char why[400];
+
+    if (n->r->freeing || n->r->hooks.node_down == NULL)
+        return;
+    snprintf(why, sizeof(why), "%s redis node %s:%d%s%s", how, n->host, n->port,
+             detail && detail[0] ? ": " : "", detail ? detail : "");
+    n->r->hooks.node_down(why, n->r->hooks.arg);
+}
+
+static void
 on_connect(const redisAsyncContext *ac, int status)
 {
     struct rnode *n = ac->data;
 
     if (n == NULL || n->ac != ac)
         return;
-    if (status != REDIS_OK)
+    if (status != REDIS_OK) {
         node_failed(n); /* hiredis frees `ac` after this returns */
-    else
+        tell_down(n, "cannot connect to", ac->errstr);
+    } else {
         n->attempts = 0;
+    }
 }
 
 static void
@@ -157,10 +172,10 @@ on_disconnect(const redisAsyncContext *ac, int status)
 {
     struct rnode *n = ac->data;
 
-    (void)status;
     if (n == NULL || n->ac != ac)
         return;
     node_failed(n);
+    tell_down(n, "lost the connection to", status == REDIS_OK ? "" : ac->errstr);
 }
 
 static void
@@ -231,6 +246,8 @@ slots_reply(redisAsyncContext *ac, void *reply, void *privdata)
         memcpy(r->map, m, sizeof(*m));
         r->has_map = 1;
         r->stats.refreshes++;
+        if (r->hooks.map)
+            r->hooks.map(r->hooks.arg);
     } else {
         /* Ask another node next time. */
         r->next_seed++;
@@ -628,6 +645,36 @@ hq__router_free(struct hq__router *r)
         event_free(r->refresh_ev);
     free(r->map);
     free(r);
+}
+
+void
+hq__router_set_hooks(struct hq__router *r, const struct hq__router_hooks *hooks)
+{
+    r->hooks = *hooks;
+}
+
+void
+hq__router_reset(struct hq__router *r)
+{
+    for (unsigned i = 0; i < r->nnodes; i++) {
+        struct rnode *n = r->nodes[i];
+        redisAsyncContext *ac = n->ac;
+        if (ac) {
+            n->ac = NULL;
+            ac->data = NULL;
+            redisAsyncFree(ac); /* answers its calls with NULL */
+        }
+    }
+    r->refreshing = 0;
+    refresh(r);
+}
+
+redisAsyncContext *
+hq__router_slot_ac(struct hq__router *r, unsigned slot)
+{
+    struct rnode *n = slot_node(r, slot);
+
+    return n ? node_ac(n) : NULL;
 }
 
 int

@@ -57,6 +57,33 @@ int hq__router_new(struct event_base *base, const struct hq__store_addr *addr,
  */
 void hq__router_free(struct hq__router *r);
 
+/*
+ * What the router tells its owner, on the loop's thread (both optional):
+ * `map` after each slot map read; `node_down` when a connection to a node
+ * failed or was lost (its calls in flight are answered NULL), `why` says
+ * which and how.
+ */
+struct hq__router_hooks {
+    void (*map)(void *arg);
+    void (*node_down)(const char *why, void *arg);
+    void *arg;
+};
+void hq__router_set_hooks(struct hq__router *r,
+                          const struct hq__router_hooks *hooks);
+
+/*
+ * Drop every connection (calls in flight are answered NULL) and read the
+ * map again: a call went unanswered for too long. Not from inside a
+ * callback of one of its calls.
+ */
+void hq__router_reset(struct hq__router *r);
+
+/*
+ * The connection to the master of `slot`, made if need be; NULL when the
+ * slot has no master or its connection is failing now.
+ */
+redisAsyncContext *hq__router_slot_ac(struct hq__router *r, unsigned slot);
+
 /* 1 once a slot map has been read (since the router was made). */
 int hq__router_has_map(const struct hq__router *r);
 
