@@ -46,6 +46,7 @@ struct hq_admin {
     struct hq__store_addr addr;
     int addr_ok;
     struct hq__sconn redis; /* /healthz connection; made when needed */
+    struct hq__store_ns ns;  /* the shards /healthz checks on a cluster */
 
     struct event_base *base;
     struct evhttp *http;
@@ -139,33 +140,12 @@ token_ok(const char *want, const char *header)
 static int
 redis_ping(struct hq_admin *a, char *why, size_t size)
 {
-    struct hq__err e;
-    redisContext *rc;
-    redisReply *r;
-    int ok;
-
     if (!a->addr_ok) {
         snprintf(why, size, "invalid redis url");
         return 0;
     }
-    rc = hq__sconn_for_shard(&a->redis, 0, &e);
-    if (rc == NULL) {
-        snprintf(why, size, "%s", e.msg);
-        return 0;
-    }
-    r = redisCommand(rc, "PING");
-    ok = r != NULL && r->type == REDIS_REPLY_STATUS &&
-         strcmp(r->str, "PONG") == 0;
-    if (!ok)
-        snprintf(why, size, "%s",
-                 r == NULL                      ? rc->errstr
-                 : r->type == REDIS_REPLY_ERROR ? r->str
-                                                : "unexpected reply");
-    if (r != NULL)
-        freeReplyObject(r);
-    if (!ok)
-        hq__sconn_release(&a->redis);
-    return ok;
+    /* On a cluster: the master of every shard. */
+    return hq__sconn_ping(&a->redis, why, size);
 }
 
 static void
@@ -274,7 +254,10 @@ hq_admin_new(const struct hq_config *cfg, const struct hq_store_options *store,
     }
     a->addr_ok =
         hq__store_parse_url(a->url, PING_TIMEOUT_MS, &a->addr, &e) == HQ_OK;
-    hq__sconn_init(&a->redis, &a->addr, NULL);
+    if (hq__store_ns_init(&a->ns, store->ns ? store->ns : cfg->redis.ns,
+                          store->shards ? store->shards : cfg->redis.shards, &e) != HQ_OK)
+        hq__store_ns_init(&a->ns, NULL, 1, &e);
+    hq__sconn_init(&a->redis, &a->addr, &a->ns);
     if (hq_split_listen(cfg->admin.listen, host, sizeof(host), &port) != 0) {
         snprintf(err, errsize, "[admin] listen '%s': invalid address",
                  cfg->admin.listen);

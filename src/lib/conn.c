@@ -22,6 +22,7 @@
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
 
+#include "cluster_int.h"
 #include "conn_int.h"
 #include "scripts_int.h"
 
@@ -145,6 +146,288 @@ fail:
     return NULL;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Blocking connections to a Redis Cluster.                                 */
+
+#define SCL_NODES 64
+#define SCL_PATIENCE_MS 2000 /* redirections and waits of one blocking call */
+
+struct sc_node {
+    char host[256];
+    int port;
+    redisContext *rc; /* NULL or broken: made on next use */
+};
+
+struct hq__sconn_cluster {
+    struct hq__cluster_map map;
+    int has_map;
+    struct sc_node nodes[SCL_NODES];
+    unsigned nnodes;
+};
+
+static int
+is_cluster(const struct hq__store_addr *addr)
+{
+    return addr->nseeds > 1;
+}
+
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+static struct sc_node *
+sc_node(struct hq__sconn_cluster *cl, const char *host, int port)
+{
+    for (unsigned i = 0; i < cl->nnodes; i++)
+        if (cl->nodes[i].port == port && strcmp(cl->nodes[i].host, host) == 0)
+            return &cl->nodes[i];
+    if (cl->nnodes == SCL_NODES || strlen(host) >= sizeof(cl->nodes[0].host))
+        return NULL;
+    memcpy(cl->nodes[cl->nnodes].host, host, strlen(host) + 1);
+    cl->nodes[cl->nnodes].port = port;
+    cl->nodes[cl->nnodes].rc = NULL;
+    return &cl->nodes[cl->nnodes++];
+}
+
+/* The node's live context, made again if missing or broken. */
+static redisContext *
+sc_node_rc(const struct hq__store_addr *addr, struct sc_node *n,
+           struct hq__err *err)
+{
+    struct hq__store_addr a;
+
+    if (n->rc && !n->rc->err)
+        return n->rc;
+    if (n->rc)
+        redisFree(n->rc);
+    a = *addr;
+    memcpy(a.host, n->host, sizeof(a.host));
+    a.port = n->port;
+    a.nseeds = 1;
+    n->rc = hq__conn_connect_sync(&a, err);
+    return n->rc;
+}
+
+/* Read the slot map from a known node or seed; HQ_OK or HQ_ESTORE. */
+static int
+sc_read_map(const struct hq__store_addr *addr, struct hq__sconn_cluster *cl,
+            struct hq__err *err)
+{
+    for (unsigned i = 0; i < addr->nseeds; i++)
+        sc_node(cl, addr->seeds[i].host, addr->seeds[i].port);
+    for (unsigned i = 0; i < cl->nnodes; i++) {
+        struct sc_node *n = &cl->nodes[i];
+        redisContext *rc = sc_node_rc(addr, n, err);
+        redisReply *r;
+        int ok;
+
+        if (rc == NULL)
+            continue;
+        r = redisCommand(rc, "CLUSTER SLOTS");
+        ok = hq__cluster_map_from_slots(&cl->map, r, n->host, err) == HQ_OK;
+        if (r)
+            freeReplyObject(r);
+        if (ok) {
+            cl->has_map = 1;
+            return HQ_OK;
+        }
+    }
+    cl->has_map = 0;
+    return HQ_ESTORE; /* `err` says the last reason */
+}
+
+static struct hq__sconn_cluster *
+sc_get(struct hq__sconn *c, struct hq__err *err)
+{
+    if (c->cl == NULL) {
+        c->cl = calloc(1, sizeof(*c->cl));
+        if (c->cl == NULL) {
+            hq__err_set(err, HQ_ENOMEM, "out of memory");
+            return NULL;
+        }
+    }
+    if (!c->cl->has_map && sc_read_map(c->addr, c->cl, err) != HQ_OK)
+        return NULL;
+    return c->cl;
+}
+
+/* The context of the master of `slot`, the map read again once if need be. */
+static redisContext *
+sc_slot_rc(struct hq__sconn *c, unsigned slot, unsigned shard,
+           struct hq__err *err)
+{
+    struct hq__sconn_cluster *cl = sc_get(c, err);
+
+    for (int pass = 0; cl && pass < 2; pass++) {
+        const struct hq__cluster_node *cn = hq__cluster_map_node(&cl->map, slot);
+        struct sc_node *n = cn ? sc_node(cl, cn->host, cn->port) : NULL;
+        redisContext *rc = NULL;
+
+        if (cn == NULL)
+            hq__err_set(err, HQ_ESTORE,
+                        "shard %u (slot %u): no master serves it", shard, slot);
+        else if (n == NULL)
+            hq__err_set(err, HQ_ESTORE, "too many redis cluster nodes");
+        else
+            rc = sc_node_rc(c->addr, n, err);
+        if (rc)
+            return rc;
+        if (pass == 0 && sc_read_map(c->addr, cl, err) != HQ_OK)
+            break;
+    }
+    return NULL;
+}
+
+/* What an error reply asks of a blocking cluster call: 0 = give it back. */
+static int
+sc_follow(struct hq__sconn *c, const redisReply *r, int is_script, int64_t deadline)
+{
+    struct hq__redirect rd;
+    struct hq__err e;
+
+    if (r == NULL || r->type != REDIS_REPLY_ERROR || c->cl == NULL ||
+        mono_ms() >= deadline)
+        return 0;
+    switch (hq__cluster_redirect_parse(r->str, r->len, &rd)) {
+    case HQ_REDIRECT_MOVED:
+        /* A fresh map; the one slot at once in case it cannot be read. */
+        if (sc_read_map(c->addr, c->cl, &e) != HQ_OK && rd.host[0])
+            hq__cluster_map_set(&c->cl->map, rd.slot, rd.host, rd.port);
+        c->cl->has_map = 1;
+        return 1;
+    case HQ_REDIRECT_ASK:
+        /* Scripts wait until the slot has moved (router_int.h says why);
+         * hookq sends nothing else blocking that ASK could concern. */
+        (void)is_script;
+        sleep_ms(50);
+        return 1;
+    case HQ_REDIRECT_READONLY:
+    case HQ_REDIRECT_MASTERDOWN:
+        sleep_ms(50);
+        sc_read_map(c->addr, c->cl, &e);
+        return 1;
+    case HQ_REDIRECT_TRYAGAIN:
+    case HQ_REDIRECT_CLUSTERDOWN:
+    case HQ_REDIRECT_LOADING:
+        sleep_ms(50);
+        return 1;
+    case HQ_REDIRECT_NONE:
+        break;
+    }
+    return 0;
+}
+
+static void
+sc_free(struct hq__sconn_cluster *cl)
+{
+    if (cl == NULL)
+        return;
+    for (unsigned i = 0; i < cl->nnodes; i++)
+        if (cl->nodes[i].rc)
+            redisFree(cl->nodes[i].rc);
+    free(cl);
+}
+
+int
+hq__conn_cluster_layout(const struct hq__store_addr *addr,
+                        const struct hq__store_ns *ns, char *buf, size_t size,
+                        int *uneven, struct hq__err *err)
+{
+    struct hq__sconn_cluster *cl;
+    int rc;
+
+    if (!is_cluster(addr))
+        return HQ_EINVAL;
+    cl = calloc(1, sizeof(*cl));
+    if (cl == NULL)
+        return hq__err_set(err, HQ_ENOMEM, "out of memory");
+    rc = sc_read_map(addr, cl, err);
+    if (rc == HQ_OK)
+        *uneven = hq__cluster_layout(&cl->map, ns, buf, size);
+    sc_free(cl);
+    return rc;
+}
+
+int
+hq__sconn_ping(struct hq__sconn *c, char *why, size_t size)
+{
+    unsigned shards = c->ns ? c->ns->shards : 1;
+    struct hq__err e;
+
+    if (!is_cluster(c->addr)) {
+        redisContext *rc = hq__sconn_for_shard(c, 0, &e);
+        redisReply *r;
+        int ok;
+
+        if (rc == NULL) {
+            snprintf(why, size, "%s", e.msg);
+            return 0;
+        }
+        r = redisCommand(rc, "PING");
+        ok = r != NULL && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+        if (!ok)
+            snprintf(why, size, "%s",
+                     r == NULL                      ? rc->errstr
+                     : r->type == REDIS_REPLY_ERROR ? r->str
+                                                    : "unexpected reply");
+        if (r)
+            freeReplyObject(r);
+        if (!ok)
+            hq__sconn_release(c);
+        return ok;
+    }
+    /* The map as it is now, then each shard's master once. */
+    if (sc_get(c, &e) == NULL || sc_read_map(c->addr, c->cl, &e) != HQ_OK) {
+        snprintf(why, size, "cannot read the cluster's slot map: %s", e.msg);
+        return 0;
+    }
+    for (unsigned s = 0; s < shards; s++) {
+        unsigned slot = c->ns ? hq__cluster_shard_slot(c->ns, s) : 0;
+        const struct hq__cluster_node *cn = hq__cluster_map_node(&c->cl->map, slot);
+        struct sc_node *n = cn ? sc_node(c->cl, cn->host, cn->port) : NULL;
+        redisContext *rc;
+        redisReply *r;
+        int ok;
+
+        if (cn == NULL || n == NULL) {
+            snprintf(why, size, "shard %u (slot %u): no master serves it", s, slot);
+            return 0;
+        }
+        rc = sc_node_rc(c->addr, n, &e);
+        if (rc == NULL) {
+            snprintf(why, size, "shard %u (slot %u, %s:%d): %s", s, slot,
+                     n->host, n->port, e.msg);
+            return 0;
+        }
+        r = redisCommand(rc, "PING");
+        ok = r != NULL && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+        if (!ok)
+            snprintf(why, size, "shard %u (slot %u, %s:%d): %s", s, slot, n->host,
+                     n->port,
+                     r == NULL                      ? rc->errstr
+                     : r->type == REDIS_REPLY_ERROR ? r->str
+                                                    : "unexpected reply");
+        if (r)
+            freeReplyObject(r);
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
 void
 hq__sconn_init(struct hq__sconn *c, const struct hq__store_addr *addr,
                const struct hq__store_ns *ns)
@@ -152,6 +435,7 @@ hq__sconn_init(struct hq__sconn *c, const struct hq__store_addr *addr,
     c->addr = addr;
     c->ns = ns;
     c->rc = NULL;
+    c->cl = NULL;
 }
 
 void
@@ -160,12 +444,16 @@ hq__sconn_release(struct hq__sconn *c)
     if (c->rc)
         redisFree(c->rc);
     c->rc = NULL;
+    sc_free(c->cl);
+    c->cl = NULL;
 }
 
 redisContext *
 hq__sconn_for_shard(struct hq__sconn *c, unsigned shard, struct hq__err *err)
 {
-    (void)shard; /* one connection serves every shard */
+    if (is_cluster(c->addr))
+        return sc_slot_rc(c, c->ns ? hq__cluster_shard_slot(c->ns, shard) : 0,
+                          shard, err);
     /* A broken connection stays broken in hiredis: make a new one. */
     if (c->rc == NULL || c->rc->err) {
         if (c->rc)
@@ -236,15 +524,26 @@ hq__sconn_eval(struct hq__sconn *c, unsigned shard, const char *name,
 {
     struct sync_call sc;
     redisReply *r = NULL;
+    int64_t deadline = mono_ms() + SCL_PATIENCE_MS;
 
-    if (sync_call_init(&sc, c, shard, name, argc, argv, argvlen, err) == HQ_OK) {
+    for (;;) {
+        if (sync_call_init(&sc, c, shard, name, argc, argv, argvlen, err) != HQ_OK)
+            break;
         r = redisCommandArgv(sc.rc, argc + 4, sc.cmd, sc.cmdlen);
         if (is_noscript(r)) {
             freeReplyObject(r);
             build_eval(name, 1, sc.prefix, argc, argv, argvlen, sc.cmd, sc.cmdlen);
             r = redisCommandArgv(sc.rc, argc + 4, sc.cmd, sc.cmdlen);
         }
+        /* On a cluster: a call redirected or refused did not run. */
+        if (sc_follow(c, r, 1, deadline)) {
+            freeReplyObject(r);
+            r = NULL;
+            sync_call_release(&sc);
+            continue;
+        }
         r = take_reply(sc.rc, r, name, err);
+        break;
     }
     sync_call_release(&sc);
     return r;
@@ -271,22 +570,34 @@ hq__sconn_eval_reply(struct hq__sconn *c, unsigned shard, int *noscript,
                      struct hq__err *err)
 {
     void *r = NULL;
+    redisContext *rc = c->rc;
+    struct hq__redirect rd;
 
-    (void)shard;
     *noscript = 0;
-    if (c->rc == NULL) {
+    if (is_cluster(c->addr)) {
+        /* The context the call was appended to: the map has not been read
+         * since (only a blocking call reads it, and those come after). */
+        rc = sc_slot_rc(c, c->ns ? hq__cluster_shard_slot(c->ns, shard) : 0,
+                        shard, err);
+        if (rc == NULL)
+            return NULL;
+    }
+    if (rc == NULL) {
         hq__err_set(err, HQ_ESTORE, "script (pipelined): not connected");
         return NULL;
     }
-    if (redisGetReply(c->rc, &r) != REDIS_OK)
+    if (redisGetReply(rc, &r) != REDIS_OK)
         r = NULL;
-    if (is_noscript(r)) {
+    if (is_noscript(r) ||
+        (r && ((redisReply *)r)->type == REDIS_REPLY_ERROR &&
+         hq__cluster_redirect_parse(((redisReply *)r)->str, ((redisReply *)r)->len,
+                                    &rd) != HQ_REDIRECT_NONE)) {
         *noscript = 1;
+        hq__err_set(err, HQ_ESTORE, "%s", ((redisReply *)r)->str);
         freeReplyObject(r);
-        hq__err_set(err, HQ_ESTORE, "NOSCRIPT");
         return NULL;
     }
-    return take_reply(c->rc, r, "(pipelined)", err);
+    return take_reply(rc, r, "(pipelined)", err);
 }
 
 /* ------------------------------------------------------------------------ */

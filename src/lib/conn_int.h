@@ -167,10 +167,14 @@ int hq__conn_backoff_ms(int attempt, uint64_t rnd);
 /* Blocking connections.                                                    */
 
 /* One thread at a time. */
+struct hq__sconn_cluster;
+
 struct hq__sconn {
     const struct hq__store_addr *addr; /* borrowed; outlives the sconn */
     const struct hq__store_ns *ns;     /* borrowed */
     redisContext *rc;                  /* NULL or broken: made on next use */
+    struct hq__sconn_cluster *cl;      /* a Redis Cluster: the slot map and a
+                                          context per master; made on first use */
 };
 
 /* Set up without connecting. Cannot fail. */
@@ -202,14 +206,33 @@ redisReply *hq__sconn_eval(struct hq__sconn *c, unsigned shard,
  * HQ_EINVAL, HQ_ENOMEM, or HQ_ESTORE with `err` when Redis cannot be
  * reached); read the replies in order with hq__sconn_eval_reply(), which
  * returns NULL with `err` set on an error reply; `*noscript` is set when
- * that error was NOSCRIPT, i.e. the call did not run and may be sent again
- * with hq__sconn_eval().
+ * that error says the call did not run and may be sent again with
+ * hq__sconn_eval(): NOSCRIPT, or on a cluster MOVED, ASK, TRYAGAIN,
+ * CLUSTERDOWN (hq__sconn_eval() follows them).
  */
 int hq__sconn_eval_append(struct hq__sconn *c, unsigned shard,
                           const char *name, int argc, const char **argv,
                           const size_t *argvlen, struct hq__err *err);
 redisReply *hq__sconn_eval_reply(struct hq__sconn *c, unsigned shard,
                                  int *noscript, struct hq__err *err);
+
+/*
+ * /healthz: 1 when Redis answers PING — on a cluster, when the master of
+ * every shard of `c->ns` does (the map read afresh). Else 0, with the
+ * reason in `why` ("shard 3 (slot 8784, 127.0.0.1:7002): connection
+ * refused"). `ns` NULL counts as one shard.
+ */
+int hq__sconn_ping(struct hq__sconn *c, char *why, size_t size);
+
+/*
+ * On a cluster: how the shards of `ns` fall on the masters (the map read
+ * from the seeds now), for the start log; `*uneven` set when one master
+ * holds more than twice its share. HQ_OK, HQ_EINVAL when `addr` is not a
+ * cluster, or HQ_ESTORE with `err`.
+ */
+int hq__conn_cluster_layout(const struct hq__store_addr *addr,
+                            const struct hq__store_ns *ns, char *buf,
+                            size_t size, int *uneven, struct hq__err *err);
 
 /*
  * A new blocking connection to `addr` with AUTH and SELECT done, for a
