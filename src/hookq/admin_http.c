@@ -328,7 +328,9 @@ hq_admin_new(const struct hq_config *cfg, const struct hq_store_options *store,
         goto fail;
     }
     a->addr_ok =
-        hq__store_parse_url(a->url, PING_TIMEOUT_MS, &a->addr, &e) == HQ_OK;
+        hq__store_parse_url(a->url, PING_TIMEOUT_MS, &a->addr, &e) == HQ_OK &&
+        hq__store_set_sentinels(&a->addr, store->sentinels, store->sentinel_master,
+                                &e) == HQ_OK;
     if (hq__store_ns_init(&a->ns, store->ns ? store->ns : cfg->redis.ns,
                           store->shards ? store->shards : cfg->redis.shards, &e) != HQ_OK)
         hq__store_ns_init(&a->ns, NULL, 1, &e);

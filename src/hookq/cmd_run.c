@@ -163,6 +163,12 @@ start_store(struct daemon *d, int flags)
     const struct hq_config *cfg = d->cli->cfg;
     char err[2048], masked[512];
 
+    if (cfg->redis.sentinels != NULL) {
+        hq_cli_store_options(d->cli, &d->store);
+        hq_log_kv(HQ_LOG_INFO, "using redis through its sentinels", "sentinels",
+                  cfg->redis.sentinels, "master", cfg->redis.sentinel_master, NULL);
+        return 0;
+    }
     if (cfg->redis.url != NULL) {
         hq_cli_store_options(d->cli, &d->store);
         hq_log_kv(HQ_LOG_INFO, "using redis", "url",

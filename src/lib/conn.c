@@ -24,6 +24,7 @@
 
 #include "cluster_int.h"
 #include "conn_int.h"
+#include "sentinel_int.h"
 #include "scripts_int.h"
 
 #define MAX_ARGS 4096
@@ -101,14 +102,45 @@ check_reply(redisReply *r, const char *what, struct hq__err *err)
     return HQ_OK;
 }
 
-redisContext *
-hq__conn_connect_sync(const struct hq__store_addr *addr, struct hq__err *err)
+/*
+ * With Sentinels: the master's address, asked now, into `*out` (a copy of
+ * `addr` with host and port replaced). A Sentinel gets at most a second:
+ * an event loop may be waiting on this.
+ */
+static int
+sentinel_resolve(const struct hq__store_addr *addr, struct hq__store_addr *out,
+                 struct hq__err *err)
 {
+    struct hq__store_seed m;
+    struct hq__store_addr a = *addr;
+
+    if (a.timeout_ms > 1000)
+        a.timeout_ms = 1000;
+    if (hq__sentinel_lookup(addr->sentinels, addr->nsentinels,
+                            addr->sentinel_master, &a, &m, err) != HQ_OK)
+        return HQ_ESTORE;
+    *out = *addr;
+    memcpy(out->host, m.host, sizeof(out->host));
+    out->port = m.port;
+    out->nsentinels = 0;
+    return HQ_OK;
+}
+
+redisContext *
+hq__conn_connect_sync(const struct hq__store_addr *addr_, struct hq__err *err)
+{
+    struct hq__store_addr master;
+    const struct hq__store_addr *addr = addr_;
     struct timeval tv = {addr->timeout_ms / 1000,
                          (addr->timeout_ms % 1000) * 1000};
     redisContext *c;
     char name[300];
 
+    if (addr->nsentinels) {
+        if (sentinel_resolve(addr_, &master, err) != HQ_OK)
+            return NULL;
+        addr = &master;
+    }
     addr_name(addr, name, sizeof(name));
     if (addr->unix_path[0])
         c = redisConnectUnixWithTimeout(addr->unix_path, tv);
@@ -298,9 +330,22 @@ sc_follow(struct hq__sconn *c, const redisReply *r, int is_script, int64_t deadl
     struct hq__redirect rd;
     struct hq__err e;
 
-    if (r == NULL || r->type != REDIS_REPLY_ERROR || c->cl == NULL ||
-        mono_ms() >= deadline)
+    if (r == NULL || r->type != REDIS_REPLY_ERROR || mono_ms() >= deadline)
         return 0;
+    if (c->cl == NULL) {
+        /* Sentinel: a replica now, or loading; connect again, asking the
+         * Sentinels where the master is. */
+        enum hq__redirect_kind k = hq__cluster_redirect_parse(r->str, r->len, &rd);
+        if (c->addr->nsentinels == 0 ||
+            (k != HQ_REDIRECT_READONLY && k != HQ_REDIRECT_LOADING &&
+             k != HQ_REDIRECT_MASTERDOWN))
+            return 0;
+        if (c->rc)
+            redisFree(c->rc);
+        c->rc = NULL;
+        sleep_ms(100);
+        return 1;
+    }
     switch (hq__cluster_redirect_parse(r->str, r->len, &rd)) {
     case HQ_REDIRECT_MOVED:
         /* A fresh map; the one slot at once in case it cannot be read. */
@@ -605,6 +650,46 @@ hq__sconn_eval_reply(struct hq__sconn *c, unsigned shard, int *noscript,
 
 static void retry_cb(evutil_socket_t fd, short what, void *arg);
 
+/* Sentinel: a node answered READONLY (a replica now) or LOADING: drop the
+ * connection and ask the Sentinels again (hq__conn_reset() cannot run in
+ * the reply's callback, hence this event). */
+static void
+stale_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct hq__conn *c = arg;
+    char why[400];
+
+    (void)fd;
+    (void)what;
+    snprintf(why, sizeof(why),
+             "redis at '%s:%d' is not a writable master now (READONLY or "
+             "LOADING); asking the sentinels again",
+             c->master_host, c->master_port);
+    hq__conn_reset(c, why);
+}
+
+/* Called with every reply of `ac`: see stale_cb(). */
+static void
+check_stale(redisAsyncContext *ac, const redisReply *r)
+{
+    struct hq__conn *c = ac->data;
+    struct hq__redirect rd;
+
+    if (c == NULL || c->stale_ev == NULL || c->ac != ac || r == NULL ||
+        r->type != REDIS_REPLY_ERROR)
+        return;
+    switch (hq__cluster_redirect_parse(r->str, r->len, &rd)) {
+    case HQ_REDIRECT_READONLY:
+    case HQ_REDIRECT_LOADING:
+    case HQ_REDIRECT_MASTERDOWN:
+        if (!evtimer_pending(c->stale_ev, NULL))
+            event_active(c->stale_ev, EV_TIMEOUT, 1);
+        break;
+    default:
+        break;
+    }
+}
+
 int
 hq__conn_init(struct hq__conn *c, struct event_base *base,
               const struct hq__store_addr *addr, const struct hq__store_ns *ns,
@@ -624,6 +709,11 @@ hq__conn_init(struct hq__conn *c, struct event_base *base,
     if (!(flags & HQ_CONN_ON_DEMAND)) {
         c->retry_ev = evtimer_new(base, retry_cb, c);
         if (c->retry_ev == NULL)
+            return HQ_ENOMEM;
+    }
+    if (addr->nsentinels) {
+        c->stale_ev = evtimer_new(base, stale_cb, c);
+        if (c->stale_ev == NULL)
             return HQ_ENOMEM;
     }
     return HQ_OK;
@@ -764,7 +854,20 @@ hq__conn_start(struct hq__conn *c)
             router_map(c);
         return;
     }
-    if (c->addr->nseeds > 1) {
+    if (c->addr->nsentinels) {
+        struct hq__store_addr m;
+        struct hq__err e;
+
+        if (sentinel_resolve(c->addr, &m, &e) != HQ_OK) {
+            went_down(c, e.msg);
+            return;
+        }
+        c->master_port = m.port;
+        memcpy(c->master_host, m.host, sizeof(c->master_host));
+        host = c->master_host;
+        port = c->master_port;
+        snprintf(name, sizeof(name), "%s:%d", host, port);
+    } else if (c->addr->nseeds > 1) {
         /* HQ_CONN_ANY_NODE: the seeds in turn, one per attempt. */
         host = c->addr->seeds[c->seed % c->addr->nseeds].host;
         port = c->addr->seeds[c->seed % c->addr->nseeds].port;
@@ -848,6 +951,9 @@ hq__conn_release(struct hq__conn *c)
     hq__router_free(c->router);
     c->router = NULL;
     drop(c);
+    if (c->stale_ev)
+        event_free(c->stale_ev);
+    c->stale_ev = NULL;
     if (c->retry_ev)
         event_free(c->retry_ev);
     c->retry_ev = NULL;
@@ -887,6 +993,7 @@ async_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct async_call *call = privdata;
 
+    check_stale(ac, reply);
     if (is_noscript(reply) && !call->resent) {
         const struct hq__script *s = hq__store_script(call->name);
         call->resent = 1;

@@ -87,6 +87,10 @@ struct hq__conn {
     struct hq__router *router;         /* a Redis Cluster: routes the calls;
                                           `ac` stays NULL (router.c) */
     unsigned seed;                     /* HQ_CONN_ANY_NODE: the seed to try */
+    struct event *stale_ev;            /* Sentinel: a node answered READONLY or
+                                          LOADING; reconnect, asking again */
+    char master_host[256];             /* Sentinel: the master last given */
+    int master_port;
 };
 
 /*

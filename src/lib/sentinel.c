@@ -104,6 +104,7 @@ check_master(const struct hq__store_seed *m, const struct hq__store_addr *addr,
     memcpy(a.host, m->host, sizeof(a.host));
     a.port = m->port;
     a.unix_path[0] = '\0';
+    a.nsentinels = 0; /* connect to the node itself */
     c = hq__conn_connect_sync(&a, err);
     if (c == NULL)
         return HQ_ESTORE;

@@ -231,6 +231,26 @@ hq__store_parse_url(const char *url, int timeout_ms,
 }
 
 int
+hq__store_set_sentinels(struct hq__store_addr *addr, const char *list,
+                        const char *master, struct hq__err *err)
+{
+    if (master == NULL || *master == '\0')
+        master = "hookq";
+    addr->nsentinels = 0;
+    if (list == NULL || *list == '\0')
+        return HQ_OK;
+    if (addr->unix_path[0] || addr->nseeds > 1)
+        return hq__err_set(err, HQ_EINVAL,
+                           "sentinels cannot go with a unix:// url or a cluster");
+    if (strlen(master) >= sizeof(addr->sentinel_master))
+        return hq__err_set(err, HQ_EINVAL, "sentinel_master '%s' is too long",
+                           master);
+    memcpy(addr->sentinel_master, master, strlen(master) + 1);
+    return hq__store_parse_hostports(list, strlen(list), "sentinels", 1,
+                                     addr->sentinels, &addr->nsentinels, err);
+}
+
+int
 hq__store_ns_init(struct hq__store_ns *ns, const char *name, unsigned shards,
                   struct hq__err *err)
 {

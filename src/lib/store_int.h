@@ -36,6 +36,9 @@ struct hq__store_addr {
     int timeout_ms;
     unsigned nseeds;     /* TCP: >= 1, seeds[0] is host:port; unix: 0 */
     struct hq__store_seed seeds[HQ_SEEDS_MAX]; /* > 1 = a Redis Cluster */
+    unsigned nsentinels; /* > 0: host:port come from these Sentinels */
+    struct hq__store_seed sentinels[HQ_SEEDS_MAX];
+    char sentinel_master[128];
 };
 
 /* The namespace and shard count, shared by everything that names keys. */
@@ -63,6 +66,14 @@ int hq__store_parse_url(const char *url, int timeout_ms,
 int hq__store_parse_hostports(const char *list, size_t len, const char *what,
                               int need_port, struct hq__store_seed *out,
                               unsigned *n, struct hq__err *err);
+
+/*
+ * Add `[redis] sentinels` (NULL or "" = none) and the master's name (NULL =
+ * "hookq") to `addr`: connections then ask the Sentinels where the master
+ * is. Refused (HQ_EINVAL with `err`) with a unix:// url or a cluster.
+ */
+int hq__store_set_sentinels(struct hq__store_addr *addr, const char *list,
+                            const char *master, struct hq__err *err);
 
 /* Fill `ns` from public options (defaults applied); HQ_EINVAL if bad. */
 int hq__store_ns_init(struct hq__store_ns *ns, const char *name,

@@ -1242,6 +1242,9 @@ hq_worker_new(const struct hq_worker_options *opts, hq_worker **out)
                              opts->store.timeout_ms ? opts->store.timeout_ms
                                                     : 5000,
                              &w->addr, &w->err);
+    if (rc == HQ_OK)
+        rc = hq__store_set_sentinels(&w->addr, opts->store.sentinels,
+                                     opts->store.sentinel_master, &w->err);
     if (rc != HQ_OK)
         return rc;
     if (w->addr.timeout_ms <= 0)
