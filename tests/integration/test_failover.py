@@ -26,17 +26,17 @@ SHARDS = 12
 
 
 class Hookq:
-    def __init__(self, start, redis_lines, sink):
+    def __init__(self, start, redis_lines, sink, wait_replicas=1):
         self.dir = tempfile.mkdtemp(prefix="hq-failover-")
         self.port, self.admin = free_port(), free_port()
         self.cfg = os.path.join(self.dir, "hookq.ini")
         with open(self.cfg, "w") as f:
-            f.write("[redis]\n%s\nshards = %d\nwait_replicas = 1\nwait_timeout = 1s\n"
+            f.write("[redis]\n%s\nshards = %d\nwait_replicas = %d\nwait_timeout = 1s\n"
                     "[intake]\nlisten = 127.0.0.1:%d\n"
                     "[admin]\nlisten = 127.0.0.1:%d\n"
                     "[worker]\nconcurrency = 32\nthreads = 2\nlease = 5s\n"
                     "[event post-create]\ndeliver = %s/hooks\n"
-                    % (redis_lines, SHARDS, self.port, self.admin, sink.url))
+                    % (redis_lines, SHARDS, wait_replicas, self.port, self.admin, sink.url))
         self.log = os.path.join(self.dir, "stderr.log")
         self.errf = open(self.log, "w")
         self.proc = start([HOOKQ, "run", "-c", self.cfg], cwd=self.dir, stderr=self.errf)
@@ -170,6 +170,41 @@ def test_cluster_master_killed_while_posting():
               "%.1fs; %d webhooks acknowledged" % (took, back, sum(p.acked for p in posters)))
         assert not live_503, live_503[:5]
         assert back < 15, back
+        check_deliveries(sink, posters)
+
+
+@suite.test
+def test_slot_of_a_shard_moved_while_posting_and_processing():
+    with RedisCluster(masters=3) as c, processes() as start:
+        sink = Double(start, "sink")
+        hq = Hookq(start, "url = %s" % c.url(3), sink, wait_replicas=0)
+        by_shard = customers_by_shard(2)
+        stop = threading.Event()
+        posters = [Poster(hq.port, cu, stop) for s in sorted(by_shard) for cu in by_shard[s]]
+        for p in posters:
+            p.start()
+        time.sleep(2)
+        slot = c.keyslot("{hookq:0}:")
+        source = c.owner(slot)
+        target = [m for m in c.masters() if m is not source][0]
+        t0 = time.monotonic()
+        # As `redis-cli --cluster reshard` does it, one key per MIGRATE and
+        # 20 ms apart, so that the slot stays half-moved for a while.
+        c.move_slot(slot, target, key_pause=0.02, batch=1)
+        moved_in = time.monotonic() - t0
+        time.sleep(2)
+        stop.set()
+        for p in posters:
+            p.join(15)
+        assert c.owner(slot) is target
+        others = {cu for s in by_shard if s != 0 for cu in by_shard[s]}
+        failed_others = [(p.customer, st) for p in posters if p.customer in others
+                         for t, _, st in p.answers if t > t0 and not 200 <= st < 300]
+        print("slot %d moved in %.1fs under load; %d acknowledged; shard 0 refused %d posts meanwhile"
+              % (slot, moved_in, sum(p.acked for p in posters),
+                 sum(1 for p in posters if p.customer not in others
+                     for t, _, st in p.answers if t > t0 and not 200 <= st < 300)))
+        assert not failed_others, failed_others[:5]
         check_deliveries(sink, posters)
 
 
