@@ -57,10 +57,15 @@ HQ_API const char *hq_version(void);
 /* Where the queue lives.                                                    */
 
 struct hq_store_options {
-    const char *url;       /* redis://[:password@]host:port[/db] or unix:///path[?db=N] */
+    const char *url;       /* redis://[[user]:password@]host:port[,host:port...][/db]
+                              (several hosts: a Redis Cluster) or unix:///path[?db=N] */
     const char *ns;        /* namespace, "hookq" when NULL */
     unsigned shards;       /* hash-tagged shards, 1 when 0 */
     int timeout_ms;        /* connect and command timeout, 5000 when 0 */
+    const char *sentinels; /* "host:port[,host:port...]": ask these Redis
+                              Sentinels for the master (url then gives only
+                              user, password and db); NULL = none */
+    const char *sentinel_master; /* its name at the Sentinels, "hookq" when NULL */
 };
 
 /* ------------------------------------------------------------------------ */

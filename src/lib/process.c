@@ -178,6 +178,9 @@ hq_process_new(const struct hq_config *cfg,
                              store->timeout_ms ? store->timeout_ms : 5000,
                              &p->addr, &err);
     if (rc == HQ_OK)
+        rc = hq__store_set_sentinels(&p->addr, store->sentinels,
+                                     store->sentinel_master, &err);
+    if (rc == HQ_OK)
         rc = hq__store_ns_init(&p->ns, store->ns, store->shards, &err);
     if (rc != HQ_OK) {
         snprintf(errbuf, errsize, "%s", err.msg);
