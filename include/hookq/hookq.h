@@ -415,9 +415,9 @@ struct hq_worker_options {
     unsigned concurrency;     /* keys in flight per process, 64 when 0 */
     unsigned threads;         /* event loops, 2 when 0 */
     int64_t lease_ms;         /* 30000 when 0 */
-    int max_attempts;         /* 8 when 0 */
-    int64_t backoff_min_ms;   /* 1000 when 0 */
-    int64_t backoff_max_ms;   /* 600000 when 0 */
+    int max_attempts;         /* 12 when 0 */
+    int64_t backoff_min_ms;   /* 5000 when 0 */
+    int64_t backoff_max_ms;   /* 3600000 when 0 */
     int on_failure;           /* enum hq_failure_policy */
     int64_t shutdown_timeout_ms; /* 30000 when 0 */
     hq_handler_fn *handler;   /* required */
