@@ -627,10 +627,12 @@ static void
 on_breaker_fail(const struct hq__breaker_answer *a, void *arg)
 {
     struct pjob *pj = arg;
-    const char *error = pj->br_error ? pj->br_error : "failed";
+    char error[1024];
 
     if (pj->pl->closing)
         return;
+    /* A copy: settling frees pj, br_error with it. */
+    snprintf(error, sizeof(error), "%s", pj->br_error ? pj->br_error : "failed");
     if (a->verdict == HQ_BREAKER_ERROR || a->counted) {
         if (a->verdict != HQ_BREAKER_ERROR && a->changed)
             plog(pj->pl->p, HQ_LOG_WARN,

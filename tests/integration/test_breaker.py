@@ -1,0 +1,151 @@
+"""The circuit breaker per target (DESIGN §3.4 step 3), end to end: a real
+`hookq run` on a real redis-server, the sink and the mock API over loopback.
+A target that fails `breaker` times in a row is down for every worker: its
+keys park in place without counting attempts, nothing is dead-lettered, one
+job at a time probes at the `probe` backoff, and the first success brings it
+up; each change is one log line and shows in `hookq stats` and /metrics.
+The same for api.base_url on fetches."""
+import re
+import time
+
+from deliverlib import Run
+from harness import RedisServer, Suite, processes, wait_until
+from proclib import Double, Queue
+
+suite = Suite("breaker")
+
+
+def by_key(records):
+    out = {}
+    for r in records:
+        out.setdefault(r["key"], []).append(r)
+    return out
+
+
+@suite.test
+def a_target_down_for_20s_loses_nothing_to_the_dead_letters_and_resumes_in_order():
+    outage_s = 20
+    with RedisServer() as rs, processes() as start:
+        sink = Double(start, "sink")
+        sink.control(status=503)
+        run = Run(start, rs, {"order": ["deliver = %s/hooks" % sink.url]},
+                  {"worker": ["max_attempts = 3", "backoff = 200ms..500ms",
+                              "shutdown_timeout = 2s"],
+                   "deliver": ["breaker = 3", "probe = 1s..2s"]})
+        keys, per_key = 6, 5
+        t0 = time.time()
+        for i in range(per_key):
+            for k in range(keys):
+                st, _ = run.post("c%d" % k, "order", {"n": i + 1})
+                assert st == 202
+        target = sink.url
+        wait_until(lambda: (run.target(target) or {}).get("up") is False, 10,
+                   what="the target marked down")
+        t = run.target(target)
+        assert t["failures"] == 3 and "503" in t["last_error"], t
+        assert t["next_probe_ms"] >= t["down_since_ms"] + 1000, t
+        assert run.target_up_metric(target) == 0
+        down_at = time.time()
+        st = run.stats()
+        assert st["total"]["dead_letters"] == 0, st
+        time.sleep(max(0, t0 + outage_s - time.time()))
+        # Still down, nothing lost, no job past its attempts.
+        assert run.target(target)["up"] is False
+        assert Queue(rs.client()).dead_letters() == []
+        sink.control(status=200)
+        back = time.time()
+        wait_until(lambda: sum(1 for r in sink.records() if r["status"] == 200)
+                   >= keys * per_key, 30, interval=0.1, what="every job delivered")
+        recovered = time.time() - back
+        recs = sink.records()
+        assert Queue(rs.client()).dead_letters() == []
+        # Every key in order, each job delivered once.
+        for key, rs_ in by_key([r for r in recs if r["status"] == 200]).items():
+            assert [r["body"]["data"]["n"] for r in rs_] == list(range(1, per_key + 1)), \
+                (key, rs_)
+        # A probe comes at most 2 s after the target is back (probe = 1s..2s),
+        # and the parked keys follow within a second of it.
+        assert recovered < 4, recovered
+        # While down: only probes, one at a time at the probe backoff (the
+        # attempts in flight when it went down answered at once).
+        during = sorted(r["t"] / 1000 for r in recs
+                        if r["status"] == 503 and r["t"] / 1000 > down_at + 0.5)
+        assert outage_s / 2 / 2 <= len(during) <= outage_s / 1 + 2, during
+        gaps = [b - a for a, b in zip(during, during[1:])]
+        assert all(g >= 0.9 for g in gaps), gaps
+        # No job was charged for the outage: 3 attempts would have dead-lettered it.
+        assert max(int(r["attempt"]) for r in recs) <= 3
+        wait_until(lambda: run.target(target)["up"] is True, 5, what="up in stats")
+        assert run.target_up_metric(target) == 1
+        log = run.log()
+        assert len(re.findall(r"target '%s' is down after 3 consecutive failures" %
+                              re.escape(target), log)) == 1, log
+        assert len(re.findall(r"target '%s' is up again" % re.escape(target), log)) == 1, log
+
+
+@suite.test
+def exec_exit_75_counts_and_a_program_is_its_own_target():
+    import os
+    import stat
+    import tempfile
+    with RedisServer() as rs, processes() as start:
+        d = tempfile.mkdtemp(prefix="hq-breaker-exec-")
+        flag = os.path.join(d, "ok")
+        prog = os.path.join(d, "handle")
+        with open(prog, "w") as f:
+            f.write("#!/bin/sh\ncat >/dev/null\n[ -e %s ] && exit 0\nexit 75\n" % flag)
+        os.chmod(prog, stat.S_IRWXU)
+        run = Run(start, rs, {"e": ["deliver = exec:" + prog]},
+                  {"worker": ["max_attempts = 2", "backoff = 100ms..200ms",
+                              "shutdown_timeout = 2s"],
+                   "deliver": ["breaker = 2", "probe = 500ms..1s"]})
+        for k in range(4):
+            assert run.post("c%d" % k, "e", {})[0] == 202
+        target = "exec:" + prog
+        wait_until(lambda: (run.target(target) or {}).get("up") is False, 10,
+                   what="the program marked down")
+        time.sleep(2)
+        assert Queue(rs.client()).dead_letters() == []
+        open(flag, "w").close()
+        wait_until(lambda: run.stats()["counters"].get("done", 0) >= 4, 10,
+                   what="4 jobs done")
+        assert run.target(target)["up"] is True
+        assert Queue(rs.client()).dead_letters() == []
+
+
+@suite.test
+def the_fetch_breaker_on_api_base_url():
+    with RedisServer() as rs, processes() as start:
+        mock = Double(start, "mockapi", "--quiet")
+        sink = Double(start, "sink")
+        mock.control(fail={"/posts": 500})
+        run = Run(start, rs, {"p": ["fetch = GET /posts/{data.id}",
+                                    "deliver = %s/hooks" % sink.url]},
+                  {"worker": ["max_attempts = 2", "backoff = 100ms..200ms",
+                              "shutdown_timeout = 2s"],
+                   "api": ["base_url = " + mock.url + "/", "rate = 100/1s"],
+                   "deliver": ["breaker = 2", "probe = 500ms..1s"]})
+        q = Queue(rs.client())
+        for k in range(4):
+            q.set_token("c%d" % k, "tok-%d" % k)
+            assert run.post("c%d" % k, "p", {"id": k})[0] == 202
+        # The API's origin is the target: base_url's trailing '/' or path aside.
+        target = mock.url
+        wait_until(lambda: (run.target(target) or {}).get("up") is False, 10,
+                   what="the API marked down")
+        assert run.target_up_metric(target) == 0
+        time.sleep(2)
+        assert q.dead_letters() == []
+        # While down, only probes reach the API.
+        n_down = len(mock.records())
+        time.sleep(1.2)
+        assert len(mock.records()) - n_down <= 2
+        mock.control(fail={"/posts": 0})
+        wait_until(lambda: sink.count() >= 4, 10, what="4 deliveries")
+        assert q.dead_letters() == []
+        assert run.target(target)["up"] is True
+        assert run.target_up_metric(target) == 1
+        assert "target '%s' is down" % target in run.log()
+
+
+suite.run()
