@@ -9,10 +9,56 @@ import re
 import time
 
 from deliverlib import Run
-from harness import RedisServer, Suite, processes, wait_until
-from proclib import Double, Queue
+from harness import RedisServer, Suite, lua_script, processes, wait_until
+from proclib import Double, Queue, prefix
 
 suite = Suite("breaker")
+
+
+@suite.test
+def the_script_trips_after_n_failures_lets_one_probe_at_a_time_and_backs_off():
+    """breaker.lua alone, on its slot: the transitions of processing.md."""
+    with RedisServer() as rs:
+        r = rs.client()
+        br = r.register_script(lua_script("breaker"))
+        P0, T = prefix(0), "http://127.0.0.1:1"
+
+        def call(*args):
+            return br(keys=[P0], args=list(args))
+
+        def fail(job, err="503"):
+            return call("fail", T, job, 3, 200, 800, err)
+        assert call("check", T, "j1/1", 1000) == [1, 0]
+        assert fail("j1/1") == [1, 0, 1]            # counted, still up
+        assert call("ok", T, "j2/1") == [0, 0, 0]   # an answer resets the count
+        assert fail("j1/2") == [1, 0, 1]
+        assert fail("j2/2") == [1, 0, 2]
+        assert call("check", T, "j3/1", 1000) == [1, 2]
+        assert fail("j3/1") == [1, 1, 3]            # the third: down, counted
+        st, wait = call("check", T, "j4/1", 1000)
+        assert st == 0 and 100 < wait <= 200, wait  # parked until the probe
+        st, wait, probes = fail("j5/1", "late")     # began before: not counted
+        assert st == 0 and wait <= 200 and probes == 0
+        time.sleep(0.25)
+        assert call("check", T, "j4/2", 300) == [2, 3]   # the probe
+        st, wait = call("check", T, "j6/1", 300)
+        assert st == 0 and 10 <= wait <= 300, wait       # one at a time
+        st, wait, probes = fail("j4/2")                  # a failed probe
+        assert st == 0 and probes == 1 and 300 < wait <= 400, wait  # 200 * 2
+        h = {k.decode(): v.decode() for k, v in r.hgetall(P0 + "br:" + T).items()}
+        assert h["np"] == "1" and h["f"] == "3" and "pe" not in h, h
+        time.sleep(0.45)
+        # A probe whose worker vanished: after its lease, another job probes.
+        assert call("check", T, "j7/1", 100) == [2, 3]
+        time.sleep(0.15)
+        assert call("check", T, "j8/1", 1000) == [2, 3]
+        ok, down_ms, probes = call("ok", T, "j8/1")
+        assert ok == 1 and down_ms >= 700 and probes == 1
+        assert call("check", T, "j9/1", 1000) == [1, 0]
+        now, lst = call("list", "", "")
+        assert lst == [T.encode(), 0, -1, 0, 0, b"503"], lst
+        # Everything it wrote is in shard 0's slot.
+        assert all(k.decode().startswith(P0) for k in r.keys("*"))
 
 
 def by_key(records):
