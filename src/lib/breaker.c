@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "breaker_int.h"
-#include "store_int.h"
+#include "conn_int.h"
 
 struct call_ctx {
     hq__breaker_fn *fn;
@@ -78,9 +78,10 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     free(c);
 }
 
+/* Every target's state is in shard 0's slot. */
 static int
-call(redisAsyncContext *ac, const char *prefix, int argc, const char **argv,
-     hq__breaker_fn *fn, void *arg)
+call(struct hq__conn *conn, int argc, const char **argv, hq__breaker_fn *fn,
+     void *arg)
 {
     size_t argvlen[8];
     struct call_ctx *c;
@@ -94,37 +95,34 @@ call(redisAsyncContext *ac, const char *prefix, int argc, const char **argv,
     snprintf(c->op, sizeof(c->op), "%s", argv[0]);
     for (int i = 0; i < argc; i++)
         argvlen[i] = strlen(argv[i]);
-    rc = hq__store_eval_async(ac, "breaker", prefix, argc, argv, argvlen,
-                              on_reply, c);
+    rc = hq__conn_eval(conn, 0, "breaker", argc, argv, argvlen, on_reply, c);
     if (rc != HQ_OK)
         free(c);
     return rc;
 }
 
 int
-hq__breaker_check(redisAsyncContext *ac, const char *prefix,
-                  const char *target, const char *id, int64_t lease_ms,
-                  hq__breaker_fn *fn, void *arg)
+hq__breaker_check(struct hq__conn *c, const char *target, const char *id,
+                  int64_t lease_ms, hq__breaker_fn *fn, void *arg)
 {
     char l[24];
     const char *argv[4] = {"check", target, id, l};
 
     snprintf(l, sizeof(l), "%lld", (long long)lease_ms);
-    return call(ac, prefix, 4, argv, fn, arg);
+    return call(c, 4, argv, fn, arg);
 }
 
 int
-hq__breaker_ok(redisAsyncContext *ac, const char *prefix, const char *target,
-               const char *id, hq__breaker_fn *fn, void *arg)
+hq__breaker_ok(struct hq__conn *c, const char *target, const char *id,
+               hq__breaker_fn *fn, void *arg)
 {
     const char *argv[3] = {"ok", target, id};
 
-    return call(ac, prefix, 3, argv, fn, arg);
+    return call(c, 3, argv, fn, arg);
 }
 
 int
-hq__breaker_fail(redisAsyncContext *ac, const char *prefix,
-                 const char *target, const char *id,
+hq__breaker_fail(struct hq__conn *c, const char *target, const char *id,
                  const struct hq__breaker_cfg *cfg, const char *error,
                  hq__breaker_fn *fn, void *arg)
 {
@@ -135,5 +133,5 @@ hq__breaker_fail(redisAsyncContext *ac, const char *prefix,
     snprintf(lo, sizeof(lo), "%lld", (long long)cfg->probe_min_ms);
     snprintf(hi, sizeof(hi), "%lld", (long long)cfg->probe_max_ms);
     snprintf(e, sizeof(e), "%s", error ? error : "");
-    return call(ac, prefix, 7, argv, fn, arg);
+    return call(c, 7, argv, fn, arg);
 }

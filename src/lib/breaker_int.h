@@ -21,10 +21,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include "common_int.h"
+
+struct hq__conn;
 
 #define HQ_TARGET_MAX 600 /* bytes of a target name, NUL included */
 
@@ -64,22 +65,19 @@ typedef void hq__breaker_fn(const struct hq__breaker_answer *a, void *arg);
 
 /*
  * May the job `id` try `target` now? `lease_ms`: how long a probe may take
- * before another job may probe (the attempt's timeout plus slack). `prefix`
- * is shard 0's "{ns:0}:". Returns HQ_OK (fn called later) or HQ_ENOMEM /
+ * before another job may probe (the attempt's timeout plus slack). The call
+ * goes to shard 0 on `c`. Returns HQ_OK (fn called later) or HQ_ENOMEM /
  * HQ_ESTORE (fn never called).
  */
-int hq__breaker_check(redisAsyncContext *ac, const char *prefix,
-                      const char *target, const char *id, int64_t lease_ms,
-                      hq__breaker_fn *fn, void *arg);
+int hq__breaker_check(struct hq__conn *c, const char *target, const char *id,
+                      int64_t lease_ms, hq__breaker_fn *fn, void *arg);
 
 /* The target answered (2xx, 3xx, 4xx, exit 0, ...). `fn` may be NULL. */
-int hq__breaker_ok(redisAsyncContext *ac, const char *prefix,
-                   const char *target, const char *id, hq__breaker_fn *fn,
-                   void *arg);
+int hq__breaker_ok(struct hq__conn *c, const char *target, const char *id,
+                   hq__breaker_fn *fn, void *arg);
 
 /* The target failed as the breaker counts it; `error` says how. */
-int hq__breaker_fail(redisAsyncContext *ac, const char *prefix,
-                     const char *target, const char *id,
+int hq__breaker_fail(struct hq__conn *c, const char *target, const char *id,
                      const struct hq__breaker_cfg *cfg, const char *error,
                      hq__breaker_fn *fn, void *arg);
 
