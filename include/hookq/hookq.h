@@ -277,6 +277,21 @@ struct hq_counter {
     int64_t value;          /* since the namespace was created */
 };
 
+/*
+ * A target of the circuit breaker (DESIGN §3.4 step 3): an http delivery's
+ * "scheme://host:port", "exec:/path", or api.base_url's origin (fetches).
+ */
+struct hq_target_info {
+    char target[600];
+    int up;                 /* 1 up, 0 down: its keys wait for a probe */
+    int64_t failures;       /* consecutive failures (the one that tripped
+                               it, while down) */
+    int64_t down_since_ms;  /* Redis TIME it went down; -1 while up */
+    int64_t next_probe_ms;  /* while down: no probe before; else -1 */
+    int64_t probes;         /* failed probes since it went down */
+    char last_error[256];   /* "" when none */
+};
+
 struct hq_stats {
     int64_t time_ms;              /* Redis TIME when sampled */
     unsigned nshards;
@@ -286,11 +301,14 @@ struct hq_stats {
     size_t ncounters;
     struct hq_key_info *top;      /* the deepest keys, deepest first */
     size_t ntop;
+    struct hq_target_info *targets; /* every target a worker tried, by name */
+    size_t ntargets;
 };
 
 /*
- * Sample every shard: gauges, counters and the `top_n` deepest keys. Costs
- * Redis O(1) per shard plus O(top_n log n) for the keys. Release with
+ * Sample every shard: gauges, counters, the `top_n` deepest keys and the
+ * circuit breaker's targets. Costs Redis O(1) per shard plus O(top_n log n)
+ * for the keys and O(targets). Release with
  * hq_stats_release().
  */
 HQ_API int hq_client_stats(hq_client *c, size_t top_n, struct hq_stats *out);
@@ -420,9 +438,9 @@ struct hq_worker_options {
     unsigned concurrency;     /* keys in flight per process, 64 when 0 */
     unsigned threads;         /* event loops, 2 when 0 */
     int64_t lease_ms;         /* 30000 when 0 */
-    int max_attempts;         /* 8 when 0 */
-    int64_t backoff_min_ms;   /* 1000 when 0 */
-    int64_t backoff_max_ms;   /* 600000 when 0 */
+    int max_attempts;         /* 12 when 0 */
+    int64_t backoff_min_ms;   /* 5000 when 0 */
+    int64_t backoff_max_ms;   /* 3600000 when 0 */
     int on_failure;           /* enum hq_failure_policy */
     int64_t shutdown_timeout_ms; /* 30000 when 0 */
     hq_handler_fn *handler;   /* required */

@@ -1227,11 +1227,11 @@ hq_worker_new(const struct hq_worker_options *opts, hq_worker **out)
     if (w->opts.lease_ms <= 0)
         w->opts.lease_ms = 30000;
     if (w->opts.max_attempts <= 0)
-        w->opts.max_attempts = 8;
+        w->opts.max_attempts = 12;
     if (w->opts.backoff_min_ms <= 0)
-        w->opts.backoff_min_ms = 1000;
+        w->opts.backoff_min_ms = 5000;
     if (w->opts.backoff_max_ms <= 0)
-        w->opts.backoff_max_ms = 600000;
+        w->opts.backoff_max_ms = 3600000;
     if (w->opts.backoff_max_ms < w->opts.backoff_min_ms)
         w->opts.backoff_max_ms = w->opts.backoff_min_ms;
     if (w->opts.shutdown_timeout_ms <= 0)
