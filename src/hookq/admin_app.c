@@ -38,7 +38,7 @@
 #include "client_int.h"
 #include "common_int.h"
 #include "limiter_int.h"
-#include "metrics.h"
+#include "metrics_int.h"
 
 #include "banned_int.h"
 

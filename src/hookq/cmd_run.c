@@ -20,6 +20,13 @@
  *
  * The worker's handler is the job pipeline of process.h (fetch, deliver,
  * settle; DESIGN §3.4).
+ *
+ * Under systemd (Type=notify, notify.h): READY=1 once the listeners are open
+ * and Redis answers a connection (until then STATUS= says what we wait for,
+ * and a signal still drains), STOPPING=1 when the drain begins, and
+ * WATCHDOG=1 from the main loop, at half the unit's WatchdogSec=, while it
+ * runs. The drain itself sends none: systemd stops the watchdog on
+ * STOPPING=1 and gives the drain TimeoutStopSec= instead.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,7 +43,10 @@
 #include "embedded_redis.h"
 #include "intake.h"
 #include "log.h"
-#include "process.h"
+#include "notify.h"
+#include "process_int.h"
+
+#include "conn_int.h"
 
 #include "banned_int.h"
 
@@ -114,17 +124,57 @@ usage_error(const char *name, const char *arg)
     return 2;
 }
 
+/*
+ * On a Redis Cluster: log how the shards fall on the masters, and warn when
+ * one master holds more than twice its share (DESIGN §3.7: `shards` should
+ * be several times the number of masters).
+ */
+static void
+log_cluster_layout(const struct hq_config *cfg)
+{
+    struct hq__store_addr addr;
+    struct hq__store_ns ns;
+    struct hq__err e;
+    char layout[4096];
+    int uneven = 0;
+
+    if (hq__store_parse_url(cfg->redis.url, 2000, &addr, &e) != HQ_OK ||
+        addr.nseeds < 2 ||
+        hq__store_ns_init(&ns, cfg->redis.ns, cfg->redis.shards, &e) != HQ_OK)
+        return;
+    if (hq__conn_cluster_layout(&addr, &ns, layout, sizeof(layout), &uneven,
+                                &e) != HQ_OK) {
+        hq_log(HQ_LOG_WARN, "redis cluster: cannot read the slot map yet: %s",
+               e.msg);
+        return;
+    }
+    hq_log(HQ_LOG_INFO, "redis cluster: %s", layout);
+    if (uneven)
+        hq_log(HQ_LOG_WARN,
+               "redis cluster: one master holds more than twice its share of "
+               "the %u shards; set [redis] shards to several times the number "
+               "of masters",
+               ns.shards);
+}
+
 static int
 start_store(struct daemon *d, int flags)
 {
     const struct hq_config *cfg = d->cli->cfg;
     char err[2048], masked[512];
 
+    if (cfg->redis.sentinels != NULL) {
+        hq_cli_store_options(d->cli, &d->store);
+        hq_log_kv(HQ_LOG_INFO, "using redis through its sentinels", "sentinels",
+                  cfg->redis.sentinels, "master", cfg->redis.sentinel_master, NULL);
+        return 0;
+    }
     if (cfg->redis.url != NULL) {
         hq_cli_store_options(d->cli, &d->store);
         hq_log_kv(HQ_LOG_INFO, "using redis", "url",
                   hq_log_mask_url(cfg->redis.url, masked, sizeof(masked)),
                   NULL);
+        log_cluster_layout(cfg);
         return 0;
     }
     if (flags & MAY_EMBED) {
@@ -158,6 +208,64 @@ start_store(struct daemon *d, int flags)
     return 0;
 }
 
+/*
+ * The main loop's wait: one second, or half the watchdog interval when that
+ * is shorter, with WATCHDOG=1 sent first when the unit asks for it.
+ */
+static struct timespec
+next_tick(int64_t wd_ms)
+{
+    struct timespec tick = {1, 0};
+
+    if (wd_ms > 0) {
+        hq_notify_watchdog();
+        if (wd_ms < 1000) {
+            tick.tv_sec = 0;
+            tick.tv_nsec = (long)wd_ms * 1000000L;
+        }
+    }
+    return tick;
+}
+
+/*
+ * Wait until Redis answers a connection (with AUTH and SELECT) at the
+ * daemon's store, polling once a second, or until SIGINT/SIGTERM. Returns 0
+ * once it answers, or the signal.
+ */
+static int
+wait_for_redis(struct daemon *d, const sigset_t *sigs)
+{
+    int64_t wd_ms = hq_notify_watchdog_interval_ms();
+    int logged = 0;
+
+    for (;;) {
+        hq_client *c = NULL;
+        int rc = hq_client_new(&d->store, &c);
+        struct timespec tick;
+        int sig;
+
+        if (rc == HQ_OK) {
+            hq_client_free(c);
+            if (logged)
+                hq_log_kv(HQ_LOG_INFO, "redis answers", NULL);
+            return 0;
+        }
+        if (!logged) {
+            char status[600];
+            snprintf(status, sizeof(status), "waiting for redis: %s",
+                     c ? hq_client_errmsg(c) : "out of memory");
+            hq_log(HQ_LOG_WARN, "%s", status);
+            hq_notify_status(status);
+            logged = 1;
+        }
+        hq_client_free(c);
+        tick = next_tick(wd_ms);
+        sig = sigtimedwait(sigs, NULL, &tick);
+        if (sig == SIGINT || sig == SIGTERM)
+            return sig;
+    }
+}
+
 static int
 run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
            int flags)
@@ -166,7 +274,7 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
     struct daemon d;
     sigset_t sigs;
     char err[2048];
-    int rc = 1, sig;
+    int rc = 1, sig = 0;
 
     memset(&d, 0, sizeof(d));
     d.name = name;
@@ -256,13 +364,22 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
                   intake_url[0] ? intake_url : NULL, "admin",
                   admin_url[0] ? admin_url : NULL, "worker",
                   (flags & WANT_WORKER) ? "on" : NULL, "pid", pidbuf, NULL);
+        sig = wait_for_redis(&d, &sigs);
+        if (sig == 0) {
+            char status[1024];
+            snprintf(status, sizeof(status), "%s%s%s%s%s", name,
+                     intake_url[0] ? ": intake " : "", intake_url,
+                     admin_url[0] ? ", admin " : "", admin_url);
+            hq_notify_ready(status);
+        }
     }
 
-    for (;;) {
-        struct timespec tick = {1, 0};
+    for (int64_t wd_ms = hq_notify_watchdog_interval_ms(); sig == 0;) {
+        struct timespec tick = next_tick(wd_ms);
         sig = sigtimedwait(&sigs, NULL, &tick);
         if (sig == SIGINT || sig == SIGTERM)
             break;
+        sig = 0;
         if (d.redis != NULL && !hq_embedded_redis_alive(d.redis)) {
             hq_log(HQ_LOG_ERROR,
                    "the embedded redis-server exited (see %s/%s); "
@@ -272,6 +389,7 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
             return 1;
         }
     }
+    hq_notify_stopping();
     hq_log_kv(HQ_LOG_INFO, "draining", "signal",
               sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
     {
