@@ -24,6 +24,12 @@ def token_of(rs, customer):
     return v.decode() if v is not None else None
 
 
+def key_held(rs, key):
+    """The reason a key is held for, or None."""
+    m = rs.client().hmget(P + "m:" + key, "st", "why")
+    return m[1].decode() if m[0] == b"held" and m[1] else None
+
+
 def put(hq, customer, body, **kw):
     return hq.request("/api/tokens/" + urllib.parse.quote(customer, safe=""),
                       body=body, method="PUT", **kw)
@@ -41,7 +47,7 @@ def token_writes_are_refused_without_an_admin_token():
 
 
 @suite.test
-def put_and_delete_store_the_token_as_the_cli_does_and_release_a_held_customer():
+def put_and_delete_store_the_token_as_the_cli_does_and_release_what_waited_for_it():
     with RedisServer() as rs, processes() as start:
         mock = Double(start, "mockapi", "--quiet")
         sink = Double(start, "sink")
@@ -50,11 +56,11 @@ def put_and_delete_store_the_token_as_the_cli_does_and_release_a_held_customer()
             token=TOKEN)
         # Without the admin token: 401, as every /api/* route.
         assert put(hq, "acme", {"token": "t-1"}, token=False)[0] == 401
-        # A customer without a token is held at its first fetch.
+        # A customer without a token: its key with a fetch is held.
         assert hq.post_webhook({"code": "post-create",
                                 "data": {"customer_id": "acme", "post_id": 7}}) == 202
-        wait_until(lambda: rs.client().hget(P + "hc", "acme") is not None, 10,
-                   what="acme held for its token")
+        wait_until(lambda: key_held(rs, "acme:post-create") == "no-token", 10,
+                   what="acme's key held for its token")
         status, _, text = put(hq, "acme", {"token": "tok-acme"})
         assert status == 204 and text == "", (status, text)
         assert token_of(rs, "acme") == "tok-acme"
@@ -214,9 +220,8 @@ def token_command_failing_or_slow_holds_the_customer_and_runs_once_per_30s():
         cmd.set("tok-unused\n", code=3)
         hq = fetch_hookq(start, rs, mock, sink, cmd, timeout="1s")
         assert hq.post_webhook(webhook(1)) == 202
-        wait_until(lambda: rs.client().hget(P + "hc", "acme") is not None, 15,
-                   what="acme held")
-        assert rs.client().hget(P + "hc", "acme") == b"no-token"
+        wait_until(lambda: key_held(rs, "acme:post-create") == "no-token", 15,
+                   what="acme's key held for its token")
         assert len(cmd.runs()) == 1 and token_of(rs, "acme") is None
         # A token that the API rejects: no second run within 30 s, held again.
         mock.control(unauthorized=["bad"])
