@@ -19,9 +19,11 @@ NUMBERS = ["123456789012345678901234567890", "-98765432109876543210",
 
 
 def lines(path):
+    """The whole lines written so far (a line being written is left for the
+    next look)."""
     try:
         with open(path, "rb") as f:
-            return [l for l in f.read().split(b"\n") if l]
+            return [l[:-1] for l in f.read().splitlines(keepends=True) if l.endswith(b"\n")]
     except FileNotFoundError:
         return []
 
