@@ -989,7 +989,7 @@ dashboard(struct hq_admin *a, struct evhttp_request *req, void *arg)
                       "Content-Security-Policy",
                       "default-src 'none'; script-src 'unsafe-inline'; "
                       "style-src 'unsafe-inline'; connect-src 'self'; "
-                      "img-src data:; frame-ancestors 'none'");
+                      "frame-ancestors 'none'");
     reply(req, 200, "text/html; charset=utf-8", hq_dashboard_html,
           hq_dashboard_html_len);
 }
