@@ -1,5 +1,5 @@
 """The dashboard in a real browser (DESIGN §5 ★): Debian's chromium, headless,
-driven by tests/browser/driver.js (npm puppeteer-core), against a real
+driven by tests/node/driver.js (npm puppeteer-core), against a real
 `hookq run` on a real redis-server. Each view is loaded, each button clicked,
 and its effect read in Redis; any console error, uncaught exception or
 unexpected error answer fails the test. Screenshots go to $HQ_SCREENSHOTS
@@ -25,7 +25,7 @@ suite = Suite("dashboard")
 TOKEN = "s3cret-admin"
 P = prefix()
 HERE = os.path.dirname(os.path.abspath(__file__))
-DRIVER = os.path.join(HERE, "..", "browser", "driver.js")
+DRIVER = os.path.join(HERE, "..", "node", "driver.js")
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or ""
 SHOTS = os.environ.get("HQ_SCREENSHOTS") or os.path.join(
     os.environ.get("HQ_BUILD_DIR", tempfile.gettempdir()), "screenshots")
