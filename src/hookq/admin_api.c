@@ -504,6 +504,14 @@ api_stats(struct hq_admin *a, struct evhttp_request *req, void *arg)
     keep_sample(api, &s);
 }
 
+static void
+key_info_free(struct hq_key_info *k)
+{
+    free(k->key);
+    free(k->reason);
+    free(k->error);
+}
+
 /*
  * Keep the keys of `l` whose name contains `q` ("" keeps all), then the
  * `top` from `offset` on. The items dropped are released.
@@ -512,8 +520,7 @@ static void
 keys_window(struct hq_key_list *l, const char *q, size_t offset, size_t top,
             size_t *matched)
 {
-    struct hq_key_list drop = {0};
-    size_t n = 0;
+    size_t n = 0, skip, keep;
 
     for (size_t i = 0; i < l->n; i++) {
         if (q[0] == '\0' || strstr(l->items[i].key, q) != NULL) {
@@ -524,23 +531,15 @@ keys_window(struct hq_key_list *l, const char *q, size_t offset, size_t top,
         }
     }
     *matched = n;
-    /* Release what is outside the window: before offset, after offset+top. */
-    drop.items = l->items;
-    drop.n = offset < n ? offset : n;
-    for (size_t i = 0; i < drop.n; i++) {
-        free(drop.items[i].key);
-        free(drop.items[i].reason);
-        free(drop.items[i].error);
-    }
-    memmove(l->items, l->items + drop.n, (l->n - drop.n) * sizeof(*l->items));
-    l->n -= drop.n;
-    n -= drop.n;
-    for (size_t i = n < top ? n : top; i < l->n; i++) {
-        free(l->items[i].key);
-        free(l->items[i].reason);
-        free(l->items[i].error);
-    }
-    l->n = n < top ? n : top;
+    /* Keep items [skip, skip + keep) of the n that matched. */
+    skip = offset < n ? offset : n;
+    keep = n - skip < top ? n - skip : top;
+    for (size_t i = 0; i < l->n; i++)
+        if (i < skip || i >= skip + keep)
+            key_info_free(&l->items[i]);
+    if (keep > 0)
+        memmove(l->items, l->items + skip, keep * sizeof(*l->items));
+    l->n = keep;
 }
 
 /*

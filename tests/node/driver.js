@@ -20,7 +20,8 @@
  *   wait {js, timeout}               until the expression `js` is truthy in
  *                                    the page; answers its value
  *   eval {js}                        the value of `js` in the page
- *   click {selector}                 click the first element matching
+ *   click {selector}                 click the first element matching (its
+ *                                    click(); fails when it is disabled)
  *   click_text {within, text, row}   click the button whose text is `text`
  *                                    inside `within`; with `row`, in the
  *                                    table row that has a cell of that text
@@ -95,7 +96,14 @@ async function run(page, cmd) {
   case "eval":
     return await page.evaluate(cmd.js);
   case "click":
-    await page.click(cmd.selector);
+    // The element's own click(), not a mouse event at its place: the page
+    // redraws every 2 s, and a table that grows can move the element
+    // between finding it and the mouse landing.
+    await page.waitForSelector(cmd.selector, { timeout });
+    await page.$eval(cmd.selector, e => {
+      if (e.disabled) throw new Error("disabled");
+      e.click();
+    });
     return null;
   case "click_text": {
     const clicked = await page.evaluate((within, text, row) => {
