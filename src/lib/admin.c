@@ -147,7 +147,6 @@ static redisReply *
 call_shard(hq_client *c, const char *script, unsigned shard, int argc,
            const char **argv)
 {
-    char prefix[HQ_PREFIX_MAX];
     size_t lens[64];
 
     if (argc > (int)HQ_ARRAY_SIZE(lens)) {
@@ -156,10 +155,7 @@ call_shard(hq_client *c, const char *script, unsigned shard, int argc,
     }
     for (int i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
-    if (hq__client_conn(c) == NULL)
-        return NULL;
-    hq__store_prefix(&c->ns, shard, prefix, sizeof(prefix));
-    return hq__store_eval(c->rc, script, prefix, argc, argv, lens, &c->err);
+    return hq__sconn_eval(&c->conn, shard, script, argc, argv, lens, &c->err);
 }
 
 /* The same, on the shard of `customer`. */

@@ -56,13 +56,11 @@
 
 #include "admin_int.h"
 #include "common_int.h"
-#include "store_int.h"
+#include "conn_int.h"
 #include "worker_int.h"
 
 #define MAX_OPS_PER_CALL 600 /* 3 + 6 * 600 args: under the store's limit */
 #define IDLE_MAX_MS 1000        /* longest idle wait between two claims */
-#define RECONNECT_MIN_MS 100
-#define RECONNECT_MAX_MS 5000
 #define ERROR_BACKOFF_MS 250    /* after an error reply, before trying again */
 #define DRAIN_GRACE_MS 5000     /* after shutdown_timeout, wait for Redis */
 
@@ -122,15 +120,6 @@ struct hq_job {
     char data[];                /* the strings above */
 };
 
-struct conn {
-    struct loop *loop;
-    redisAsyncContext *ac; /* NULL while down */
-    int up;                /* connected (AUTH/SELECT queued before anything) */
-    int sub;               /* the wake subscriber */
-    int backoff_ms;
-    struct event *retry_ev;
-};
-
 struct lane {
     struct loop *loop;
     unsigned shard;
@@ -158,7 +147,7 @@ struct loop {
     int pipefd[2];               /* stop pipe: written by hq_worker_stop() */
     struct event_base *base;
     struct event *flush_ev, *tick_ev, *stop_ev;
-    struct conn cmd, sub;
+    struct hq__conn cmd, sub;    /* settle calls; wake subscription */
     struct lane *lanes;
     unsigned nlanes;
     unsigned capacity;           /* key slots of this loop */
@@ -193,7 +182,6 @@ struct hq_worker {
 #define STAT_ADD(w, f, v) atomic_fetch_add_explicit(&(w)->f, (v), memory_order_relaxed)
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg);
-static void conn_start(struct conn *c);
 static void maybe_exit(struct loop *l);
 
 static uint64_t
@@ -628,8 +616,8 @@ lane_send(struct lane *ln, unsigned claim_n)
         }
         tail = &op->next;
     }
-    rc = hq__store_eval_async(l->cmd.ac, "settle", ln->prefix, (int)i,
-                              ln->argv, ln->argvlen, settle_cb, ln);
+    rc = hq__conn_eval(&l->cmd, ln->shard, "settle", (int)i, ln->argv,
+                       ln->argvlen, settle_cb, ln);
     if (rc != HQ_OK) {
         wlog(w, HQ_LOG_ERROR, "cannot send settle call: %s", hq_strerror(rc));
         STAT_ADD(w, redis_errors, 1);
@@ -916,9 +904,11 @@ tick_cb(evutil_socket_t fd, short what, void *arg_)
     for (i = 0; i < l->nlanes; i++) {
         if (l->lanes[i].inflight && now - l->lanes[i].sent_ns > timeout &&
             l->cmd.ac) {
-            wlog(w, HQ_LOG_ERROR, "redis did not answer within %d ms; reconnecting",
-                 w->addr.timeout_ms);
-            redisAsyncFree(l->cmd.ac); /* fails the calls; reconnect follows */
+            char why[80];
+
+            snprintf(why, sizeof(why), "redis did not answer within %d ms",
+                     w->addr.timeout_ms);
+            hq__conn_reset(&l->cmd, why); /* fails the calls */
             break;
         }
     }
@@ -1008,9 +998,8 @@ wake_cb(redisAsyncContext *ac, void *reply_, void *privdata)
 }
 
 static void
-subscribe(struct conn *c)
+subscribe(struct loop *l)
 {
-    struct loop *l = c->loop;
     hq_worker *w = l->w;
     const char **argv;
     size_t *argvlen;
@@ -1029,8 +1018,9 @@ subscribe(struct conn *c)
             argv[i + 1] = names[i];
             argvlen[i + 1] = (size_t)n;
         }
-        if (redisAsyncCommandArgv(c->ac, wake_cb, l, (int)l->nlanes + 1, argv,
-                                  argvlen) != REDIS_OK)
+        /* Wake messages are published to every node: any shard's will do. */
+        if (hq__conn_command(&l->sub, l->lanes[0].shard, (int)l->nlanes + 1,
+                             argv, argvlen, wake_cb, l) != HQ_OK)
             wlog(w, HQ_LOG_ERROR, "cannot subscribe to the wake channel");
     }
     free(argv);
@@ -1039,37 +1029,13 @@ subscribe(struct conn *c)
 }
 
 static void
-conn_retry_later(struct conn *c)
+on_conn_up(struct hq__conn *c, void *arg_)
 {
-    struct loop *l = c->loop;
-    int ms;
-
-    if (l->closing)
-        return;
-    ms = c->backoff_ms ? c->backoff_ms : RECONNECT_MIN_MS;
-    c->backoff_ms = ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : ms * 2;
-    ms = ms / 2 + (int)(rng_next(l) % (uint64_t)(ms / 2 + 1));
-    timer_set_ms(c->retry_ev, ms);
-}
-
-static void
-on_connect(const redisAsyncContext *ac, int status)
-{
-    struct conn *c = ac->data;
-    struct loop *l = c->loop;
+    struct loop *l = arg_;
     unsigned i;
 
-    if (status != REDIS_OK) {
-        wlog(l->w, HQ_LOG_WARN, "cannot connect to redis: %s", ac->errstr);
-        c->ac = NULL; /* hiredis frees it */
-        STAT_ADD(l->w, redis_errors, 1);
-        conn_retry_later(c);
-        return;
-    }
-    c->up = 1;
-    c->backoff_ms = 0;
-    if (c->sub)
-        subscribe(c);
+    if (c == &l->sub)
+        subscribe(l);
     /* Wake messages may have been missed while down: claim again. */
     for (i = 0; i < l->nlanes; i++)
         l->lanes[i].idle = 0;
@@ -1077,51 +1043,15 @@ on_connect(const redisAsyncContext *ac, int status)
 }
 
 static void
-on_disconnect(const redisAsyncContext *ac, int status)
+on_conn_down(struct hq__conn *c, const char *why, void *arg_)
 {
-    struct conn *c = ac->data;
-    struct loop *l = c->loop;
+    struct loop *l = arg_;
 
-    c->ac = NULL;
-    c->up = 0;
     if (l->closing)
         return;
-    wlog(l->w, HQ_LOG_WARN, "lost the %s connection to redis%s%s",
-         c->sub ? "wake" : "command", status == REDIS_OK ? "" : ": ",
-         status == REDIS_OK ? "" : ac->errstr);
+    wlog(l->w, HQ_LOG_WARN, "%s connection: %s",
+         c == &l->sub ? "wake" : "command", why);
     STAT_ADD(l->w, redis_errors, 1);
-    conn_retry_later(c);
-}
-
-static void
-conn_start(struct conn *c)
-{
-    struct loop *l = c->loop;
-    struct hq__err err = {{0}};
-    redisAsyncContext *ac;
-
-    ac = hq__store_connect_async(&l->w->addr, l->base, &err);
-    if (ac == NULL) {
-        wlog(l->w, HQ_LOG_ERROR, "%s", err.msg);
-        conn_retry_later(c);
-        return;
-    }
-    if (ac->err) {
-        wlog(l->w, HQ_LOG_WARN, "cannot connect to redis: %s", ac->errstr);
-        redisAsyncFree(ac);
-        conn_retry_later(c);
-        return;
-    }
-    ac->data = c;
-    c->ac = ac;
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-}
-
-static void
-conn_retry_cb(evutil_socket_t fd, short what, void *arg_)
-{
-    conn_start(arg_);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1133,11 +1063,8 @@ loop_cleanup(struct loop *l)
     unsigned i;
 
     l->closing = 1;
-    if (l->cmd.ac)
-        redisAsyncFree(l->cmd.ac);
-    if (l->sub.ac)
-        redisAsyncFree(l->sub.ac);
-    l->cmd.ac = l->sub.ac = NULL;
+    hq__conn_release(&l->cmd);
+    hq__conn_release(&l->sub);
     /* Jobs still in hand (Redis was gone at the end of the drain): their
      * leases expire and are reaped. */
     for (i = 0; i < l->nlanes; i++) {
@@ -1168,12 +1095,7 @@ loop_cleanup(struct loop *l)
         event_free(l->tick_ev);
     if (l->stop_ev)
         event_free(l->stop_ev);
-    if (l->cmd.retry_ev)
-        event_free(l->cmd.retry_ev);
-    if (l->sub.retry_ev)
-        event_free(l->sub.retry_ev);
     l->flush_ev = l->tick_ev = l->stop_ev = NULL;
-    l->cmd.retry_ev = l->sub.retry_ev = NULL;
     if (l->base)
         event_base_free(l->base);
     l->base = NULL;
@@ -1228,6 +1150,7 @@ loop_main(void *arg_)
 {
     struct loop *l = arg_;
     hq_worker *w = l->w;
+    struct hq__conn_hooks hooks = {on_conn_up, on_conn_down, l};
     struct timeval tick;
     int64_t tick_ms;
     unsigned i;
@@ -1247,10 +1170,9 @@ loop_main(void *arg_)
     l->tick_ev = event_new(l->base, -1, EV_PERSIST, tick_cb, l);
     l->stop_ev = event_new(l->base, l->pipefd[0], EV_READ | EV_PERSIST,
                            stop_cb, l);
-    l->cmd.retry_ev = evtimer_new(l->base, conn_retry_cb, &l->cmd);
-    l->sub.retry_ev = evtimer_new(l->base, conn_retry_cb, &l->sub);
-    if (!l->flush_ev || !l->tick_ev || !l->stop_ev || !l->cmd.retry_ev ||
-        !l->sub.retry_ev)
+    if (!l->flush_ev || !l->tick_ev || !l->stop_ev ||
+        hq__conn_init(&l->cmd, l->base, &w->addr, &w->ns, &hooks, 0) != HQ_OK ||
+        hq__conn_init(&l->sub, l->base, &w->addr, &w->ns, &hooks, 0) != HQ_OK)
         goto fail;
     for (i = 0; i < l->nlanes; i++) {
         l->lanes[i].timer_ev = evtimer_new(l->base, lane_timer_cb, &l->lanes[i]);
@@ -1259,8 +1181,8 @@ loop_main(void *arg_)
     }
     event_add(l->stop_ev, NULL);
     event_add(l->tick_ev, &tick);
-    conn_start(&l->cmd);
-    conn_start(&l->sub);
+    hq__conn_start(&l->cmd);
+    hq__conn_start(&l->sub);
     if (w->opts.loop_init)
         w->opts.loop_init(l->base, w->opts.loop_arg);
     event_base_dispatch(l->base);
@@ -1342,8 +1264,6 @@ hq_worker_new(const struct hq_worker_options *opts, hq_worker **out)
         l->w = w;
         l->index = i;
         l->capacity = conc / threads + (i < conc % threads ? 1 : 0);
-        l->cmd.loop = l->sub.loop = l;
-        l->sub.sub = 1;
         l->rng = ((uint64_t)time(NULL) << 20) ^ ((uint64_t)getpid() << 8) ^
                  (i + 1) * 0x9e3779b97f4a7c15ull;
         if (pipe2(l->pipefd, O_NONBLOCK | O_CLOEXEC) != 0)
@@ -1374,7 +1294,7 @@ hq_worker_start(hq_worker *w)
     if (w->started)
         return hq__err_set(&w->err, HQ_EINVAL, "worker already started");
     /* Fail early when Redis is down; this also loads the scripts. */
-    c = hq__store_connect(&w->addr, &w->err);
+    c = hq__conn_connect_sync(&w->addr, &w->err);
     if (c == NULL)
         return HQ_ESTORE;
     redisFree(c);
