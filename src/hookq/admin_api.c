@@ -33,8 +33,8 @@
 
 #include "admin_api.h"
 #include "intake.h"
-#include "metrics.h"
-#include "process.h"
+#include "metrics_int.h"
+#include "process_int.h"
 
 #include "banned_int.h"
 
@@ -430,6 +430,16 @@ metrics(struct hq_admin *a, struct evhttp_request *req, void *arg)
     hq_prom_family(&p, "hookq_redis_up", "gauge",
                    "1 when Redis answered this scrape's queue sample.");
     hq_prom_sample(&p, "hookq_redis_up", NULL, up);
+    {
+        char why[300];
+
+        hq_prom_family(&p, "hookq_redis_oom", "gauge",
+                       "1 when Redis is over its maxmemory and refuses "
+                       "writes: every webhook is answered 503.");
+        hq_prom_sample(&p, "hookq_redis_oom", NULL,
+                       hq_admin_redis_state(a, why, sizeof(why)) ==
+                           HQ_ADMIN_REDIS_OOM);
+    }
     if (up) {
         metrics_queue(&p, &s);
         hq_stats_release(&s);

@@ -44,7 +44,7 @@
 #include "intake.h"
 #include "log.h"
 #include "notify.h"
-#include "process.h"
+#include "process_int.h"
 
 #include "banned_int.h"
 

@@ -21,6 +21,7 @@
 
 #include "admin_int.h"
 #include "client_int.h"
+#include "record_int.h"
 
 /* How many keys of one shard `keys` and `stats` look at, at most. */
 #define KEYS_SCAN_LIMIT 10000
@@ -48,53 +49,6 @@ hq_key_state_parse(const char *name)
         if (name && strcmp(name, state_names[i]) == 0)
             return (int)i;
     return -1;
-}
-
-static int
-parse_i64(const char *s, size_t len, int64_t *out)
-{
-    char buf[32];
-    char *end;
-    long long v;
-
-    if (len == 0 || len >= sizeof(buf))
-        return HQ_EPROTO;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    v = strtoll(buf, &end, 10);
-    if (*end != '\0')
-        return HQ_EPROTO;
-    *out = v;
-    return HQ_OK;
-}
-
-int
-hq__record_parse(const char *rec, size_t len, struct hq__record *out)
-{
-    const char *f[4];
-    size_t flen[4];
-    const char *p = rec, *end = rec + len;
-
-    for (int i = 0; i < 4; i++) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-
-        if (nl == NULL)
-            return HQ_EPROTO;
-        f[i] = p;
-        flen[i] = (size_t)(nl - p);
-        p = nl + 1;
-    }
-    memset(out, 0, sizeof(*out));
-    if (flen[0] == 0 || parse_i64(f[1], flen[1], &out->seq) != HQ_OK ||
-        parse_i64(f[2], flen[2], &out->received_at_ms) != HQ_OK)
-        return HQ_EPROTO;
-    out->id = f[0];
-    out->id_len = flen[0];
-    out->webhook_id = f[3];
-    out->webhook_id_len = flen[3];
-    out->body = p;
-    out->body_len = (size_t)(end - p);
-    return HQ_OK;
 }
 
 int
@@ -198,7 +152,7 @@ int_at(const redisReply *r, size_t i)
     if (e->type == REDIS_REPLY_INTEGER)
         return e->integer;
     if (e->type == REDIS_REPLY_STRING)
-        parse_i64(e->str, e->len, &v);
+        hq__parse_i64(e->str, e->len, &v);
     return v;
 }
 

@@ -54,9 +54,9 @@
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
 
-#include "admin_int.h"
 #include "common_int.h"
 #include "conn_int.h"
+#include "record_int.h"
 #include "worker_int.h"
 
 #define MAX_OPS_PER_CALL 600 /* 3 + 6 * 600 args: under the store's limit */

@@ -1,7 +1,7 @@
 /*
  * Internals of the worker runtime that need no Redis, shared with the unit
  * tests: the retry backoff. (Job records are read by hq__record_parse() of
- * admin_int.h.)
+ * record_int.h.)
  */
 #ifndef HQ_WORKER_INT_H
 #define HQ_WORKER_INT_H

@@ -310,18 +310,8 @@ write_cb(char *ptr, size_t size, size_t nmemb, void *userp)
         keep = c->max_response - c->body_len;
         c->truncated = 1;
     }
-    if (c->body_len + keep + 1 > c->body_cap) {
-        size_t cap = c->body_cap ? c->body_cap : 1024;
-        char *nb;
-
-        while (cap < c->body_len + keep + 1)
-            cap *= 2;
-        nb = realloc(c->body, cap);
-        if (!nb)
-            return 0; /* aborts the transfer */
-        c->body = nb;
-        c->body_cap = cap;
-    }
+    if (hq__buf_reserve(&c->body, &c->body_cap, c->body_len + keep + 1) != 0)
+        return 0; /* aborts the transfer */
     memcpy(c->body + c->body_len, ptr, keep);
     c->body_len += keep;
     c->body[c->body_len] = '\0';

@@ -31,7 +31,7 @@
 
 #include "hookq/hookq.h"
 #include "config_int.h"
-#include "metrics.h"
+#include "metrics_int.h"
 
 struct hq_process;
 

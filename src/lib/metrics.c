@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "metrics.h"
+#include "metrics_int.h"
 
 #include "banned_int.h"
 

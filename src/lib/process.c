@@ -31,7 +31,7 @@
 #include "curl_event_int.h"
 #include "deliver_int.h"
 #include "limiter_int.h"
-#include "process.h"
+#include "process_int.h"
 #include "template_int.h"
 
 struct pevent {
