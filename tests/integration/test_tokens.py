@@ -103,9 +103,11 @@ def bad_token_writes_are_named_and_store_nothing():
         status, _, text = hq.request("/api/tokens/acme", body={"token": "y"}, method="PUT",
                                      headers={"Content-Type": "text/plain"})
         assert status == 415, (status, text)
-        for path in ("/api/tokens/", "/api/tokens/a%0Ab", "/api/tokens/a%00b"):
+        for path in ("/api/tokens/a%0Ab", "/api/tokens/a%00b"):
             status, _, text = hq.request(path, body={"token": "y"}, method="PUT")
             assert status == 400 and json.loads(text)["error"] == "bad_customer", (path, text)
+        # No customer at all: no such route.
+        assert hq.request("/api/tokens/", body={"token": "y"}, method="PUT")[0] == 404
         assert token_of(rs, "acme") == "kept"
         assert rs.client().hlen(P + "tok") == 1
 
