@@ -12,7 +12,7 @@ import time
 import urllib.parse
 
 from harness import HOOKQ, RedisServer, Suite, processes, wait_until
-from proclib import Double, Queue, prefix
+from proclib import Double, prefix
 from test_admin_http import TOKEN, Hookq
 
 suite = Suite("tokens")
