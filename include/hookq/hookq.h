@@ -57,10 +57,15 @@ HQ_API const char *hq_version(void);
 /* Where the queue lives.                                                    */
 
 struct hq_store_options {
-    const char *url;       /* redis://[:password@]host:port[/db] or unix:///path[?db=N] */
+    const char *url;       /* redis://[[user]:password@]host:port[,host:port...][/db]
+                              (several hosts: a Redis Cluster) or unix:///path[?db=N] */
     const char *ns;        /* namespace, "hookq" when NULL */
     unsigned shards;       /* hash-tagged shards, 1 when 0 */
     int timeout_ms;        /* connect and command timeout, 5000 when 0 */
+    const char *sentinels; /* "host:port[,host:port...]": ask these Redis
+                              Sentinels for the master (url then gives only
+                              user, password and db); NULL = none */
+    const char *sentinel_master; /* its name at the Sentinels, "hookq" when NULL */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -449,12 +454,14 @@ struct hq_worker_options {
     /*
      * Optional per-loop hooks, for handlers that keep resources on a loop
      * (an HTTP client, a Redis connection): loop_init runs on each loop
-     * thread once its event base exists, before any handler runs there;
-     * loop_fini runs on that thread after the loop's last handler call and
-     * before its event base is freed. `base` is a struct event_base *.
+     * thread once its event base exists, before any handler runs there, and
+     * returns the loop's state, which hq_job_loop_state() gives the handler
+     * for each job of that loop; loop_fini gets it back on that thread
+     * after the loop's last handler call and before its event base is
+     * freed. `base` is a struct event_base *.
      */
-    void (*loop_init)(void *base, void *arg);
-    void (*loop_fini)(void *base, void *arg);
+    void *(*loop_init)(void *base, void *arg);
+    void (*loop_fini)(void *base, void *loop_state, void *arg);
     void *loop_arg;
 };
 
@@ -504,14 +511,8 @@ HQ_API const char *hq_job_webhook_id(const hq_job *job); /* "" when none */
 HQ_API const void *hq_job_body(const hq_job *job, size_t *len);
 /* The libevent base (struct event_base *) of the job's loop thread. */
 HQ_API void *hq_job_loop(const hq_job *job);
-/*
- * The fencing token of the job's lease (decimal) and the Redis key prefix
- * of its shard ("{ns:S}:"): for a script that must check, in the same
- * atomic step as its own work, that the lease is still current (m:<key>
- * st = active and tok = the fence), as the rate limiter does.
- */
-HQ_API const char *hq_job_fence(const hq_job *job);
-HQ_API const char *hq_job_prefix(const hq_job *job);
+/* What loop_init returned on the job's loop (NULL without loop_init). */
+HQ_API void *hq_job_loop_state(const hq_job *job);
 /* A pointer the handler may keep with the job, NULL at first. */
 HQ_API void *hq_job_userdata(const hq_job *job);
 HQ_API void hq_job_set_userdata(hq_job *job, void *ud);

@@ -329,10 +329,44 @@ check_redis_url(const char *v, char *why, size_t n)
         return -1;
     }
     snprintf(why, n,
-             "invalid url '%s': expected redis://[:password@]host[:port][/db] "
+             "invalid url '%s': expected "
+             "redis://[[user]:password@]host[:port][,host:port...][/db] "
              "or unix:///path",
              v);
     return -1;
+}
+
+static int
+check_sentinels(const char *v, char *why, size_t n)
+{
+    struct hq__store_seed seeds[HQ_SEEDS_MAX];
+    struct hq__err err;
+    unsigned count;
+
+    if (hq__store_parse_hostports(v, strlen(v), "sentinels", 1, seeds, &count,
+                                  &err) == HQ_OK)
+        return 0;
+    /* "sentinels: ..." is said by the key name already. */
+    snprintf(why, n, "%s", strncmp(err.msg, "sentinels: ", 11) == 0
+                               ? err.msg + 11 : err.msg);
+    return -1;
+}
+
+static int
+check_sentinel_master(const char *v, char *why, size_t n)
+{
+    if (v[0] == '\0' || strlen(v) > 127) {
+        snprintf(why, n, "must be 1 to 127 characters");
+        return -1;
+    }
+    for (const char *p = v; *p; p++) {
+        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p)) {
+            snprintf(why, n, "invalid name '%s': no spaces or control characters",
+                     v);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int
@@ -511,6 +545,10 @@ static const struct keydef keys[] = {
     {"", "log_level", K_ENUM, F(log_level), 0, 0, 0, NULL, loglevel_names},
 
     {"redis", "url", K_OPTSTR, F(redis.url), 0, 0, 0, check_redis_url, NULL},
+    {"redis", "sentinels", K_OPTSTR, F(redis.sentinels), 0, 0, 0, check_sentinels,
+     NULL},
+    {"redis", "sentinel_master", K_STR, F(redis.sentinel_master), 0, 0, 0,
+     check_sentinel_master, NULL},
     {"redis", "namespace", K_STR, F(redis.ns), 0, 0, 0, check_namespace, NULL},
     {"redis", "shards", K_UINT, F(redis.shards), 0, 1, 16384, NULL, NULL},
     {"redis", "data_dir", K_STR, F(redis.data_dir), 0, 0, 0, check_nonempty,
@@ -1414,6 +1452,7 @@ set_defaults(struct hq_config *cfg)
     cfg->log_format = HQ_LOG_TEXT;
     cfg->log_level = 2; /* info */
     cfg->redis.ns = strdup("hookq");
+    cfg->redis.sentinel_master = strdup("hookq");
     cfg->redis.shards = 1;
     cfg->redis.data_dir = strdup("./hookq-data");
     cfg->intake.listen = strdup("127.0.0.1:8080");
@@ -1447,7 +1486,7 @@ set_defaults(struct hq_config *cfg)
     cfg->deliver.breaker = 5;
     cfg->deliver.probe_min_ms = 5000;
     cfg->deliver.probe_max_ms = 60000;
-    if (!cfg->redis.ns || !cfg->redis.data_dir || !cfg->intake.listen ||
+    if (!cfg->redis.ns || !cfg->redis.sentinel_master || !cfg->redis.data_dir || !cfg->intake.listen ||
         !cfg->intake.path || !cfg->intake.customer || !cfg->admin.listen ||
         !cfg->api.base_url)
         return HQ_ENOMEM;
@@ -1478,7 +1517,21 @@ validate(struct loader *L)
         if (ev->timeout_ms < 0)
             ev->timeout_ms = cfg->deliver.timeout_ms;
     }
-    if (cfg->redis.wait_replicas > 0 && cfg->redis.url == NULL) {
+    if (cfg->redis.sentinels != NULL && cfg->redis.url != NULL &&
+        strncmp(cfg->redis.url, "unix://", 7) == 0) {
+        struct origin o = {L->file, key_line(L, "redis", "sentinels"), NULL};
+        origin_error(L, &o, "redis", "sentinels",
+                     "cannot go with a unix:// url: the Sentinels name a "
+                     "host and port");
+    } else if (cfg->redis.sentinels != NULL && cfg->redis.url != NULL &&
+               strchr(cfg->redis.url, ',') != NULL) {
+        struct origin o = {L->file, key_line(L, "redis", "sentinels"), NULL};
+        origin_error(L, &o, "redis", "sentinels",
+                     "cannot go with a url of several hosts (a Redis "
+                     "Cluster finds its masters itself)");
+    }
+    if (cfg->redis.wait_replicas > 0 && cfg->redis.url == NULL &&
+        cfg->redis.sentinels == NULL) {
         struct origin o = {L->file, key_line(L, "redis", "wait_replicas"), NULL};
         origin_error(L, &o, "redis", "wait_replicas",
                      "needs a [redis] url: the embedded Redis of hookq run has "
@@ -1515,6 +1568,8 @@ hq__config_free(struct hq_config *cfg)
     free(cfg->path);
     free(cfg->redis.url);
     free(cfg->redis.ns);
+    free(cfg->redis.sentinels);
+    free(cfg->redis.sentinel_master);
     free(cfg->redis.data_dir);
     free(cfg->intake.listen);
     free(cfg->intake.path);

@@ -35,7 +35,9 @@ struct hq_config {
                             of hookq.h); top-level key log_level, info */
 
     struct {
-        char *url;       /* NULL = embedded (hookq run) */
+        char *url;       /* NULL = embedded (hookq run), unless sentinels */
+        char *sentinels; /* NULL, or "host:port[,host:port...]" */
+        char *sentinel_master; /* "hookq": the master's name at the Sentinels */
         char *ns;        /* "hookq" */
         unsigned shards; /* 1 */
         char *data_dir;  /* "./hookq-data" */

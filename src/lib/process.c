@@ -1,5 +1,5 @@
 /*
- * The job handler of hookq work / hookq run (see process.h).
+ * The job handler of hookq work / hookq run (see process_int.h).
  *
  * DESIGN: a job is a small state machine that runs on its loop thread and
  * never blocks it: parse the body once, then for each fetch line
@@ -9,9 +9,10 @@
  * that ends the attempt settles the job and frees its state at once.
  *
  * Per loop (struct ploop): an HTTP client and a Redis connection for the
- * limiter, created on the loop thread and used only there. The list of
- * loops is the only state shared between threads (guarded by `mu`, taken
- * when a loop starts or ends, and by a job whose loop is not known yet).
+ * limiter, created on the loop thread by loop_init, which hands it to the
+ * worker, and used only there: a job finds its loop's with
+ * hq_job_loop_state(), so nothing is shared between threads but the
+ * read-only configuration and the relaxed-atomic metrics.
  *
  * The limiter's grant is taken just before each call, after checking in
  * the same script that the job's lease is still ours: a worker that lost its
@@ -19,7 +20,6 @@
  * earlier fetches again when it comes back; the budget they spend again is
  * granted like any other, so the API's limit holds regardless.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +34,7 @@
 #include "limiter_int.h"
 #include "process_int.h"
 #include "template_int.h"
+#include "worker_int.h"
 
 struct pevent {
     const struct hq_event_cfg *cfg;
@@ -59,8 +60,6 @@ struct hq_process {
     struct hq__breaker_cfg breaker; /* threshold 0 = no breaker */
     hq_log_fn *log;
     void *log_arg;
-    pthread_mutex_t mu;        /* guards `loops` */
-    struct ploop *loops;
     struct hq_process_metrics m;
 };
 
@@ -72,7 +71,6 @@ struct ploop {
     struct hq__http *http;
     struct hq__conn redis;     /* the limiter's; connects on demand */
     struct pjob *jobs;         /* in flight on this loop */
-    struct ploop *next;
     int closing;               /* loop_fini runs: callbacks do nothing */
 };
 
@@ -175,7 +173,6 @@ hq_process_new(const struct hq_config *cfg,
         snprintf(errbuf, errsize, "out of memory");
         return HQ_ENOMEM;
     }
-    pthread_mutex_init(&p->mu, NULL);
     p->cfg = cfg;
     p->rate.calls = cfg->api.rate_calls > 0 ? cfg->api.rate_calls : 2;
     p->rate.window_ms = cfg->api.rate_window_ms > 0 ? cfg->api.rate_window_ms
@@ -204,6 +201,9 @@ hq_process_new(const struct hq_config *cfg,
                                         : "redis://127.0.0.1:6379/0",
                              store->timeout_ms ? store->timeout_ms : 5000,
                              &p->addr, &err);
+    if (rc == HQ_OK)
+        rc = hq__store_set_sentinels(&p->addr, store->sentinels,
+                                     store->sentinel_master, &err);
     if (rc == HQ_OK)
         rc = hq__store_ns_init(&p->ns, store->ns, store->shards, &err);
     if (rc != HQ_OK) {
@@ -277,17 +277,10 @@ hq_process_free(struct hq_process *p)
 {
     if (!p)
         return;
-    while (p->loops) {
-        struct ploop *pl = p->loops;
-
-        p->loops = pl->next;
-        ploop_free(pl);
-    }
     for (size_t i = 0; i < p->nevents; i++)
         pevent_release(&p->events[i]);
     free(p->events);
     free(p->base_url);
-    pthread_mutex_destroy(&p->mu);
     free(p);
 }
 
@@ -353,35 +346,6 @@ hq_process_policy(const hq_job *job, void *arg)
 /* ------------------------------------------------------------------------ */
 /* Loops.                                                                   */
 
-static struct ploop *
-ploop_get(struct hq_process *p, struct event_base *base)
-{
-    struct ploop *pl;
-
-    pthread_mutex_lock(&p->mu);
-    for (pl = p->loops; pl; pl = pl->next)
-        if (pl->base == base && !pl->closing)
-            break;
-    if (!pl) {
-        pl = calloc(1, sizeof(*pl));
-        if (pl && (hq__http_new(base, &pl->http) != HQ_OK ||
-                   hq__conn_init(&pl->redis, base, &p->addr, &p->ns, NULL,
-                                 HQ_CONN_ON_DEMAND) != HQ_OK)) {
-            hq__http_free(pl->http);
-            free(pl);
-            pl = NULL;
-        }
-        if (pl) {
-            pl->p = p;
-            pl->base = base;
-            pl->next = p->loops;
-            p->loops = pl;
-        }
-    }
-    pthread_mutex_unlock(&p->mu);
-    return pl;
-}
-
 static void
 pjob_release(struct pjob *pj)
 {
@@ -424,29 +388,34 @@ ploop_free(struct ploop *pl)
     free(pl);
 }
 
-void
+void *
 hq_process_loop_init(void *base, void *arg)
 {
-    ploop_get(arg, base);
+    struct hq_process *p = arg;
+    struct ploop *pl = calloc(1, sizeof(*pl));
+
+    if (pl && (hq__http_new(base, &pl->http) != HQ_OK ||
+               hq__conn_init(&pl->redis, base, &p->addr, &p->ns, NULL,
+                             HQ_CONN_ON_DEMAND) != HQ_OK)) {
+        plog(p, HQ_LOG_ERROR, "cannot set up a processing loop: out of memory");
+        hq__http_free(pl->http);
+        free(pl);
+        return NULL;
+    }
+    if (pl) {
+        pl->p = p;
+        pl->base = base;
+    }
+    return pl;
 }
 
 void
-hq_process_loop_fini(void *base, void *arg)
+hq_process_loop_fini(void *base, void *loop_state, void *arg)
 {
-    struct hq_process *p = arg;
-    struct ploop **pp, *pl = NULL;
-
-    pthread_mutex_lock(&p->mu);
-    for (pp = &p->loops; *pp; pp = &(*pp)->next) {
-        if ((*pp)->base == base) {
-            pl = *pp;
-            *pp = pl->next;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&p->mu);
-    if (pl)
-        ploop_free(pl);
+    (void)base;
+    (void)arg;
+    if (loop_state)
+        ploop_free(loop_state);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1017,9 +986,9 @@ take(struct pjob *pj)
     int rc;
 
     pj->redis_wait = 1;
-    snprintf(pj->call_id, sizeof(pj->call_id), "%s/%zu", hq_job_fence(job),
+    snprintf(pj->call_id, sizeof(pj->call_id), "%s/%zu", hq__job_fence(job),
              pj->next_fetch);
-    rc = hq__limit_take(&pj->pl->redis, pj->shard, hq_job_key(job), hq_job_fence(job),
+    rc = hq__limit_take(&pj->pl->redis, pj->shard, hq_job_key(job), hq__job_fence(job),
                         hq_job_customer(job), pj->endpoint, pj->call_id,
                         &p->rate, HQ_LIMIT_LOOKAHEAD_MS, on_grant, pj);
     if (rc != HQ_OK) {
@@ -1048,7 +1017,7 @@ hq_process_handle(hq_job *job, void *arg)
     size_t len;
     char msg[300];
 
-    pl = ploop_get(p, hq_job_loop(job));
+    pl = hq_job_loop_state(job); /* NULL: its loop_init failed */
     pj = pl ? calloc(1, sizeof(*pj)) : NULL;
     if (!pj) {
         hq_job_retry(job, "out of memory");
@@ -1082,7 +1051,6 @@ hq_process_handle(hq_job *job, void *arg)
         settle_retry(pj, "out of memory");
         return;
     }
-    pj->shard = hq__store_shard_of(&p->ns, hq_job_customer(job),
-                                   strlen(hq_job_customer(job)));
+    pj->shard = hq__job_shard(job);
     step(pj);
 }

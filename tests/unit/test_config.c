@@ -200,6 +200,8 @@ test_config_defaults_match_design(void **state)
     assert_int_equal(hq__config_defaults(&cfg), HQ_OK);
     assert_null(cfg->path);
     assert_null(cfg->redis.url);
+    assert_null(cfg->redis.sentinels);
+    assert_string_equal(cfg->redis.sentinel_master, "hookq");
     assert_string_equal(cfg->redis.ns, "hookq");
     assert_int_equal(cfg->redis.shards, 1);
     assert_string_equal(cfg->redis.data_dir, "./hookq-data");
@@ -247,6 +249,8 @@ static const char full_ini[] =
     "log_level = debug\n"
     "[redis]\n"
     "url = redis://127.0.0.1:6379/0   ; or unix:///path\n"
+    "sentinels = 10.0.0.1:26379,10.0.0.2:26379\n"
+    "sentinel_master = mymaster\n"
     "namespace = hq-test\n"
     "shards = 4\n"
     "data_dir = /var/lib/hookq\n"
@@ -313,6 +317,8 @@ test_config_every_key_is_read(void **state)
     assert_int_equal(cfg->log_format, HQ_LOG_JSON);
     assert_int_equal(cfg->log_level, 3);
     assert_string_equal(cfg->redis.url, "redis://127.0.0.1:6379/0");
+    assert_string_equal(cfg->redis.sentinels, "10.0.0.1:26379,10.0.0.2:26379");
+    assert_string_equal(cfg->redis.sentinel_master, "mymaster");
     assert_string_equal(cfg->redis.ns, "hq-test");
     assert_int_equal(cfg->redis.shards, 4);
     assert_string_equal(cfg->redis.data_dir, "/var/lib/hookq");
@@ -355,7 +361,7 @@ test_config_every_key_is_read(void **state)
     assert_int_equal(cfg->nevents, 3);
     ev = hq__config_event(cfg, "post-create", 11);
     assert_non_null(ev);
-    assert_int_equal(ev->line, 40);
+    assert_int_equal(ev->line, 42);
     assert_int_equal(ev->nfetch, 2);
     assert_string_equal(ev->fetch[0], "GET /posts/{data.post_id}");
     assert_string_equal(ev->fetch[1], "GET /users/{customer}/codes/{code}");
@@ -475,7 +481,7 @@ static const struct {
      "base64\n"},
     {"[redis]\nurl = http://127.0.0.1:6379\n",
      "@:2: [redis] url: invalid url 'http://127.0.0.1:6379': expected "
-     "redis://[:password@]host[:port][/db] or unix:///path\n"},
+     "redis://[[user]:password@]host[:port][,host:port...][/db] or unix:///path\n"},
     /* These passed `hookq check` but not the store's parser at startup
      * (found by fuzz_config). */
     {"[redis]\nurl = unix:///run/redis.sock?db=x\n",
@@ -539,6 +545,25 @@ static const struct {
     {"[event x]\ndeliver = log\non_failure = later\n",
      "@:3: [event x] on_failure: invalid value 'later': expected "
      "deadletter or hold\n"},
+    {"[redis]\nsentinels = 10.0.0.1\n",
+     "@:2: [redis] sentinels: '10.0.0.1' needs a port (host:port)\n"},
+    {"[redis]\nsentinels = 10.0.0.1:26379,:26380\n",
+     "@:2: [redis] sentinels: no host in ':26380'\n"},
+    {"[redis]\nsentinels = h:26379\nsentinel_master = my master\n",
+     "@:3: [redis] sentinel_master: invalid name 'my master': no spaces or "
+     "control characters\n"},
+    {"[redis]\nurl = redis://a:1,b:2\nsentinels = h:26379\n",
+     "@:3: [redis] sentinels: cannot go with a url of several hosts (a Redis "
+     "Cluster finds its masters itself)\n"},
+    {"[redis]\nurl = unix:///r.sock\nsentinels = h:26379\n",
+     "@:3: [redis] sentinels: cannot go with a unix:// url: the Sentinels "
+     "name a host and port\n"},
+    {"[redis]\nurl = redis://u:@h\n",
+     "@:2: [redis] url: redis url: user 'u' needs a password "
+     "(redis://user:password@host)\n"},
+    {"[redis]\nurl = redis://a:1,b:2/3\n",
+     "@:2: [redis] url: redis url 'redis://a:1,b:2/3': several hosts mean a "
+     "Redis Cluster, which has only database 0\n"},
     {"[redis]\nwait_replicas = 1\n",
      "@:2: [redis] wait_replicas: needs a [redis] url: the embedded Redis of "
      "hookq run has no replicas to wait for\n"},
