@@ -643,7 +643,7 @@ gate(struct pjob *pj, const char *target, int64_t lease_ms,
     pj->target = target;
     pj->gated = go;
     snprintf(pj->br_id, sizeof(pj->br_id), "%s/%s", hq_job_id(pj->job),
-             hq_job_fence(pj->job));
+             hq__job_fence(pj->job));
     if (hq__breaker_check(&pj->pl->redis, target, pj->br_id, lease_ms,
                           on_gate, pj) != HQ_OK) {
         pj->target = NULL;
