@@ -270,6 +270,8 @@ struct hq_shard_stats {
     int64_t held_customers;
     int64_t dead_letters;
     int64_t jobs;           /* jobs queued in every key, in flight included */
+    int64_t oldest_age_ms;  /* age of the oldest waiting head job; -1: none
+                               (summed: the greatest; see stats.lua) */
 };
 
 struct hq_counter {

@@ -971,6 +971,8 @@ shard_add(struct hq_shard_stats *t, const struct hq_shard_stats *s)
     t->held_customers += s->held_customers;
     t->dead_letters += s->dead_letters;
     t->jobs += s->jobs;
+    if (s->oldest_age_ms > t->oldest_age_ms)
+        t->oldest_age_ms = s->oldest_age_ms;
 }
 
 static int
@@ -984,7 +986,7 @@ stats_shard(hq_client *c, unsigned s, struct hq_stats *out)
     r = call_shard(c, "stats", s, 0, NULL);
     if (r == NULL)
         return call_failed(c);
-    if (!is_array(r, 10) || r->element[9]->type != REDIS_REPLY_ARRAY ||
+    if (!is_array(r, 11) || r->element[9]->type != REDIS_REPLY_ARRAY ||
         r->element[9]->elements % 2 != 0)
         return bad_reply(c, r, "stats");
     sh->ready_customers = int_at(r, 0);
@@ -995,6 +997,7 @@ stats_shard(hq_client *c, unsigned s, struct hq_stats *out)
     sh->held_customers = int_at(r, 5);
     sh->dead_letters = int_at(r, 6);
     sh->jobs = int_at(r, 7);
+    sh->oldest_age_ms = int_at(r, 10);
     if (int_at(r, 8) > out->time_ms)
         out->time_ms = int_at(r, 8);
     shard_add(&out->total, sh);
@@ -1069,6 +1072,7 @@ hq_client_stats(hq_client *c, size_t top_n, struct hq_stats *out)
     int rc = HQ_OK;
 
     memset(out, 0, sizeof(*out));
+    out->total.oldest_age_ms = -1;
     out->nshards = c->ns.shards;
     out->shards = calloc(c->ns.shards, sizeof(*out->shards));
     if (out->shards == NULL)
@@ -1096,7 +1100,7 @@ hq_client_stats(hq_client *c, size_t top_n, struct hq_stats *out)
 static json_t *
 shard_json(const struct hq_shard_stats *s)
 {
-    return json_pack("{sI sI sI sI sI sI sI sI}",
+    return json_pack("{sI sI sI sI sI sI sI sI sI}",
                      "jobs", (json_int_t)s->jobs,
                      "ready_keys", (json_int_t)s->ready_keys,
                      "ready_customers", (json_int_t)s->ready_customers,
@@ -1104,7 +1108,8 @@ shard_json(const struct hq_shard_stats *s)
                      "parked", (json_int_t)s->parked,
                      "held", (json_int_t)s->held,
                      "held_customers", (json_int_t)s->held_customers,
-                     "dead_letters", (json_int_t)s->dead_letters);
+                     "dead_letters", (json_int_t)s->dead_letters,
+                     "oldest_age_ms", (json_int_t)s->oldest_age_ms);
 }
 
 /* json_object_set_new that tells whether it worked (NULL values too). */
