@@ -407,6 +407,17 @@ metrics_queue(struct hq_prom *p, const struct hq_stats *s)
         hq_prom_sample(p, "hookq_queue_events_total", labels,
                        (double)s->counters[i].value);
     }
+    hq_prom_family(p, "hookq_target_up", "gauge",
+                   "1 while a delivery or fetch target is up, 0 while its "
+                   "circuit breaker holds it down.");
+    for (size_t i = 0; i < s->ntargets; i++) {
+        char quoted[2 * sizeof(s->targets[i].target) + 3];
+        char tl[sizeof(quoted) + 16];
+
+        snprintf(tl, sizeof(tl), "target=%s",
+                 hq_prom_label(s->targets[i].target, quoted, sizeof(quoted)));
+        hq_prom_sample(p, "hookq_target_up", tl, s->targets[i].up ? 1 : 0);
+    }
 }
 
 static void

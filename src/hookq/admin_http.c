@@ -66,6 +66,7 @@ struct hq_admin {
     struct hq__store_addr addr;
     int addr_ok;
     struct hq__sconn redis; /* /healthz connection; made when needed */
+    struct hq__store_ns ns;  /* the shards /healthz checks on a cluster */
 
     struct event_base *base;
     struct evhttp *http;
@@ -171,6 +172,12 @@ hq_admin_redis_state(struct hq_admin *a, char *why, size_t size)
         snprintf(why, size, "invalid redis url");
         return 0;
     }
+    if (a->addr.nseeds > 1) {
+        /* A Redis Cluster: the master of every shard must answer. */
+        if (!hq__sconn_ping(&a->redis, why, size))
+            return HQ_ADMIN_REDIS_DOWN;
+        goto intake_oom;
+    }
     rc = hq__sconn_for_shard(&a->redis, 0, &e);
     if (rc == NULL) {
         snprintf(why, size, "%s", e.msg);
@@ -204,6 +211,7 @@ hq_admin_redis_state(struct hq_admin *a, char *why, size_t size)
     /* Near the limit, a small probe may pass while a batch of webhooks
      * (whose bytes Redis counts while it reads them) is refused: the
      * intake's last answer from Redis says so. */
+intake_oom:
     if (a->intake != NULL) {
         struct hq_intake_stats st;
 
@@ -385,8 +393,13 @@ hq_admin_new(const struct hq_config *cfg, const struct hq_store_options *store,
         goto fail;
     }
     a->addr_ok =
-        hq__store_parse_url(a->url, PING_TIMEOUT_MS, &a->addr, &e) == HQ_OK;
-    hq__sconn_init(&a->redis, &a->addr, NULL);
+        hq__store_parse_url(a->url, PING_TIMEOUT_MS, &a->addr, &e) == HQ_OK &&
+        hq__store_set_sentinels(&a->addr, store->sentinels, store->sentinel_master,
+                                &e) == HQ_OK;
+    if (hq__store_ns_init(&a->ns, store->ns ? store->ns : cfg->redis.ns,
+                          store->shards ? store->shards : cfg->redis.shards, &e) != HQ_OK)
+        hq__store_ns_init(&a->ns, NULL, 1, &e);
+    hq__sconn_init(&a->redis, &a->addr, &a->ns);
     if (hq_split_listen(cfg->admin.listen, host, sizeof(host), &port) != 0) {
         snprintf(err, errsize, "[admin] listen '%s': invalid address",
                  cfg->admin.listen);
