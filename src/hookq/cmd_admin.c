@@ -951,8 +951,8 @@ hq_cmd_token(struct hq_cli *cli, int argc, char **argv)
             (np == 3 && bad_word("token", "TOKEN", pos[2])))
             return usage(use);
         if (np == 2) {
-            if ((rc = token_from_stdin(&line)) != 0)
-                return rc;
+            if (token_from_stdin(&line) != 0)
+                return usage(use);
             pos[2] = line;
         }
     } else if (strcmp(pos[0], "del") == 0) {
