@@ -352,20 +352,36 @@ went_down(struct hq__conn *c, const char *why)
     retry_later(c);
 }
 
+/*
+ * Connection `ac` failed or ended: unless its owner dropped it already
+ * (hq__conn_reset(), _release()), tell the owner and reconnect later.
+ * hiredis frees `ac` after the callback returns.
+ */
 static void
-on_connect(const redisAsyncContext *ac, int status)
+ended(const redisAsyncContext *ac, const char *what, const char *detail)
 {
     struct hq__conn *c = ac->data;
     char why[300];
 
     if (c == NULL || c->ac != ac)
         return;
+    c->ac = NULL;
+    snprintf(why, sizeof(why), "%s%s%s", what, detail ? ": " : "",
+             detail ? detail : "");
+    went_down(c, why);
+}
+
+static void
+on_connect(const redisAsyncContext *ac, int status)
+{
+    struct hq__conn *c = ac->data;
+
     if (status != REDIS_OK) {
-        c->ac = NULL; /* hiredis frees it after this returns */
-        snprintf(why, sizeof(why), "cannot connect to redis: %s", ac->errstr);
-        went_down(c, why);
+        ended(ac, "cannot connect to redis", ac->errstr);
         return;
     }
+    if (c == NULL || c->ac != ac)
+        return;
     c->up = 1;
     c->attempts = 0;
     if (c->hooks.up)
@@ -375,16 +391,8 @@ on_connect(const redisAsyncContext *ac, int status)
 static void
 on_disconnect(const redisAsyncContext *ac, int status)
 {
-    struct hq__conn *c = ac->data;
-    char why[300];
-
-    /* Dropped by hq__conn_reset() or _release(): already handled. */
-    if (c == NULL || c->ac != ac)
-        return;
-    c->ac = NULL;
-    snprintf(why, sizeof(why), "lost the connection to redis%s%s",
-             status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : ac->errstr);
-    went_down(c, why);
+    ended(ac, "lost the connection to redis",
+          status == REDIS_OK ? NULL : ac->errstr);
 }
 
 static void
