@@ -890,7 +890,7 @@ tick_cb(evutil_socket_t fd, short what, void *arg_)
     /* Watchdog: hiredis has no command timeout of its own. */
     for (i = 0; i < l->nlanes; i++) {
         if (l->lanes[i].inflight && now - l->lanes[i].sent_ns > timeout &&
-            l->cmd.ac) {
+            (l->cmd.ac || l->cmd.router)) {
             char why[80];
 
             snprintf(why, sizeof(why), "redis did not answer within %d ms",
@@ -1159,7 +1159,8 @@ loop_main(void *arg_)
                            stop_cb, l);
     if (!l->flush_ev || !l->tick_ev || !l->stop_ev ||
         hq__conn_init(&l->cmd, l->base, &w->addr, &w->ns, &hooks, 0) != HQ_OK ||
-        hq__conn_init(&l->sub, l->base, &w->addr, &w->ns, &hooks, 0) != HQ_OK)
+        hq__conn_init(&l->sub, l->base, &w->addr, &w->ns, &hooks,
+                      HQ_CONN_ANY_NODE) != HQ_OK)
         goto fail;
     for (i = 0; i < l->nlanes; i++) {
         l->lanes[i].timer_ev = evtimer_new(l->base, lane_timer_cb, &l->lanes[i]);
@@ -1211,11 +1212,11 @@ hq_worker_new(const struct hq_worker_options *opts, hq_worker **out)
     if (w->opts.lease_ms <= 0)
         w->opts.lease_ms = 30000;
     if (w->opts.max_attempts <= 0)
-        w->opts.max_attempts = 8;
+        w->opts.max_attempts = 12;
     if (w->opts.backoff_min_ms <= 0)
-        w->opts.backoff_min_ms = 1000;
+        w->opts.backoff_min_ms = 5000;
     if (w->opts.backoff_max_ms <= 0)
-        w->opts.backoff_max_ms = 600000;
+        w->opts.backoff_max_ms = 3600000;
     if (w->opts.backoff_max_ms < w->opts.backoff_min_ms)
         w->opts.backoff_max_ms = w->opts.backoff_min_ms;
     if (w->opts.shutdown_timeout_ms <= 0)
@@ -1228,6 +1229,9 @@ hq_worker_new(const struct hq_worker_options *opts, hq_worker **out)
                              opts->store.timeout_ms ? opts->store.timeout_ms
                                                     : 5000,
                              &w->addr, &w->err);
+    if (rc == HQ_OK)
+        rc = hq__store_set_sentinels(&w->addr, opts->store.sentinels,
+                                     opts->store.sentinel_master, &w->err);
     if (rc != HQ_OK)
         return rc;
     if (w->addr.timeout_ms <= 0)
