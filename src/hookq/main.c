@@ -39,8 +39,9 @@ static const struct command commands[] = {
     {"release", hq_cmd_release, "KEY", "release a held key"},
     {"dlq", hq_cmd_dlq, "list | show ID | retry ID|--all | drop ID|--all",
      "the dead-letter list"},
-    {"token", hq_cmd_token, "set CUSTOMER TOKEN | del CUSTOMER",
-     "the API token of a customer"},
+    {"token", hq_cmd_token, "set CUSTOMER [TOKEN] | del CUSTOMER",
+     "the API token of a customer; set without TOKEN reads it from one\n"
+     "line of stdin, so that it is not on the command line"},
     {"check", hq_cmd_check, "[-c FILE]",
      "validate a config and say what is wrong, with line numbers"},
 };

@@ -317,6 +317,13 @@ hq_client_token_set(hq_client *c, const char *customer, const char *token,
         return hq__err_set(&c->err, HQ_EINVAL, "empty token");
     if (strpbrk(token, "\r\n"))
         return hq__err_set(&c->err, HQ_EINVAL, "token contains a newline");
+    for (const char *p = token; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return hq__err_set(&c->err, HQ_EINVAL,
+                               "token contains a control character");
+    if (strlen(token) > HQ_TOKEN_MAX)
+        return hq__err_set(&c->err, HQ_EINVAL,
+                           "token is longer than %d bytes", HQ_TOKEN_MAX);
     r = call_customer(c, "token_set", customer, strlen(customer), 2, argv);
     if (r == NULL)
         return call_failed(c);

@@ -32,6 +32,9 @@ void hq__logf(hq_log_fn *fn, void *arg, int level, const char *fmt, ...)
 int hq__err_set(struct hq__err *e, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The longest API token: what a fetch's Authorization header carries. */
+#define HQ_TOKEN_MAX 1000
+
 #define HQ_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /*

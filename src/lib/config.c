@@ -400,6 +400,21 @@ bad:
     return -1;
 }
 
+/* [api] token_command: a program given by its absolute path, no blanks. */
+static int
+check_program(const char *v, char *why, size_t n)
+{
+    if (v[0] == '/') {
+        for (const char *p = v; *p; p++)
+            if (isspace((unsigned char)*p))
+                goto bad;
+        return 0;
+    }
+bad:
+    snprintf(why, n, "'%s': expected the absolute path of a program", v);
+    return -1;
+}
+
 static int
 check_namespace(const char *v, char *why, size_t n)
 {
@@ -621,6 +636,8 @@ static const struct keydef keys[] = {
     {"api", "endpoint", K_ENUM, F(api.endpoint), 0, 0, 0, NULL, endpoint_names},
     {"api", "timeout", K_DURATION, F(api.timeout_ms), 0, 1, INT64_MAX, NULL,
      NULL},
+    {"api", "token_command", K_OPTSTR, F(api.token_command), 0, 0, 0,
+     check_program, NULL},
 
     {"deliver", "secret", K_OPTSTR, F(deliver.secret), 0, 0, 0, check_secret,
      NULL},
@@ -1594,6 +1611,7 @@ hq__config_free(struct hq_config *cfg)
     free(cfg->admin.listen);
     free(cfg->admin.token);
     free(cfg->api.base_url);
+    free(cfg->api.token_command);
     free(cfg->deliver.secret);
     free(cfg);
 }

@@ -83,6 +83,7 @@ struct hq_config {
         int64_t margin_ms;     /* 25 */
         int endpoint;          /* enum hq_endpoint_mode */
         int64_t timeout_ms;    /* 10 s */
+        char *token_command;   /* NULL = none; else an absolute path */
     } api;
 
     struct {
