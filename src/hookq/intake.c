@@ -1036,6 +1036,9 @@ hq_intake_start(const struct hq_config *cfg, const struct hq_store_options *stor
         in->hooks = *hooks;
     if (hq__store_parse_url(url, store && store->timeout_ms ? store->timeout_ms : 5000,
                             &in->addr, &e) != HQ_OK ||
+        hq__store_set_sentinels(&in->addr, store ? store->sentinels : cfg->redis.sentinels,
+                                store ? store->sentinel_master : cfg->redis.sentinel_master,
+                                &e) != HQ_OK ||
         hq__store_ns_init(&in->ns, store && store->ns ? store->ns : cfg->redis.ns,
                           store && store->shards ? store->shards : cfg->redis.shards,
                           &e) != HQ_OK ||

@@ -29,6 +29,9 @@ hq_client_new(const struct hq_store_options *opts, hq_client **out)
     *out = c;
     rc = hq__store_parse_url(opts->url ? opts->url : "redis://127.0.0.1:6379/0",
                              opts->timeout_ms, &c->addr, &c->err);
+    if (rc == HQ_OK)
+        rc = hq__store_set_sentinels(&c->addr, opts->sentinels,
+                                     opts->sentinel_master, &c->err);
     if (rc != HQ_OK)
         return rc;
     rc = hq__store_ns_init(&c->ns, opts->ns, opts->shards, &c->err);
@@ -84,15 +87,16 @@ struct push_batch {
 };
 
 /* The call's arguments for batch `b` (argv/argvlen hold
- * HQ_ENQUEUE_ARGC(HQ_ENQUEUE_BATCH_MAX)). */
+ * HQ_ENQUEUE_ARGC(HQ_ENQUEUE_BATCH_MAX), dig HQ_ENQUEUE_BATCH_MAX digests). */
 static int
 batch_argv(const struct hq_push *p, const struct push_batch *b,
-           const struct hq__enqueue_limits *lim, const char **argv,
+           const struct hq__enqueue_limits *lim,
+           unsigned char (*dig)[HQ_ENQUEUE_DIGEST], const char **argv,
            size_t *argvlen)
 {
     hq__enqueue_argv_limits(lim, argv, argvlen);
     for (size_t j = 0; j < b->len; j++)
-        hq__enqueue_argv_job(j, &p[b->items[j].idx], argv, argvlen);
+        hq__enqueue_argv_job(j, &p[b->items[j].idx], dig[j], argv, argvlen);
     return (int)HQ_ENQUEUE_ARGC(b->len);
 }
 
@@ -118,6 +122,7 @@ hq_client_push_many(hq_client *c, const struct hq_push *p, size_t n,
     struct hq__enqueue_limits lim;
     const char *argv[HQ_ENQUEUE_ARGC(HQ_ENQUEUE_BATCH_MAX)];
     size_t argvlen[HQ_ENQUEUE_ARGC(HQ_ENQUEUE_BATCH_MAX)];
+    unsigned char dig[HQ_ENQUEUE_BATCH_MAX][HQ_ENQUEUE_DIGEST];
     struct push_item *items;
     struct push_batch *batches;
     size_t nok = n, nb = 0, sent = 0;
@@ -164,7 +169,7 @@ hq_client_push_many(hq_client *c, const struct hq_push *p, size_t n,
     }
     for (; sent < nb; sent++) {
         const struct push_batch *b = &batches[sent];
-        int argc = batch_argv(p, b, &lim, argv, argvlen);
+        int argc = batch_argv(p, b, &lim, dig, argv, argvlen);
 
         if (hq__sconn_eval_append(&c->conn, b->items[0].shard, "enqueue", argc,
                                   argv, argvlen, &c->err) != HQ_OK) {
@@ -202,7 +207,7 @@ hq_client_push_many(hq_client *c, const struct hq_push *p, size_t n,
             rc = HQ_ESTORE;
         if (b->state != -1)
             continue;
-        argc = batch_argv(p, b, &lim, argv, argvlen);
+        argc = batch_argv(p, b, &lim, dig, argv, argvlen);
         r = hq__sconn_eval(&c->conn, b->items[0].shard, "enqueue", argc, argv,
                            argvlen, &c->err);
         if (r == NULL) {

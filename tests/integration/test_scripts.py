@@ -3,7 +3,7 @@ with redis-py against a real redis-server: enqueue, settle (claim, done,
 retry, park, dead, hold, renew, release), reap, fencing and fairness."""
 import time
 
-from harness import RedisServer, Suite, lua_script
+from harness import RedisServer, Suite, lua_script, webhook_digest
 
 P = "{hookq:0}:"
 suite = Suite("scripts")
@@ -17,7 +17,8 @@ class Q:
         self.rp = r.register_script(lua_script("reap"))
 
     def push(self, cust, code, body="b", whid="", depth=0, ttl=86400000):
-        st, jid, seq = self.enq(keys=[P], args=[depth, ttl, cust, code, body, whid])
+        st, jid, seq = self.enq(keys=[P], args=[depth, ttl, cust, code, body, whid,
+                                                webhook_digest(whid)])
         return st, jid.decode(), seq
 
     def settle(self, ops=(), claim=0, lease=30000):
@@ -134,6 +135,14 @@ def dedup_never_takes_one_id_for_another_that_shares_its_first_bytes():
         for k in (0, 1, 150, 299):
             assert q.push("c", "e", whid="%s%03d" % (head, k)) == (1, ids[k], 0)
         assert q.r.llen(P + "q:c:e") == 301
+        # The script compares the whole 128-bit digest: two that differ only
+        # in their last bit (so in one hash) are two ids.
+        d1 = bytes(range(16))
+        d2 = d1[:15] + bytes([d1[15] ^ 1])
+        got = [q.enq(keys=[P], args=[0, 86400000, "c", "e", "b", whid, d])
+               for whid, d in (("x1", d1), ("x2", d2), ("x1", d1), ("x2", d2))]
+        assert [g[0] for g in got] == [0, 0, 1, 1]
+        assert got[2][1] == got[0][1] and got[3][1] == got[1][1] != got[0][1]
 
 
 @suite.test
@@ -187,7 +196,7 @@ def push_batch(q, jobs, depth=0, ttl=86400000):
     """One enqueue call for every (customer, code, body, whid) of `jobs`."""
     args = [depth, ttl]
     for j in jobs:
-        args += list(j)
+        args += list(j) + [webhook_digest(j[3])]
     out = q.enq(keys=[P], args=args)
     return [(out[i], out[i + 1].decode(), out[i + 2]) for i in range(0, len(out), 3)]
 
@@ -274,13 +283,24 @@ def the_enqueue_indexes_stay_fast_encodings_and_the_pin_goes_with_the_last_key()
 def enqueue_refuses_malformed_arguments():
     srv, q = fresh()
     with srv:
-        for args in ([0, 1000], [0, 1000, "c", "a", "b"], ["x", 1000, "c", "a", "b", ""]):
+        for args in ([0, 1000], [0, 1000, "c", "a", "b"], ["x", 1000, "c", "a", "b", "", ""],
+                     [0, "1h", "c", "a", "b", "", ""]):
             try:
                 q.enq(keys=[P], args=args)
             except Exception as e:
                 assert "enqueue: ARGV" in str(e), e
             else:
                 raise AssertionError("accepted %r" % (args,))
+        assert srv.client().dbsize() == 0
+        # A webhook id without its 16-byte digest is refused before anything
+        # is written.
+        for dig in ("", "short"):
+            try:
+                q.enq(keys=[P], args=[0, 1000, "c", "a", "b", "wh", dig])
+            except Exception as e:
+                assert "needs its 16-byte digest" in str(e), e
+            else:
+                raise AssertionError("accepted digest %r" % dig)
         assert srv.client().dbsize() == 0
 
 
@@ -392,6 +412,29 @@ def hold_of_a_customer_holds_its_ready_keys_and_new_ones():
         assert q.state("c:z") == "held"
         assert q.r.hget(P + "hc", "c") == b"token-invalid"
         assert q.r.smembers(P + "hk:c") == {b"c:a", b"c:b", b"c:z"}
+
+
+@suite.test
+def a_no_token_hold_of_one_key_leaves_the_customer_and_a_token_set_first_voids_it():
+    srv, q = fresh()
+    with srv:
+        q.push("c", "a")
+        q.push("c", "b")
+        _, got, _, _ = q.settle(claim=2)
+        byk = {g["key"]: g for g in got}
+        res, _, _, _ = q.settle([("hold", "c:a", byk["c:a"]["token"], 0, "no-token")], claim=0)
+        assert res == [1] and q.state("c:a") == "held"
+        assert q.r.hget(P + "hc", "c") is None
+        q.push("c", "z")
+        assert q.state("c:z") == "ready"
+        # A token set between the limiter's "no token" and the hold wins:
+        # the key runs again at once, no attempt counted.
+        q.r.hset(P + "tok", "c", "tok-1")
+        res, nxt, _, _ = q.settle([("hold", "c:b", byk["c:b"]["token"], 0, "no-token")],
+                                  claim=5)
+        assert res == [1] and q.r.hget(P + "held", "c:b") is None
+        assert sorted(g["key"] for g in nxt) == ["c:b", "c:z"]
+        assert [g["attempt"] for g in nxt] == [1, 1]
 
 
 @suite.test
