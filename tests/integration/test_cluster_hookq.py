@@ -22,7 +22,7 @@ SHARDS = 12
 class Hookq:
     """`hookq run` on the cluster: intake, workers, admin."""
 
-    def __init__(self, start, cluster, sink, extra=""):
+    def __init__(self, start, cluster, sink, extra="", seeds=2):
         self.dir = tempfile.mkdtemp(prefix="hq-clrun-")
         self.port, self.admin = free_port(), free_port()
         self.cfg = os.path.join(self.dir, "hookq.ini")
@@ -32,7 +32,7 @@ class Hookq:
                     "[admin]\nlisten = 127.0.0.1:%d\n"
                     "[worker]\nconcurrency = 32\nthreads = 2\nlease = 5s\n"
                     "[event post-create]\ndeliver = %s/hooks\n"
-                    % (cluster.url(2), SHARDS, extra, self.port, self.admin, sink.url))
+                    % (cluster.url(seeds), SHARDS, extra, self.port, self.admin, sink.url))
         self.log = os.path.join(self.dir, "stderr.log")
         self.errf = open(self.log, "w")
         self.proc = start([HOOKQ, "run", "-c", self.cfg], cwd=self.dir, stderr=self.errf)
@@ -79,7 +79,8 @@ def by_key(records):
 def test_run_on_a_cluster_keeps_each_keys_order_and_spreads_the_shards():
     with RedisCluster(masters=3) as c, processes() as start:
         sink = Double(start, "sink")
-        hq = Hookq(start, c, sink)
+        # One node in the url: hookq asks it and finds a cluster.
+        hq = Hookq(start, c, sink, seeds=1)
         conn = http.client.HTTPConnection("127.0.0.1", hq.port, timeout=10)
         for n in range(1, 11):
             for cu in range(40):
