@@ -914,6 +914,7 @@ hq_stats_release(struct hq_stats *s)
     for (size_t i = 0; i < s->ntop; i++)
         key_info_release(&s->top[i]);
     free(s->top);
+    free(s->targets);
     memset(s, 0, sizeof(*s));
 }
 
@@ -970,6 +971,8 @@ shard_add(struct hq_shard_stats *t, const struct hq_shard_stats *s)
     t->held_customers += s->held_customers;
     t->dead_letters += s->dead_letters;
     t->jobs += s->jobs;
+    if (s->oldest_age_ms > t->oldest_age_ms)
+        t->oldest_age_ms = s->oldest_age_ms;
 }
 
 static int
@@ -983,7 +986,7 @@ stats_shard(hq_client *c, unsigned s, struct hq_stats *out)
     r = call_shard(c, "stats", s, 0, NULL);
     if (r == NULL)
         return call_failed(c);
-    if (!is_array(r, 10) || r->element[9]->type != REDIS_REPLY_ARRAY ||
+    if (!is_array(r, 11) || r->element[9]->type != REDIS_REPLY_ARRAY ||
         r->element[9]->elements % 2 != 0)
         return bad_reply(c, r, "stats");
     sh->ready_customers = int_at(r, 0);
@@ -994,6 +997,7 @@ stats_shard(hq_client *c, unsigned s, struct hq_stats *out)
     sh->held_customers = int_at(r, 5);
     sh->dead_letters = int_at(r, 6);
     sh->jobs = int_at(r, 7);
+    sh->oldest_age_ms = int_at(r, 10);
     if (int_at(r, 8) > out->time_ms)
         out->time_ms = int_at(r, 8);
     shard_add(&out->total, sh);
@@ -1008,6 +1012,59 @@ stats_shard(hq_client *c, unsigned s, struct hq_stats *out)
     return HQ_OK;
 }
 
+static int
+target_cmp(const void *a, const void *b)
+{
+    const struct hq_target_info *x = a, *y = b;
+
+    return strcmp(x->target, y->target);
+}
+
+/* The circuit breaker's targets (breaker.lua list, in shard 0's slot). */
+static int
+stats_targets(hq_client *c, struct hq_stats *out)
+{
+    const char *argv[3] = {"list", "", ""};
+    const redisReply *l;
+    redisReply *r;
+    size_t n;
+
+    r = call_shard(c, "breaker", 0, 3, argv);
+    if (r == NULL)
+        return call_failed(c);
+    if (!is_array(r, 2) || r->element[1]->type != REDIS_REPLY_ARRAY ||
+        r->element[1]->elements % 6 != 0)
+        return bad_reply(c, r, "stats");
+    l = r->element[1];
+    n = l->elements / 6;
+    out->targets = calloc(n ? n : 1, sizeof(*out->targets));
+    if (out->targets == NULL) {
+        freeReplyObject(r);
+        return hq__err_set(&c->err, HQ_ENOMEM, "stats: out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct hq_target_info *t = &out->targets[out->ntargets];
+        redisReply *const *e = l->element + i * 6;
+
+        if (e[0]->type != REDIS_REPLY_STRING || e[5]->type != REDIS_REPLY_STRING)
+            continue;
+        snprintf(t->target, sizeof(t->target), "%.*s", (int)e[0]->len,
+                 e[0]->str);
+        t->failures = int_at(l, i * 6 + 1);
+        t->down_since_ms = int_at(l, i * 6 + 2);
+        t->up = t->down_since_ms < 0;
+        t->next_probe_ms = t->up ? -1 : int_at(l, i * 6 + 3);
+        t->probes = int_at(l, i * 6 + 4);
+        snprintf(t->last_error, sizeof(t->last_error), "%.*s",
+                 (int)e[5]->len, e[5]->str);
+        out->ntargets++;
+    }
+    freeReplyObject(r);
+    if (out->ntargets > 1)
+        qsort(out->targets, out->ntargets, sizeof(*out->targets), target_cmp);
+    return HQ_OK;
+}
+
 int
 hq_client_stats(hq_client *c, size_t top_n, struct hq_stats *out)
 {
@@ -1015,12 +1072,15 @@ hq_client_stats(hq_client *c, size_t top_n, struct hq_stats *out)
     int rc = HQ_OK;
 
     memset(out, 0, sizeof(*out));
+    out->total.oldest_age_ms = -1;
     out->nshards = c->ns.shards;
     out->shards = calloc(c->ns.shards, sizeof(*out->shards));
     if (out->shards == NULL)
         return hq__err_set(&c->err, HQ_ENOMEM, "stats: out of memory");
     for (unsigned s = 0; s < c->ns.shards && rc == HQ_OK; s++)
         rc = stats_shard(c, s, out);
+    if (rc == HQ_OK)
+        rc = stats_targets(c, out);
     if (rc == HQ_OK && top_n > 0) {
         rc = hq_client_keys(c, HQ_KEY_IDLE, top_n, &top);
         if (rc == HQ_OK) {
@@ -1040,7 +1100,7 @@ hq_client_stats(hq_client *c, size_t top_n, struct hq_stats *out)
 static json_t *
 shard_json(const struct hq_shard_stats *s)
 {
-    return json_pack("{sI sI sI sI sI sI sI sI}",
+    return json_pack("{sI sI sI sI sI sI sI sI sI}",
                      "jobs", (json_int_t)s->jobs,
                      "ready_keys", (json_int_t)s->ready_keys,
                      "ready_customers", (json_int_t)s->ready_customers,
@@ -1048,7 +1108,8 @@ shard_json(const struct hq_shard_stats *s)
                      "parked", (json_int_t)s->parked,
                      "held", (json_int_t)s->held,
                      "held_customers", (json_int_t)s->held_customers,
-                     "dead_letters", (json_int_t)s->dead_letters);
+                     "dead_letters", (json_int_t)s->dead_letters,
+                     "oldest_age_ms", (json_int_t)s->oldest_age_ms);
 }
 
 /* json_object_set_new that tells whether it worked (NULL values too). */
@@ -1133,6 +1194,26 @@ hq_stats_json(const struct hq_stats *s, const struct hq_stats *prev)
         json_t *o = key_json(&s->top[i]);
 
         bad |= o == NULL || json_array_append_new(arr, o) != 0;
+    }
+    arr = json_array();
+    bad |= set_new(root, "targets", arr);
+    for (size_t i = 0; !bad && i < s->ntargets; i++) {
+        const struct hq_target_info *t = &s->targets[i];
+        json_t *o = json_pack("{ss sb sI}", "target", t->target, "up", t->up,
+                              "failures", (json_int_t)t->failures);
+
+        bad |= o == NULL || json_array_append_new(arr, o) != 0;
+        if (!bad && !t->up)
+            bad |= set_new(o, "down_since_ms", json_integer(t->down_since_ms)) ||
+                   set_new(o, "next_probe_ms", json_integer(t->next_probe_ms)) ||
+                   set_new(o, "probes", json_integer(t->probes));
+        if (!bad && t->last_error[0]) {
+            /* An error quotes answers: cut at 255 bytes, maybe not UTF-8. */
+            json_t *e = json_string(t->last_error);
+
+            if (e)
+                bad |= set_new(o, "last_error", e);
+        }
     }
     return dump(root, bad);
 }

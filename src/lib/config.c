@@ -605,12 +605,21 @@ static const struct keydef keys[] = {
     {"api", "endpoint", K_ENUM, F(api.endpoint), 0, 0, 0, NULL, endpoint_names},
     {"api", "timeout", K_DURATION, F(api.timeout_ms), 0, 1, INT64_MAX, NULL,
      NULL},
+
+    {"deliver", "secret", K_OPTSTR, F(deliver.secret), 0, 0, 0, check_secret,
+     NULL},
+    {"deliver", "timeout", K_DURATION, F(deliver.timeout_ms), 0, 1, INT64_MAX,
+     NULL, NULL},
+    {"deliver", "breaker", K_INT, F(deliver.breaker), 0, 0, 1000000, NULL,
+     NULL},
+    {"deliver", "probe", K_RANGE, F(deliver.probe_min_ms),
+     F(deliver.probe_max_ms), 0, 0, NULL, NULL},
 };
 
 #undef F
 
 static const char *const sections[] = {"redis", "intake", "admin", "worker",
-                                       "api"};
+                                       "api", "deliver"};
 
 /* ------------------------------------------------------------------------ */
 /* Loader state and error collection.                                       */
@@ -736,7 +745,8 @@ unknown_key(struct loader *L, const struct origin *o, const char *section,
     size_t bestd = 3;
     char why[200];
     int is_event = strncmp(section, "event ", 6) == 0;
-    static const char *const event_keys[] = {"fetch", "deliver", "on_failure"};
+    static const char *const event_keys[] = {"fetch", "deliver", "on_failure",
+                                             "secret", "timeout"};
 
     if (is_event) {
         for (size_t i = 0; i < HQ_ARRAY_SIZE(event_keys); i++) {
@@ -1087,6 +1097,7 @@ event_get(struct loader *L, const char *code, int line)
     if (evs[cfg->nevents].code == NULL)
         return NULL;
     evs[cfg->nevents].on_failure = -1;
+    evs[cfg->nevents].timeout_ms = -1;
     evs[cfg->nevents].line = line;
     a[cfg->nevents] = 0;
     b[cfg->nevents] = 0;
@@ -1146,6 +1157,31 @@ event_key(struct loader *L, const char *section, const char *name,
             return;
         }
         ev->on_failure = e;
+    } else if (strcmp(name, "secret") == 0) {
+        if (ev->secret) {
+            origin_error(L, o, section, name, "set twice");
+            return;
+        }
+        if (check_secret(value, why, sizeof(why)) != 0) {
+            origin_error(L, o, section, name, why);
+            return;
+        }
+        ev->secret = xstrdup(L, value);
+    } else if (strcmp(name, "timeout") == 0) {
+        int64_t ms;
+        if (ev->timeout_ms >= 0) {
+            origin_error(L, o, section, name, "set twice");
+            return;
+        }
+        if (hq__parse_duration_ms(value, &ms) != HQ_OK || ms < 1) {
+            snprintf(why, sizeof(why),
+                     "invalid duration '%s' (expected a number with ms, s, "
+                     "m, h or d, at least 1ms)",
+                     value);
+            origin_error(L, o, section, name, why);
+            return;
+        }
+        ev->timeout_ms = ms;
     } else {
         unknown_key(L, o, section, name);
     }
@@ -1190,7 +1226,7 @@ enter_section(struct loader *L, const char *name)
     }
     add_error(L,
               "%s:%d: [%s]: unknown section (expected redis, intake, admin, "
-              "worker, api or event CODE)",
+              "worker, api, deliver, event CODE or event *)",
               L->file, L->lineno, name);
 }
 
@@ -1435,9 +1471,9 @@ set_defaults(struct hq_config *cfg)
     cfg->worker.concurrency = 64;
     cfg->worker.threads = 2;
     cfg->worker.lease_ms = 30000;
-    cfg->worker.max_attempts = 8;
-    cfg->worker.backoff_min_ms = 1000;
-    cfg->worker.backoff_max_ms = 600000;
+    cfg->worker.max_attempts = 12;
+    cfg->worker.backoff_min_ms = 5000;
+    cfg->worker.backoff_max_ms = 3600000;
     cfg->worker.on_failure = HQ_ON_FAILURE_DEADLETTER;
     cfg->worker.shutdown_timeout_ms = 30000;
     cfg->api.base_url = strdup("http://127.0.0.1:9000");
@@ -1446,6 +1482,10 @@ set_defaults(struct hq_config *cfg)
     cfg->api.margin_ms = 25;
     cfg->api.endpoint = HQ_ENDPOINT_ROUTE;
     cfg->api.timeout_ms = 10000;
+    cfg->deliver.timeout_ms = 30000;
+    cfg->deliver.breaker = 5;
+    cfg->deliver.probe_min_ms = 5000;
+    cfg->deliver.probe_max_ms = 60000;
     if (!cfg->redis.ns || !cfg->redis.sentinel_master || !cfg->redis.data_dir || !cfg->intake.listen ||
         !cfg->intake.path || !cfg->intake.customer || !cfg->admin.listen ||
         !cfg->api.base_url)
@@ -1474,6 +1514,8 @@ validate(struct loader *L)
                       L->file, ev->line, ev->code);
         if (ev->on_failure < 0)
             ev->on_failure = cfg->worker.on_failure;
+        if (ev->timeout_ms < 0)
+            ev->timeout_ms = cfg->deliver.timeout_ms;
     }
     if (cfg->redis.sentinels != NULL && cfg->redis.url != NULL &&
         strncmp(cfg->redis.url, "unix://", 7) == 0) {
@@ -1511,6 +1553,7 @@ event_free(struct hq_event_cfg *ev)
         free(ev->fetch[j]);
     free(ev->fetch);
     free(ev->deliver);
+    free(ev->secret);
     free(ev->code);
 }
 
@@ -1535,6 +1578,7 @@ hq__config_free(struct hq_config *cfg)
     free(cfg->admin.listen);
     free(cfg->admin.token);
     free(cfg->api.base_url);
+    free(cfg->deliver.secret);
     free(cfg);
 }
 
@@ -1667,12 +1711,16 @@ fail:
 const struct hq_event_cfg *
 hq__config_event(const struct hq_config *cfg, const char *code, size_t len)
 {
+    const struct hq_event_cfg *any = NULL;
+
     for (size_t i = 0; i < cfg->nevents; i++) {
         const char *c = cfg->events[i].code;
         if (strncmp(c, code, len) == 0 && c[len] == '\0')
             return &cfg->events[i];
+        if (strcmp(c, "*") == 0)
+            any = &cfg->events[i];
     }
-    return NULL;
+    return any;
 }
 
 void

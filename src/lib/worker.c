@@ -162,6 +162,7 @@ struct loop {
     uint64_t hard_ns;            /* exit regardless after this */
     uint64_t rng;
     unsigned next_lane;
+    void *loop_state;            /* what opts.loop_init returned */
 };
 
 struct hq_worker {
@@ -414,8 +415,9 @@ int hq_job_attempt(const hq_job *job) { return job->attempt; }
 int64_t hq_job_received_at_ms(const hq_job *job) { return job->received_at_ms; }
 const char *hq_job_webhook_id(const hq_job *job) { return job->webhook_id; }
 void *hq_job_loop(const hq_job *job) { return job->loop->base; }
-const char *hq_job_fence(const hq_job *job) { return job->token; }
-const char *hq_job_prefix(const hq_job *job) { return job->lane->prefix; }
+void *hq_job_loop_state(const hq_job *job) { return job->loop->loop_state; }
+const char *hq__job_fence(const hq_job *job) { return job->token; }
+unsigned hq__job_shard(const hq_job *job) { return job->lane->shard; }
 void *hq_job_userdata(const hq_job *job) { return job->userdata; }
 void hq_job_set_userdata(hq_job *job, void *ud) { job->userdata = ud; }
 
@@ -1185,11 +1187,11 @@ loop_main(void *arg_)
     hq__conn_start(&l->cmd);
     hq__conn_start(&l->sub);
     if (w->opts.loop_init)
-        w->opts.loop_init(l->base, w->opts.loop_arg);
+        l->loop_state = w->opts.loop_init(l->base, w->opts.loop_arg);
     event_base_dispatch(l->base);
     loop_abandon(l);
     if (w->opts.loop_fini)
-        w->opts.loop_fini(l->base, w->opts.loop_arg);
+        w->opts.loop_fini(l->base, l->loop_state, w->opts.loop_arg);
     loop_cleanup(l);
     return NULL;
 fail:
@@ -1225,11 +1227,11 @@ hq_worker_new(const struct hq_worker_options *opts, hq_worker **out)
     if (w->opts.lease_ms <= 0)
         w->opts.lease_ms = 30000;
     if (w->opts.max_attempts <= 0)
-        w->opts.max_attempts = 8;
+        w->opts.max_attempts = 12;
     if (w->opts.backoff_min_ms <= 0)
-        w->opts.backoff_min_ms = 1000;
+        w->opts.backoff_min_ms = 5000;
     if (w->opts.backoff_max_ms <= 0)
-        w->opts.backoff_max_ms = 600000;
+        w->opts.backoff_max_ms = 3600000;
     if (w->opts.backoff_max_ms < w->opts.backoff_min_ms)
         w->opts.backoff_max_ms = w->opts.backoff_min_ms;
     if (w->opts.shutdown_timeout_ms <= 0)

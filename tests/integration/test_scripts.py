@@ -395,6 +395,29 @@ def hold_of_a_customer_holds_its_ready_keys_and_new_ones():
 
 
 @suite.test
+def a_no_token_hold_of_one_key_leaves_the_customer_and_a_token_set_first_voids_it():
+    srv, q = fresh()
+    with srv:
+        q.push("c", "a")
+        q.push("c", "b")
+        _, got, _, _ = q.settle(claim=2)
+        byk = {g["key"]: g for g in got}
+        res, _, _, _ = q.settle([("hold", "c:a", byk["c:a"]["token"], 0, "no-token")], claim=0)
+        assert res == [1] and q.state("c:a") == "held"
+        assert q.r.hget(P + "hc", "c") is None
+        q.push("c", "z")
+        assert q.state("c:z") == "ready"
+        # A token set between the limiter's "no token" and the hold wins:
+        # the key runs again at once, no attempt counted.
+        q.r.hset(P + "tok", "c", "tok-1")
+        res, nxt, _, _ = q.settle([("hold", "c:b", byk["c:b"]["token"], 0, "no-token")],
+                                  claim=5)
+        assert res == [1] and q.r.hget(P + "held", "c:b") is None
+        assert sorted(g["key"] for g in nxt) == ["c:b", "c:z"]
+        assert [g["attempt"] for g in nxt] == [1, 1]
+
+
+@suite.test
 def release_hands_the_key_back_in_front_without_an_attempt():
     srv, q = fresh()
     with srv:

@@ -1,6 +1,6 @@
 /*
- * Unit tests for the daemon's log (src/hookq/log.c, compiled in here since
- * the binary's files are not in the library): line shapes in text and JSON,
+ * Unit tests for the daemon's log (src/hookq/log.c, linked from the
+ * binary's own library hookq_app): line shapes in text and JSON,
  * escaping, levels, and that secrets are masked.
  */
 #include <stdarg.h>
@@ -12,7 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.c"
+#include "config_int.h"
+#include "log.h"
 
 /* Run `fn` with stderr captured; returns what it wrote (static buffer). */
 static const char *
