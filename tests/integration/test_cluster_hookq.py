@@ -22,7 +22,7 @@ SHARDS = 12
 class Hookq:
     """`hookq run` on the cluster: intake, workers, admin."""
 
-    def __init__(self, start, cluster, sink, extra="", seeds=2, command="run"):
+    def __init__(self, start, cluster, sink, extra="", seeds=2, command="run", events=""):
         self.dir = tempfile.mkdtemp(prefix="hq-clrun-")
         self.port, self.admin = free_port(), free_port()
         self.cfg = os.path.join(self.dir, "hookq.ini")
@@ -31,8 +31,9 @@ class Hookq:
                     "[intake]\nlisten = 127.0.0.1:%d\n"
                     "[admin]\nlisten = 127.0.0.1:%d\n"
                     "[worker]\nconcurrency = 32\nthreads = 2\nlease = 2s\n"
-                    "[event post-create]\ndeliver = %s/hooks\n"
-                    % (cluster.url(seeds), SHARDS, extra, self.port, self.admin, sink.url))
+                    "[event post-create]\ndeliver = %s/hooks\n%s"
+                    % (cluster.url(seeds), SHARDS, extra, self.port, self.admin, sink.url,
+                       events))
         self.log = os.path.join(self.dir, "stderr.log")
         self.errf = open(self.log, "w")
         self.proc = start([HOOKQ, command, "-c", self.cfg], cwd=self.dir, stderr=self.errf)
@@ -48,8 +49,8 @@ class Hookq:
         with open(self.log) as f:
             return f.read()
 
-    def post(self, conn, customer, n):
-        body = json.dumps({"code": "post-create", "data": {"customer_id": customer, "n": n}})
+    def post(self, conn, customer, n, code="post-create"):
+        body = json.dumps({"code": code, "data": {"customer_id": customer, "n": n}})
         conn.request("POST", "/webhook", body=body, headers={"Content-Type": "application/json"})
         r = conn.getresponse()
         return r.status, r.read()
@@ -199,6 +200,31 @@ def test_a_worker_killed_on_a_cluster_loses_nothing_and_keeps_order():
             # back to back (retried before the key's next job, G6).
             collapsed = [x for i, x in enumerate(ns) if i == 0 or ns[i - 1] != x]
             assert collapsed == list(range(1, 11)), (key, ns)
+
+
+@suite.test
+def test_the_rate_limit_holds_on_a_cluster():
+    with RedisCluster(masters=3) as c, processes() as start:
+        sink = Double(start, "sink")
+        mock = Double(start, "mockapi", "--quiet", "--rate", "2/1000")
+        events = "".join("[event e%d]\nfetch = GET /posts/{data.n}\ndeliver = %s/hooks\n"
+                         % (k, sink.url) for k in range(4))
+        hq = Hookq(start, c, sink, extra="[api]\nbase_url = %s\nrate = 2/1s\n" % mock.url,
+                   events=events)
+        r = hq.cli("token", "set", "hot", "tok-hot")
+        assert r.returncode == 0, r.stderr
+        conn = http.client.HTTPConnection("127.0.0.1", hq.port, timeout=10)
+        for n in range(8):
+            st, body = hq.post(conn, "hot", n, code="e%d" % (n % 4))
+            assert st == 202, (st, body)
+        wait_until(lambda: sink.count() >= 8, 30, interval=0.2, what="8 deliveries")
+        calls = [x for x in mock.records() if x["token"] == "tok-hot"]
+        assert len(calls) == 8 and all(x["status"] == 200 for x in calls), calls
+        t = sorted(x["mono"] for x in calls)
+        # Never 3 calls within one window of 1 s (mono is in ms; the mock would have said 429).
+        assert all(t[i + 2] - t[i] >= 1000.0 for i in range(len(t) - 2)), t
+        # And the budget is used: 8 calls at 2/s take about 3 s, not much more.
+        assert t[-1] - t[0] < 5000.0, t[-1] - t[0]
 
 
 if __name__ == "__main__":
