@@ -145,7 +145,7 @@ hq_admin_redis_state(struct hq_admin *a, char *why, size_t size)
         snprintf(why, size, "invalid redis url");
         return 0;
     }
-    if (a->addr.nseeds > 1) {
+    if (a->addr.cluster) {
         /* A Redis Cluster: the master of every shard must answer. */
         if (!hq__sconn_ping(&a->redis, why, size))
             return HQ_ADMIN_REDIS_DOWN;
@@ -373,6 +373,8 @@ hq_admin_new(const struct hq_config *cfg, const struct hq_store_options *store,
         hq__store_parse_url(a->url, PING_TIMEOUT_MS, &a->addr, &e) == HQ_OK &&
         hq__store_set_sentinels(&a->addr, store->sentinels, store->sentinel_master,
                                 &e) == HQ_OK;
+    if (a->addr_ok)
+        hq__conn_probe_cluster(&a->addr);
     if (hq__store_ns_init(&a->ns, store->ns ? store->ns : cfg->redis.ns,
                           store->shards ? store->shards : cfg->redis.shards, &e) != HQ_OK)
         hq__store_ns_init(&a->ns, NULL, 1, &e);

@@ -139,7 +139,7 @@ log_cluster_layout(const struct hq_config *cfg)
     int uneven = 0;
 
     if (hq__store_parse_url(cfg->redis.url, 2000, &addr, &e) != HQ_OK ||
-        addr.nseeds < 2 ||
+        !hq__conn_probe_cluster(&addr) ||
         hq__store_ns_init(&ns, cfg->redis.ns, cfg->redis.shards, &e) != HQ_OK)
         return;
     if (hq__conn_cluster_layout(&addr, &ns, layout, sizeof(layout), &uneven,

@@ -1022,6 +1022,7 @@ hq_intake_start(const struct hq_config *cfg, const struct hq_store_options *stor
         hq__store_set_sentinels(&in->addr, store ? store->sentinels : cfg->redis.sentinels,
                                 store ? store->sentinel_master : cfg->redis.sentinel_master,
                                 &e) != HQ_OK ||
+        (hq__conn_probe_cluster(&in->addr), 0) ||
         hq__store_ns_init(&in->ns, store && store->ns ? store->ns : cfg->redis.ns,
                           store && store->shards ? store->shards : cfg->redis.shards,
                           &e) != HQ_OK ||

@@ -200,7 +200,31 @@ struct hq__sconn_cluster {
 static int
 is_cluster(const struct hq__store_addr *addr)
 {
-    return addr->nseeds > 1;
+    return addr->cluster;
+}
+
+int
+hq__conn_probe_cluster(struct hq__store_addr *addr)
+{
+    struct hq__store_addr a = *addr;
+    struct hq__err e;
+    redisContext *rc;
+    redisReply *r;
+
+    if (addr->cluster || addr->unix_path[0] || addr->nsentinels)
+        return addr->cluster;
+    if (a.timeout_ms > 1000)
+        a.timeout_ms = 1000; /* at start: do not hold it up for long */
+    rc = hq__conn_connect_sync(&a, &e);
+    if (rc == NULL)
+        return 0;
+    r = redisCommand(rc, "INFO cluster");
+    if (r && r->type == REDIS_REPLY_STRING && strstr(r->str, "cluster_enabled:1"))
+        addr->cluster = 1;
+    if (r)
+        freeReplyObject(r);
+    redisFree(rc);
+    return addr->cluster;
 }
 
 static int64_t
@@ -835,7 +859,7 @@ router_node_down(const char *why, void *arg)
 static int
 routed(const struct hq__conn *c)
 {
-    return c->addr->nseeds > 1 && !(c->flags & HQ_CONN_ANY_NODE);
+    return c->addr->cluster && !(c->flags & HQ_CONN_ANY_NODE);
 }
 
 void
@@ -875,7 +899,7 @@ hq__conn_start(struct hq__conn *c)
         host = c->master_host;
         port = c->master_port;
         snprintf(name, sizeof(name), "%s:%d", host, port);
-    } else if (c->addr->nseeds > 1) {
+    } else if (c->addr->cluster) {
         /* HQ_CONN_ANY_NODE: the seeds in turn, one per attempt. */
         host = c->addr->seeds[c->seed % c->addr->nseeds].host;
         port = c->addr->seeds[c->seed % c->addr->nseeds].port;

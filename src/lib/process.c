@@ -198,6 +198,8 @@ hq_process_new(const struct hq_config *cfg,
         rc = hq__store_set_sentinels(&p->addr, store->sentinels,
                                      store->sentinel_master, &err);
     if (rc == HQ_OK)
+        hq__conn_probe_cluster(&p->addr);
+    if (rc == HQ_OK)
         rc = hq__store_ns_init(&p->ns, store->ns, store->shards, &err);
     if (rc != HQ_OK) {
         snprintf(errbuf, errsize, "%s", err.msg);
