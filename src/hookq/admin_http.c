@@ -94,40 +94,6 @@ struct hq_admin {
     struct hq_process *process;
 };
 
-int
-hq_split_listen(const char *listen, char *host, size_t hostsize, int *port)
-{
-    const char *colon;
-    size_t hl;
-    char *end;
-    long p;
-
-    if (listen[0] == '[') {
-        const char *rb = strchr(listen, ']');
-        if (rb == NULL || rb[1] != ':')
-            return -1;
-        hl = (size_t)(rb - listen - 1);
-        if (hl >= hostsize)
-            return -1;
-        memcpy(host, listen + 1, hl);
-        colon = rb + 1;
-    } else {
-        colon = strrchr(listen, ':');
-        if (colon == NULL)
-            return -1;
-        hl = (size_t)(colon - listen);
-        if (hl >= hostsize)
-            return -1;
-        memcpy(host, listen, hl);
-    }
-    host[hl] = '\0';
-    p = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || end == colon + 1 || p < 0 || p > 65535)
-        return -1;
-    *port = (int)p;
-    return 0;
-}
-
 static void
 send_json(struct evhttp_request *req, int code, const char *reason,
           const char *body)
@@ -179,7 +145,7 @@ hq_admin_redis_state(struct hq_admin *a, char *why, size_t size)
         snprintf(why, size, "invalid redis url");
         return 0;
     }
-    if (a->addr.nseeds > 1) {
+    if (a->addr.cluster) {
         /* A Redis Cluster: the master of every shard must answer. */
         if (!hq__sconn_ping(&a->redis, why, size))
             return HQ_ADMIN_REDIS_DOWN;
@@ -407,11 +373,13 @@ hq_admin_new(const struct hq_config *cfg, const struct hq_store_options *store,
         hq__store_parse_url(a->url, PING_TIMEOUT_MS, &a->addr, &e) == HQ_OK &&
         hq__store_set_sentinels(&a->addr, store->sentinels, store->sentinel_master,
                                 &e) == HQ_OK;
+    if (a->addr_ok)
+        hq__conn_probe_cluster(&a->addr);
     if (hq__store_ns_init(&a->ns, store->ns ? store->ns : cfg->redis.ns,
                           store->shards ? store->shards : cfg->redis.shards, &e) != HQ_OK)
         hq__store_ns_init(&a->ns, NULL, 1, &e);
     hq__sconn_init(&a->redis, &a->addr, &a->ns);
-    if (hq_split_listen(cfg->admin.listen, host, sizeof(host), &port) != 0) {
+    if (hq__addr_split(cfg->admin.listen, host, sizeof(host), &port) != 0) {
         snprintf(err, errsize, "[admin] listen '%s': invalid address",
                  cfg->admin.listen);
         goto fail;

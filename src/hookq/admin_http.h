@@ -107,7 +107,5 @@ void hq_admin_free(struct hq_admin *a);
 enum { HQ_ADMIN_REDIS_DOWN = 0, HQ_ADMIN_REDIS_UP = 1, HQ_ADMIN_REDIS_OOM = 2 };
 int hq_admin_redis_state(struct hq_admin *a, char *why, size_t size);
 
-/* Split "host:port" / "[v6]:port" into host and port. 0 or -1. */
-int hq_split_listen(const char *listen, char *host, size_t hostsize, int *port);
 
 #endif /* HQ_ADMIN_HTTP_H */

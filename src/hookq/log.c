@@ -230,23 +230,11 @@ hq_log_kv(int level, const char *msg, ...)
 }
 
 void
-hq_log_worker_sink(int level, const char *msg, void *arg)
+hq_log_sink(int level, const char *msg, void *arg)
 {
-    (void)arg;
     if (!hq_log_enabled(level))
         return;
-    hq_log_kv(level, msg, "from", "worker", NULL);
-}
-
-void
-hq_log_intake_sink(void *arg, int level, const char *msg)
-{
-    /* intake counts up (0 debug .. 3 error); ours counts down. */
-    int ours = level >= 3 ? 0 : level == 2 ? 1 : level == 1 ? 2 : 3;
-    (void)arg;
-    if (!hq_log_enabled(ours))
-        return;
-    hq_log_kv(ours, msg, "from", "intake", NULL);
+    hq_log_kv(level, msg, "from", arg ? (const char *)arg : "lib", NULL);
 }
 
 const char *

@@ -36,9 +36,11 @@ void hq_log(int level, const char *fmt, ...)
  */
 void hq_log_kv(int level, const char *msg, ...);
 
-/* Sinks with the signatures of the worker's hq_log_fn and intake's hooks. */
-void hq_log_worker_sink(int level, const char *msg, void *arg);
-void hq_log_intake_sink(void *arg, int level, const char *msg);
+/*
+ * An hq_log_fn (hookq.h) for the library's parts: the worker, processing,
+ * the intake. `arg` is the part's name (a const char *), logged as "from".
+ */
+void hq_log_sink(int level, const char *msg, void *arg);
 
 /*
  * "(none)" for NULL or "", else "<redacted N chars>": what a log may say

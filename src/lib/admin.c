@@ -1138,6 +1138,48 @@ dump(json_t *root, int bad)
     return out;
 }
 
+/*
+ * A JSON string of an error text. Errors quote what a server answered, cut
+ * at a byte count: a cut inside a UTF-8 sequence, or an answer that was
+ * not UTF-8, would make json_string() fail and the whole document with it.
+ * Bytes that are not part of valid UTF-8 become '?'.
+ */
+static json_t *
+text_json(const char *s)
+{
+    json_t *v = json_string(s);
+    size_t n = strlen(s), i = 0;
+    char *copy;
+
+    if (v != NULL || (copy = strdup(s)) == NULL)
+        return v;
+    while (i < n) {
+        unsigned char c = (unsigned char)copy[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3
+                   : (c >> 3) == 30 ? 4 : 0;
+        size_t j;
+
+        for (j = 1; len > 1 && j < len && i + j < n; j++)
+            if (((unsigned char)copy[i + j] >> 6) != 2)
+                break;
+        if (len == 0 || j < len) {
+            copy[i++] = '?';
+            continue;
+        }
+        i += len;
+    }
+    v = json_string(copy);
+    if (v == NULL) {
+        /* Overlong forms, surrogates: keep the ASCII only. */
+        for (i = 0; i < n; i++)
+            if ((unsigned char)copy[i] >= 0x80)
+                copy[i] = '?';
+        v = json_string(copy);
+    }
+    free(copy);
+    return v;
+}
+
 static json_t *
 key_json(const struct hq_key_info *k)
 {
@@ -1151,7 +1193,7 @@ key_json(const struct hq_key_info *k)
     if ((k->when_ms >= 0 && set_new(o, k->state == HQ_KEY_ACTIVE ? "lease_expires_ms" : "due_ms",
                                     json_integer(k->when_ms))) ||
         (k->reason[0] && set_new(o, "reason", json_string(k->reason))) ||
-        (k->error[0] && set_new(o, "error", json_string(k->error)))) {
+        (k->error[0] && set_new(o, "error", text_json(k->error)))) {
         json_decref(o);
         return NULL;
     }
@@ -1214,13 +1256,8 @@ hq_stats_json(const struct hq_stats *s, const struct hq_stats *prev)
             bad |= set_new(o, "down_since_ms", json_integer(t->down_since_ms)) ||
                    set_new(o, "next_probe_ms", json_integer(t->next_probe_ms)) ||
                    set_new(o, "probes", json_integer(t->probes));
-        if (!bad && t->last_error[0]) {
-            /* An error quotes answers: cut at 255 bytes, maybe not UTF-8. */
-            json_t *e = json_string(t->last_error);
-
-            if (e)
-                bad |= set_new(o, "last_error", e);
-        }
+        if (!bad && t->last_error[0])
+            bad |= set_new(o, "last_error", text_json(t->last_error));
     }
     return dump(root, bad);
 }

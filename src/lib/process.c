@@ -111,23 +111,8 @@ struct pjob {
     int64_t sent_us;           /* when the fetch in flight was sent */
 };
 
-static void
-plog(struct hq_process *p, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-plog(struct hq_process *p, int level, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-
-    if (!p->log)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    p->log(level, msg, p->log_arg);
-}
+/* Log through processing's hq_log_fn. */
+#define plog(p, level, ...) hq__logf((p)->log, (p)->log_arg, level, __VA_ARGS__)
 
 void
 hq_process_rfc3339(int64_t ms, char *buf, size_t size)
@@ -212,6 +197,8 @@ hq_process_new(const struct hq_config *cfg,
     if (rc == HQ_OK)
         rc = hq__store_set_sentinels(&p->addr, store->sentinels,
                                      store->sentinel_master, &err);
+    if (rc == HQ_OK)
+        hq__conn_probe_cluster(&p->addr);
     if (rc == HQ_OK)
         rc = hq__store_ns_init(&p->ns, store->ns, store->shards, &err);
     if (rc != HQ_OK) {

@@ -204,23 +204,8 @@ rng_next(struct loop *l)
     return l->rng * 2685821657736338717ull;
 }
 
-static void
-wlog(hq_worker *w, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-wlog(hq_worker *w, int level, const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-
-    if (w->opts.log == NULL)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    w->opts.log(level, buf, w->opts.log_arg);
-}
+/* Log through the worker's hq_log_fn. */
+#define wlog(w, level, ...) hq__logf((w)->opts.log, (w)->opts.log_arg, level, __VA_ARGS__)
 
 static void
 timer_set_ms(struct event *ev, int64_t ms)
@@ -1247,6 +1232,8 @@ hq_worker_new(const struct hq_worker_options *opts, hq_worker **out)
     if (rc == HQ_OK)
         rc = hq__store_set_sentinels(&w->addr, opts->store.sentinels,
                                      opts->store.sentinel_master, &w->err);
+    if (rc == HQ_OK)
+        hq__conn_probe_cluster(&w->addr);
     if (rc != HQ_OK)
         return rc;
     if (w->addr.timeout_ms <= 0)
