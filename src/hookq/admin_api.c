@@ -393,8 +393,17 @@ metrics(struct hq_admin *a, struct evhttp_request *req, void *arg)
                    "1 when Redis answered this scrape's queue sample.");
     hq_prom_sample(&p, "hookq_redis_up", NULL, up);
     if (up) {
+        struct hq_worker_list wl;
+
         metrics_queue(&p, &s);
         hq_stats_release(&s);
+        if (hq_client_workers(api->client, &wl) == HQ_OK) {
+            hq_prom_family(&p, "hookq_workers", "gauge",
+                           "Worker processes of the namespace seen within the "
+                           "last 5 s (hookq workers).");
+            hq_prom_sample(&p, "hookq_workers", NULL, (double)wl.n);
+            hq_worker_list_release(&wl);
+        }
     }
     if (hq_admin_intake(a) != NULL)
         metrics_intake(&p, hq_admin_intake(a));
@@ -593,6 +602,26 @@ api_release(struct hq_admin *a, struct evhttp_request *req, void *arg)
     json_decref(body);
 }
 
+/* GET /api/workers: the document of `hookq workers --json`. */
+static void
+api_workers(struct hq_admin *a, struct evhttp_request *req, void *arg)
+{
+    struct hq_admin_api *api = arg;
+    struct hq_worker_list l;
+    int rc;
+
+    (void)a;
+    if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
+        return;
+    rc = hq_client_workers(api->client, &l);
+    if (rc != HQ_OK) {
+        reply_client_error(req, api, rc);
+        return;
+    }
+    reply_json(req, 200, hq_worker_list_json(&l));
+    hq_worker_list_release(&l);
+}
+
 /* GET /: the dashboard, a page that reads the API above. */
 static void
 dashboard(struct hq_admin *a, struct evhttp_request *req, void *arg)
@@ -639,7 +668,8 @@ hq_admin_api_new(struct hq_admin *a, const struct hq_store_options *store,
         hq_admin_route(a, "/api/keys", api_keys, api) != 0 ||
         hq_admin_route(a, "/api/dlq", api_dlq, api) != 0 ||
         hq_admin_route(a, "/api/dlq/retry", api_dlq_retry, api) != 0 ||
-        hq_admin_route(a, "/api/release", api_release, api) != 0) {
+        hq_admin_route(a, "/api/release", api_release, api) != 0 ||
+        hq_admin_route(a, "/api/workers", api_workers, api) != 0) {
         snprintf(err, errsize, "out of memory");
         goto fail;
     }

@@ -20,6 +20,11 @@
  *
  * The worker's handler is the job pipeline of process.h (fetch, deliver,
  * settle; DESIGN §3.4).
+ *
+ * Before anything listens or works, the namespace's shard count recorded
+ * in Redis must be ours (hq_client_check_shards): another one exits 2,
+ * naming both. When Redis does not answer at start (serve may start before
+ * it), the check is made again every second until it is done.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -57,6 +62,7 @@ struct daemon {
     struct hq_intake *intake;
     hq_worker *worker;
     struct hq_process *process; /* the worker's handler; freed after join */
+    int shards_checked;         /* the recorded shard count is ours */
 };
 
 static void
@@ -158,6 +164,33 @@ start_store(struct daemon *d, int flags)
     return 0;
 }
 
+/*
+ * Check the namespace's shard count against ours: 0 when they agree (or
+ * Redis cannot tell yet: d->shards_checked stays 0), 2 when they differ.
+ */
+static int
+check_shards(struct daemon *d)
+{
+    hq_client *c = NULL;
+    int rc = hq_client_new(&d->store, &c);
+
+    if (rc == HQ_OK)
+        rc = hq_client_check_shards(c, NULL);
+    if (rc == HQ_OK) {
+        d->shards_checked = 1;
+    } else if (rc == HQ_ECONFIG || rc == HQ_EINVAL) {
+        hq_log(HQ_LOG_ERROR, "%s", c ? hq_client_errmsg(c) : hq_strerror(rc));
+        hq_client_free(c);
+        return 2;
+    } else {
+        hq_log(HQ_LOG_WARN, "cannot check the namespace's shard count yet "
+               "(trying again every second): %s",
+               c ? hq_client_errmsg(c) : hq_strerror(rc));
+    }
+    hq_client_free(c);
+    return 0;
+}
+
 static int
 run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
            int flags)
@@ -183,6 +216,10 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
 
     if (start_store(&d, flags) != 0)
         goto out;
+    if (check_shards(&d) != 0) {
+        rc = 2;
+        goto out;
+    }
 
     if (cfg->admin.listen != NULL) {
         d.admin = hq_admin_new(cfg, &d.store, err, sizeof(err));
@@ -222,11 +259,14 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
                    d.worker ? hq_worker_errmsg(d.worker) : "out of memory");
             goto out;
         }
-        if (hq_worker_start(d.worker) != HQ_OK) {
+        rc = hq_worker_start(d.worker);
+        if (rc != HQ_OK) {
             hq_log(HQ_LOG_ERROR, "cannot start the worker: %s",
                    hq_worker_errmsg(d.worker));
+            rc = rc == HQ_ECONFIG ? 2 : 1;
             goto out;
         }
+        rc = 1;
     }
     if (d.admin != NULL) {
         hq_admin_attach(d.admin, d.intake, d.worker, d.process);
@@ -263,6 +303,10 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
         sig = sigtimedwait(&sigs, NULL, &tick);
         if (sig == SIGINT || sig == SIGTERM)
             break;
+        if (!d.shards_checked && check_shards(&d) != 0) {
+            shutdown_all(&d);
+            return 2;
+        }
         if (d.redis != NULL && !hq_embedded_redis_alive(d.redis)) {
             hq_log(HQ_LOG_ERROR,
                    "the embedded redis-server exited (see %s/%s); "

@@ -21,6 +21,7 @@
 
 #include "admin_int.h"
 #include "client_int.h"
+#include "utf8_int.h"
 
 /* How many keys of one shard `keys` and `stats` look at, at most. */
 #define KEYS_SCAN_LIMIT 10000
@@ -664,10 +665,34 @@ hq_client_dlq_drop(hq_client *c, const char *id)
  * stops after as many ids as the list held at the start, so that jobs
  * retried and dead-lettered again meanwhile are not retried in a loop.
  */
+/* Dead letters in every shard, for progress; 0 when unknown. */
+static size_t
+dlq_count(hq_client *c)
+{
+    size_t total = 0;
+
+    for (unsigned s = 0; s < c->ns.shards; s++) {
+        char key[HQ_PREFIX_MAX + 8];
+        redisReply *r;
+
+        if (hq__client_conn(c) == NULL)
+            return 0;
+        hq__store_prefix(&c->ns, s, key, sizeof(key) - 4);
+        memcpy(key + strlen(key), "dlq", 4);
+        r = redisCommand(c->rc, "LLEN %s", key);
+        if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+            total += (size_t)r->integer;
+        if (r != NULL)
+            freeReplyObject(r);
+    }
+    return total;
+}
+
 static int
 dlq_all(hq_client *c, const char *script, size_t *count)
 {
-    size_t total = 0;
+    size_t total = 0, expect = c->progress ? dlq_count(c) : 0;
+    const char *what = strcmp(script, "dlq_retry") == 0 ? "retried" : "dropped";
 
     for (unsigned s = 0; s < c->ns.shards; s++) {
         size_t budget = 0, seen = 0;
@@ -710,6 +735,9 @@ dlq_all(hq_client *c, const char *script, size_t *count)
                     total += r->elements / 2;
                 freeReplyObject(r);
             }
+            if (c->progress)
+                c->progress(what, total, expect > total ? expect : total,
+                            c->progress_arg);
             seen += n;
             freeReplyObject(page);
         }
@@ -1120,10 +1148,29 @@ dump(json_t *root, int bad)
     return out;
 }
 
+/*
+ * A JSON string of text that came from outside (a key, an error quoting a
+ * payload): bytes that are not UTF-8 become U+FFFD, rather than the whole
+ * document failing. NULL only when out of memory.
+ */
+static json_t *
+text_json(const char *s, size_t len)
+{
+    size_t n;
+    char *clean = hq__utf8_sanitize(s, len, &n);
+    json_t *v;
+
+    if (clean == NULL)
+        return NULL;
+    v = json_stringn_nocheck(clean, n);
+    free(clean);
+    return v;
+}
+
 static json_t *
 key_json(const struct hq_key_info *k)
 {
-    json_t *o = json_pack("{ss ss sI sI}", "key", k->key,
+    json_t *o = json_pack("{so ss sI sI}", "key", text_json(k->key, strlen(k->key)),
                           "state", hq_key_state_name(k->state),
                           "depth", (json_int_t)k->depth,
                           "attempts", (json_int_t)k->attempts);
@@ -1132,8 +1179,8 @@ key_json(const struct hq_key_info *k)
         return NULL;
     if ((k->when_ms >= 0 && set_new(o, k->state == HQ_KEY_ACTIVE ? "lease_expires_ms" : "due_ms",
                                     json_integer(k->when_ms))) ||
-        (k->reason[0] && set_new(o, "reason", json_string(k->reason))) ||
-        (k->error[0] && set_new(o, "error", json_string(k->error)))) {
+        (k->reason[0] && set_new(o, "reason", text_json(k->reason, strlen(k->reason)))) ||
+        (k->error[0] && set_new(o, "error", text_json(k->error, strlen(k->error))))) {
         json_decref(o);
         return NULL;
     }
@@ -1267,6 +1314,32 @@ hq_dead_letters_json(const struct hq_dead_letters *l)
         json_t *o = dead_json(&l->items[i]);
 
         bad |= o == NULL || json_array_append_new(arr, o) != 0;
+    }
+    return dump(root, bad);
+}
+
+char *
+hq_peek_json(const struct hq_peek *p)
+{
+    json_t *root, *arr;
+    int bad = 0;
+
+    root = key_json(&p->key);
+    if (root == NULL)
+        return NULL;
+    arr = json_array();
+    bad |= set_new(root, "jobs", arr);
+    for (size_t i = 0; !bad && i < p->n; i++) {
+        const struct hq_peek_job *j = &p->jobs[i];
+        json_t *o = json_pack("{ss sI sI}", "id", j->id, "seq", (json_int_t)j->seq,
+                              "received_at_ms", (json_int_t)j->received_at_ms);
+
+        bad |= o == NULL || json_array_append_new(arr, o) != 0;
+        if (!bad && j->webhook_id[0])
+            bad |= set_new(o, "webhook_id",
+                           text_json(j->webhook_id, strlen(j->webhook_id)));
+        if (!bad)
+            bad |= set_new(o, "body", text_json(j->body, j->body_len));
     }
     return dump(root, bad);
 }

@@ -11,6 +11,8 @@ struct hq_client {
     struct hq__store_ns ns;
     redisContext *rc;   /* NULL or broken: reconnected on next use */
     struct hq__err err;
+    hq_progress_fn *progress; /* optional, see hq_client_set_progress() */
+    void *progress_arg;
 };
 
 /* (Re)connect; HQ_OK or HQ_ESTORE with the detail in c->err. */

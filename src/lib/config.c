@@ -512,7 +512,7 @@ static const struct keydef keys[] = {
 
     {"redis", "url", K_OPTSTR, F(redis.url), 0, 0, 0, check_redis_url, NULL},
     {"redis", "namespace", K_STR, F(redis.ns), 0, 0, 0, check_namespace, NULL},
-    {"redis", "shards", K_UINT, F(redis.shards), 0, 1, 16384, NULL, NULL},
+    {"redis", "shards", K_UINT, F(redis.shards), 0, 1, HQ_SHARDS_MAX, NULL, NULL},
     {"redis", "data_dir", K_STR, F(redis.data_dir), 0, 0, 0, check_nonempty,
      NULL},
     {"redis", "wait_replicas", K_UINT, F(redis.wait_replicas), 0, 0, 100, NULL,

@@ -34,6 +34,11 @@
  * Keys claimed by a lost call stay leased until their lease expires and any
  * worker reaps them.
  *
+ * Registry: loop 0 announces the process every BEAT_MS on its command
+ * connection (worker_beat, registry.c): host, pid, version, start time,
+ * loops and jobs in flight, with a TTL of HQ_WORKER_TTL_MS, so that `hookq
+ * workers` lists it and forgets it within that time once it is gone.
+ *
  * Drain: hq_worker_stop() writes one byte into each loop's pipe, which is
  * async-signal-safe. The loop then claims nothing more, lets its jobs finish
  * for up to shutdown_timeout, hands the leases of the rest back (`release`),
@@ -56,6 +61,7 @@
 
 #include "admin_int.h"
 #include "common_int.h"
+#include "registry_int.h"
 #include "store_int.h"
 #include "worker_int.h"
 
@@ -65,6 +71,7 @@
 #define RECONNECT_MAX_MS 5000
 #define ERROR_BACKOFF_MS 250    /* after an error reply, before trying again */
 #define DRAIN_GRACE_MS 5000     /* after shutdown_timeout, wait for Redis */
+#define BEAT_MS 1000            /* registry announcements (loop 0) */
 
 enum op_type {
     OP_DONE, OP_RETRY, OP_PARK, OP_DEAD, OP_HOLD, OP_RENEW, OP_RELEASE,
@@ -173,6 +180,8 @@ struct loop {
     uint64_t hard_ns;            /* exit regardless after this */
     uint64_t rng;
     unsigned next_lane;
+    struct event *beat_ev;       /* loop 0 only: the registry announcement */
+    int beat_inflight;
 };
 
 struct hq_worker {
@@ -183,6 +192,12 @@ struct hq_worker {
     unsigned nloops;
     int started;
     struct hq__err err;
+    /* The registry entry: fixed at hq_worker_start(). */
+    char beat_prefix[HQ_PREFIX_MAX];
+    char host[256];
+    char beat_id[320];  /* host:pid:started_ms */
+    char pid[24];
+    char started_ms[24];
 
     /* Counters, updated by the loops with relaxed atomics. */
     _Atomic uint64_t claimed, done, retried, parked, dead, held, released,
@@ -860,6 +875,55 @@ settle_cb(redisAsyncContext *ac, void *reply_, void *privdata)
 }
 
 /* ------------------------------------------------------------------------ */
+/* The registry announcement (loop 0).                                       */
+
+static void
+beat_reply(redisAsyncContext *ac, void *reply_, void *privdata)
+{
+    struct loop *l = privdata;
+    redisReply *r = reply_;
+
+    (void)ac;
+    l->beat_inflight = 0;
+    if (r != NULL && r->type == REDIS_REPLY_ERROR)
+        wlog(l->w, HQ_LOG_WARN, "cannot announce this worker in redis: %s", r->str);
+}
+
+static void
+beat(struct loop *l)
+{
+    hq_worker *w = l->w;
+    char loops[24], inflight[24], ttl[24];
+    const char *argv[8];
+    int64_t n = atomic_load_explicit(&w->in_flight, memory_order_relaxed);
+
+    if (l->beat_inflight || !l->cmd.up || l->cmd.ac == NULL || l->draining)
+        return;
+    snprintf(loops, sizeof(loops), "%u", w->nloops);
+    snprintf(inflight, sizeof(inflight), "%lld", (long long)(n > 0 ? n : 0));
+    snprintf(ttl, sizeof(ttl), "%d", HQ_WORKER_TTL_MS);
+    argv[0] = w->beat_id;
+    argv[1] = w->host;
+    argv[2] = w->pid;
+    argv[3] = hq_version();
+    argv[4] = w->started_ms;
+    argv[5] = loops;
+    argv[6] = inflight;
+    argv[7] = ttl;
+    if (hq__store_eval_async(l->cmd.ac, "worker_beat", w->beat_prefix, 8, argv,
+                             NULL, beat_reply, l) == HQ_OK)
+        l->beat_inflight = 1;
+}
+
+static void
+beat_cb(evutil_socket_t fd, short what, void *arg_)
+{
+    (void)fd;
+    (void)what;
+    beat(arg_);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Timers: lane wake-up, the periodic tick (renewals, watchdog, drain).      */
 
 static void
@@ -1070,6 +1134,8 @@ on_connect(const redisAsyncContext *ac, int status)
     c->backoff_ms = 0;
     if (c->sub)
         subscribe(c);
+    else if (l->beat_ev != NULL)
+        beat(l);
     /* Wake messages may have been missed while down: claim again. */
     for (i = 0; i < l->nlanes; i++)
         l->lanes[i].idle = 0;
@@ -1084,6 +1150,8 @@ on_disconnect(const redisAsyncContext *ac, int status)
 
     c->ac = NULL;
     c->up = 0;
+    if (!c->sub)
+        l->beat_inflight = 0; /* its callback ran with NULL already */
     if (l->closing)
         return;
     wlog(l->w, HQ_LOG_WARN, "lost the %s connection to redis%s%s",
@@ -1168,6 +1236,9 @@ loop_cleanup(struct loop *l)
         event_free(l->tick_ev);
     if (l->stop_ev)
         event_free(l->stop_ev);
+    if (l->beat_ev)
+        event_free(l->beat_ev);
+    l->beat_ev = NULL;
     if (l->cmd.retry_ev)
         event_free(l->cmd.retry_ev);
     if (l->sub.retry_ev)
@@ -1256,6 +1327,14 @@ loop_main(void *arg_)
         l->lanes[i].timer_ev = evtimer_new(l->base, lane_timer_cb, &l->lanes[i]);
         if (l->lanes[i].timer_ev == NULL)
             goto fail;
+    }
+    if (l->index == 0) {
+        struct timeval every = {BEAT_MS / 1000, (BEAT_MS % 1000) * 1000};
+
+        l->beat_ev = event_new(l->base, -1, EV_PERSIST, beat_cb, l);
+        if (l->beat_ev == NULL)
+            goto fail;
+        event_add(l->beat_ev, &every);
     }
     event_add(l->stop_ev, NULL);
     event_add(l->tick_ev, &tick);
@@ -1373,11 +1452,34 @@ hq_worker_start(hq_worker *w)
 
     if (w->started)
         return hq__err_set(&w->err, HQ_EINVAL, "worker already started");
-    /* Fail early when Redis is down; this also loads the scripts. */
+    /*
+     * Fail early when Redis is down, or when the namespace was created with
+     * another shard count (our keys would land on other shards than its).
+     */
     c = hq__store_connect(&w->addr, &w->err);
     if (c == NULL)
         return HQ_ESTORE;
-    redisFree(c);
+    {
+        unsigned had;
+        int rc = hq__registry_check_shards(c, &w->ns, &had, &w->err);
+
+        redisFree(c);
+        if (rc != HQ_OK)
+            return rc;
+    }
+    {
+        struct timespec now;
+
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (gethostname(w->host, sizeof(w->host) - 1) != 0 || w->host[0] == '\0')
+            snprintf(w->host, sizeof(w->host), "localhost");
+        snprintf(w->pid, sizeof(w->pid), "%d", (int)getpid());
+        snprintf(w->started_ms, sizeof(w->started_ms), "%lld",
+                 (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+        snprintf(w->beat_id, sizeof(w->beat_id), "%s:%s:%s", w->host, w->pid,
+                 w->started_ms);
+        hq__registry_prefix(&w->ns, w->beat_prefix, sizeof(w->beat_prefix));
+    }
     for (i = 0; i < w->nloops; i++) {
         int rc = pthread_create(&w->loops[i].thread, NULL, loop_main,
                                 &w->loops[i]);
