@@ -450,6 +450,16 @@ enum hq_log_level {
  */
 typedef void hq_log_fn(int level, const char *msg, void *arg);
 
+/*
+ * The same with its fields apart: `msg` says what happened without the
+ * values ("job will retry"), `fields` is a NULL-terminated array of name,
+ * value pairs ("key", "acme:post-create", "job", "0-17", "attempt", "2",
+ * ...), all valid only during the call. Values are as they came: a key or
+ * customer may hold any bytes, and the sink escapes them.
+ */
+typedef void hq_log_kv_fn(int level, const char *msg, const char *const *fields,
+                          void *arg);
+
 /* How Redis answered a settlement (argument of hq_settled_fn). */
 enum hq_settled {
     HQ_SETTLED_DONE = 0,
@@ -507,6 +517,8 @@ struct hq_worker_options {
     void (*loop_init)(void *base, void *arg);
     void (*loop_fini)(void *base, void *arg);
     void *loop_arg;
+    hq_log_kv_fn *log_kv;     /* optional; used instead of `log` when set,
+                                 with log_arg */
 };
 
 /* Counters of a worker since hq_worker_new(), summed over its loops. */

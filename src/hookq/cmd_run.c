@@ -245,6 +245,7 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
         wo.store = d.store;
         hq__config_worker_options(cfg, &wo);
         wo.log = hq_log_worker_sink;
+        wo.log_kv = hq_log_worker_kv_sink;
         rc = hq_process_new(cfg, &d.store, &d.process, err, sizeof(err));
         if (rc != HQ_OK) {
             hq_log(HQ_LOG_ERROR, "%s", err);
@@ -252,7 +253,7 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
             goto out;
         }
         rc = 1;
-        hq_process_set_log(d.process, hq_log_worker_sink, NULL);
+        hq_process_set_log_kv(d.process, hq_log_worker_kv_sink, NULL);
         hq_process_worker_options(d.process, &wo);
         if (hq_worker_new(&wo, &d.worker) != HQ_OK) {
             hq_log(HQ_LOG_ERROR, "cannot create the worker: %s",

@@ -52,6 +52,7 @@ struct hq_process {
     struct hq__limit_rate rate;
     char *base_url;            /* api.base_url without a trailing '/' */
     hq_log_fn *log;
+    hq_log_kv_fn *log_kv;      /* set: used instead of `log`, with log_arg */
     void *log_arg;
     pthread_mutex_t mu;        /* guards `loops` */
     struct ploop *loops;
@@ -92,23 +93,16 @@ struct pjob {
     int64_t sent_us;           /* when the fetch in flight was sent */
 };
 
-static void
-plog(struct hq_process *p, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/*
+ * A line about a job: `msg` (what happened, no values in it), the job's
+ * fields (key, job, customer, code, attempt), its `outcome`, `ms` (the
+ * attempt so far), and NULL-terminated name, value pairs (error, ...).
+ * Without a log_kv sink, one message as the worker's hq_log_fn wants it.
+ */
+static void plog_job(const struct pjob *pj, int level, const char *msg,
+                     const char *outcome, ...);
 
-static void
-plog(struct hq_process *p, int level, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-
-    if (!p->log)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    p->log(level, msg, p->log_arg);
-}
+/* ------------------------------------------------------------------------ */
 
 void
 hq_process_rfc3339(int64_t ms, char *buf, size_t size)
@@ -270,6 +264,15 @@ void
 hq_process_set_log(struct hq_process *p, hq_log_fn *log, void *arg)
 {
     p->log = log;
+    p->log_kv = NULL;
+    p->log_arg = arg;
+}
+
+void
+hq_process_set_log_kv(struct hq_process *p, hq_log_kv_fn *log, void *arg)
+{
+    p->log = NULL;
+    p->log_kv = log;
     p->log_arg = arg;
 }
 
@@ -437,6 +440,57 @@ ploop_redis(struct ploop *pl, struct hq__err *err)
 /* ------------------------------------------------------------------------ */
 /* Settling: each ends the job's state here, then tells the worker.         */
 
+static void
+plog_job(const struct pjob *pj, int level, const char *msg, const char *outcome,
+         ...)
+{
+    struct hq_process *p = pj->pl->p;
+    const hq_job *job = pj->job;
+    const char *f[32];
+    char attempt[16], ms[24], buf[1200];
+    size_t n = 0;
+    const char *k;
+    va_list ap;
+
+    if (!p->log && !p->log_kv)
+        return;
+    snprintf(attempt, sizeof(attempt), "%d", hq_job_attempt(job));
+    snprintf(ms, sizeof(ms), "%lld",
+             (long long)((hq_mono_us() - pj->started_us) / 1000));
+    f[n++] = "key", f[n++] = hq_job_key(job);
+    f[n++] = "job", f[n++] = hq_job_id(job);
+    f[n++] = "customer", f[n++] = hq_job_customer(job);
+    f[n++] = "code", f[n++] = hq_job_code(job);
+    f[n++] = "attempt", f[n++] = attempt;
+    f[n++] = "outcome", f[n++] = outcome;
+    f[n++] = "ms", f[n++] = ms;
+    va_start(ap, outcome);
+    while (n + 3 < sizeof(f) / sizeof(f[0]) &&
+           (k = va_arg(ap, const char *)) != NULL) {
+        const char *v = va_arg(ap, const char *);
+
+        if (v == NULL)
+            continue;
+        f[n++] = k;
+        f[n++] = v;
+    }
+    va_end(ap);
+    f[n] = NULL;
+    if (p->log_kv) {
+        p->log_kv(level, msg, f, p->log_arg);
+        return;
+    }
+    /* "job will retry: job 0-1 of 'acme:x' (attempt 2): fetch ... failed" */
+    snprintf(buf, sizeof(buf), "%s: job %s of '%s' (attempt %s)", msg,
+             hq_job_id(job), hq_job_key(job), attempt);
+    for (size_t i = 14; i + 1 < n; i += 2) {
+        size_t len = strlen(buf);
+
+        snprintf(buf + len, sizeof(buf) - len, "; %s: %s", f[i], f[i + 1]);
+    }
+    p->log(level, buf, p->log_arg);
+}
+
 /* The attempt's duration, for /metrics. */
 static void
 attempt_ended(struct pjob *pj)
@@ -451,6 +505,7 @@ settle_done(struct pjob *pj)
     hq_job *job = pj->job;
     struct timespec now;
 
+    plog_job(pj, HQ_LOG_DEBUG, "job done", "done", NULL);
     attempt_ended(pj);
     /* Redis TIME at intake against this host's clock: skew shows here. */
     clock_gettime(CLOCK_REALTIME, &now);
@@ -466,8 +521,7 @@ settle_retry(struct pjob *pj, const char *error)
 {
     hq_job *job = pj->job;
 
-    plog(pj->pl->p, HQ_LOG_INFO, "job %s of '%s' will retry: %s",
-         hq_job_id(job), hq_job_key(job), error);
+    plog_job(pj, HQ_LOG_INFO, "job will retry", "retry", "error", error, NULL);
     attempt_ended(pj);
     pjob_release(pj);
     hq_job_retry(job, error);
@@ -478,8 +532,7 @@ settle_fail(struct pjob *pj, const char *error)
 {
     hq_job *job = pj->job;
 
-    plog(pj->pl->p, HQ_LOG_WARN, "job %s of '%s' failed: %s", hq_job_id(job),
-         hq_job_key(job), error);
+    plog_job(pj, HQ_LOG_WARN, "job failed", "failed", "error", error, NULL);
     attempt_ended(pj);
     pjob_release(pj);
     hq_job_fail(job, error);
@@ -506,8 +559,7 @@ settle_hold(struct pjob *pj, const char *reason)
 {
     hq_job *job = pj->job;
 
-    plog(pj->pl->p, HQ_LOG_WARN, "customer '%s' held: %s",
-         hq_job_customer(job), reason);
+    plog_job(pj, HQ_LOG_WARN, "customer held", "held", "reason", reason, NULL);
     attempt_ended(pj);
     pjob_release(pj);
     hq_job_hold(job, reason, 1);
@@ -654,8 +706,14 @@ on_fetched(const struct hq__http_response *r, void *arg)
         if (pj->pl->ac)
             hq__limit_block(pj->pl->ac, pj->prefix, pj->token, pj->endpoint,
                             delay, &pj->pl->p->rate);
-        plog(pj->pl->p, HQ_LOG_INFO, "%s; '%s' waits %lld ms", msg,
-             pj->endpoint, (long long)delay);
+        {
+            char wait[24];
+
+            snprintf(wait, sizeof(wait), "%lld", (long long)delay);
+            plog_job(pj, HQ_LOG_INFO, "api rate limited (429): the key waits",
+                     "parked", "endpoint", pj->endpoint, "wait_ms", wait,
+                     "error", msg, NULL);
+        }
         settle_park(pj, delay);
     } else if (r->status == 401 || r->status == 403) {
         /* Hold once Redis knows which token was rejected (on_rejected). */

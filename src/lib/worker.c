@@ -237,14 +237,64 @@ wlog(hq_worker *w, int level, const char *fmt, ...)
 static void
 wlog(hq_worker *w, int level, const char *fmt, ...)
 {
+    static const char *const none[] = {NULL};
     char buf[512];
     va_list ap;
 
-    if (w->opts.log == NULL)
+    if (w->opts.log == NULL && w->opts.log_kv == NULL)
         return;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
+    if (w->opts.log_kv != NULL)
+        w->opts.log_kv(level, buf, none, w->opts.log_arg);
+    else
+        w->opts.log(level, buf, w->opts.log_arg);
+}
+
+/*
+ * A line about job `j`: `msg` and the job's fields (key, job, customer,
+ * code, attempt), then NULL-terminated name, value pairs. Without a
+ * log_kv sink, one message "msg: job ID of 'KEY' (name value, ...)".
+ */
+static void
+wlog_job(hq_worker *w, int level, const hq_job *j, const char *msg, ...)
+{
+    const char *f[32];
+    char attempt[16], buf[768];
+    size_t n = 0;
+    const char *k;
+    va_list ap;
+
+    if (w->opts.log == NULL && w->opts.log_kv == NULL)
+        return;
+    snprintf(attempt, sizeof(attempt), "%d", j->attempt);
+    f[n++] = "key", f[n++] = j->key, f[n++] = "job", f[n++] = j->id;
+    f[n++] = "customer", f[n++] = j->customer, f[n++] = "code", f[n++] = j->code;
+    f[n++] = "attempt", f[n++] = attempt;
+    va_start(ap, msg);
+    while (n + 3 < HQ_ARRAY_SIZE(f) && (k = va_arg(ap, const char *)) != NULL) {
+        f[n++] = k;
+        f[n++] = va_arg(ap, const char *);
+    }
+    va_end(ap);
+    f[n] = NULL;
+    if (w->opts.log_kv != NULL) {
+        w->opts.log_kv(level, msg, f, w->opts.log_arg);
+        return;
+    }
+    snprintf(buf, sizeof(buf), "%s: job %s of '%s'", msg, j->id, j->key);
+    for (size_t i = 10; i + 1 < n; i += 2) {
+        size_t len = strlen(buf);
+
+        snprintf(buf + len, sizeof(buf) - len, "%s%s %s", i == 10 ? " (" : ", ",
+                 f[i], f[i + 1]);
+    }
+    if (n > 10) {
+        size_t len = strlen(buf);
+
+        snprintf(buf + len, sizeof(buf) - len, ")");
+    }
     w->opts.log(level, buf, w->opts.log_arg);
 }
 
@@ -729,9 +779,8 @@ op_answered(struct loop *l, struct op *op, int applied, uint64_t now)
         } else if (!j->lost) {
             j->lost = 1;
             STAT_ADD(w, stale, 1);
-            wlog(w, HQ_LOG_WARN,
-                 "lease of '%s' lost while its job %s ran (renewal stale)",
-                 j->key, j->id);
+            wlog_job(w, HQ_LOG_WARN, j, "lease lost while the job ran (renewal stale)",
+                     NULL);
         }
         return;
     }
@@ -745,9 +794,8 @@ op_answered(struct loop *l, struct op *op, int applied, uint64_t now)
     case HQ_SETTLED_RELEASE: STAT_ADD(w, released, 1); break;
     default:
         STAT_ADD(w, stale, 1);
-        wlog(w, HQ_LOG_WARN,
-             "%s of job %s of '%s' rejected: the lease is no longer ours",
-             op_names[op->type], j->id, j->key);
+        wlog_job(w, HQ_LOG_WARN, j, "settlement rejected: the lease is no longer ours",
+                 "op", op_names[op->type], NULL);
     }
     if (w->opts.on_settled)
         w->opts.on_settled(j, outcome, (int64_t)(now - j->claimed_ns) / 1000,
@@ -794,8 +842,8 @@ lane_claimed(struct lane *ln, redisReply **e)
         return;
     }
     if (j->malformed) {
-        wlog(w, HQ_LOG_ERROR, "cannot read the head job of '%s': dead-lettered",
-             j->key);
+        wlog_job(w, HQ_LOG_ERROR, j, "cannot read the head job: dead-lettered",
+                 "outcome", "dead", NULL);
         job_finish(j, OP_DEAD, j->attempt, NULL, "malformed job record");
         return;
     }
