@@ -37,7 +37,8 @@
  * Registry: loop 0 announces the process every BEAT_MS on its command
  * connection (worker_beat, registry.c): host, pid, version, start time,
  * loops and jobs in flight, with a TTL of HQ_WORKER_TTL_MS, so that `hookq
- * workers` lists it and forgets it within that time once it is gone.
+ * workers` lists it and forgets it within that time once it is gone; a
+ * draining worker leaves the registry at once (worker_gone).
  *
  * Drain: hq_worker_stop() writes one byte into each loop's pipe, which is
  * async-signal-safe. The loop then claims nothing more, lets its jobs finish
@@ -181,7 +182,7 @@ struct loop {
     uint64_t rng;
     unsigned next_lane;
     struct event *beat_ev;       /* loop 0 only: the registry announcement */
-    int beat_inflight;
+    int beat_inflight;           /* registry calls not yet answered */
 };
 
 struct hq_worker {
@@ -932,9 +933,12 @@ beat_reply(redisAsyncContext *ac, void *reply_, void *privdata)
     redisReply *r = reply_;
 
     (void)ac;
-    l->beat_inflight = 0;
+    if (l->beat_inflight > 0)
+        l->beat_inflight--;
     if (r != NULL && r->type == REDIS_REPLY_ERROR)
         wlog(l->w, HQ_LOG_WARN, "cannot announce this worker in redis: %s", r->str);
+    if (l->draining)
+        maybe_exit(l);
 }
 
 static void
@@ -960,7 +964,22 @@ beat(struct loop *l)
     argv[7] = ttl;
     if (hq__store_eval_async(l->cmd.ac, "worker_beat", w->beat_prefix, 8, argv,
                              NULL, beat_reply, l) == HQ_OK)
-        l->beat_inflight = 1;
+        l->beat_inflight++;
+}
+
+/* Draining: leave the registry now (worker_gone), not 5 s from now. */
+static void
+unregister(struct loop *l)
+{
+    hq_worker *w = l->w;
+    const char *argv[1] = {w->beat_id};
+
+    if (l->beat_ev == NULL || !l->cmd.up || l->cmd.ac == NULL)
+        return;
+    event_del(l->beat_ev);
+    if (hq__store_eval_async(l->cmd.ac, "worker_gone", w->beat_prefix, 1, argv,
+                             NULL, beat_reply, l) == HQ_OK)
+        l->beat_inflight++;
 }
 
 static void
@@ -1047,7 +1066,7 @@ loop_quiet(const struct loop *l)
 {
     unsigned i;
 
-    if (l->running)
+    if (l->running || l->beat_inflight)
         return 0;
     for (i = 0; i < l->nlanes; i++)
         if (l->lanes[i].inflight || l->lanes[i].pending)
@@ -1081,6 +1100,7 @@ stop_cb(evutil_socket_t fd, short what, void *arg_)
     l->drain_ns = now + (uint64_t)l->w->opts.shutdown_timeout_ms * 1000000ull;
     l->hard_ns = l->drain_ns + DRAIN_GRACE_MS * 1000000ull;
     wlog(l->w, HQ_LOG_INFO, "loop %u draining %u jobs", l->index, l->running);
+    unregister(l);
     schedule_flush(l);
     maybe_exit(l);
 }
