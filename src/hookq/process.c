@@ -34,6 +34,7 @@
 #include "process.h"
 #include "store_int.h"
 #include "template_int.h"
+#include "utf8_int.h"
 
 struct pevent {
     const struct hq_event_cfg *cfg;
@@ -491,6 +492,22 @@ plog_job(const struct pjob *pj, int level, const char *msg, const char *outcome,
     p->log(level, buf, p->log_arg);
 }
 
+/*
+ * A JSON string of a key, customer or code. A customer taken from a header
+ * may hold bytes that are not UTF-8, which jansson refuses: those become
+ * U+FFFD, rather than the payload failing on every attempt. NULL only when
+ * out of memory.
+ */
+static json_t *
+text_string(const char *s)
+{
+    char *clean = hq__utf8_sanitize(s, strlen(s), NULL);
+    json_t *v = clean ? json_string_nocheck(clean) : NULL;
+
+    free(clean);
+    return v;
+}
+
 /* The attempt's duration, for /metrics. */
 static void
 attempt_ended(struct pjob *pj)
@@ -603,10 +620,10 @@ deliver(struct pjob *pj)
     doc = json_object();
     if (!doc ||
         json_object_set_new(doc, "id", json_string(hq_job_id(job))) ||
-        json_object_set_new(doc, "key", json_string(hq_job_key(job))) ||
+        json_object_set_new(doc, "key", text_string(hq_job_key(job))) ||
         json_object_set_new(doc, "customer",
-                            json_string(hq_job_customer(job))) ||
-        json_object_set_new(doc, "code", json_string(hq_job_code(job))) ||
+                            text_string(hq_job_customer(job))) ||
+        json_object_set_new(doc, "code", text_string(hq_job_code(job))) ||
         json_object_set_new(doc, "seq", json_integer(hq_job_seq(job))) ||
         json_object_set_new(doc, "attempt",
                             json_integer(hq_job_attempt(job))) ||
