@@ -7,6 +7,7 @@
 #   make bench      benchmarks with their baselines (bench/run)
 #   make fuzz       each tests/fuzz target under libFuzzer (clang) for FUZZ_SECONDS
 #   make install    PREFIX=/usr/local
+#   make deb        Debian packages in $(BUILD)/deb/ (tools/build-deb), checked by lintian
 # Knobs: BUILD=dir, WERROR=1, SANITIZE=address,undefined, CTEST_ARGS=...,
 #        FUZZ_SECONDS=60 (per target), FUZZ_TARGETS="envelope config ..." (default all)
 BUILD    ?= build
@@ -20,7 +21,7 @@ FUZZ_TARGETS ?=
 CMAKE_FLAGS = -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
               -DHQ_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF) -DHQ_SANITIZE=$(SANITIZE)
 
-.PHONY: all build deps deps-test deps-bench deps-fuzz run test test-long bench fuzz install clean format
+.PHONY: all build deps deps-test deps-bench deps-fuzz deps-deb run test test-long bench fuzz install deb clean format
 
 all: build
 
@@ -32,6 +33,8 @@ deps-bench:
 	@tools/install-deps bench
 deps-fuzz:
 	@tools/install-deps fuzz
+deps-deb:
+	@tools/install-deps deb
 
 build:
 	@command -v cmake >/dev/null 2>&1 || tools/install-deps build
@@ -61,6 +64,9 @@ fuzz: deps-fuzz
 
 install: build
 	cmake --install $(BUILD)
+
+deb: deps-deb
+	tools/build-deb $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

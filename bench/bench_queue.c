@@ -26,7 +26,7 @@
 #include <hiredis/hiredis.h>
 
 #include "hookq/hookq.h"
-#include "store_int.h"
+#include "conn_int.h"
 
 struct redis_sample {
     uint64_t calls;   /* every command Redis ran (INFO commandstats) */
@@ -162,7 +162,7 @@ main(int argc, char **argv)
         return 2;
     }
     if (hq__store_parse_url(so.url, 5000, &addr, &err) != HQ_OK ||
-        (rc = hq__store_connect(&addr, &err)) == NULL) {
+        (rc = hq__conn_connect_sync(&addr, &err)) == NULL) {
         fprintf(stderr, "bench_queue: %s\n", err.msg);
         return 1;
     }

@@ -26,7 +26,7 @@
 #include "admin_api.h"
 #include "admin_http.h"
 #include "log.h"
-#include "store_int.h"
+#include "conn_int.h"
 
 #include "banned_int.h"
 
@@ -45,7 +45,7 @@ struct hq_admin {
     char *url; /* store URL, owned */
     struct hq__store_addr addr;
     int addr_ok;
-    redisContext *redis; /* /healthz connection; NULL until needed */
+    struct hq__sconn redis; /* /healthz connection; made when needed */
 
     struct event_base *base;
     struct evhttp *http;
@@ -140,6 +140,7 @@ static int
 redis_ping(struct hq_admin *a, char *why, size_t size)
 {
     struct hq__err e;
+    redisContext *rc;
     redisReply *r;
     int ok;
 
@@ -147,27 +148,23 @@ redis_ping(struct hq_admin *a, char *why, size_t size)
         snprintf(why, size, "invalid redis url");
         return 0;
     }
-    if (a->redis == NULL) {
-        a->redis = hq__store_connect(&a->addr, &e);
-        if (a->redis == NULL) {
-            snprintf(why, size, "%s", e.msg);
-            return 0;
-        }
+    rc = hq__sconn_for_shard(&a->redis, 0, &e);
+    if (rc == NULL) {
+        snprintf(why, size, "%s", e.msg);
+        return 0;
     }
-    r = redisCommand(a->redis, "PING");
+    r = redisCommand(rc, "PING");
     ok = r != NULL && r->type == REDIS_REPLY_STATUS &&
          strcmp(r->str, "PONG") == 0;
     if (!ok)
         snprintf(why, size, "%s",
-                 r == NULL                      ? a->redis->errstr
+                 r == NULL                      ? rc->errstr
                  : r->type == REDIS_REPLY_ERROR ? r->str
                                                 : "unexpected reply");
     if (r != NULL)
         freeReplyObject(r);
-    if (!ok) {
-        redisFree(a->redis);
-        a->redis = NULL;
-    }
+    if (!ok)
+        hq__sconn_release(&a->redis);
     return ok;
 }
 
@@ -277,6 +274,7 @@ hq_admin_new(const struct hq_config *cfg, const struct hq_store_options *store,
     }
     a->addr_ok =
         hq__store_parse_url(a->url, PING_TIMEOUT_MS, &a->addr, &e) == HQ_OK;
+    hq__sconn_init(&a->redis, &a->addr, NULL);
     if (hq_split_listen(cfg->admin.listen, host, sizeof(host), &port) != 0) {
         snprintf(err, errsize, "[admin] listen '%s': invalid address",
                  cfg->admin.listen);
@@ -394,8 +392,7 @@ hq_admin_free(struct hq_admin *a)
         evhttp_free(a->http);
     if (a->base != NULL)
         event_base_free(a->base);
-    if (a->redis != NULL)
-        redisFree(a->redis);
+    hq__sconn_release(&a->redis);
     hq_admin_api_free(a->api);
     for (size_t i = 0; i < a->nroutes; i++)
         free(a->routes[i].path);

@@ -1,8 +1,10 @@
 /*
  * hookq check [-c FILE]: load the configuration as every other command
- * would (file, then HOOKQ_* variables) and say whether it is valid. Prints
- * "ok: N events" on stdout and exits 0, or every error as FILE:LINE: [section]
- * key: reason on stderr and exits 2.
+ * would (the file of -c, $HOOKQ_CONFIG, ./hookq.ini or /etc/hookq/hookq.ini,
+ * then HOOKQ_* variables) and say whether it is valid. Prints "ok: FILE: N
+ * events" (or "ok: no file, built-in defaults: 0 events") on stdout and
+ * exits 0, or every error as FILE:LINE: [section] key: reason on stderr and
+ * exits 2.
  */
 #include <stdio.h>
 #include <string.h>
@@ -49,7 +51,11 @@ hq_cmd_check(struct hq_cli *cli, int argc, char **argv)
     if (cfg->nevents == 0)
         fprintf(stderr, "warning: no [event CODE] section: every webhook "
                         "will be answered 422 unknown_code\n");
-    printf("ok: %zu event%s\n", cfg->nevents, cfg->nevents == 1 ? "" : "s");
+    if (cfg->path != NULL)
+        printf("ok: %s: %zu event%s\n", cfg->path, cfg->nevents,
+               cfg->nevents == 1 ? "" : "s");
+    else
+        printf("ok: no file, built-in defaults: %zu events\n", cfg->nevents);
     hq__config_free(cfg);
     return 0;
 }

@@ -25,6 +25,13 @@
  * in Redis must be ours (hq_client_check_shards): another one exits 2,
  * naming both. When Redis does not answer at start (serve may start before
  * it), the check is made again every second until it is done.
+ *
+ * Under systemd (Type=notify, notify.h): READY=1 once the listeners are open
+ * and Redis answers a connection (until then STATUS= says what we wait for,
+ * and a signal still drains), STOPPING=1 when the drain begins, and
+ * WATCHDOG=1 from the main loop, at half the unit's WatchdogSec=, while it
+ * runs. The drain itself sends none: systemd stops the watchdog on
+ * STOPPING=1 and gives the drain TimeoutStopSec= instead.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +48,7 @@
 #include "embedded_redis.h"
 #include "intake.h"
 #include "log.h"
+#include "notify.h"
 #include "process.h"
 
 #include "banned_int.h"
@@ -63,6 +71,7 @@ struct daemon {
     hq_worker *worker;
     struct hq_process *process; /* the worker's handler; freed after join */
     int shards_checked;         /* the recorded shard count is ours */
+    int shards_warned;          /* said once that it cannot be checked yet */
 };
 
 static void
@@ -182,13 +191,72 @@ check_shards(struct daemon *d)
         hq_log(HQ_LOG_ERROR, "%s", c ? hq_client_errmsg(c) : hq_strerror(rc));
         hq_client_free(c);
         return 2;
-    } else {
+    } else if (!d->shards_warned) {
         hq_log(HQ_LOG_WARN, "cannot check the namespace's shard count yet "
                "(trying again every second): %s",
                c ? hq_client_errmsg(c) : hq_strerror(rc));
+        d->shards_warned = 1;
     }
     hq_client_free(c);
     return 0;
+}
+
+/*
+ * The main loop's wait: one second, or half the watchdog interval when that
+ * is shorter, with WATCHDOG=1 sent first when the unit asks for it.
+ */
+static struct timespec
+next_tick(int64_t wd_ms)
+{
+    struct timespec tick = {1, 0};
+
+    if (wd_ms > 0) {
+        hq_notify_watchdog();
+        if (wd_ms < 1000) {
+            tick.tv_sec = 0;
+            tick.tv_nsec = (long)wd_ms * 1000000L;
+        }
+    }
+    return tick;
+}
+
+/*
+ * Wait until Redis answers a connection (with AUTH and SELECT) at the
+ * daemon's store, polling once a second, or until SIGINT/SIGTERM. Returns 0
+ * once it answers, or the signal.
+ */
+static int
+wait_for_redis(struct daemon *d, const sigset_t *sigs)
+{
+    int64_t wd_ms = hq_notify_watchdog_interval_ms();
+    int logged = 0;
+
+    for (;;) {
+        hq_client *c = NULL;
+        int rc = hq_client_new(&d->store, &c);
+        struct timespec tick;
+        int sig;
+
+        if (rc == HQ_OK) {
+            hq_client_free(c);
+            if (logged)
+                hq_log_kv(HQ_LOG_INFO, "redis answers", NULL);
+            return 0;
+        }
+        if (!logged) {
+            char status[600];
+            snprintf(status, sizeof(status), "waiting for redis: %s",
+                     c ? hq_client_errmsg(c) : "out of memory");
+            hq_log(HQ_LOG_WARN, "%s", status);
+            hq_notify_status(status);
+            logged = 1;
+        }
+        hq_client_free(c);
+        tick = next_tick(wd_ms);
+        sig = sigtimedwait(sigs, NULL, &tick);
+        if (sig == SIGINT || sig == SIGTERM)
+            return sig;
+    }
 }
 
 static int
@@ -199,7 +267,7 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
     struct daemon d;
     sigset_t sigs;
     char err[2048];
-    int rc = 1, sig;
+    int rc = 1, sig = 0;
 
     memset(&d, 0, sizeof(d));
     d.name = name;
@@ -297,10 +365,18 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
                   intake_url[0] ? intake_url : NULL, "admin",
                   admin_url[0] ? admin_url : NULL, "worker",
                   (flags & WANT_WORKER) ? "on" : NULL, "pid", pidbuf, NULL);
+        sig = wait_for_redis(&d, &sigs);
+        if (sig == 0) {
+            char status[1024];
+            snprintf(status, sizeof(status), "%s%s%s%s%s", name,
+                     intake_url[0] ? ": intake " : "", intake_url,
+                     admin_url[0] ? ", admin " : "", admin_url);
+            hq_notify_ready(status);
+        }
     }
 
-    for (;;) {
-        struct timespec tick = {1, 0};
+    for (int64_t wd_ms = hq_notify_watchdog_interval_ms(); sig == 0;) {
+        struct timespec tick = next_tick(wd_ms);
         sig = sigtimedwait(&sigs, NULL, &tick);
         if (sig == SIGINT || sig == SIGTERM)
             break;
@@ -308,6 +384,7 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
             shutdown_all(&d);
             return 2;
         }
+        sig = 0;
         if (d.redis != NULL && !hq_embedded_redis_alive(d.redis)) {
             hq_log(HQ_LOG_ERROR,
                    "the embedded redis-server exited (see %s/%s); "
@@ -317,6 +394,7 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
             return 1;
         }
     }
+    hq_notify_stopping();
     hq_log_kv(HQ_LOG_INFO, "draining", "signal",
               sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
     {

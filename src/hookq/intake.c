@@ -11,15 +11,12 @@
  *
  * intake.threads loops each run an evconnlistener on the one listening
  * socket, so the kernel hands each connection to whichever loop accepts it.
- * A connection lives on one loop. Each loop owns one async Redis connection.
- * Requests complete in one pass of the loop are stored together: the first
- * one opens a batch for its shard and activates the loop's flush event,
- * which runs after every read callback of that pass and sends each open
- * batch as one EVALSHA of the enqueue script (at most BATCH_MAX jobs or
- * BATCH_BYTES of bodies; a full batch goes at once). Redis then pays the
- * script call's fixed cost once per batch instead of once per request, and
- * no request waits longer than its own loop pass for it. A request is
- * answered 202/200/429 only from the script's reply (G5, G9, G10).
+ * A connection lives on one loop. Each loop owns one async Redis connection
+ * (src/lib/conn.c) and one batched pusher on it (src/lib/pusher.c): the
+ * requests complete in one pass of the loop are stored together, in one
+ * enqueue call per shard, and with [redis] wait_replicas answered only
+ * after WAIT. A request is answered 202/200/429 only from the script's
+ * reply (G5, G9, G10); this file turns the pusher's outcomes into answers.
  *
  * A connection handles one request at a time: while a request waits for
  * Redis, reading stops, and pipelined requests stay in the input buffer until
@@ -66,12 +63,10 @@
 #include "intake.h"
 #include "metrics.h"
 #include "signature_int.h"
-#include "store_int.h"
+#include "pusher_int.h"
 #include "utf8_int.h"
 
 #define REDIS_TIMEOUT_MS 1500   /* a request's enqueue must answer within */
-#define BACKOFF_MIN_MS 50       /* Redis reconnect backoff */
-#define BACKOFF_MAX_MS 1000
 #define LINGER_MS 2000          /* read and discard after a closing answer */
 #define STOP_GRACE_MS 3000      /* hq_intake_stop waits this long at most */
 #define OUT_CAP (256 * 1024)    /* stop reading while this much is unsent */
@@ -93,31 +88,6 @@ enum conn_state {
 enum chunk_state { CK_SIZE, CK_DATA, CK_DATA_END, CK_TRAILER };
 
 struct loop;
-
-#define BATCH_MAX 128              /* jobs in one enqueue call */
-#define BATCH_BYTES (1024 * 1024)  /* bodies in one enqueue call */
-
-/*
- * The requests of one shard stored by one enqueue call: open (collecting)
- * until the loop's flush event sends it, then in flight until Redis answers.
- * c[i] is NULL once request i stopped waiting (its connection was closed,
- * or it timed out).
- */
-/* A job's answer from the enqueue script, kept while WAIT runs. */
-struct stored {
-    long long status, seq;
-    char id[32];
-    size_t id_len;
-};
-
-struct batch {
-    struct loop *lp;
-    unsigned n;
-    size_t bytes;
-    struct stored *res;       /* [redis] wait_replicas: the script's answers,
-                                 kept for on_waited; else NULL */
-    struct conn *c[BATCH_MAX];
-};
 
 struct conn {
     struct loop *lp;
@@ -146,8 +116,7 @@ struct conn {
     char *body;
     size_t body_len, body_cap;
     struct hq__envelope env;
-    struct batch *pend;       /* the batch it waits in (ST_STORE) */
-    unsigned pend_idx;        /* its index there */
+    struct hq__push_slot pend; /* where it waits for Redis (ST_STORE) */
     int64_t t0_us;            /* when the request was complete; 0: not yet */
 };
 
@@ -160,19 +129,12 @@ struct loop {
     struct evconnlistener *lis;
     struct event *stop_ev;     /* activated by hq_intake_stop */
     struct event *grace_ev;    /* STOP_GRACE_MS after the stop */
-    struct event *redis_ev;    /* reconnect timer */
     struct evbuffer *msg;      /* scratch: the answer being written */
-    struct event *flush_ev;    /* sends the open batches (see store()) */
-    struct batch **open;       /* per shard: its open batch, or NULL */
-    unsigned *open_shards;     /* the shards with an open batch */
-    unsigned nopen;
-    redisAsyncContext *ac;     /* NULL while disconnected */
-    int redis_up;              /* connected (AUTH/SELECT queued) */
+    struct hq__pusher *pusher; /* batches the requests' enqueue calls */
+    struct hq__conn redis;     /* the loop's, shared by its requests */
     int redis_logged_down;     /* the outage has been logged */
-    int64_t backoff_ms;
     struct conn *conns;
     unsigned nconns;
-    unsigned npending;         /* batches open or in flight */
     int stopping;
     int finished;
     _Atomic uint64_t accepted, duplicate;
@@ -189,9 +151,8 @@ struct hq_intake {
     struct hq__customer_spec customer;
     struct hq__sig_key key;
     int has_secret;
-    char max_depth[32], dedup_ttl[32];
-    unsigned wait_replicas;    /* [redis] wait_replicas; 0: no WAIT */
-    char wait_timeout[24];     /* [redis] wait_timeout, ms, for WAIT */
+    char max_depth[32];        /* for the 429's detail */
+    struct hq__pusher_options push;
     struct timeval header_tv, idle_tv, redis_tv, linger_tv, write_tv;
     int fd;
     int port;
@@ -205,7 +166,6 @@ static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
 
 static void process(struct conn *c);
 static void conn_free(struct conn *c);
-static void redis_connect(struct loop *lp);
 static void check_finished(struct loop *lp);
 static void linger(struct conn *c);
 
@@ -429,9 +389,9 @@ send_error_close(struct conn *c, int status, int reason, const char *name,
 /* ------------------------------------------------------------------------ */
 /* Storing: the enqueue script.                                              */
 
-/* Request `c` got its script reply: status, id, seq (see enqueue.lua). */
+/* Request `c` got its script reply: an enum hq_push_status, id, seq. */
 static void
-answer_stored(struct conn *c, long long status, const char *id, size_t id_len,
+answer_stored(struct conn *c, int status, const char *id, size_t id_len,
               long long seq)
 {
     struct loop *lp = c->lp;
@@ -442,7 +402,7 @@ answer_stored(struct conn *c, long long status, const char *id, size_t id_len,
                    "out of memory", "Retry-After: " RETRY_AFTER_503 "\r\n");
         return;
     }
-    if (status == 0) {
+    if (status == HQ_PUSH_STORED) {
         atomic_fetch_add_explicit(&lp->accepted, 1, memory_order_relaxed);
         evbuffer_add(body, "{\"id\":\"", 7);
         json_str(body, id, id_len);
@@ -452,7 +412,7 @@ answer_stored(struct conn *c, long long status, const char *id, size_t id_len,
         json_str(body, c->env.code, c->env.code_len);
         evbuffer_add_printf(body, "\",\"seq\":%lld}", seq);
         send_answer(c, 202, NULL, body);
-    } else if (status == 1) {
+    } else if (status == HQ_PUSH_DUPLICATE) {
         atomic_fetch_add_explicit(&lp->duplicate, 1, memory_order_relaxed);
         evbuffer_add(body, "{\"id\":\"", 7);
         json_str(body, id, id_len);
@@ -469,340 +429,73 @@ answer_stored(struct conn *c, long long status, const char *id, size_t id_len,
     evbuffer_free(body);
 }
 
-/* Is element 3i.. of the enqueue reply a well-formed {status, id, seq}? */
-static int
-job_reply_ok(const redisReply *r, size_t i)
-{
-    return r->element[3 * i]->type == REDIS_REPLY_INTEGER &&
-           r->element[3 * i + 1]->type == REDIS_REPLY_STRING &&
-           r->element[3 * i + 2]->type == REDIS_REPLY_INTEGER;
-}
-
-/*
- * Request i of `b`, taken out of the batch with its Redis deadline stopped,
- * to be answered now; NULL when it stopped waiting (timed out, or its
- * connection closed).
- */
-static struct conn *
-batch_take(struct batch *b, unsigned i)
-{
-    struct conn *c = b->c[i];
-
-    if (c != NULL) {
-        c->pend = NULL;
-        evtimer_del(c->timer);
-    }
-    return c;
-}
-
-/* Every request still waiting in `b` gets a 503 with `detail`: the batch
- * could not be sent, or Redis did not store it. */
+/* The pusher's answer for request `c`. */
 static void
-batch_fail(struct batch *b, const char *detail)
+on_pushed(void *req, enum hq__push_outcome outcome,
+          const struct hq_push_result *res, const char *detail, void *arg)
 {
-    for (unsigned i = 0; i < b->n; i++) {
-        struct conn *c = batch_take(b, i);
+    struct conn *c = req;
 
-        if (c == NULL)
-            continue;
+    (void)arg;
+    evtimer_del(c->timer); /* its Redis deadline */
+    switch (outcome) {
+    case HQ_PUSH_ANSWERED:
+        answer_stored(c, res->status, res->id, strlen(res->id), res->seq);
+        break;
+    case HQ_PUSH_FAILED:
         send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
                    detail, "Retry-After: " RETRY_AFTER_503 "\r\n");
-        process(c);
+        break;
+    case HQ_PUSH_NOT_REPLICATED:
+        send_error(c, 503, HQ_INTAKE_NOT_REPLICATED, "not_replicated", detail,
+                   "Retry-After: " RETRY_AFTER_503 "\r\n");
+        break;
     }
+    /* Pipelined requests may be waiting in the input buffer. */
+    process(c);
 }
 
-static int keep_answers(struct batch *b, const redisReply *reply);
-static int send_wait(struct batch *b);
-static void on_waited(redisAsyncContext *ac, void *r, void *privdata);
-
-/* Redis answered a batch (or the connection was lost: r == NULL). */
 static void
-on_stored(redisAsyncContext *ac, void *r, void *privdata)
+on_push_batch_done(void *arg)
 {
-    struct batch *b = privdata;
-    struct loop *lp = b->lp;
-    redisReply *reply = r;
-    char detail[200] = "";
-    int ok;
-
-    lp->npending--;
-    if (reply == NULL || (ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
-        lp->redis_up = 0;
-    ok = reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
-         reply->elements == 3 * (size_t)b->n;
-    for (unsigned i = 0; ok && i < b->n; i++)
-        ok = job_reply_ok(reply, i);
-    if (reply != NULL && !ok) {
-        snprintf(detail, sizeof(detail), "redis answered %s%.150s",
-                 reply->type == REDIS_REPLY_ERROR ? "an error: " : "something unexpected",
-                 reply->type == REDIS_REPLY_ERROR ? reply->str : "");
-        say(lp->in, HQ_INTAKE_LOG_WARN, "intake: enqueue failed: %s", detail);
-    }
-    if (reply == NULL)
-        batch_fail(b, "the connection to redis was lost; the job may or may "
-                      "not be stored: retry with the same webhook-id");
-    else if (!ok)
-        batch_fail(b, detail);
-    else if (lp->in->wait_replicas > 0) {
-        /* The answers wait for WAIT (on_waited, which frees b). */
-        if (keep_answers(b, reply) == 0 && send_wait(b) == 0)
-            return;
-        ok = 0; /* answered 503 already */
-    }
-    for (unsigned i = 0; ok && i < b->n; i++) {
-        struct conn *c = batch_take(b, i);
-
-        if (c == NULL)
-            continue;
-        answer_stored(c, reply->element[3 * i]->integer,
-                      reply->element[3 * i + 1]->str, reply->element[3 * i + 1]->len,
-                      reply->element[3 * i + 2]->integer);
-        /* Pipelined requests may be waiting in the input buffer. */
-        process(c);
-    }
-    free(b->res);
-    free(b);
-    check_finished(lp);
+    check_finished(arg);
 }
 
-/*
- * With [redis] wait_replicas: copy the script's answers into b->res (for
- * on_waited). Returns 0, or -1 after answering 503 (out of memory).
- */
-static int
-keep_answers(struct batch *b, const redisReply *reply)
-{
-    b->res = calloc(b->n, sizeof(*b->res));
-    if (b->res == NULL) {
-        batch_fail(b, "out of memory; the job is stored: retry with the same "
-                      "webhook-id");
-        return -1;
-    }
-    for (unsigned i = 0; i < b->n; i++) {
-        const redisReply *id = reply->element[3 * i + 1];
-        struct stored *st = &b->res[i];
-
-        st->status = reply->element[3 * i]->integer;
-        st->seq = reply->element[3 * i + 2]->integer;
-        st->id_len = id->len < sizeof(st->id) ? id->len : sizeof(st->id) - 1;
-        memcpy(st->id, id->str, st->id_len);
-        st->id[st->id_len] = '\0';
-    }
-    return 0;
-}
-
-/*
- * Send WAIT for the batch the script just stored. It is sent after the
- * script's reply, not pipelined behind the call: the store may resend the
- * script (NOSCRIPT), and WAIT must come after whichever call wrote. Returns
- * 0, or -1 after answering 503.
- */
-static int
-send_wait(struct batch *b)
-{
-    struct loop *lp = b->lp;
-    struct hq_intake *in = lp->in;
-    char nrep[16];
-
-    snprintf(nrep, sizeof(nrep), "%u", in->wait_replicas);
-    if (lp->ac == NULL || (lp->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)) ||
-        redisAsyncCommand(lp->ac, on_waited, b, "WAIT %s %s", nrep,
-                          in->wait_timeout) != REDIS_OK) {
-        batch_fail(b, "cannot ask redis to WAIT for replicas; the job is stored "
-                      "on the master: retry with the same webhook-id");
-        return -1;
-    }
-    lp->npending++;
-    return 0;
-}
-
-/*
- * With [redis] wait_replicas: WAIT answered how many replicas have the batch
- * (r == NULL: the connection was lost). Enough: the script's answers go
- * out. Too few: 503, the job stored on the master but not acknowledged.
- */
 static void
-on_waited(redisAsyncContext *ac, void *r, void *privdata)
-{
-    struct batch *b = privdata;
-    struct loop *lp = b->lp;
-    struct hq_intake *in = lp->in;
-    redisReply *reply = r;
-    char detail[300];
-
-    lp->npending--;
-    if (reply == NULL || (ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
-        lp->redis_up = 0;
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        if (reply != NULL)
-            say(in, HQ_INTAKE_LOG_WARN, "intake: WAIT failed: %.150s",
-                reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-        batch_fail(b, reply == NULL
-                          ? "the connection to redis was lost; the job may or "
-                            "may not be stored: retry with the same webhook-id"
-                          : "redis refused to WAIT for replicas; the job is "
-                            "stored on the master: retry with the same webhook-id");
-    } else if (reply->integer < (long long)in->wait_replicas) {
-        snprintf(detail, sizeof(detail),
-                 "stored on the master, but %lld of %u replicas acknowledged it "
-                 "within %s ms: retry with the same webhook-id",
-                 reply->integer, in->wait_replicas, in->wait_timeout);
-        for (unsigned i = 0; i < b->n; i++) {
-            struct conn *c = batch_take(b, i);
-
-            if (c == NULL)
-                continue;
-            if (b->res[i].status == 2) /* key full: nothing was stored */
-                answer_stored(c, 2, NULL, 0, 0);
-            else
-                send_error(c, 503, HQ_INTAKE_NOT_REPLICATED, "not_replicated",
-                           detail, "Retry-After: " RETRY_AFTER_503 "\r\n");
-            process(c);
-        }
-    } else {
-        for (unsigned i = 0; i < b->n; i++) {
-            struct conn *c = batch_take(b, i);
-
-            if (c == NULL)
-                continue;
-            answer_stored(c, b->res[i].status, b->res[i].id, b->res[i].id_len,
-                          b->res[i].seq);
-            process(c);
-        }
-    }
-    free(b->res);
-    free(b);
-    check_finished(lp);
-}
-
-/* A batch that will not be sent: 503 to its requests (when `detail`). */
-static void
-batch_drop(struct batch *b, const char *detail)
-{
-    struct loop *lp = b->lp;
-
-    lp->npending--;
-    if (detail != NULL)
-        batch_fail(b, detail);
-    free(b);
-    check_finished(lp);
-}
-
-/* Send the open batch of `shard`: one enqueue call for all its requests. */
-static void
-batch_send(struct loop *lp, unsigned shard)
-{
-    struct hq_intake *in = lp->in;
-    struct batch *b = lp->open[shard];
-    char prefix[HQ_PREFIX_MAX];
-    const char *argv[2 + 4 * BATCH_MAX];
-    size_t argvlen[2 + 4 * BATCH_MAX];
-    unsigned n = 0;
-
-    lp->open[shard] = NULL;
-    /* Drop the requests that stopped waiting since they joined. */
-    for (unsigned i = 0; i < b->n; i++) {
-        struct conn *c = b->c[i];
-
-        if (c == NULL)
-            continue;
-        c->pend_idx = n;
-        b->c[n] = c;
-        argv[2 + 4 * n] = c->env.customer;
-        argvlen[2 + 4 * n] = c->env.customer_len;
-        argv[3 + 4 * n] = c->env.code;
-        argvlen[3 + 4 * n] = c->env.code_len;
-        argv[4 + 4 * n] = c->body ? c->body : "";
-        argvlen[4 + 4 * n] = c->body_len;
-        argv[5 + 4 * n] = c->wh_id ? c->wh_id : "";
-        argvlen[5 + 4 * n] = c->wh_id_len;
-        n++;
-    }
-    b->n = n;
-    if (n == 0) {
-        batch_drop(b, NULL);
-        return;
-    }
-    if (lp->ac == NULL || (lp->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))) {
-        batch_drop(b, "redis is unreachable; reconnecting");
-        return;
-    }
-    argv[0] = in->max_depth;
-    argvlen[0] = strlen(in->max_depth);
-    argv[1] = in->dedup_ttl;
-    argvlen[1] = strlen(in->dedup_ttl);
-    hq__store_prefix(&in->ns, shard, prefix, sizeof(prefix));
-    if (hq__store_eval_async(lp->ac, "enqueue", prefix, (int)(2 + 4 * n), argv,
-                             argvlen, on_stored, b) != HQ_OK)
-        batch_drop(b, "cannot send to redis");
-}
-
-/* End of a loop pass: send every open batch. */
-static void
-on_flush(evutil_socket_t fd, short what, void *arg)
+on_push_warn(const char *msg, void *arg)
 {
     struct loop *lp = arg;
 
-    (void)fd;
-    (void)what;
-    /* batch_send() may answer requests, whose pipelined successors may open
-     * new batches: those activate the flush event again. */
-    while (lp->nopen > 0)
-        batch_send(lp, lp->open_shards[--lp->nopen]);
+    say(lp->in, HQ_INTAKE_LOG_WARN, "intake: %s", msg);
 }
 
 /*
  * Queue request `c` for Redis: it joins its shard's open batch, which the
- * flush event sends at the end of this loop pass (or at once when full).
+ * pusher sends at the end of this loop pass (or at once when full).
  */
 static void
 store(struct conn *c)
 {
     struct loop *lp = c->lp;
-    struct hq_intake *in = lp->in;
-    struct batch *b;
-    unsigned shard;
+    struct hq_push job = {
+        .customer = c->env.customer, .customer_len = c->env.customer_len,
+        .code = c->env.code, .code_len = c->env.code_len,
+        .body = c->body, .body_len = c->body_len,
+        .webhook_id = c->wh_id, .webhook_id_len = c->wh_id_len,
+    };
+    int rc;
 
-    if (lp->ac == NULL || (lp->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))) {
-        send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
-                   "redis is unreachable; reconnecting",
-                   "Retry-After: " RETRY_AFTER_503 "\r\n");
-        return;
-    }
-    shard = hq__store_shard_of(&in->ns, c->env.customer, c->env.customer_len);
-    b = lp->open[shard];
-    if (b == NULL) {
-        b = malloc(sizeof(*b));
-        if (b == NULL) {
-            send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
-                       "out of memory", "Retry-After: " RETRY_AFTER_503 "\r\n");
-            return;
-        }
-        b->lp = lp;
-        b->n = 0;
-        b->bytes = 0;
-        b->res = NULL;
-        lp->open[shard] = b;
-        lp->open_shards[lp->nopen++] = shard;
-        lp->npending++;
-        if (lp->nopen == 1)
-            event_active(lp->flush_ev, EV_TIMEOUT, 0);
-    }
-    c->pend = b;
-    c->pend_idx = b->n;
-    b->c[b->n++] = c;
-    b->bytes += c->body_len;
     c->state = ST_STORE;
     /* Reading goes on (bounded by the read watermark): process() leaves
      * pipelined bytes in the input until the answer is written. */
-    evtimer_add(c->timer, &in->redis_tv);
-    if (b->n == BATCH_MAX || b->bytes >= BATCH_BYTES) {
-        for (unsigned i = 0; i < lp->nopen; i++)
-            if (lp->open_shards[i] == shard) {
-                lp->open_shards[i] = lp->open_shards[--lp->nopen];
-                break;
-            }
-        batch_send(lp, shard);
+    evtimer_add(c->timer, &lp->in->redis_tv);
+    rc = hq__pusher_add(lp->pusher, &job, c, &c->pend);
+    if (rc != HQ_OK) {
+        evtimer_del(c->timer);
+        send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
+                   rc == HQ_ESTORE ? "redis is unreachable; reconnecting"
+                                   : "out of memory",
+                   "Retry-After: " RETRY_AFTER_503 "\r\n");
     }
 }
 
@@ -1340,10 +1033,7 @@ conn_free(struct conn *c)
 {
     struct loop *lp = c->lp;
 
-    if (c->pend != NULL) {
-        c->pend->c[c->pend_idx] = NULL; /* its reply finds no one to answer */
-        c->pend = NULL;
-    }
+    hq__pusher_cancel(&c->pend); /* its reply finds no one to answer */
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -1439,29 +1129,19 @@ on_timer(evutil_socket_t fd, short what, void *arg)
         conn_free(c);
         return;
     case ST_STORE: {
-        redisAsyncContext *ac = lp->ac;
-
         /* Redis is too slow or gone: answer, then start a new connection. */
-        if (c->pend)
-            c->pend->c[c->pend_idx] = NULL;
-        c->pend = NULL;
+        hq__pusher_cancel(&c->pend);
         send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
                    "redis did not answer in time; the job may or may not be "
                    "stored: retry with the same webhook-id",
                    "Retry-After: " RETRY_AFTER_503 "\r\n");
-        if (ac != NULL) {
-            say(lp->in, HQ_INTAKE_LOG_WARN,
-                "intake: redis did not answer within %d ms; reconnecting",
-                REDIS_TIMEOUT_MS);
-            lp->redis_logged_down = 1;
-            lp->ac = NULL;
-            lp->redis_up = 0;
-            redisAsyncFree(ac); /* pending requests get NULL replies: 503 */
-            if (!lp->stopping) {
-                struct timeval tv = ms_tv(BACKOFF_MIN_MS);
+        if (lp->redis.ac != NULL) {
+            char why[80];
 
-                evtimer_add(lp->redis_ev, &tv);
-            }
+            snprintf(why, sizeof(why), "redis did not answer within %d ms",
+                     REDIS_TIMEOUT_MS);
+            /* Pending requests get NULL replies: 503. */
+            hq__conn_reset(&lp->redis, why);
         }
         process(c);
         return;
@@ -1541,39 +1221,11 @@ fail:
 /* Redis connection of a loop.                                               */
 
 static void
-schedule_reconnect(struct loop *lp)
+on_redis_up(struct hq__conn *rc, void *arg)
 {
-    struct timeval tv;
+    struct loop *lp = arg;
 
-    if (lp->stopping)
-        return;
-    tv = ms_tv(lp->backoff_ms);
-    evtimer_add(lp->redis_ev, &tv);
-    lp->backoff_ms *= 2;
-    if (lp->backoff_ms > BACKOFF_MAX_MS)
-        lp->backoff_ms = BACKOFF_MAX_MS;
-}
-
-static void
-on_redis_connect(const redisAsyncContext *ac, int status)
-{
-    struct loop *lp = ac->data;
-
-    if (status != REDIS_OK) {
-        if (lp->ac == ac)
-            lp->ac = NULL; /* hiredis frees it after this call */
-        lp->redis_up = 0;
-        if (!lp->redis_logged_down) {
-            say(lp->in, HQ_INTAKE_LOG_WARN,
-                "intake: cannot connect to redis: %s; answering 503 and retrying",
-                ac->errstr);
-            lp->redis_logged_down = 1;
-        }
-        schedule_reconnect(lp);
-        return;
-    }
-    lp->redis_up = 1;
-    lp->backoff_ms = BACKOFF_MIN_MS;
+    (void)rc;
     if (lp->redis_logged_down || lp->idx == 0)
         say(lp->in, HQ_INTAKE_LOG_INFO, "intake: loop %u connected to redis",
             lp->idx);
@@ -1581,53 +1233,16 @@ on_redis_connect(const redisAsyncContext *ac, int status)
 }
 
 static void
-on_redis_disconnect(const redisAsyncContext *ac, int status)
-{
-    struct loop *lp = ac->data;
-
-    if (lp->ac == ac)
-        lp->ac = NULL;
-    lp->redis_up = 0;
-    if (lp->stopping)
-        return;
-    if (!lp->redis_logged_down) {
-        say(lp->in, HQ_INTAKE_LOG_WARN,
-            "intake: lost the connection to redis%s%s; reconnecting",
-            status != REDIS_OK ? ": " : "", status != REDIS_OK ? ac->errstr : "");
-        lp->redis_logged_down = 1;
-    }
-    schedule_reconnect(lp);
-}
-
-static void
-redis_connect(struct loop *lp)
-{
-    struct hq__err err;
-
-    lp->ac = hq__store_connect_async(&lp->in->addr, lp->base, &err);
-    if (lp->ac == NULL) {
-        if (!lp->redis_logged_down) {
-            say(lp->in, HQ_INTAKE_LOG_WARN, "intake: %s; answering 503 and retrying",
-                err.msg);
-            lp->redis_logged_down = 1;
-        }
-        schedule_reconnect(lp);
-        return;
-    }
-    lp->ac->data = lp;
-    redisAsyncSetConnectCallback(lp->ac, on_redis_connect);
-    redisAsyncSetDisconnectCallback(lp->ac, on_redis_disconnect);
-}
-
-static void
-on_redis_timer(evutil_socket_t fd, short what, void *arg)
+on_redis_down(struct hq__conn *rc, const char *why, void *arg)
 {
     struct loop *lp = arg;
 
-    (void)fd;
-    (void)what;
-    if (lp->ac == NULL && !lp->stopping)
-        redis_connect(lp);
+    (void)rc;
+    if (lp->stopping || lp->redis_logged_down)
+        return;
+    say(lp->in, HQ_INTAKE_LOG_WARN, "intake: %s; answering 503 and reconnecting",
+        why);
+    lp->redis_logged_down = 1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1642,20 +1257,11 @@ finish(evutil_socket_t fd, short what, void *arg)
     (void)what;
     while (lp->conns)
         conn_free(lp->conns);
-    /* Batches not sent yet: their requests are gone with their connections. */
-    while (lp->nopen > 0) {
-        unsigned shard = lp->open_shards[--lp->nopen];
-
-        free(lp->open[shard]);
-        lp->open[shard] = NULL;
-        lp->npending--;
-    }
-    if (lp->ac != NULL) {
-        redisAsyncContext *ac = lp->ac;
-
-        lp->ac = NULL;
-        redisAsyncFree(ac);
-    }
+    /* Calls in flight end (answering no one), then the batches not sent
+     * yet go: their requests are gone with their connections. */
+    hq__conn_release(&lp->redis);
+    hq__pusher_free(lp->pusher);
+    lp->pusher = NULL;
     event_base_loopexit(lp->base, NULL);
 }
 
@@ -1663,7 +1269,8 @@ finish(evutil_socket_t fd, short what, void *arg)
 static void
 check_finished(struct loop *lp)
 {
-    if (!lp->stopping || lp->finished || lp->nconns > 0 || lp->npending > 0)
+    if (!lp->stopping || lp->finished || lp->nconns > 0 ||
+        (lp->pusher != NULL && hq__pusher_pending(lp->pusher) > 0))
         return;
     lp->finished = 1;
     /* Not from inside a hiredis callback: from the loop, at once. */
@@ -1683,7 +1290,7 @@ on_stop(evutil_socket_t fd, short what, void *arg)
     (void)what;
     lp->stopping = 1;
     evconnlistener_disable(lp->lis);
-    evtimer_del(lp->redis_ev);
+    hq__conn_no_reconnect(&lp->redis);
     for (c = lp->conns; c != NULL; c = next) {
         next = c->next;
         c->keep_alive = 0;
@@ -1710,7 +1317,7 @@ loop_main(void *arg)
 {
     struct loop *lp = arg;
 
-    redis_connect(lp);
+    hq__conn_start(&lp->redis);
     event_base_loop(lp->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }
@@ -1780,14 +1387,10 @@ loops_free(struct hq_intake *in)
             event_free(lp->stop_ev);
         if (lp->grace_ev)
             event_free(lp->grace_ev);
-        if (lp->redis_ev)
-            event_free(lp->redis_ev);
+        hq__conn_release(&lp->redis);
+        hq__pusher_free(lp->pusher);
         if (lp->msg)
             evbuffer_free(lp->msg);
-        if (lp->flush_ev)
-            event_free(lp->flush_ev);
-        free(lp->open);
-        free(lp->open_shards);
         if (lp->base)
             event_base_free(lp->base);
     }
@@ -1835,20 +1438,18 @@ hq_intake_start(const struct hq_config *cfg, const struct hq_store_options *stor
     }
     snprintf(in->max_depth, sizeof(in->max_depth), "%lld",
              (long long)(cfg->intake.max_key_depth > 0 ? cfg->intake.max_key_depth : 0));
-    snprintf(in->dedup_ttl, sizeof(in->dedup_ttl), "%lld",
-             (long long)(cfg->intake.dedup_ttl_ms > 0 ? cfg->intake.dedup_ttl_ms
-                                                      : 86400000));
+    in->push.limits.max_key_depth = cfg->intake.max_key_depth;
+    in->push.limits.dedup_ttl_ms = cfg->intake.dedup_ttl_ms;
     in->header_tv = ms_tv(cfg->intake.header_timeout_ms > 0 ? cfg->intake.header_timeout_ms
                                                             : 10000);
     in->idle_tv = ms_tv(cfg->intake.idle_timeout_ms > 0 ? cfg->intake.idle_timeout_ms
                                                         : 60000);
     in->write_tv = in->header_tv;
-    in->wait_replicas = cfg->redis.wait_replicas;
-    snprintf(in->wait_timeout, sizeof(in->wait_timeout), "%lld",
-             (long long)(cfg->redis.wait_timeout_ms > 0 ? cfg->redis.wait_timeout_ms
-                                                        : 500));
+    in->push.wait_replicas = cfg->redis.wait_replicas;
+    in->push.wait_timeout_ms = cfg->redis.wait_timeout_ms > 0
+                                   ? cfg->redis.wait_timeout_ms : 500;
     /* With WAIT, Redis answers a batch at most wait_timeout later. */
-    in->redis_tv = ms_tv(REDIS_TIMEOUT_MS + (in->wait_replicas > 0
+    in->redis_tv = ms_tv(REDIS_TIMEOUT_MS + (in->push.wait_replicas > 0
                                                  ? cfg->redis.wait_timeout_ms
                                                  : 0));
     in->linger_tv = ms_tv(LINGER_MS);
@@ -1866,10 +1467,12 @@ hq_intake_start(const struct hq_config *cfg, const struct hq_store_options *stor
     }
     for (i = 0; i < in->nloops; i++) {
         struct loop *lp = &in->loops[i];
+        struct hq__conn_hooks rhooks = {on_redis_up, on_redis_down, lp};
+        struct hq__pusher_hooks phooks = {on_pushed, on_push_batch_done,
+                                          on_push_warn, lp};
 
         lp->in = in;
         lp->idx = i;
-        lp->backoff_ms = BACKOFF_MIN_MS;
         lp->base = event_base_new();
         if (lp->base == NULL)
             goto nomem;
@@ -1877,14 +1480,11 @@ hq_intake_start(const struct hq_config *cfg, const struct hq_store_options *stor
                                      0, in->fd);
         lp->stop_ev = event_new(lp->base, -1, 0, on_stop, lp);
         lp->grace_ev = evtimer_new(lp->base, on_grace, lp);
-        lp->redis_ev = evtimer_new(lp->base, on_redis_timer, lp);
         lp->msg = evbuffer_new();
-        lp->flush_ev = event_new(lp->base, -1, 0, on_flush, lp);
-        lp->open = calloc(in->ns.shards, sizeof(*lp->open));
-        lp->open_shards = calloc(in->ns.shards, sizeof(*lp->open_shards));
         if (lp->msg == NULL || lp->lis == NULL || lp->stop_ev == NULL || lp->grace_ev == NULL ||
-            lp->redis_ev == NULL || lp->flush_ev == NULL || lp->open == NULL ||
-            lp->open_shards == NULL)
+            hq__conn_init(&lp->redis, lp->base, &in->addr, &in->ns, &rhooks, 0) != HQ_OK ||
+            hq__pusher_new(lp->base, &lp->redis, &in->ns, &in->push, &phooks,
+                           &lp->pusher) != HQ_OK)
             goto nomem;
     }
     for (i = 0; i < in->nloops; i++) {

@@ -103,8 +103,9 @@ usage(FILE *out)
     fprintf(out,
             "\n"
             "options:\n"
-            "  -c FILE     the configuration (default: ./hookq.ini when it\n"
-            "              exists, else the built-in defaults)\n"
+            "  -c FILE     the configuration; without it $HOOKQ_CONFIG, else\n"
+            "              ./hookq.ini, else /etc/hookq/hookq.ini, the first\n"
+            "              that exists, else the built-in defaults\n"
             "  --help      this text; COMMAND --help for one command\n"
             "  --version   print the version\n"
             "\n"

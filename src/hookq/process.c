@@ -32,7 +32,6 @@
 #include "deliver_int.h"
 #include "limiter_int.h"
 #include "process.h"
-#include "store_int.h"
 #include "template_int.h"
 #include "utf8_int.h"
 
@@ -50,6 +49,7 @@ struct hq_process {
     struct pevent *events;
     size_t nevents;
     struct hq__store_addr addr;
+    struct hq__store_ns ns;
     struct hq__limit_rate rate;
     char *base_url;            /* api.base_url without a trailing '/' */
     hq_log_fn *log;
@@ -66,7 +66,7 @@ struct ploop {
     struct hq_process *p;
     struct event_base *base;
     struct hq__http *http;
-    redisAsyncContext *ac;     /* NULL until needed, or after a disconnect */
+    struct hq__conn redis;     /* the limiter's; connects on demand */
     struct pjob *jobs;         /* in flight on this loop */
     struct ploop *next;
     int closing;               /* loop_fini runs: callbacks do nothing */
@@ -82,7 +82,7 @@ struct pjob {
     size_t next_fetch;
     char *url;                 /* the fetch in flight */
     char endpoint[1024];
-    char prefix[HQ_PREFIX_MAX];
+    unsigned shard;            /* the job's */
     char *token;
     char call_id[48];          /* the limiter's id of the fetch in flight */
     int64_t call_at;           /* when the limiter granted it for */
@@ -175,6 +175,8 @@ hq_process_new(const struct hq_config *cfg,
                                         : "redis://127.0.0.1:6379/0",
                              store->timeout_ms ? store->timeout_ms : 5000,
                              &p->addr, &err);
+    if (rc == HQ_OK)
+        rc = hq__store_ns_init(&p->ns, store->ns, store->shards, &err);
     if (rc != HQ_OK) {
         snprintf(errbuf, errsize, "%s", err.msg);
         goto fail;
@@ -320,7 +322,10 @@ ploop_get(struct hq_process *p, struct event_base *base)
             break;
     if (!pl) {
         pl = calloc(1, sizeof(*pl));
-        if (pl && hq__http_new(base, &pl->http) != HQ_OK) {
+        if (pl && (hq__http_new(base, &pl->http) != HQ_OK ||
+                   hq__conn_init(&pl->redis, base, &p->addr, &p->ns, NULL,
+                                 HQ_CONN_ON_DEMAND) != HQ_OK)) {
+            hq__http_free(pl->http);
             free(pl);
             pl = NULL;
         }
@@ -360,12 +365,9 @@ static void
 ploop_free(struct ploop *pl)
 {
     pl->closing = 1;
-    if (pl->ac) {
-        /* Pending limiter callbacks run now with no reply, and see
-         * `closing`: they leave their jobs alone. */
-        redisAsyncFree(pl->ac);
-        pl->ac = NULL;
-    }
+    /* Pending limiter callbacks run now with no reply, and see
+     * `closing`: they leave their jobs alone. */
+    hq__conn_release(&pl->redis);
     while (pl->jobs) {
         struct pjob *pj = pl->jobs;
 
@@ -402,40 +404,6 @@ hq_process_loop_fini(void *base, void *arg)
     pthread_mutex_unlock(&p->mu);
     if (pl)
         ploop_free(pl);
-}
-
-static void
-on_disconnect(const redisAsyncContext *ac, int status)
-{
-    struct ploop *pl = ac->data;
-
-    (void)status;
-    if (pl && pl->ac == ac)
-        pl->ac = NULL;
-}
-
-static void
-on_connect(const redisAsyncContext *ac, int status)
-{
-    struct ploop *pl = ac->data;
-
-    /* A failed connection is freed by hiredis after this returns. */
-    if (status != REDIS_OK && pl && pl->ac == ac)
-        pl->ac = NULL;
-}
-
-static redisAsyncContext *
-ploop_redis(struct ploop *pl, struct hq__err *err)
-{
-    if (pl->ac)
-        return pl->ac;
-    pl->ac = hq__store_connect_async(&pl->p->addr, pl->base, err);
-    if (!pl->ac)
-        return NULL;
-    pl->ac->data = pl;
-    redisAsyncSetConnectCallback(pl->ac, on_connect);
-    redisAsyncSetDisconnectCallback(pl->ac, on_disconnect);
-    return pl->ac;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -720,9 +688,8 @@ on_fetched(const struct hq__http_response *r, void *arg)
         int64_t delay = hq__limit_backoff_429(&pj->pl->p->rate,
                                               r->retry_after_ms);
 
-        if (pj->pl->ac)
-            hq__limit_block(pj->pl->ac, pj->prefix, pj->token, pj->endpoint,
-                            delay, &pj->pl->p->rate);
+        hq__limit_block(&pj->pl->redis, pj->shard, pj->token, pj->endpoint,
+                        delay, &pj->pl->p->rate);
         {
             char wait[24];
 
@@ -734,9 +701,9 @@ on_fetched(const struct hq__http_response *r, void *arg)
         settle_park(pj, delay);
     } else if (r->status == 401 || r->status == 403) {
         /* Hold once Redis knows which token was rejected (on_rejected). */
-        if (!pj->pl->ac ||
-            hq__limit_rejected(pj->pl->ac, pj->prefix, hq_job_customer(pj->job),
-                               pj->token, on_rejected, pj) != HQ_OK)
+        if (hq__limit_rejected(&pj->pl->redis, pj->shard,
+                               hq_job_customer(pj->job), pj->token,
+                               on_rejected, pj) != HQ_OK)
             settle_hold(pj, "token-invalid");
     } else if (r->status >= 400 && r->status < 500) {
         settle_fail(pj, msg);
@@ -751,9 +718,8 @@ on_send(void *arg)
 {
     struct pjob *pj = arg;
 
-    if (pj->pl->ac)
-        hq__limit_sent(pj->pl->ac, pj->prefix, pj->token, pj->endpoint,
-                       pj->call_id, pj->call_at, &pj->pl->p->rate);
+    hq__limit_sent(&pj->pl->redis, pj->shard, pj->token, pj->endpoint,
+                   pj->call_id, pj->call_at, &pj->pl->p->rate);
 }
 
 static void
@@ -850,7 +816,6 @@ fetch(struct pjob *pj)
     const struct hq__template *t = pj->ev->fetch[pj->next_fetch];
     hq_job *job = pj->job;
     struct hq__err err = {{0}};
-    redisAsyncContext *ac;
     char *path = NULL, msg[600];
     size_t len;
     int rc;
@@ -884,15 +849,10 @@ fetch(struct pjob *pj)
         settle_fail(pj, "fetch url too long");
         return;
     }
-    ac = ploop_redis(pj->pl, &err);
-    if (!ac) {
-        settle_retry(pj, err.msg);
-        return;
-    }
     pj->redis_wait = 1;
     snprintf(pj->call_id, sizeof(pj->call_id), "%s/%zu", hq_job_fence(job),
              pj->next_fetch);
-    rc = hq__limit_take(ac, pj->prefix, hq_job_key(job), hq_job_fence(job),
+    rc = hq__limit_take(&pj->pl->redis, pj->shard, hq_job_key(job), hq_job_fence(job),
                         hq_job_customer(job), pj->endpoint, pj->call_id,
                         &p->rate, HQ_LIMIT_LOOKAHEAD_MS, on_grant, pj);
     if (rc != HQ_OK) {
@@ -955,6 +915,7 @@ hq_process_handle(hq_job *job, void *arg)
         settle_retry(pj, "out of memory");
         return;
     }
-    snprintf(pj->prefix, sizeof(pj->prefix), "%s", hq_job_prefix(job));
+    pj->shard = hq__store_shard_of(&p->ns, hq_job_customer(job),
+                                   strlen(hq_job_customer(job)));
     step(pj);
 }

@@ -148,7 +148,6 @@ static redisReply *
 call_shard(hq_client *c, const char *script, unsigned shard, int argc,
            const char **argv)
 {
-    char prefix[HQ_PREFIX_MAX];
     size_t lens[64];
 
     if (argc > (int)HQ_ARRAY_SIZE(lens)) {
@@ -157,10 +156,7 @@ call_shard(hq_client *c, const char *script, unsigned shard, int argc,
     }
     for (int i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
-    if (hq__client_conn(c) == NULL)
-        return NULL;
-    hq__store_prefix(&c->ns, shard, prefix, sizeof(prefix));
-    return hq__store_eval(c->rc, script, prefix, argc, argv, lens, &c->err);
+    return hq__sconn_eval(&c->conn, shard, script, argc, argv, lens, &c->err);
 }
 
 /* The same, on the shard of `customer`. */
@@ -675,11 +671,13 @@ dlq_count(hq_client *c)
         char key[HQ_PREFIX_MAX + 8];
         redisReply *r;
 
-        if (hq__client_conn(c) == NULL)
+        redisContext *rc = hq__sconn_for_shard(&c->conn, s, &c->err);
+
+        if (rc == NULL)
             return 0;
         hq__store_prefix(&c->ns, s, key, sizeof(key) - 4);
         memcpy(key + strlen(key), "dlq", 4);
-        r = redisCommand(c->rc, "LLEN %s", key);
+        r = redisCommand(rc, "LLEN %s", key);
         if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
             total += (size_t)r->integer;
         if (r != NULL)

@@ -3,8 +3,9 @@
  *
  * A client holds one blocking hiredis connection, so it serves one thread at
  * a time. Pushes go in `enqueue` script calls on the shard of their customer
- * (see docs/queue-semantics.md), up to BATCH_MAX jobs per call: dedup, depth
- * check, append and scheduling in one atomic step per call. The administration functions on the same
+ * (see docs/queue-semantics.md), up to HQ_ENQUEUE_BATCH_MAX jobs per call
+ * (enqueue.c encodes them): dedup, depth check, append and scheduling in one
+ * atomic step per call. The administration functions on the same
  * handle live in admin.c.
  */
 #include <inttypes.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "client_int.h"
+#include "enqueue_int.h"
 
 int
 hq_client_new(const struct hq_store_options *opts, hq_client **out)
@@ -32,25 +34,8 @@ hq_client_new(const struct hq_store_options *opts, hq_client **out)
     rc = hq__store_ns_init(&c->ns, opts->ns, opts->shards, &c->err);
     if (rc != HQ_OK)
         return rc;
-    return hq__client_reconnect(c);
-}
-
-int
-hq__client_reconnect(hq_client *c)
-{
-    if (c->rc)
-        redisFree(c->rc);
-    c->rc = hq__store_connect(&c->addr, &c->err);
-    return c->rc ? HQ_OK : HQ_ESTORE;
-}
-
-redisContext *
-hq__client_conn(hq_client *c)
-{
-    /* A broken connection stays broken in hiredis: make a new one. */
-    if (c->rc == NULL || c->rc->err)
-        hq__client_reconnect(c);
-    return c->rc;
+    hq__sconn_init(&c->conn, &c->addr, &c->ns);
+    return hq__sconn_for_shard(&c->conn, 0, &c->err) ? HQ_OK : HQ_ESTORE;
 }
 
 void
@@ -58,8 +43,7 @@ hq_client_free(hq_client *c)
 {
     if (c == NULL)
         return;
-    if (c->rc)
-        redisFree(c->rc);
+    hq__sconn_release(&c->conn);
     free(c);
 }
 
@@ -76,38 +60,11 @@ hq_client_errmsg(const hq_client *c)
     return c ? c->err.msg : "out of memory";
 }
 
-size_t
-hq__client_prefix_for(hq_client *c, const char *customer, size_t len,
-                      char *buf, size_t size)
-{
-    unsigned shard = hq__store_shard_of(&c->ns, customer, len);
-    return hq__store_prefix(&c->ns, shard, buf, size);
-}
-
-/*
- * Pushes go to Redis in batches: one enqueue call takes up to BATCH_MAX
- * jobs of one shard (its KEYS[1]), in array order, so jobs of one key keep
- * their order. See enqueue.lua for what a call costs.
- */
-#define BATCH_MAX 128
-#define BATCH_BYTES (1024 * 1024)
-
 /* Check push `p` (its error goes to c->err). */
 static int
 push_check(hq_client *c, const struct hq_push *p)
 {
-    if (p->customer == NULL || p->customer_len == 0)
-        return hq__err_set(&c->err, HQ_EINVAL, "push: empty customer");
-    if (p->code == NULL || p->code_len == 0)
-        return hq__err_set(&c->err, HQ_EINVAL, "push: empty code");
-    if (memchr(p->code, ':', p->code_len))
-        return hq__err_set(&c->err, HQ_EINVAL,
-                           "push: code '%.*s' contains ':'", (int)p->code_len,
-                           p->code);
-    if (p->webhook_id_len && memchr(p->webhook_id, '\n', p->webhook_id_len))
-        return hq__err_set(&c->err, HQ_EINVAL,
-                           "push: webhook id contains a newline");
-    return HQ_OK;
+    return hq__enqueue_check(p, &c->err);
 }
 
 /* A push of the array, by shard, then by its place in the array. */
@@ -133,47 +90,17 @@ struct push_batch {
     int state; /* 0 answered, -1 NOSCRIPT (send again), -2 failed */
 };
 
-/* The call's arguments for batch `b` (argv/argvlen hold 2 + 4 BATCH_MAX). */
+/* The call's arguments for batch `b` (argv/argvlen hold
+ * HQ_ENQUEUE_ARGC(HQ_ENQUEUE_BATCH_MAX)). */
 static int
-batch_argv(hq_client *c, const struct hq_push *p, const struct push_batch *b,
-           const char nums[2][24], char *prefix, const char **argv,
+batch_argv(const struct hq_push *p, const struct push_batch *b,
+           const struct hq__enqueue_limits *lim, const char **argv,
            size_t *argvlen)
 {
-    hq__store_prefix(&c->ns, b->items[0].shard, prefix, HQ_PREFIX_MAX);
-    argv[0] = nums[0];
-    argvlen[0] = strlen(nums[0]);
-    argv[1] = nums[1];
-    argvlen[1] = strlen(nums[1]);
-    for (size_t j = 0; j < b->len; j++) {
-        const struct hq_push *q = &p[b->items[j].idx];
-        size_t a = 2 + 4 * j;
-
-        argv[a] = q->customer;
-        argvlen[a] = q->customer_len;
-        argv[a + 1] = q->code;
-        argvlen[a + 1] = q->code_len;
-        argv[a + 2] = q->body ? q->body : "";
-        argvlen[a + 2] = q->body ? q->body_len : 0;
-        argv[a + 3] = q->webhook_id ? q->webhook_id : "";
-        argvlen[a + 3] = q->webhook_id ? q->webhook_id_len : 0;
-    }
-    return (int)(2 + 4 * b->len);
-}
-
-/* One job's {status, id, seq} of an enqueue reply (`e` points at status). */
-static int
-push_result_parse(redisReply *const *e, struct hq_push_result *res)
-{
-    const redisReply *st = e[0], *id = e[1], *seq = e[2];
-
-    memset(res, 0, sizeof(*res));
-    if (st->type != REDIS_REPLY_INTEGER || id->type != REDIS_REPLY_STRING ||
-        seq->type != REDIS_REPLY_INTEGER || id->len >= sizeof(res->id))
-        return HQ_EPROTO;
-    res->status = (int)st->integer;
-    memcpy(res->id, id->str, id->len);
-    res->seq = seq->integer;
-    return HQ_OK;
+    hq__enqueue_argv_limits(lim, argv, argvlen);
+    for (size_t j = 0; j < b->len; j++)
+        hq__enqueue_argv_job(j, &p[b->items[j].idx], argv, argvlen);
+    return (int)HQ_ENQUEUE_ARGC(b->len);
 }
 
 /* Fill the results of batch `b` from its reply; HQ_OK or HQ_EPROTO. */
@@ -181,13 +108,10 @@ static int
 batch_results(hq_client *c, const redisReply *r, const struct push_batch *b,
               struct hq_push_result *res)
 {
-    int rc = HQ_OK;
+    int rc = hq__enqueue_reply_check(r, b->len);
 
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 * b->len)
-        rc = HQ_EPROTO;
-    for (size_t j = 0; j < b->len; j++)
-        if (rc == HQ_OK)
-            rc = push_result_parse(&r->element[3 * j], &res[b->items[j].idx]);
+    for (size_t j = 0; rc == HQ_OK && j < b->len; j++)
+        rc = hq__enqueue_reply_job(r, b->len, j, &res[b->items[j].idx]);
     if (rc != HQ_OK)
         hq__err_set(&c->err, rc, "push: unexpected reply from the enqueue script");
     return rc;
@@ -198,12 +122,9 @@ hq_client_push_many(hq_client *c, const struct hq_push *p, size_t n,
                     const struct hq_push_limits *limits,
                     struct hq_push_result *res)
 {
-    int64_t depth = limits ? limits->max_key_depth : 0;
-    int64_t ttl = limits && limits->dedup_ttl_ms > 0 ? limits->dedup_ttl_ms
-                                                      : 24 * 3600 * 1000;
-    char nums[2][24], prefix[HQ_PREFIX_MAX];
-    const char *argv[2 + 4 * BATCH_MAX];
-    size_t argvlen[2 + 4 * BATCH_MAX];
+    struct hq__enqueue_limits lim;
+    const char *argv[HQ_ENQUEUE_ARGC(HQ_ENQUEUE_BATCH_MAX)];
+    size_t argvlen[HQ_ENQUEUE_ARGC(HQ_ENQUEUE_BATCH_MAX)];
     struct push_item *items;
     struct push_batch *batches;
     size_t nok = n, nb = 0, sent = 0;
@@ -232,8 +153,8 @@ hq_client_push_many(hq_client *c, const struct hq_push *p, size_t n,
     for (size_t i = 0; i < nok;) {
         size_t j = i, bytes = 0;
 
-        while (j < nok && items[j].shard == items[i].shard && j - i < BATCH_MAX &&
-               bytes < BATCH_BYTES)
+        while (j < nok && items[j].shard == items[i].shard &&
+               j - i < HQ_ENQUEUE_BATCH_MAX && bytes < HQ_ENQUEUE_BATCH_BYTES)
             bytes += p[items[j++].idx].body_len;
         batches[nb].items = &items[i];
         batches[nb].len = j - i;
@@ -241,17 +162,19 @@ hq_client_push_many(hq_client *c, const struct hq_push *p, size_t n,
         nb++;
         i = j;
     }
-    snprintf(nums[0], sizeof(nums[0]), "%" PRId64, depth > 0 ? depth : 0);
-    snprintf(nums[1], sizeof(nums[1]), "%" PRId64, ttl);
+    hq__enqueue_limits_init(&lim, limits);
 
-    if (nb > 0 && hq__client_conn(c) == NULL) {
+    if (nb > 0 && hq__sconn_for_shard(&c->conn, batches[0].items[0].shard,
+                                      &c->err) == NULL) {
         nb = 0;
         rc = HQ_ESTORE;
     }
     for (; sent < nb; sent++) {
-        int argc = batch_argv(c, p, &batches[sent], nums, prefix, argv, argvlen);
+        const struct push_batch *b = &batches[sent];
+        int argc = batch_argv(p, b, &lim, argv, argvlen);
 
-        if (hq__store_eval_append(c->rc, "enqueue", prefix, argc, argv, argvlen) != HQ_OK) {
+        if (hq__sconn_eval_append(&c->conn, b->items[0].shard, "enqueue", argc,
+                                  argv, argvlen, &c->err) != HQ_OK) {
             rc = HQ_ESTORE;
             break;
         }
@@ -264,7 +187,8 @@ hq_client_push_many(hq_client *c, const struct hq_push *p, size_t n,
      */
     for (size_t k = 0; k < sent; k++) {
         int noscript = 0, brc;
-        redisReply *r = hq__store_eval_reply(c->rc, &noscript, &c->err);
+        redisReply *r = hq__sconn_eval_reply(&c->conn, batches[k].items[0].shard,
+                                             &noscript, &c->err);
 
         if (r == NULL) {
             batches[k].state = noscript ? -1 : -2;
@@ -277,21 +201,23 @@ hq_client_push_many(hq_client *c, const struct hq_push *p, size_t n,
         freeReplyObject(r);
     }
     for (size_t k = 0; k < sent; k++) {
+        const struct push_batch *b = &batches[k];
         redisReply *r;
         int argc, brc;
 
-        if (batches[k].state == -2 && rc == HQ_OK)
+        if (b->state == -2 && rc == HQ_OK)
             rc = HQ_ESTORE;
-        if (batches[k].state != -1)
+        if (b->state != -1)
             continue;
-        argc = batch_argv(c, p, &batches[k], nums, prefix, argv, argvlen);
-        r = hq__store_eval(c->rc, "enqueue", prefix, argc, argv, argvlen, &c->err);
+        argc = batch_argv(p, b, &lim, argv, argvlen);
+        r = hq__sconn_eval(&c->conn, b->items[0].shard, "enqueue", argc, argv,
+                           argvlen, &c->err);
         if (r == NULL) {
             if (rc == HQ_OK)
                 rc = HQ_ESTORE;
             continue;
         }
-        brc = batch_results(c, r, &batches[k], res);
+        brc = batch_results(c, r, b, res);
         if (brc != HQ_OK && rc == HQ_OK)
             rc = brc;
         freeReplyObject(r);

@@ -1499,13 +1499,34 @@ hq__config_defaults(struct hq_config **out)
     return HQ_OK;
 }
 
+const char *
+hq__config_find(char **envp, const char *system_path, int *from_env)
+{
+    extern char **environ;
+    char **e = envp ? envp : environ;
+
+    *from_env = 0;
+    for (; e != NULL && *e != NULL; e++) {
+        if (strncmp(*e, "HOOKQ_CONFIG=", 13) == 0 && (*e)[13] != '\0') {
+            /* Named on purpose: a missing file is an error, not skipped. */
+            *from_env = 1;
+            return *e + 13;
+        }
+    }
+    if (access("hookq.ini", F_OK) == 0)
+        return "hookq.ini";
+    if (system_path != NULL && access(system_path, F_OK) == 0)
+        return system_path;
+    return NULL;
+}
+
 int
 hq__config_load(const char *path, char **envp, struct hq_config **out,
                 char *err, size_t errsize)
 {
     struct loader L;
     struct hq_config *cfg = NULL;
-    int rc;
+    int rc, from_env = 0;
 
     memset(&L, 0, sizeof(L));
     L.err = err;
@@ -1519,8 +1540,8 @@ hq__config_load(const char *path, char **envp, struct hq_config **out,
         goto nomem;
     L.cfg = cfg;
 
-    if (path == NULL && access("hookq.ini", F_OK) == 0)
-        path = "hookq.ini";
+    if (path == NULL)
+        path = hq__config_find(envp, HQ_SYSTEM_CONFIG, &from_env);
     if (path != NULL) {
         L.file = path;
         cfg->path = strdup(path);
@@ -1529,7 +1550,8 @@ hq__config_load(const char *path, char **envp, struct hq_config **out,
         L.fp = fopen(path, "r");
         if (L.fp == NULL) {
             int e = errno;
-            add_error(&L, "%s: cannot open: %s", path, strerror(e));
+            add_error(&L, "%s%s: cannot open: %s", path,
+                      from_env ? " (from $HOOKQ_CONFIG)" : "", strerror(e));
             rc = HQ_EIO;
             goto fail;
         }

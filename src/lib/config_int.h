@@ -85,8 +85,23 @@ struct hq_config {
     size_t nevents;
 };
 
+/* The system-wide configuration, the last place a command looks. */
+#define HQ_SYSTEM_CONFIG "/etc/hookq/hookq.ini"
+
 /*
- * Load `path` (NULL: ./hookq.ini when it exists, else defaults), apply the
+ * The file a command loads without -c (DESIGN §3.1): $HOOKQ_CONFIG of `envp`
+ * (NULL: the process environment) when set and not empty, whether or not it
+ * exists (a file named on purpose is never skipped); else ./hookq.ini when it
+ * exists; else `system_path` when it exists; else NULL (built-in defaults).
+ * Sets `*from_env` to 1 when the answer is $HOOKQ_CONFIG. The result points
+ * into `envp`, to `system_path` or to static storage.
+ */
+const char *hq__config_find(char **envp, const char *system_path,
+                            int *from_env);
+
+/*
+ * Load `path` (NULL: the file hq__config_find() names with HQ_SYSTEM_CONFIG,
+ * or defaults when it names none), apply the
  * HOOKQ_* variables of `envp` (NULL: the process environment), validate.
  * On success returns 0 and stores the config in `*out`. On failure returns
  * HQ_ECONFIG (or HQ_ENOMEM/HQ_EIO) and writes every error, one per line, as

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "limiter_int.h"
-#include "store_int.h"
 
 struct take_ctx {
     hq__limit_fn *fn;
@@ -100,19 +99,18 @@ on_take(redisAsyncContext *ac, void *reply, void *privdata)
 
 /* Run limit.lua with the `argc` (at most 10) strings of `argv`. */
 static int
-eval_limit(redisAsyncContext *ac, const char *prefix, int argc,
+eval_limit(struct hq__conn *c, unsigned shard, int argc,
            const char **argv, redisCallbackFn *fn, void *privdata)
 {
     size_t argvlen[10];
 
     for (int i = 0; i < argc; i++)
         argvlen[i] = strlen(argv[i]);
-    return hq__store_eval_async(ac, "limit", prefix, argc, argv, argvlen, fn,
-                                privdata);
+    return hq__conn_eval(c, shard, "limit", argc, argv, argvlen, fn, privdata);
 }
 
 int
-hq__limit_take(redisAsyncContext *ac, const char *prefix, const char *key,
+hq__limit_take(struct hq__conn *c, unsigned shard, const char *key,
                const char *fence, const char *customer, const char *endpoint,
                const char *id, const struct hq__limit_rate *rate,
                int64_t lookahead_ms, hq__limit_fn *fn, void *arg)
@@ -132,7 +130,7 @@ hq__limit_take(redisAsyncContext *ac, const char *prefix, const char *key,
         return HQ_ENOMEM;
     t->fn = fn;
     t->arg = arg;
-    rc = eval_limit(ac, prefix, 10, argv, on_take, t);
+    rc = eval_limit(c, shard, 10, argv, on_take, t);
     if (rc != HQ_OK)
         free(t);
     return rc;
@@ -147,17 +145,17 @@ on_block(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 int
-hq__limit_rejected(redisAsyncContext *ac, const char *prefix,
+hq__limit_rejected(struct hq__conn *c, unsigned shard,
                    const char *customer, const char *token,
                    redisCallbackFn *fn, void *arg)
 {
     const char *argv[3] = {"rejected", customer, token};
 
-    return eval_limit(ac, prefix, 3, argv, fn, arg);
+    return eval_limit(c, shard, 3, argv, fn, arg);
 }
 
 int
-hq__limit_sent(redisAsyncContext *ac, const char *prefix, const char *token,
+hq__limit_sent(struct hq__conn *c, unsigned shard, const char *token,
                const char *endpoint, const char *id, int64_t at_ms,
                const struct hq__limit_rate *rate)
 {
@@ -167,11 +165,11 @@ hq__limit_sent(redisAsyncContext *ac, const char *prefix, const char *token,
     snprintf(at, sizeof(at), "%lld", (long long)at_ms);
     snprintf(w, sizeof(w), "%lld", (long long)rate->window_ms);
     snprintf(m, sizeof(m), "%lld", (long long)rate->margin_ms);
-    return eval_limit(ac, prefix, 7, argv, on_block, NULL);
+    return eval_limit(c, shard, 7, argv, on_block, NULL);
 }
 
 int
-hq__limit_block(redisAsyncContext *ac, const char *prefix, const char *token,
+hq__limit_block(struct hq__conn *c, unsigned shard, const char *token,
                 const char *endpoint, int64_t delay_ms,
                 const struct hq__limit_rate *rate)
 {
@@ -182,5 +180,5 @@ hq__limit_block(redisAsyncContext *ac, const char *prefix, const char *token,
     snprintf(r, sizeof(r), "%d", rate->calls);
     snprintf(w, sizeof(w), "%lld", (long long)rate->window_ms);
     snprintf(m, sizeof(m), "%lld", (long long)rate->margin_ms);
-    return eval_limit(ac, prefix, 7, argv, on_block, NULL);
+    return eval_limit(c, shard, 7, argv, on_block, NULL);
 }

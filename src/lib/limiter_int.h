@@ -16,7 +16,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
-#include "common_int.h"
+#include "conn_int.h"
 
 struct hq__limit_rate {
     int calls;          /* R, >= 1 */
@@ -58,14 +58,14 @@ typedef void hq__limit_fn(const struct hq__limit_answer *a, void *arg);
 
 /*
  * Ask for one call of `customer` on `endpoint` for the job holding `key`
- * with fencing token `fence`, on the shard whose key prefix is `prefix`.
+ * with fencing token `fence`, on `shard` through the connection `c`.
  * A grant is recorded as call `id` (unique within the shard for as long as
  * W: "<fence>/<fetch index>"), pending until hq__limit_sent(). Strings are
  * borrowed. Returns HQ_OK (then `fn` is called exactly once, with
  * HQ_LIMIT_ERROR when the connection fails) or HQ_ENOMEM / HQ_ESTORE (then
  * it is not).
  */
-int hq__limit_take(redisAsyncContext *ac, const char *prefix, const char *key,
+int hq__limit_take(struct hq__conn *c, unsigned shard, const char *key,
                    const char *fence, const char *customer,
                    const char *endpoint, const char *id,
                    const struct hq__limit_rate *rate, int64_t lookahead_ms,
@@ -76,7 +76,7 @@ int hq__limit_take(redisAsyncContext *ac, const char *prefix, const char *key,
  * TIME) in place of the pessimistic one of the grant. Call it when the
  * request is about to be written. Fire and forget.
  */
-int hq__limit_sent(redisAsyncContext *ac, const char *prefix,
+int hq__limit_sent(struct hq__conn *c, unsigned shard,
                    const char *token, const char *endpoint, const char *id,
                    int64_t at_ms, const struct hq__limit_rate *rate);
 
@@ -84,7 +84,7 @@ int hq__limit_sent(redisAsyncContext *ac, const char *prefix,
  * The API answered 429: grant nothing for (token, endpoint) before
  * now + delay_ms. Fire and forget (a lost block only costs another 429).
  */
-int hq__limit_block(redisAsyncContext *ac, const char *prefix,
+int hq__limit_block(struct hq__conn *c, unsigned shard,
                     const char *token, const char *endpoint, int64_t delay_ms,
                     const struct hq__limit_rate *rate);
 
@@ -93,7 +93,7 @@ int hq__limit_block(redisAsyncContext *ac, const char *prefix,
  * `fn` (reply NULL when the connection failed) so the caller holds the
  * customer only after Redis knows which token the hold is about.
  */
-int hq__limit_rejected(redisAsyncContext *ac, const char *prefix,
+int hq__limit_rejected(struct hq__conn *c, unsigned shard,
                        const char *customer, const char *token,
                        redisCallbackFn *fn, void *arg);
 

@@ -26,25 +26,19 @@
 #include "registry_int.h"
 #include "utf8_int.h"
 
-size_t
-hq__registry_prefix(const struct hq__store_ns *ns, char *buf, size_t size)
-{
-    int n = snprintf(buf, size, "{%s:meta}:", ns->ns);
-
-    return n < 0 ? 0 : (size_t)n;
-}
-
 int
 hq__registry_check_shards(redisContext *rc, const struct hq__store_ns *ns,
                           unsigned *recorded, struct hq__err *err)
 {
     char key[HQ_PREFIX_MAX + 16], val[16];
+    size_t n;
     redisReply *r;
     int64_t had = 0;
     int rc_;
 
     *recorded = 0;
-    snprintf(key, sizeof(key), "{%s:meta}:shards", ns->ns);
+    n = hq__store_prefix(ns, HQ_SHARD_META, key, sizeof(key) - 8);
+    memcpy(key + n, "shards", 7);
     snprintf(val, sizeof(val), "%u", ns->shards);
     r = redisCommand(rc, "SET %s %s NX GET", key, val);
     if (r == NULL)
@@ -83,13 +77,14 @@ hq__registry_check_shards(redisContext *rc, const struct hq__store_ns *ns,
 int
 hq_client_check_shards(hq_client *c, unsigned *recorded)
 {
+    redisContext *rc_ = hq__sconn_for_shard(&c->conn, HQ_SHARD_META, &c->err);
     unsigned had = 0;
     int rc;
 
-    if (hq__client_conn(c) == NULL)
+    if (rc_ == NULL)
         rc = HQ_ESTORE;
     else
-        rc = hq__registry_check_shards(c->rc, &c->ns, &had, &c->err);
+        rc = hq__registry_check_shards(rc_, &c->ns, &had, &c->err);
     if (recorded)
         *recorded = had;
     return rc;
@@ -141,19 +136,16 @@ elem_str(const redisReply *e)
 int
 hq_client_workers(hq_client *c, struct hq_worker_list *out)
 {
-    char prefix[HQ_PREFIX_MAX], ttl[24];
+    char ttl[24];
     const char *argv[1] = {ttl};
     size_t lens[1];
     redisReply *r;
     int rc = HQ_OK;
 
     memset(out, 0, sizeof(*out));
-    if (hq__client_conn(c) == NULL)
-        return HQ_ESTORE;
-    hq__registry_prefix(&c->ns, prefix, sizeof(prefix));
     snprintf(ttl, sizeof(ttl), "%d", HQ_WORKER_TTL_MS);
     lens[0] = strlen(ttl);
-    r = hq__store_eval(c->rc, "workers", prefix, 1, argv, lens, &c->err);
+    r = hq__sconn_eval(&c->conn, HQ_SHARD_META, "workers", 1, argv, lens, &c->err);
     if (r == NULL)
         return strstr(c->err.msg, "out of memory") ? HQ_ENOMEM : HQ_ESTORE;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) {

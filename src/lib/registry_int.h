@@ -1,14 +1,11 @@
 /*
  * The namespace's records of its processes (registry.c): the shard count
- * and the worker registry, under the hash tag "{ns:meta}".
+ * and the worker registry, under the hash tag "{ns:meta}" (HQ_SHARD_META).
  */
 #ifndef HQ_REGISTRY_INT_H
 #define HQ_REGISTRY_INT_H
 
-#include "store_int.h"
-
-/* Write the registry's key prefix "{ns:meta}:" into buf; returns its length. */
-size_t hq__registry_prefix(const struct hq__store_ns *ns, char *buf, size_t size);
+#include "conn_int.h"
 
 /*
  * Record ns->shards as the namespace's shard count unless one is recorded,

@@ -1,11 +1,9 @@
 /*
  * The Redis store: where the queue lives and how we talk to it.
  *
- * Parses redis:// and unix:// URLs, connects (sync, and async on a libevent
- * base) with AUTH and SELECT done, names the Redis keys of a shard, and runs
- * the embedded Lua scripts with EVALSHA, falling back to EVAL when Redis
- * answers NOSCRIPT (after a restart or SCRIPT FLUSH). This is the only file
- * besides adapters/ that includes hiredis.
+ * Parses redis:// and unix:// URLs, names the Redis keys of a shard, and
+ * knows the embedded Lua scripts and their SHA1s. Connections and calls are
+ * conn_int.h's.
  */
 #ifndef HQ_STORE_INT_H
 #define HQ_STORE_INT_H
@@ -16,8 +14,6 @@
 #include <hiredis/hiredis.h>
 
 #include "common_int.h"
-
-struct event_base;
 
 #define HQ_PREFIX_MAX 160
 
@@ -48,26 +44,16 @@ int hq__store_parse_url(const char *url, int timeout_ms,
 int hq__store_ns_init(struct hq__store_ns *ns, const char *name,
                       unsigned shards, struct hq__err *err);
 
-/*
- * Connect synchronously, AUTH and SELECT. Returns the
- * context or NULL with the reason in `err` ("cannot connect to redis at
- * '127.0.0.1:6379': connection refused").
- */
-redisContext *hq__store_connect(const struct hq__store_addr *addr,
-                                struct hq__err *err);
-
-/*
- * Start an async connection attached to `base`; AUTH and SELECT are queued
- * first. Returns NULL only on allocation failure (connection errors arrive
- * through the connect/disconnect callbacks). `err` gets the reason.
- */
-redisAsyncContext *hq__store_connect_async(const struct hq__store_addr *addr,
-                                           struct event_base *base,
-                                           struct hq__err *err);
-
 /* The shard of a customer: fnv1a32(customer) % shards. */
 unsigned hq__store_shard_of(const struct hq__store_ns *ns,
                             const char *customer, size_t len);
+
+/*
+ * The pseudo-shard of the namespace's records about its processes (the
+ * shard count, the worker registry: registry.c), under a hash tag of its
+ * own, "{ns:meta}", so that no real shard's master carries them.
+ */
+#define HQ_SHARD_META 0xffffffffu
 
 /* Write the key prefix "{ns:shard}:" into buf; returns its length. */
 size_t hq__store_prefix(const struct hq__store_ns *ns, unsigned shard,
@@ -80,40 +66,5 @@ int hq__store_key_customer(const char *key, size_t keylen, size_t *custlen);
 const char *hq__store_script_sha(const char *name);
 /* The source of an embedded script, or NULL if unknown. */
 const struct hq__script *hq__store_script(const char *name);
-
-/*
- * Run script `name` with KEYS[1] = prefix and the given ARGV, synchronously.
- * Returns the reply (caller frees with freeReplyObject) or NULL with `err`
- * set; a Redis error reply is also turned into NULL + err.
- */
-redisReply *hq__store_eval(redisContext *c, const char *name,
-                           const char *prefix, int argc, const char **argv,
-                           const size_t *argvlen, struct hq__err *err);
-
-/*
- * Append the same call to the output buffer of `c` without reading the reply
- * (for pipelines); read it with hq__store_eval_reply(). Returns HQ_OK or
- * HQ_ENOMEM.
- */
-int hq__store_eval_append(redisContext *c, const char *name,
-                          const char *prefix, int argc, const char **argv,
-                          const size_t *argvlen);
-/*
- * Read the reply of one appended call. Returns NULL with `err` set on an
- * error reply; `*noscript` is set when that error was NOSCRIPT, i.e. the call
- * did not run and may be sent again with hq__store_eval().
- */
-redisReply *hq__store_eval_reply(redisContext *c, int *noscript,
-                                 struct hq__err *err);
-
-/*
- * Run script `name` asynchronously; `fn(ac, reply, privdata)` is called once
- * with the reply (NULL when the connection failed). A NOSCRIPT answer is
- * retried with EVAL before `fn` sees it. Returns HQ_OK or HQ_ENOMEM/HQ_ESTORE.
- */
-int hq__store_eval_async(redisAsyncContext *ac, const char *name,
-                         const char *prefix, int argc, const char **argv,
-                         const size_t *argvlen, redisCallbackFn *fn,
-                         void *privdata);
 
 #endif /* HQ_STORE_INT_H */

@@ -62,14 +62,12 @@
 
 #include "admin_int.h"
 #include "common_int.h"
+#include "conn_int.h"
 #include "registry_int.h"
-#include "store_int.h"
 #include "worker_int.h"
 
 #define MAX_OPS_PER_CALL 600 /* 3 + 6 * 600 args: under the store's limit */
 #define IDLE_MAX_MS 1000        /* longest idle wait between two claims */
-#define RECONNECT_MIN_MS 100
-#define RECONNECT_MAX_MS 5000
 #define ERROR_BACKOFF_MS 250    /* after an error reply, before trying again */
 #define DRAIN_GRACE_MS 5000     /* after shutdown_timeout, wait for Redis */
 #define BEAT_MS 1000            /* registry announcements (loop 0) */
@@ -130,15 +128,6 @@ struct hq_job {
     char data[];                /* the strings above */
 };
 
-struct conn {
-    struct loop *loop;
-    redisAsyncContext *ac; /* NULL while down */
-    int up;                /* connected (AUTH/SELECT queued before anything) */
-    int sub;               /* the wake subscriber */
-    int backoff_ms;
-    struct event *retry_ev;
-};
-
 struct lane {
     struct loop *loop;
     unsigned shard;
@@ -166,7 +155,7 @@ struct loop {
     int pipefd[2];               /* stop pipe: written by hq_worker_stop() */
     struct event_base *base;
     struct event *flush_ev, *tick_ev, *stop_ev;
-    struct conn cmd, sub;
+    struct hq__conn cmd, sub;    /* settle calls; wake subscription */
     struct lane *lanes;
     unsigned nlanes;
     unsigned capacity;           /* key slots of this loop */
@@ -194,7 +183,6 @@ struct hq_worker {
     int started;
     struct hq__err err;
     /* The registry entry: fixed at hq_worker_start(). */
-    char beat_prefix[HQ_PREFIX_MAX];
     char host[256];
     char beat_id[320];  /* host:pid:started_ms */
     char pid[24];
@@ -209,7 +197,6 @@ struct hq_worker {
 #define STAT_ADD(w, f, v) atomic_fetch_add_explicit(&(w)->f, (v), memory_order_relaxed)
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg);
-static void conn_start(struct conn *c);
 static void maybe_exit(struct loop *l);
 
 static uint64_t
@@ -694,8 +681,8 @@ lane_send(struct lane *ln, unsigned claim_n)
         }
         tail = &op->next;
     }
-    rc = hq__store_eval_async(l->cmd.ac, "settle", ln->prefix, (int)i,
-                              ln->argv, ln->argvlen, settle_cb, ln);
+    rc = hq__conn_eval(&l->cmd, ln->shard, "settle", (int)i, ln->argv,
+                       ln->argvlen, settle_cb, ln);
     if (rc != HQ_OK) {
         wlog(w, HQ_LOG_ERROR, "cannot send settle call: %s", hq_strerror(rc));
         STAT_ADD(w, redis_errors, 1);
@@ -949,7 +936,8 @@ beat(struct loop *l)
     const char *argv[8];
     int64_t n = atomic_load_explicit(&w->in_flight, memory_order_relaxed);
 
-    if (l->beat_inflight || !l->cmd.up || l->cmd.ac == NULL || l->draining)
+    if (l->beat_inflight || l->draining ||
+        hq__conn_for_shard(&l->cmd, HQ_SHARD_META) == NULL)
         return;
     snprintf(loops, sizeof(loops), "%u", w->nloops);
     snprintf(inflight, sizeof(inflight), "%lld", (long long)(n > 0 ? n : 0));
@@ -962,8 +950,8 @@ beat(struct loop *l)
     argv[5] = loops;
     argv[6] = inflight;
     argv[7] = ttl;
-    if (hq__store_eval_async(l->cmd.ac, "worker_beat", w->beat_prefix, 8, argv,
-                             NULL, beat_reply, l) == HQ_OK)
+    if (hq__conn_eval(&l->cmd, HQ_SHARD_META, "worker_beat", 8, argv, NULL,
+                      beat_reply, l) == HQ_OK)
         l->beat_inflight++;
 }
 
@@ -974,11 +962,12 @@ unregister(struct loop *l)
     hq_worker *w = l->w;
     const char *argv[1] = {w->beat_id};
 
-    if (l->beat_ev == NULL || !l->cmd.up || l->cmd.ac == NULL)
+    if (l->beat_ev == NULL)
         return;
     event_del(l->beat_ev);
-    if (hq__store_eval_async(l->cmd.ac, "worker_gone", w->beat_prefix, 1, argv,
-                             NULL, beat_reply, l) == HQ_OK)
+    if (hq__conn_for_shard(&l->cmd, HQ_SHARD_META) != NULL &&
+        hq__conn_eval(&l->cmd, HQ_SHARD_META, "worker_gone", 1, argv, NULL,
+                      beat_reply, l) == HQ_OK)
         l->beat_inflight++;
 }
 
@@ -1047,9 +1036,11 @@ tick_cb(evutil_socket_t fd, short what, void *arg_)
     for (i = 0; i < l->nlanes; i++) {
         if (l->lanes[i].inflight && now - l->lanes[i].sent_ns > timeout &&
             l->cmd.ac) {
-            wlog(w, HQ_LOG_ERROR, "redis did not answer within %d ms; reconnecting",
-                 w->addr.timeout_ms);
-            redisAsyncFree(l->cmd.ac); /* fails the calls; reconnect follows */
+            char why[80];
+
+            snprintf(why, sizeof(why), "redis did not answer within %d ms",
+                     w->addr.timeout_ms);
+            hq__conn_reset(&l->cmd, why); /* fails the calls */
             break;
         }
     }
@@ -1140,9 +1131,8 @@ wake_cb(redisAsyncContext *ac, void *reply_, void *privdata)
 }
 
 static void
-subscribe(struct conn *c)
+subscribe(struct loop *l)
 {
-    struct loop *l = c->loop;
     hq_worker *w = l->w;
     const char **argv;
     size_t *argvlen;
@@ -1161,8 +1151,9 @@ subscribe(struct conn *c)
             argv[i + 1] = names[i];
             argvlen[i + 1] = (size_t)n;
         }
-        if (redisAsyncCommandArgv(c->ac, wake_cb, l, (int)l->nlanes + 1, argv,
-                                  argvlen) != REDIS_OK)
+        /* Wake messages are published to every node: any shard's will do. */
+        if (hq__conn_command(&l->sub, l->lanes[0].shard, (int)l->nlanes + 1,
+                             argv, argvlen, wake_cb, l) != HQ_OK)
             wlog(w, HQ_LOG_ERROR, "cannot subscribe to the wake channel");
     }
     free(argv);
@@ -1171,37 +1162,13 @@ subscribe(struct conn *c)
 }
 
 static void
-conn_retry_later(struct conn *c)
+on_conn_up(struct hq__conn *c, void *arg_)
 {
-    struct loop *l = c->loop;
-    int ms;
-
-    if (l->closing)
-        return;
-    ms = c->backoff_ms ? c->backoff_ms : RECONNECT_MIN_MS;
-    c->backoff_ms = ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : ms * 2;
-    ms = ms / 2 + (int)(rng_next(l) % (uint64_t)(ms / 2 + 1));
-    timer_set_ms(c->retry_ev, ms);
-}
-
-static void
-on_connect(const redisAsyncContext *ac, int status)
-{
-    struct conn *c = ac->data;
-    struct loop *l = c->loop;
+    struct loop *l = arg_;
     unsigned i;
 
-    if (status != REDIS_OK) {
-        wlog(l->w, HQ_LOG_WARN, "cannot connect to redis: %s", ac->errstr);
-        c->ac = NULL; /* hiredis frees it */
-        STAT_ADD(l->w, redis_errors, 1);
-        conn_retry_later(c);
-        return;
-    }
-    c->up = 1;
-    c->backoff_ms = 0;
-    if (c->sub)
-        subscribe(c);
+    if (c == &l->sub)
+        subscribe(l);
     else if (l->beat_ev != NULL)
         beat(l);
     /* Wake messages may have been missed while down: claim again. */
@@ -1211,53 +1178,17 @@ on_connect(const redisAsyncContext *ac, int status)
 }
 
 static void
-on_disconnect(const redisAsyncContext *ac, int status)
+on_conn_down(struct hq__conn *c, const char *why, void *arg_)
 {
-    struct conn *c = ac->data;
-    struct loop *l = c->loop;
+    struct loop *l = arg_;
 
-    c->ac = NULL;
-    c->up = 0;
-    if (!c->sub)
-        l->beat_inflight = 0; /* its callback ran with NULL already */
+    if (c == &l->cmd)
+        l->beat_inflight = 0; /* its calls are answered with NULL */
     if (l->closing)
         return;
-    wlog(l->w, HQ_LOG_WARN, "lost the %s connection to redis%s%s",
-         c->sub ? "wake" : "command", status == REDIS_OK ? "" : ": ",
-         status == REDIS_OK ? "" : ac->errstr);
+    wlog(l->w, HQ_LOG_WARN, "%s connection: %s",
+         c == &l->sub ? "wake" : "command", why);
     STAT_ADD(l->w, redis_errors, 1);
-    conn_retry_later(c);
-}
-
-static void
-conn_start(struct conn *c)
-{
-    struct loop *l = c->loop;
-    struct hq__err err = {{0}};
-    redisAsyncContext *ac;
-
-    ac = hq__store_connect_async(&l->w->addr, l->base, &err);
-    if (ac == NULL) {
-        wlog(l->w, HQ_LOG_ERROR, "%s", err.msg);
-        conn_retry_later(c);
-        return;
-    }
-    if (ac->err) {
-        wlog(l->w, HQ_LOG_WARN, "cannot connect to redis: %s", ac->errstr);
-        redisAsyncFree(ac);
-        conn_retry_later(c);
-        return;
-    }
-    ac->data = c;
-    c->ac = ac;
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-}
-
-static void
-conn_retry_cb(evutil_socket_t fd, short what, void *arg_)
-{
-    conn_start(arg_);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1269,11 +1200,8 @@ loop_cleanup(struct loop *l)
     unsigned i;
 
     l->closing = 1;
-    if (l->cmd.ac)
-        redisAsyncFree(l->cmd.ac);
-    if (l->sub.ac)
-        redisAsyncFree(l->sub.ac);
-    l->cmd.ac = l->sub.ac = NULL;
+    hq__conn_release(&l->cmd);
+    hq__conn_release(&l->sub);
     /* Jobs still in hand (Redis was gone at the end of the drain): their
      * leases expire and are reaped. */
     for (i = 0; i < l->nlanes; i++) {
@@ -1307,12 +1235,7 @@ loop_cleanup(struct loop *l)
     if (l->beat_ev)
         event_free(l->beat_ev);
     l->beat_ev = NULL;
-    if (l->cmd.retry_ev)
-        event_free(l->cmd.retry_ev);
-    if (l->sub.retry_ev)
-        event_free(l->sub.retry_ev);
     l->flush_ev = l->tick_ev = l->stop_ev = NULL;
-    l->cmd.retry_ev = l->sub.retry_ev = NULL;
     if (l->base)
         event_base_free(l->base);
     l->base = NULL;
@@ -1367,6 +1290,7 @@ loop_main(void *arg_)
 {
     struct loop *l = arg_;
     hq_worker *w = l->w;
+    struct hq__conn_hooks hooks = {on_conn_up, on_conn_down, l};
     struct timeval tick;
     int64_t tick_ms;
     unsigned i;
@@ -1386,10 +1310,9 @@ loop_main(void *arg_)
     l->tick_ev = event_new(l->base, -1, EV_PERSIST, tick_cb, l);
     l->stop_ev = event_new(l->base, l->pipefd[0], EV_READ | EV_PERSIST,
                            stop_cb, l);
-    l->cmd.retry_ev = evtimer_new(l->base, conn_retry_cb, &l->cmd);
-    l->sub.retry_ev = evtimer_new(l->base, conn_retry_cb, &l->sub);
-    if (!l->flush_ev || !l->tick_ev || !l->stop_ev || !l->cmd.retry_ev ||
-        !l->sub.retry_ev)
+    if (!l->flush_ev || !l->tick_ev || !l->stop_ev ||
+        hq__conn_init(&l->cmd, l->base, &w->addr, &w->ns, &hooks, 0) != HQ_OK ||
+        hq__conn_init(&l->sub, l->base, &w->addr, &w->ns, &hooks, 0) != HQ_OK)
         goto fail;
     for (i = 0; i < l->nlanes; i++) {
         l->lanes[i].timer_ev = evtimer_new(l->base, lane_timer_cb, &l->lanes[i]);
@@ -1406,8 +1329,8 @@ loop_main(void *arg_)
     }
     event_add(l->stop_ev, NULL);
     event_add(l->tick_ev, &tick);
-    conn_start(&l->cmd);
-    conn_start(&l->sub);
+    hq__conn_start(&l->cmd);
+    hq__conn_start(&l->sub);
     if (w->opts.loop_init)
         w->opts.loop_init(l->base, w->opts.loop_arg);
     event_base_dispatch(l->base);
@@ -1489,8 +1412,6 @@ hq_worker_new(const struct hq_worker_options *opts, hq_worker **out)
         l->w = w;
         l->index = i;
         l->capacity = conc / threads + (i < conc % threads ? 1 : 0);
-        l->cmd.loop = l->sub.loop = l;
-        l->sub.sub = 1;
         l->rng = ((uint64_t)time(NULL) << 20) ^ ((uint64_t)getpid() << 8) ^
                  (i + 1) * 0x9e3779b97f4a7c15ull;
         if (pipe2(l->pipefd, O_NONBLOCK | O_CLOEXEC) != 0)
@@ -1521,10 +1442,11 @@ hq_worker_start(hq_worker *w)
     if (w->started)
         return hq__err_set(&w->err, HQ_EINVAL, "worker already started");
     /*
-     * Fail early when Redis is down, or when the namespace was created with
-     * another shard count (our keys would land on other shards than its).
+     * Fail early when Redis is down (this also loads the scripts), or when
+     * the namespace was created with another shard count (our keys would
+     * land on other shards than its).
      */
-    c = hq__store_connect(&w->addr, &w->err);
+    c = hq__conn_connect_sync(&w->addr, &w->err);
     if (c == NULL)
         return HQ_ESTORE;
     {
@@ -1546,7 +1468,6 @@ hq_worker_start(hq_worker *w)
                  (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
         snprintf(w->beat_id, sizeof(w->beat_id), "%s:%s:%s", w->host, w->pid,
                  w->started_ms);
-        hq__registry_prefix(&w->ns, w->beat_prefix, sizeof(w->beat_prefix));
     }
     for (i = 0; i < w->nloops; i++) {
         int rc = pthread_create(&w->loops[i].thread, NULL, loop_main,

@@ -7,7 +7,8 @@
  * Like tests/integration/intake_server.c, it builds intake.c in, and feeds
  * one connection's bytes to its process() as on_read() would, with no
  * event loop running and no Redis (a request that passes every check is
- * answered 503 redis_unavailable). The connection is one end of a
+ * answered 503 redis_unavailable by the pusher, whose connection is never
+ * started). The connection is one end of a
  * socketpair; the answers are read from the other.
  *
  * Input: one byte, then the bytes of the connection. The first byte, when
@@ -76,7 +77,13 @@ setup(void)
     lp.in = &in;
     lp.base = event_base_new();
     lp.msg = evbuffer_new();
-    if (lp.base == NULL || lp.msg == NULL)
+    /* A Redis connection never started: every push is answered 503. */
+    if (lp.base == NULL || lp.msg == NULL ||
+        hq__store_ns_init(&in.ns, "fuzz", 1, &e) != HQ_OK ||
+        hq__conn_init(&lp.redis, lp.base, &in.addr, &in.ns, NULL, 0) != HQ_OK ||
+        hq__pusher_new(lp.base, &lp.redis, &in.ns, &in.push,
+                       &(struct hq__pusher_hooks){on_pushed, NULL, NULL, &lp},
+                       &lp.pusher) != HQ_OK)
         abort();
 }
 

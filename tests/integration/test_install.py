@@ -1,5 +1,5 @@
 """`make install` gives a usable C library: the header, libhookq (shared
-and static) and hookq.pc; a program built with `pkg-config --cflags --libs
+and static) and hookq.pc (and the man pages); a program built with `pkg-config --cflags --libs
 hookq` links against it and pushes a job to a real redis-server."""
 import os
 import subprocess
@@ -36,7 +36,9 @@ def an_installed_hookq_builds_and_runs_a_client_program():
         prefix = os.path.join(d, "prefix")
         subprocess.run(["cmake", "--install", build, "--prefix", prefix], check=True,
                        stdout=subprocess.DEVNULL)
-        for f in ("include/hookq/hookq.h", "lib/libhookq.a", "lib/pkgconfig/hookq.pc", "bin/hookq"):
+        for f in ("include/hookq/hookq.h", "lib/libhookq.a", "lib/pkgconfig/hookq.pc", "bin/hookq",
+                  # scdoc is installed by tools/install-deps test.
+                  "share/man/man1/hookq.1", "share/man/man5/hookq.ini.5"):
             assert os.path.exists(os.path.join(prefix, f)), f
         env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(prefix, "lib", "pkgconfig"))
         flags = subprocess.run(["pkg-config", "--cflags", "--libs", "hookq"], env=env,

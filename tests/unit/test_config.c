@@ -649,8 +649,13 @@ test_config_no_path_reads_hookq_ini_in_cwd(void **state)
     unlink("hookq.ini");
     assert_int_equal(hq__config_load(NULL, noenv, &cfg, err, sizeof(err)),
                      HQ_OK);
-    assert_null(cfg->path);
-    assert_int_equal(cfg->worker.threads, 2);
+    if (access(HQ_SYSTEM_CONFIG, F_OK) == 0) {
+        /* This host has hookq installed: the system file is next. */
+        assert_string_equal(cfg->path, HQ_SYSTEM_CONFIG);
+    } else {
+        assert_null(cfg->path);
+        assert_int_equal(cfg->worker.threads, 2);
+    }
     hq__config_free(cfg);
     write_file("hookq.ini", "[worker]\nthreads = 5\n");
     assert_int_equal(hq__config_load(NULL, noenv, &cfg, err, sizeof(err)),
@@ -660,6 +665,66 @@ test_config_no_path_reads_hookq_ini_in_cwd(void **state)
     hq__config_free(cfg);
     unlink("hookq.ini");
     assert_int_equal(chdir(old), 0);
+}
+
+static void
+test_config_find_takes_env_then_cwd_then_system_file(void **state)
+{
+    char old[512], sys[128], envvar[160];
+    char *env[] = {envvar, NULL};
+    char *empty[] = {"HOOKQ_CONFIG=", NULL};
+    int from_env = -1;
+
+    (void)state;
+    assert_non_null(getcwd(old, sizeof(old)));
+    assert_int_equal(chdir(tmpdir), 0);
+    unlink("hookq.ini");
+    snprintf(sys, sizeof(sys), "%s/system.ini", tmpdir);
+    snprintf(envvar, sizeof(envvar), "HOOKQ_CONFIG=%s/missing.ini", tmpdir);
+    unlink(sys);
+
+    /* Nothing exists: defaults. */
+    assert_null(hq__config_find(noenv, sys, &from_env));
+    assert_int_equal(from_env, 0);
+    /* The system file, when it exists. */
+    write_file("system.ini", "");
+    assert_string_equal(hq__config_find(noenv, sys, &from_env), sys);
+    /* ./hookq.ini before it. */
+    write_file("hookq.ini", "");
+    assert_string_equal(hq__config_find(noenv, sys, &from_env), "hookq.ini");
+    assert_string_equal(hq__config_find(empty, sys, &from_env), "hookq.ini");
+    /* $HOOKQ_CONFIG before both, even when it names no file. */
+    assert_string_equal(hq__config_find(env, sys, &from_env), envvar + 13);
+    assert_int_equal(from_env, 1);
+
+    unlink("hookq.ini");
+    unlink(sys);
+    assert_int_equal(chdir(old), 0);
+}
+
+static void
+test_config_missing_hookq_config_file_is_an_error_naming_it(void **state)
+{
+    struct hq_config *cfg;
+    char err[512], envvar[160], want[300];
+    char *env[] = {envvar, NULL};
+
+    (void)state;
+    snprintf(envvar, sizeof(envvar), "HOOKQ_CONFIG=%s/none.ini", tmpdir);
+    assert_int_equal(hq__config_load(NULL, env, &cfg, err, sizeof(err)),
+                     HQ_EIO);
+    snprintf(want, sizeof(want),
+             "%s/none.ini (from $HOOKQ_CONFIG): cannot open: No such file or "
+             "directory\n",
+             tmpdir);
+    assert_string_equal(err, want);
+    /* The file it names is the one loaded. */
+    write_file("named.ini", "[worker]\nthreads = 7\n");
+    snprintf(envvar, sizeof(envvar), "HOOKQ_CONFIG=%s/named.ini", tmpdir);
+    assert_int_equal(hq__config_load(NULL, env, &cfg, err, sizeof(err)), HQ_OK);
+    assert_int_equal(cfg->worker.threads, 7);
+    assert_string_equal(cfg->path, envvar + 13);
+    hq__config_free(cfg);
 }
 
 static void
@@ -841,6 +906,9 @@ main(void)
         cmocka_unit_test(test_config_empty_env_unsets_optional_string),
         cmocka_unit_test(test_config_no_path_reads_hookq_ini_in_cwd),
         cmocka_unit_test(test_config_long_lines_and_comments_are_handled),
+        cmocka_unit_test(test_config_find_takes_env_then_cwd_then_system_file),
+        cmocka_unit_test(
+            test_config_missing_hookq_config_file_is_an_error_naming_it),
         cmocka_unit_test(test_config_many_errors_are_capped_and_counted),
         cmocka_unit_test(test_config_nul_byte_is_an_error_not_a_cut_line),
         cmocka_unit_test(test_config_mutated_files_give_errors_not_crashes),

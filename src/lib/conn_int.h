@@ -1,0 +1,210 @@
+/*
+ * The Redis connection layer: every connection hookq makes to Redis.
+ *
+ * DESIGN: one place connects (AUTH and SELECT first), reconnects with one
+ * backoff policy, sends scripts by EVALSHA and again as EVAL on NOSCRIPT,
+ * and says which connection serves a shard. Two kinds:
+ *   - struct hq__conn, asynchronous, owned by one libevent loop (the
+ *     intake's loops, the worker's lanes and wake subscriber, processing's
+ *     limiter): it reconnects by itself after a failure, with jittered
+ *     exponential backoff from HQ_CONN_BACKOFF_MIN_MS to
+ *     HQ_CONN_BACKOFF_MAX_MS, and tells its owner through two hooks;
+ *   - struct hq__sconn, blocking, for one thread at a time (the client,
+ *     the admin API's /healthz): a broken connection is made again on the
+ *     next call.
+ * Callers name a shard, never a connection: hq__conn_for_shard() and
+ * hq__sconn_for_shard() are the one lookup of "which connection serves
+ * shard S", so that routing to several masters (Redis Cluster) changes
+ * them and nothing else. Today every shard is served by the one connection.
+ *
+ * A script call answered NOSCRIPT did not run (Redis restarted, or SCRIPT
+ * FLUSH): it is sent once more with the script's source, which also caches
+ * it for the next EVALSHA. A script is one atomic transition, so this
+ * cannot apply it twice. This file and adapters/ are the only includers of
+ * hiredis's connection functions.
+ */
+#ifndef HQ_CONN_INT_H
+#define HQ_CONN_INT_H
+
+#include <stdint.h>
+
+#include "store_int.h"
+
+struct event;
+struct event_base;
+
+#define HQ_CONN_BACKOFF_MIN_MS 50   /* first reconnect delay */
+#define HQ_CONN_BACKOFF_MAX_MS 1000 /* the delay doubles up to this */
+
+/* ------------------------------------------------------------------------ */
+/* Asynchronous connections.                                                */
+
+struct hq__conn;
+
+/*
+ * What an asynchronous connection tells its owner, on the loop's thread.
+ * Both are optional. `up`: the connection is made (AUTH and SELECT are
+ * queued ahead of anything sent). `down`: a connection attempt failed or a
+ * connection was lost (`why` says how; the calls in flight have been or are
+ * being answered with a NULL reply); a reconnect is scheduled unless the
+ * connection is HQ_CONN_ON_DEMAND or being released.
+ */
+struct hq__conn_hooks {
+    void (*up)(struct hq__conn *c, void *arg);
+    void (*down)(struct hq__conn *c, const char *why, void *arg);
+    void *arg;
+};
+
+enum hq__conn_flags {
+    /* Connect at the first call, and after a failure at the next call
+     * instead of on a timer (processing: no call, no connection). */
+    HQ_CONN_ON_DEMAND = 1 << 0,
+};
+
+/* Owned by one loop; every field is touched only by its thread. */
+struct hq__conn {
+    struct event_base *base;
+    const struct hq__store_addr *addr; /* borrowed; outlives the conn */
+    const struct hq__store_ns *ns;     /* borrowed; names the shards' keys */
+    struct hq__conn_hooks hooks;
+    unsigned flags;                    /* enum hq__conn_flags */
+    redisAsyncContext *ac;             /* NULL while down */
+    int up;                            /* connected, not lost since */
+    int closing;                       /* released: no reconnect */
+    int attempts;                      /* failed attempts since the last connect */
+    uint64_t rng;                      /* jitter */
+    struct event *retry_ev;            /* the reconnect timer */
+};
+
+/*
+ * Set up `c` on `base` without connecting (see hq__conn_start()).
+ * `addr` and `ns` are borrowed and must outlive `c`; `hooks` is copied
+ * (NULL: none). Returns HQ_OK or HQ_ENOMEM.
+ */
+int hq__conn_init(struct hq__conn *c, struct event_base *base,
+                  const struct hq__store_addr *addr,
+                  const struct hq__store_ns *ns,
+                  const struct hq__conn_hooks *hooks, unsigned flags);
+
+/*
+ * Connect now, unless connected or connecting. A failure is reported
+ * through the `down` hook and retried after the backoff.
+ */
+void hq__conn_start(struct hq__conn *c);
+
+/*
+ * Drop the connection (a call was not answered in time: hiredis has no
+ * command timeout of its own) and reconnect after the backoff. Calls in
+ * flight are answered with a NULL reply before this returns; the `down`
+ * hook gets `why`. Not from inside one of this connection's callbacks.
+ */
+void hq__conn_reset(struct hq__conn *c, const char *why);
+
+/*
+ * From now on, a lost connection is not made again (its loop is stopping);
+ * the connection in place stays for the calls in flight.
+ */
+void hq__conn_no_reconnect(struct hq__conn *c);
+
+/*
+ * Close for good: calls in flight are answered with a NULL reply, no
+ * reconnect follows, the hooks are not called. `c` may then be
+ * initialised again. Accepts a conn that was never initialised (zeroed).
+ */
+void hq__conn_release(struct hq__conn *c);
+
+/*
+ * The connection that serves `shard`, or NULL when it cannot take a call
+ * now (down, reconnect pending, or being freed). A HQ_CONN_ON_DEMAND conn
+ * that is down starts connecting and returns the new connection: calls
+ * queue until it is made. This is the one routing lookup.
+ */
+redisAsyncContext *hq__conn_for_shard(struct hq__conn *c, unsigned shard);
+
+/*
+ * Run script `name` on `shard` (KEYS[1] is the shard's key prefix) with
+ * the given ARGV (`argvlen` NULL: NUL-terminated strings), copied.
+ * `fn(ac, reply, privdata)` is called exactly once: with the reply, an
+ * error reply included, or NULL when the connection failed; a NOSCRIPT
+ * answer is sent again as EVAL before `fn` sees it. Returns HQ_OK, or
+ * HQ_EINVAL (unknown script), HQ_ENOMEM or HQ_ESTORE (no connection), and
+ * then `fn` is not called.
+ */
+int hq__conn_eval(struct hq__conn *c, unsigned shard, const char *name,
+                  int argc, const char **argv, const size_t *argvlen,
+                  redisCallbackFn *fn, void *privdata);
+
+/*
+ * Send a plain command (WAIT, SUBSCRIBE) on the connection that serves
+ * `shard`. `fn` as for hq__conn_eval() (a subscription's `fn` is called
+ * per message). Returns HQ_OK or HQ_ESTORE (no connection).
+ */
+int hq__conn_command(struct hq__conn *c, unsigned shard, int argc,
+                     const char **argv, const size_t *argvlen,
+                     redisCallbackFn *fn, void *privdata);
+
+/*
+ * The delay before reconnect attempt number `attempt` (0 = the first):
+ * HQ_CONN_BACKOFF_MIN_MS doubled per attempt up to HQ_CONN_BACKOFF_MAX_MS,
+ * then a random point in its upper half, from `rnd`. The one policy.
+ */
+int hq__conn_backoff_ms(int attempt, uint64_t rnd);
+
+/* ------------------------------------------------------------------------ */
+/* Blocking connections.                                                    */
+
+/* One thread at a time. */
+struct hq__sconn {
+    const struct hq__store_addr *addr; /* borrowed; outlives the sconn */
+    const struct hq__store_ns *ns;     /* borrowed */
+    redisContext *rc;                  /* NULL or broken: made on next use */
+};
+
+/* Set up without connecting. Cannot fail. */
+void hq__sconn_init(struct hq__sconn *c, const struct hq__store_addr *addr,
+                    const struct hq__store_ns *ns);
+/* Close the connection, if any. Accepts a zeroed sconn. */
+void hq__sconn_release(struct hq__sconn *c);
+
+/*
+ * The live connection that serves `shard`, made again first when it is
+ * missing or broken (hiredis does not recover a broken context); NULL with
+ * the reason in `err` when Redis cannot be reached.
+ */
+redisContext *hq__sconn_for_shard(struct hq__sconn *c, unsigned shard,
+                                  struct hq__err *err);
+
+/*
+ * Run script `name` on `shard`, blocking. Returns the reply (caller frees
+ * with freeReplyObject) or NULL with `err` set; a Redis error reply is also
+ * turned into NULL + err.
+ */
+redisReply *hq__sconn_eval(struct hq__sconn *c, unsigned shard,
+                           const char *name, int argc, const char **argv,
+                           const size_t *argvlen, struct hq__err *err);
+
+/*
+ * Pipelining: append a call of script `name` on `shard` to the output
+ * buffer of the connection serving it, without reading the reply (HQ_OK,
+ * HQ_EINVAL, HQ_ENOMEM, or HQ_ESTORE with `err` when Redis cannot be
+ * reached); read the replies in order with hq__sconn_eval_reply(), which
+ * returns NULL with `err` set on an error reply; `*noscript` is set when
+ * that error was NOSCRIPT, i.e. the call did not run and may be sent again
+ * with hq__sconn_eval().
+ */
+int hq__sconn_eval_append(struct hq__sconn *c, unsigned shard,
+                          const char *name, int argc, const char **argv,
+                          const size_t *argvlen, struct hq__err *err);
+redisReply *hq__sconn_eval_reply(struct hq__sconn *c, unsigned shard,
+                                 int *noscript, struct hq__err *err);
+
+/*
+ * A new blocking connection to `addr` with AUTH and SELECT done, for a
+ * caller that manages it itself (a start-up check, a benchmark's INFO).
+ * NULL with the reason in `err` ("cannot connect to redis at
+ * '127.0.0.1:6379': connection refused").
+ */
+redisContext *hq__conn_connect_sync(const struct hq__store_addr *addr,
+                                    struct hq__err *err);
+
+#endif /* HQ_CONN_INT_H */
