@@ -138,10 +138,15 @@ def a_process_with_another_shard_count_refuses_to_start():
         assert srv.client().get("{hookq:meta}:shards") == b"1"
         r = hookq("stats", "-c", one)
         assert r.returncode == 0, r
-        # config and store accept the same maximum.
+        # config and store accept the same maximum (in a namespace of its own).
         big = config(d, "big.ini", srv.url, shards=1024)
+        text = open(big).read().replace("[redis]\n", "[redis]\nnamespace = big\n")
+        open(big, "w").write(text)
         r = hookq("check", "-c", big)
         assert r.returncode == 0, r
+        r = hookq("keys", "-c", big)
+        assert r.returncode == 0, r
+        assert srv.client().get("{big:meta}:shards") == b"1024"
         r = hookq("keys", "-c", config(d, "big2.ini", srv.url, shards=1025))
         assert r.returncode == 2 and "shards" in r.stderr, r
 
