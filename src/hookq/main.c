@@ -8,6 +8,7 @@
  * prints that command's usage. Exit status: 0 ok, 1 runtime failure,
  * 2 usage or configuration error.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +140,23 @@ find_command(const char *name)
     return NULL;
 }
 
+/* The command line's usage errors: text, or JSON when --json was given. */
+static const struct hq_cli *usage_cli;
+
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+usage_error(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    hq_cli_error_text(usage_cli, "usage", msg);
+}
+
 /*
  * Take -c FILE / -cFILE / --config FILE / --config=FILE out of argv (up to a
  * "--"), storing FILE in *path. Returns the new argc, or -1 on a usage error.
@@ -159,7 +177,7 @@ take_config(int argc, char **argv, const char **path)
         }
         if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
             if (i + 1 >= argc) {
-                fprintf(stderr, "hookq: option %s needs a FILE\n", a);
+                usage_error("option %s needs a FILE", a);
                 return -1;
             }
             val = argv[++i];
@@ -172,12 +190,11 @@ take_config(int argc, char **argv, const char **path)
             continue;
         }
         if (val[0] == '\0') {
-            fprintf(stderr, "hookq: option -c needs a FILE\n");
+            usage_error("option -c needs a FILE");
             return -1;
         }
         if (*path != NULL && strcmp(*path, val) != 0) {
-            fprintf(stderr, "hookq: -c given twice ('%s' and '%s')\n", *path,
-                    val);
+            usage_error("-c given twice ('%s' and '%s')", *path, val);
             return -1;
         }
         *path = val;
@@ -265,11 +282,12 @@ main(int argc, char **argv)
     }
     cli.cmd = cmd->name;
     cli.json = hq_cli_wants_json(argc, argv);
+    usage_cli = &cli;
     argc = take_config(argc, argv, &cli.config_path);
     if (argc < 0)
         return 2;
     if (cli.config_path != NULL && cli.config_path[0] == '\0') {
-        fprintf(stderr, "hookq: option -c needs a FILE\n");
+        usage_error("option -c needs a FILE");
         return 2;
     }
 

@@ -438,6 +438,7 @@ def json_mode_errors_are_one_json_object_on_stderr():
             (["dlq", "show", "0-999", "--json"], 1, "not_found", "no dead letter '0-999'"),
             (["dlq", "list", "extra", "--json"], 2, "usage", "usage: hookq dlq"),
             (["workers", "extra", "--json"], 2, "usage", "unexpected argument 'extra'"),
+            (["stats", "--json", "-c"], 2, "usage", "option -c needs a FILE"),
         ]
         for args, code, err_code, text in cases:
             rc, out, err = e.hookq(*args)
