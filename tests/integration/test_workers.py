@@ -98,10 +98,22 @@ def two_workers_are_listed_and_a_killed_one_is_gone_within_5s():
         w2.signal(signal.SIGKILL)
         w2.wait(5)
         killed = time.monotonic()
-        wait_until(lambda: [w["pid"] for w in workers_json(a)] == [w1.pid], 6,
-                   interval=0.1, what="the killed worker gone")
-        gone = time.monotonic() - killed
-        assert gone <= 5.5, gone  # 5 s after its last announcement at most
+        # Poll until it is gone. A listing made by a call started at time t
+        # happened after t: the start of the last call that still listed it
+        # bounds how long it stayed, whatever each call costs (sanitizers,
+        # a loaded machine).
+        last_listed = killed
+        while True:
+            t = time.monotonic()
+            pids = [w["pid"] for w in workers_json(a)]
+            if w2.pid not in pids:
+                break
+            last_listed = t
+            assert t - killed < 10, "the killed worker still listed after 10 s"
+            time.sleep(0.05)
+        assert pids == [w1.pid], pids
+        # Its last announcement was before the kill: 5 s after it at most.
+        assert last_listed - killed <= 5.1, last_listed - killed
         assert gauge(admin) == 1
         assert [w["pid"] for w in json.loads(http_get("http://%s/api/workers" % admin)[1])] \
             == [w1.pid]
