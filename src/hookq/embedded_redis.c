@@ -110,10 +110,10 @@ hq_cli_store_options(struct hq_cli *cli, struct hq_store_options *opts)
     }
     if (hq_embedded_redis_url_of(cli->cfg->redis.data_dir, url, sizeof(url)) !=
         0) {
-        fprintf(stderr,
-                "hookq: [redis] data_dir '%s': path too long for a "
-                "unix socket; use a shorter data_dir\n",
-                cli->cfg->redis.data_dir);
+        hq_cli_error(cli, "config",
+                     "[redis] data_dir '%s': path too long for a unix socket; "
+                     "use a shorter data_dir",
+                     cli->cfg->redis.data_dir);
         return -1;
     }
     opts->url = url;
