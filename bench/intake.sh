@@ -9,6 +9,11 @@
 #      DURATION seconds against each: req/s, p50, p99, and the ratio
 #      (target: hookq >= 0.6 x nginx); with the CPU per request of every
 #      process, and the ratio those costs allow if no core is ever idle;
+#      and against the peer a team would write instead of hookq's intake:
+#      a Node receiver storing with BullMQ (intake_bullmq.js: node:cluster,
+#      one process per core, the same checks, queue.add with the webhook-id
+#      as jobId, 202 after the add) on its own redis-server of the same kind;
+#      its req/s, p50/p99 and Redis CPU per request beside hookq's;
 #   2. bench_intake_rate at half of hookq's measured rate (fixed rate, latency
 #      from each request's due time): p50/p99 (target: p99 <= 5 ms), with
 #      Redis's own AOF stalls over 5 ms (LATENCY LATEST) beside it;
@@ -26,10 +31,17 @@ RATE_BIN=$BUILD/bench/bench_intake_rate
 for f in "$HOOKQ" "$RATE_BIN"; do
     [ -x "$f" ] || { echo "intake.sh: $f not built" >&2; exit 1; }
 done
-for t in wrk nginx redis-server redis-cli; do
+for t in wrk nginx redis-server redis-cli node npm; do
     command -v $t >/dev/null 2>&1 || [ -x /usr/sbin/$t ] || { echo "intake.sh: $t missing (make deps-bench)" >&2; exit 1; }
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+if [ ! -d "$here/.node/node_modules/bullmq" ] ||
+   ! cmp -s "$here/package.json" "$here/.node/package.json"; then
+    echo "intake.sh: installing the BullMQ baseline into bench/.node"
+    mkdir -p "$here/.node"
+    cp "$here/package.json" "$here/.node/package.json"
+    (cd "$here/.node" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+fi
 
 tmp=$(mktemp -d /tmp/hq-bench-intake.XXXXXX)
 pids=""
@@ -111,6 +123,21 @@ nginx_pid=$!
 pids="$pids $!"
 wait_port "$nport"
 
+# The BullMQ peer: its own redis-server, configured as hookq's.
+bport=$(free_port)
+redis-server --port "$bport" --bind 127.0.0.1 --dir "$tmp" --dbfilename bullmq.rdb \
+    --appendfilename bullmq.aof --appenddirname bullmq-aof --save "" \
+    --appendonly yes --appendfsync everysec --daemonize no \
+    --auto-aof-rewrite-min-size 2gb --logfile "$tmp/redis-bullmq.log" &
+bredis_pid=$!
+pids="$pids $!"
+wait_port "$bport"
+qport=$(free_port)
+NODE_PATH="$here/.node/node_modules" node "$here/intake_bullmq.js" "$qport" "$bport" 2>"$tmp/bullmq.log" &
+node_pid=$!
+pids="$pids $!"
+wait_port "$qport"
+
 # CPU time (clock ticks, user + system) of process $1, or of the children
 # of $1 (nginx's workers) with "children".
 tck=$(getconf CLK_TCK)
@@ -154,12 +181,20 @@ set -- $(run_wrk "http://127.0.0.1:$nport/webhook")
 n_rps=$1 n_p50=$2 n_p99=$3
 g1=$(cpu_ticks $nginx_pid children) nw=$(cat "$tmp/wrk.cpu")
 n_n=$(awk '/requests in/ { print $1 }' "$tmp/wrk.out")
+q0=$(cpu_ticks $bredis_pid) j0=$(( $(cpu_ticks $node_pid) + $(cpu_ticks $node_pid children) ))
+set -- $(run_wrk "http://127.0.0.1:$qport/webhook")
+q_rps=$1 q_p50=$2 q_p99=$3 q_bad=$4
+q1=$(cpu_ticks $bredis_pid) j1=$(( $(cpu_ticks $node_pid) + $(cpu_ticks $node_pid children) ))
+qw=$(cat "$tmp/wrk.cpu")
+q_n=$(awk '/requests in/ { print $1 }' "$tmp/wrk.out")
 
 printf "intake  hookq serve  %8s req/s  p50 %6s ms  p99 %6s ms  (non-2xx: %s)\n" "$h_rps" "$h_p50" "$h_p99" "$h_bad"
 printf "intake  nginx 204    %8s req/s  p50 %6s ms  p99 %6s ms\n" "$n_rps" "$n_p50" "$n_p99"
+printf "intake  node+BullMQ  %8s req/s  p50 %6s ms  p99 %6s ms  (non-2xx: %s)\n" "$q_rps" "$q_p50" "$q_p99" "$q_bad"
 ratio=$(awk -v h="$h_rps" -v n="$n_rps" 'BEGIN { printf "%.2f", h / n }')
 ok=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.6) ? "ok" : "BELOW TARGET" }')
 echo "intake  ratio hookq/nginx $ratio (target >= 0.6: $ok)"
+awk -v h="$h_rps" -v q="$q_rps" 'BEGIN { printf "intake  ratio hookq/node+BullMQ %.2f (target >= 3: %s)\n", h / q, (h / q >= 3) ? "ok" : "BELOW TARGET" }'
 # Where the CPU went, per request (1 tick = 1/CLK_TCK s), and the ratio the
 # two machines' CPU costs would allow if no core were ever idle.
 awk -v t="$tck" -v hn="$h_n" -v nn="$n_n" -v r=$((r1 - r0)) -v k=$((k1 - k0)) \
@@ -170,6 +205,10 @@ awk -v t="$tck" -v hn="$h_n" -v nn="$n_n" -v r=$((r1 - r0)) -v k=$((k1 - k0)) \
     printf "intake  CPU per request: hookq %.1f us + redis %.1f us + wrk %.1f us = %.1f us; nginx %.1f us + wrk %.1f us = %.1f us\n", K, R, W, K + R + W, G, V, G + V
     printf "intake  ratio if no core idled: %.2f (measured %.2f)\n", (G + V) / (K + R + W), 0
 }' | sed "s/(measured 0.00)/(measured $ratio)/"
+awk -v t="$tck" -v qn="$q_n" -v q=$((q1 - q0)) -v j=$((j1 - j0)) -v qw="$qw" -v hn="$h_n" -v r=$((r1 - r0)) 'BEGIN {
+    us = 1e6 / t
+    printf "intake  CPU per request: node+BullMQ: node %.1f us + redis %.1f us + wrk %.1f us; redis per request hookq/BullMQ: %.2f\n", j * us / qn, q * us / qn, qw * us / qn, (r / hn) / (q / qn)
+}'
 
 redis-cli -p "$rport" flushall >/dev/null
 # The flush itself is a slow command: forget it, so that the stalls printed

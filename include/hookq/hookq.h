@@ -57,10 +57,15 @@ HQ_API const char *hq_version(void);
 /* Where the queue lives.                                                    */
 
 struct hq_store_options {
-    const char *url;       /* redis://[:password@]host:port[/db] or unix:///path[?db=N] */
+    const char *url;       /* redis://[[user]:password@]host:port[,host:port...][/db]
+                              (several hosts: a Redis Cluster) or unix:///path[?db=N] */
     const char *ns;        /* namespace, "hookq" when NULL */
     unsigned shards;       /* hash-tagged shards, 1 when 0 */
     int timeout_ms;        /* connect and command timeout, 5000 when 0 */
+    const char *sentinels; /* "host:port[,host:port...]": ask these Redis
+                              Sentinels for the master (url then gives only
+                              user, password and db); NULL = none */
+    const char *sentinel_master; /* its name at the Sentinels, "hookq" when NULL */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -281,6 +286,21 @@ struct hq_counter {
     int64_t value;          /* since the namespace was created */
 };
 
+/*
+ * A target of the circuit breaker (DESIGN §3.4 step 3): an http delivery's
+ * "scheme://host:port", "exec:/path", or api.base_url's origin (fetches).
+ */
+struct hq_target_info {
+    char target[600];
+    int up;                 /* 1 up, 0 down: its keys wait for a probe */
+    int64_t failures;       /* consecutive failures (the one that tripped
+                               it, while down) */
+    int64_t down_since_ms;  /* Redis TIME it went down; -1 while up */
+    int64_t next_probe_ms;  /* while down: no probe before; else -1 */
+    int64_t probes;         /* failed probes since it went down */
+    char last_error[256];   /* "" when none */
+};
+
 struct hq_stats {
     int64_t time_ms;              /* Redis TIME when sampled */
     unsigned nshards;
@@ -290,11 +310,14 @@ struct hq_stats {
     size_t ncounters;
     struct hq_key_info *top;      /* the deepest keys, deepest first */
     size_t ntop;
+    struct hq_target_info *targets; /* every target a worker tried, by name */
+    size_t ntargets;
 };
 
 /*
- * Sample every shard: gauges, counters and the `top_n` deepest keys. Costs
- * Redis O(1) per shard plus O(top_n log n) for the keys. Release with
+ * Sample every shard: gauges, counters, the `top_n` deepest keys and the
+ * circuit breaker's targets. Costs Redis O(1) per shard plus O(top_n log n)
+ * for the keys and O(targets). Release with
  * hq_stats_release().
  */
 HQ_API int hq_client_stats(hq_client *c, size_t top_n, struct hq_stats *out);
@@ -494,9 +517,9 @@ struct hq_worker_options {
     unsigned concurrency;     /* keys in flight per process, 64 when 0 */
     unsigned threads;         /* event loops, 2 when 0 */
     int64_t lease_ms;         /* 30000 when 0 */
-    int max_attempts;         /* 8 when 0 */
-    int64_t backoff_min_ms;   /* 1000 when 0 */
-    int64_t backoff_max_ms;   /* 600000 when 0 */
+    int max_attempts;         /* 12 when 0 */
+    int64_t backoff_min_ms;   /* 5000 when 0 */
+    int64_t backoff_max_ms;   /* 3600000 when 0 */
     int on_failure;           /* enum hq_failure_policy */
     int64_t shutdown_timeout_ms; /* 30000 when 0 */
     hq_handler_fn *handler;   /* required */
@@ -510,12 +533,14 @@ struct hq_worker_options {
     /*
      * Optional per-loop hooks, for handlers that keep resources on a loop
      * (an HTTP client, a Redis connection): loop_init runs on each loop
-     * thread once its event base exists, before any handler runs there;
-     * loop_fini runs on that thread after the loop's last handler call and
-     * before its event base is freed. `base` is a struct event_base *.
+     * thread once its event base exists, before any handler runs there, and
+     * returns the loop's state, which hq_job_loop_state() gives the handler
+     * for each job of that loop; loop_fini gets it back on that thread
+     * after the loop's last handler call and before its event base is
+     * freed. `base` is a struct event_base *.
      */
-    void (*loop_init)(void *base, void *arg);
-    void (*loop_fini)(void *base, void *arg);
+    void *(*loop_init)(void *base, void *arg);
+    void (*loop_fini)(void *base, void *loop_state, void *arg);
     void *loop_arg;
     hq_log_kv_fn *log_kv;     /* optional; used instead of `log` when set,
                                  with log_arg */
@@ -572,14 +597,8 @@ HQ_API const char *hq_job_webhook_id(const hq_job *job); /* "" when none */
 HQ_API const void *hq_job_body(const hq_job *job, size_t *len);
 /* The libevent base (struct event_base *) of the job's loop thread. */
 HQ_API void *hq_job_loop(const hq_job *job);
-/*
- * The fencing token of the job's lease (decimal) and the Redis key prefix
- * of its shard ("{ns:S}:"): for a script that must check, in the same
- * atomic step as its own work, that the lease is still current (m:<key>
- * st = active and tok = the fence), as the rate limiter does.
- */
-HQ_API const char *hq_job_fence(const hq_job *job);
-HQ_API const char *hq_job_prefix(const hq_job *job);
+/* What loop_init returned on the job's loop (NULL without loop_init). */
+HQ_API void *hq_job_loop_state(const hq_job *job);
 /* A pointer the handler may keep with the job, NULL at first. */
 HQ_API void *hq_job_userdata(const hq_job *job);
 HQ_API void hq_job_set_userdata(hq_job *job, void *ud);

@@ -27,8 +27,8 @@
 
 #include "admin_api.h"
 #include "intake.h"
-#include "metrics.h"
-#include "process.h"
+#include "metrics_int.h"
+#include "process_int.h"
 
 #include "banned_int.h"
 
@@ -376,6 +376,17 @@ metrics_queue(struct hq_prom *p, const struct hq_stats *s)
         hq_prom_sample(p, "hookq_queue_events_total", labels,
                        (double)s->counters[i].value);
     }
+    hq_prom_family(p, "hookq_target_up", "gauge",
+                   "1 while a delivery or fetch target is up, 0 while its "
+                   "circuit breaker holds it down.");
+    for (size_t i = 0; i < s->ntargets; i++) {
+        char quoted[2 * sizeof(s->targets[i].target) + 3];
+        char tl[sizeof(quoted) + 16];
+
+        snprintf(tl, sizeof(tl), "target=%s",
+                 hq_prom_label(s->targets[i].target, quoted, sizeof(quoted)));
+        hq_prom_sample(p, "hookq_target_up", tl, s->targets[i].up ? 1 : 0);
+    }
 }
 
 static void
@@ -392,6 +403,16 @@ metrics(struct hq_admin *a, struct evhttp_request *req, void *arg)
     hq_prom_family(&p, "hookq_redis_up", "gauge",
                    "1 when Redis answered this scrape's queue sample.");
     hq_prom_sample(&p, "hookq_redis_up", NULL, up);
+    {
+        char why[300];
+
+        hq_prom_family(&p, "hookq_redis_oom", "gauge",
+                       "1 when Redis is over its maxmemory and refuses "
+                       "writes: every webhook is answered 503.");
+        hq_prom_sample(&p, "hookq_redis_oom", NULL,
+                       hq_admin_redis_state(a, why, sizeof(why)) ==
+                           HQ_ADMIN_REDIS_OOM);
+    }
     if (up) {
         struct hq_worker_list wl;
 

@@ -9,6 +9,13 @@
  * URLs, AUTH and SELECT behave as everywhere else) and sends PING with a
  * 1 s timeout; a failed PING drops the connection, and the next request
  * connects again, so recovery needs no restart.
+ *
+ * A Redis over its maxmemory (noeviction) answers PING but refuses every
+ * enqueue. To tell, /healthz also runs OOM_PROBE: a script that writes
+ * nothing but, having no flags after its shebang, counts as one that may
+ * write, which Redis 7 refuses before running it exactly when it refuses
+ * writes for memory ("OOM command not allowed ..."). /metrics reads the same
+ * state (hookq_redis_oom).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -25,6 +32,7 @@
 
 #include "admin_api.h"
 #include "admin_http.h"
+#include "intake.h"
 #include "log.h"
 #include "conn_int.h"
 
@@ -32,6 +40,7 @@
 
 #define MAX_ROUTES 32
 #define PING_TIMEOUT_MS 1000
+#define OOM_PROBE "#!lua\nreturn 1"
 
 struct route {
     char *path;
@@ -46,6 +55,7 @@ struct hq_admin {
     struct hq__store_addr addr;
     int addr_ok;
     struct hq__sconn redis; /* /healthz connection; made when needed */
+    struct hq__store_ns ns;  /* the shards /healthz checks on a cluster */
 
     struct event_base *base;
     struct evhttp *http;
@@ -135,9 +145,10 @@ token_ok(const char *want, const char *header)
     return diff == 0;
 }
 
-/* 1 when Redis answered PING; else 0 with the reason in `why`. */
-static int
-redis_ping(struct hq_admin *a, char *why, size_t size)
+/* HQ_ADMIN_REDIS_UP when Redis answered PING and takes writes; else
+ * HQ_ADMIN_REDIS_DOWN or HQ_ADMIN_REDIS_OOM with the reason in `why`. */
+int
+hq_admin_redis_state(struct hq_admin *a, char *why, size_t size)
 {
     struct hq__err e;
     redisContext *rc;
@@ -147,6 +158,12 @@ redis_ping(struct hq_admin *a, char *why, size_t size)
     if (!a->addr_ok) {
         snprintf(why, size, "invalid redis url");
         return 0;
+    }
+    if (a->addr.nseeds > 1) {
+        /* A Redis Cluster: the master of every shard must answer. */
+        if (!hq__sconn_ping(&a->redis, why, size))
+            return HQ_ADMIN_REDIS_DOWN;
+        goto intake_oom;
     }
     rc = hq__sconn_for_shard(&a->redis, 0, &e);
     if (rc == NULL) {
@@ -163,9 +180,36 @@ redis_ping(struct hq_admin *a, char *why, size_t size)
                                                 : "unexpected reply");
     if (r != NULL)
         freeReplyObject(r);
-    if (!ok)
+    if (!ok) {
         hq__sconn_release(&a->redis);
-    return ok;
+        return HQ_ADMIN_REDIS_DOWN;
+    }
+    r = redisCommand(rc, "EVAL %s 0", OOM_PROBE);
+    if (r != NULL && r->type == REDIS_REPLY_ERROR &&
+        strncmp(r->str, "OOM ", 4) == 0) {
+        snprintf(why, size, "%s", r->str);
+        freeReplyObject(r);
+        return HQ_ADMIN_REDIS_OOM;
+    }
+    /* Any other answer (a Redis before 7 runs the shebang as a comment) is
+     * not a refusal for memory; a lost connection shows at the next PING. */
+    if (r != NULL)
+        freeReplyObject(r);
+    /* Near the limit, a small probe may pass while a batch of webhooks
+     * (whose bytes Redis counts while it reads them) is refused: the
+     * intake's last answer from Redis says so. */
+intake_oom:
+    if (a->intake != NULL) {
+        struct hq_intake_stats st;
+
+        hq_intake_stats(a->intake, &st);
+        if (st.redis_oom) {
+            snprintf(why, size, "the intake's last enqueue was refused: "
+                                "OOM command not allowed when used memory > 'maxmemory'");
+            return HQ_ADMIN_REDIS_OOM;
+        }
+    }
+    return HQ_ADMIN_REDIS_UP;
 }
 
 static void
@@ -173,8 +217,11 @@ healthz(struct hq_admin *a, struct evhttp_request *req, void *arg)
 {
     char why[300], body[700];
 
+    int state;
+
     (void)arg;
-    if (redis_ping(a, why, sizeof(why))) {
+    state = hq_admin_redis_state(a, why, sizeof(why));
+    if (state == HQ_ADMIN_REDIS_UP) {
         send_json(req, 200, "OK", "{\"status\":\"ok\"}");
         return;
     }
@@ -182,7 +229,9 @@ healthz(struct hq_admin *a, struct evhttp_request *req, void *arg)
     {
         size_t n = 0;
         n += (size_t)snprintf(body, sizeof(body),
-                              "{\"status\":\"unavailable\",\"detail\":\"");
+                              "{\"status\":\"%s\",\"detail\":\"",
+                              state == HQ_ADMIN_REDIS_OOM ? "redis_oom"
+                                                          : "unavailable");
         for (const char *p = why; *p && n + 8 < sizeof(body); p++) {
             if (*p == '"' || *p == '\\')
                 body[n++] = '\\';
@@ -190,7 +239,13 @@ healthz(struct hq_admin *a, struct evhttp_request *req, void *arg)
         }
         snprintf(body + n, sizeof(body) - n, "\"}");
     }
-    send_json(req, 503, "Service Unavailable", body);
+    /* Out of memory: an intake refuses every webhook (503), so it is not
+     * healthy; a worker still drains, which is what frees the memory, so a
+     * process without an intake says so but answers 200. */
+    if (state == HQ_ADMIN_REDIS_OOM && a->intake == NULL)
+        send_json(req, 200, "OK", body);
+    else
+        send_json(req, 503, "Service Unavailable", body);
 }
 
 static void
@@ -273,8 +328,13 @@ hq_admin_new(const struct hq_config *cfg, const struct hq_store_options *store,
         goto fail;
     }
     a->addr_ok =
-        hq__store_parse_url(a->url, PING_TIMEOUT_MS, &a->addr, &e) == HQ_OK;
-    hq__sconn_init(&a->redis, &a->addr, NULL);
+        hq__store_parse_url(a->url, PING_TIMEOUT_MS, &a->addr, &e) == HQ_OK &&
+        hq__store_set_sentinels(&a->addr, store->sentinels, store->sentinel_master,
+                                &e) == HQ_OK;
+    if (hq__store_ns_init(&a->ns, store->ns ? store->ns : cfg->redis.ns,
+                          store->shards ? store->shards : cfg->redis.shards, &e) != HQ_OK)
+        hq__store_ns_init(&a->ns, NULL, 1, &e);
+    hq__sconn_init(&a->redis, &a->addr, &a->ns);
     if (hq_split_listen(cfg->admin.listen, host, sizeof(host), &port) != 0) {
         snprintf(err, errsize, "[admin] listen '%s': invalid address",
                  cfg->admin.listen);

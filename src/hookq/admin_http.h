@@ -1,8 +1,11 @@
 /*
  * The admin listener ([admin] listen; opened by run, serve and work; none
  * when "off"): one libevent thread serving evhttp. GET /healthz: 200
- * {"status":"ok"} when Redis answers PING, else 503 {"status":
- * "unavailable","detail":...}; the metrics, the JSON API and the dashboard
+ * {"status":"ok"} when Redis answers PING and takes writes; 503 {"status":
+ * "unavailable","detail":...} when it does not answer; {"status":
+ * "redis_oom","detail":...} when it is over its maxmemory, with 503 in a
+ * process that runs an intake (it refuses every webhook) and 200 in one
+ * that only works (it drains, which frees memory); the metrics, the JSON API and the dashboard
  * are admin_api.h's routes, which hq_admin_new() adds.
  *
  * With [admin] token set, every request must carry "Authorization: Bearer
@@ -72,6 +75,16 @@ int hq_admin_port(const struct hq_admin *a);
 
 /* Stop the thread (if started), close the listener, free. NULL is accepted. */
 void hq_admin_free(struct hq_admin *a);
+
+/*
+ * What Redis says to this process: HQ_ADMIN_REDIS_UP (answers PING, takes
+ * writes), HQ_ADMIN_REDIS_DOWN (no answer to PING) or HQ_ADMIN_REDIS_OOM
+ * (answers, but refuses writes: over its maxmemory), with the reason in
+ * `why` when not up. On the admin thread only (it uses /healthz's
+ * connection): in route handlers.
+ */
+enum { HQ_ADMIN_REDIS_DOWN = 0, HQ_ADMIN_REDIS_UP = 1, HQ_ADMIN_REDIS_OOM = 2 };
+int hq_admin_redis_state(struct hq_admin *a, char *why, size_t size);
 
 /* Split "host:port" / "[v6]:port" into host and port. 0 or -1. */
 int hq_split_listen(const char *listen, char *host, size_t hostsize, int *port);

@@ -385,6 +385,31 @@ print_stats(const struct hq_stats *s, const struct hq_stats *prev)
             printf("%-*s  %-7s %10" PRId64 "\n", (int)w, s->top[i].key,
                    hq_key_state_name(s->top[i].state), s->top[i].depth);
     }
+
+    if (s->ntargets > 0) {
+        size_t w = 6;
+
+        for (size_t i = 0; i < s->ntargets; i++)
+            if (strlen(s->targets[i].target) > w)
+                w = strlen(s->targets[i].target);
+        printf("\n%-*s  %-5s %8s  %s\n", (int)w, "TARGET", "STATE", "FAILURES",
+               "SINCE / NEXT PROBE");
+        for (size_t i = 0; i < s->ntargets; i++) {
+            const struct hq_target_info *tg = &s->targets[i];
+            char since[64], next[64];
+
+            if (tg->up) {
+                printf("%-*s  %-5s %8" PRId64 "\n", (int)w, tg->target, "up",
+                       tg->failures);
+                continue;
+            }
+            printf("%-*s  %-5s %8" PRId64 "  %s / %s (%" PRId64
+                   " failed probes)%s%s\n", (int)w, tg->target, "down",
+                   tg->failures, fmt_time(tg->down_since_ms, since, sizeof(since)),
+                   fmt_time(tg->next_probe_ms, next, sizeof(next)), tg->probes,
+                   tg->last_error[0] ? ": " : "", tg->last_error);
+        }
+    }
 }
 
 int

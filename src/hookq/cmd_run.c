@@ -49,7 +49,9 @@
 #include "intake.h"
 #include "log.h"
 #include "notify.h"
-#include "process.h"
+#include "process_int.h"
+
+#include "conn_int.h"
 
 #include "banned_int.h"
 
@@ -129,17 +131,57 @@ usage_error(const char *name, const char *arg)
     return 2;
 }
 
+/*
+ * On a Redis Cluster: log how the shards fall on the masters, and warn when
+ * one master holds more than twice its share (DESIGN §3.7: `shards` should
+ * be several times the number of masters).
+ */
+static void
+log_cluster_layout(const struct hq_config *cfg)
+{
+    struct hq__store_addr addr;
+    struct hq__store_ns ns;
+    struct hq__err e;
+    char layout[4096];
+    int uneven = 0;
+
+    if (hq__store_parse_url(cfg->redis.url, 2000, &addr, &e) != HQ_OK ||
+        addr.nseeds < 2 ||
+        hq__store_ns_init(&ns, cfg->redis.ns, cfg->redis.shards, &e) != HQ_OK)
+        return;
+    if (hq__conn_cluster_layout(&addr, &ns, layout, sizeof(layout), &uneven,
+                                &e) != HQ_OK) {
+        hq_log(HQ_LOG_WARN, "redis cluster: cannot read the slot map yet: %s",
+               e.msg);
+        return;
+    }
+    hq_log(HQ_LOG_INFO, "redis cluster: %s", layout);
+    if (uneven)
+        hq_log(HQ_LOG_WARN,
+               "redis cluster: one master holds more than twice its share of "
+               "the %u shards; set [redis] shards to several times the number "
+               "of masters",
+               ns.shards);
+}
+
 static int
 start_store(struct daemon *d, int flags)
 {
     const struct hq_config *cfg = d->cli->cfg;
     char err[2048], masked[512];
 
+    if (cfg->redis.sentinels != NULL) {
+        hq_cli_store_options(d->cli, &d->store);
+        hq_log_kv(HQ_LOG_INFO, "using redis through its sentinels", "sentinels",
+                  cfg->redis.sentinels, "master", cfg->redis.sentinel_master, NULL);
+        return 0;
+    }
     if (cfg->redis.url != NULL) {
         hq_cli_store_options(d->cli, &d->store);
         hq_log_kv(HQ_LOG_INFO, "using redis", "url",
                   hq_log_mask_url(cfg->redis.url, masked, sizeof(masked)),
                   NULL);
+        log_cluster_layout(cfg);
         return 0;
     }
     if (flags & MAY_EMBED) {

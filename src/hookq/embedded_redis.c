@@ -104,7 +104,9 @@ hq_cli_store_options(struct hq_cli *cli, struct hq_store_options *opts)
     memset(opts, 0, sizeof(*opts));
     opts->ns = cli->cfg->redis.ns;
     opts->shards = cli->cfg->redis.shards;
-    if (cli->cfg->redis.url != NULL) {
+    opts->sentinels = cli->cfg->redis.sentinels;
+    opts->sentinel_master = cli->cfg->redis.sentinel_master;
+    if (cli->cfg->redis.url != NULL || cli->cfg->redis.sentinels != NULL) {
         opts->url = cli->cfg->redis.url;
         return 0;
     }

@@ -61,8 +61,9 @@
 
 #include "envelope_int.h"
 #include "intake.h"
-#include "metrics.h"
+#include "metrics_int.h"
 #include "signature_int.h"
+#include "http1_int.h"
 #include "pusher_int.h"
 #include "utf8_int.h"
 
@@ -70,11 +71,8 @@
 #define LINGER_MS 2000          /* read and discard after a closing answer */
 #define STOP_GRACE_MS 3000      /* hq_intake_stop waits this long at most */
 #define OUT_CAP (256 * 1024)    /* stop reading while this much is unsent */
-#define CHUNK_LINE_MAX 1024
 #define RETRY_AFTER_503 "1"
 #define RETRY_AFTER_429 "10"
-
-enum method { M_POST, M_HEAD, M_OTHER_KNOWN, M_UNKNOWN };
 
 enum conn_state {
     ST_IDLE,    /* between requests, no byte of the next one yet */
@@ -84,8 +82,6 @@ enum conn_state {
     ST_CLOSING, /* answer written, waiting for it to leave, then linger */
     ST_LINGER,  /* our side shut down, discarding input until EOF or timer */
 };
-
-enum chunk_state { CK_SIZE, CK_DATA, CK_DATA_END, CK_TRAILER };
 
 struct loop;
 
@@ -99,22 +95,10 @@ struct conn {
     int paused;               /* reading stopped: OUT_CAP reached */
     int first;                /* no request seen yet on this connection */
     int flushed;              /* ST_CLOSING: the answer has left already */
-    size_t scanned;           /* header bytes searched for the blank line */
+    int is_head;              /* the request is a HEAD: no body in answers */
 
     /* The request being read; reset by req_reset(). */
-    char *hdr;                /* header block, NUL-terminated; fields point in */
-    size_t hdr_cap;
-    int http10;
-    int is_head;
-    int64_t content_length;   /* -1: none */
-    int chunked;
-    enum chunk_state ck;
-    uint64_t ck_left;
-    size_t trailer_bytes;
-    const char *wh_id, *wh_ts, *wh_sig, *cust_hdr;
-    size_t wh_id_len, wh_ts_len, wh_sig_len, cust_hdr_len;
-    char *body;
-    size_t body_len, body_cap;
+    struct hq__http1 req;     /* its bytes, parsed (src/lib/http1.c) */
     struct hq__envelope env;
     struct hq__push_slot pend; /* where it waits for Redis (ST_STORE) */
     int64_t t0_us;            /* when the request was complete; 0: not yet */
@@ -139,6 +123,7 @@ struct loop {
     int finished;
     _Atomic uint64_t accepted, duplicate;
     _Atomic uint64_t rejected[HQ_INTAKE_NREASONS];
+    _Atomic int redis_oom;     /* Redis's last answer: refused for memory */
     struct hq_hist latency;    /* request complete -> answer written */
 };
 
@@ -151,6 +136,7 @@ struct hq_intake {
     struct hq__customer_spec customer;
     struct hq__sig_key key;
     int has_secret;
+    struct hq__http1_config http1; /* limits, and the customer header */
     char max_depth[32];        /* for the 429's detail */
     struct hq__pusher_options push;
     struct timeval header_tv, idle_tv, redis_tv, linger_tv, write_tv;
@@ -251,12 +237,6 @@ json_str(struct evbuffer *out, const char *s, size_t n)
     evbuffer_add(out, s + run, n - run);
 }
 
-static int
-ieq(const char *a, size_t alen, const char *b)
-{
-    return alen == strlen(b) && strncasecmp(a, b, alen) == 0;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Answers.                                                                  */
 
@@ -283,23 +263,9 @@ status_text(int status)
 static void
 req_reset(struct conn *c)
 {
-    c->http10 = 0;
     c->is_head = 0;
-    c->content_length = -1;
-    c->chunked = 0;
-    c->ck = CK_SIZE;
-    c->ck_left = 0;
-    c->trailer_bytes = 0;
-    c->wh_id = c->wh_ts = c->wh_sig = c->cust_hdr = NULL;
-    c->wh_id_len = c->wh_ts_len = c->wh_sig_len = c->cust_hdr_len = 0;
-    c->body_len = 0;
-    c->scanned = 0;
     c->t0_us = 0;
-    if (c->body_cap > 64 * 1024) {
-        free(c->body);
-        c->body = NULL;
-        c->body_cap = 0;
-    }
+    hq__http1_reset(&c->req);
     hq__envelope_release(&c->env);
 }
 
@@ -438,6 +404,12 @@ on_pushed(void *req, enum hq__push_outcome outcome,
 
     (void)arg;
     evtimer_del(c->timer); /* its Redis deadline */
+    /* Redis over its maxmemory refuses the enqueue: /healthz says so. */
+    if (outcome != HQ_PUSH_NOT_REPLICATED)
+        atomic_store_explicit(&c->lp->redis_oom,
+                              outcome == HQ_PUSH_FAILED && detail != NULL &&
+                                  strstr(detail, "an error: OOM ") != NULL,
+                              memory_order_relaxed);
     switch (outcome) {
     case HQ_PUSH_ANSWERED:
         answer_stored(c, res->status, res->id, strlen(res->id), res->seq);
@@ -480,8 +452,8 @@ store(struct conn *c)
     struct hq_push job = {
         .customer = c->env.customer, .customer_len = c->env.customer_len,
         .code = c->env.code, .code_len = c->env.code_len,
-        .body = c->body, .body_len = c->body_len,
-        .webhook_id = c->wh_id, .webhook_id_len = c->wh_id_len,
+        .body = c->req.body, .body_len = c->req.body_len,
+        .webhook_id = c->req.wh_id, .webhook_id_len = c->req.wh_id_len,
     };
     int rc;
 
@@ -510,9 +482,9 @@ handle_request(struct conn *c)
     evtimer_del(c->timer);
     c->t0_us = hq_mono_us();
     if (in->has_secret) {
-        rc = hq__sig_verify(&in->key, c->wh_id, c->wh_id_len, c->wh_ts,
-                            c->wh_ts_len, c->wh_sig, c->wh_sig_len,
-                            c->body ? c->body : "", c->body_len,
+        rc = hq__sig_verify(&in->key, c->req.wh_id, c->req.wh_id_len, c->req.wh_ts,
+                            c->req.wh_ts_len, c->req.wh_sig, c->req.wh_sig_len,
+                            c->req.body ? c->req.body : "", c->req.body_len,
                             (int64_t)time(NULL));
         if (rc != HQ_SIG_OK) {
             send_error(c, 401, HQ_INTAKE_BAD_SIGNATURE, "bad_signature",
@@ -520,8 +492,8 @@ handle_request(struct conn *c)
             return;
         }
     }
-    rc = hq__envelope_parse(&in->customer, c->body ? c->body : "", c->body_len,
-                            c->cust_hdr, c->cust_hdr_len, &c->env, detail,
+    rc = hq__envelope_parse(&in->customer, c->req.body ? c->req.body : "", c->req.body_len,
+                            c->req.extra, c->req.extra_len, &c->env, detail,
                             sizeof(detail));
     if (rc != HQ_ENV_OK) {
         static const int reasons[] = {
@@ -551,205 +523,50 @@ handle_request(struct conn *c)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Parsing.                                                                  */
+/* Reading: src/lib/http1.c parses, this routes and answers.                 */
 
-static enum method
-parse_method(const char *m, size_t len)
+/* The reader's answer to an unreadable request (the connection closes). */
+static void
+send_unreadable(struct conn *c, const struct hq__http1_error *e)
 {
-    static const char *const known[] = {
-        "GET", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
+    static const int reasons[] = {
+        [HQ_HTTP1_BAD_REQUEST] = HQ_INTAKE_BAD_REQUEST,
+        [HQ_HTTP1_HEADER_TOO_LARGE] = HQ_INTAKE_HEADER_TOO_LARGE,
+        [HQ_HTTP1_BODY_TOO_LARGE] = HQ_INTAKE_BODY_TOO_LARGE,
     };
 
-    if (len == 4 && memcmp(m, "POST", 4) == 0)
-        return M_POST;
-    if (len == 4 && memcmp(m, "HEAD", 4) == 0)
-        return M_HEAD;
-    for (size_t i = 0; i < HQ_ARRAY_SIZE(known); i++)
-        if (len == strlen(known[i]) && memcmp(m, known[i], len) == 0)
-            return M_OTHER_KNOWN;
-    return M_UNKNOWN;
-}
-
-static int
-is_tchar(unsigned char ch)
-{
-    return ch > 0x20 && ch < 0x7f && !strchr("\"(),/:;<=>?@[\\]{}", ch);
+    if (e->failure == HQ_HTTP1_NO_MEMORY) {
+        conn_free(c);
+        return;
+    }
+    send_error_close(c, e->status, reasons[e->failure], e->name, e->detail, NULL);
 }
 
 /*
- * Parse the header block in c->hdr (ending with a blank line). Returns 0,
- * or answers the request (and returns -1).
+ * The header block is read: route (path, then method), then let the body
+ * come. Returns 0, or answers the request (and returns -1).
  */
 static int
-parse_head(struct conn *c, size_t len)
+route(struct conn *c)
 {
     struct hq_intake *in = c->lp->in;
-    const struct hq__customer_spec *cs = &in->customer;
-    char *p = c->hdr, *end = c->hdr + len, *eol, *sp1, *sp2, *path_end;
-    enum method method;
-    int conn_close = 0, conn_keep = 0, expect = 0, te_seen = 0;
+    struct hq__http1 *r = &c->req;
+    struct hq__http1_error e;
+    int send_continue;
 
-    /* No NUL, and CR and LF only as CRLF: then strstr() below always finds
-     * the end of a line before the end of the block. */
-    for (size_t i = 0; i < len; i++) {
-        if (c->hdr[i] == '\0' || (c->hdr[i] == '\r' && c->hdr[i + 1] != '\n') ||
-            (c->hdr[i] == '\n' && (i == 0 || c->hdr[i - 1] != '\r'))) {
-            send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
-                             "malformed header block (NUL, or a bare CR or LF)",
-                             NULL);
-            return -1;
-        }
-    }
-    while (p + 1 < end && p[0] == '\r' && p[1] == '\n')
-        p += 2; /* RFC 9112 §2.2: ignore empty lines before a request */
-    eol = strstr(p, "\r\n");
-    if (eol == NULL || eol == p) {
-        send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
-                         "no request line", NULL);
-        return -1;
-    }
-    sp1 = memchr(p, ' ', (size_t)(eol - p));
-    sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
-    if (sp1 == NULL || sp2 == NULL || sp1 == p || sp2 == sp1 + 1) {
-        send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
-                         "malformed request line", NULL);
-        return -1;
-    }
-    if (ieq(sp2 + 1, (size_t)(eol - sp2 - 1), "HTTP/1.1")) {
-        c->http10 = 0;
-    } else if (ieq(sp2 + 1, (size_t)(eol - sp2 - 1), "HTTP/1.0")) {
-        c->http10 = 1;
-    } else {
-        send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
-                         "unsupported HTTP version", NULL);
-        return -1;
-    }
-    method = parse_method(p, (size_t)(sp1 - p));
-    c->is_head = method == M_HEAD;
-    path_end = memchr(sp1 + 1, '?', (size_t)(sp2 - sp1 - 1));
-    if (path_end == NULL)
-        path_end = sp2;
-
-    for (p = eol + 2; p < end; p = eol + 2) {
-        char *colon, *name, *val, *vend;
-        size_t nlen;
-
-        eol = strstr(p, "\r\n");
-        if (eol == p)
-            break; /* the blank line */
-        if (*p == ' ' || *p == '\t') {
-            send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
-                             "obsolete header line folding", NULL);
-            return -1;
-        }
-        colon = memchr(p, ':', (size_t)(eol - p));
-        if (colon == NULL || colon == p) {
-            send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
-                             "malformed header line", NULL);
-            return -1;
-        }
-        name = p;
-        nlen = (size_t)(colon - p);
-        for (size_t i = 0; i < nlen; i++) {
-            if (!is_tchar((unsigned char)name[i])) {
-                send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
-                                 "malformed header name", NULL);
-                return -1;
-            }
-        }
-        val = colon + 1;
-        vend = eol;
-        while (val < vend && (*val == ' ' || *val == '\t'))
-            val++;
-        while (vend > val && (vend[-1] == ' ' || vend[-1] == '\t'))
-            vend--;
-        *vend = '\0';
-
-        if (ieq(name, nlen, "content-length")) {
-            int64_t n;
-
-            /* Digits only, no sign or blanks (RFC 9112 §6.3). */
-            if (hq__parse_decimal(val, (size_t)(vend - val), &n) != 0) {
-                send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
-                                 "Content-Length is not a plain decimal number",
-                                 NULL);
-                return -1;
-            }
-            if (c->content_length >= 0 && c->content_length != n) {
-                send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
-                                 "two Content-Length headers differ", NULL);
-                return -1;
-            }
-            c->content_length = n;
-        } else if (ieq(name, nlen, "transfer-encoding")) {
-            if (te_seen || !ieq(val, (size_t)(vend - val), "chunked")) {
-                send_error_close(c, 501, HQ_INTAKE_BAD_REQUEST, "not_implemented",
-                                 "only Transfer-Encoding: chunked is supported",
-                                 NULL);
-                return -1;
-            }
-            te_seen = 1;
-        } else if (ieq(name, nlen, "connection")) {
-            for (char *t = val; t < vend;) {
-                size_t tl = strcspn(t, ",");
-
-                while (tl > 0 && (t[tl - 1] == ' ' || t[tl - 1] == '\t'))
-                    tl--;
-                if (ieq(t, tl, "close"))
-                    conn_close = 1;
-                else if (ieq(t, tl, "keep-alive"))
-                    conn_keep = 1;
-                t += strcspn(t, ",");
-                while (t < vend && (*t == ',' || *t == ' ' || *t == '\t'))
-                    t++;
-            }
-        } else if (ieq(name, nlen, "expect")) {
-            expect = ieq(val, (size_t)(vend - val), "100-continue") ? 1 : -1;
-        } else if (ieq(name, nlen, "webhook-id")) {
-            if (c->wh_id == NULL) {
-                c->wh_id = val;
-                c->wh_id_len = (size_t)(vend - val);
-            }
-        } else if (ieq(name, nlen, "webhook-timestamp")) {
-            if (c->wh_ts == NULL) {
-                c->wh_ts = val;
-                c->wh_ts_len = (size_t)(vend - val);
-            }
-        } else if (ieq(name, nlen, "webhook-signature")) {
-            if (c->wh_sig == NULL) {
-                c->wh_sig = val;
-                c->wh_sig_len = (size_t)(vend - val);
-            }
-        }
-        if (cs->from_header && c->cust_hdr == NULL && ieq(name, nlen, cs->name)) {
-            c->cust_hdr = val;
-            c->cust_hdr_len = (size_t)(vend - val);
-        }
-    }
-
-    c->keep_alive = c->http10 ? (conn_keep && !conn_close) : !conn_close;
-    c->chunked = te_seen;
-    if (te_seen && (c->content_length >= 0 || c->http10)) {
-        send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
-                         c->http10 ? "chunked bodies need HTTP/1.1"
-                                   : "both Content-Length and Transfer-Encoding",
-                         NULL);
-        return -1;
-    }
-
-    /* Route: path, then method. */
-    *path_end = '\0';
-    if (strcmp(sp1 + 1, in->path) != 0) {
-        if (c->chunked || c->content_length > 0)
+    c->keep_alive = r->keep_alive;
+    c->is_head = r->method == HQ_HTTP1_HEAD_METHOD;
+    if (strcmp(r->path, in->path) != 0) {
+        if (hq__http1_has_body(r))
             c->keep_alive = 0;
         send_error(c, 404, HQ_INTAKE_NOT_FOUND, "not_found",
                    "no such path; webhooks go to POST the intake path", NULL);
         return -1;
     }
-    if (method != M_POST) {
-        if (c->chunked || c->content_length > 0)
+    if (r->method != HQ_HTTP1_POST) {
+        if (hq__http1_has_body(r))
             c->keep_alive = 0;
-        if (method == M_UNKNOWN)
+        if (r->method == HQ_HTTP1_UNKNOWN)
             send_error(c, 501, HQ_INTAKE_METHOD, "method_not_allowed",
                        "unknown method; use POST", "Allow: POST\r\n");
         else
@@ -757,163 +574,32 @@ parse_head(struct conn *c, size_t len)
                        "use POST", "Allow: POST\r\n");
         return -1;
     }
-    if (expect < 0) {
-        send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
-                         "unsupported Expect header", NULL);
+    if (hq__http1_body_start(r, &send_continue, &e) != 0) {
+        send_unreadable(c, &e);
         return -1;
     }
-    if (c->content_length > (int64_t)in->cfg->intake.max_body) {
-        char d[120];
-
-        snprintf(d, sizeof(d), "Content-Length %lld is over the limit of %zu bytes",
-                 (long long)c->content_length, in->cfg->intake.max_body);
-        send_error_close(c, 413, HQ_INTAKE_BODY_TOO_LARGE, "body_too_large", d,
-                         NULL);
-        return -1;
-    }
-    if (expect > 0 && !c->http10 && (c->chunked || c->content_length > 0) &&
-        evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+    if (send_continue && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
         bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
     return 0;
 }
 
-static int
-body_reserve(struct conn *c, size_t need)
+/* Feed the input to the request's reader until it stops; drain what it
+ * took. */
+static enum hq__http1_result
+feed(struct conn *c, struct evbuffer *inb, struct hq__http1_error *e)
 {
-    char *b;
-    size_t cap;
-
-    if (c->body_len + need <= c->body_cap)
-        return 0;
-    cap = c->body_cap ? c->body_cap : 4096;
-    while (cap < c->body_len + need)
-        cap *= 2;
-    b = realloc(c->body, cap + 1);
-    if (b == NULL)
-        return -1;
-    c->body = b;
-    c->body_cap = cap;
-    return 0;
-}
-
-static void
-body_too_large(struct conn *c)
-{
-    char d[120];
-
-    snprintf(d, sizeof(d), "the chunked body is over the limit of %zu bytes",
-             c->lp->in->cfg->intake.max_body);
-    send_error_close(c, 413, HQ_INTAKE_BODY_TOO_LARGE, "body_too_large", d, NULL);
-}
-
-/*
- * Read what there is of a chunked body. Returns 1 when complete, 0 when more
- * is needed, -1 when the request was answered.
- */
-static int
-read_chunked(struct conn *c, struct evbuffer *inb)
-{
-    size_t max_body = c->lp->in->cfg->intake.max_body;
-
     for (;;) {
-        struct evbuffer_ptr eol;
-        size_t eol_len = 0, n;
-        char line[CHUNK_LINE_MAX + 1];
+        struct evbuffer_iovec v;
+        size_t used = 0;
+        int n = evbuffer_peek(inb, -1, NULL, &v, 1);
+        enum hq__http1_result r =
+            hq__http1_feed(&c->req, n > 0 ? v.iov_base : "", n > 0 ? v.iov_len : 0,
+                           &used, e);
 
-        switch (c->ck) {
-        case CK_SIZE:
-        case CK_TRAILER:
-            eol = evbuffer_search_eol(inb, NULL, &eol_len, EVBUFFER_EOL_CRLF_STRICT);
-            if (eol.pos < 0) {
-                n = evbuffer_get_length(inb);
-                /* Its '\r' may be in already: a line of CHUNK_LINE_MAX passes. */
-                if (c->ck == CK_SIZE && n > CHUNK_LINE_MAX + 1)
-                    goto bad;
-                if (c->ck == CK_TRAILER &&
-                    c->trailer_bytes + n > c->lp->in->cfg->intake.max_header)
-                    goto trailer_too_large;
-                return 0;
-            }
-            if (c->ck == CK_TRAILER) {
-                evbuffer_drain(inb, (size_t)eol.pos + eol_len);
-                if (eol.pos == 0)
-                    return 1;
-                c->trailer_bytes += (size_t)eol.pos + eol_len;
-                if (c->trailer_bytes > c->lp->in->cfg->intake.max_header)
-                    goto trailer_too_large;
-                continue;
-            }
-            if (eol.pos > CHUNK_LINE_MAX)
-                goto bad;
-            evbuffer_remove(inb, line, (size_t)eol.pos);
-            line[eol.pos] = '\0';
-            evbuffer_drain(inb, eol_len);
-            {
-                uint64_t size = 0;
-                size_t i = 0;
-
-                for (; i < (size_t)eol.pos && i < 16; i++) {
-                    int d = -1;
-                    char ch = line[i];
-
-                    if (ch >= '0' && ch <= '9')
-                        d = ch - '0';
-                    else if (ch >= 'a' && ch <= 'f')
-                        d = ch - 'a' + 10;
-                    else if (ch >= 'A' && ch <= 'F')
-                        d = ch - 'A' + 10;
-                    if (d < 0)
-                        break;
-                    size = size * 16 + (uint64_t)d;
-                }
-                if (i == 0 || i >= 16 ||
-                    (line[i] != '\0' && line[i] != ';' && line[i] != ' ' &&
-                     line[i] != '\t'))
-                    goto bad;
-                if (size == 0) {
-                    c->ck = CK_TRAILER;
-                    continue;
-                }
-                if (size > max_body || c->body_len + size > max_body) {
-                    body_too_large(c);
-                    return -1;
-                }
-                if (body_reserve(c, (size_t)size) != 0)
-                    goto bad;
-                c->ck_left = size;
-                c->ck = CK_DATA;
-            }
-            break;
-        case CK_DATA:
-            n = evbuffer_get_length(inb);
-            if (n == 0)
-                return 0;
-            if (n > c->ck_left)
-                n = (size_t)c->ck_left;
-            evbuffer_remove(inb, c->body + c->body_len, n);
-            c->body_len += n;
-            c->ck_left -= n;
-            if (c->ck_left == 0)
-                c->ck = CK_DATA_END;
-            break;
-        case CK_DATA_END:
-            if (evbuffer_get_length(inb) < 2)
-                return 0;
-            evbuffer_remove(inb, line, 2);
-            if (line[0] != '\r' || line[1] != '\n')
-                goto bad;
-            c->ck = CK_SIZE;
-            break;
-        }
+        evbuffer_drain(inb, used);
+        if (r != HQ_HTTP1_MORE || evbuffer_get_length(inb) == 0)
+            return r;
     }
-bad:
-    send_error_close(c, 400, HQ_INTAKE_BAD_REQUEST, "bad_request",
-                     "malformed chunked body", NULL);
-    return -1;
-trailer_too_large:
-    send_error_close(c, 431, HQ_INTAKE_HEADER_TOO_LARGE, "header_too_large",
-                     "trailer fields over the header limit", NULL);
-    return -1;
 }
 
 /* Read and handle as many requests as the input holds. */
@@ -922,6 +608,8 @@ process(struct conn *c)
 {
     struct hq_intake *in = c->lp->in;
     struct evbuffer *inb = bufferevent_get_input(c->bev);
+    struct hq__http1_error e;
+    enum hq__http1_result r;
 
     for (;;) {
         switch (c->state) {
@@ -933,80 +621,24 @@ process(struct conn *c)
                 evtimer_add(c->timer, &in->header_tv);
             c->first = 0;
             /* fall through */
-        case ST_HEADERS: {
-            struct evbuffer_ptr from, at;
-            size_t len = evbuffer_get_length(inb), max = in->cfg->intake.max_header;
-            size_t start = c->scanned > 3 ? c->scanned - 3 : 0;
-
-            evbuffer_ptr_set(inb, &from, start, EVBUFFER_PTR_SET);
-            at = evbuffer_search(inb, "\r\n\r\n", 4, &from);
-            if (at.pos < 0) {
-                c->scanned = len;
-                /*
-                 * The limit counts the block without its blank line (see
-                 * below), and up to 3 bytes of that may be here already:
-                 * refuse only what can no longer end within it, so that
-                 * how the bytes were split never changes the answer.
-                 */
-                if (len > max + 3) {
-                    send_error_close(c, 431, HQ_INTAKE_HEADER_TOO_LARGE,
-                                     "header_too_large",
-                                     "the header block is over the limit", NULL);
-                    continue;
-                }
-                return;
-            }
-            len = (size_t)at.pos + 4;
-            if (len > max + 4) {
-                send_error_close(c, 431, HQ_INTAKE_HEADER_TOO_LARGE,
-                                 "header_too_large",
-                                 "the header block is over the limit", NULL);
-                continue;
-            }
-            if (len + 1 > c->hdr_cap) {
-                char *h = realloc(c->hdr, len + 1);
-
-                if (h == NULL) {
-                    conn_free(c);
-                    return;
-                }
-                c->hdr = h;
-                c->hdr_cap = len + 1;
-            }
-            evbuffer_remove(inb, c->hdr, len);
-            c->hdr[len] = '\0';
-            if (parse_head(c, len) != 0)
-                continue;
-            c->state = ST_BODY;
-            c->body_len = 0;
-            evtimer_add(c->timer, &in->header_tv);
-            break;
-        }
+        case ST_HEADERS:
         case ST_BODY:
-            if (c->chunked) {
-                int rc = read_chunked(c, inb);
-
-                if (rc < 0)
-                    continue;
-                if (rc == 0)
-                    return;
-            } else if (c->content_length > 0) {
-                size_t want = (size_t)c->content_length - c->body_len;
-                size_t n = evbuffer_get_length(inb);
-
-                if (c->body_len == 0 && body_reserve(c, (size_t)c->content_length) != 0) {
-                    conn_free(c);
-                    return;
-                }
-                if (n > want)
-                    n = want;
-                evbuffer_remove(inb, c->body + c->body_len, n);
-                c->body_len += n;
-                if (c->body_len < (size_t)c->content_length)
-                    return;
+            r = feed(c, inb, &e);
+            if (r == HQ_HTTP1_MORE)
+                return;
+            if (r == HQ_HTTP1_ERROR) {
+                send_unreadable(c, &e);
+                if (e.failure == HQ_HTTP1_NO_MEMORY)
+                    return; /* freed */
+                continue;
             }
-            if (c->body)
-                c->body[c->body_len] = '\0';
+            if (r == HQ_HTTP1_HEAD) {
+                if (route(c) != 0)
+                    continue;
+                c->state = ST_BODY;
+                evtimer_add(c->timer, &in->header_tv);
+                break;
+            }
             handle_request(c);
             break;
         case ST_STORE:
@@ -1045,8 +677,7 @@ conn_free(struct conn *c)
     event_free(c->timer);
     bufferevent_free(c->bev);
     hq__envelope_release(&c->env);
-    free(c->hdr);
-    free(c->body);
+    hq__http1_release(&c->req);
     free(c);
     check_finished(lp);
 }
@@ -1197,7 +828,7 @@ on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->state = ST_IDLE;
     c->first = 1;
-    c->content_length = -1;
+    hq__http1_init(&c->req, &in->http1);
     c->next = lp->conns;
     if (lp->conns)
         lp->conns->prev = c;
@@ -1422,6 +1053,9 @@ hq_intake_start(const struct hq_config *cfg, const struct hq_store_options *stor
         in->hooks = *hooks;
     if (hq__store_parse_url(url, store && store->timeout_ms ? store->timeout_ms : 5000,
                             &in->addr, &e) != HQ_OK ||
+        hq__store_set_sentinels(&in->addr, store ? store->sentinels : cfg->redis.sentinels,
+                                store ? store->sentinel_master : cfg->redis.sentinel_master,
+                                &e) != HQ_OK ||
         hq__store_ns_init(&in->ns, store && store->ns ? store->ns : cfg->redis.ns,
                           store && store->shards ? store->shards : cfg->redis.shards,
                           &e) != HQ_OK ||
@@ -1429,6 +1063,9 @@ hq_intake_start(const struct hq_config *cfg, const struct hq_store_options *stor
         snprintf(err, errsize, "%s", e.msg);
         goto fail;
     }
+    in->http1.max_header = cfg->intake.max_header;
+    in->http1.max_body = cfg->intake.max_body;
+    in->http1.extra_header = in->customer.from_header ? in->customer.name : NULL;
     if (cfg->intake.secret != NULL && cfg->intake.secret[0] != '\0') {
         if (hq__sig_key_parse(cfg->intake.secret, &in->key, &e) != HQ_OK) {
             snprintf(err, errsize, "[intake] secret: %s", e.msg);
@@ -1558,6 +1195,7 @@ hq_intake_stats(const struct hq_intake *in, struct hq_intake_stats *out)
         for (int r = 0; r < HQ_INTAKE_NREASONS; r++)
             out->rejected[r] += atomic_load_explicit(&lp->rejected[r],
                                                      memory_order_relaxed);
+        out->redis_oom |= atomic_load_explicit(&lp->redis_oom, memory_order_relaxed);
     }
     out->connections = atomic_load_explicit(&in->nconns, memory_order_relaxed);
 }

@@ -69,6 +69,7 @@ struct hq_intake_stats {
     uint64_t duplicate;  /* 200: webhook-id seen within dedup_ttl */
     uint64_t rejected[HQ_INTAKE_NREASONS];
     uint64_t connections; /* open now */
+    int redis_oom;        /* 1: Redis refused a loop's last enqueue for memory */
 };
 
 /*

@@ -21,6 +21,7 @@
 
 #include "admin_int.h"
 #include "client_int.h"
+#include "record_int.h"
 #include "utf8_int.h"
 
 /* How many keys of one shard `keys` and `stats` look at, at most. */
@@ -49,53 +50,6 @@ hq_key_state_parse(const char *name)
         if (name && strcmp(name, state_names[i]) == 0)
             return (int)i;
     return -1;
-}
-
-static int
-parse_i64(const char *s, size_t len, int64_t *out)
-{
-    char buf[32];
-    char *end;
-    long long v;
-
-    if (len == 0 || len >= sizeof(buf))
-        return HQ_EPROTO;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    v = strtoll(buf, &end, 10);
-    if (*end != '\0')
-        return HQ_EPROTO;
-    *out = v;
-    return HQ_OK;
-}
-
-int
-hq__record_parse(const char *rec, size_t len, struct hq__record *out)
-{
-    const char *f[4];
-    size_t flen[4];
-    const char *p = rec, *end = rec + len;
-
-    for (int i = 0; i < 4; i++) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-
-        if (nl == NULL)
-            return HQ_EPROTO;
-        f[i] = p;
-        flen[i] = (size_t)(nl - p);
-        p = nl + 1;
-    }
-    memset(out, 0, sizeof(*out));
-    if (flen[0] == 0 || parse_i64(f[1], flen[1], &out->seq) != HQ_OK ||
-        parse_i64(f[2], flen[2], &out->received_at_ms) != HQ_OK)
-        return HQ_EPROTO;
-    out->id = f[0];
-    out->id_len = flen[0];
-    out->webhook_id = f[3];
-    out->webhook_id_len = flen[3];
-    out->body = p;
-    out->body_len = (size_t)(end - p);
-    return HQ_OK;
 }
 
 int
@@ -199,7 +153,7 @@ int_at(const redisReply *r, size_t i)
     if (e->type == REDIS_REPLY_INTEGER)
         return e->integer;
     if (e->type == REDIS_REPLY_STRING)
-        parse_i64(e->str, e->len, &v);
+        hq__parse_i64(e->str, e->len, &v);
     return v;
 }
 
@@ -990,6 +944,7 @@ hq_stats_release(struct hq_stats *s)
     for (size_t i = 0; i < s->ntop; i++)
         key_info_release(&s->top[i]);
     free(s->top);
+    free(s->targets);
     memset(s, 0, sizeof(*s));
 }
 
@@ -1084,6 +1039,59 @@ stats_shard(hq_client *c, unsigned s, struct hq_stats *out)
     return HQ_OK;
 }
 
+static int
+target_cmp(const void *a, const void *b)
+{
+    const struct hq_target_info *x = a, *y = b;
+
+    return strcmp(x->target, y->target);
+}
+
+/* The circuit breaker's targets (breaker.lua list, in shard 0's slot). */
+static int
+stats_targets(hq_client *c, struct hq_stats *out)
+{
+    const char *argv[3] = {"list", "", ""};
+    const redisReply *l;
+    redisReply *r;
+    size_t n;
+
+    r = call_shard(c, "breaker", 0, 3, argv);
+    if (r == NULL)
+        return call_failed(c);
+    if (!is_array(r, 2) || r->element[1]->type != REDIS_REPLY_ARRAY ||
+        r->element[1]->elements % 6 != 0)
+        return bad_reply(c, r, "stats");
+    l = r->element[1];
+    n = l->elements / 6;
+    out->targets = calloc(n ? n : 1, sizeof(*out->targets));
+    if (out->targets == NULL) {
+        freeReplyObject(r);
+        return hq__err_set(&c->err, HQ_ENOMEM, "stats: out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct hq_target_info *t = &out->targets[out->ntargets];
+        redisReply *const *e = l->element + i * 6;
+
+        if (e[0]->type != REDIS_REPLY_STRING || e[5]->type != REDIS_REPLY_STRING)
+            continue;
+        snprintf(t->target, sizeof(t->target), "%.*s", (int)e[0]->len,
+                 e[0]->str);
+        t->failures = int_at(l, i * 6 + 1);
+        t->down_since_ms = int_at(l, i * 6 + 2);
+        t->up = t->down_since_ms < 0;
+        t->next_probe_ms = t->up ? -1 : int_at(l, i * 6 + 3);
+        t->probes = int_at(l, i * 6 + 4);
+        snprintf(t->last_error, sizeof(t->last_error), "%.*s",
+                 (int)e[5]->len, e[5]->str);
+        out->ntargets++;
+    }
+    freeReplyObject(r);
+    if (out->ntargets > 1)
+        qsort(out->targets, out->ntargets, sizeof(*out->targets), target_cmp);
+    return HQ_OK;
+}
+
 int
 hq_client_stats(hq_client *c, size_t top_n, struct hq_stats *out)
 {
@@ -1097,6 +1105,8 @@ hq_client_stats(hq_client *c, size_t top_n, struct hq_stats *out)
         return hq__err_set(&c->err, HQ_ENOMEM, "stats: out of memory");
     for (unsigned s = 0; s < c->ns.shards && rc == HQ_OK; s++)
         rc = stats_shard(c, s, out);
+    if (rc == HQ_OK)
+        rc = stats_targets(c, out);
     if (rc == HQ_OK && top_n > 0) {
         rc = hq_client_keys(c, HQ_KEY_IDLE, top_n, &top);
         if (rc == HQ_OK) {
@@ -1228,6 +1238,26 @@ hq_stats_json(const struct hq_stats *s, const struct hq_stats *prev)
         json_t *o = key_json(&s->top[i]);
 
         bad |= o == NULL || json_array_append_new(arr, o) != 0;
+    }
+    arr = json_array();
+    bad |= set_new(root, "targets", arr);
+    for (size_t i = 0; !bad && i < s->ntargets; i++) {
+        const struct hq_target_info *t = &s->targets[i];
+        json_t *o = json_pack("{ss sb sI}", "target", t->target, "up", t->up,
+                              "failures", (json_int_t)t->failures);
+
+        bad |= o == NULL || json_array_append_new(arr, o) != 0;
+        if (!bad && !t->up)
+            bad |= set_new(o, "down_since_ms", json_integer(t->down_since_ms)) ||
+                   set_new(o, "next_probe_ms", json_integer(t->next_probe_ms)) ||
+                   set_new(o, "probes", json_integer(t->probes));
+        if (!bad && t->last_error[0]) {
+            /* An error quotes answers: cut at 255 bytes, maybe not UTF-8. */
+            json_t *e = json_string(t->last_error);
+
+            if (e)
+                bad |= set_new(o, "last_error", e);
+        }
     }
     return dump(root, bad);
 }

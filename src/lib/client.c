@@ -29,6 +29,9 @@ hq_client_new(const struct hq_store_options *opts, hq_client **out)
     *out = c;
     rc = hq__store_parse_url(opts->url ? opts->url : "redis://127.0.0.1:6379/0",
                              opts->timeout_ms, &c->addr, &c->err);
+    if (rc == HQ_OK)
+        rc = hq__store_set_sentinels(&c->addr, opts->sentinels,
+                                     opts->sentinel_master, &c->err);
     if (rc != HQ_OK)
         return rc;
     rc = hq__store_ns_init(&c->ns, opts->ns, opts->shards, &c->err);

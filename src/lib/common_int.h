@@ -8,6 +8,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "hookq/hookq.h"
 
@@ -42,6 +44,51 @@ hq__parse_decimal(const char *s, size_t len, int64_t *out)
         v = v * 10 + (s[i] - '0');
     }
     *out = v;
+    return 0;
+}
+
+/*
+ * A signed decimal number as strtoll() reads it (leading blanks and a sign
+ * allowed), with nothing after it: HQ_OK with the value in `*out`, or
+ * HQ_EPROTO (empty, too long, or trailing bytes).
+ */
+static inline int
+hq__parse_i64(const char *s, size_t len, int64_t *out)
+{
+    char buf[32];
+    char *end;
+    long long v;
+
+    if (len == 0 || len >= sizeof(buf))
+        return HQ_EPROTO;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    v = strtoll(buf, &end, 10);
+    if (*end != '\0')
+        return HQ_EPROTO;
+    *out = v;
+    return HQ_OK;
+}
+
+/*
+ * Grow the buffer `*buf` of `*cap` bytes (doubling, from 1024) to hold at
+ * least `need` bytes. 0, or -1 when out of memory (the buffer is kept).
+ */
+static inline int
+hq__buf_reserve(char **buf, size_t *cap, size_t need)
+{
+    size_t n = *cap ? *cap : 1024;
+    char *p;
+
+    if (need <= *cap)
+        return 0;
+    while (n < need)
+        n *= 2;
+    p = realloc(*buf, n);
+    if (p == NULL)
+        return -1;
+    *buf = p;
+    *cap = n;
     return 0;
 }
 

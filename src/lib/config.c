@@ -329,10 +329,44 @@ check_redis_url(const char *v, char *why, size_t n)
         return -1;
     }
     snprintf(why, n,
-             "invalid url '%s': expected redis://[:password@]host[:port][/db] "
+             "invalid url '%s': expected "
+             "redis://[[user]:password@]host[:port][,host:port...][/db] "
              "or unix:///path",
              v);
     return -1;
+}
+
+static int
+check_sentinels(const char *v, char *why, size_t n)
+{
+    struct hq__store_seed seeds[HQ_SEEDS_MAX];
+    struct hq__err err;
+    unsigned count;
+
+    if (hq__store_parse_hostports(v, strlen(v), "sentinels", 1, seeds, &count,
+                                  &err) == HQ_OK)
+        return 0;
+    /* "sentinels: ..." is said by the key name already. */
+    snprintf(why, n, "%s", strncmp(err.msg, "sentinels: ", 11) == 0
+                               ? err.msg + 11 : err.msg);
+    return -1;
+}
+
+static int
+check_sentinel_master(const char *v, char *why, size_t n)
+{
+    if (v[0] == '\0' || strlen(v) > 127) {
+        snprintf(why, n, "must be 1 to 127 characters");
+        return -1;
+    }
+    for (const char *p = v; *p; p++) {
+        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p)) {
+            snprintf(why, n, "invalid name '%s': no spaces or control characters",
+                     v);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int
@@ -511,6 +545,10 @@ static const struct keydef keys[] = {
     {"", "log_level", K_ENUM, F(log_level), 0, 0, 0, NULL, loglevel_names},
 
     {"redis", "url", K_OPTSTR, F(redis.url), 0, 0, 0, check_redis_url, NULL},
+    {"redis", "sentinels", K_OPTSTR, F(redis.sentinels), 0, 0, 0, check_sentinels,
+     NULL},
+    {"redis", "sentinel_master", K_STR, F(redis.sentinel_master), 0, 0, 0,
+     check_sentinel_master, NULL},
     {"redis", "namespace", K_STR, F(redis.ns), 0, 0, 0, check_namespace, NULL},
     {"redis", "shards", K_UINT, F(redis.shards), 0, 1, HQ_SHARDS_MAX, NULL, NULL},
     {"redis", "data_dir", K_STR, F(redis.data_dir), 0, 0, 0, check_nonempty,
@@ -567,12 +605,21 @@ static const struct keydef keys[] = {
     {"api", "endpoint", K_ENUM, F(api.endpoint), 0, 0, 0, NULL, endpoint_names},
     {"api", "timeout", K_DURATION, F(api.timeout_ms), 0, 1, INT64_MAX, NULL,
      NULL},
+
+    {"deliver", "secret", K_OPTSTR, F(deliver.secret), 0, 0, 0, check_secret,
+     NULL},
+    {"deliver", "timeout", K_DURATION, F(deliver.timeout_ms), 0, 1, INT64_MAX,
+     NULL, NULL},
+    {"deliver", "breaker", K_INT, F(deliver.breaker), 0, 0, 1000000, NULL,
+     NULL},
+    {"deliver", "probe", K_RANGE, F(deliver.probe_min_ms),
+     F(deliver.probe_max_ms), 0, 0, NULL, NULL},
 };
 
 #undef F
 
 static const char *const sections[] = {"redis", "intake", "admin", "worker",
-                                       "api"};
+                                       "api", "deliver"};
 
 /* ------------------------------------------------------------------------ */
 /* Loader state and error collection.                                       */
@@ -698,7 +745,8 @@ unknown_key(struct loader *L, const struct origin *o, const char *section,
     size_t bestd = 3;
     char why[200];
     int is_event = strncmp(section, "event ", 6) == 0;
-    static const char *const event_keys[] = {"fetch", "deliver", "on_failure"};
+    static const char *const event_keys[] = {"fetch", "deliver", "on_failure",
+                                             "secret", "timeout"};
 
     if (is_event) {
         for (size_t i = 0; i < HQ_ARRAY_SIZE(event_keys); i++) {
@@ -1049,6 +1097,7 @@ event_get(struct loader *L, const char *code, int line)
     if (evs[cfg->nevents].code == NULL)
         return NULL;
     evs[cfg->nevents].on_failure = -1;
+    evs[cfg->nevents].timeout_ms = -1;
     evs[cfg->nevents].line = line;
     a[cfg->nevents] = 0;
     b[cfg->nevents] = 0;
@@ -1108,6 +1157,31 @@ event_key(struct loader *L, const char *section, const char *name,
             return;
         }
         ev->on_failure = e;
+    } else if (strcmp(name, "secret") == 0) {
+        if (ev->secret) {
+            origin_error(L, o, section, name, "set twice");
+            return;
+        }
+        if (check_secret(value, why, sizeof(why)) != 0) {
+            origin_error(L, o, section, name, why);
+            return;
+        }
+        ev->secret = xstrdup(L, value);
+    } else if (strcmp(name, "timeout") == 0) {
+        int64_t ms;
+        if (ev->timeout_ms >= 0) {
+            origin_error(L, o, section, name, "set twice");
+            return;
+        }
+        if (hq__parse_duration_ms(value, &ms) != HQ_OK || ms < 1) {
+            snprintf(why, sizeof(why),
+                     "invalid duration '%s' (expected a number with ms, s, "
+                     "m, h or d, at least 1ms)",
+                     value);
+            origin_error(L, o, section, name, why);
+            return;
+        }
+        ev->timeout_ms = ms;
     } else {
         unknown_key(L, o, section, name);
     }
@@ -1152,7 +1226,7 @@ enter_section(struct loader *L, const char *name)
     }
     add_error(L,
               "%s:%d: [%s]: unknown section (expected redis, intake, admin, "
-              "worker, api or event CODE)",
+              "worker, api, deliver, event CODE or event *)",
               L->file, L->lineno, name);
 }
 
@@ -1378,6 +1452,7 @@ set_defaults(struct hq_config *cfg)
     cfg->log_format = HQ_LOG_TEXT;
     cfg->log_level = 2; /* info */
     cfg->redis.ns = strdup("hookq");
+    cfg->redis.sentinel_master = strdup("hookq");
     cfg->redis.shards = 1;
     cfg->redis.data_dir = strdup("./hookq-data");
     cfg->intake.listen = strdup("127.0.0.1:8080");
@@ -1396,9 +1471,9 @@ set_defaults(struct hq_config *cfg)
     cfg->worker.concurrency = 64;
     cfg->worker.threads = 2;
     cfg->worker.lease_ms = 30000;
-    cfg->worker.max_attempts = 8;
-    cfg->worker.backoff_min_ms = 1000;
-    cfg->worker.backoff_max_ms = 600000;
+    cfg->worker.max_attempts = 12;
+    cfg->worker.backoff_min_ms = 5000;
+    cfg->worker.backoff_max_ms = 3600000;
     cfg->worker.on_failure = HQ_ON_FAILURE_DEADLETTER;
     cfg->worker.shutdown_timeout_ms = 30000;
     cfg->api.base_url = strdup("http://127.0.0.1:9000");
@@ -1407,7 +1482,11 @@ set_defaults(struct hq_config *cfg)
     cfg->api.margin_ms = 25;
     cfg->api.endpoint = HQ_ENDPOINT_ROUTE;
     cfg->api.timeout_ms = 10000;
-    if (!cfg->redis.ns || !cfg->redis.data_dir || !cfg->intake.listen ||
+    cfg->deliver.timeout_ms = 30000;
+    cfg->deliver.breaker = 5;
+    cfg->deliver.probe_min_ms = 5000;
+    cfg->deliver.probe_max_ms = 60000;
+    if (!cfg->redis.ns || !cfg->redis.sentinel_master || !cfg->redis.data_dir || !cfg->intake.listen ||
         !cfg->intake.path || !cfg->intake.customer || !cfg->admin.listen ||
         !cfg->api.base_url)
         return HQ_ENOMEM;
@@ -1435,8 +1514,24 @@ validate(struct loader *L)
                       L->file, ev->line, ev->code);
         if (ev->on_failure < 0)
             ev->on_failure = cfg->worker.on_failure;
+        if (ev->timeout_ms < 0)
+            ev->timeout_ms = cfg->deliver.timeout_ms;
     }
-    if (cfg->redis.wait_replicas > 0 && cfg->redis.url == NULL) {
+    if (cfg->redis.sentinels != NULL && cfg->redis.url != NULL &&
+        strncmp(cfg->redis.url, "unix://", 7) == 0) {
+        struct origin o = {L->file, key_line(L, "redis", "sentinels"), NULL};
+        origin_error(L, &o, "redis", "sentinels",
+                     "cannot go with a unix:// url: the Sentinels name a "
+                     "host and port");
+    } else if (cfg->redis.sentinels != NULL && cfg->redis.url != NULL &&
+               strchr(cfg->redis.url, ',') != NULL) {
+        struct origin o = {L->file, key_line(L, "redis", "sentinels"), NULL};
+        origin_error(L, &o, "redis", "sentinels",
+                     "cannot go with a url of several hosts (a Redis "
+                     "Cluster finds its masters itself)");
+    }
+    if (cfg->redis.wait_replicas > 0 && cfg->redis.url == NULL &&
+        cfg->redis.sentinels == NULL) {
         struct origin o = {L->file, key_line(L, "redis", "wait_replicas"), NULL};
         origin_error(L, &o, "redis", "wait_replicas",
                      "needs a [redis] url: the embedded Redis of hookq run has "
@@ -1458,6 +1553,7 @@ event_free(struct hq_event_cfg *ev)
         free(ev->fetch[j]);
     free(ev->fetch);
     free(ev->deliver);
+    free(ev->secret);
     free(ev->code);
 }
 
@@ -1472,6 +1568,8 @@ hq__config_free(struct hq_config *cfg)
     free(cfg->path);
     free(cfg->redis.url);
     free(cfg->redis.ns);
+    free(cfg->redis.sentinels);
+    free(cfg->redis.sentinel_master);
     free(cfg->redis.data_dir);
     free(cfg->intake.listen);
     free(cfg->intake.path);
@@ -1480,6 +1578,7 @@ hq__config_free(struct hq_config *cfg)
     free(cfg->admin.listen);
     free(cfg->admin.token);
     free(cfg->api.base_url);
+    free(cfg->deliver.secret);
     free(cfg);
 }
 
@@ -1612,12 +1711,16 @@ fail:
 const struct hq_event_cfg *
 hq__config_event(const struct hq_config *cfg, const char *code, size_t len)
 {
+    const struct hq_event_cfg *any = NULL;
+
     for (size_t i = 0; i < cfg->nevents; i++) {
         const char *c = cfg->events[i].code;
         if (strncmp(c, code, len) == 0 && c[len] == '\0')
             return &cfg->events[i];
+        if (strcmp(c, "*") == 0)
+            any = &cfg->events[i];
     }
-    return NULL;
+    return any;
 }
 
 void

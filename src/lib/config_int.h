@@ -23,6 +23,8 @@ struct hq_event_cfg {
     size_t nfetch;
     char *deliver;       /* http://..., exec:/path, log or log:FILE */
     int on_failure;      /* enum hq_failure_policy; worker.on_failure if unset */
+    char *secret;        /* whsec_...: signs http deliveries; NULL = [deliver] */
+    int64_t timeout_ms;  /* one delivery; [deliver] timeout when unset (-1) */
     int line;            /* where the section starts, for messages */
 };
 
@@ -33,7 +35,9 @@ struct hq_config {
                             of hookq.h); top-level key log_level, info */
 
     struct {
-        char *url;       /* NULL = embedded (hookq run) */
+        char *url;       /* NULL = embedded (hookq run), unless sentinels */
+        char *sentinels; /* NULL, or "host:port[,host:port...]" */
+        char *sentinel_master; /* "hookq": the master's name at the Sentinels */
         char *ns;        /* "hookq" */
         unsigned shards; /* 1 */
         char *data_dir;  /* "./hookq-data" */
@@ -65,9 +69,9 @@ struct hq_config {
         unsigned concurrency;      /* 64 */
         unsigned threads;          /* 2 */
         int64_t lease_ms;          /* 30 s */
-        int max_attempts;          /* 8 */
-        int64_t backoff_min_ms;    /* 1 s */
-        int64_t backoff_max_ms;    /* 10 min */
+        int max_attempts;          /* 12 */
+        int64_t backoff_min_ms;    /* 5 s */
+        int64_t backoff_max_ms;    /* 1 h */
         int on_failure;            /* enum hq_failure_policy */
         int64_t shutdown_timeout_ms; /* 30 s */
     } worker;
@@ -80,6 +84,14 @@ struct hq_config {
         int endpoint;          /* enum hq_endpoint_mode */
         int64_t timeout_ms;    /* 10 s */
     } api;
+
+    struct {
+        char *secret;          /* NULL = http deliveries are not signed */
+        int64_t timeout_ms;    /* one http delivery or exec run: 30 s */
+        int breaker;           /* consecutive failures that trip: 5; 0 = off */
+        int64_t probe_min_ms;  /* while down, probe backoff: 5 s */
+        int64_t probe_max_ms;  /* ... up to 1 min */
+    } deliver;
 
     struct hq_event_cfg *events; /* one per [event CODE] section */
     size_t nevents;
@@ -115,7 +127,10 @@ int hq__config_defaults(struct hq_config **out);
 
 void hq__config_free(struct hq_config *cfg);
 
-/* The [event CODE] section for `code`, or NULL. */
+/*
+ * The [event CODE] section for `code`, else the catch-all [event *], or
+ * NULL when neither exists.
+ */
 const struct hq_event_cfg *hq__config_event(const struct hq_config *cfg,
                                             const char *code, size_t len);
 

@@ -22,7 +22,9 @@
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
 
+#include "cluster_int.h"
 #include "conn_int.h"
+#include "sentinel_int.h"
 #include "scripts_int.h"
 
 #define MAX_ARGS 4096
@@ -100,14 +102,45 @@ check_reply(redisReply *r, const char *what, struct hq__err *err)
     return HQ_OK;
 }
 
-redisContext *
-hq__conn_connect_sync(const struct hq__store_addr *addr, struct hq__err *err)
+/*
+ * With Sentinels: the master's address, asked now, into `*out` (a copy of
+ * `addr` with host and port replaced). A Sentinel gets at most a second:
+ * an event loop may be waiting on this.
+ */
+static int
+sentinel_resolve(const struct hq__store_addr *addr, struct hq__store_addr *out,
+                 struct hq__err *err)
 {
+    struct hq__store_seed m;
+    struct hq__store_addr a = *addr;
+
+    if (a.timeout_ms > 1000)
+        a.timeout_ms = 1000;
+    if (hq__sentinel_lookup(addr->sentinels, addr->nsentinels,
+                            addr->sentinel_master, &a, &m, err) != HQ_OK)
+        return HQ_ESTORE;
+    *out = *addr;
+    memcpy(out->host, m.host, sizeof(out->host));
+    out->port = m.port;
+    out->nsentinels = 0;
+    return HQ_OK;
+}
+
+redisContext *
+hq__conn_connect_sync(const struct hq__store_addr *addr_, struct hq__err *err)
+{
+    struct hq__store_addr master;
+    const struct hq__store_addr *addr = addr_;
     struct timeval tv = {addr->timeout_ms / 1000,
                          (addr->timeout_ms % 1000) * 1000};
     redisContext *c;
     char name[300];
 
+    if (addr->nsentinels) {
+        if (sentinel_resolve(addr_, &master, err) != HQ_OK)
+            return NULL;
+        addr = &master;
+    }
     addr_name(addr, name, sizeof(name));
     if (addr->unix_path[0])
         c = redisConnectUnixWithTimeout(addr->unix_path, tv);
@@ -127,7 +160,11 @@ hq__conn_connect_sync(const struct hq__store_addr *addr, struct hq__err *err)
     /* TCP only: on a unix socket it fails and leaves c->err set. */
     if (!addr->unix_path[0])
         redisEnableKeepAlive(c);
-    if (addr->password[0] &&
+    if (addr->user[0] &&
+        check_reply(redisCommand(c, "AUTH %s %s", addr->user, addr->password),
+                    "auth", err))
+        goto fail;
+    if (!addr->user[0] && addr->password[0] &&
         check_reply(redisCommand(c, "AUTH %s", addr->password), "auth", err))
         goto fail;
     if (addr->db &&
@@ -141,6 +178,301 @@ fail:
     return NULL;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Blocking connections to a Redis Cluster.                                 */
+
+#define SCL_NODES 64
+#define SCL_PATIENCE_MS 2000 /* redirections and waits of one blocking call */
+
+struct sc_node {
+    char host[256];
+    int port;
+    redisContext *rc; /* NULL or broken: made on next use */
+};
+
+struct hq__sconn_cluster {
+    struct hq__cluster_map map;
+    int has_map;
+    struct sc_node nodes[SCL_NODES];
+    unsigned nnodes;
+};
+
+static int
+is_cluster(const struct hq__store_addr *addr)
+{
+    return addr->nseeds > 1;
+}
+
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+static struct sc_node *
+sc_node(struct hq__sconn_cluster *cl, const char *host, int port)
+{
+    for (unsigned i = 0; i < cl->nnodes; i++)
+        if (cl->nodes[i].port == port && strcmp(cl->nodes[i].host, host) == 0)
+            return &cl->nodes[i];
+    if (cl->nnodes == SCL_NODES || strlen(host) >= sizeof(cl->nodes[0].host))
+        return NULL;
+    memcpy(cl->nodes[cl->nnodes].host, host, strlen(host) + 1);
+    cl->nodes[cl->nnodes].port = port;
+    cl->nodes[cl->nnodes].rc = NULL;
+    return &cl->nodes[cl->nnodes++];
+}
+
+/* The node's live context, made again if missing or broken. */
+static redisContext *
+sc_node_rc(const struct hq__store_addr *addr, struct sc_node *n,
+           struct hq__err *err)
+{
+    struct hq__store_addr a;
+
+    if (n->rc && !n->rc->err)
+        return n->rc;
+    if (n->rc)
+        redisFree(n->rc);
+    a = *addr;
+    memcpy(a.host, n->host, sizeof(a.host));
+    a.port = n->port;
+    a.nseeds = 1;
+    n->rc = hq__conn_connect_sync(&a, err);
+    return n->rc;
+}
+
+/* Read the slot map from a known node or seed; HQ_OK or HQ_ESTORE. */
+static int
+sc_read_map(const struct hq__store_addr *addr, struct hq__sconn_cluster *cl,
+            struct hq__err *err)
+{
+    for (unsigned i = 0; i < addr->nseeds; i++)
+        sc_node(cl, addr->seeds[i].host, addr->seeds[i].port);
+    for (unsigned i = 0; i < cl->nnodes; i++) {
+        struct sc_node *n = &cl->nodes[i];
+        redisContext *rc = sc_node_rc(addr, n, err);
+        redisReply *r;
+        int ok;
+
+        if (rc == NULL)
+            continue;
+        r = redisCommand(rc, "CLUSTER SLOTS");
+        ok = hq__cluster_map_from_slots(&cl->map, r, n->host, err) == HQ_OK;
+        if (r)
+            freeReplyObject(r);
+        if (ok) {
+            cl->has_map = 1;
+            return HQ_OK;
+        }
+    }
+    cl->has_map = 0;
+    return HQ_ESTORE; /* `err` says the last reason */
+}
+
+static struct hq__sconn_cluster *
+sc_get(struct hq__sconn *c, struct hq__err *err)
+{
+    if (c->cl == NULL) {
+        c->cl = calloc(1, sizeof(*c->cl));
+        if (c->cl == NULL) {
+            hq__err_set(err, HQ_ENOMEM, "out of memory");
+            return NULL;
+        }
+    }
+    if (!c->cl->has_map && sc_read_map(c->addr, c->cl, err) != HQ_OK)
+        return NULL;
+    return c->cl;
+}
+
+/* The context of the master of `slot`, the map read again once if need be. */
+static redisContext *
+sc_slot_rc(struct hq__sconn *c, unsigned slot, unsigned shard,
+           struct hq__err *err)
+{
+    struct hq__sconn_cluster *cl = sc_get(c, err);
+
+    for (int pass = 0; cl && pass < 2; pass++) {
+        const struct hq__cluster_node *cn = hq__cluster_map_node(&cl->map, slot);
+        struct sc_node *n = cn ? sc_node(cl, cn->host, cn->port) : NULL;
+        redisContext *rc = NULL;
+
+        if (cn == NULL)
+            hq__err_set(err, HQ_ESTORE,
+                        "shard %u (slot %u): no master serves it", shard, slot);
+        else if (n == NULL)
+            hq__err_set(err, HQ_ESTORE, "too many redis cluster nodes");
+        else
+            rc = sc_node_rc(c->addr, n, err);
+        if (rc)
+            return rc;
+        if (pass == 0 && sc_read_map(c->addr, cl, err) != HQ_OK)
+            break;
+    }
+    return NULL;
+}
+
+/* What an error reply asks of a blocking cluster call: 0 = give it back. */
+static int
+sc_follow(struct hq__sconn *c, const redisReply *r, int is_script, int64_t deadline)
+{
+    struct hq__redirect rd;
+    struct hq__err e;
+
+    if (r == NULL || r->type != REDIS_REPLY_ERROR || mono_ms() >= deadline)
+        return 0;
+    if (c->cl == NULL) {
+        /* Sentinel: a replica now, or loading; connect again, asking the
+         * Sentinels where the master is. */
+        enum hq__redirect_kind k = hq__cluster_redirect_parse(r->str, r->len, &rd);
+        if (c->addr->nsentinels == 0 ||
+            (k != HQ_REDIRECT_READONLY && k != HQ_REDIRECT_LOADING &&
+             k != HQ_REDIRECT_MASTERDOWN))
+            return 0;
+        if (c->rc)
+            redisFree(c->rc);
+        c->rc = NULL;
+        sleep_ms(100);
+        return 1;
+    }
+    switch (hq__cluster_redirect_parse(r->str, r->len, &rd)) {
+    case HQ_REDIRECT_MOVED:
+        /* A fresh map; the one slot at once in case it cannot be read. */
+        if (sc_read_map(c->addr, c->cl, &e) != HQ_OK && rd.host[0])
+            hq__cluster_map_set(&c->cl->map, rd.slot, rd.host, rd.port);
+        c->cl->has_map = 1;
+        return 1;
+    case HQ_REDIRECT_ASK:
+        /* Scripts wait until the slot has moved (router_int.h says why);
+         * hookq sends nothing else blocking that ASK could concern. */
+        (void)is_script;
+        sleep_ms(50);
+        return 1;
+    case HQ_REDIRECT_READONLY:
+    case HQ_REDIRECT_MASTERDOWN:
+        sleep_ms(50);
+        sc_read_map(c->addr, c->cl, &e);
+        return 1;
+    case HQ_REDIRECT_TRYAGAIN:
+    case HQ_REDIRECT_CLUSTERDOWN:
+    case HQ_REDIRECT_LOADING:
+        sleep_ms(50);
+        return 1;
+    case HQ_REDIRECT_NONE:
+        break;
+    }
+    return 0;
+}
+
+static void
+sc_free(struct hq__sconn_cluster *cl)
+{
+    if (cl == NULL)
+        return;
+    for (unsigned i = 0; i < cl->nnodes; i++)
+        if (cl->nodes[i].rc)
+            redisFree(cl->nodes[i].rc);
+    free(cl);
+}
+
+int
+hq__conn_cluster_layout(const struct hq__store_addr *addr,
+                        const struct hq__store_ns *ns, char *buf, size_t size,
+                        int *uneven, struct hq__err *err)
+{
+    struct hq__sconn_cluster *cl;
+    int rc;
+
+    if (!is_cluster(addr))
+        return HQ_EINVAL;
+    cl = calloc(1, sizeof(*cl));
+    if (cl == NULL)
+        return hq__err_set(err, HQ_ENOMEM, "out of memory");
+    rc = sc_read_map(addr, cl, err);
+    if (rc == HQ_OK)
+        *uneven = hq__cluster_layout(&cl->map, ns, buf, size);
+    sc_free(cl);
+    return rc;
+}
+
+int
+hq__sconn_ping(struct hq__sconn *c, char *why, size_t size)
+{
+    unsigned shards = c->ns ? c->ns->shards : 1;
+    struct hq__err e;
+
+    if (!is_cluster(c->addr)) {
+        redisContext *rc = hq__sconn_for_shard(c, 0, &e);
+        redisReply *r;
+        int ok;
+
+        if (rc == NULL) {
+            snprintf(why, size, "%s", e.msg);
+            return 0;
+        }
+        r = redisCommand(rc, "PING");
+        ok = r != NULL && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+        if (!ok)
+            snprintf(why, size, "%s",
+                     r == NULL                      ? rc->errstr
+                     : r->type == REDIS_REPLY_ERROR ? r->str
+                                                    : "unexpected reply");
+        if (r)
+            freeReplyObject(r);
+        if (!ok)
+            hq__sconn_release(c);
+        return ok;
+    }
+    /* The map as it is now, then each shard's master once. */
+    if (sc_get(c, &e) == NULL || sc_read_map(c->addr, c->cl, &e) != HQ_OK) {
+        snprintf(why, size, "cannot read the cluster's slot map: %s", e.msg);
+        return 0;
+    }
+    for (unsigned s = 0; s < shards; s++) {
+        unsigned slot = c->ns ? hq__cluster_shard_slot(c->ns, s) : 0;
+        const struct hq__cluster_node *cn = hq__cluster_map_node(&c->cl->map, slot);
+        struct sc_node *n = cn ? sc_node(c->cl, cn->host, cn->port) : NULL;
+        redisContext *rc;
+        redisReply *r;
+        int ok;
+
+        if (cn == NULL || n == NULL) {
+            snprintf(why, size, "shard %u (slot %u): no master serves it", s, slot);
+            return 0;
+        }
+        rc = sc_node_rc(c->addr, n, &e);
+        if (rc == NULL) {
+            snprintf(why, size, "shard %u (slot %u, %s:%d): %s", s, slot,
+                     n->host, n->port, e.msg);
+            return 0;
+        }
+        r = redisCommand(rc, "PING");
+        ok = r != NULL && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+        if (!ok)
+            snprintf(why, size, "shard %u (slot %u, %s:%d): %s", s, slot, n->host,
+                     n->port,
+                     r == NULL                      ? rc->errstr
+                     : r->type == REDIS_REPLY_ERROR ? r->str
+                                                    : "unexpected reply");
+        if (r)
+            freeReplyObject(r);
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
 void
 hq__sconn_init(struct hq__sconn *c, const struct hq__store_addr *addr,
                const struct hq__store_ns *ns)
@@ -148,6 +480,7 @@ hq__sconn_init(struct hq__sconn *c, const struct hq__store_addr *addr,
     c->addr = addr;
     c->ns = ns;
     c->rc = NULL;
+    c->cl = NULL;
 }
 
 void
@@ -156,12 +489,16 @@ hq__sconn_release(struct hq__sconn *c)
     if (c->rc)
         redisFree(c->rc);
     c->rc = NULL;
+    sc_free(c->cl);
+    c->cl = NULL;
 }
 
 redisContext *
 hq__sconn_for_shard(struct hq__sconn *c, unsigned shard, struct hq__err *err)
 {
-    (void)shard; /* one connection serves every shard */
+    if (is_cluster(c->addr))
+        return sc_slot_rc(c, c->ns ? hq__cluster_shard_slot(c->ns, shard) : 0,
+                          shard, err);
     /* A broken connection stays broken in hiredis: make a new one. */
     if (c->rc == NULL || c->rc->err) {
         if (c->rc)
@@ -232,15 +569,26 @@ hq__sconn_eval(struct hq__sconn *c, unsigned shard, const char *name,
 {
     struct sync_call sc;
     redisReply *r = NULL;
+    int64_t deadline = mono_ms() + SCL_PATIENCE_MS;
 
-    if (sync_call_init(&sc, c, shard, name, argc, argv, argvlen, err) == HQ_OK) {
+    for (;;) {
+        if (sync_call_init(&sc, c, shard, name, argc, argv, argvlen, err) != HQ_OK)
+            break;
         r = redisCommandArgv(sc.rc, argc + 4, sc.cmd, sc.cmdlen);
         if (is_noscript(r)) {
             freeReplyObject(r);
             build_eval(name, 1, sc.prefix, argc, argv, argvlen, sc.cmd, sc.cmdlen);
             r = redisCommandArgv(sc.rc, argc + 4, sc.cmd, sc.cmdlen);
         }
+        /* On a cluster: a call redirected or refused did not run. */
+        if (sc_follow(c, r, 1, deadline)) {
+            freeReplyObject(r);
+            r = NULL;
+            sync_call_release(&sc);
+            continue;
+        }
         r = take_reply(sc.rc, r, name, err);
+        break;
     }
     sync_call_release(&sc);
     return r;
@@ -267,28 +615,80 @@ hq__sconn_eval_reply(struct hq__sconn *c, unsigned shard, int *noscript,
                      struct hq__err *err)
 {
     void *r = NULL;
+    redisContext *rc = c->rc;
+    struct hq__redirect rd;
 
-    (void)shard;
     *noscript = 0;
-    if (c->rc == NULL) {
+    if (is_cluster(c->addr)) {
+        /* The context the call was appended to: the map has not been read
+         * since (only a blocking call reads it, and those come after). */
+        rc = sc_slot_rc(c, c->ns ? hq__cluster_shard_slot(c->ns, shard) : 0,
+                        shard, err);
+        if (rc == NULL)
+            return NULL;
+    }
+    if (rc == NULL) {
         hq__err_set(err, HQ_ESTORE, "script (pipelined): not connected");
         return NULL;
     }
-    if (redisGetReply(c->rc, &r) != REDIS_OK)
+    if (redisGetReply(rc, &r) != REDIS_OK)
         r = NULL;
-    if (is_noscript(r)) {
+    if (is_noscript(r) ||
+        (r && ((redisReply *)r)->type == REDIS_REPLY_ERROR &&
+         hq__cluster_redirect_parse(((redisReply *)r)->str, ((redisReply *)r)->len,
+                                    &rd) != HQ_REDIRECT_NONE)) {
         *noscript = 1;
+        hq__err_set(err, HQ_ESTORE, "%s", ((redisReply *)r)->str);
         freeReplyObject(r);
-        hq__err_set(err, HQ_ESTORE, "NOSCRIPT");
         return NULL;
     }
-    return take_reply(c->rc, r, "(pipelined)", err);
+    return take_reply(rc, r, "(pipelined)", err);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Asynchronous connections.                                                */
 
 static void retry_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Sentinel: a node answered READONLY (a replica now) or LOADING: drop the
+ * connection and ask the Sentinels again (hq__conn_reset() cannot run in
+ * the reply's callback, hence this event). */
+static void
+stale_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct hq__conn *c = arg;
+    char why[400];
+
+    (void)fd;
+    (void)what;
+    snprintf(why, sizeof(why),
+             "redis at '%s:%d' is not a writable master now (READONLY or "
+             "LOADING); asking the sentinels again",
+             c->master_host, c->master_port);
+    hq__conn_reset(c, why);
+}
+
+/* Called with every reply of `ac`: see stale_cb(). */
+static void
+check_stale(redisAsyncContext *ac, const redisReply *r)
+{
+    struct hq__conn *c = ac->data;
+    struct hq__redirect rd;
+
+    if (c == NULL || c->stale_ev == NULL || c->ac != ac || r == NULL ||
+        r->type != REDIS_REPLY_ERROR)
+        return;
+    switch (hq__cluster_redirect_parse(r->str, r->len, &rd)) {
+    case HQ_REDIRECT_READONLY:
+    case HQ_REDIRECT_LOADING:
+    case HQ_REDIRECT_MASTERDOWN:
+        if (!evtimer_pending(c->stale_ev, NULL))
+            event_active(c->stale_ev, EV_TIMEOUT, 1);
+        break;
+    default:
+        break;
+    }
+}
 
 int
 hq__conn_init(struct hq__conn *c, struct event_base *base,
@@ -309,6 +709,11 @@ hq__conn_init(struct hq__conn *c, struct event_base *base,
     if (!(flags & HQ_CONN_ON_DEMAND)) {
         c->retry_ev = evtimer_new(base, retry_cb, c);
         if (c->retry_ev == NULL)
+            return HQ_ENOMEM;
+    }
+    if (addr->nsentinels) {
+        c->stale_ev = evtimer_new(base, stale_cb, c);
+        if (c->stale_ev == NULL)
             return HQ_ENOMEM;
     }
     return HQ_OK;
@@ -345,6 +750,7 @@ static void
 went_down(struct hq__conn *c, const char *why)
 {
     c->up = 0;
+    c->seed++; /* HQ_CONN_ANY_NODE: the next seed next time */
     if (c->closing)
         return;
     if (c->hooks.down)
@@ -395,21 +801,84 @@ ignore_reply(redisAsyncContext *ac, void *r, void *privdata)
     (void)privdata;
 }
 
+static void
+router_map(void *arg)
+{
+    struct hq__conn *c = arg;
+
+    if (c->up || c->closing)
+        return;
+    c->up = 1;
+    if (c->hooks.up)
+        c->hooks.up(c, c->hooks.arg);
+}
+
+static void
+router_node_down(const char *why, void *arg)
+{
+    struct hq__conn *c = arg;
+
+    /* Until the map has been read again: `up` then. */
+    c->up = 0;
+    if (!c->closing && c->hooks.down)
+        c->hooks.down(c, why, c->hooks.arg);
+}
+
+static int
+routed(const struct hq__conn *c)
+{
+    return c->addr->nseeds > 1 && !(c->flags & HQ_CONN_ANY_NODE);
+}
+
 void
 hq__conn_start(struct hq__conn *c)
 {
     redisAsyncContext *ac;
     char name[300], why[400];
+    const char *host = c->addr->host;
+    int port = c->addr->port;
 
-    if (c->ac != NULL || c->closing)
+    if (c->ac != NULL || c->router != NULL || c->closing)
         return;
     if (c->retry_ev)
         evtimer_del(c->retry_ev);
-    addr_name(c->addr, name, sizeof(name));
+    if (routed(c)) {
+        struct hq__router_hooks rh = {router_map, router_node_down, c};
+
+        if (hq__router_new(c->base, c->addr, &c->router) != HQ_OK) {
+            went_down(c, "cannot set up the cluster router: out of memory");
+            return;
+        }
+        hq__router_set_hooks(c->router, &rh);
+        if (hq__router_has_map(c->router))
+            router_map(c);
+        return;
+    }
+    if (c->addr->nsentinels) {
+        struct hq__store_addr m;
+        struct hq__err e;
+
+        if (sentinel_resolve(c->addr, &m, &e) != HQ_OK) {
+            went_down(c, e.msg);
+            return;
+        }
+        c->master_port = m.port;
+        memcpy(c->master_host, m.host, sizeof(c->master_host));
+        host = c->master_host;
+        port = c->master_port;
+        snprintf(name, sizeof(name), "%s:%d", host, port);
+    } else if (c->addr->nseeds > 1) {
+        /* HQ_CONN_ANY_NODE: the seeds in turn, one per attempt. */
+        host = c->addr->seeds[c->seed % c->addr->nseeds].host;
+        port = c->addr->seeds[c->seed % c->addr->nseeds].port;
+        snprintf(name, sizeof(name), "%s:%d", host, port);
+    } else {
+        addr_name(c->addr, name, sizeof(name));
+    }
     if (c->addr->unix_path[0])
         ac = redisAsyncConnectUnix(c->addr->unix_path);
     else
-        ac = redisAsyncConnect(c->addr->host, c->addr->port);
+        ac = redisAsyncConnect(host, port);
     if (ac == NULL || ac->err || redisLibeventAttach(ac, c->base) != REDIS_OK) {
         snprintf(why, sizeof(why), "cannot connect to redis at '%s': %s", name,
                  ac == NULL ? "out of memory"
@@ -424,7 +893,10 @@ hq__conn_start(struct hq__conn *c)
     c->ac = ac;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    if (c->addr->password[0])
+    if (c->addr->user[0])
+        redisAsyncCommand(ac, ignore_reply, NULL, "AUTH %s %s", c->addr->user,
+                          c->addr->password);
+    else if (c->addr->password[0])
         redisAsyncCommand(ac, ignore_reply, NULL, "AUTH %s", c->addr->password);
     if (c->addr->db)
         redisAsyncCommand(ac, ignore_reply, NULL, "SELECT %d", c->addr->db);
@@ -453,6 +925,11 @@ drop(struct hq__conn *c)
 void
 hq__conn_reset(struct hq__conn *c, const char *why)
 {
+    if (c->router) {
+        router_node_down(why, c);
+        hq__router_reset(c->router);
+        return;
+    }
     if (c->ac == NULL)
         return;
     drop(c);
@@ -471,7 +948,12 @@ void
 hq__conn_release(struct hq__conn *c)
 {
     c->closing = 1;
+    hq__router_free(c->router);
+    c->router = NULL;
     drop(c);
+    if (c->stale_ev)
+        event_free(c->stale_ev);
+    c->stale_ev = NULL;
     if (c->retry_ev)
         event_free(c->retry_ev);
     c->retry_ev = NULL;
@@ -480,7 +962,13 @@ hq__conn_release(struct hq__conn *c)
 redisAsyncContext *
 hq__conn_for_shard(struct hq__conn *c, unsigned shard)
 {
-    (void)shard; /* one connection serves every shard */
+    if (routed(c)) {
+        if (c->router == NULL && (c->flags & HQ_CONN_ON_DEMAND))
+            hq__conn_start(c);
+        if (c->router == NULL)
+            return NULL;
+        return hq__router_slot_ac(c->router, hq__cluster_shard_slot(c->ns, shard));
+    }
     if (c->ac == NULL && (c->flags & HQ_CONN_ON_DEMAND))
         hq__conn_start(c);
     if (c->ac == NULL || (c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
@@ -505,6 +993,7 @@ async_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct async_call *call = privdata;
 
+    check_stale(ac, reply);
     if (is_noscript(reply) && !call->resent) {
         const struct hq__script *s = hq__store_script(call->name);
         call->resent = 1;
@@ -536,6 +1025,15 @@ hq__conn_eval(struct hq__conn *c, unsigned shard, const char *name, int argc,
 
     if (hq__store_script(name) == NULL || argc < 0 || argc > MAX_ARGS - 4)
         return HQ_EINVAL;
+    if (routed(c)) {
+        if (c->router == NULL && (c->flags & HQ_CONN_ON_DEMAND))
+            hq__conn_start(c);
+        if (c->router == NULL)
+            return HQ_ESTORE;
+        hq__store_prefix(c->ns, shard, prefix, sizeof(prefix));
+        return hq__router_eval(c->router, hq__cluster_shard_slot(c->ns, shard),
+                               name, prefix, argc, argv, argvlen, fn, privdata);
+    }
     ac = hq__conn_for_shard(c, shard);
     if (ac == NULL)
         return HQ_ESTORE;
@@ -576,8 +1074,17 @@ hq__conn_command(struct hq__conn *c, unsigned shard, int argc,
                  const char **argv, const size_t *argvlen, redisCallbackFn *fn,
                  void *privdata)
 {
-    redisAsyncContext *ac = hq__conn_for_shard(c, shard);
+    redisAsyncContext *ac;
 
+    if (routed(c)) {
+        if (c->router == NULL && (c->flags & HQ_CONN_ON_DEMAND))
+            hq__conn_start(c);
+        if (c->router == NULL)
+            return HQ_ESTORE;
+        return hq__router_command(c->router, hq__cluster_shard_slot(c->ns, shard),
+                                  argc, argv, argvlen, fn, privdata);
+    }
+    ac = hq__conn_for_shard(c, shard);
     if (ac == NULL ||
         redisAsyncCommandArgv(ac, fn, privdata, argc, argv, argvlen) != REDIS_OK)
         return HQ_ESTORE;

@@ -14,8 +14,13 @@
  *     next call.
  * Callers name a shard, never a connection: hq__conn_for_shard() and
  * hq__sconn_for_shard() are the one lookup of "which connection serves
- * shard S", so that routing to several masters (Redis Cluster) changes
- * them and nothing else. Today every shard is served by the one connection.
+ * shard S". On one Redis, one connection serves every shard. On a Redis
+ * Cluster (a url with several hosts), an asynchronous conn holds a router
+ * (router_int.h: one connection per master, MOVED, ASK, TRYAGAIN...) and
+ * a blocking one a connection per master and the slot map; the hooks then
+ * say `down` when a node's connection fails and `up` when the slot map
+ * has been read again, and a shard whose master is unreachable fails its
+ * own calls while the others go on.
  *
  * A script call answered NOSCRIPT did not run (Redis restarted, or SCRIPT
  * FLUSH): it is sent once more with the script's source, which also caches
@@ -28,6 +33,7 @@
 
 #include <stdint.h>
 
+#include "router_int.h"
 #include "store_int.h"
 
 struct event;
@@ -59,6 +65,10 @@ enum hq__conn_flags {
     /* Connect at the first call, and after a failure at the next call
      * instead of on a timer (processing: no call, no connection). */
     HQ_CONN_ON_DEMAND = 1 << 0,
+    /* On a Redis Cluster, one connection to any node, the seeds in turn
+     * (the worker's wake subscription: every node hears every PUBLISH);
+     * without it, a conn on a cluster routes each call by its shard. */
+    HQ_CONN_ANY_NODE = 1 << 1,
 };
 
 /* Owned by one loop; every field is touched only by its thread. */
@@ -74,6 +84,13 @@ struct hq__conn {
     int attempts;                      /* failed attempts since the last connect */
     uint64_t rng;                      /* jitter */
     struct event *retry_ev;            /* the reconnect timer */
+    struct hq__router *router;         /* a Redis Cluster: routes the calls;
+                                          `ac` stays NULL (router.c) */
+    unsigned seed;                     /* HQ_CONN_ANY_NODE: the seed to try */
+    struct event *stale_ev;            /* Sentinel: a node answered READONLY or
+                                          LOADING; reconnect, asking again */
+    char master_host[256];             /* Sentinel: the master last given */
+    int master_port;
 };
 
 /*
@@ -154,10 +171,14 @@ int hq__conn_backoff_ms(int attempt, uint64_t rnd);
 /* Blocking connections.                                                    */
 
 /* One thread at a time. */
+struct hq__sconn_cluster;
+
 struct hq__sconn {
     const struct hq__store_addr *addr; /* borrowed; outlives the sconn */
     const struct hq__store_ns *ns;     /* borrowed */
     redisContext *rc;                  /* NULL or broken: made on next use */
+    struct hq__sconn_cluster *cl;      /* a Redis Cluster: the slot map and a
+                                          context per master; made on first use */
 };
 
 /* Set up without connecting. Cannot fail. */
@@ -189,14 +210,33 @@ redisReply *hq__sconn_eval(struct hq__sconn *c, unsigned shard,
  * HQ_EINVAL, HQ_ENOMEM, or HQ_ESTORE with `err` when Redis cannot be
  * reached); read the replies in order with hq__sconn_eval_reply(), which
  * returns NULL with `err` set on an error reply; `*noscript` is set when
- * that error was NOSCRIPT, i.e. the call did not run and may be sent again
- * with hq__sconn_eval().
+ * that error says the call did not run and may be sent again with
+ * hq__sconn_eval(): NOSCRIPT, or on a cluster MOVED, ASK, TRYAGAIN,
+ * CLUSTERDOWN (hq__sconn_eval() follows them).
  */
 int hq__sconn_eval_append(struct hq__sconn *c, unsigned shard,
                           const char *name, int argc, const char **argv,
                           const size_t *argvlen, struct hq__err *err);
 redisReply *hq__sconn_eval_reply(struct hq__sconn *c, unsigned shard,
                                  int *noscript, struct hq__err *err);
+
+/*
+ * /healthz: 1 when Redis answers PING — on a cluster, when the master of
+ * every shard of `c->ns` does (the map read afresh). Else 0, with the
+ * reason in `why` ("shard 3 (slot 8784, 127.0.0.1:7002): connection
+ * refused"). `ns` NULL counts as one shard.
+ */
+int hq__sconn_ping(struct hq__sconn *c, char *why, size_t size);
+
+/*
+ * On a cluster: how the shards of `ns` fall on the masters (the map read
+ * from the seeds now), for the start log; `*uneven` set when one master
+ * holds more than twice its share. HQ_OK, HQ_EINVAL when `addr` is not a
+ * cluster, or HQ_ESTORE with `err`.
+ */
+int hq__conn_cluster_layout(const struct hq__store_addr *addr,
+                            const struct hq__store_ns *ns, char *buf,
+                            size_t size, int *uneven, struct hq__err *err);
 
 /*
  * A new blocking connection to `addr` with AUTH and SELECT done, for a

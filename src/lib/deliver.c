@@ -14,6 +14,7 @@
  * log writes each line with one write(2) on an O_APPEND descriptor, so
  * lines of concurrent loops and processes never interleave.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -21,10 +22,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -63,6 +66,67 @@ struct hq__delivery {
     int64_t timeout_ms;
     int reap_delay_ms;
 };
+
+int
+hq__url_origin(const char *url, char *buf, size_t size)
+{
+    const char *s, *host, *end, *at, *port = NULL;
+    size_t hostlen, schemelen, n;
+    int https;
+
+    if (strncasecmp(url, "http://", 7) == 0)
+        https = 0, schemelen = 4;
+    else if (strncasecmp(url, "https://", 8) == 0)
+        https = 1, schemelen = 5;
+    else
+        return HQ_EINVAL;
+    s = url + schemelen + 3;
+    end = s + strcspn(s, "/?#");
+    at = memchr(s, '@', (size_t)(end - s));
+    host = at ? at + 1 : s;
+    if (*host == '[') {
+        const char *rb = memchr(host, ']', (size_t)(end - host));
+
+        if (!rb)
+            return HQ_EINVAL;
+        hostlen = (size_t)(rb + 1 - host);
+        if (rb + 1 < end && rb[1] == ':')
+            port = rb + 2;
+    } else {
+        const char *colon = memchr(host, ':', (size_t)(end - host));
+
+        hostlen = (size_t)((colon ? colon : end) - host);
+        if (colon)
+            port = colon + 1;
+    }
+    if (hostlen == 0)
+        return HQ_EINVAL;
+    n = (size_t)snprintf(buf, size, "%s://", https ? "https" : "http");
+    if (n + hostlen + 8 > size)
+        return HQ_EINVAL;
+    for (size_t i = 0; i < hostlen; i++)
+        buf[n++] = (char)tolower((unsigned char)host[i]);
+    if (port && port < end)
+        n += (size_t)snprintf(buf + n, size - n, ":%.*s",
+                              (int)(end - port > 6 ? 6 : end - port), port);
+    else
+        n += (size_t)snprintf(buf + n, size - n, ":%d", https ? 443 : 80);
+    return n < size ? HQ_OK : HQ_EINVAL;
+}
+
+int
+hq__deliver_target(const struct hq__deliver *d, char *buf, size_t size)
+{
+    int n;
+
+    if (d->target == TARGET_HTTP)
+        return hq__url_origin(d->url, buf, size) == HQ_OK;
+    if (d->target == TARGET_EXEC) {
+        n = snprintf(buf, size, "exec:%s", d->argv[0]);
+        return n > 0 && (size_t)n < size;
+    }
+    return 0;
+}
 
 int
 hq__deliver_http_outcome(int status)
@@ -195,21 +259,33 @@ static void
 http_done(const struct hq__http_response *r, void *arg)
 {
     struct hq__delivery *dl = arg;
-    char msg[512];
-    int outcome;
+    char msg[1024];
+    int outcome, failed = 0;
 
     dl->http = NULL;
     if (r->failure != HQ_HTTP_OK) {
         snprintf(msg, sizeof(msg), "delivery to '%s' failed: %s", dl->d->url,
                  r->error);
         outcome = HQ_OUTCOME_RETRY;
+        failed = 1;
+    } else if (r->status >= 300 && r->status < 400) {
+        /* Redirects are not followed: the target is misconfigured or has
+         * moved, and the operator should say where (a retry, so that a
+         * fixed target gets the job). */
+        snprintf(msg, sizeof(msg),
+                 "delivery to '%s' answered %d redirecting to '%s' "
+                 "(redirects are not followed)",
+                 dl->d->url, r->status,
+                 r->location && *r->location ? r->location : "(no Location)");
+        outcome = HQ_OUTCOME_RETRY;
     } else {
         outcome = hq__deliver_http_outcome(r->status);
+        failed = r->status >= 500;
         snprintf(msg, sizeof(msg), "delivery to '%s' answered %d%s%.*s",
                  dl->d->url, r->status, r->body_len ? ": " : "",
                  (int)(r->body_len > 200 ? 200 : r->body_len), r->body);
     }
-    dl->fn(outcome, outcome == HQ_OUTCOME_DONE ? NULL : msg, dl->arg);
+    dl->fn(outcome, failed, outcome == HQ_OUTCOME_DONE ? NULL : msg, dl->arg);
     free(dl);
 }
 
@@ -218,23 +294,41 @@ http_start(struct hq__delivery *dl, struct hq__http *http,
            const struct hq__delivery_job *job, struct hq__err *err)
 {
     char h_id[160], h_key[600], h_seq[48], h_att[48];
-    const char *headers[5];
+    char w_id[160], w_ts[48], w_sig[64 + HQ_SIG_B64_LEN], ts[24];
+    char sig[HQ_SIG_B64_LEN + 1];
+    const char *headers[8];
     struct hq__http_request req;
+    size_t nh = 0;
 
     header_value(h_id, sizeof(h_id), "Hookq-Id", job->id);
     header_value(h_key, sizeof(h_key), "Hookq-Key", job->key);
     snprintf(h_seq, sizeof(h_seq), "Hookq-Seq: %lld", (long long)job->seq);
     snprintf(h_att, sizeof(h_att), "Hookq-Attempt: %d", job->attempt);
-    headers[0] = "Content-Type: application/json";
-    headers[1] = h_id;
-    headers[2] = h_key;
-    headers[3] = h_seq;
-    headers[4] = h_att;
+    headers[nh++] = "Content-Type: application/json";
+    headers[nh++] = h_id;
+    headers[nh++] = h_key;
+    headers[nh++] = h_seq;
+    headers[nh++] = h_att;
+    if (job->key_sig) {
+        /* Standard Webhooks: the job id is the message id, the same on
+         * every attempt, so the receiver can dedup on it. */
+        snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
+        if (hq__sig_sign(job->key_sig, job->id, strlen(job->id), ts,
+                         strlen(ts), job->payload, job->payload_len,
+                         sig) != HQ_OK)
+            return hq__err_set(err, HQ_ENOMEM, "cannot sign the delivery");
+        snprintf(w_id, sizeof(w_id), "webhook-id: %s", job->id);
+        snprintf(w_ts, sizeof(w_ts), "webhook-timestamp: %s", ts);
+        snprintf(w_sig, sizeof(w_sig), "webhook-signature: v1,%s", sig);
+        headers[nh++] = w_id;
+        headers[nh++] = w_ts;
+        headers[nh++] = w_sig;
+    }
     memset(&req, 0, sizeof(req));
     req.method = "POST";
     req.url = dl->d->url;
     req.headers = headers;
-    req.nheaders = 5;
+    req.nheaders = nh;
     req.body = job->payload;
     req.body_len = job->payload_len;
     req.timeout_ms = job->timeout_ms;
@@ -285,10 +379,11 @@ exec_finish(struct hq__delivery *dl, int status)
     char msg[TAIL_MAX + 256];
     const char *prog = dl->d->argv[0], *tail = tail_text(dl);
     const char *sep = *tail ? ": " : "";
-    int outcome;
+    int outcome, failed = 0;
 
     if (dl->timed_out) {
         outcome = HQ_OUTCOME_RETRY;
+        failed = 1;
         snprintf(msg, sizeof(msg), "'%s' killed after %lld ms%s%s", prog,
                  (long long)dl->timeout_ms, sep, tail);
     } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
@@ -297,6 +392,7 @@ exec_finish(struct hq__delivery *dl, int status)
     } else if (WIFEXITED(status)) {
         outcome = WEXITSTATUS(status) == 75 ? HQ_OUTCOME_RETRY
                                             : HQ_OUTCOME_FAIL;
+        failed = WEXITSTATUS(status) == 75;
         snprintf(msg, sizeof(msg), "'%s' exited with %d%s%s", prog,
                  WEXITSTATUS(status), sep, tail);
     } else {
@@ -304,7 +400,7 @@ exec_finish(struct hq__delivery *dl, int status)
         snprintf(msg, sizeof(msg), "'%s' killed by signal %d%s%s", prog,
                  WTERMSIG(status), sep, tail);
     }
-    dl->fn(outcome, outcome == HQ_OUTCOME_DONE ? NULL : msg, dl->arg);
+    dl->fn(outcome, failed, outcome == HQ_OUTCOME_DONE ? NULL : msg, dl->arg);
     exec_release(dl);
 }
 
@@ -608,9 +704,9 @@ hq__deliver_start(const struct hq__deliver *d, struct event_base *base,
     if (d->target == TARGET_LOG) {
         rc = log_write(d, job, err);
         if (rc == HQ_OK)
-            fn(HQ_OUTCOME_DONE, NULL, arg);
+            fn(HQ_OUTCOME_DONE, 0, NULL, arg);
         else
-            fn(HQ_OUTCOME_RETRY, err->msg, arg);
+            fn(HQ_OUTCOME_RETRY, 0, err->msg, arg);
         return HQ_OK;
     }
     dl = calloc(1, sizeof(*dl));

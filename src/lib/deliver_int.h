@@ -3,8 +3,11 @@
  * targets given by an event's `deliver` line:
  *
  *   http://... (or https://)  POST the payload (application/json) with
- *              headers Hookq-Id, Hookq-Key, Hookq-Seq, Hookq-Attempt.
+ *              headers Hookq-Id, Hookq-Key, Hookq-Seq, Hookq-Attempt, and
+ *              with a secret the Standard Webhooks headers webhook-id (the
+ *              job id), webhook-timestamp and webhook-signature.
  *              2xx = done; 4xx but 408 and 429 = permanent; else retry.
+ *              A 3xx is not followed: a retry whose error names Location.
  *   exec:/path [ARG...]  run the program with the payload on stdin (and
  *              HOOKQ_ID, HOOKQ_KEY, HOOKQ_SEQ, HOOKQ_ATTEMPT in its
  *              environment). Exit 0 = done, 75 (EX_TEMPFAIL) = retry, other
@@ -22,6 +25,7 @@
 #include <stdint.h>
 
 #include "common_int.h"
+#include "signature_int.h"
 
 struct event_base;
 struct hq__http;
@@ -43,13 +47,18 @@ struct hq__delivery_job {
     const char *payload; /* the JSON document */
     size_t payload_len;
     int64_t timeout_ms;  /* http and exec; 0 = none */
+    const struct hq__sig_key *key_sig; /* http: sign; NULL = unsigned */
 };
 
 /*
  * Called once on the loop thread with the outcome and, unless done, what
  * went wrong ("http 503 from 'http://...'"; valid during the call only).
+ * `target_failed` is 1 when the failure is one the circuit breaker counts
+ * (no connection, a timeout, a 5xx, exit 75 or an exec run past its
+ * timeout), 0 when the target answered (done, 3xx, 4xx) or for log targets.
  */
-typedef void hq__deliver_fn(int outcome, const char *error, void *arg);
+typedef void hq__deliver_fn(int outcome, int target_failed, const char *error,
+                            void *arg);
 
 /*
  * Parse a `deliver` line. For log:FILE the file is opened (append, created
@@ -75,6 +84,20 @@ int hq__deliver_start(const struct hq__deliver *d, struct event_base *base,
  * is killed and reaped. Accepts NULL.
  */
 void hq__deliver_cancel(struct hq__delivery *call);
+
+/*
+ * The circuit breaker's name for the target of `d` into `buf`:
+ * "scheme://host:port" for http (the port made explicit), "exec:/path" for
+ * exec. Returns 1, or 0 for log targets (no breaker) or when `buf` is short.
+ */
+int hq__deliver_target(const struct hq__deliver *d, char *buf, size_t size);
+
+/*
+ * "scheme://host:port" of an http(s) URL (userinfo, path, query dropped;
+ * scheme and host lower-cased; port 80 or 443 when absent) into `buf`.
+ * Returns HQ_OK, or HQ_EINVAL when `url` is not http(s) or `buf` is short.
+ */
+int hq__url_origin(const char *url, char *buf, size_t size);
 
 /* The outcome of an HTTP status of a delivery (0 = no response: retry). */
 int hq__deliver_http_outcome(int status);

@@ -96,10 +96,62 @@ copy_part(char *dst, size_t size, const char *s, size_t n)
 }
 
 int
+hq__store_parse_hostports(const char *list, size_t len, const char *what,
+                          int need_port, struct hq__store_seed *out,
+                          unsigned *n, struct hq__err *err)
+{
+    const char *p = list, *end = list + len;
+    int several = memchr(list, ',', len) != NULL;
+
+    *n = 0;
+    if (len == 0)
+        return hq__err_set(err, HQ_EINVAL, "%s: no host", what);
+    for (;;) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma ? comma : end;
+        const char *colon = memchr(p, ':', (size_t)(stop - p));
+        struct hq__store_seed *sd;
+
+        if (*n == HQ_SEEDS_MAX)
+            return hq__err_set(err, HQ_EINVAL, "%s: more than %d hosts", what,
+                               HQ_SEEDS_MAX);
+        sd = &out[*n];
+        sd->port = 6379;
+        if (colon) {
+            if (parse_int(colon + 1, (size_t)(stop - colon - 1), 1, 65535,
+                          &sd->port))
+                return hq__err_set(err, HQ_EINVAL, "%s: bad port%s%.*s%s",
+                                   what, several ? " in '" : "",
+                                   several ? (int)(stop - p) : 0, p,
+                                   several ? "'" : "");
+        } else if (need_port) {
+            return hq__err_set(err, HQ_EINVAL,
+                               "%s: '%.*s' needs a port (host:port)", what,
+                               (int)(stop - p), p);
+        } else {
+            colon = stop;
+        }
+        if (colon == p)
+            return hq__err_set(err, HQ_EINVAL, "%s: no host in '%.*s'", what,
+                               (int)(stop - p), p);
+        if (memchr(p, ' ', (size_t)(colon - p)) != NULL)
+            return hq__err_set(err, HQ_EINVAL, "%s: space in host '%.*s'",
+                               what, (int)(colon - p), p);
+        if (copy_part(sd->host, sizeof(sd->host), p, (size_t)(colon - p)))
+            return hq__err_set(err, HQ_EINVAL, "%s: host too long", what);
+        (*n)++;
+        if (comma == NULL)
+            return HQ_OK;
+        p = comma + 1;
+    }
+}
+
+int
 hq__store_parse_url(const char *url, int timeout_ms,
                     struct hq__store_addr *addr, struct hq__err *err)
 {
     const char *p, *end, *at, *slash, *colon;
+    char what[300];
 
     memset(addr, 0, sizeof(*addr));
     addr->port = 6379;
@@ -136,35 +188,66 @@ hq__store_parse_url(const char *url, int timeout_ms,
     slash = strchr(p, '/');
     if (slash == NULL)
         slash = end;
-    at = memchr(p, '@', (size_t)(slash - p));
+    /* The last '@' before the path: a password may hold '@'. */
+    at = NULL;
+    for (const char *q = p; q < slash; q++)
+        if (*q == '@')
+            at = q;
     if (at) {
-        /* [user]:password@ — Redis 6 ACL users are not supported here. */
+        /* user:password@, :password@, or password@ (no ACL user). */
         colon = memchr(p, ':', (size_t)(at - p));
         const char *pw = colon ? colon + 1 : p;
+        if (colon && copy_part(addr->user, sizeof(addr->user), p,
+                               (size_t)(colon - p)))
+            return hq__err_set(err, HQ_EINVAL, "redis url: user too long");
         if (copy_part(addr->password, sizeof(addr->password), pw,
                       (size_t)(at - pw)))
             return hq__err_set(err, HQ_EINVAL, "redis url: password too long");
+        if (addr->user[0] && addr->password[0] == '\0')
+            return hq__err_set(err, HQ_EINVAL,
+                               "redis url: user '%s' needs a password "
+                               "(redis://user:password@host)",
+                               addr->user);
         p = at + 1;
     }
-    colon = memchr(p, ':', (size_t)(slash - p));
-    if (colon) {
-        if (parse_int(colon + 1, (size_t)(slash - colon - 1), 1, 65535,
-                      &addr->port))
-            return hq__err_set(err, HQ_EINVAL, "redis url '%s': bad port",
-                               url);
-    } else {
-        colon = slash;
-    }
-    if (colon == p)
-        return hq__err_set(err, HQ_EINVAL, "redis url '%s': no host", url);
-    if (copy_part(addr->host, sizeof(addr->host), p, (size_t)(colon - p)))
-        return hq__err_set(err, HQ_EINVAL, "redis url '%s': host too long",
-                           url);
+    /* Name the url without its password in messages. */
+    snprintf(what, sizeof(what), "redis url '%s%.*s'",
+             at ? "redis://…@" : "redis://", (int)(end - p), p);
+    if (hq__store_parse_hostports(p, (size_t)(slash - p), what, 0, addr->seeds,
+                                  &addr->nseeds, err))
+        return HQ_EINVAL;
+    memcpy(addr->host, addr->seeds[0].host, sizeof(addr->host));
+    addr->port = addr->seeds[0].port;
     if (slash < end && slash + 1 < end &&
         parse_int(slash + 1, (size_t)(end - slash - 1), 0, 1 << 20, &addr->db))
         return hq__err_set(err, HQ_EINVAL,
-                           "redis url '%s': database must be a number", url);
+                           "%s: database must be a number", what);
+    if (addr->nseeds > 1 && addr->db != 0)
+        return hq__err_set(err, HQ_EINVAL,
+                           "%s: several hosts mean a Redis Cluster, which has "
+                           "only database 0",
+                           what);
     return HQ_OK;
+}
+
+int
+hq__store_set_sentinels(struct hq__store_addr *addr, const char *list,
+                        const char *master, struct hq__err *err)
+{
+    if (master == NULL || *master == '\0')
+        master = "hookq";
+    addr->nsentinels = 0;
+    if (list == NULL || *list == '\0')
+        return HQ_OK;
+    if (addr->unix_path[0] || addr->nseeds > 1)
+        return hq__err_set(err, HQ_EINVAL,
+                           "sentinels cannot go with a unix:// url or a cluster");
+    if (strlen(master) >= sizeof(addr->sentinel_master))
+        return hq__err_set(err, HQ_EINVAL, "sentinel_master '%s' is too long",
+                           master);
+    memcpy(addr->sentinel_master, master, strlen(master) + 1);
+    return hq__store_parse_hostports(list, strlen(list), "sentinels", 1,
+                                     addr->sentinels, &addr->nsentinels, err);
 }
 
 int

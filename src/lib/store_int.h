@@ -17,14 +17,28 @@
 
 #define HQ_PREFIX_MAX 160
 
+#define HQ_SEEDS_MAX 16 /* host:port entries in one url or sentinels list */
+
+/* One host:port of a list (cluster seeds, Sentinels). */
+struct hq__store_seed {
+    char host[256];
+    int port;
+};
+
 /* A parsed store address. */
 struct hq__store_addr {
-    char host[256];      /* "" when unix_path is set */
+    char host[256];      /* the first seed; "" when unix_path is set */
     int port;
     char unix_path[256]; /* "" for TCP */
     int db;
+    char user[128];      /* "" = AUTH password alone (the default user) */
     char password[256];  /* "" = no AUTH */
     int timeout_ms;
+    unsigned nseeds;     /* TCP: >= 1, seeds[0] is host:port; unix: 0 */
+    struct hq__store_seed seeds[HQ_SEEDS_MAX]; /* > 1 = a Redis Cluster */
+    unsigned nsentinels; /* > 0: host:port come from these Sentinels */
+    struct hq__store_seed sentinels[HQ_SEEDS_MAX];
+    char sentinel_master[128];
 };
 
 /* The namespace and shard count, shared by everything that names keys. */
@@ -34,11 +48,32 @@ struct hq__store_ns {
 };
 
 /*
- * Parse `url` (redis://[:password@]host[:port][/db] or unix:///path[?db=N]).
- * Returns HQ_OK or HQ_EINVAL with the reason in `err`.
+ * Parse `url`: redis://[[user]:password@]host[:port][,host[:port]...][/db]
+ * (several host:port = the seeds of a Redis Cluster, whose only database
+ * is 0; a userinfo without ':' is a password, as before ACL users) or
+ * unix:///path[?db=N]. A port left out is 6379. Returns HQ_OK or HQ_EINVAL
+ * with the reason in `err`.
  */
 int hq__store_parse_url(const char *url, int timeout_ms,
                         struct hq__store_addr *addr, struct hq__err *err);
+
+/*
+ * Parse a list "host:port[,host:port...]" (`what` names it in messages:
+ * "sentinels") into `out`, at most HQ_SEEDS_MAX entries; every port must be
+ * given when `need_port`, else it defaults to 6379. Returns HQ_OK with the
+ * count in `*n`, or HQ_EINVAL with the reason in `err`.
+ */
+int hq__store_parse_hostports(const char *list, size_t len, const char *what,
+                              int need_port, struct hq__store_seed *out,
+                              unsigned *n, struct hq__err *err);
+
+/*
+ * Add `[redis] sentinels` (NULL or "" = none) and the master's name (NULL =
+ * "hookq") to `addr`: connections then ask the Sentinels where the master
+ * is. Refused (HQ_EINVAL with `err`) with a unix:// url or a cluster.
+ */
+int hq__store_set_sentinels(struct hq__store_addr *addr, const char *list,
+                            const char *master, struct hq__err *err);
 
 /* Fill `ns` from public options (defaults applied); HQ_EINVAL if bad. */
 int hq__store_ns_init(struct hq__store_ns *ns, const char *name,

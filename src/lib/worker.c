@@ -60,9 +60,9 @@
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
 
-#include "admin_int.h"
 #include "common_int.h"
 #include "conn_int.h"
+#include "record_int.h"
 #include "registry_int.h"
 #include "worker_int.h"
 
@@ -172,6 +172,7 @@ struct loop {
     unsigned next_lane;
     struct event *beat_ev;       /* loop 0 only: the registry announcement */
     int beat_inflight;           /* registry calls not yet answered */
+    void *loop_state;            /* what opts.loop_init returned */
 };
 
 struct hq_worker {
@@ -479,8 +480,9 @@ int hq_job_attempt(const hq_job *job) { return job->attempt; }
 int64_t hq_job_received_at_ms(const hq_job *job) { return job->received_at_ms; }
 const char *hq_job_webhook_id(const hq_job *job) { return job->webhook_id; }
 void *hq_job_loop(const hq_job *job) { return job->loop->base; }
-const char *hq_job_fence(const hq_job *job) { return job->token; }
-const char *hq_job_prefix(const hq_job *job) { return job->lane->prefix; }
+void *hq_job_loop_state(const hq_job *job) { return job->loop->loop_state; }
+const char *hq__job_fence(const hq_job *job) { return job->token; }
+unsigned hq__job_shard(const hq_job *job) { return job->lane->shard; }
 void *hq_job_userdata(const hq_job *job) { return job->userdata; }
 void hq_job_set_userdata(hq_job *job, void *ud) { job->userdata = ud; }
 
@@ -1035,7 +1037,7 @@ tick_cb(evutil_socket_t fd, short what, void *arg_)
     /* Watchdog: hiredis has no command timeout of its own. */
     for (i = 0; i < l->nlanes; i++) {
         if (l->lanes[i].inflight && now - l->lanes[i].sent_ns > timeout &&
-            l->cmd.ac) {
+            (l->cmd.ac || l->cmd.router)) {
             char why[80];
 
             snprintf(why, sizeof(why), "redis did not answer within %d ms",
@@ -1312,7 +1314,8 @@ loop_main(void *arg_)
                            stop_cb, l);
     if (!l->flush_ev || !l->tick_ev || !l->stop_ev ||
         hq__conn_init(&l->cmd, l->base, &w->addr, &w->ns, &hooks, 0) != HQ_OK ||
-        hq__conn_init(&l->sub, l->base, &w->addr, &w->ns, &hooks, 0) != HQ_OK)
+        hq__conn_init(&l->sub, l->base, &w->addr, &w->ns, &hooks,
+                      HQ_CONN_ANY_NODE) != HQ_OK)
         goto fail;
     for (i = 0; i < l->nlanes; i++) {
         l->lanes[i].timer_ev = evtimer_new(l->base, lane_timer_cb, &l->lanes[i]);
@@ -1332,11 +1335,11 @@ loop_main(void *arg_)
     hq__conn_start(&l->cmd);
     hq__conn_start(&l->sub);
     if (w->opts.loop_init)
-        w->opts.loop_init(l->base, w->opts.loop_arg);
+        l->loop_state = w->opts.loop_init(l->base, w->opts.loop_arg);
     event_base_dispatch(l->base);
     loop_abandon(l);
     if (w->opts.loop_fini)
-        w->opts.loop_fini(l->base, w->opts.loop_arg);
+        w->opts.loop_fini(l->base, l->loop_state, w->opts.loop_arg);
     loop_cleanup(l);
     return NULL;
 fail:
@@ -1372,11 +1375,11 @@ hq_worker_new(const struct hq_worker_options *opts, hq_worker **out)
     if (w->opts.lease_ms <= 0)
         w->opts.lease_ms = 30000;
     if (w->opts.max_attempts <= 0)
-        w->opts.max_attempts = 8;
+        w->opts.max_attempts = 12;
     if (w->opts.backoff_min_ms <= 0)
-        w->opts.backoff_min_ms = 1000;
+        w->opts.backoff_min_ms = 5000;
     if (w->opts.backoff_max_ms <= 0)
-        w->opts.backoff_max_ms = 600000;
+        w->opts.backoff_max_ms = 3600000;
     if (w->opts.backoff_max_ms < w->opts.backoff_min_ms)
         w->opts.backoff_max_ms = w->opts.backoff_min_ms;
     if (w->opts.shutdown_timeout_ms <= 0)
@@ -1389,6 +1392,9 @@ hq_worker_new(const struct hq_worker_options *opts, hq_worker **out)
                              opts->store.timeout_ms ? opts->store.timeout_ms
                                                     : 5000,
                              &w->addr, &w->err);
+    if (rc == HQ_OK)
+        rc = hq__store_set_sentinels(&w->addr, opts->store.sentinels,
+                                     opts->store.sentinel_master, &w->err);
     if (rc != HQ_OK)
         return rc;
     if (w->addr.timeout_ms <= 0)

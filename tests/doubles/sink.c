@@ -8,13 +8,16 @@
  * stdout, alone on a line. Each request is appended to --log as one JSON
  * line: {"t": unix ms (float), "path": P, "status": S, "id", "key", "seq",
  * "attempt" (the Hookq-* headers, null when absent), "content_type",
- * "body": the body parsed as JSON, or as a string when it is not JSON}.
+ * "webhook_id", "webhook_timestamp", "webhook_signature" (the Standard
+ * Webhooks headers, null when absent), "body": the body parsed as JSON, or
+ * as a string when it is not JSON, "raw": the body's bytes as a string}.
  *
  * Control: POST /_control with a JSON object, any of
  *   {"status": N}            answer N from now on (default 200)
  *   {"delay_ms": N}          answer N ms late
  *   {"fail_first": N}        answer 500 to the next N requests
  *   {"key_status": {"K": N}} answer N to deliveries of key K (0 removes)
+ *   {"location": "URL"}      send this Location header ("" stops)
  * GET /_stats answers {"requests": N}.
  */
 #include <errno.h>
@@ -38,6 +41,7 @@ static struct {
     FILE *log;
     int status, delay_ms, fail_first;
     json_t *key_status;
+    char location[512];
     long requests;
 } g;
 
@@ -69,6 +73,8 @@ control(struct evhttp_request *req)
         g.status = (int)json_integer_value(v);
     if ((v = json_object_get(o, "delay_ms")))
         g.delay_ms = (int)json_integer_value(v);
+    if ((v = json_object_get(o, "location")) && json_is_string(v))
+        snprintf(g.location, sizeof(g.location), "%s", json_string_value(v));
     if ((v = json_object_get(o, "fail_first")))
         g.fail_first = (int)json_integer_value(v);
     json_object_foreach(json_object_get(o, "key_status"), k, v) {
@@ -95,7 +101,7 @@ handle(struct evhttp_request *req, void *arg)
     struct timespec ts;
     struct evkeyvalq *h = evhttp_request_get_input_headers(req);
     const char *uri = evhttp_request_get_uri(req), *key;
-    json_t *rec, *body, *ks;
+    json_t *rec, *body, *raw, *ks;
     size_t len;
     char *buf, *line;
     int status = g.status;
@@ -119,6 +125,7 @@ handle(struct evhttp_request *req, void *arg)
     body = json_loadb(buf, len, JSON_DECODE_ANY, NULL);
     if (!body)
         body = json_stringn_nocheck(buf, len);
+    raw = json_stringn_nocheck(buf, len);
     free(buf);
     key = evhttp_find_header(h, "Hookq-Key");
     if (key && (ks = json_object_get(g.key_status, key)))
@@ -137,7 +144,13 @@ handle(struct evhttp_request *req, void *arg)
     json_object_set_new(rec, "seq", header_json(h, "Hookq-Seq"));
     json_object_set_new(rec, "attempt", header_json(h, "Hookq-Attempt"));
     json_object_set_new(rec, "content_type", header_json(h, "Content-Type"));
+    json_object_set_new(rec, "webhook_id", header_json(h, "webhook-id"));
+    json_object_set_new(rec, "webhook_timestamp",
+                        header_json(h, "webhook-timestamp"));
+    json_object_set_new(rec, "webhook_signature",
+                        header_json(h, "webhook-signature"));
     json_object_set_new(rec, "body", body);
+    json_object_set_new(rec, "raw", raw);
     if (g.log) {
         line = json_dumps(rec, JSON_COMPACT);
         fprintf(g.log, "%s\n", line);
@@ -145,6 +158,9 @@ handle(struct evhttp_request *req, void *arg)
         free(line);
     }
     json_decref(rec);
+    if (g.location[0])
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Location",
+                          g.location);
     reply(req, status, g.delay_ms);
 }
 

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "admin_int.h"
+#include "record_int.h"
 #include "fuzz.h"
 
 #define SHARDS 4

@@ -8,8 +8,9 @@
  * must be one the daemon's own parsers accept at startup: `hookq check`
  * saying "ok" promises that `hookq run` does not then refuse the file. So
  * each fetch line is parsed by hq__template_parse(), the customer by
- * hq__customer_spec_init(), the secret by hq__sig_key_parse() and the redis
- * url by hq__store_parse_url(), and a refusal abort()s.
+ * hq__customer_spec_init(), the secrets (intake, [deliver], each event's)
+ * by hq__sig_key_parse() and the redis url by hq__store_parse_url(), and a
+ * refusal abort()s.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,20 @@ check_accepted(const struct hq_config *cfg)
                           "parser does not: %s", ev->fetch[f], err.msg);
             hq__template_free(t);
         }
+        if (ev->secret != NULL) {
+            struct hq__sig_key key;
+
+            HQ_FUZZ_CHECK(hq__sig_key_parse(ev->secret, &key, &err) == HQ_OK,
+                          "config accepts [event %s] secret, the worker does "
+                          "not: %s", ev->code, err.msg);
+        }
+    }
+    if (cfg->deliver.secret != NULL) {
+        struct hq__sig_key key;
+
+        HQ_FUZZ_CHECK(hq__sig_key_parse(cfg->deliver.secret, &key, &err) == HQ_OK,
+                      "config accepts [deliver] secret, the worker does not: %s",
+                      err.msg);
     }
     {
         struct hq__customer_spec spec;

@@ -12,9 +12,7 @@
 #include <string.h>
 
 #include "config_int.h"
-/* The binary's sources are not in the library: build intake.c in. */
-#include "../../src/hookq/intake.c"
-#include "../../src/hookq/metrics.c"
+#include "intake.h"
 
 static void
 log_line(void *arg, int level, const char *msg)

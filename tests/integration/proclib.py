@@ -72,7 +72,7 @@ def write_config(redis_url, api_url, events, worker=None, api=None, extra=""):
 
 
 def start_workers(start, config, n=1):
-    """n `hookq work` processes (the job pipeline of src/hookq/process.c) on
+    """n `hookq work` processes (the job pipeline of src/lib/process.c) on
     `config`; with HQ_PROC_WORKER=procworker, the procworker helper instead
     (the same pipeline on an hq_worker, without the rest of the binary)."""
     procs = []

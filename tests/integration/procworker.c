@@ -1,6 +1,6 @@
 /*
  * procworker: a worker process running the job pipeline of
- * src/hookq/process.c (fetch, rate limit, deliver), as `hookq work` does,
+ * src/lib/process.c (fetch, rate limit, deliver), as `hookq work` does,
  * for the processing tests and the rate-limit benchmark.
  *
  *   procworker -c FILE [--quiet]
@@ -8,16 +8,12 @@
  * It loads FILE like hookq (HOOKQ_* variables apply), runs an hq_worker
  * with the process handler, logs to stderr, and on SIGTERM/SIGINT drains
  * and exits 0, printing the worker's counters as one JSON line on stdout.
- *
- * process.c belongs to the binary (src/hookq), not to the library the
- * helpers link, so it is compiled into this program directly.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "../../src/hookq/process.c"
-#include "../../src/hookq/metrics.c"
+#include "process_int.h"
 
 static int quiet;
 

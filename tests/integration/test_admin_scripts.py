@@ -197,8 +197,12 @@ def hold_of_a_parked_key_and_release_makes_it_ready_at_once():
         assert q.run("hold", "c:a", "operator") == [1, b"parked"]
         assert q.r.zscore(P + "parked", "c:a") is None
         q.run("release", "c:a")
+        # Released: the head job has a fresh count of attempts (DESIGN §3.4
+        # step 5); its last error stays for the operator.
+        assert q.r.hget(P + "m:c:a", "a") is None
+        assert q.r.hget(P + "m:c:a", "err") == b"boom"
         _, got = q.settle(claim=1)
-        assert got[0]["body"] == "a0" and got[0]["attempt"] == 2
+        assert got[0]["body"] == "a0" and got[0]["attempt"] == 1
 
 
 @suite.test
@@ -236,7 +240,7 @@ def hold_of_an_active_key_that_retries_or_parks_holds_it_at_once():
         assert q.r.hget(P + "m:c:a", "a") == b"1"
         q.run("release", "c:a")
         _, got = q.settle(claim=1)
-        assert got[0]["key"] == "c:a" and got[0]["attempt"] == 2
+        assert got[0]["key"] == "c:a" and got[0]["attempt"] == 1
 
 
 @suite.test

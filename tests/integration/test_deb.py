@@ -12,11 +12,14 @@ shipped configuration plus one event, answers a webhook 202 and delivers it,
 and drains on SIGTERM. Finally `dpkg --purge` leaves nothing of hookq
 behind but the system user (Debian keeps system users): the root's files
 are the same as after an install and purge that never ran hookq.
+Then, in a second root, systemd itself (systemd-nspawn --boot) runs
+hookq.service and hookq-work.service: READY, the hardening, a webhook,
+the stop, the watchdog.
 
 Label `long` (make test-long, .ci/run): it builds the package and installs
 packages from the archive. Needs root (chroot, mount), dpkg-buildpackage,
-lintian and debootstrap (tools/install-deps deb); without them it says
-"skipped: no ..." and passes.
+lintian and debootstrap (and systemd-nspawn for the second part: tools/
+install-deps deb); without them it says "skipped: no ..." and passes.
 Knobs: HQ_DEB_DIR=dir of already built .debs (skips the build);
 HQ_DEB_ROOT_TAR=a Debian 12 root tarball to use.
 """
@@ -107,10 +110,15 @@ class Chroot:
     def path(self, p):
         return os.path.join(self.root, p.lstrip("/"))
 
-    def close(self):
+    def unmount(self):
         for m in reversed(self.mounts):
             subprocess.run(["umount", "-l", m])
-        if any(os.path.ismount(m) for m in self.mounts):
+        left = [m for m in self.mounts if os.path.ismount(m)]
+        self.mounts = left
+        return not left
+
+    def close(self):
+        if not self.unmount():
             print("warning: %s still has mounts; left in place" % self.root)
             return
         subprocess.run(["rm", "-rf", "--one-file-system", self.root])
@@ -123,14 +131,46 @@ LISTING = ("find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /t
            "-o -path /var/lib/dpkg -o -path /run \\) -prune -o -print | sort")
 
 
-def build_debs(out):
-    given = os.environ.get("HQ_DEB_DIR")
-    if given:
-        return given, ""
-    r = subprocess.run([os.path.join(SRC, "tools", "build-deb"), out], capture_output=True,
-                       text=True, timeout=1500, cwd=SRC)
-    assert r.returncode == 0, "build-deb failed:\n" + r.stdout[-3000:] + r.stderr[-3000:]
-    return os.path.join(out, "deb"), r.stdout
+_built = {}
+
+
+def hookq_deb():
+    """The hookq .deb of this tree, built once for both tests (lintian has
+    passed on it: build-deb fails on an E:)."""
+    if "deb" not in _built:
+        debdir = os.environ.get("HQ_DEB_DIR")
+        if not debdir:
+            work = tempfile.mkdtemp(prefix="hq-deb-build-", dir="/var/tmp")
+            _built["work"] = work
+            r = subprocess.run([os.path.join(SRC, "tools", "build-deb"), work],
+                               capture_output=True, text=True, timeout=1500, cwd=SRC)
+            assert r.returncode == 0, "build-deb failed:\n" + r.stdout[-3000:] + r.stderr[-3000:]
+            debdir = os.path.join(work, "deb")
+        debs = glob.glob(os.path.join(debdir, "hookq_*_*.deb"))
+        assert len(debs) == 1, os.listdir(debdir)
+        lint = os.path.join(debdir, "lintian.txt")
+        if os.path.exists(lint):
+            with open(lint) as f:
+                report = f.read()
+            assert not [l for l in report.splitlines() if l.startswith("E:")], report
+            print("lintian:\n" + report)
+        print("dpkg -c %s:\n%s" % (os.path.basename(debs[0]),
+                                   subprocess.run(["dpkg", "-c", debs[0]], capture_output=True,
+                                                  text=True).stdout))
+        _built["deb"] = debs[0]
+    return _built["deb"]
+
+
+def install(root, deb):
+    """dpkg -i, then apt-get -f install, as an operator would."""
+    shutil.copy(deb, root.path("/root/hookq.deb"))
+    root.sh("apt-get update -q", timeout=300)
+    # dpkg -i fails on the missing dependencies; apt-get -f install brings
+    # them and configures hookq.
+    root.sh("dpkg -i /root/hookq.deb", check=False)
+    root.sh("apt-get -f install -y -q", timeout=900)
+    st = root.sh("dpkg-query -W -f='${Status}' hookq").stdout
+    assert st == "install ok installed", st
 
 
 @suite.test
@@ -139,39 +179,18 @@ def the_package_installs_runs_and_purges_on_a_clean_debian_12():
     if why:
         print("skipped: no " + why)
         return
-    work = tempfile.mkdtemp(prefix="hq-deb-build-", dir="/var/tmp")
     root = None
     try:
-        debdir, build_out = build_debs(work)
-        debs = glob.glob(os.path.join(debdir, "hookq_*_*.deb"))
-        assert len(debs) == 1, os.listdir(debdir)
-        deb = debs[0]
-        lint = os.path.join(debdir, "lintian.txt")
-        if os.path.exists(lint):
-            with open(lint) as f:
-                report = f.read()
-            assert not [l for l in report.splitlines() if l.startswith("E:")], report
-            print("lintian:\n" + report)
-        print("dpkg -c %s:\n%s" % (os.path.basename(deb),
-                                   subprocess.run(["dpkg", "-c", deb], capture_output=True,
-                                                  text=True).stdout))
-
+        deb = hookq_deb()
         root = Chroot(root_tarball())
-        shutil.copy(deb, root.path("/tmp/hookq.deb"))
-        root.sh("apt-get update -q", timeout=300)
-        # As an operator would: dpkg -i fails on the missing dependencies,
-        # apt-get -f install brings them and configures hookq.
-        root.sh("dpkg -i /tmp/hookq.deb", check=False)
-        root.sh("apt-get -f install -y -q", timeout=900)
-        st = root.sh("dpkg-query -W -f='${Status}' hookq").stdout
-        assert st == "install ok installed", st
+        install(root, deb)
         # man-db is no dependency (Debian's man pages never pull it in).
         root.sh("apt-get install -y -q --no-install-recommends man-db", timeout=600)
 
         # Install and purge once without running anything: the baseline.
         root.sh("dpkg --purge hookq")
         before = root.sh(LISTING).stdout
-        root.sh("dpkg -i /tmp/hookq.deb")
+        root.sh("dpkg -i /root/hookq.deb")
 
         # What it ships and makes.
         r = root.sh("cd / && hookq check")
@@ -187,7 +206,7 @@ def the_package_installs_runs_and_purges_on_a_clean_debian_12():
         assert "/etc/hookq/hookq.ini" in conff, conff
         uid = int(root.sh("id -u hookq").stdout)
         assert 0 < uid < 1000, uid  # a system user
-        assert root.sh("stat -c '%U:%G %a' /var/lib/hookq").stdout.strip() == "hookq:hookq 750"
+        assert root.sh("stat -c '%U:%G %a' /var/lib/hookq").stdout.strip() == "hookq:hookq 700"
         assert "/usr/sbin/nologin" in root.sh("getent passwd hookq").stdout
         # The configuration may hold secrets: root and the hookq group only.
         assert root.sh("stat -c '%U:%G %a' /etc/hookq/hookq.ini").stdout.strip() == "root:hookq 640"
@@ -230,7 +249,7 @@ def the_package_installs_runs_and_purges_on_a_clean_debian_12():
 
         # Purge: nothing of hookq is left but its system user.
         root.sh("dpkg --purge hookq")
-        os.unlink(root.path("/tmp/hookq.deb"))
+        os.unlink(root.path("/root/hookq.deb"))
         # (/var/cache/man: man-db's formatted pages, its own cache.)
         left = root.sh("find / -xdev \\( -path /proc -o -path /sys -o -path /dev "
                        "-o -path /var/cache/man \\) -prune -o -name '*hookq*' -print").stdout
@@ -243,7 +262,103 @@ def the_package_installs_runs_and_purges_on_a_clean_debian_12():
     finally:
         if root is not None:
             root.close()
-        subprocess.run(["rm", "-rf", "--one-file-system", work])
+
+
+# Run by systemd as PID 1 in the container once hookq.service is up (it is
+# Type=notify: After= waits for READY=1); writes KEY=VALUE lines and what it
+# saw to /root/check.txt, then powers the container off.
+CHECK = r"""#!/bin/bash
+exec > /root/check.txt 2>&1
+show() { systemctl show "$1" -p ActiveState,SubState,Result,NRestarts,StatusText | sed "s/^/$2/"; }
+show hookq.service up_
+exec 3<>/dev/tcp/127.0.0.1/8080
+body='{"code":"post-create","data":{"customer_id":"acme"}}'
+printf 'POST /webhook HTTP/1.1
+Host: x
+Content-Length: %d
+Connection: close
+
+%s' ${#body} "$body" >&3
+echo "webhook=$(head -n 1 <&3 | tr -d '
+')"
+exec 3<&-
+for i in $(seq 50); do [ -s /var/lib/hookq/out.log ] && break; sleep 0.1; done
+echo "delivered=$(grep -c '"key":"acme:post-create"' /var/lib/hookq/out.log)"
+echo "owner=$(stat -c %U /proc/$(systemctl show -p MainPID --value hookq))"
+systemctl stop hookq
+show hookq.service stopped_
+echo "left=$(pgrep -u hookq | wc -l)"
+# hookq-work next to it (its own admin port), with a watchdog of 2 s: it
+# must stay up without a restart for 6 s, so WATCHDOG=1 keeps coming.
+systemctl start hookq
+mkdir -p /etc/systemd/system/hookq-work.service.d
+printf '[Service]
+Environment=HOOKQ_ADMIN_LISTEN=127.0.0.1:8082
+WatchdogSec=2s
+'     > /etc/systemd/system/hookq-work.service.d/test.conf
+systemctl daemon-reload
+systemctl start hookq-work
+sleep 6
+show hookq-work.service work_
+systemctl stop hookq-work hookq
+echo "== journal"
+journalctl --no-pager -u hookq -u hookq-work | tail -n 40
+systemctl poweroff
+"""
+
+
+@suite.test
+def hookq_service_runs_under_systemd():
+    """Boot the installed root with systemd-nspawn: hookq.service starts
+    (READY=1) as the hookq user with all its hardening, takes a webhook,
+    delivers it, stops cleanly (drain, embedded Redis last) with no process
+    left; hookq-work.service with WatchdogSec=2s stays up."""
+    why = missing_tools() or (None if shutil.which("systemd-nspawn") else
+                              "systemd-nspawn (tools/install-deps deb: systemd-container)")
+    if why:
+        print("skipped: no " + why)
+        return
+    root = None
+    try:
+        deb = hookq_deb()
+        root = Chroot(root_tarball())
+        install(root, deb)
+        root.sh("apt-get install -y -q --no-install-recommends procps", timeout=600)
+        with open(root.path("/etc/hookq/hookq.ini"), "a") as f:
+            f.write("\n[event post-create]\ndeliver = log:/var/lib/hookq/out.log\n")
+        with open(root.path("/root/check.sh"), "w") as f:
+            f.write(CHECK)
+        os.chmod(root.path("/root/check.sh"), 0o755)
+        with open(root.path("/etc/systemd/system/hq-check.service"), "w") as f:
+            f.write("[Unit]\nAfter=hookq.service\n"
+                    "[Service]\nType=oneshot\nExecStart=/root/check.sh\n")
+        os.symlink("/etc/systemd/system/hq-check.service",
+                   root.path("/etc/systemd/system/multi-user.target.wants/hq-check.service"))
+        assert root.unmount()
+        # --private-network: the container's own loopback, so the shipped
+        # ports (8080, 8081) cannot be taken by the host's processes.
+        # --keep-unit --register=no: no systemd needed on the host.
+        subprocess.run(["systemd-nspawn", "-q", "-D", root.root, "--register=no", "--keep-unit",
+                        "--private-network", "-b"], capture_output=True, text=True, timeout=300)
+        with open(root.path("/root/check.txt")) as f:
+            out = f.read()
+        print(out)
+        got = dict(l.split("=", 1) for l in out.splitlines() if "=" in l and not l.startswith(" "))
+        assert got.get("up_ActiveState") == "active" and got.get("up_SubState") == "running", out
+        assert got.get("up_StatusText", "").startswith("run: intake http://127.0.0.1:8080/webhook"), out
+        assert got.get("webhook") == "HTTP/1.1 202 Accepted", out
+        assert got.get("delivered") == "1", out
+        assert got.get("owner") == "hookq", out
+        assert got.get("stopped_Result") == "success" and got.get("stopped_ActiveState") == "inactive", out
+        assert got.get("left") == "0", out  # the embedded redis-server is gone too
+        assert "embedded redis stopped" in out and "draining signal=SIGTERM" in out, out
+        assert got.get("work_ActiveState") == "active" and got.get("work_NRestarts") == "0", out
+        assert "watchdog timeout" not in out, out
+    finally:
+        if root is not None:
+            root.close()
+        if "work" in _built:
+            subprocess.run(["rm", "-rf", "--one-file-system", _built["work"]])
 
 
 if __name__ == "__main__":

@@ -16,14 +16,18 @@ P = prefix()
 FETCH = "GET /posts/{data.post_id}"
 
 
-def setup(start, rs, events=None, worker=None, api=None, nworkers=1, api_args=()):
+def setup(start, rs, events=None, worker=None, api=None, nworkers=1, api_args=(),
+          deliver=None):
     mock = Double(start, "mockapi", "--quiet", *api_args)
     sink = Double(start, "sink")
     if events is None:
         events = {"post-create": {"fetch": [FETCH], "deliver": sink.url + "/hooks"}}
     for ev in events.values():
         ev["deliver"] = ev["deliver"].replace("SINK", sink.url)
-    cfg = write_config(rs.url, mock.url, events, worker=worker, api=api)
+    extra = ""
+    if deliver:
+        extra = "\n[deliver]\n" + "".join("%s = %s\n" % kv for kv in deliver.items())
+    cfg = write_config(rs.url, mock.url, events, worker=worker, api=api, extra=extra)
     q = Queue(rs.client())
     workers = start_workers(start, cfg, nworkers)
     return mock, sink, q, workers
@@ -197,12 +201,16 @@ def a_rejected_token_holds_the_customer_until_a_new_token_resumes_it_in_order():
 
 @suite.test
 def a_customer_without_a_token_is_held_until_one_is_set():
+    """Its key that fetches is held (the customer is not: its fetch-less
+    events go on, test_deliver.py)."""
     with RedisServer() as rs, processes() as start:
         mock, sink, q, _ = setup(start, rs)
         q.push("c9", "post-create", {"post_id": 1})
         q.push("c9", "post-create", {"post_id": 2})
         r = rs.client()
-        wait_until(lambda: r.hget(P + "hc", "c9") == b"no-token", 10, what="c9 held")
+        wait_until(lambda: r.hget(P + "held", "c9:post-create") == b"no-token", 10,
+                   what="c9's key held")
+        assert r.hget(P + "hc", "c9") is None
         assert mock.count() == 0, "no call may be made without a token"
         q.set_token("c9", "tok-9")
         wait_until(lambda: sink.count() >= 2, 20, what="deliveries")
@@ -285,7 +293,7 @@ def delivery_answers_decide_done_retry_or_permanent():
 def a_slow_delivery_times_out_and_is_retried():
     with RedisServer() as rs, processes() as start:
         mock, sink, q, _ = setup(start, rs, events={"e": {"deliver": "SINK/hooks"}},
-                                 api={"timeout": "500ms"}, worker={"max_attempts": 5})
+                                 deliver={"timeout": "500ms"}, worker={"max_attempts": 5})
         sink.control(delay_ms=1500)
         t0 = time.monotonic()
         q.push("a", "e", {"x": 1})
@@ -322,7 +330,7 @@ def exec_exit_codes_mean_done_retry_or_permanent_and_a_hung_program_is_killed():
         'exit 0\n' % out)
     with RedisServer() as rs, processes() as start:
         mock, sink, q, _ = setup(start, rs, events={"e": {"deliver": "exec:" + script}},
-                                 api={"timeout": "1s"}, worker={"max_attempts": 3})
+                                 deliver={"timeout": "1s"}, worker={"max_attempts": 3})
         for k in ("ok", "retry", "perm", "hang"):
             q.push(k, "e", {"k": k})
         r = rs.client()

@@ -85,6 +85,93 @@ def dedup_answers_the_first_id_and_stores_nothing():
         assert q.r.llen(P + "q:c:e") == 1
 
 
+def dd_hashes(c):
+    """The dedup hashes of shard 0: {name: encoding}."""
+    return {k: c.object("encoding", k) for k in c.scan_iter(match=P + "dd:*", count=1000)}
+
+
+@suite.test
+def dedup_remembers_an_id_at_least_the_ttl_and_at_most_a_tenth_longer():
+    # dedup_ttl 1 s: a window of 250 ms per generation, so the id is looked
+    # up across generations as it ages. Every push of the same webhook-id
+    # answers duplicate until the ttl has passed; the first one stored again
+    # comes within a tenth of the ttl after it.
+    srv, q = fresh()
+    ttl = 1000
+    with srv:
+        t0 = time.monotonic()
+        st, first, _ = q.push("c", "e", whid="w-ttl", ttl=ttl)
+        t1 = time.monotonic()
+        assert st == 0
+        while True:
+            a = time.monotonic()
+            st, jid, _ = q.push("c", "e", whid="w-ttl", ttl=ttl)
+            b = time.monotonic()
+            if st == 0:
+                break
+            assert st == 1 and jid == first
+            # Answered duplicate although the ttl had passed for sure.
+            assert a < t1 + ttl * 1.1 / 1000, "remembered %.0f ms" % ((a - t1) * 1000)
+            q.push("c", "other", whid="filler-%f" % a, ttl=ttl)  # more generations
+            time.sleep(0.01)
+        # Stored again: the ttl had passed by the end of that call.
+        assert b >= t0 + ttl / 1000, "forgotten after %.0f ms" % ((b - t0) * 1000)
+        assert jid != first
+
+
+@suite.test
+def dedup_never_takes_one_id_for_another_that_shares_its_first_bytes():
+    srv, q = fresh()
+    with srv:
+        head = "msg_" + "x" * 200
+        ids = {}
+        for k in range(300):
+            st, jid, _ = q.push("c", "e", whid="%s%03d" % (head, k))
+            assert st == 0, k
+            ids[k] = jid
+        st, jid, _ = q.push("c", "e", whid=head + "a")
+        assert st == 0
+        for k in (0, 1, 150, 299):
+            assert q.push("c", "e", whid="%s%03d" % (head, k)) == (1, ids[k], 0)
+        assert q.r.llen(P + "q:c:e") == 301
+
+
+@suite.test
+def dedup_keeps_ids_in_small_listpack_hashes_under_40_bytes_each():
+    srv, q = fresh()
+    with srv:
+        c = srv.client()
+        before = c.info("memory")["used_memory"]
+        n = 0
+        for b in range(200):
+            got = push_batch(q, [("c%d" % (j % 50), "e", "", "wh-%d-%d" % (b, j)) for j in range(100)])
+            n += len(got)
+            assert all(g[0] == 0 for g in got)
+        # The queue itself goes: what is left is what dedup holds.
+        for k in c.scan_iter(match=P + "q:*", count=1000):
+            c.delete(k)
+        hashes = dd_hashes(c)
+        assert hashes and set(hashes.values()) == {b"listpack"}, set(hashes.values())
+        held = sum(c.memory_usage(k, samples=0) for k in hashes)
+        assert held / n <= 40, "%.1f bytes per id in the hashes" % (held / n)
+        assert q.push("c0", "e", whid="wh-7-7")[0] == 1
+
+
+@suite.test
+def dedup_deletes_a_generation_whole_once_its_ids_are_forgotten():
+    srv, q = fresh()
+    with srv:
+        c = srv.client()
+        for j in range(500):
+            q.push("c", "e", whid="old-%d" % j, ttl=1000)
+        old = set(dd_hashes(c))
+        assert old
+        time.sleep(1.5)  # the ttl, the window and its last slot have passed
+        q.push("c", "e", whid="new", ttl=1000)
+        assert not old & set(dd_hashes(c))
+        assert q.push("c", "e", whid="old-1", ttl=1000)[0] == 0
+
+
 @suite.test
 def depth_cap_counts_the_job_in_flight():
     srv, q = fresh()
@@ -157,7 +244,7 @@ def a_batch_fills_a_key_to_its_cap_and_a_refused_job_keeps_no_webhook_id():
         assert srv.client().llen(P + "q:c1:a") == 3
         # The refused job left no trace of its webhook-id: once there is
         # room, the sender's retry is stored, not answered as a duplicate.
-        assert not srv.client().exists(P + "dd:w4")
+        assert got[3] == (2, "", 0)
         srv.client().rpop(P + "q:c1:a")
         srv.client().zadd(P + "depth", {"c1:a": 2})
         st, _, seq = q.push("c1", "a", "4", "w4", depth=3)
@@ -305,6 +392,29 @@ def hold_of_a_customer_holds_its_ready_keys_and_new_ones():
         assert q.state("c:z") == "held"
         assert q.r.hget(P + "hc", "c") == b"token-invalid"
         assert q.r.smembers(P + "hk:c") == {b"c:a", b"c:b", b"c:z"}
+
+
+@suite.test
+def a_no_token_hold_of_one_key_leaves_the_customer_and_a_token_set_first_voids_it():
+    srv, q = fresh()
+    with srv:
+        q.push("c", "a")
+        q.push("c", "b")
+        _, got, _, _ = q.settle(claim=2)
+        byk = {g["key"]: g for g in got}
+        res, _, _, _ = q.settle([("hold", "c:a", byk["c:a"]["token"], 0, "no-token")], claim=0)
+        assert res == [1] and q.state("c:a") == "held"
+        assert q.r.hget(P + "hc", "c") is None
+        q.push("c", "z")
+        assert q.state("c:z") == "ready"
+        # A token set between the limiter's "no token" and the hold wins:
+        # the key runs again at once, no attempt counted.
+        q.r.hset(P + "tok", "c", "tok-1")
+        res, nxt, _, _ = q.settle([("hold", "c:b", byk["c:b"]["token"], 0, "no-token")],
+                                  claim=5)
+        assert res == [1] and q.r.hget(P + "held", "c:b") is None
+        assert sorted(g["key"] for g in nxt) == ["c:b", "c:z"]
+        assert [g["attempt"] for g in nxt] == [1, 1]
 
 
 @suite.test

@@ -109,7 +109,8 @@ def every_command_and_flag_of_the_help_is_in_the_man_page_and_the_docs():
                 missing.append("hookq.1: %s %s" % (cmd, flag))
             if flag not in docs:
                 missing.append("docs/*.md: %s %s" % (cmd, flag))
-    assert not missing, "not documented:\n  " + "\n  ".join(missing)
+    assert not missing, ("not documented (add each to docs/man/hookq.1.scd and to the "
+                         "docs, e.g. docs/operations.md):\n  " + "\n  ".join(missing))
 
 
 @suite.test
@@ -127,7 +128,10 @@ def every_config_key_is_in_hookq_ini_5_and_configuration_md_under_its_section():
                 missing.append("hookq.ini.5: [%s] %s" % (section_name(section), key))
             if section in md and "| `%s` |" % key not in md[section]:
                 missing.append("configuration.md: [%s] %s" % (section_name(section), key))
-    assert not missing, "not documented:\n  " + "\n  ".join(missing)
+    assert not missing, ("not documented (a key of config.c needs a '*key* = ...' item in "
+                         "docs/man/hookq.ini.5.scd and a '| `key` |' row in docs/configuration.md, "
+                         "under its section; and a line in debian/hookq.ini):\n  " +
+                         "\n  ".join(missing))
 
 
 @suite.test
@@ -140,7 +144,8 @@ def the_shipped_config_lists_every_key_and_is_valid():
         for key in keys:
             if not re.search(r"^;?%s = " % key, sections.get(section, ""), re.M):
                 missing.append("[%s] %s" % (section_name(section), key))
-    assert not missing, "debian/hookq.ini does not show:\n  " + "\n  ".join(missing)
+    assert not missing, ("debian/hookq.ini (the shipped /etc/hookq/hookq.ini) does not show "
+                         "(add ';key = default' under its section):\n  " + "\n  ".join(missing))
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKQ_")}
     path = os.path.join(SRC, "debian", "hookq.ini")
     r = subprocess.run([HOOKQ, "check", "-c", path], capture_output=True, text=True,

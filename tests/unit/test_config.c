@@ -200,6 +200,8 @@ test_config_defaults_match_design(void **state)
     assert_int_equal(hq__config_defaults(&cfg), HQ_OK);
     assert_null(cfg->path);
     assert_null(cfg->redis.url);
+    assert_null(cfg->redis.sentinels);
+    assert_string_equal(cfg->redis.sentinel_master, "hookq");
     assert_string_equal(cfg->redis.ns, "hookq");
     assert_int_equal(cfg->redis.shards, 1);
     assert_string_equal(cfg->redis.data_dir, "./hookq-data");
@@ -218,9 +220,9 @@ test_config_defaults_match_design(void **state)
     assert_int_equal(cfg->worker.concurrency, 64);
     assert_int_equal(cfg->worker.threads, 2);
     assert_int_equal(cfg->worker.lease_ms, 30000);
-    assert_int_equal(cfg->worker.max_attempts, 8);
-    assert_int_equal(cfg->worker.backoff_min_ms, 1000);
-    assert_int_equal(cfg->worker.backoff_max_ms, 600000);
+    assert_int_equal(cfg->worker.max_attempts, 12);
+    assert_int_equal(cfg->worker.backoff_min_ms, 5000);
+    assert_int_equal(cfg->worker.backoff_max_ms, 3600000);
     assert_int_equal(cfg->worker.on_failure, HQ_ON_FAILURE_DEADLETTER);
     assert_int_equal(cfg->worker.shutdown_timeout_ms, 30000);
     assert_string_equal(cfg->api.base_url, "http://127.0.0.1:9000");
@@ -229,6 +231,11 @@ test_config_defaults_match_design(void **state)
     assert_int_equal(cfg->api.margin_ms, 25);
     assert_int_equal(cfg->api.endpoint, HQ_ENDPOINT_ROUTE);
     assert_int_equal(cfg->api.timeout_ms, 10000);
+    assert_null(cfg->deliver.secret);
+    assert_int_equal(cfg->deliver.timeout_ms, 30000);
+    assert_int_equal(cfg->deliver.breaker, 5);
+    assert_int_equal(cfg->deliver.probe_min_ms, 5000);
+    assert_int_equal(cfg->deliver.probe_max_ms, 60000);
     assert_int_equal(cfg->nevents, 0);
     assert_int_equal(cfg->log_format, HQ_LOG_TEXT);
     assert_int_equal(cfg->log_level, 2);
@@ -242,6 +249,8 @@ static const char full_ini[] =
     "log_level = debug\n"
     "[redis]\n"
     "url = redis://127.0.0.1:6379/0   ; or unix:///path\n"
+    "sentinels = 10.0.0.1:26379,10.0.0.2:26379\n"
+    "sentinel_master = mymaster\n"
     "namespace = hq-test\n"
     "shards = 4\n"
     "data_dir = /var/lib/hookq\n"
@@ -282,7 +291,16 @@ static const char full_ini[] =
     "deliver = http://127.0.0.1:8000/hooks/post-create\n"
     "on_failure = deadletter\n"
     "[event  user.deleted ]\n"
-    "deliver = log\n";
+    "deliver = log\n"
+    "secret = whsec_c2VjcmV0LWZvci1kZWxpdmVyaWVz\n"
+    "timeout = 5s\n"
+    "[deliver]\n"
+    "secret = whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
+    "timeout = 20s\n"
+    "breaker = 0\n"
+    "probe = 1s..30s\n"
+    "[event *]\n"
+    "deliver = log:/dev/null\n";
 
 static void
 test_config_every_key_is_read(void **state)
@@ -299,6 +317,8 @@ test_config_every_key_is_read(void **state)
     assert_int_equal(cfg->log_format, HQ_LOG_JSON);
     assert_int_equal(cfg->log_level, 3);
     assert_string_equal(cfg->redis.url, "redis://127.0.0.1:6379/0");
+    assert_string_equal(cfg->redis.sentinels, "10.0.0.1:26379,10.0.0.2:26379");
+    assert_string_equal(cfg->redis.sentinel_master, "mymaster");
     assert_string_equal(cfg->redis.ns, "hq-test");
     assert_int_equal(cfg->redis.shards, 4);
     assert_string_equal(cfg->redis.data_dir, "/var/lib/hookq");
@@ -331,24 +351,43 @@ test_config_every_key_is_read(void **state)
     assert_int_equal(cfg->api.margin_ms, 0);
     assert_int_equal(cfg->api.endpoint, HQ_ENDPOINT_URL);
     assert_int_equal(cfg->api.timeout_ms, 3000);
+    assert_string_equal(cfg->deliver.secret,
+                        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    assert_int_equal(cfg->deliver.timeout_ms, 20000);
+    assert_int_equal(cfg->deliver.breaker, 0);
+    assert_int_equal(cfg->deliver.probe_min_ms, 1000);
+    assert_int_equal(cfg->deliver.probe_max_ms, 30000);
 
-    assert_int_equal(cfg->nevents, 2);
+    assert_int_equal(cfg->nevents, 3);
     ev = hq__config_event(cfg, "post-create", 11);
     assert_non_null(ev);
-    assert_int_equal(ev->line, 40);
+    assert_int_equal(ev->line, 42);
     assert_int_equal(ev->nfetch, 2);
     assert_string_equal(ev->fetch[0], "GET /posts/{data.post_id}");
     assert_string_equal(ev->fetch[1], "GET /users/{customer}/codes/{code}");
     assert_string_equal(ev->deliver, "http://127.0.0.1:8000/hooks/post-create");
     assert_int_equal(ev->on_failure, HQ_ON_FAILURE_DEADLETTER);
+    /* Unset: [deliver]'s. */
+    assert_null(ev->secret);
+    assert_int_equal(ev->timeout_ms, 20000);
     ev = hq__config_event(cfg, "user.deleted", 12);
     assert_non_null(ev);
     assert_int_equal(ev->nfetch, 0);
     assert_string_equal(ev->deliver, "log");
+    assert_string_equal(ev->secret, "whsec_c2VjcmV0LWZvci1kZWxpdmVyaWVz");
+    assert_int_equal(ev->timeout_ms, 5000);
     /* Unset: the worker's policy. */
     assert_int_equal(ev->on_failure, HQ_ON_FAILURE_HOLD);
+    /* Codes without a section of their own: the catch-all. */
+    ev = hq__config_event(cfg, "post", 4);
+    assert_non_null(ev);
+    assert_string_equal(ev->code, "*");
+    assert_string_equal(hq__config_event(cfg, "post-created", 12)->code, "*");
+    hq__config_free(cfg);
+    /* Without [event *], an unknown code has no section. */
+    cfg = NULL;
+    assert_int_equal(hq__config_defaults(&cfg), HQ_OK);
     assert_null(hq__config_event(cfg, "post", 4));
-    assert_null(hq__config_event(cfg, "post-created", 12));
     hq__config_free(cfg);
 }
 
@@ -373,7 +412,25 @@ static const struct {
     {"[worker]\nzzz = 4\n", "@:2: [worker] zzz: unknown key\n"},
     {"[wrker]\nlease = 1s\nfoo = 2\n",
      "@:1: [wrker]: unknown section (expected redis, intake, admin, worker, "
-     "api or event CODE)\n"},
+     "api, deliver, event CODE or event *)\n"},
+    {"[deliver]\nbreaker = -1\n",
+     "@:2: [deliver] breaker: invalid number '-1': expected a whole number "
+     "from 0 to 1000000\n"},
+    {"[deliver]\nsecret = hunter2\n",
+     "@:2: [deliver] secret: invalid secret: expected whsec_ followed by "
+     "base64\n"},
+    {"[deliver]\nprobe = 1m..5s\n",
+     "@:2: [deliver] probe: invalid range '1m..5s': the minimum 1m is "
+     "above the maximum 5s\n"},
+    {"[event *]\ndeliver = log\ntimeout = soon\nsecret = x\n",
+     "@:3: [event *] timeout: invalid duration 'soon' (expected a number "
+     "with ms, s, m, h or d, at least 1ms)\n"
+     "@:4: [event *] secret: invalid secret: expected whsec_ followed by "
+     "base64\n"},
+    {"[event a]\ndeliver = log\ntimeout = 1s\ntimeout = 2s\n",
+     "@:4: [event a] timeout: set twice\n"},
+    {"[event a]\ndeliver = log\ntimout = 1s\n",
+     "@:3: [event a] timout: unknown key (did you mean 'timeout'?)\n"},
     {"verbose = 1\n", "@:1: verbose: unknown key\n"},
     {"log_level = loud\n",
      "@:1: log_level: invalid value 'loud': expected error, warn, info or "
@@ -424,7 +481,7 @@ static const struct {
      "base64\n"},
     {"[redis]\nurl = http://127.0.0.1:6379\n",
      "@:2: [redis] url: invalid url 'http://127.0.0.1:6379': expected "
-     "redis://[:password@]host[:port][/db] or unix:///path\n"},
+     "redis://[[user]:password@]host[:port][,host:port...][/db] or unix:///path\n"},
     /* These passed `hookq check` but not the store's parser at startup
      * (found by fuzz_config). */
     {"[redis]\nurl = unix:///run/redis.sock?db=x\n",
@@ -488,6 +545,25 @@ static const struct {
     {"[event x]\ndeliver = log\non_failure = later\n",
      "@:3: [event x] on_failure: invalid value 'later': expected "
      "deadletter or hold\n"},
+    {"[redis]\nsentinels = 10.0.0.1\n",
+     "@:2: [redis] sentinels: '10.0.0.1' needs a port (host:port)\n"},
+    {"[redis]\nsentinels = 10.0.0.1:26379,:26380\n",
+     "@:2: [redis] sentinels: no host in ':26380'\n"},
+    {"[redis]\nsentinels = h:26379\nsentinel_master = my master\n",
+     "@:3: [redis] sentinel_master: invalid name 'my master': no spaces or "
+     "control characters\n"},
+    {"[redis]\nurl = redis://a:1,b:2\nsentinels = h:26379\n",
+     "@:3: [redis] sentinels: cannot go with a url of several hosts (a Redis "
+     "Cluster finds its masters itself)\n"},
+    {"[redis]\nurl = unix:///r.sock\nsentinels = h:26379\n",
+     "@:3: [redis] sentinels: cannot go with a unix:// url: the Sentinels "
+     "name a host and port\n"},
+    {"[redis]\nurl = redis://u:@h\n",
+     "@:2: [redis] url: redis url: user 'u' needs a password "
+     "(redis://user:password@host)\n"},
+    {"[redis]\nurl = redis://a:1,b:2/3\n",
+     "@:2: [redis] url: redis url 'redis://a:1,b:2/3': several hosts mean a "
+     "Redis Cluster, which has only database 0\n"},
     {"[redis]\nwait_replicas = 1\n",
      "@:2: [redis] wait_replicas: needs a [redis] url: the embedded Redis of "
      "hookq run has no replicas to wait for\n"},
@@ -511,7 +587,7 @@ static const struct {
      "s, m, h or d)\n"
      "@:3: [worker] threads: 0 is out of range (1 to 256)\n"
      "@:4: [bogus]: unknown section (expected redis, intake, admin, worker, "
-     "api or event CODE)\n"
+     "api, deliver, event CODE or event *)\n"
      "@:7: [api] rate: invalid rate '0/1s': expected CALLS/WINDOW with "
      "CALLS from 1 to 1000000, e.g. 2/1s or 100/1m\n"},
 };

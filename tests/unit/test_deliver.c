@@ -77,8 +77,9 @@ test_deliver_http_status_means_done_permanent_or_retry(void **state)
 static int outcome_seen = -1;
 
 static void
-on_done(int outcome, const char *error, void *arg)
+on_done(int outcome, int target_failed, const char *error, void *arg)
 {
+    (void)target_failed;
     (void)error;
     (void)arg;
     outcome_seen = outcome;
@@ -88,7 +89,7 @@ static void
 test_deliver_log_file_gets_one_line_per_job_appended(void **state)
 {
     char path[] = "/tmp/hq-test-deliver-XXXXXX", spec[64], buf[256];
-    struct hq__delivery_job job = {"0-1", "c:k", 1, 1, "{\"a\":1}", 7, 0};
+    struct hq__delivery_job job = {"0-1", "c:k", 1, 1, "{\"a\":1}", 7, 0, NULL};
     struct hq__deliver *d = NULL;
     struct hq__delivery *call = (struct hq__delivery *)&job;
     struct hq__err err;
@@ -121,6 +122,45 @@ test_deliver_log_file_gets_one_line_per_job_appended(void **state)
     assert_string_equal(buf, "{\"a\":1}\n{\"a\":1}\n");
 }
 
+/* The circuit breaker's target names: one per origin, or per program. */
+static void
+test_deliver_target_is_the_origin_or_the_program(void **state)
+{
+    static const struct {
+        const char *spec, *target; /* NULL: no breaker */
+    } rows[] = {
+        {"http://127.0.0.1:8000/hooks/a", "http://127.0.0.1:8000"},
+        {"http://127.0.0.1:8000", "http://127.0.0.1:8000"},
+        {"http://Shop.Example.com/x?y=1", "http://shop.example.com:80"},
+        {"https://u:p@shop.example.com/x", "https://shop.example.com:443"},
+        {"http://[::1]:9000/x", "http://[::1]:9000"},
+        {"http://h:8080?q", "http://h:8080"},
+        {"exec:/usr/bin/handle --fast", "exec:/usr/bin/handle"},
+        {"log", NULL},
+        {"log:/dev/null", NULL},
+    };
+    char buf[600];
+    struct hq__err err;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct hq__deliver *d = NULL;
+
+        assert_int_equal(hq__deliver_parse(rows[i].spec, &d, &err), HQ_OK);
+        if (rows[i].target) {
+            assert_int_equal(hq__deliver_target(d, buf, sizeof(buf)), 1);
+            assert_string_equal(buf, rows[i].target);
+        } else {
+            assert_int_equal(hq__deliver_target(d, buf, sizeof(buf)), 0);
+        }
+        hq__deliver_free(d);
+    }
+    assert_int_equal(hq__url_origin("ftp://x", buf, sizeof(buf)), HQ_EINVAL);
+    assert_int_equal(hq__url_origin("http:///x", buf, sizeof(buf)), HQ_EINVAL);
+    assert_int_equal(hq__url_origin("http://long-host-name", buf, 10),
+                     HQ_EINVAL);
+}
+
 int
 main(void)
 {
@@ -128,6 +168,7 @@ main(void)
         cmocka_unit_test(test_deliver_parses_targets_and_names_what_is_wrong),
         cmocka_unit_test(test_deliver_http_status_means_done_permanent_or_retry),
         cmocka_unit_test(test_deliver_log_file_gets_one_line_per_job_appended),
+        cmocka_unit_test(test_deliver_target_is_the_origin_or_the_program),
     };
     return cmocka_run_group_tests_name("deliver", tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 /*
- * Unit tests for the daemon's log (src/hookq/log.c, compiled in here since
- * the binary's files are not in the library): line shapes in text and JSON,
+ * Unit tests for the daemon's log (src/hookq/log.c, linked from the
+ * binary's own library hookq_app): line shapes in text and JSON,
  * escaping, levels, fields as JSON values (numbers, any bytes as valid
  * UTF-8), long lines cut into valid JSON, and that secrets are masked.
  */
@@ -15,7 +15,8 @@
 
 #include <jansson.h>
 
-#include "log.c"
+#include "config_int.h"
+#include "log.h"
 
 /* Run `fn` with stderr captured; returns what it wrote (static buffer). */
 static const char *

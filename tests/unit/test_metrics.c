@@ -1,5 +1,5 @@
 /*
- * Unit tests for src/hookq/metrics.c: which bucket an observation lands in
+ * Unit tests for src/lib/metrics.c: which bucket an observation lands in
  * (each bound is inclusive, as Prometheus's `le` says), the cumulative
  * _bucket lines with +Inf equal to _count, sums in seconds, label quoting,
  * and a document large enough to make the buffer grow.
@@ -13,8 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The binary's sources are not in the library: build metrics.c in. */
-#include "../../src/hookq/metrics.c"
+#include "metrics_int.h"
 
 static uint64_t
 count_in(const struct hq_hist *h, size_t i)

@@ -1,6 +1,6 @@
 /*
  * The parts of the worker that need no Redis: reading the job records it
- * claims (hq__record_parse, shared with admin.c), and the retry backoff
+ * claims (hq__record_parse of record.c, shared with admin.c), and the retry backoff
  * (full jitter within its bounds, no overflow).
  */
 #include <stdarg.h>
@@ -11,7 +11,7 @@
 
 #include <string.h>
 
-#include "admin_int.h"
+#include "record_int.h"
 #include "worker_int.h"
 
 struct record_row {

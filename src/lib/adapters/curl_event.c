@@ -43,6 +43,7 @@ struct hq__http_call {
     size_t body_len, body_cap, max_response;
     int truncated;
     char content_type[128];
+    char location[512];          /* Location header, "" when absent */
     int64_t retry_after_ms;
     char errbuf[CURL_ERROR_SIZE];
     struct timespec started;
@@ -132,6 +133,7 @@ finish(struct hq__http_call *c, CURLcode cc)
     r.body = c->body ? c->body : "";
     r.body_len = c->body_len;
     r.content_type = c->content_type;
+    r.location = c->location;
     r.retry_after_ms = c->retry_after_ms;
     call_unlink(c);
     c->fn(&r, c->arg);
@@ -310,18 +312,8 @@ write_cb(char *ptr, size_t size, size_t nmemb, void *userp)
         keep = c->max_response - c->body_len;
         c->truncated = 1;
     }
-    if (c->body_len + keep + 1 > c->body_cap) {
-        size_t cap = c->body_cap ? c->body_cap : 1024;
-        char *nb;
-
-        while (cap < c->body_len + keep + 1)
-            cap *= 2;
-        nb = realloc(c->body, cap);
-        if (!nb)
-            return 0; /* aborts the transfer */
-        c->body = nb;
-        c->body_cap = cap;
-    }
+    if (hq__buf_reserve(&c->body, &c->body_cap, c->body_len + keep + 1) != 0)
+        return 0; /* aborts the transfer */
     memcpy(c->body + c->body_len, ptr, keep);
     c->body_len += keep;
     c->body[c->body_len] = '\0';
@@ -363,10 +355,13 @@ header_cb(char *line, size_t size, size_t nmemb, void *userp)
     } else if (header_is(line, len, "Content-Type", &v, &vlen)) {
         snprintf(c->content_type, sizeof(c->content_type), "%.*s", (int)vlen,
                  v);
+    } else if (header_is(line, len, "Location", &v, &vlen)) {
+        snprintf(c->location, sizeof(c->location), "%.*s", (int)vlen, v);
     } else if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
         /* A new response (after 100 Continue): forget earlier headers. */
         c->retry_after_ms = -1;
         c->content_type[0] = '\0';
+        c->location[0] = '\0';
     }
     return len;
 }

@@ -50,6 +50,7 @@ struct hq__http_response {
     const char *body;       /* NUL-terminated, body_len bytes */
     size_t body_len;
     const char *content_type; /* "" when absent */
+    const char *location;   /* Location (redirects are not followed); "" */
     int64_t retry_after_ms; /* Retry-After (seconds or HTTP date); -1 absent */
     int64_t elapsed_ms;
 };

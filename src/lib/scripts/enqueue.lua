@@ -15,22 +15,180 @@
 -- Every redis.call costs about 1 us besides its command, so the calls are
 -- counted: per key of the batch, one ZINCRBY of its depth (which also gives
 -- the depth check, since depth[key] = LLEN q:<key>), one HINCRBY of its seq
--- and one RPUSH of all its jobs; per job, one SET of its webhook-id when it
--- has one. A key with jobs refused (duplicate or full) takes one more
--- ZINCRBY to give their count back.
+-- and one RPUSH of all its jobs; per job with a webhook-id, one HGET per
+-- live dedup generation but the newest and one HSETNX in the newest (below).
+-- A key with jobs refused (duplicate or full) takes one more ZINCRBY to give
+-- their count back.
+--
+-- Dedup layout (G9, DESIGN 3.3): a webhook-id is remembered as a 16-byte
+-- field (the first 128 bits of its SHA-1, so no two ids are compared on
+-- fewer bits) in a small hash, `dd:<gen>:<i>`, whose value packs the first
+-- job's id number and the moment it was stored: n * 1024 + slot, the slot
+-- being the 1/1024th of the generation's window it arrived in. A generation
+-- takes the ids of a window of dedup_ttl / DD_WINDOWS (or fewer ids, when it
+-- is full) and is spread over M hashes by the digest's first 32 bits, M
+-- sized from the rate of the generation before so that each hash holds about
+-- DD_FILL ids: Redis keeps them as listpacks (about 24 bytes an id, where a
+-- string key with an expiry costs ~180). A lookup reads the digest in every
+-- live generation and takes an entry as a duplicate while its slot's end
+-- plus the ttl lies ahead: remembered at least dedup_ttl, at most 1/1024 of
+-- a window longer. A generation whose every entry is past that is deleted
+-- whole, DD_DROP hashes per call, by the calls that come after. The list of
+-- generations is one small string, `dd`: the next generation number, then
+-- six numbers per generation (oldest first): number, start ms, window ms,
+-- M, the shard's first job number when it opened, hashes deleted so far.
 local max_depth = tonumber(ARGV[1])
 local ttl = ARGV[2]
 local n = (#ARGV - 2) / 4
-if not max_depth or n < 1 or n % 1 ~= 0 then
+if not max_depth or not tonumber(ttl) or tonumber(ttl) < 1 or n < 1 or n % 1 ~= 0 then
   return redis.error_reply('ERR enqueue: ARGV must be max_depth, dedup_ttl_ms, then 4 per job')
 end
 local reply = {}
 
 local t = redis.call('TIME')
 local received = t[1] .. string.sub('00000' .. t[2], -6, -4)
+-- Dedup generations (see above), read when the batch has a webhook-id.
+local DD_WINDOWS, DD_FILL, DD_SLOTS, DD_DROP = 4, 64, 1024, 500
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl_ms = tonumber(ttl)
+local gens, cur, dd_next, dd_dirty = false, false, 1, false
+
+-- The end of generation g's memory: its last slot's end plus the ttl.
+local function gen_end(g)
+  return g.start + g.w + math.ceil(g.w / DD_SLOTS) + ttl_ms
+end
+
+local function dd_open()
+  gens = {}
+  local v = redis.call('GET', P .. 'dd')
+  local nums = {}
+  if v then
+    for x in string.gmatch(v, '%d+') do
+      nums[#nums + 1] = tonumber(x)
+    end
+    dd_next = nums[1] or 1
+  end
+  -- Expired generations are deleted, DD_DROP hashes per call, and dropped
+  -- from the list; the others are kept, oldest first.
+  local budget = DD_DROP
+  for j = 2, #nums - 5, 6 do
+    local g = {id = nums[j], start = nums[j + 1], w = nums[j + 2], m = nums[j + 3],
+               first = nums[j + 4], del = nums[j + 5]}
+    g.pre = P .. 'dd:' .. string.format('%d', g.id) .. ':'
+    if now >= gen_end(g) then
+      dd_dirty = true
+      if budget > 0 then
+        local upto = math.min(g.del + budget, g.m)
+        local doomed = {}
+        for i = g.del, upto - 1 do
+          doomed[#doomed + 1] = g.pre .. i
+        end
+        if #doomed > 0 then
+          redis.call('UNLINK', unpack(doomed))
+        end
+        budget = budget - #doomed
+        g.del = upto
+      end
+      if g.del < g.m then
+        gens[#gens + 1] = g
+      end
+    else
+      gens[#gens + 1] = g
+    end
+  end
+end
+
+-- The generation this batch goes to (its first job is number `first`).
+-- The newest one takes it unless its window has passed or the batch would
+-- overfill it; then a new one opens, with M sized for the rate the last one
+-- saw over a window (at most 8 times its M when it filled up early: a burst
+-- does not make M huge) and at least for the batch itself. A generation's
+-- count is the shard's job numbers given since it opened (jobs without a
+-- webhook-id included: an upper bound), so no call writes `dd` but those
+-- that open or delete a generation.
+local function dd_pick(first)
+  local last = gens[#gens]
+  local w = math.max(1, math.floor(ttl_ms / DD_WINDOWS))
+  if last and now >= gen_end(last) then
+    last = false
+  end
+  if last and now < last.start + last.w and first + n - last.first <= last.m * DD_FILL then
+    cur = last
+  else
+    local m = 1
+    if last then
+      local rate = (first - last.first) / math.max(1, now - last.start)
+      m = math.ceil(rate * w / DD_FILL)
+      if now < last.start + last.w then
+        m = math.min(m, last.m * 8)
+      end
+    end
+    m = math.max(1, m, math.ceil(n / DD_FILL))
+    cur = {id = dd_next, start = now, w = w, m = m, first = first, del = 0,
+           pre = P .. 'dd:' .. string.format('%d', dd_next) .. ':'}
+    dd_next = dd_next + 1
+    gens[#gens + 1] = cur
+    dd_dirty = true
+  end
+end
+
+local function dd_save()
+  local parts = {string.format('%d', dd_next)}
+  for _, g in ipairs(gens) do
+    parts[#parts + 1] = string.format('%d %d %d %d %d %d', g.id, g.start, g.w, g.m, g.first, g.del)
+  end
+  redis.call('SET', P .. 'dd', table.concat(parts, ' '))
+end
+
+-- Looks the webhook-id up in every live generation; when it is new, stores
+-- it in the current one for job number `num`. Returns the first job's id
+-- number when it is a duplicate, else false and the hash and field it was
+-- stored at (so that a refusal can take it back).
+local function dd_check(whid, num)
+  local h = redis.sha1hex(whid)
+  local a = tonumber(string.sub(h, 1, 8), 16)
+  local f = struct.pack('>I4I4I4I4', a, tonumber(string.sub(h, 9, 16), 16),
+                        tonumber(string.sub(h, 17, 24), 16), tonumber(string.sub(h, 25, 32), 16))
+  for _, g in ipairs(gens) do
+    if g ~= cur and now < gen_end(g) then
+      local v = redis.call('HGET', g.pre .. (a % g.m), f)
+      if v then
+        v = tonumber(v)
+        local slot = v % DD_SLOTS
+        if g.start + math.ceil((slot + 1) * g.w / DD_SLOTS) + ttl_ms > now then
+          return (v - slot) / DD_SLOTS
+        end
+      end
+    end
+  end
+  local hk = cur.pre .. (a % cur.m)
+  local slot = math.floor((now - cur.start) * DD_SLOTS / cur.w)
+  local v = string.format('%d', num * DD_SLOTS + slot)
+  if redis.call('HSETNX', hk, f, v) == 0 then
+    -- Already in the current generation, whose entries are all remembered
+    -- still (its window is shorter than the ttl).
+    return math.floor(tonumber(redis.call('HGET', hk, f)) / DD_SLOTS)
+  end
+  return false, hk, f
+end
+
+-- Before the first write that may take memory: with Redis over maxmemory
+-- (noeviction) that write is refused and the call changes nothing, unless
+-- expired dedup generations were deleted first, which is what frees the
+-- memory of a Redis full of remembered ids.
+for i = 0, n - 1 do
+  if ARGV[6 + 4 * i] ~= '' then
+    dd_open()
+    break
+  end
+end
+
 -- Job ids of this batch: SHARD-(first .. first+n-1). A job that turns out a
 -- duplicate or full leaves its number unused.
 local first = redis.call('INCRBY', P .. 'ids', n) - n + 1
+if gens then
+  dd_pick(first)
+end
 
 -- The batch's keys, in the order they first appear, with their job counts.
 local order, groups, keyof = {}, {}, {}
@@ -60,19 +218,16 @@ for i = 0, n - 1 do
   local a = 3 + 4 * i
   local g = groups[keyof[i]]
   local id = SHARD .. '-' .. string.format('%d', first + i)
-  local was, dd = false, false
+  local was, dk, df = false, false, false
   if ARGV[a + 3] ~= '' then
-    -- NX GET: sets the id when the webhook-id is new, else answers the
-    -- first job's id and changes nothing (Redis >= 7.0).
-    dd = P .. 'dd:' .. ARGV[a + 3]
-    was = redis.call('SET', dd, id, 'NX', 'GET', 'PX', ttl)
+    was, dk, df = dd_check(ARGV[a + 3], first + i)
   end
   if was then
-    reply[3 * i + 1], reply[3 * i + 2], reply[3 * i + 3] = 1, was, 0
+    reply[3 * i + 1], reply[3 * i + 2], reply[3 * i + 3] = 1, SHARD .. '-' .. string.format('%d', was), 0
     dups = dups + 1
   elseif max_depth > 0 and g.base + #g.ids >= max_depth then
-    if dd then
-      redis.call('DEL', dd)
+    if dk then
+      redis.call('HDEL', dk, df)
     end
     reply[3 * i + 1], reply[3 * i + 2], reply[3 * i + 3] = 2, '', 0
     fulls = fulls + 1
@@ -124,6 +279,9 @@ for _, key in ipairs(order) do
   end
 end
 
+if dd_dirty then
+  dd_save()
+end
 if stored > 0 then stat('accepted', stored) end
 if dups > 0 then stat('duplicate', dups) end
 if fulls > 0 then stat('full', fulls) end

@@ -1,6 +1,7 @@
 -- release: an operator releases a held key (hookq release KEY): it becomes
 -- ready at the front of its customer's keys, its head job unchanged, so it
--- runs next and in order. Needs _prelude.lua.
+-- runs next and in order, with a fresh count of attempts (m.a cleared; the
+-- last error stays for the operator to read). Needs _prelude.lua.
 -- KEYS[1] = shard prefix "{ns:S}:"
 -- ARGV: key
 -- Reply: {status, detail}
@@ -22,5 +23,6 @@ if st ~= 'held' then
   return {3, st}
 end
 unhold_key(key, customer)
+redis.call('HDEL', m, 'a')
 wake()
 return {1, meta[3] or ''}

@@ -8,7 +8,9 @@
 --   retry    one attempt counted, error kept; parked until now + n ms
 --   park     parked until now + n ms, no attempt counted
 --   dead     the head becomes dead letter (error, n attempts); then as done
---   hold     held with reason; n = 1 holds the whole customer
+--   hold     held with reason; n = 1 holds the whole customer. A hold for
+--            the customer's token (no-token, token-invalid) that a token
+--            set overtook runs the key again instead
 --   renew    lease extended to now + lease_ms
 --   release  lease handed back: ready at the front, no attempt counted
 -- An op whose token is not the key's current lease changes nothing (G6).
@@ -174,7 +176,7 @@ for n = 1, nops do
     elseif typ == 'park' then
       park_or_hold(key, customer, now + num)
       count('parked')
-    elseif typ == 'hold' and num == 1 and token_replaced(customer, reason) then
+    elseif typ == 'hold' and token_replaced(customer, reason) then
       -- A hold for the customer's token that a `hookq token set` overtook
       -- (between the API's answer and this hold): run the key again with
       -- the new token, at the front, no attempt counted.

@@ -31,7 +31,7 @@
 
 #include "hookq/hookq.h"
 #include "config_int.h"
-#include "metrics.h"
+#include "metrics_int.h"
 
 struct hq_process;
 
@@ -85,8 +85,8 @@ void hq_process_handle(hq_job *job, void *arg);
 int hq_process_policy(const hq_job *job, void *arg);
 
 /* Per-loop set-up and tear-down, on the loop thread. */
-void hq_process_loop_init(void *base, void *arg);
-void hq_process_loop_fini(void *base, void *arg);
+void *hq_process_loop_init(void *base, void *arg);
+void hq_process_loop_fini(void *base, void *loop_state, void *arg);
 
 /* Where processing logs failures (the worker's hq_log_fn); may be NULL. */
 void hq_process_set_log(struct hq_process *p, hq_log_fn *log, void *arg);

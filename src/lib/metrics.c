@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "metrics.h"
+#include "metrics_int.h"
 
 #include "banned_int.h"
 

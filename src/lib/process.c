@@ -1,5 +1,5 @@
 /*
- * The job handler of hookq work / hookq run (see process.h).
+ * The job handler of hookq work / hookq run (see process_int.h).
  *
  * DESIGN: a job is a small state machine that runs on its loop thread and
  * never blocks it: parse the body once, then for each fetch line
@@ -9,9 +9,10 @@
  * that ends the attempt settles the job and frees its state at once.
  *
  * Per loop (struct ploop): an HTTP client and a Redis connection for the
- * limiter, created on the loop thread and used only there. The list of
- * loops is the only state shared between threads (guarded by `mu`, taken
- * when a loop starts or ends, and by a job whose loop is not known yet).
+ * limiter, created on the loop thread by loop_init, which hands it to the
+ * worker, and used only there: a job finds its loop's with
+ * hq_job_loop_state(), so nothing is shared between threads but the
+ * read-only configuration and the relaxed-atomic metrics.
  *
  * The limiter's grant is taken just before each call, after checking in
  * the same script that the job's lease is still ours: a worker that lost its
@@ -19,7 +20,6 @@
  * earlier fetches again when it comes back; the budget they spend again is
  * granted like any other, so the API's limit holds regardless.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,18 +28,23 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "breaker_int.h"
 #include "curl_event_int.h"
 #include "deliver_int.h"
 #include "limiter_int.h"
-#include "process.h"
+#include "process_int.h"
 #include "template_int.h"
 #include "utf8_int.h"
+#include "worker_int.h"
 
 struct pevent {
     const struct hq_event_cfg *cfg;
     struct hq__template **fetch;
     size_t nfetch;
     struct hq__deliver *deliver;
+    char target[HQ_TARGET_MAX]; /* the breaker's name of it; "" = none (log) */
+    struct hq__sig_key key;     /* signs http deliveries when has_key */
+    int has_key;
 };
 
 struct ploop;
@@ -52,11 +57,11 @@ struct hq_process {
     struct hq__store_ns ns;
     struct hq__limit_rate rate;
     char *base_url;            /* api.base_url without a trailing '/' */
+    char api_target[HQ_TARGET_MAX]; /* its origin, the fetches' target */
+    struct hq__breaker_cfg breaker; /* threshold 0 = no breaker */
     hq_log_fn *log;
     hq_log_kv_fn *log_kv;      /* set: used instead of `log`, with log_arg */
     void *log_arg;
-    pthread_mutex_t mu;        /* guards `loops` */
-    struct ploop *loops;
     struct hq_process_metrics m;
 };
 
@@ -68,7 +73,6 @@ struct ploop {
     struct hq__http *http;
     struct hq__conn redis;     /* the limiter's; connects on demand */
     struct pjob *jobs;         /* in flight on this loop */
-    struct ploop *next;
     int closing;               /* loop_fini runs: callbacks do nothing */
 };
 
@@ -90,6 +94,13 @@ struct pjob {
     struct hq__http_call *call;
     struct hq__delivery *dl;
     int redis_wait;            /* a limiter call is in flight */
+    /* The circuit breaker of the step in flight (fetch or delivery). */
+    const char *target;        /* its target, or NULL when not gated */
+    void (*gated)(struct pjob *); /* the step, once the breaker says go */
+    int64_t br_failures;       /* consecutive failures the check saw */
+    int probe;                 /* this job probes a target that is down */
+    char br_id[96];            /* "<job id>/<fence>": this attempt */
+    char *br_error;            /* the failure being reported */
     int64_t started_us;        /* when the handler got the job (monotonic) */
     int64_t sent_us;           /* when the fetch in flight was sent */
 };
@@ -102,6 +113,31 @@ struct pjob {
  */
 static void plog_job(const struct pjob *pj, int level, const char *msg,
                      const char *outcome, ...);
+
+/* A line that is about no one job (a target, a loop). */
+static void
+plog(struct hq_process *p, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+plog(struct hq_process *p, int level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    if (!p->log && !p->log_kv)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (p->log_kv) {
+        static const char *const none[] = {NULL};
+
+        p->log_kv(level, msg, none, p->log_arg);
+    } else {
+        p->log(level, msg, p->log_arg);
+    }
+}
 
 /* ------------------------------------------------------------------------ */
 
@@ -134,6 +170,7 @@ hq_process_rfc3339(int64_t ms, char *buf, size_t size)
 static void
 pevent_release(struct pevent *e)
 {
+    memset(&e->key, 0, sizeof(e->key));
     for (size_t i = 0; i < e->nfetch; i++)
         hq__template_free(e->fetch[i]);
     free(e->fetch);
@@ -156,7 +193,6 @@ hq_process_new(const struct hq_config *cfg,
         snprintf(errbuf, errsize, "out of memory");
         return HQ_ENOMEM;
     }
-    pthread_mutex_init(&p->mu, NULL);
     p->cfg = cfg;
     p->rate.calls = cfg->api.rate_calls > 0 ? cfg->api.rate_calls : 2;
     p->rate.window_ms = cfg->api.rate_window_ms > 0 ? cfg->api.rate_window_ms
@@ -171,10 +207,23 @@ hq_process_new(const struct hq_config *cfg,
     n = strlen(p->base_url);
     while (n && p->base_url[n - 1] == '/')
         p->base_url[--n] = '\0';
+    if (hq__url_origin(p->base_url, p->api_target, sizeof(p->api_target)) !=
+        HQ_OK)
+        p->api_target[0] = '\0';
+    p->breaker.threshold = cfg->deliver.breaker;
+    p->breaker.probe_min_ms = cfg->deliver.probe_min_ms > 0
+                                  ? cfg->deliver.probe_min_ms : 5000;
+    p->breaker.probe_max_ms = cfg->deliver.probe_max_ms >=
+                                      p->breaker.probe_min_ms
+                                  ? cfg->deliver.probe_max_ms
+                                  : p->breaker.probe_min_ms;
     rc = hq__store_parse_url(store->url ? store->url
                                         : "redis://127.0.0.1:6379/0",
                              store->timeout_ms ? store->timeout_ms : 5000,
                              &p->addr, &err);
+    if (rc == HQ_OK)
+        rc = hq__store_set_sentinels(&p->addr, store->sentinels,
+                                     store->sentinel_master, &err);
     if (rc == HQ_OK)
         rc = hq__store_ns_init(&p->ns, store->ns, store->shards, &err);
     if (rc != HQ_OK) {
@@ -217,6 +266,22 @@ hq_process_new(const struct hq_config *cfg,
             rc = rc == HQ_EINVAL ? HQ_ECONFIG : rc;
             goto fail;
         }
+        if (!hq__deliver_target(e->deliver, e->target, sizeof(e->target)))
+            e->target[0] = '\0';
+        {
+            const char *secret = ec->secret ? ec->secret : cfg->deliver.secret;
+
+            if (secret) {
+                rc = hq__sig_key_parse(secret, &e->key, &err);
+                if (rc != HQ_OK) {
+                    snprintf(errbuf, errsize, "[event %s] secret: %s",
+                             ec->code, err.msg);
+                    rc = HQ_ECONFIG;
+                    goto fail;
+                }
+                e->has_key = 1;
+            }
+        }
     }
     *out = p;
     return HQ_OK;
@@ -232,17 +297,10 @@ hq_process_free(struct hq_process *p)
 {
     if (!p)
         return;
-    while (p->loops) {
-        struct ploop *pl = p->loops;
-
-        p->loops = pl->next;
-        ploop_free(pl);
-    }
     for (size_t i = 0; i < p->nevents; i++)
         pevent_release(&p->events[i]);
     free(p->events);
     free(p->base_url);
-    pthread_mutex_destroy(&p->mu);
     free(p);
 }
 
@@ -291,13 +349,19 @@ hq_process_worker_options(struct hq_process *p, struct hq_worker_options *o)
     o->loop_arg = p;
 }
 
+/* The job's [event CODE], else the catch-all [event *], else NULL. */
 static const struct pevent *
 find_event(const struct hq_process *p, const char *code)
 {
-    for (size_t i = 0; i < p->nevents; i++)
+    const struct pevent *any = NULL;
+
+    for (size_t i = 0; i < p->nevents; i++) {
         if (strcmp(p->events[i].cfg->code, code) == 0)
             return &p->events[i];
-    return NULL;
+        if (strcmp(p->events[i].cfg->code, "*") == 0)
+            any = &p->events[i];
+    }
+    return any;
 }
 
 int
@@ -310,35 +374,6 @@ hq_process_policy(const hq_job *job, void *arg)
 
 /* ------------------------------------------------------------------------ */
 /* Loops.                                                                   */
-
-static struct ploop *
-ploop_get(struct hq_process *p, struct event_base *base)
-{
-    struct ploop *pl;
-
-    pthread_mutex_lock(&p->mu);
-    for (pl = p->loops; pl; pl = pl->next)
-        if (pl->base == base && !pl->closing)
-            break;
-    if (!pl) {
-        pl = calloc(1, sizeof(*pl));
-        if (pl && (hq__http_new(base, &pl->http) != HQ_OK ||
-                   hq__conn_init(&pl->redis, base, &p->addr, &p->ns, NULL,
-                                 HQ_CONN_ON_DEMAND) != HQ_OK)) {
-            hq__http_free(pl->http);
-            free(pl);
-            pl = NULL;
-        }
-        if (pl) {
-            pl->p = p;
-            pl->base = base;
-            pl->next = p->loops;
-            p->loops = pl;
-        }
-    }
-    pthread_mutex_unlock(&p->mu);
-    return pl;
-}
 
 static void
 pjob_release(struct pjob *pj)
@@ -355,6 +390,7 @@ pjob_release(struct pjob *pj)
         event_free(pj->timer);
     json_decref(pj->body);
     json_decref(pj->fetched);
+    free(pj->br_error);
     free(pj->url);
     free(pj->token);
     free(pj);
@@ -381,29 +417,34 @@ ploop_free(struct ploop *pl)
     free(pl);
 }
 
-void
+void *
 hq_process_loop_init(void *base, void *arg)
 {
-    ploop_get(arg, base);
+    struct hq_process *p = arg;
+    struct ploop *pl = calloc(1, sizeof(*pl));
+
+    if (pl && (hq__http_new(base, &pl->http) != HQ_OK ||
+               hq__conn_init(&pl->redis, base, &p->addr, &p->ns, NULL,
+                             HQ_CONN_ON_DEMAND) != HQ_OK)) {
+        plog(p, HQ_LOG_ERROR, "cannot set up a processing loop: out of memory");
+        hq__http_free(pl->http);
+        free(pl);
+        return NULL;
+    }
+    if (pl) {
+        pl->p = p;
+        pl->base = base;
+    }
+    return pl;
 }
 
 void
-hq_process_loop_fini(void *base, void *arg)
+hq_process_loop_fini(void *base, void *loop_state, void *arg)
 {
-    struct hq_process *p = arg;
-    struct ploop **pp, *pl = NULL;
-
-    pthread_mutex_lock(&p->mu);
-    for (pp = &p->loops; *pp; pp = &(*pp)->next) {
-        if ((*pp)->base == base) {
-            pl = *pp;
-            *pp = pl->next;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&p->mu);
-    if (pl)
-        ploop_free(pl);
+    (void)base;
+    (void)arg;
+    if (loop_state)
+        ploop_free(loop_state);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -537,17 +578,173 @@ settle_park(struct pjob *pj, int64_t delay_ms)
  * A hold for "no-token" or "token-invalid" may be overtaken by a `hookq
  * token set` (between the API's answer and the hold): settle checks the
  * customer's token when it applies such a hold and runs the key again
- * instead when the token was replaced (see on_rejected).
+ * instead when the token was replaced (see on_rejected). With
+ * `customer_wide`, every key of the customer is held; without, this key
+ * only (a customer without a token holds only its keys whose event has a
+ * fetch: each finds out for itself, and `token set` releases them all).
  */
 static void
-settle_hold(struct pjob *pj, const char *reason)
+settle_hold(struct pjob *pj, const char *reason, int customer_wide)
 {
     hq_job *job = pj->job;
 
-    plog_job(pj, HQ_LOG_WARN, "customer held", "held", "reason", reason, NULL);
+    if (customer_wide)
+        plog_job(pj, HQ_LOG_WARN, "customer held", "held", "reason", reason, NULL);
+    else
+        plog_job(pj, HQ_LOG_WARN, "key held", "held", "reason", reason, NULL);
     attempt_ended(pj);
     pjob_release(pj);
-    hq_job_hold(job, reason, 1);
+    hq_job_hold(job, reason, customer_wide);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The circuit breaker around a step: ask before, report after.             */
+
+struct ok_ctx {
+    struct hq_process *p;
+    char target[HQ_TARGET_MAX];
+};
+
+static void
+on_breaker_ok(const struct hq__breaker_answer *a, void *arg)
+{
+    struct ok_ctx *c = arg;
+
+    if (a->verdict != HQ_BREAKER_ERROR && a->changed)
+        plog(c->p, HQ_LOG_WARN,
+             "target '%s' is up again after %lld ms down (%lld failed "
+             "probes)", c->target, (long long)a->down_ms,
+             (long long)a->probes);
+    free(c);
+}
+
+/*
+ * The target of the step in flight answered (anything but a failure the
+ * breaker counts). Redis hears of it only when the check saw failures or
+ * made this job the probe: a healthy target costs no report.
+ */
+static void
+breaker_answered(struct pjob *pj)
+{
+    struct hq_process *p = pj->pl->p;
+    struct ok_ctx *c;
+
+    if (!pj->target || (pj->br_failures == 0 && !pj->probe))
+        return;
+    c = malloc(sizeof(*c));
+    if (!c)
+        return;
+    c->p = p;
+    snprintf(c->target, sizeof(c->target), "%s", pj->target);
+    if (hq__breaker_ok(&pj->pl->redis, pj->target, pj->br_id,
+                       on_breaker_ok, c) != HQ_OK)
+        free(c);
+}
+
+static void
+on_breaker_fail(const struct hq__breaker_answer *a, void *arg)
+{
+    struct pjob *pj = arg;
+    char error[1024];
+
+    if (pj->pl->closing)
+        return;
+    /* A copy: settling frees pj, br_error with it. */
+    snprintf(error, sizeof(error), "%s", pj->br_error ? pj->br_error : "failed");
+    if (a->verdict == HQ_BREAKER_ERROR || a->counted) {
+        if (a->verdict != HQ_BREAKER_ERROR && a->changed)
+            plog(pj->pl->p, HQ_LOG_WARN,
+                 "target '%s' is down after %lld consecutive failures: %s",
+                 pj->target, (long long)a->n, error);
+        settle_retry(pj, error);
+        return;
+    }
+    /* Down already: a failed probe, or an attempt that began before it went
+     * down. The key waits in place; no attempt is counted. */
+    {
+        char wait[24];
+
+        snprintf(wait, sizeof(wait), "%lld", (long long)a->wait_ms);
+        plog_job(pj, HQ_LOG_INFO, "the job waits for its target (down)", "parked",
+                 "target", pj->target, "wait_ms", wait, "error", error, NULL);
+    }
+    settle_park(pj, a->wait_ms);
+}
+
+/*
+ * The target of the step in flight failed as the breaker counts it: an
+ * attempt as usual while it is up (retry), a park without one once it is
+ * down. Without a breaker (or Redis), a plain retry.
+ */
+static void
+breaker_failed(struct pjob *pj, const char *error)
+{
+    struct hq_process *p = pj->pl->p;
+
+    free(pj->br_error);
+    pj->br_error = strdup(error);
+    if (!pj->target || !pj->br_error ||
+        hq__breaker_fail(&pj->pl->redis, pj->target,
+                         pj->br_id, &p->breaker, error, on_breaker_fail,
+                         pj) != HQ_OK)
+        settle_retry(pj, error);
+}
+
+static void
+on_gate(const struct hq__breaker_answer *a, void *arg)
+{
+    struct pjob *pj = arg;
+
+    if (pj->pl->closing)
+        return;
+    switch (a->verdict) {
+    case HQ_BREAKER_WAIT:
+        settle_park(pj, a->wait_ms);
+        return;
+    case HQ_BREAKER_PROBE:
+        pj->probe = 1;
+        pj->br_failures = a->n;
+        plog_job(pj, HQ_LOG_INFO, "the job probes its target (down)", "probe",
+                 "target", pj->target, NULL);
+        break;
+    case HQ_BREAKER_GO:
+        pj->br_failures = a->n;
+        break;
+    default:
+        /* Redis failed: go on as if there were no breaker. */
+        pj->target = NULL;
+        break;
+    }
+    pj->gated(pj);
+}
+
+/*
+ * Run `go` once the breaker of `target` lets this job try it (now, when
+ * the breaker is off or the step has no target). `lease_ms`: how long a
+ * probe may take before another job may probe.
+ */
+static void
+gate(struct pjob *pj, const char *target, int64_t lease_ms,
+     void (*go)(struct pjob *))
+{
+    struct hq_process *p = pj->pl->p;
+
+    pj->target = NULL;
+    pj->br_failures = 0;
+    pj->probe = 0;
+    if (p->breaker.threshold <= 0 || !target || !*target) {
+        go(pj);
+        return;
+    }
+    pj->target = target;
+    pj->gated = go;
+    snprintf(pj->br_id, sizeof(pj->br_id), "%s/%s", hq_job_id(pj->job),
+             hq__job_fence(pj->job));
+    if (hq__breaker_check(&pj->pl->redis, target, pj->br_id, lease_ms,
+                          on_gate, pj) != HQ_OK) {
+        pj->target = NULL;
+        go(pj);
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -556,7 +753,7 @@ settle_hold(struct pjob *pj, const char *reason)
 static void step(struct pjob *pj);
 
 static void
-on_delivered(int outcome, const char *error, void *arg)
+on_delivered(int outcome, int target_failed, const char *error, void *arg)
 {
     struct pjob *pj = arg;
     int k = outcome == HQ_OUTCOME_DONE ? 0 : outcome == HQ_OUTCOME_RETRY ? 1 : 2;
@@ -564,6 +761,11 @@ on_delivered(int outcome, const char *error, void *arg)
     pj->dl = NULL;
     atomic_fetch_add_explicit(&pj->pl->p->m.deliveries[k], 1,
                               memory_order_relaxed);
+    if (target_failed) {
+        breaker_failed(pj, error ? error : "delivery failed");
+        return;
+    }
+    breaker_answered(pj);
     if (outcome == HQ_OUTCOME_DONE)
         settle_done(pj);
     else if (outcome == HQ_OUTCOME_RETRY)
@@ -572,8 +774,18 @@ on_delivered(int outcome, const char *error, void *arg)
         settle_fail(pj, error);
 }
 
+/* [event] timeout, else [deliver] timeout. */
+static int64_t
+delivery_timeout(const struct pjob *pj)
+{
+    const struct hq_config *cfg = pj->pl->p->cfg;
+
+    return pj->ev->cfg->timeout_ms > 0 ? pj->ev->cfg->timeout_ms
+                                       : cfg->deliver.timeout_ms;
+}
+
 static void
-deliver(struct pjob *pj)
+deliver_now(struct pjob *pj)
 {
     hq_job *job = pj->job;
     struct hq__delivery_job dj;
@@ -615,7 +827,8 @@ deliver(struct pjob *pj)
     dj.attempt = hq_job_attempt(job);
     dj.payload = payload;
     dj.payload_len = strlen(payload);
-    dj.timeout_ms = pj->pl->p->cfg->api.timeout_ms;
+    dj.timeout_ms = delivery_timeout(pj);
+    dj.key_sig = pj->ev->has_key ? &pj->ev->key : NULL;
     /* For log targets the callback runs (and frees pj) before this returns. */
     rc = hq__deliver_start(pj->ev->deliver, pj->pl->base, pj->pl->http, &dj,
                            on_delivered, pj, &pj->dl, &err);
@@ -627,6 +840,13 @@ deliver(struct pjob *pj)
 }
 
 static void
+deliver(struct pjob *pj)
+{
+    /* A probe may take the whole timeout: others wait that long, plus 5 s. */
+    gate(pj, pj->ev->target, delivery_timeout(pj) + 5000, deliver_now);
+}
+
+static void
 on_rejected(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct pjob *pj = privdata;
@@ -635,7 +855,7 @@ on_rejected(redisAsyncContext *ac, void *reply, void *privdata)
     (void)reply;
     if (pj->pl->closing)
         return;
-    settle_hold(pj, "token-invalid");
+    settle_hold(pj, "token-invalid", 1);
 }
 
 /* The fetch's answer and duration, for /metrics. */
@@ -667,13 +887,18 @@ on_fetched(const struct hq__http_response *r, void *arg)
     if (r->failure != HQ_HTTP_OK) {
         snprintf(msg, sizeof(msg), "fetch %s %s: %s", hq__template_method(t),
                  pj->url, r->error);
-        settle_retry(pj, msg);
+        breaker_failed(pj, msg);
         return;
     }
     snprintf(msg, sizeof(msg), "fetch %s %s answered %d%s%.*s",
              hq__template_method(t), pj->url, r->status,
              r->body_len ? ": " : "",
              (int)(r->body_len > 200 ? 200 : r->body_len), r->body);
+    if (r->status >= 500) {
+        breaker_failed(pj, msg);
+        return;
+    }
+    breaker_answered(pj);
     if (r->status >= 200 && r->status < 300) {
         v = json_loadb(r->body, r->body_len, JSON_DECODE_ANY, NULL);
         if (!v)
@@ -704,7 +929,7 @@ on_fetched(const struct hq__http_response *r, void *arg)
         if (hq__limit_rejected(&pj->pl->redis, pj->shard,
                                hq_job_customer(pj->job), pj->token,
                                on_rejected, pj) != HQ_OK)
-            settle_hold(pj, "token-invalid");
+            settle_hold(pj, "token-invalid", 1);
     } else if (r->status >= 400 && r->status < 500) {
         settle_fail(pj, msg);
     } else {
@@ -777,7 +1002,7 @@ on_grant(const struct hq__limit_answer *a, void *arg)
         settle_park(pj, 0);
         return;
     case HQ_LIMIT_NO_TOKEN:
-        settle_hold(pj, "no-token");
+        settle_hold(pj, "no-token", 0);
         return;
     case HQ_LIMIT_ERROR:
         snprintf(msg, sizeof(msg), "rate limiter: %s", a->error);
@@ -808,6 +1033,8 @@ on_grant(const struct hq__limit_answer *a, void *arg)
                                    : a->wait_ms) * 1000;
     evtimer_add(pj->timer, &tv);
 }
+
+static void take(struct pjob *pj);
 
 static void
 fetch(struct pjob *pj)
@@ -849,10 +1076,21 @@ fetch(struct pjob *pj)
         settle_fail(pj, "fetch url too long");
         return;
     }
+    gate(pj, p->api_target, p->cfg->api.timeout_ms + 5000, take);
+}
+
+/* Ask the limiter for the fetch's call (the breaker let it try). */
+static void
+take(struct pjob *pj)
+{
+    struct hq_process *p = pj->pl->p;
+    hq_job *job = pj->job;
+    int rc;
+
     pj->redis_wait = 1;
-    snprintf(pj->call_id, sizeof(pj->call_id), "%s/%zu", hq_job_fence(job),
+    snprintf(pj->call_id, sizeof(pj->call_id), "%s/%zu", hq__job_fence(job),
              pj->next_fetch);
-    rc = hq__limit_take(&pj->pl->redis, pj->shard, hq_job_key(job), hq_job_fence(job),
+    rc = hq__limit_take(&pj->pl->redis, pj->shard, hq_job_key(job), hq__job_fence(job),
                         hq_job_customer(job), pj->endpoint, pj->call_id,
                         &p->rate, HQ_LIMIT_LOOKAHEAD_MS, on_grant, pj);
     if (rc != HQ_OK) {
@@ -881,7 +1119,7 @@ hq_process_handle(hq_job *job, void *arg)
     size_t len;
     char msg[300];
 
-    pl = ploop_get(p, hq_job_loop(job));
+    pl = hq_job_loop_state(job); /* NULL: its loop_init failed */
     pj = pl ? calloc(1, sizeof(*pj)) : NULL;
     if (!pj) {
         hq_job_retry(job, "out of memory");
@@ -915,7 +1153,6 @@ hq_process_handle(hq_job *job, void *arg)
         settle_retry(pj, "out of memory");
         return;
     }
-    pj->shard = hq__store_shard_of(&p->ns, hq_job_customer(job),
-                                   strlen(hq_job_customer(job)));
+    pj->shard = hq__job_shard(job);
     step(pj);
 }

@@ -1,0 +1,715 @@
+/*
+ * The cluster router (see router_int.h for the contract).
+ *
+ * DESIGN: a call is a small heap object holding a copy of its command, so
+ * that it can be sent again — to another master after MOVED, after a wait
+ * after TRYAGAIN, as EVAL after NOSCRIPT — without the caller's help. It
+ * is in exactly one place at a time: in flight on one node's connection
+ * (hiredis holds it as privdata), or waiting on its own timer (then it is
+ * in the router's `waiting` list, so that hq__router_free() can answer
+ * it). Every path ends in finish(), which calls the caller's function once
+ * and frees the call.
+ *
+ * Nodes are kept by host:port for the router's life; a node's connection
+ * is made when a call needs it and dropped when it fails, with a backoff
+ * before the next attempt (so a dead master costs one refused connect per
+ * backoff, not one per call). Any failure has the map read again, at most
+ * once per HQ_ROUTER_REFRESH_MS: during a failover the map changes when
+ * the cluster has promoted a replica, and the calls waiting then find it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+
+#include "router_int.h"
+#include "scripts_int.h"
+
+#define MAX_NODES 64
+#define MAX_HOPS 8               /* MOVED / ASK followed per call */
+#define HQ_ROUTER_REFRESH_MS 100 /* the map is read at most this often */
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 1000
+
+struct rnode {
+    struct hq__router *r;
+    char host[256];
+    int port;
+    redisAsyncContext *ac; /* NULL = not connected */
+    int64_t retry_at_ms;   /* no connect attempt before this */
+    int attempts;          /* failed attempts since the last success */
+};
+
+struct rcall {
+    struct hq__router *r;
+    struct rcall *prev, *next; /* in r->waiting while on its timer */
+    struct event *timer;
+    redisCallbackFn *fn;
+    void *privdata;
+    unsigned slot;
+    const char *script; /* script name, NULL for a plain command */
+    int asking;         /* the next send goes to ask_host:ask_port */
+    char ask_host[256];
+    int ask_port;
+    int hops, waits;
+    int64_t deadline_ms;
+    int argc;
+    const char **cmd;
+    size_t *cmdlen;
+    /* the argument bytes follow */
+};
+
+struct hq__router {
+    struct event_base *base;
+    const struct hq__store_addr *addr;
+    struct hq__cluster_map *map;
+    int has_map;
+    struct rnode *nodes[MAX_NODES];
+    unsigned nnodes;
+    unsigned next_seed;       /* which node to ask for the map next */
+    int refreshing;           /* a CLUSTER SLOTS in flight */
+    int64_t last_refresh_ms;
+    struct event *refresh_ev; /* a refresh put off by the rate limit */
+    struct rcall *waiting;
+    int freeing;
+    struct hq__router_stats stats;
+    struct hq__router_hooks hooks;
+};
+
+static void
+add_timer_ms(struct event *ev, int64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+
+    evtimer_add(ev, &tv);
+}
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void refresh(struct hq__router *r);
+static void send_call(struct rcall *call);
+
+/* ------------------------------------------------------------------------ */
+/* Nodes and their connections.                                             */
+
+static struct rnode *
+node_get(struct hq__router *r, const char *host, int port)
+{
+    struct rnode *n;
+
+    for (unsigned i = 0; i < r->nnodes; i++)
+        if (r->nodes[i]->port == port && strcmp(r->nodes[i]->host, host) == 0)
+            return r->nodes[i];
+    if (r->nnodes == MAX_NODES || strlen(host) >= sizeof(n->host))
+        return NULL;
+    n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return NULL;
+    n->r = r;
+    memcpy(n->host, host, strlen(host) + 1);
+    n->port = port;
+    r->nodes[r->nnodes++] = n;
+    return n;
+}
+
+static void
+node_failed(struct rnode *n)
+{
+    int ms = BACKOFF_MIN_MS;
+
+    n->ac = NULL;
+    for (int i = 0; i < n->attempts && ms < BACKOFF_MAX_MS; i++)
+        ms *= 2;
+    if (ms > BACKOFF_MAX_MS)
+        ms = BACKOFF_MAX_MS;
+    if (n->attempts < 16)
+        n->attempts++;
+    n->retry_at_ms = now_ms() + ms;
+    if (!n->r->freeing)
+        refresh(n->r);
+}
+
+static void
+tell_down(struct rnode *n, const char *how, const char *detail)
+{
+    char why[400];
+
+    if (n->r->freeing || n->r->hooks.node_down == NULL)
+        return;
+    snprintf(why, sizeof(why), "%s redis node %s:%d%s%s", how, n->host, n->port,
+             detail && detail[0] ? ": " : "", detail ? detail : "");
+    n->r->hooks.node_down(why, n->r->hooks.arg);
+}
+
+static void
+on_connect(const redisAsyncContext *ac, int status)
+{
+    struct rnode *n = ac->data;
+
+    if (n == NULL || n->ac != ac)
+        return;
+    if (status != REDIS_OK) {
+        node_failed(n); /* hiredis frees `ac` after this returns */
+        tell_down(n, "cannot connect to", ac->errstr);
+    } else {
+        n->attempts = 0;
+    }
+}
+
+static void
+on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct rnode *n = ac->data;
+
+    if (n == NULL || n->ac != ac)
+        return;
+    node_failed(n);
+    tell_down(n, "lost the connection to", status == REDIS_OK ? "" : ac->errstr);
+}
+
+static void
+ignore_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    (void)reply;
+    (void)privdata;
+}
+
+/* The node's connection, made now if need be; NULL while backing off. */
+static redisAsyncContext *
+node_ac(struct rnode *n)
+{
+    const struct hq__store_addr *a = n->r->addr;
+    redisAsyncContext *ac;
+
+    if (n->ac)
+        return n->ac;
+    if (n->r->freeing || now_ms() < n->retry_at_ms)
+        return NULL;
+    ac = redisAsyncConnect(n->host, n->port);
+    if (ac == NULL)
+        return NULL;
+    if (ac->err || redisLibeventAttach(ac, n->r->base) != REDIS_OK) {
+        redisAsyncFree(ac);
+        node_failed(n);
+        return NULL;
+    }
+    ac->data = n;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    if (a->user[0])
+        redisAsyncCommand(ac, ignore_reply, NULL, "AUTH %s %s", a->user,
+                          a->password);
+    else if (a->password[0])
+        redisAsyncCommand(ac, ignore_reply, NULL, "AUTH %s", a->password);
+    n->ac = ac;
+    return ac;
+}
+
+/* The master of `slot` in the map, or NULL. */
+static struct rnode *
+slot_node(struct hq__router *r, unsigned slot)
+{
+    const struct hq__cluster_node *cn = hq__cluster_map_node(r->map, slot);
+
+    return cn ? node_get(r, cn->host, cn->port) : NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The slot map.                                                             */
+
+static void
+slots_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct hq__router *r = privdata;
+    struct rnode *n = ac->data;
+    struct hq__cluster_map *m;
+    struct hq__err err;
+
+    r->refreshing = 0;
+    if (r->freeing)
+        return;
+    m = malloc(sizeof(*m));
+    if (m && reply && n &&
+        hq__cluster_map_from_slots(m, reply, n->host, &err) == HQ_OK) {
+        memcpy(r->map, m, sizeof(*m));
+        r->has_map = 1;
+        r->stats.refreshes++;
+        if (r->hooks.map)
+            r->hooks.map(r->hooks.arg);
+    } else {
+        /* Ask another node next time. */
+        r->next_seed++;
+        refresh(r);
+    }
+    free(m);
+}
+
+static void
+refresh_now(struct hq__router *r)
+{
+    unsigned total = r->nnodes;
+
+    if (r->refreshing || r->freeing)
+        return;
+    r->last_refresh_ms = now_ms();
+    /* A connected node first; else the seeds and known nodes in turn. */
+    for (unsigned i = 0; i < total; i++) {
+        struct rnode *n = r->nodes[i];
+        if (n->ac && n->attempts == 0 &&
+            redisAsyncCommand(n->ac, slots_reply, r, "CLUSTER SLOTS") == REDIS_OK) {
+            r->refreshing = 1;
+            return;
+        }
+    }
+    for (unsigned k = 0; k < total; k++) {
+        struct rnode *n = r->nodes[(r->next_seed + k) % total];
+        redisAsyncContext *ac = node_ac(n);
+        if (ac && redisAsyncCommand(ac, slots_reply, r, "CLUSTER SLOTS") == REDIS_OK) {
+            r->next_seed = (r->next_seed + k + 1) % total;
+            r->refreshing = 1;
+            return;
+        }
+    }
+    /* Every node is backing off: try again once one may be reached. */
+    add_timer_ms(r->refresh_ev, HQ_ROUTER_REFRESH_MS);
+}
+
+static void
+refresh_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    refresh_now(arg);
+}
+
+/* Read the map again, now or once HQ_ROUTER_REFRESH_MS has passed. */
+static void
+refresh(struct hq__router *r)
+{
+    int64_t wait = r->last_refresh_ms + HQ_ROUTER_REFRESH_MS - now_ms();
+
+    if (r->refreshing || r->freeing || evtimer_pending(r->refresh_ev, NULL))
+        return;
+    if (wait <= 0)
+        refresh_now(r);
+    else
+        add_timer_ms(r->refresh_ev, wait);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Calls.                                                                    */
+
+static void
+finish(struct rcall *call, redisAsyncContext *ac, redisReply *reply)
+{
+    if (call->timer)
+        event_free(call->timer);
+    call->fn(ac, reply, call->privdata);
+    free(call);
+}
+
+static void
+unlink_waiting(struct rcall *call)
+{
+    if (call->prev)
+        call->prev->next = call->next;
+    else
+        call->r->waiting = call->next;
+    if (call->next)
+        call->next->prev = call->prev;
+    call->prev = call->next = NULL;
+}
+
+static void
+wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct rcall *call = arg;
+
+    (void)fd;
+    (void)what;
+    unlink_waiting(call);
+    send_call(call);
+}
+
+/*
+ * Send `call` again after a short wait, or give it up with `reply` (which
+ * may be NULL) when its patience is spent.
+ */
+static void
+retry_later(struct rcall *call, redisAsyncContext *ac, redisReply *reply)
+{
+    struct hq__router *r = call->r;
+    int ms = 25 << (call->waits < 4 ? call->waits : 4); /* 25 .. 400 ms */
+    int64_t left = call->deadline_ms - now_ms();
+
+    if (r->freeing || left <= 0 ||
+        (call->timer == NULL &&
+         (call->timer = evtimer_new(r->base, wait_cb, call)) == NULL)) {
+        r->stats.given_up++;
+        finish(call, ac, reply);
+        return;
+    }
+    if (ms > left)
+        ms = (int)left;
+    call->waits++;
+    r->stats.retried++;
+    call->next = r->waiting;
+    if (r->waiting)
+        r->waiting->prev = call;
+    r->waiting = call;
+    add_timer_ms(call->timer, ms);
+}
+
+static void
+call_reply(redisAsyncContext *ac, void *reply_, void *privdata)
+{
+    struct rcall *call = privdata;
+    struct hq__router *r = call->r;
+    redisReply *reply = reply_;
+    struct hq__redirect rd;
+
+    if (reply == NULL || r->freeing) {
+        /* The connection failed (node_failed() has the map read again):
+         * the caller decides; the call may have run. */
+        finish(call, ac, reply);
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ERROR) {
+        finish(call, ac, reply);
+        return;
+    }
+    if (call->script && strncmp(reply->str, "NOSCRIPT", 8) == 0 &&
+        strcmp(call->cmd[0], "EVALSHA") == 0) {
+        const struct hq__script *s = hq__store_script(call->script);
+        call->cmd[0] = "EVAL";
+        call->cmdlen[0] = 4;
+        call->cmd[1] = s->src;
+        call->cmdlen[1] = s->len;
+        if (redisAsyncCommandArgv(ac, call_reply, call, call->argc, call->cmd,
+                                  call->cmdlen) != REDIS_OK)
+            finish(call, ac, NULL);
+        return;
+    }
+    switch (hq__cluster_redirect_parse(reply->str, reply->len, &rd)) {
+    case HQ_REDIRECT_MOVED:
+        r->stats.moved++;
+        if (rd.host[0] == '\0') {
+            struct rnode *n = ac->data;
+            snprintf(rd.host, sizeof(rd.host), "%s", n ? n->host : "");
+        }
+        hq__cluster_map_set(r->map, rd.slot, rd.host, rd.port);
+        refresh(r);
+        if (++call->hops > MAX_HOPS) {
+            finish(call, ac, reply);
+            return;
+        }
+        send_call(call);
+        return;
+    case HQ_REDIRECT_ASK:
+        r->stats.ask++;
+        if (call->script || ++call->hops > MAX_HOPS) {
+            /* See router_int.h: a script waits until the move is over. */
+            retry_later(call, ac, reply);
+            return;
+        }
+        if (rd.host[0] == '\0') {
+            struct rnode *n = ac->data;
+            snprintf(rd.host, sizeof(rd.host), "%s", n ? n->host : "");
+        }
+        call->asking = 1;
+        memcpy(call->ask_host, rd.host, sizeof(call->ask_host));
+        call->ask_port = rd.port;
+        send_call(call);
+        return;
+    case HQ_REDIRECT_READONLY:
+    case HQ_REDIRECT_MASTERDOWN:
+        refresh(r);
+        retry_later(call, ac, reply);
+        return;
+    case HQ_REDIRECT_TRYAGAIN:
+    case HQ_REDIRECT_CLUSTERDOWN:
+    case HQ_REDIRECT_LOADING:
+        retry_later(call, ac, reply);
+        return;
+    case HQ_REDIRECT_NONE:
+        break;
+    }
+    finish(call, ac, reply);
+}
+
+/* Send `call` where it goes now; wait (or give up) when nowhere. */
+static void
+send_call(struct rcall *call)
+{
+    struct hq__router *r = call->r;
+    struct rnode *n;
+    redisAsyncContext *ac;
+
+    if (call->asking) {
+        call->asking = 0;
+        n = node_get(r, call->ask_host, call->ask_port);
+        ac = n ? node_ac(n) : NULL;
+        if (ac && redisAsyncCommand(ac, ignore_reply, NULL, "ASKING") == REDIS_OK &&
+            redisAsyncCommandArgv(ac, call_reply, call, call->argc, call->cmd,
+                                  call->cmdlen) == REDIS_OK)
+            return;
+    } else {
+        n = slot_node(r, call->slot);
+        ac = n ? node_ac(n) : NULL;
+        if (ac && redisAsyncCommandArgv(ac, call_reply, call, call->argc,
+                                        call->cmd, call->cmdlen) == REDIS_OK)
+            return;
+    }
+    refresh(r);
+    retry_later(call, NULL, NULL);
+}
+
+/* A call holding its own copy of cmd[0..argc) (cmd[1] of a script: its SHA). */
+static struct rcall *
+call_new(struct hq__router *r, unsigned slot, int argc, const char **cmd,
+         const size_t *cmdlen, redisCallbackFn *fn, void *privdata)
+{
+    size_t bytes = 0;
+    struct rcall *call;
+    char *p;
+
+    for (int i = 0; i < argc; i++)
+        bytes += cmdlen[i];
+    call = calloc(1, sizeof(*call) + (size_t)argc * (sizeof(char *) + sizeof(size_t)) +
+                         bytes);
+    if (call == NULL)
+        return NULL;
+    call->r = r;
+    call->fn = fn;
+    call->privdata = privdata;
+    call->slot = slot;
+    call->argc = argc;
+    call->deadline_ms = now_ms() + HQ_ROUTER_PATIENCE_MS;
+    call->cmd = (const char **)(call + 1);
+    call->cmdlen = (size_t *)(call->cmd + argc);
+    p = (char *)(call->cmdlen + argc);
+    for (int i = 0; i < argc; i++) {
+        memcpy(p, cmd[i], cmdlen[i]);
+        call->cmd[i] = p;
+        call->cmdlen[i] = cmdlen[i];
+        p += cmdlen[i];
+    }
+    return call;
+}
+
+/* Send a new call now, or say HQ_ESTORE (and free it) when it cannot go. */
+static int
+start_call(struct rcall *call)
+{
+    struct rnode *n = slot_node(call->r, call->slot);
+    redisAsyncContext *ac = n ? node_ac(n) : NULL;
+
+    if (ac == NULL || redisAsyncCommandArgv(ac, call_reply, call, call->argc,
+                                            call->cmd, call->cmdlen) != REDIS_OK) {
+        refresh(call->r);
+        free(call);
+        return HQ_ESTORE;
+    }
+    return HQ_OK;
+}
+
+int
+hq__router_eval(struct hq__router *r, unsigned slot, const char *name,
+                const char *prefix, int argc, const char **argv,
+                const size_t *argvlen, redisCallbackFn *fn, void *privdata)
+{
+    const struct hq__script *s = hq__store_script(name);
+    const char **cmd;
+    size_t *cmdlen;
+    struct rcall *call;
+
+    if (s == NULL || argc < 0 || argc > 4096 || slot >= HQ_CLUSTER_SLOTS)
+        return HQ_EINVAL;
+    cmd = malloc((size_t)(argc + 4) * sizeof(*cmd));
+    cmdlen = malloc((size_t)(argc + 4) * sizeof(*cmdlen));
+    if (cmd == NULL || cmdlen == NULL) {
+        free(cmd);
+        free(cmdlen);
+        return HQ_ENOMEM;
+    }
+    cmd[0] = "EVALSHA";
+    cmdlen[0] = 7;
+    cmd[1] = hq__store_script_sha(name);
+    cmdlen[1] = 40;
+    cmd[2] = "1";
+    cmdlen[2] = 1;
+    cmd[3] = prefix;
+    cmdlen[3] = strlen(prefix);
+    for (int i = 0; i < argc; i++) {
+        cmd[4 + i] = argv[i];
+        cmdlen[4 + i] = argvlen ? argvlen[i] : strlen(argv[i]);
+    }
+    call = call_new(r, slot, argc + 4, cmd, cmdlen, fn, privdata);
+    free(cmd);
+    free(cmdlen);
+    if (call == NULL)
+        return HQ_ENOMEM;
+    call->cmd[0] = "EVALSHA"; /* static strings, for the NOSCRIPT check */
+    call->script = s->name;
+    return start_call(call);
+}
+
+int
+hq__router_command(struct hq__router *r, unsigned slot, int argc,
+                   const char **argv, const size_t *argvlen,
+                   redisCallbackFn *fn, void *privdata)
+{
+    size_t *lens;
+    struct rcall *call;
+
+    if (argc < 1 || slot >= HQ_CLUSTER_SLOTS)
+        return HQ_EINVAL;
+    lens = malloc((size_t)argc * sizeof(*lens));
+    if (lens == NULL)
+        return HQ_ENOMEM;
+    for (int i = 0; i < argc; i++)
+        lens[i] = argvlen ? argvlen[i] : strlen(argv[i]);
+    call = call_new(r, slot, argc, argv, lens, fn, privdata);
+    free(lens);
+    if (call == NULL)
+        return HQ_ENOMEM;
+    return start_call(call);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The router.                                                               */
+
+int
+hq__router_new(struct event_base *base, const struct hq__store_addr *addr,
+               struct hq__router **out)
+{
+    struct hq__router *r = calloc(1, sizeof(*r));
+
+    *out = NULL;
+    if (r == NULL)
+        return HQ_ENOMEM;
+    r->base = base;
+    r->addr = addr;
+    r->map = malloc(sizeof(*r->map));
+    r->refresh_ev = evtimer_new(base, refresh_cb, r);
+    if (r->map == NULL || r->refresh_ev == NULL)
+        goto nomem;
+    hq__cluster_map_init(r->map);
+    for (unsigned i = 0; i < addr->nseeds; i++)
+        if (node_get(r, addr->seeds[i].host, addr->seeds[i].port) == NULL)
+            goto nomem;
+    if (addr->nseeds == 0 && node_get(r, addr->host, addr->port) == NULL)
+        goto nomem;
+    refresh_now(r);
+    *out = r;
+    return HQ_OK;
+nomem:
+    hq__router_free(r);
+    return HQ_ENOMEM;
+}
+
+void
+hq__router_free(struct hq__router *r)
+{
+    if (r == NULL)
+        return;
+    r->freeing = 1;
+    while (r->waiting) {
+        struct rcall *call = r->waiting;
+        unlink_waiting(call);
+        finish(call, NULL, NULL);
+    }
+    for (unsigned i = 0; i < r->nnodes; i++) {
+        struct rnode *n = r->nodes[i];
+        redisAsyncContext *ac = n->ac;
+        if (ac) {
+            n->ac = NULL;
+            ac->data = NULL;
+            redisAsyncFree(ac); /* answers its calls with NULL */
+        }
+        free(n);
+    }
+    if (r->refresh_ev)
+        event_free(r->refresh_ev);
+    free(r->map);
+    free(r);
+}
+
+void
+hq__router_set_hooks(struct hq__router *r, const struct hq__router_hooks *hooks)
+{
+    r->hooks = *hooks;
+}
+
+void
+hq__router_reset(struct hq__router *r)
+{
+    for (unsigned i = 0; i < r->nnodes; i++) {
+        struct rnode *n = r->nodes[i];
+        redisAsyncContext *ac = n->ac;
+        if (ac) {
+            n->ac = NULL;
+            ac->data = NULL;
+            redisAsyncFree(ac); /* answers its calls with NULL */
+        }
+    }
+    r->refreshing = 0;
+    refresh(r);
+}
+
+redisAsyncContext *
+hq__router_slot_ac(struct hq__router *r, unsigned slot)
+{
+    struct rnode *n = slot_node(r, slot);
+
+    return n ? node_ac(n) : NULL;
+}
+
+int
+hq__router_has_map(const struct hq__router *r)
+{
+    return r->has_map;
+}
+
+int
+hq__router_slot_up(const struct hq__router *r, unsigned slot)
+{
+    const struct hq__cluster_node *cn = hq__cluster_map_node(r->map, slot);
+
+    if (cn == NULL)
+        return 0;
+    for (unsigned i = 0; i < r->nnodes; i++)
+        if (r->nodes[i]->port == cn->port && strcmp(r->nodes[i]->host, cn->host) == 0)
+            return r->nodes[i]->attempts == 0;
+    return 1; /* not connected yet: nothing failed */
+}
+
+void
+hq__router_slot_master(const struct hq__router *r, unsigned slot, char *buf,
+                       size_t size)
+{
+    const struct hq__cluster_node *cn = hq__cluster_map_node(r->map, slot);
+
+    if (cn)
+        snprintf(buf, size, "%s:%d", cn->host, cn->port);
+    else
+        snprintf(buf, size, "none");
+}
+
+void
+hq__router_get_stats(const struct hq__router *r, struct hq__router_stats *out)
+{
+    *out = r->stats;
+}

@@ -1,0 +1,197 @@
+"""The circuit breaker per target (DESIGN §3.4 step 3), end to end: a real
+`hookq run` on a real redis-server, the sink and the mock API over loopback.
+A target that fails `breaker` times in a row is down for every worker: its
+keys park in place without counting attempts, nothing is dead-lettered, one
+job at a time probes at the `probe` backoff, and the first success brings it
+up; each change is one log line and shows in `hookq stats` and /metrics.
+The same for api.base_url on fetches."""
+import re
+import time
+
+from deliverlib import Run
+from harness import RedisServer, Suite, lua_script, processes, wait_until
+from proclib import Double, Queue, prefix
+
+suite = Suite("breaker")
+
+
+@suite.test
+def the_script_trips_after_n_failures_lets_one_probe_at_a_time_and_backs_off():
+    """breaker.lua alone, on its slot: the transitions of processing.md."""
+    with RedisServer() as rs:
+        r = rs.client()
+        br = r.register_script(lua_script("breaker"))
+        P0, T = prefix(0), "http://127.0.0.1:1"
+
+        def call(*args):
+            return br(keys=[P0], args=list(args))
+
+        def fail(job, err="503"):
+            return call("fail", T, job, 3, 200, 800, err)
+        assert call("check", T, "j1/1", 1000) == [1, 0]
+        assert fail("j1/1") == [1, 0, 1]            # counted, still up
+        assert call("ok", T, "j2/1") == [0, 0, 0]   # an answer resets the count
+        assert fail("j1/2") == [1, 0, 1]
+        assert fail("j2/2") == [1, 0, 2]
+        assert call("check", T, "j3/1", 1000) == [1, 2]
+        assert fail("j3/1") == [1, 1, 3]            # the third: down, counted
+        st, wait = call("check", T, "j4/1", 1000)
+        assert st == 0 and 100 < wait <= 200, wait  # parked until the probe
+        st, wait, probes = fail("j5/1", "late")     # began before: not counted
+        assert st == 0 and wait <= 200 and probes == 0
+        time.sleep(0.25)
+        assert call("check", T, "j4/2", 300) == [2, 3]   # the probe
+        st, wait = call("check", T, "j6/1", 300)
+        assert st == 0 and 10 <= wait <= 300, wait       # one at a time
+        st, wait, probes = fail("j4/2")                  # a failed probe
+        assert st == 0 and probes == 1 and 300 < wait <= 400, wait  # 200 * 2
+        h = {k.decode(): v.decode() for k, v in r.hgetall(P0 + "br:" + T).items()}
+        assert h["np"] == "1" and h["f"] == "3" and "pe" not in h, h
+        time.sleep(0.45)
+        # A probe whose worker vanished: after its lease, another job probes.
+        assert call("check", T, "j7/1", 100) == [2, 3]
+        time.sleep(0.15)
+        assert call("check", T, "j8/1", 1000) == [2, 3]
+        ok, down_ms, probes = call("ok", T, "j8/1")
+        assert ok == 1 and down_ms >= 700 and probes == 1
+        assert call("check", T, "j9/1", 1000) == [1, 0]
+        now, lst = call("list", "", "")
+        assert lst == [T.encode(), 0, -1, 0, 0, b"503"], lst
+        # Everything it wrote is in shard 0's slot.
+        assert all(k.decode().startswith(P0) for k in r.keys("*"))
+
+
+def by_key(records):
+    out = {}
+    for r in records:
+        out.setdefault(r["key"], []).append(r)
+    return out
+
+
+@suite.test
+def a_target_down_for_20s_loses_nothing_to_the_dead_letters_and_resumes_in_order():
+    outage_s = 20
+    with RedisServer() as rs, processes() as start:
+        sink = Double(start, "sink")
+        sink.control(status=503)
+        run = Run(start, rs, {"order": ["deliver = %s/hooks" % sink.url]},
+                  {"worker": ["max_attempts = 3", "backoff = 200ms..500ms",
+                              "shutdown_timeout = 2s"],
+                   "deliver": ["breaker = 3", "probe = 1s..2s"]})
+        keys, per_key = 6, 5
+        t0 = time.time()
+        for i in range(per_key):
+            for k in range(keys):
+                st, _ = run.post("c%d" % k, "order", {"n": i + 1})
+                assert st == 202
+        target = sink.url
+        wait_until(lambda: (run.target(target) or {}).get("up") is False, 10,
+                   what="the target marked down")
+        t = run.target(target)
+        assert t["failures"] == 3 and "503" in t["last_error"], t
+        assert t["next_probe_ms"] >= t["down_since_ms"] + 1000, t
+        assert run.target_up_metric(target) == 0
+        down_at = time.time()
+        st = run.stats()
+        assert st["total"]["dead_letters"] == 0, st
+        time.sleep(max(0, t0 + outage_s - time.time()))
+        # Still down, nothing lost, no job past its attempts.
+        assert run.target(target)["up"] is False
+        assert Queue(rs.client()).dead_letters() == []
+        sink.control(status=200)
+        back = time.time()
+        wait_until(lambda: sum(1 for r in sink.records() if r["status"] == 200)
+                   >= keys * per_key, 30, interval=0.1, what="every job delivered")
+        recovered = time.time() - back
+        recs = sink.records()
+        assert Queue(rs.client()).dead_letters() == []
+        # Every key in order, each job delivered once.
+        for key, rs_ in by_key([r for r in recs if r["status"] == 200]).items():
+            assert [r["body"]["data"]["n"] for r in rs_] == list(range(1, per_key + 1)), \
+                (key, rs_)
+        # A probe comes at most 2 s after the target is back (probe = 1s..2s),
+        # and the parked keys follow within a second of it.
+        assert recovered < 4, recovered
+        # While down: only probes, one at a time at the probe backoff (the
+        # attempts in flight when it went down answered at once).
+        during = sorted(r["t"] / 1000 for r in recs
+                        if r["status"] == 503 and r["t"] / 1000 > down_at + 0.5)
+        assert outage_s / 2 / 2 <= len(during) <= outage_s / 1 + 2, during
+        gaps = [b - a for a, b in zip(during, during[1:])]
+        assert all(g >= 0.9 for g in gaps), gaps
+        # No job was charged for the outage: 3 attempts would have dead-lettered it.
+        assert max(int(r["attempt"]) for r in recs) <= 3
+        wait_until(lambda: run.target(target)["up"] is True, 5, what="up in stats")
+        assert run.target_up_metric(target) == 1
+        log = run.log()
+        assert len(re.findall(r"target '%s' is down after 3 consecutive failures" %
+                              re.escape(target), log)) == 1, log
+        assert len(re.findall(r"target '%s' is up again" % re.escape(target), log)) == 1, log
+
+
+@suite.test
+def exec_exit_75_counts_and_a_program_is_its_own_target():
+    import os
+    import stat
+    import tempfile
+    with RedisServer() as rs, processes() as start:
+        d = tempfile.mkdtemp(prefix="hq-breaker-exec-")
+        flag = os.path.join(d, "ok")
+        prog = os.path.join(d, "handle")
+        with open(prog, "w") as f:
+            f.write("#!/bin/sh\ncat >/dev/null\n[ -e %s ] && exit 0\nexit 75\n" % flag)
+        os.chmod(prog, stat.S_IRWXU)
+        run = Run(start, rs, {"e": ["deliver = exec:" + prog]},
+                  {"worker": ["max_attempts = 2", "backoff = 100ms..200ms",
+                              "shutdown_timeout = 2s"],
+                   "deliver": ["breaker = 2", "probe = 500ms..1s"]})
+        for k in range(4):
+            assert run.post("c%d" % k, "e", {})[0] == 202
+        target = "exec:" + prog
+        wait_until(lambda: (run.target(target) or {}).get("up") is False, 10,
+                   what="the program marked down")
+        time.sleep(2)
+        assert Queue(rs.client()).dead_letters() == []
+        open(flag, "w").close()
+        wait_until(lambda: run.stats()["counters"].get("done", 0) >= 4, 10,
+                   what="4 jobs done")
+        assert run.target(target)["up"] is True
+        assert Queue(rs.client()).dead_letters() == []
+
+
+@suite.test
+def the_fetch_breaker_on_api_base_url():
+    with RedisServer() as rs, processes() as start:
+        mock = Double(start, "mockapi", "--quiet")
+        sink = Double(start, "sink")
+        mock.control(fail={"/posts": 500})
+        run = Run(start, rs, {"p": ["fetch = GET /posts/{data.id}",
+                                    "deliver = %s/hooks" % sink.url]},
+                  {"worker": ["max_attempts = 2", "backoff = 100ms..200ms",
+                              "shutdown_timeout = 2s"],
+                   "api": ["base_url = " + mock.url + "/", "rate = 100/1s"],
+                   "deliver": ["breaker = 2", "probe = 500ms..1s"]})
+        q = Queue(rs.client())
+        for k in range(4):
+            q.set_token("c%d" % k, "tok-%d" % k)
+            assert run.post("c%d" % k, "p", {"id": k})[0] == 202
+        # The API's origin is the target: base_url's trailing '/' or path aside.
+        target = mock.url
+        wait_until(lambda: (run.target(target) or {}).get("up") is False, 10,
+                   what="the API marked down")
+        assert run.target_up_metric(target) == 0
+        time.sleep(2)
+        assert q.dead_letters() == []
+        # While down, only probes reach the API.
+        n_down = len(mock.records())
+        time.sleep(1.2)
+        assert len(mock.records()) - n_down <= 2
+        mock.control(fail={"/posts": 0})
+        wait_until(lambda: sink.count() >= 4, 10, what="4 deliveries")
+        assert q.dead_letters() == []
+        assert run.target(target)["up"] is True
+        assert run.target_up_metric(target) == 1
+        assert "target '%s' is down" % target in run.log()
+
+
+suite.run()

@@ -1,0 +1,174 @@
+"""hookq on a real Redis Cluster (DESIGN §3.7): `hookq run` with a url of
+several seeds takes webhooks over HTTP and delivers them (to the sink
+double), per key in order, with every shard's keys on the master of its
+slot; `/healthz` names a shard whose master does not answer while the
+others keep taking webhooks; the admin commands work on the cluster.
+"""
+import http.client
+import json
+import os
+import subprocess
+import tempfile
+import time
+
+from clusterlib import RedisCluster
+from harness import HOOKQ, Suite, free_port, processes, wait_until
+from proclib import Double
+
+suite = Suite("cluster_hookq")
+SHARDS = 12
+
+
+class Hookq:
+    """`hookq run` on the cluster: intake, workers, admin."""
+
+    def __init__(self, start, cluster, sink, extra=""):
+        self.dir = tempfile.mkdtemp(prefix="hq-clrun-")
+        self.port, self.admin = free_port(), free_port()
+        self.cfg = os.path.join(self.dir, "hookq.ini")
+        with open(self.cfg, "w") as f:
+            f.write("[redis]\nurl = %s\nshards = %d\n%s\n"
+                    "[intake]\nlisten = 127.0.0.1:%d\n"
+                    "[admin]\nlisten = 127.0.0.1:%d\n"
+                    "[worker]\nconcurrency = 32\nthreads = 2\nlease = 5s\n"
+                    "[event post-create]\ndeliver = %s/hooks\n"
+                    % (cluster.url(2), SHARDS, extra, self.port, self.admin, sink.url))
+        self.log = os.path.join(self.dir, "stderr.log")
+        self.errf = open(self.log, "w")
+        self.proc = start([HOOKQ, "run", "-c", self.cfg], cwd=self.dir, stderr=self.errf)
+        wait_until(lambda: "hookq ready" in self.stderr() or self._dead(), 15,
+                   what="hookq ready")
+
+    def _dead(self):
+        if not self.proc.alive():
+            raise AssertionError("hookq exited: " + self.stderr())
+        return False
+
+    def stderr(self):
+        with open(self.log) as f:
+            return f.read()
+
+    def post(self, conn, customer, n):
+        body = json.dumps({"code": "post-create", "data": {"customer_id": customer, "n": n}})
+        conn.request("POST", "/webhook", body=body, headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        return r.status, r.read()
+
+    def get(self, path):
+        c = http.client.HTTPConnection("127.0.0.1", self.admin, timeout=10)
+        try:
+            c.request("GET", path)
+            r = c.getresponse()
+            return r.status, r.read().decode()
+        finally:
+            c.close()
+
+    def cli(self, *args):
+        return subprocess.run([HOOKQ, "-c", self.cfg] + list(args), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=30)
+
+
+def by_key(records):
+    out = {}
+    for r in records:
+        out.setdefault(r["key"], []).append(r)
+    return out
+
+
+@suite.test
+def test_run_on_a_cluster_keeps_each_keys_order_and_spreads_the_shards():
+    with RedisCluster(masters=3) as c, processes() as start:
+        sink = Double(start, "sink")
+        hq = Hookq(start, c, sink)
+        conn = http.client.HTTPConnection("127.0.0.1", hq.port, timeout=10)
+        for n in range(1, 11):
+            for cu in range(40):
+                st, body = hq.post(conn, "c%d" % cu, n)
+                assert st == 202, (st, body)
+        wait_until(lambda: sink.count() >= 400, 60, interval=0.1, what="400 deliveries")
+        recs = sink.records()
+        assert len(recs) == 400, len(recs)
+        keys = by_key(recs)
+        assert len(keys) == 40
+        for key, rs in keys.items():
+            assert [int(r["seq"]) for r in rs] == list(range(1, 11)), key
+            assert [r["body"]["data"]["n"] for r in rs] == list(range(1, 11)), key
+        # Every master holds some of the shards' queues (12 shards, 3 masters).
+        used = set()
+        for s in range(SHARDS):
+            p = "{hookq:%d}:" % s
+            owner = c.owner(c.keyslot(p))
+            if owner.client().exists(p + "stats"):
+                used.add(owner.port)
+        assert len(used) == 3, used
+        # The start log says where the shards fall.
+        log = hq.stderr()
+        line = [l for l in log.splitlines() if "redis cluster: shard" in l]
+        assert line, log
+        for m in c.masters():
+            assert "→ %s" % m.addr in line[0], line[0]
+        # The admin side on the cluster: /healthz, the CLI.
+        assert hq.get("/healthz")[0] == 200
+        st = hq.cli("stats", "--json")
+        assert st.returncode == 0, st.stderr
+        stats = json.loads(st.stdout)
+        r = hq.cli("token", "set", "c1", "tok-1")
+        assert r.returncode == 0, r.stderr
+        assert stats, stats
+        # The other admin commands read every shard, wherever it is.
+        for args in (("keys", "--top", "5"), ("dlq", "list"), ("token", "del", "c1")):
+            r = hq.cli(*args)
+            assert r.returncode == 0, (args, r.stderr)
+
+
+@suite.test
+def test_a_dead_master_takes_only_its_shards_down():
+    with RedisCluster(masters=3) as c, processes() as start:
+        sink = Double(start, "sink")
+        hq = Hookq(start, c, sink)
+        # Customers by the master their shard is on.
+        shard_of = {}
+        for cu in range(60):
+            st, body = hq.post(http.client.HTTPConnection("127.0.0.1", hq.port, timeout=10),
+                               "d%d" % cu, 1)
+            assert st == 202, (st, body)
+            shard_of["d%d" % cu] = json.loads(body)["key"]
+        wait_until(lambda: sink.count() >= 60, 30, what="60 deliveries")
+        recs = sink.records()
+        rec_shard = {}
+        for s in range(SHARDS):
+            p = "{hookq:%d}:" % s
+            rec_shard[s] = c.owner(c.keyslot(p))
+        victim = c.owner(c.keyslot("{hookq:0}:"))
+        dead_shards = [s for s in range(SHARDS) if rec_shard[s] is victim]
+        # Which customer is on which shard: ask Redis where its seq lives.
+        cust_shard = {}
+        for cu in shard_of:
+            for s in range(SHARDS):
+                p = "{hookq:%d}:" % s
+                if rec_shard[s].client().hexists(p + "seq", cu + ":post-create"):
+                    cust_shard[cu] = s
+        assert len(cust_shard) == 60, (len(cust_shard), recs[:1])
+        victim.kill()
+        t0 = time.monotonic()
+        conn = http.client.HTTPConnection("127.0.0.1", hq.port, timeout=10)
+        live = [cu for cu, s in cust_shard.items() if s not in dead_shards]
+        dead = [cu for cu, s in cust_shard.items() if s in dead_shards]
+        assert live and dead
+        # A dead shard's webhook: 503 with Retry-After, within 2 s.
+        t = time.monotonic()
+        st, body = hq.post(conn, dead[0], 2)
+        assert st == 503 and time.monotonic() - t < 2.0, (st, body)
+        # The others keep answering 202.
+        for cu in live:
+            st, body = hq.post(conn, cu, 2)
+            assert st == 202, (cu, st, body)
+        # /healthz names a shard of the dead master.
+        status, body = hq.get("/healthz")
+        assert status == 503, body
+        assert "shard " in body and victim.addr in body or "no master" in body, body
+        assert time.monotonic() - t0 < 10
+
+
+if __name__ == "__main__":
+    suite.run()
