@@ -279,6 +279,8 @@ struct hq_shard_stats {
     int64_t held_customers;
     int64_t dead_letters;
     int64_t jobs;           /* jobs queued in every key, in flight included */
+    int64_t oldest_age_ms;  /* age of the oldest waiting head job; -1: none
+                               (summed: the greatest; see stats.lua) */
 };
 
 struct hq_counter {
@@ -379,12 +381,13 @@ HQ_API int hq_client_peek(hq_client *c, const char *key, size_t n,
                           struct hq_peek *out);
 HQ_API void hq_peek_release(struct hq_peek *p);
 /*
- * The key and its jobs as JSON (`hookq peek --json`): {"key", "state",
- * "depth", "attempts", ... as a key of hq_key_list_json(), "jobs": [{"id",
- * "seq", "received_at_ms", "webhook_id", "body"}]}, "body" the payload as a
- * string (as in hq_dead_letter_json(); bytes that are not UTF-8 show as
- * U+FFFD). Returns a string the caller frees with free(), or NULL when out
- * of memory.
+ * The key and its jobs as JSON (`hookq peek --json`, GET /api/keys/KEY):
+ * {"key", "state", "depth", "attempts", "reason", "error" ("" when none),
+ * "lease_expires_ms" or "due_ms" when known, "jobs": [{"id", "seq",
+ * "received_at_ms", "webhook_id", "body"}]}, "body" the payload as a string.
+ * Text that is not UTF-8 (a key from a header, a body the library queued)
+ * shows its other bytes as U+FFFD. Returns a string the caller frees with
+ * free(), or NULL when out of memory.
  */
 HQ_API char *hq_peek_json(const struct hq_peek *p);
 

@@ -9,6 +9,12 @@
  * during an outage answers quickly, with hookq_redis_up 0 and the counters
  * this process keeps in memory.
  *
+ * The throughput graph's samples are taken here too: a tick on the admin
+ * thread reads the queue's counters every SAMPLE_MS into a ring of
+ * NSAMPLES, 15 minutes, which GET /api/throughput turns into rates. They are
+ * Redis's counters (every process's), so every admin listener draws the
+ * same graph, and a sample missed while Redis is down is only a gap.
+ *
  * The POST routes change the queue. They want a JSON body with
  * Content-Type: application/json, which a browser cannot send to another
  * origin without a CORS preflight that this server never grants: a page
@@ -39,13 +45,27 @@
 #define DLQ_MAX 10000
 #define RATE_MIN_MS 1000   /* /api/stats: rates over at least this */
 #define RATE_MAX_MS 60000  /* and at most this */
+#define SAMPLE_MS 5000     /* the throughput graph's resolution */
+#define NSAMPLES 181       /* 15 minutes of SAMPLE_MS intervals, and one */
+#define PEEK_DEFAULT 10    /* GET /api/keys/KEY: payloads shown */
+#define PEEK_MAX 100
 
 extern const char hq_dashboard_html[];
 extern const size_t hq_dashboard_html_len;
 
+/* One throughput sample: Redis's counters (every process's) at `time_ms`. */
+struct sample {
+    int64_t time_ms;   /* Redis TIME */
+    int64_t accepted;  /* counter accepted */
+    int64_t processed; /* counter done */
+    int64_t failed;    /* counters retried + deadlettered: failed attempts */
+};
+
 struct hq_admin_api {
     struct hq_admin *admin;
     hq_client *client;
+    struct sample ring[NSAMPLES]; /* oldest at ring[head] once full */
+    size_t head, nring;
     /*
      * Samples kept for /api/stats's rates: `last` and the one before it,
      * each at least RATE_MIN_MS newer than the one it replaced, so that a
@@ -365,6 +385,17 @@ metrics_queue(struct hq_prom *p, const struct hq_stats *s)
             hq_prom_sample(p, gauges[g].name, labels, (double)v);
         }
     }
+    hq_prom_family(p, "hookq_oldest_job_age_seconds", "gauge",
+                   "Age of the oldest job waiting for a worker (ready, or "
+                   "parked and due); 0 when none waits. It grows when no "
+                   "worker takes anything.");
+    for (unsigned i = 0; i < s->nshards; i++) {
+        int64_t ms = s->shards[i].oldest_age_ms;
+
+        snprintf(labels, sizeof(labels), "shard=\"%u\"", i);
+        hq_prom_sample(p, "hookq_oldest_job_age_seconds", labels,
+                       ms > 0 ? (double)ms / 1000.0 : 0.0);
+    }
     hq_prom_family(p, "hookq_queue_events_total", "counter",
                    "Every process's counts since the namespace was made "
                    "(accepted, done, retried, deadlettered, ...).");
@@ -395,11 +426,18 @@ metrics(struct hq_admin *a, struct evhttp_request *req, void *arg)
     struct hq_admin_api *api = arg;
     struct hq_prom p = {0};
     struct hq_stats s;
+    char version[96], quoted[80];
     int up;
 
     if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
         return;
     up = hq_client_stats(api->client, 0, &s) == HQ_OK;
+    snprintf(version, sizeof(version), "version=%s",
+             hq_prom_label(hq_version(), quoted, sizeof(quoted)));
+    hq_prom_family(&p, "hookq_build_info", "gauge",
+                   "1, with this binary's version as a label.");
+    hq_prom_sample(&p, "hookq_build_info", version, 1);
+    hq_prom_process(&p);
     hq_prom_family(&p, "hookq_redis_up", "gauge",
                    "1 when Redis answered this scrape's queue sample.");
     hq_prom_sample(&p, "hookq_redis_up", NULL, up);
@@ -496,15 +534,60 @@ api_stats(struct hq_admin *a, struct evhttp_request *req, void *arg)
     keep_sample(api, &s);
 }
 
-/* GET /api/keys[?state=ready|active|parked|held][&top=N] */
+static void
+key_info_free(struct hq_key_info *k)
+{
+    free(k->key);
+    free(k->reason);
+    free(k->error);
+}
+
+/*
+ * Keep the keys of `l` whose name contains `q` ("" keeps all), then the
+ * `top` from `offset` on. The items dropped are released.
+ */
+static void
+keys_window(struct hq_key_list *l, const char *q, size_t offset, size_t top,
+            size_t *matched)
+{
+    size_t n = 0, skip, keep;
+
+    for (size_t i = 0; i < l->n; i++) {
+        if (q[0] == '\0' || strstr(l->items[i].key, q) != NULL) {
+            struct hq_key_info k = l->items[i];
+
+            l->items[i] = l->items[n];
+            l->items[n++] = k;
+        }
+    }
+    *matched = n;
+    /* Keep items [skip, skip + keep) of the n that matched. */
+    skip = offset < n ? offset : n;
+    keep = n - skip < top ? n - skip : top;
+    for (size_t i = 0; i < l->n; i++)
+        if (i < skip || i >= skip + keep)
+            key_info_free(&l->items[i]);
+    if (keep > 0)
+        memmove(l->items, l->items + skip, keep * sizeof(*l->items));
+    l->n = keep;
+}
+
+/*
+ * GET /api/keys[?state=ready|active|parked|held][&top=N][&q=TEXT][&offset=M]
+ * With q, the keys whose name contains TEXT, among the TOP_MAX deepest;
+ * offset pages through them (or through all, without q) in TOP_MAX.
+ */
 static void
 api_keys(struct hq_admin *a, struct evhttp_request *req, void *arg)
 {
     struct hq_admin_api *api = arg;
     struct hq_key_list l;
-    char state[32], msg[120];
+    char state[32], msg[120], q[256];
     int st = HQ_KEY_IDLE, rc;
-    long top;
+    long top, offset;
+    size_t matched;
+    json_t *doc;
+    char *text;
 
     (void)a;
     if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
@@ -523,13 +606,102 @@ api_keys(struct hq_admin *a, struct evhttp_request *req, void *arg)
     top = query_count(req, "top", TOP_DEFAULT, TOP_MAX);
     if (top < 0)
         return;
-    rc = hq_client_keys(api->client, st, (size_t)top, &l);
+    offset = query_count(req, "offset", 0, TOP_MAX - 1);
+    if (offset < 0 || query_string(req, "q", q, sizeof(q)) < 0)
+        return;
+    rc = hq_client_keys(api->client, st,
+                        q[0] ? TOP_MAX : (size_t)(offset + top), &l);
     if (rc != HQ_OK) {
         reply_client_error(req, api, rc);
         return;
     }
-    reply_json(req, 200, hq_key_list_json(&l));
+    keys_window(&l, q, (size_t)offset, (size_t)top, &matched);
+    text = hq_key_list_json(&l);
     hq_key_list_release(&l);
+    doc = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    if (doc == NULL ||
+        json_object_set_new(doc, "offset", json_integer(offset)) != 0 ||
+        (q[0] && json_object_set_new(doc, "matched", json_integer(
+                                              (json_int_t)matched)) != 0)) {
+        json_decref(doc);
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    reply_json(req, 200, json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER));
+    json_decref(doc);
+}
+
+/*
+ * The rest of the path after `prefix`, percent-decoded, into `out`.
+ * Answers 400 and returns -1 when it is empty, too long or holds a NUL.
+ */
+static int
+path_rest(struct evhttp_request *req, const char *prefix, const char *what,
+          char *out, size_t size)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    size_t plen = strlen(prefix), len = 0;
+    char *dec = NULL, msg[120];
+
+    if (path != NULL && strncmp(path, prefix, plen) == 0)
+        dec = evhttp_uridecode(path + plen, 0, &len);
+    if (dec == NULL || len == 0 || len >= size || strlen(dec) != len) {
+        snprintf(msg, sizeof(msg), "the path wants %s%s (URL-encoded, at most "
+                 "%zu bytes)", prefix, what, size - 1);
+        reply_error(req, 400, "bad_request", msg);
+        free(dec);
+        return -1;
+    }
+    memcpy(out, dec, len + 1);
+    free(dec);
+    return 0;
+}
+
+/* Errors of calls naming one key or dead letter: a malformed one is 400. */
+static void
+reply_named_error(struct evhttp_request *req, struct hq_admin_api *api, int rc)
+{
+    if (rc == HQ_EINVAL)
+        reply_error(req, 400, "bad_request", hq_client_errmsg(api->client));
+    else
+        reply_client_error(req, api, rc);
+}
+
+/*
+ * GET /api/keys/KEY[?n=N]: the key's state, attempts, last error and its
+ * first N jobs (`hookq peek`). 404 when nothing is queued for it.
+ */
+static void
+api_key(struct hq_admin *a, struct evhttp_request *req, void *arg)
+{
+    struct hq_admin_api *api = arg;
+    struct hq_peek p;
+    char key[1024], msg[1200];
+    long n;
+    int rc;
+
+    (void)a;
+    if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
+        return;
+    if (path_rest(req, "/api/keys/", "<customer>:<code>", key, sizeof(key)) < 0)
+        return;
+    n = query_count(req, "n", PEEK_DEFAULT, PEEK_MAX);
+    if (n < 0)
+        return;
+    rc = hq_client_peek(api->client, key, (size_t)n, &p);
+    if (rc != HQ_OK) {
+        reply_named_error(req, api, rc);
+        return;
+    }
+    if (p.key.state == HQ_KEY_IDLE) {
+        snprintf(msg, sizeof(msg), "nothing queued for key '%s'", key);
+        reply_error(req, 404, "not_found", msg);
+    } else {
+        reply_json(req, 200, hq_peek_json(&p));
+    }
+    hq_peek_release(&p);
 }
 
 /* GET /api/dlq[?limit=N]: the oldest dead letters, without bodies. */
@@ -556,6 +728,29 @@ api_dlq(struct hq_admin *a, struct evhttp_request *req, void *arg)
     }
     reply_json(req, 200, hq_dead_letters_json(&l));
     hq_dead_letters_release(&l);
+}
+
+/* GET /api/dlq/ID: one dead letter with its payload (`hookq dlq show`). */
+static void
+api_dead_letter(struct hq_admin *a, struct evhttp_request *req, void *arg)
+{
+    struct hq_admin_api *api = arg;
+    struct hq_dead_letter d;
+    char id[64];
+    int rc;
+
+    (void)a;
+    if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
+        return;
+    if (path_rest(req, "/api/dlq/", "<id>", id, sizeof(id)) < 0)
+        return;
+    rc = hq_client_dlq_show(api->client, id, &d);
+    if (rc != HQ_OK) {
+        reply_named_error(req, api, rc);
+        return;
+    }
+    reply_json(req, 200, hq_dead_letter_json(&d));
+    hq_dead_letter_release(&d);
 }
 
 static void
@@ -589,27 +784,103 @@ api_dlq_retry(struct hq_admin *a, struct evhttp_request *req, void *arg)
         rc = id ? hq_client_dlq_retry(api->client, json_string_value(id))
                 : hq_client_dlq_retry_all(api->client, &n);
         if (rc != HQ_OK)
-            reply_client_error(req, api, rc);
+            reply_named_error(req, api, rc);
         else
             reply_count(req, "retried", id ? 1 : n);
     }
     json_decref(body);
 }
 
-/* POST /api/release {"key": KEY} */
+/* POST /api/dlq/drop {"id": ID} or {"all": true}: delete for good. */
 static void
-api_release(struct hq_admin *a, struct evhttp_request *req, void *arg)
+api_dlq_drop(struct hq_admin *a, struct evhttp_request *req, void *arg)
 {
     struct hq_admin_api *api = arg;
-    json_t *body, *key;
+    json_t *body, *id, *all;
+    size_t n = 0;
+    int rc;
+
+    (void)a;
+    if (!method_is(req, EVHTTP_REQ_POST, "POST") || !(body = json_body(req)))
+        return;
+    id = json_object_get(body, "id");
+    all = json_object_get(body, "all");
+    if ((id != NULL) == (all != NULL) || (id && !json_is_string(id)) ||
+        (all && !json_is_true(all))) {
+        reply_error(req, 400, "bad_request",
+                    "want {\"id\": \"<dead letter id>\"} or {\"all\": true}");
+    } else {
+        rc = id ? hq_client_dlq_drop(api->client, json_string_value(id))
+                : hq_client_dlq_drop_all(api->client, &n);
+        if (rc != HQ_OK)
+            reply_named_error(req, api, rc);
+        else
+            reply_count(req, "dropped", id ? 1 : n);
+    }
+    json_decref(body);
+}
+
+/* POST /api/hold {"key": KEY[, "reason": TEXT]} */
+static void
+api_hold(struct hq_admin *a, struct evhttp_request *req, void *arg)
+{
+    static const char *const said[] = {"held", "already", "pending"};
+    struct hq_admin_api *api = arg;
+    json_t *body, *key, *reason;
     int rc, status = 0;
+    char out[64];
 
     (void)a;
     if (!method_is(req, EVHTTP_REQ_POST, "POST") || !(body = json_body(req)))
         return;
     key = json_object_get(body, "key");
-    if (!json_is_string(key)) {
-        reply_error(req, 400, "bad_request", "want {\"key\": \"<customer>:<code>\"}");
+    reason = json_object_get(body, "reason");
+    if (!json_is_string(key) || (reason && !json_is_string(reason)) ||
+        (reason && json_string_length(reason) == 0)) {
+        reply_error(req, 400, "bad_request",
+                    "want {\"key\": \"<customer>:<code>\"} and optionally "
+                    "\"reason\": a non-empty string");
+    } else {
+        rc = hq_client_hold(api->client, json_string_value(key),
+                            reason ? json_string_value(reason) : NULL, &status);
+        if (rc != HQ_OK) {
+            reply_named_error(req, api, rc);
+        } else {
+            snprintf(out, sizeof(out), "{\"held\":\"%s\"}",
+                     status >= 0 && status <= 2 ? said[status] : "held");
+            reply(req, 200, "application/json", out, strlen(out));
+        }
+    }
+    json_decref(body);
+}
+
+/* POST /api/release {"key": KEY} or {"customer": CUSTOMER} */
+static void
+api_release(struct hq_admin *a, struct evhttp_request *req, void *arg)
+{
+    struct hq_admin_api *api = arg;
+    json_t *body, *key, *customer;
+    int rc, status = 0;
+    size_t n = 0;
+
+    (void)a;
+    if (!method_is(req, EVHTTP_REQ_POST, "POST") || !(body = json_body(req)))
+        return;
+    key = json_object_get(body, "key");
+    customer = json_object_get(body, "customer");
+    if ((key != NULL) == (customer != NULL) ||
+        (key && !json_is_string(key)) ||
+        (customer && !json_is_string(customer))) {
+        reply_error(req, 400, "bad_request",
+                    "want {\"key\": \"<customer>:<code>\"} or "
+                    "{\"customer\": \"<customer>\"}");
+    } else if (customer != NULL) {
+        rc = hq_client_release_customer(api->client,
+                                        json_string_value(customer), &n);
+        if (rc != HQ_OK)
+            reply_named_error(req, api, rc);
+        else
+            reply_count(req, "released_keys", n);
     } else {
         rc = hq_client_release(api->client, json_string_value(key), &status);
         if (rc != HQ_OK)
@@ -621,6 +892,79 @@ api_release(struct hq_admin *a, struct evhttp_request *req, void *arg)
                                   : "{\"released\":\"ready\"}"));
     }
     json_decref(body);
+}
+
+/* The admin thread's tick: one throughput sample (a gap while Redis is down). */
+static void
+take_sample(struct hq_admin *a, void *arg)
+{
+    struct hq_admin_api *api = arg;
+    struct hq_stats s;
+    struct sample *x;
+
+    (void)a;
+    if (hq_client_stats(api->client, 0, &s) != HQ_OK)
+        return;
+    x = &api->ring[(api->head + api->nring) % NSAMPLES];
+    if (api->nring < NSAMPLES)
+        api->nring++;
+    else
+        api->head = (api->head + 1) % NSAMPLES;
+    x->time_ms = s.time_ms;
+    x->accepted = hq_stats_counter(&s, "accepted");
+    x->processed = hq_stats_counter(&s, "done");
+    x->failed = hq_stats_counter(&s, "retried") +
+                hq_stats_counter(&s, "deadlettered");
+    hq_stats_release(&s);
+}
+
+static double
+per_second(int64_t from, int64_t to, int64_t ms)
+{
+    /* A counter only falls when the namespace was deleted: count 0 then. */
+    return to > from ? (double)(to - from) * 1000.0 / (double)ms : 0.0;
+}
+
+/*
+ * GET /api/throughput: {"interval_ms", "points": [{"time_ms", "accepted",
+ * "processed", "failed"}, ...]}, oldest first: per second over the time
+ * since the sample before, for the last 15 minutes.
+ */
+static void
+api_throughput(struct hq_admin *a, struct evhttp_request *req, void *arg)
+{
+    struct hq_admin_api *api = arg;
+    json_t *doc, *points;
+    int bad;
+
+    (void)a;
+    if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
+        return;
+    points = json_array();
+    doc = json_pack("{sI so}", "interval_ms", (json_int_t)SAMPLE_MS, "points",
+                    points);
+    bad = doc == NULL;
+    for (size_t i = 1; !bad && i < api->nring; i++) {
+        const struct sample *p = &api->ring[(api->head + i - 1) % NSAMPLES];
+        const struct sample *x = &api->ring[(api->head + i) % NSAMPLES];
+        int64_t ms = x->time_ms - p->time_ms;
+        json_t *o;
+
+        if (ms <= 0)
+            continue;
+        o = json_pack("{sI sf sf sf}", "time_ms", (json_int_t)x->time_ms,
+                      "accepted", per_second(p->accepted, x->accepted, ms),
+                      "processed", per_second(p->processed, x->processed, ms),
+                      "failed", per_second(p->failed, x->failed, ms));
+        bad = o == NULL || json_array_append_new(points, o) != 0;
+    }
+    if (bad) {
+        json_decref(doc);
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    reply_json(req, 200, json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER));
+    json_decref(doc);
 }
 
 /* GET /api/workers: the document of `hookq workers --json`. */
@@ -654,7 +998,8 @@ dashboard(struct hq_admin *a, struct evhttp_request *req, void *arg)
     evhttp_add_header(evhttp_request_get_output_headers(req),
                       "Content-Security-Policy",
                       "default-src 'none'; script-src 'unsafe-inline'; "
-                      "style-src 'unsafe-inline'; connect-src 'self'");
+                      "style-src 'unsafe-inline'; connect-src 'self'; "
+                      "frame-ancestors 'none'");
     reply(req, 200, "text/html; charset=utf-8", hq_dashboard_html,
           hq_dashboard_html_len);
 }
@@ -687,10 +1032,16 @@ hq_admin_api_new(struct hq_admin *a, const struct hq_store_options *store,
         hq_admin_route(a, "/metrics", metrics, api) != 0 ||
         hq_admin_route(a, "/api/stats", api_stats, api) != 0 ||
         hq_admin_route(a, "/api/keys", api_keys, api) != 0 ||
+        hq_admin_route_prefix(a, "/api/keys/", api_key, api) != 0 ||
         hq_admin_route(a, "/api/dlq", api_dlq, api) != 0 ||
+        hq_admin_route_prefix(a, "/api/dlq/", api_dead_letter, api) != 0 ||
         hq_admin_route(a, "/api/dlq/retry", api_dlq_retry, api) != 0 ||
+        hq_admin_route(a, "/api/dlq/drop", api_dlq_drop, api) != 0 ||
+        hq_admin_route(a, "/api/hold", api_hold, api) != 0 ||
         hq_admin_route(a, "/api/release", api_release, api) != 0 ||
-        hq_admin_route(a, "/api/workers", api_workers, api) != 0) {
+        hq_admin_route(a, "/api/workers", api_workers, api) != 0 ||
+        hq_admin_route(a, "/api/throughput", api_throughput, api) != 0 ||
+        hq_admin_every(a, SAMPLE_MS, take_sample, api) != 0) {
         snprintf(err, errsize, "out of memory");
         goto fail;
     }

@@ -7,12 +7,18 @@
  *                         gauges and counters from Redis
  *   GET  /api/stats       `hookq stats --json` (?top=N, default 20)
  *   GET  /api/keys        `hookq keys --json` (?state=ready|active|parked|held,
- *                         ?top=N)
+ *                         ?top=N, ?q=TEXT, ?offset=M)
+ *   GET  /api/keys/KEY    the key and its first payloads, `hookq peek` (?n=N)
  *   GET  /api/dlq         `hookq dlq list --json` (?limit=N, default 100)
+ *   GET  /api/dlq/ID      `hookq dlq show ID --json`
  *   POST /api/dlq/retry   {"id": ID} or {"all": true}
- *   POST /api/release     {"key": KEY}
+ *   POST /api/dlq/drop    {"id": ID} or {"all": true}
+ *   POST /api/hold        {"key": KEY[, "reason": TEXT]}
+ *   POST /api/release     {"key": KEY} or {"customer": CUSTOMER}
+ *   GET  /api/throughput  accepted/processed/failed per second, 15 minutes
  *
- * docs/operations.md lists every metric and answer.
+ * docs/operations.md lists every metric and answer; docs/admin-api.yaml
+ * describes the API in OpenAPI 3.0.
  */
 #ifndef HQ_ADMIN_API_H
 #define HQ_ADMIN_API_H

@@ -39,6 +39,7 @@
 #include "banned_int.h"
 
 #define MAX_ROUTES 32
+#define MAX_TICKS 4
 #define PING_TIMEOUT_MS 1000
 #define OOM_PROBE "#!lua\nreturn 1"
 
@@ -47,6 +48,16 @@ struct route {
     hq_admin_route_fn *fn;
     void *arg;
     int public;          /* served without the token */
+    int prefix;          /* serves every longer path that starts with `path` */
+};
+
+/* A periodic task of hq_admin_every(). */
+struct tick {
+    struct hq_admin *a;
+    struct event *ev;
+    struct timeval every;
+    hq_admin_tick_fn *fn;
+    void *arg;
 };
 
 struct hq_admin {
@@ -66,6 +77,8 @@ struct hq_admin {
 
     struct route routes[MAX_ROUTES];
     size_t nroutes;
+    struct tick ticks[MAX_TICKS];
+    size_t nticks;
 
     struct hq_admin_api *api;
 
@@ -258,9 +271,17 @@ dispatch(struct evhttp_request *req, void *arg)
 
     if (path == NULL || path[0] == '\0')
         path = "/";
-    for (size_t i = 0; i < a->nroutes; i++)
-        if (strcmp(a->routes[i].path, path) == 0)
+    /* An exact route wins over a prefix route ("/api/dlq/retry" over "/api/dlq/"). */
+    for (size_t i = 0; i < a->nroutes && rt == NULL; i++)
+        if (!a->routes[i].prefix && strcmp(a->routes[i].path, path) == 0)
             rt = &a->routes[i];
+    for (size_t i = 0; i < a->nroutes && rt == NULL; i++) {
+        size_t n = strlen(a->routes[i].path);
+
+        if (a->routes[i].prefix && strncmp(a->routes[i].path, path, n) == 0 &&
+            path[n] != '\0')
+            rt = &a->routes[i];
+    }
     if (a->cfg->admin.token != NULL && !(rt != NULL && rt->public) &&
         !token_ok(a->cfg->admin.token,
                   evhttp_find_header(evhttp_request_get_input_headers(req),
@@ -278,7 +299,7 @@ dispatch(struct evhttp_request *req, void *arg)
 
 static int
 add_route(struct hq_admin *a, const char *path, hq_admin_route_fn *fn,
-          void *arg, int public)
+          void *arg, int public, int prefix)
 {
     if (a->started || a->nroutes >= MAX_ROUTES)
         return -1;
@@ -288,6 +309,7 @@ add_route(struct hq_admin *a, const char *path, hq_admin_route_fn *fn,
     a->routes[a->nroutes].fn = fn;
     a->routes[a->nroutes].arg = arg;
     a->routes[a->nroutes].public = public;
+    a->routes[a->nroutes].prefix = prefix;
     a->nroutes++;
     return 0;
 }
@@ -296,14 +318,57 @@ int
 hq_admin_route(struct hq_admin *a, const char *path, hq_admin_route_fn *fn,
                void *arg)
 {
-    return add_route(a, path, fn, arg, 0);
+    return add_route(a, path, fn, arg, 0, 0);
+}
+
+int
+hq_admin_route_prefix(struct hq_admin *a, const char *prefix,
+                      hq_admin_route_fn *fn, void *arg)
+{
+    return add_route(a, prefix, fn, arg, 0, 1);
+}
+
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct tick *t = arg;
+
+    (void)fd;
+    (void)what;
+    t->fn(t->a, t->arg);
+    event_add(t->ev, &t->every);
+}
+
+int
+hq_admin_every(struct hq_admin *a, int ms, hq_admin_tick_fn *fn, void *arg)
+{
+    struct tick *t;
+    struct timeval now = {0, 0};
+
+    if (a->started || a->nticks >= MAX_TICKS || ms <= 0)
+        return -1;
+    t = &a->ticks[a->nticks];
+    t->a = a;
+    t->fn = fn;
+    t->arg = arg;
+    t->every.tv_sec = ms / 1000;
+    t->every.tv_usec = (ms % 1000) * 1000;
+    t->ev = evtimer_new(a->base, tick_cb, t);
+    if (t->ev == NULL || evtimer_add(t->ev, &now) != 0) {
+        if (t->ev != NULL)
+            event_free(t->ev);
+        t->ev = NULL;
+        return -1;
+    }
+    a->nticks++;
+    return 0;
 }
 
 int
 hq_admin_route_public(struct hq_admin *a, const char *path,
                       hq_admin_route_fn *fn, void *arg)
 {
-    return add_route(a, path, fn, arg, 1);
+    return add_route(a, path, fn, arg, 1, 0);
 }
 
 struct hq_admin *
@@ -448,6 +513,8 @@ hq_admin_free(struct hq_admin *a)
         event_base_loopbreak(a->base);
         pthread_join(a->thread, NULL);
     }
+    for (size_t i = 0; i < a->nticks; i++)
+        event_free(a->ticks[i].ev);
     if (a->http != NULL)
         evhttp_free(a->http);
     if (a->base != NULL)

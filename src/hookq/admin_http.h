@@ -66,6 +66,22 @@ int hq_admin_route(struct hq_admin *a, const char *path, hq_admin_route_fn *fn,
 /* The same, served without the token: for pages that carry no data. */
 int hq_admin_route_public(struct hq_admin *a, const char *path,
                           hq_admin_route_fn *fn, void *arg);
+/*
+ * Serve every path that starts with `prefix` and is longer ("/api/keys/"
+ * serves "/api/keys/acme:x"); exact routes win. The handler reads the rest
+ * of the path from the request. Before hq_admin_start() only.
+ */
+int hq_admin_route_prefix(struct hq_admin *a, const char *prefix,
+                          hq_admin_route_fn *fn, void *arg);
+
+/* A task run on the admin thread, between requests. */
+typedef void hq_admin_tick_fn(struct hq_admin *a, void *arg);
+/*
+ * Run `fn` on the admin thread as soon as it starts, then every `ms`
+ * (measured from the end of the previous run). Before hq_admin_start()
+ * only; at most 4. Returns 0 or -1.
+ */
+int hq_admin_every(struct hq_admin *a, int ms, hq_admin_tick_fn *fn, void *arg);
 
 /* Start the admin thread. Returns 0, or -1 when the thread cannot start. */
 int hq_admin_start(struct hq_admin *a);

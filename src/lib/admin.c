@@ -1001,6 +1001,8 @@ shard_add(struct hq_shard_stats *t, const struct hq_shard_stats *s)
     t->held_customers += s->held_customers;
     t->dead_letters += s->dead_letters;
     t->jobs += s->jobs;
+    if (s->oldest_age_ms > t->oldest_age_ms)
+        t->oldest_age_ms = s->oldest_age_ms;
 }
 
 static int
@@ -1014,7 +1016,7 @@ stats_shard(hq_client *c, unsigned s, struct hq_stats *out)
     r = call_shard(c, "stats", s, 0, NULL);
     if (r == NULL)
         return call_failed(c);
-    if (!is_array(r, 10) || r->element[9]->type != REDIS_REPLY_ARRAY ||
+    if (!is_array(r, 11) || r->element[9]->type != REDIS_REPLY_ARRAY ||
         r->element[9]->elements % 2 != 0)
         return bad_reply(c, r, "stats");
     sh->ready_customers = int_at(r, 0);
@@ -1025,6 +1027,7 @@ stats_shard(hq_client *c, unsigned s, struct hq_stats *out)
     sh->held_customers = int_at(r, 5);
     sh->dead_letters = int_at(r, 6);
     sh->jobs = int_at(r, 7);
+    sh->oldest_age_ms = int_at(r, 10);
     if (int_at(r, 8) > out->time_ms)
         out->time_ms = int_at(r, 8);
     shard_add(&out->total, sh);
@@ -1099,6 +1102,7 @@ hq_client_stats(hq_client *c, size_t top_n, struct hq_stats *out)
     int rc = HQ_OK;
 
     memset(out, 0, sizeof(*out));
+    out->total.oldest_age_ms = -1;
     out->nshards = c->ns.shards;
     out->shards = calloc(c->ns.shards, sizeof(*out->shards));
     if (out->shards == NULL)
@@ -1126,7 +1130,7 @@ hq_client_stats(hq_client *c, size_t top_n, struct hq_stats *out)
 static json_t *
 shard_json(const struct hq_shard_stats *s)
 {
-    return json_pack("{sI sI sI sI sI sI sI sI}",
+    return json_pack("{sI sI sI sI sI sI sI sI sI}",
                      "jobs", (json_int_t)s->jobs,
                      "ready_keys", (json_int_t)s->ready_keys,
                      "ready_customers", (json_int_t)s->ready_customers,
@@ -1134,7 +1138,8 @@ shard_json(const struct hq_shard_stats *s)
                      "parked", (json_int_t)s->parked,
                      "held", (json_int_t)s->held,
                      "held_customers", (json_int_t)s->held_customers,
-                     "dead_letters", (json_int_t)s->dead_letters);
+                     "dead_letters", (json_int_t)s->dead_letters,
+                     "oldest_age_ms", (json_int_t)s->oldest_age_ms);
 }
 
 /* json_object_set_new that tells whether it worked (NULL values too). */
@@ -1349,25 +1354,31 @@ hq_dead_letters_json(const struct hq_dead_letters *l)
 char *
 hq_peek_json(const struct hq_peek *p)
 {
+    const struct hq_key_info *k = &p->key;
     json_t *root, *arr;
-    int bad = 0;
+    int bad;
 
-    root = key_json(&p->key);
+    root = json_pack("{so ss sI sI so so}", "key", text_json(k->key, strlen(k->key)),
+                     "state", hq_key_state_name(k->state),
+                     "depth", (json_int_t)k->depth,
+                     "attempts", (json_int_t)k->attempts,
+                     "reason", text_json(k->reason, strlen(k->reason)),
+                     "error", text_json(k->error, strlen(k->error)));
     if (root == NULL)
         return NULL;
+    bad = k->when_ms >= 0 &&
+          set_new(root, k->state == HQ_KEY_ACTIVE ? "lease_expires_ms" : "due_ms",
+                  json_integer(k->when_ms));
     arr = json_array();
     bad |= set_new(root, "jobs", arr);
     for (size_t i = 0; !bad && i < p->n; i++) {
         const struct hq_peek_job *j = &p->jobs[i];
-        json_t *o = json_pack("{ss sI sI}", "id", j->id, "seq", (json_int_t)j->seq,
-                              "received_at_ms", (json_int_t)j->received_at_ms);
+        json_t *o = json_pack("{ss sI sI so so}", "id", j->id, "seq", (json_int_t)j->seq,
+                              "received_at_ms", (json_int_t)j->received_at_ms,
+                              "webhook_id", text_json(j->webhook_id, strlen(j->webhook_id)),
+                              "body", text_json(j->body, j->body_len));
 
         bad |= o == NULL || json_array_append_new(arr, o) != 0;
-        if (!bad && j->webhook_id[0])
-            bad |= set_new(o, "webhook_id",
-                           text_json(j->webhook_id, strlen(j->webhook_id)));
-        if (!bad)
-            bad |= set_new(o, "body", text_json(j->body, j->body_len));
     }
     return dump(root, bad);
 }

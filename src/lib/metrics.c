@@ -5,11 +5,14 @@
  * cheap enough for the intake's hot path, and each loop thread keeps its own
  * histogram anyway, so the cache lines are not shared until a scrape.
  */
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "metrics_int.h"
 
@@ -165,6 +168,106 @@ hq_prom_label(const char *s, char *out, size_t size)
     out[n++] = '"';
     out[n] = '\0';
     return out;
+}
+
+/* The fields of /proc/self/stat after the command: [0] is field 3 (state). */
+static int
+proc_stat_fields(unsigned long long *f, size_t n)
+{
+    char buf[1024], *p, *end;
+    size_t len, i = 0;
+    FILE *fp = fopen("/proc/self/stat", "r");
+
+    if (fp == NULL)
+        return -1;
+    len = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[len] = '\0';
+    p = strrchr(buf, ')');
+    if (p == NULL)
+        return -1;
+    p += 2; /* ") " */
+    while (*p == ' ')
+        p++;
+    if (*p != '\0')
+        p++; /* the state letter */
+    f[i++] = 0;
+    while (i < n && *p != '\0') {
+        f[i++] = strtoull(p, &end, 10);
+        if (end == p)
+            return -1;
+        p = end;
+    }
+    return i == n ? 0 : -1;
+}
+
+/* Seconds since the epoch at boot (/proc/stat btime), or -1. */
+static long long
+boot_time(void)
+{
+    char line[256];
+    long long bt = -1;
+    FILE *fp = fopen("/proc/stat", "r");
+
+    if (fp == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), fp) != NULL)
+        if (strncmp(line, "btime ", 6) == 0)
+            bt = strtoll(line + 6, NULL, 10);
+    fclose(fp);
+    return bt;
+}
+
+void
+hq_prom_process(struct hq_prom *p)
+{
+    /* Fields 3..24 of /proc/self/stat: starttime is 22, vsize 23, rss 24. */
+    unsigned long long f[22];
+    int have_stat = proc_stat_fields(f, 22) == 0;
+    long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    long long bt = boot_time();
+    struct rusage ru;
+    struct rlimit rl;
+    DIR *d;
+
+    hq_prom_family(p, "process_cpu_seconds_total", "counter",
+                   "Total user and system CPU time spent in seconds.");
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        hq_prom_sample(p, "process_cpu_seconds_total", NULL,
+                       (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+                           ((double)ru.ru_utime.tv_usec +
+                            (double)ru.ru_stime.tv_usec) / 1e6);
+    hq_prom_family(p, "process_resident_memory_bytes", "gauge",
+                   "Resident memory size in bytes.");
+    if (have_stat && page > 0)
+        hq_prom_sample(p, "process_resident_memory_bytes", NULL,
+                       (double)f[21] * (double)page);
+    hq_prom_family(p, "process_virtual_memory_bytes", "gauge",
+                   "Virtual memory size in bytes.");
+    if (have_stat)
+        hq_prom_sample(p, "process_virtual_memory_bytes", NULL, (double)f[20]);
+    hq_prom_family(p, "process_open_fds", "gauge",
+                   "Number of open file descriptors.");
+    d = opendir("/proc/self/fd");
+    if (d != NULL) {
+        long n = 0;
+        struct dirent *e;
+
+        while ((e = readdir(d)) != NULL)
+            if (e->d_name[0] != '.')
+                n++;
+        closedir(d);
+        hq_prom_sample(p, "process_open_fds", NULL, (double)(n - 1)); /* d's own */
+    }
+    hq_prom_family(p, "process_max_fds", "gauge",
+                   "Maximum number of open file descriptors.");
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        hq_prom_sample(p, "process_max_fds", NULL, (double)rl.rlim_cur);
+    hq_prom_family(p, "process_start_time_seconds", "gauge",
+                   "Start time of the process since unix epoch in seconds.");
+    if (have_stat && ticks > 0 && bt > 0)
+        hq_prom_sample(p, "process_start_time_seconds", NULL,
+                       (double)bt + (double)f[19] / (double)ticks);
 }
 
 void

@@ -66,6 +66,13 @@ void hq_prom_hist(struct hq_prom *p, const char *name, const char *labels,
  * newline escaped, cut to fit. Returns `out`.
  */
 const char *hq_prom_label(const char *s, char *out, size_t size);
+/*
+ * The standard process_* families of Prometheus's client libraries, read
+ * from getrusage(), getrlimit() and /proc/self: CPU seconds, resident and
+ * virtual memory, open and maximum file descriptors, start time. A value
+ * that cannot be read is left out (its family stays, with no sample).
+ */
+void hq_prom_process(struct hq_prom *p);
 /* Free the buffer. */
 void hq_prom_release(struct hq_prom *p);
 

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import tempfile
 import time
 import urllib.error
@@ -23,9 +22,11 @@ P = prefix()
 
 
 class Hookq:
-    """`hookq run` with an admin listener, on `rs`; events: {code: lines}."""
+    """`hookq run` with an admin listener, on `rs`; events: {code: lines};
+    extra: more lines at the end (sections of their own); cmd: "serve" for
+    an intake without workers."""
 
-    def __init__(self, start, rs, api_url, events, token=None):
+    def __init__(self, start, rs, api_url, events, token=None, extra=(), cmd="run"):
         self.intake = free_port()
         self.admin = free_port()
         self.token = token
@@ -39,14 +40,15 @@ class Hookq:
                   "[api]", "base_url = " + api_url, "rate = 2/1s", ""]
         for code, ev in events.items():
             lines += ["[event %s]" % code] + ev + [""]
+        lines += list(extra)
         self.cfg = os.path.join(d, "hookq.ini")
         with open(self.cfg, "w") as f:
             f.write("\n".join(lines))
         self.errlog = os.path.join(d, "stderr.log")
-        self.proc = start([HOOKQ, "run", "-c", self.cfg], cwd=d,
+        self.proc = start([HOOKQ, cmd, "-c", self.cfg], cwd=d,
                           stdout=open(os.path.join(d, "stdout.log"), "w"),
                           stderr=open(self.errlog, "w"))
-        wait_until(self.up, 20, what="hookq run's admin listener")
+        wait_until(self.up, 20, what="hookq %s's admin listener" % cmd)
 
     def up(self):
         if not self.proc.alive():
@@ -288,69 +290,6 @@ def api_lists_holds_and_dead_letters_and_retry_and_release_act_on_them():
         assert hq.json("/api/keys?state=held")["keys"][0]["depth"] == 3
         e = hq.json("/api/release", {"key": 1}, want=400)
         assert e["error"] == "bad_request", e
-
-
-def dashboard(hq, *args):
-    """What the dashboard page shows, run by node against hq's admin API
-    (tests/integration/dashboard_check.js)."""
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dashboard_check.js")
-    out = subprocess.run(["node", script, "http://127.0.0.1:%d" % hq.admin] + list(args),
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
-
-
-@suite.test
-def the_dashboard_shows_the_queue_and_its_buttons_act():
-    with RedisServer() as rs, processes() as start:
-        hq = Hookq(start, rs, "http://127.0.0.1:9", events(), token=TOKEN)
-        r = rs.client()
-        for i in range(3):
-            assert hq.post_webhook(wh("stop", customer="c1", i=i)) == 202
-        assert hq.post_webhook(wh("bad", customer="c2")) == 202
-        wait_until(lambda: hq.json("/api/keys?state=held")["total"] == 1, 20, what="a held key")
-        wait_until(lambda: hq.json("/api/dlq")["total"] == 1, 20, what="a dead letter")
-        dl_id = hq.json("/api/dlq")["dead_letters"][0]["id"]
-
-        page = dashboard(hq, "--token", TOKEN)
-        # The page asked for the token once (the API said 401) and then drew
-        # what the API says.
-        assert page["prompts"] == ["hookq admin token"] and not page["status_bad"], page
-        assert page["totals"]["jobs queued"] == "3" and page["totals"]["held keys"] == "1", page
-        assert page["totals"]["dead letters"] == "1", page
-        t = page["tables"]
-        assert t["held"][0][:3] == ["key", "state", "jobs"], t["held"]
-        k = hq.json("/api/keys?state=held")["keys"][0]
-        assert [row[:7] for row in t["held"][1:]] == \
-            [["c1:stop", "held", "3", str(k["attempts"]), "", k["reason"], k["error"]]], t["held"]
-        assert "exited with 1" in k["error"], k
-        assert t["held"][1][7] == "Release"
-        assert [row[:3] for row in t["dlq"][1:]] == [[dl_id, "c2:bad", "1"]], t["dlq"]
-        assert t["parked"] == [] and [row[0] for row in t["top"][1:]] == ["c1:stop"], t
-        assert [row[0] for row in t["shards"][1:]] == ["0"], t["shards"]
-        assert not page["retry_all_disabled"]
-        # Rates appear once the API holds a sample a second older: 4 jobs
-        # accepted, none since, so the accepted rate reads 0.0.
-        rates = wait_until(lambda: dashboard(hq, "--token", TOKEN)["rates"].get("accepted"),
-                           10, interval=0.3, what="the dashboard's rates")
-        assert rates == "0.0", rates
-
-        # Without the token the page says so instead of showing anything.
-        page = dashboard(hq)
-        assert page["status_bad"] and "token" in page["status"], page
-        assert page["prompts"] == ["hookq admin token"], page
-        assert page["tables"]["held"] == [], page
-
-        # Its Retry button puts the dead letter back (/bin/false kills it again).
-        page = dashboard(hq, "--token", TOKEN, "--click", "dlq", "Retry", dl_id)
-        assert page["alerts"] == [], page
-        wait_until(lambda: int(r.hget(P + "stats", "deadlettered") or 0) == 2, 20,
-                   what="the dead letter retried from the page")
-        # Its Release button releases the held key, which runs and holds again.
-        page = dashboard(hq, "--token", TOKEN, "--click", "held", "Release", "c1:stop")
-        assert page["alerts"] == [], page
-        wait_until(lambda: int(r.hget(P + "stats", "held") or 0) == 2, 20,
-                   what="c1:stop released from the page and held again")
 
 
 @suite.test

@@ -4,7 +4,13 @@
 -- the rest. Needs _prelude.lua.
 -- KEYS[1] = shard prefix "{ns:S}:"
 -- Reply: {ready_customers, ready_keys, active, parked, held, held_customers,
---         dead_letters, jobs, now_ms, {counter, value, ...}}
+--         dead_letters, jobs, now_ms, {counter, value, ...}, oldest_ms}
+-- oldest_ms is the age of the oldest waiting head job (-1: none waits), the
+-- figure that grows when no worker takes anything: the head jobs of the
+-- first ready key of each of the first OLDEST_SCAN customers of the ring
+-- (those longest without a turn) and of up to OLDEST_SCAN parked keys
+-- already due. Exact while a shard has at most OLDEST_SCAN ready customers;
+-- bounded either way.
 -- Queued jobs are derived from the counters: every record that enters a
 -- list is counted (accepted, dlq_retried) and every one that leaves it too
 -- (done, deadlettered), so no gauge has to be written on the hot path.
@@ -25,6 +31,22 @@ local ready = keys - active - parked - held
 if ready < 0 then
   ready = 0
 end
+local OLDEST_SCAN = 100
+local now = now_ms()
+local oldest = -1
+local function head_age(key)
+  local rec = key and redis.call('LINDEX', P .. 'q:' .. key, 0)
+  local at = rec and tonumber(string.match(rec, '^[^\n]*\n[^\n]*\n(%d+)\n'))
+  if at and now - at > oldest then
+    oldest = math.max(0, now - at)
+  end
+end
+for _, c in ipairs(redis.call('LRANGE', P .. 'rc', 0, OLDEST_SCAN - 1)) do
+  head_age(redis.call('LINDEX', P .. 'rk:' .. c, 0))
+end
+for _, k in ipairs(redis.call('ZRANGEBYSCORE', P .. 'parked', '-inf', now, 'LIMIT', 0, OLDEST_SCAN)) do
+  head_age(k)
+end
 return {
   redis.call('LLEN', P .. 'rc'),
   ready,
@@ -34,6 +56,7 @@ return {
   redis.call('HLEN', P .. 'hc'),
   redis.call('LLEN', P .. 'dlq'),
   jobs,
-  now_ms(),
+  now,
   redis.call('HGETALL', P .. 'stats'),
+  oldest,
 }
