@@ -6,9 +6,10 @@
  * DESIGN: both live under a hash tag of their own, "{ns:meta}", so that each
  * script touches one slot (Redis Cluster) and no shard's master carries
  * them. The shard count is one key, written once with SET NX GET: the first
- * process records it, every later one reads it in the same atomic step and
- * refuses to go on with another (a second count would send a customer's
- * keys to two shards and break per-key order). Each worker process renews a
+ * process records it, every later one reads it (GET first, so that a full
+ * Redis refusing writes can still answer) and refuses to go on with another
+ * (a second count would send a customer's keys to two shards and break
+ * per-key order). Each worker process renews a
  * hash `worker:<host>:<pid>:<started>` every second with a TTL and its
  * score in the index `workers` (Redis TIME); a listing takes the members
  * seen within HQ_WORKER_TTL_MS, so a killed process is gone from it within
@@ -40,7 +41,16 @@ hq__registry_check_shards(redisContext *rc, const struct hq__store_ns *ns,
     n = hq__store_prefix(ns, HQ_SHARD_META, key, sizeof(key) - 8);
     memcpy(key + n, "shards", 7);
     snprintf(val, sizeof(val), "%u", ns->shards);
-    r = redisCommand(rc, "SET %s %s NX GET", key, val);
+    /*
+     * Read first: a read works when Redis refuses writes (maxmemory), and
+     * every process after the first needs no more. Then record it with
+     * SET NX GET, which also reads what a process racing us recorded.
+     */
+    r = redisCommand(rc, "GET %s", key);
+    if (r != NULL && r->type == REDIS_REPLY_NIL) {
+        freeReplyObject(r);
+        r = redisCommand(rc, "SET %s %s NX GET", key, val);
+    }
     if (r == NULL)
         return hq__err_set(err, HQ_ESTORE, "cannot record the shard count in redis: %s",
                            rc->errstr[0] ? rc->errstr : "connection lost");

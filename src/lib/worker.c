@@ -1455,13 +1455,24 @@ hq_worker_start(hq_worker *w)
     c = hq__conn_connect_sync(&w->addr, &w->err);
     if (c == NULL)
         return HQ_ESTORE;
+    redisFree(c);
     {
+        /* The record lives on the node of {ns:meta} (a cluster routes it). */
+        struct hq__sconn sc;
+        struct hq__err err = {{0}};
+        redisContext *mc;
         unsigned had;
-        int rc = hq__registry_check_shards(c, &w->ns, &had, &w->err);
+        int rc = HQ_ESTORE;
 
-        redisFree(c);
-        if (rc != HQ_OK)
-            return rc;
+        hq__sconn_init(&sc, &w->addr, &w->ns);
+        mc = hq__sconn_for_shard(&sc, HQ_SHARD_META, &err);
+        if (mc != NULL)
+            rc = hq__registry_check_shards(mc, &w->ns, &had, &err);
+        hq__sconn_release(&sc);
+        /* Only a mismatch stops us: a Redis that cannot answer the check
+         * now (refusing writes when full, say) is the caller's to retry. */
+        if (rc == HQ_ECONFIG)
+            return hq__err_set(&w->err, rc, "%s", err.msg);
     }
     {
         struct timespec now;
