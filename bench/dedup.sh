@@ -10,11 +10,10 @@
 #      dedup_ttl = TTL seconds (default 600: storing must take less);
 #   2. delete the queued jobs (the q: lists), so that what is left is what
 #      dedup holds: Redis used_memory per id;
-#   3. measure Redis's CPU for 10 s with nothing to forget yet (a trickle of
-#      5 webhooks a second runs throughout, since the new layout forgets in
-#      the enqueue calls that come after), then until every id is forgotten
-#      and deleted: the CPU per id of expiring them is the second figure less
-#      the first's rate over the same time.
+#   3. wait until every id is forgotten and deleted (a trickle of 5
+#      webhooks a second runs throughout, since the new layout forgets in the
+#      enqueue calls that come after) and take what that cost Redis from its
+#      own accounts (below): the CPU per id of expiring them.
 # Prints both layouts' figures side by side. Takes about 1.25 x TTL plus
 # twice the time to store IDS (the stores run one after the other).
 # Everything it started is stopped by PID on exit.
@@ -69,7 +68,6 @@ wait_port() {
 }
 info() { redis-cli -p "$1" info "$2" | tr -d '\r' | sed -n "s/^$3:\(.*\)/\1/p"; }
 cpu() { redis-cli -p "$1" info cpu | tr -d '\r' | awk -F: '/^used_cpu_(sys|user):/ { t += $2 } END { printf "%.6f\n", t }'; }
-keys() { redis-cli -p "$1" dbsize; }
 now() { date +%s.%N; }
 
 # start NAME HOOKQ: a redis-server and `hookq serve` on it; sets ${NAME}_r
@@ -131,6 +129,8 @@ start new "$BUILD/hookq"
 echo "== dedup: $IDS webhook-ids through hookq serve, dedup_ttl ${TTL}s, redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')"
 t_old=$(now); set -- $(store old); old_n=$1 old_b=$2 old_cpu=$3; old_end=$(now)
 t_new=$(now); set -- $(store new); new_n=$1 new_b=$2 new_cpu=$3; new_end=$(now)
+# The newest generation the stored ids went to.
+new_g=$(redis-cli -p $new_r get '{hookq:0}:dd' | awk '{ print $1 - 1 }')
 for l in old new; do
     awk -v s="$(eval echo \$t_$l)" -v e="$(eval echo \$${l}_end)" -v t="$TTL" 'BEGIN {
         if (e - s > t - 15) { print "dedup.sh: storing took " e - s " s, too close to the ttl: raise HQ_DEDUP_TTL" > "/dev/stderr"; exit 1 } }'
@@ -144,23 +144,48 @@ done
     done; sleep 0.2; done) &
 pids="$pids $!"
 
-# Idle rate: 10 s now, before any id can be forgotten.
-b0o=$(cpu $old_r) b0n=$(cpu $new_r) b0=$(now)
-sleep 10
-b1o=$(cpu $old_r) b1n=$(cpu $new_r) b1=$(now)
-# Until the stored ids are forgotten and deleted (a few keys of the trickle stay).
+# The cost of forgetting, from Redis's own accounts rather than its process
+# CPU (which the trickle and a shared machine make too noisy for this):
+# the active expiry cycle's time (INFO stats expire_cycle_cpu_milliseconds:
+# the old layout's keys expire one by one) plus the time the enqueue calls
+# spent beyond their usual cost (INFO commandstats evalsha: the new layout's
+# calls delete expired generations), the usual cost per call measured over
+# 20 s of the trickle before anything can expire.
+expire_ms() { info "$1" stats expire_cycle_cpu_milliseconds; }
+evalsha() { redis-cli -p "$1" info commandstats | tr -d '\r' | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),usec=\([0-9]*\),.*/\1 \2/p'; }
+sleep 5
 for l in old new; do
     rp=$(eval echo \$${l}_r)
-    until [ "$(keys "$rp")" -lt 2000 ]; do sleep 1; done
-    eval "${l}_gone=\$(now) ${l}_gc=\$(cpu $rp)"
+    eval "${l}_e0=\"\$(evalsha $rp)\""
 done
-awk -v ids="$IDS" -v on="$old_n" -v nn="$new_n" -v ob="$old_b" -v nb="$new_b" -v oc="$old_cpu" -v nc="$new_cpu" \
-    -v b0o="$b0o" -v b1o="$b1o" -v b0n="$b0n" -v b1n="$b1n" -v b0="$b0" -v b1="$b1" \
-    -v go="$old_gone" -v gco="$old_gc" -v gn="$new_gone" -v gcn="$new_gc" 'BEGIN {
-    ro = (b1o - b0o) / (b1 - b0); rn = (b1n - b0n) / (b1 - b0)
-    eo = ((gco - b1o) - ro * (go - b1)) * 1e6 / on
-    en = ((gcn - b1n) - rn * (gn - b1)) * 1e6 / nn
-    printf "dedup  old layout (a key per id): %7d ids  %4d B per id  redis %5.1f us per stored webhook  forgetting: %5.2f us per id (gone %.0f s after the idle window)\n", on, ob, oc, eo, go - b1
-    printf "dedup  new layout (generations):  %7d ids  %4d B per id  redis %5.1f us per stored webhook  forgetting: %5.2f us per id (gone %.0f s after the idle window)\n", nn, nb, nc, en, gn - b1
+sleep 20
+for l in old new; do
+    rp=$(eval echo \$${l}_r)
+    eval "${l}_e1=\"\$(evalsha $rp)\" ${l}_x1=\$(expire_ms $rp)"
+done
+# Until the stored ids are forgotten and deleted: no key of the old layout
+# named after a stored id (msg_...: the trickle's are trickle-...) and no
+# generation of the new layout that took them (those up to $new_g) left.
+old_gone() { [ -z "$(redis-cli -p $old_r --scan --pattern '{hookq:0}:dd:msg_*' | head -1)" ]; }
+new_gone() {
+    redis-cli -p $new_r get '{hookq:0}:dd' |
+        awk -v g="$new_g" '{ for (i = 2; i <= NF; i += 6) if ($i <= g) left = 1 } END { exit left }'
+}
+for l in old new; do
+    rp=$(eval echo \$${l}_r)
+    until ${l}_gone; do sleep 2; done
+    eval "${l}_e2=\"\$(evalsha $rp)\" ${l}_x2=\$(expire_ms $rp) ${l}_gone=\$(now)"
+done
+forget() { # calls0 usec0 calls1 usec1 calls2 usec2 expire_ms1 expire_ms2 ids
+    awk -v c0="$1" -v u0="$2" -v c1="$3" -v u1="$4" -v c2="$5" -v u2="$6" -v x1="$7" -v x2="$8" -v n="$9" 'BEGIN {
+        per = (c1 > c0) ? (u1 - u0) / (c1 - c0) : 0
+        printf "%.2f", ((x2 - x1) * 1000 + (u2 - u1) - (c2 - c1) * per) / n }'
+}
+old_f=$(forget $old_e0 $old_e1 $old_e2 $old_x1 $old_x2 $old_n)
+new_f=$(forget $new_e0 $new_e1 $new_e2 $new_x1 $new_x2 $new_n)
+awk -v on="$old_n" -v nn="$new_n" -v ob="$old_b" -v nb="$new_b" -v oc="$old_cpu" -v nc="$new_cpu" \
+    -v of="$old_f" -v nf="$new_f" -v go="$old_gone" -v gn="$new_gone" -v to="$t_old" -v tn="$t_new" 'BEGIN {
+    printf "dedup  old layout (a key per id): %7d ids  %4d B per id  redis %5.1f us per stored webhook  forgetting: %5.2f us per id (all gone %.0f s after the first was stored)\n", on, ob, oc, of, go - to
+    printf "dedup  new layout (generations):  %7d ids  %4d B per id  redis %5.1f us per stored webhook  forgetting: %5.2f us per id (all gone %.0f s after the first was stored)\n", nn, nb, nc, nf, gn - tn
     printf "dedup  memory per id new/old: %.2f (target <= 40 B: %s)\n", nb / ob, (nb <= 40) ? "ok" : "ABOVE TARGET"
 }'

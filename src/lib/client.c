@@ -94,15 +94,16 @@ struct push_batch {
 };
 
 /* The call's arguments for batch `b` (argv/argvlen hold
- * HQ_ENQUEUE_ARGC(HQ_ENQUEUE_BATCH_MAX)). */
+ * HQ_ENQUEUE_ARGC(HQ_ENQUEUE_BATCH_MAX), dig HQ_ENQUEUE_BATCH_MAX digests). */
 static int
 batch_argv(const struct hq_push *p, const struct push_batch *b,
-           const struct hq__enqueue_limits *lim, const char **argv,
+           const struct hq__enqueue_limits *lim,
+           unsigned char (*dig)[HQ_ENQUEUE_DIGEST], const char **argv,
            size_t *argvlen)
 {
     hq__enqueue_argv_limits(lim, argv, argvlen);
     for (size_t j = 0; j < b->len; j++)
-        hq__enqueue_argv_job(j, &p[b->items[j].idx], argv, argvlen);
+        hq__enqueue_argv_job(j, &p[b->items[j].idx], dig[j], argv, argvlen);
     return (int)HQ_ENQUEUE_ARGC(b->len);
 }
 
@@ -128,6 +129,7 @@ hq_client_push_many(hq_client *c, const struct hq_push *p, size_t n,
     struct hq__enqueue_limits lim;
     const char *argv[HQ_ENQUEUE_ARGC(HQ_ENQUEUE_BATCH_MAX)];
     size_t argvlen[HQ_ENQUEUE_ARGC(HQ_ENQUEUE_BATCH_MAX)];
+    unsigned char dig[HQ_ENQUEUE_BATCH_MAX][HQ_ENQUEUE_DIGEST];
     struct push_item *items;
     struct push_batch *batches;
     size_t nok = n, nb = 0, sent = 0;
@@ -174,7 +176,7 @@ hq_client_push_many(hq_client *c, const struct hq_push *p, size_t n,
     }
     for (; sent < nb; sent++) {
         const struct push_batch *b = &batches[sent];
-        int argc = batch_argv(p, b, &lim, argv, argvlen);
+        int argc = batch_argv(p, b, &lim, dig, argv, argvlen);
 
         if (hq__sconn_eval_append(&c->conn, b->items[0].shard, "enqueue", argc,
                                   argv, argvlen, &c->err) != HQ_OK) {
@@ -212,7 +214,7 @@ hq_client_push_many(hq_client *c, const struct hq_push *p, size_t n,
             rc = HQ_ESTORE;
         if (b->state != -1)
             continue;
-        argc = batch_argv(p, b, &lim, argv, argvlen);
+        argc = batch_argv(p, b, &lim, dig, argv, argvlen);
         r = hq__sconn_eval(&c->conn, b->items[0].shard, "enqueue", argc, argv,
                            argvlen, &c->err);
         if (r == NULL) {

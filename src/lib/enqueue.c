@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/sha.h>
+
 #include "enqueue_int.h"
 
 #define DEFAULT_DEDUP_TTL_MS (24 * 3600 * 1000)
@@ -48,10 +50,12 @@ hq__enqueue_argv_limits(const struct hq__enqueue_limits *l, const char **argv,
 }
 
 void
-hq__enqueue_argv_job(size_t i, const struct hq_push *p, const char **argv,
+hq__enqueue_argv_job(size_t i, const struct hq_push *p,
+                     unsigned char digest[HQ_ENQUEUE_DIGEST], const char **argv,
                      size_t *argvlen)
 {
     size_t a = HQ_ENQUEUE_ARGC(i);
+    unsigned char md[SHA256_DIGEST_LENGTH];
 
     argv[a] = p->customer;
     argvlen[a] = p->customer_len;
@@ -61,6 +65,13 @@ hq__enqueue_argv_job(size_t i, const struct hq_push *p, const char **argv,
     argvlen[a + 2] = p->body ? p->body_len : 0;
     argv[a + 3] = p->webhook_id ? p->webhook_id : "";
     argvlen[a + 3] = p->webhook_id ? p->webhook_id_len : 0;
+    argv[a + 4] = (const char *)digest;
+    argvlen[a + 4] = 0;
+    if (argvlen[a + 3] > 0) {
+        SHA256((const unsigned char *)p->webhook_id, p->webhook_id_len, md);
+        memcpy(digest, md, HQ_ENQUEUE_DIGEST);
+        argvlen[a + 4] = HQ_ENQUEUE_DIGEST;
+    }
 }
 
 /* Is element 3i.. of the reply a well-formed {status, id, seq}? */

@@ -30,6 +30,7 @@ struct hq__push_batch {
         void *req;                  /* NULL: stopped waiting */
         struct hq__push_slot *slot;
         struct hq_push job;         /* strings borrowed until sent */
+        unsigned char digest[HQ_ENQUEUE_DIGEST]; /* of its webhook id */
     } e[HQ_ENQUEUE_BATCH_MAX];
 };
 
@@ -312,7 +313,7 @@ batch_send(struct hq__pusher *p, unsigned shard)
             continue;
         b->e[n] = b->e[i];
         b->e[n].slot->idx = n;
-        hq__enqueue_argv_job(n, &b->e[n].job, argv, argvlen);
+        hq__enqueue_argv_job(n, &b->e[n].job, b->e[n].digest, argv, argvlen);
         n++;
     }
     b->n = n;

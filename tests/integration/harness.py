@@ -6,6 +6,7 @@ is ever stopped by name. Paths of the binaries under test come from the
 environment that ctest sets (HQ_HOOKQ, REDIS_SERVER, HQ_<HELPER>).
 """
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -38,6 +39,16 @@ def lua_script(name):
         prelude = f.read()
     with open(os.path.join(SCRIPTS, name + ".lua")) as f:
         return prelude + f.read()
+
+
+def webhook_digest(webhook_id):
+    """The enqueue script's fifth argument of a job: the first 16 bytes of
+    SHA-256(webhook id), as enqueue.c computes it; b"" without one."""
+    if not webhook_id:
+        return b""
+    if isinstance(webhook_id, str):
+        webhook_id = webhook_id.encode()
+    return hashlib.sha256(webhook_id).digest()[:16]
 
 
 def pid_alive(pid):

@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import HOOKQ, helper, lua_script
+from harness import HOOKQ, helper, lua_script, webhook_digest
 
 
 def prefix(shard=0, ns="hookq"):
@@ -94,7 +94,8 @@ class Queue:
 
     def push(self, customer, code, data, webhook_id=""):
         body = json.dumps({"code": code, "data": data})
-        st, jid, seq = self.enq(keys=[prefix()], args=[0, 86400000, customer, code, body, webhook_id])
+        st, jid, seq = self.enq(keys=[prefix()], args=[0, 86400000, customer, code, body, webhook_id,
+                                                             webhook_digest(webhook_id)])
         assert st == 0, st
         return jid.decode(), seq
 
@@ -103,7 +104,7 @@ class Queue:
         pipe = self.r.pipeline(transaction=False)
         for customer, code, data in items:
             body = json.dumps({"code": code, "data": data})
-            self.enq(keys=[prefix()], args=[0, 86400000, customer, code, body, ""], client=pipe)
+            self.enq(keys=[prefix()], args=[0, 86400000, customer, code, body, "", ""], client=pipe)
         res = pipe.execute()
         assert all(x[0] == 0 for x in res), res[:3]
         return res

@@ -31,7 +31,7 @@ class Q:
         return out
 
     def push(self, cust, code, body="b"):
-        st, jid, seq = self.run("enqueue", 0, 86400000, cust, code, body, "")
+        st, jid, seq = self.run("enqueue", 0, 86400000, cust, code, body, "", "")
         assert st == 0
         return s(jid)
 

@@ -360,6 +360,36 @@ def every_view_and_button_works_in_chromium():
 
 
 @suite.test
+def a_target_that_is_down_shows_down():
+    if not breaker_knob():
+        print("this hookq has no circuit breaker: nothing to show")
+        return
+    d = tempfile.mkdtemp(prefix="hq-dashboard-")
+    flaky = os.path.join(d, "flaky.sh")
+    with open(flaky, "w") as f:
+        f.write("#!/bin/sh\nexit 75\n")  # 75: try again, a failure of the target
+    os.chmod(flaky, 0o755)
+    with RedisServer() as rs, processes() as start:
+        hq = Hookq(start, rs, "http://127.0.0.1:9", {"flaky": ["deliver = exec:" + flaky]},
+                   token=TOKEN, extra=["[deliver]", "breaker = 2", "probe = 1m..1m", ""])
+        for c in ("a", "b", "c"):
+            assert hq.post_webhook(wh("flaky", customer=c)) == 202
+        target = "exec:" + flaky
+        wait_until(lambda: any(t["target"] == target and not t["up"]
+                               for t in hq.json("/api/stats").get("targets", [])),
+                   20, what="the target down")
+        b = Browser(start, token=TOKEN)
+        b("goto", url="http://127.0.0.1:%d/" % hq.admin)
+        b.rows_are("#targets", [target])
+        row = b.table("#targets")[1]
+        assert row[1] == "down" and row[2] == "2" and row[3] and row[4], row
+        assert b("eval", js="document.querySelector('#targets td span').className") == "down"
+        problems = b("problems")
+        b.quit()
+        assert unexpected(problems, [("GET", r"/api/.*", {401}), ("GET", r"/api/workers", {404})]) == {}, problems
+
+
+@suite.test
 def without_the_token_the_page_says_so():
     with RedisServer() as rs, processes() as start:
         hq = Hookq(start, rs, "http://127.0.0.1:9", {"ok": ["deliver = log"]}, token=TOKEN)

@@ -262,7 +262,7 @@ def a_token_hold_overtaken_by_a_new_token_runs_the_key_again():
         lim = Lim(r)
         for case in ("replaced", "same", "no-token-then-set", "no-token"):
             r.flushall()
-            enq(keys=[P], args=[0, 86400000, "c1", "k", "body", ""])
+            enq(keys=[P], args=[0, 86400000, "c1", "k", "body", "", ""])
             if case in ("replaced", "same"):
                 tset(keys=[P], args=["c1", "A"])
             _, claimed, _, _ = claim(r, settle)

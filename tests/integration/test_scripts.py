@@ -3,7 +3,7 @@ with redis-py against a real redis-server: enqueue, settle (claim, done,
 retry, park, dead, hold, renew, release), reap, fencing and fairness."""
 import time
 
-from harness import RedisServer, Suite, lua_script
+from harness import RedisServer, Suite, lua_script, webhook_digest
 
 P = "{hookq:0}:"
 suite = Suite("scripts")
@@ -17,7 +17,8 @@ class Q:
         self.rp = r.register_script(lua_script("reap"))
 
     def push(self, cust, code, body="b", whid="", depth=0, ttl=86400000):
-        st, jid, seq = self.enq(keys=[P], args=[depth, ttl, cust, code, body, whid])
+        st, jid, seq = self.enq(keys=[P], args=[depth, ttl, cust, code, body, whid,
+                                                webhook_digest(whid)])
         return st, jid.decode(), seq
 
     def settle(self, ops=(), claim=0, lease=30000):
@@ -134,6 +135,14 @@ def dedup_never_takes_one_id_for_another_that_shares_its_first_bytes():
         for k in (0, 1, 150, 299):
             assert q.push("c", "e", whid="%s%03d" % (head, k)) == (1, ids[k], 0)
         assert q.r.llen(P + "q:c:e") == 301
+        # The script compares the whole 128-bit digest: two that differ only
+        # in their last bit (so in one hash) are two ids.
+        d1 = bytes(range(16))
+        d2 = d1[:15] + bytes([d1[15] ^ 1])
+        got = [q.enq(keys=[P], args=[0, 86400000, "c", "e", "b", whid, d])
+               for whid, d in (("x1", d1), ("x2", d2), ("x1", d1), ("x2", d2))]
+        assert [g[0] for g in got] == [0, 0, 1, 1]
+        assert got[2][1] == got[0][1] and got[3][1] == got[1][1] != got[0][1]
 
 
 @suite.test
@@ -187,7 +196,7 @@ def push_batch(q, jobs, depth=0, ttl=86400000):
     """One enqueue call for every (customer, code, body, whid) of `jobs`."""
     args = [depth, ttl]
     for j in jobs:
-        args += list(j)
+        args += list(j) + [webhook_digest(j[3])]
     out = q.enq(keys=[P], args=args)
     return [(out[i], out[i + 1].decode(), out[i + 2]) for i in range(0, len(out), 3)]
 
@@ -274,13 +283,24 @@ def the_enqueue_indexes_stay_fast_encodings_and_the_pin_goes_with_the_last_key()
 def enqueue_refuses_malformed_arguments():
     srv, q = fresh()
     with srv:
-        for args in ([0, 1000], [0, 1000, "c", "a", "b"], ["x", 1000, "c", "a", "b", ""]):
+        for args in ([0, 1000], [0, 1000, "c", "a", "b"], ["x", 1000, "c", "a", "b", "", ""],
+                     [0, "1h", "c", "a", "b", "", ""]):
             try:
                 q.enq(keys=[P], args=args)
             except Exception as e:
                 assert "enqueue: ARGV" in str(e), e
             else:
                 raise AssertionError("accepted %r" % (args,))
+        assert srv.client().dbsize() == 0
+        # A webhook id without its 16-byte digest is refused before anything
+        # is written.
+        for dig in ("", "short"):
+            try:
+                q.enq(keys=[P], args=[0, 1000, "c", "a", "b", "wh", dig])
+            except Exception as e:
+                assert "needs its 16-byte digest" in str(e), e
+            else:
+                raise AssertionError("accepted digest %r" % dig)
         assert srv.client().dbsize() == 0
 
 

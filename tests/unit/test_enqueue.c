@@ -31,24 +31,31 @@ test_enqueue_limits_default_to_none_and_a_day(void **state)
 }
 
 static void
-test_enqueue_argv_is_four_strings_per_job_in_order(void **state)
+test_enqueue_argv_is_five_strings_per_job_in_order(void **state)
 {
     struct hq_push a = {"acme", 4, "order.paid", 10, "{}", 2, "wh_1", 4};
     struct hq_push b = {"zed", 3, "x", 1, NULL, 0, NULL, 0};
     const char *argv[HQ_ENQUEUE_ARGC(2)];
     size_t argvlen[HQ_ENQUEUE_ARGC(2)];
+    unsigned char dig[2][HQ_ENQUEUE_DIGEST];
+    /* The first 16 bytes of SHA-256("wh_1"). */
+    static const char wh_1[] =
+        "\xf1\xe3\x8b\x99\xf9\xd4\x2c\x8b\x0c\x46\x63\xed\xde\x20\xea\x48";
 
     (void)state;
-    assert_int_equal(HQ_ENQUEUE_ARGC(2), 10);
-    hq__enqueue_argv_job(0, &a, argv, argvlen);
-    hq__enqueue_argv_job(1, &b, argv, argvlen);
+    assert_int_equal(HQ_ENQUEUE_ARGC(2), 12);
+    hq__enqueue_argv_job(0, &a, dig[0], argv, argvlen);
+    hq__enqueue_argv_job(1, &b, dig[1], argv, argvlen);
     assert_memory_equal(argv[2], "acme", 4);
     assert_memory_equal(argv[3], "order.paid", 10);
     assert_memory_equal(argv[4], "{}", 2);
     assert_memory_equal(argv[5], "wh_1", 4);
-    assert_memory_equal(argv[6], "zed", 3);
-    assert_int_equal(argvlen[8], 0); /* no body: "" */
-    assert_string_equal(argv[9], ""); /* no webhook id: "" */
+    assert_int_equal(argvlen[6], HQ_ENQUEUE_DIGEST);
+    assert_memory_equal(argv[6], wh_1, HQ_ENQUEUE_DIGEST);
+    assert_memory_equal(argv[7], "zed", 3);
+    assert_int_equal(argvlen[9], 0);  /* no body: "" */
+    assert_int_equal(argvlen[10], 0); /* no webhook id: "" */
+    assert_int_equal(argvlen[11], 0); /* and no digest */
 }
 
 static const struct {
@@ -147,7 +154,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_enqueue_limits_default_to_none_and_a_day),
-        cmocka_unit_test(test_enqueue_argv_is_four_strings_per_job_in_order),
+        cmocka_unit_test(test_enqueue_argv_is_five_strings_per_job_in_order),
         cmocka_unit_test(test_enqueue_check_names_what_is_wrong),
         cmocka_unit_test(test_enqueue_reply_gives_status_id_and_seq_per_job),
         cmocka_unit_test(test_enqueue_reply_of_another_shape_is_refused),

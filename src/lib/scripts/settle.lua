@@ -232,8 +232,14 @@ while nclaimed < claim_n do
   local back = {}
   for _, customer in ipairs(customers) do
     local rk = P .. 'rk:' .. customer
-    local key = redis.call('LPOP', rk)
-    if redis.call('LLEN', rk) > 0 then
+    -- Two at once: a second key means the customer has more (it goes back
+    -- in front of its list); one alone left the list empty. So a customer
+    -- with one ready key (the usual case) costs one call, not an LPOP and
+    -- an LLEN.
+    local two = redis.call('LPOP', rk, '2')
+    local key = two[1]
+    if two[2] then
+      redis.call('LPUSH', rk, two[2])
       back[#back + 1] = customer
     end
     local m = P .. 'm:' .. key
