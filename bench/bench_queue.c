@@ -2,7 +2,7 @@
  * bench_queue: the queue's throughput, end to end, against a real Redis.
  *
  *   bench_queue --url URL [--jobs N] [--keys K] [--batch B] [--threads T]
- *               [--concurrency C] [--body-size S]
+ *               [--concurrency C] [--body-size S] [--shards N]
  *
  * Phase 1 enqueues N no-op jobs over K keys through hq_client_push_many
  * (pipelined, B per pipeline, keys interleaved). Phase 2 drains them with one
@@ -153,6 +153,8 @@ main(int argc, char **argv)
             wo.threads = (unsigned)strtoul(argv[a + 1], NULL, 10);
         else if (strcmp(argv[a], "--concurrency") == 0)
             wo.concurrency = (unsigned)strtoul(argv[a + 1], NULL, 10);
+        else if (strcmp(argv[a], "--shards") == 0)
+            so.shards = (unsigned)strtoul(argv[a + 1], NULL, 10);
         else if (strcmp(argv[a], "--body-size") == 0)
             body_size = strtoul(argv[a + 1], NULL, 10);
     }

@@ -9,12 +9,19 @@
 #   one-token  1,000 jobs of one token over 10 keys on one endpoint (about
 #              8.5 min at 2/s): calls/s, the most calls in any 1 s window
 #   commands   Redis commands per limiter step
+#   shared     (issue 12) an application calling POST /api/limit beside
+#              hookq's fetches, 20 tokens: calls/s per (token, endpoint) at
+#              the mock API and the most in any 1 s window, next to the
+#              fetch-only baseline of the same setup
+#   grant      the cost of one /api/limit grant: Redis commands, us
 # Usage: bench/ratelimit.sh [BUILD_DIR] [SECTION...]
-#   env TOKENS (200), PER_PAIR (16 jobs per pair), ONE_JOBS (1000)
+#   env TOKENS (200), PER_PAIR (16 jobs per pair), ONE_JOBS (1000),
+#       SHARED_TOKENS (20), SHARED_JOBS (40), GRANTS (2000)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-${HQ_BUILD:-$here/../build-release}}
 [ $# -gt 0 ] && shift
+[ -x "$build/hookq" ] || { echo "ratelimit.sh: $build/hookq not built" >&2; exit 1; }
 for p in mockapi sink procworker; do
     [ -x "$build/tests/$p" ] || { echo "ratelimit.sh: $build/tests/$p not built" >&2; exit 1; }
 done

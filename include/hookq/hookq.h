@@ -211,7 +211,8 @@ HQ_API int hq_client_release_customer(hq_client *c, const char *customer,
 /*
  * Store the customer's API token. If its keys were held for reason
  * "no-token" or "token-invalid", they resume in order; `*released` (if
- * non-NULL) gets how many.
+ * non-NULL) gets how many. HQ_EINVAL: the token is empty, holds a control
+ * character or is longer than 1000 bytes.
  */
 HQ_API int hq_client_token_set(hq_client *c, const char *customer,
                                const char *token, size_t *released);

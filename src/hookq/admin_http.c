@@ -31,6 +31,7 @@
 #include <event2/thread.h>
 
 #include "admin_api.h"
+#include "admin_app.h"
 #include "admin_http.h"
 #include "intake.h"
 #include "log.h"
@@ -41,6 +42,11 @@
 #define MAX_ROUTES 32
 #define MAX_TICKS 4
 #define PING_TIMEOUT_MS 1000
+#define BODY_MAX (64 * 1024)
+/* evhttp answers a body over its own limit with an HTML page: it is set
+ * well above BODY_MAX, so that ours gets the JSON 413 for any body up to
+ * this. */
+#define BODY_MAX_EVHTTP (2 * 1024 * 1024)
 #define OOM_PROBE "#!lua\nreturn 1"
 
 struct route {
@@ -81,45 +87,12 @@ struct hq_admin {
     size_t nticks;
 
     struct hq_admin_api *api;
+    struct hq_admin_app *app;
 
     struct hq_intake *intake;
     hq_worker *worker;
     struct hq_process *process;
 };
-
-int
-hq_split_listen(const char *listen, char *host, size_t hostsize, int *port)
-{
-    const char *colon;
-    size_t hl;
-    char *end;
-    long p;
-
-    if (listen[0] == '[') {
-        const char *rb = strchr(listen, ']');
-        if (rb == NULL || rb[1] != ':')
-            return -1;
-        hl = (size_t)(rb - listen - 1);
-        if (hl >= hostsize)
-            return -1;
-        memcpy(host, listen + 1, hl);
-        colon = rb + 1;
-    } else {
-        colon = strrchr(listen, ':');
-        if (colon == NULL)
-            return -1;
-        hl = (size_t)(colon - listen);
-        if (hl >= hostsize)
-            return -1;
-        memcpy(host, listen, hl);
-    }
-    host[hl] = '\0';
-    p = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || end == colon + 1 || p < 0 || p > 65535)
-        return -1;
-    *port = (int)p;
-    return 0;
-}
 
 static void
 send_json(struct evhttp_request *req, int code, const char *reason,
@@ -172,7 +145,7 @@ hq_admin_redis_state(struct hq_admin *a, char *why, size_t size)
         snprintf(why, size, "invalid redis url");
         return 0;
     }
-    if (a->addr.nseeds > 1) {
+    if (a->addr.cluster) {
         /* A Redis Cluster: the master of every shard must answer. */
         if (!hq__sconn_ping(&a->redis, why, size))
             return HQ_ADMIN_REDIS_DOWN;
@@ -291,7 +264,11 @@ dispatch(struct evhttp_request *req, void *arg)
         send_json(req, 401, "Unauthorized", "{\"error\":\"unauthorized\"}");
         return;
     }
-    if (rt != NULL)
+    if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > BODY_MAX)
+        send_json(req, 413, "Payload Too Large",
+                  "{\"error\":\"body_too_large\","
+                  "\"detail\":\"the body is over 64 KiB\"}");
+    else if (rt != NULL)
         rt->fn(a, req, rt->arg);
     else
         send_json(req, 404, "Not Found", "{\"error\":\"not_found\"}");
@@ -396,11 +373,13 @@ hq_admin_new(const struct hq_config *cfg, const struct hq_store_options *store,
         hq__store_parse_url(a->url, PING_TIMEOUT_MS, &a->addr, &e) == HQ_OK &&
         hq__store_set_sentinels(&a->addr, store->sentinels, store->sentinel_master,
                                 &e) == HQ_OK;
+    if (a->addr_ok)
+        hq__conn_probe_cluster(&a->addr);
     if (hq__store_ns_init(&a->ns, store->ns ? store->ns : cfg->redis.ns,
                           store->shards ? store->shards : cfg->redis.shards, &e) != HQ_OK)
         hq__store_ns_init(&a->ns, NULL, 1, &e);
     hq__sconn_init(&a->redis, &a->addr, &a->ns);
-    if (hq_split_listen(cfg->admin.listen, host, sizeof(host), &port) != 0) {
+    if (hq__addr_split(cfg->admin.listen, host, sizeof(host), &port) != 0) {
         snprintf(err, errsize, "[admin] listen '%s': invalid address",
                  cfg->admin.listen);
         goto fail;
@@ -412,9 +391,10 @@ hq_admin_new(const struct hq_config *cfg, const struct hq_store_options *store,
         goto fail;
     }
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
-                                            EVHTTP_REQ_POST);
+                                            EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                                            EVHTTP_REQ_DELETE);
     evhttp_set_max_headers_size(a->http, 16384);
-    evhttp_set_max_body_size(a->http, 65536);
+    evhttp_set_max_body_size(a->http, BODY_MAX_EVHTTP);
     evhttp_set_timeout(a->http, 30);
     evhttp_set_gencb(a->http, dispatch, a);
     a->bound = evhttp_bind_socket_with_handle(a->http, host, (ev_uint16_t)port);
@@ -442,6 +422,9 @@ hq_admin_new(const struct hq_config *cfg, const struct hq_store_options *store,
     a->api = hq_admin_api_new(a, store, err, errsize);
     if (a->api == NULL)
         goto fail;
+    a->app = hq_admin_app_new(a, store, err, errsize);
+    if (a->app == NULL)
+        goto fail;
     return a;
 fail:
     hq_admin_free(a);
@@ -463,6 +446,12 @@ hq_admin_start(struct hq_admin *a)
         return -1;
     a->started = 1;
     return 0;
+}
+
+struct event_base *
+hq_admin_base(const struct hq_admin *a)
+{
+    return a->base;
 }
 
 int
@@ -517,6 +506,7 @@ hq_admin_free(struct hq_admin *a)
         event_free(a->ticks[i].ev);
     if (a->http != NULL)
         evhttp_free(a->http);
+    hq_admin_app_free(a->app);
     if (a->base != NULL)
         event_base_free(a->base);
     hq__sconn_release(&a->redis);

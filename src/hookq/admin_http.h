@@ -10,7 +10,8 @@
  *
  * With [admin] token set, every request must carry "Authorization: Bearer
  * <token>" (compared in constant time), else 401; routes added with
- * hq_admin_route_public() (the dashboard's page) are the exception.
+ * hq_admin_route_public() (the dashboard's page) are the exception. A body
+ * over 64 KiB is 413 {"error":"body_too_large"} on every route.
  *
  * Usage:
  *     a = hq_admin_new(cfg, &store, err, sizeof(err));   (binds the port)
@@ -28,6 +29,7 @@
 #include "hookq/hookq.h"
 #include "config_int.h"
 
+struct event_base;
 struct evhttp_request;
 struct hq_admin;
 struct hq_intake;
@@ -83,6 +85,9 @@ typedef void hq_admin_tick_fn(struct hq_admin *a, void *arg);
  */
 int hq_admin_every(struct hq_admin *a, int ms, hq_admin_tick_fn *fn, void *arg);
 
+/* The admin thread's event loop, for timers of routes that answer later. */
+struct event_base *hq_admin_base(const struct hq_admin *a);
+
 /* Start the admin thread. Returns 0, or -1 when the thread cannot start. */
 int hq_admin_start(struct hq_admin *a);
 
@@ -102,7 +107,5 @@ void hq_admin_free(struct hq_admin *a);
 enum { HQ_ADMIN_REDIS_DOWN = 0, HQ_ADMIN_REDIS_UP = 1, HQ_ADMIN_REDIS_OOM = 2 };
 int hq_admin_redis_state(struct hq_admin *a, char *why, size_t size);
 
-/* Split "host:port" / "[v6]:port" into host and port. 0 or -1. */
-int hq_split_listen(const char *listen, char *host, size_t hostsize, int *port);
 
 #endif /* HQ_ADMIN_HTTP_H */

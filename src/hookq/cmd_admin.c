@@ -950,11 +950,45 @@ hq_cmd_dlq(struct hq_cli *cli, int argc, char **argv)
 /* ------------------------------------------------------------------------ */
 /* token                                                                     */
 
+/*
+ * `hookq token set CUSTOMER` without TOKEN: one line of stdin, its line
+ * end (\n or \r\n) dropped. An empty line, or none, is a usage error.
+ */
+static int
+token_from_stdin(char **out)
+{
+    size_t cap = 0;
+    ssize_t n;
+
+    *out = NULL;
+    n = getline(out, &cap, stdin);
+    if (n > 0 && (*out)[n - 1] == '\n')
+        (*out)[--n] = '\0';
+    if (n > 0 && (*out)[n - 1] == '\r')
+        (*out)[--n] = '\0';
+    if (n <= 0) {
+        uerr("no token on stdin (an empty line)");
+        free(*out);
+        *out = NULL;
+        return EXIT_USAGE;
+    }
+    if (strlen(*out) != (size_t)n) {
+        uerr("the token on stdin contains a NUL");
+        free(*out);
+        *out = NULL;
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
 int
 hq_cmd_token(struct hq_cli *cli, int argc, char **argv)
 {
-    static const char use[] = "hookq token set CUSTOMER TOKEN | del CUSTOMER";
-    char *pos[3];
+    static const char use[] =
+        "hookq token set CUSTOMER [TOKEN] | del CUSTOMER\n"
+        "  (set without TOKEN reads it from one line of stdin, so that it\n"
+        "   is not on the command line)";
+    char *pos[3], *line = NULL;
     hq_client *c = NULL;
     int np, rc;
 
@@ -963,9 +997,14 @@ hq_cmd_token(struct hq_cli *cli, int argc, char **argv)
     if (np < 1)
         return usage(use);
     if (strcmp(pos[0], "set") == 0) {
-        if (np != 3 || bad_word("token", "CUSTOMER", pos[1]) ||
-            bad_word("token", "TOKEN", pos[2]))
+        if (np < 2 || np > 3 || bad_word("token", "CUSTOMER", pos[1]) ||
+            (np == 3 && bad_word("token", "TOKEN", pos[2])))
             return usage(use);
+        if (np == 2) {
+            if (token_from_stdin(&line) != 0)
+                return usage(use);
+            pos[2] = line;
+        }
     } else if (strcmp(pos[0], "del") == 0) {
         if (np != 2 || bad_word("token", "CUSTOMER", pos[1]))
             return usage(use);
@@ -973,8 +1012,10 @@ hq_cmd_token(struct hq_cli *cli, int argc, char **argv)
         uerr("unknown subcommand '%s'", pos[0]);
         return usage(use);
     }
-    if ((rc = open_client(cli, &c)) != 0)
+    if ((rc = open_client(cli, &c)) != 0) {
+        free(line);
         return rc;
+    }
     if (strcmp(pos[0], "set") == 0) {
         size_t n = 0;
 
@@ -992,6 +1033,7 @@ hq_cmd_token(struct hq_cli *cli, int argc, char **argv)
     if (rc != HQ_OK)
         rc = fail(c, rc);
     hq_client_free(c);
+    free(line);
     return rc;
 }
 

@@ -38,7 +38,7 @@ hq_cmd_check(struct hq_cli *cli, int argc, char **argv)
     if (cfg->admin.listen != NULL && cfg->admin.token == NULL) {
         char host[256];
         int port;
-        if (hq_split_listen(cfg->admin.listen, host, sizeof(host), &port) ==
+        if (hq__addr_split(cfg->admin.listen, host, sizeof(host), &port) ==
                 0 &&
             strncmp(host, "127.", 4) != 0 && strcmp(host, "::1") != 0 &&
             strcmp(host, "localhost") != 0)

@@ -146,7 +146,7 @@ log_cluster_layout(const struct hq_config *cfg)
     int uneven = 0;
 
     if (hq__store_parse_url(cfg->redis.url, 2000, &addr, &e) != HQ_OK ||
-        addr.nseeds < 2 ||
+        !hq__conn_probe_cluster(&addr) ||
         hq__store_ns_init(&ns, cfg->redis.ns, cfg->redis.shards, &e) != HQ_OK)
         return;
     if (hq__conn_cluster_layout(&addr, &ns, layout, sizeof(layout), &uneven,
@@ -339,10 +339,10 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
         }
     }
     if (flags & WANT_INTAKE) {
-        struct hq_intake_hooks hooks = {hq_log_intake_sink, NULL,
+        struct hq_intake_hooks hooks = {hq_log_sink, (void *)"intake",
                                         hq_log_enabled(HQ_LOG_DEBUG)
-                                            ? HQ_INTAKE_LOG_DEBUG
-                                            : HQ_INTAKE_LOG_INFO};
+                                            ? HQ_LOG_DEBUG
+                                            : HQ_LOG_INFO};
         d.intake = hq_intake_start(cfg, &d.store, &hooks, err, sizeof(err));
         if (d.intake == NULL) {
             hq_log(HQ_LOG_ERROR, "cannot start the intake: %s", err);
@@ -354,8 +354,9 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
         memset(&wo, 0, sizeof(wo));
         wo.store = d.store;
         hq__config_worker_options(cfg, &wo);
-        wo.log = hq_log_worker_sink;
-        wo.log_kv = hq_log_worker_kv_sink;
+        wo.log = hq_log_sink;
+        wo.log_kv = hq_log_kv_sink;
+        wo.log_arg = (void *)"worker";
         rc = hq_process_new(cfg, &d.store, &d.process, err, sizeof(err));
         if (rc != HQ_OK) {
             hq_log(HQ_LOG_ERROR, "%s", err);
@@ -363,7 +364,7 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
             goto out;
         }
         rc = 1;
-        hq_process_set_log_kv(d.process, hq_log_worker_kv_sink, NULL);
+        hq_process_set_log_kv(d.process, hq_log_kv_sink, (void *)"worker");
         hq_process_worker_options(d.process, &wo);
         if (hq_worker_new(&wo, &d.worker) != HQ_OK) {
             hq_log(HQ_LOG_ERROR, "cannot create the worker: %s",
@@ -392,7 +393,7 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
         if (d.intake != NULL) {
             char host[256];
             int port;
-            if (hq_split_listen(cfg->intake.listen, host, sizeof(host),
+            if (hq__addr_split(cfg->intake.listen, host, sizeof(host),
                                 &port) == 0)
                 snprintf(intake_url, sizeof(intake_url), "http://%s%s%s:%d%s",
                          strchr(host, ':') ? "[" : "", host,

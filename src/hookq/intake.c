@@ -158,23 +158,13 @@ static void linger(struct conn *c);
 /* ------------------------------------------------------------------------ */
 /* Small helpers.                                                            */
 
-static void
-say(struct hq_intake *in, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-say(struct hq_intake *in, int level, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-
-    if (in->hooks.log == NULL || level < in->hooks.log_level)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    in->hooks.log(in->hooks.arg, level, msg);
-}
+/* Log through the intake's hook, at `level` (hookq.h's HQ_LOG_*) and up to
+ * hooks.log_level. */
+#define say(in, level, ...)                                                    \
+    do {                                                                       \
+        if ((level) <= (in)->hooks.log_level)                                 \
+            hq__logf((in)->hooks.log, (in)->hooks.arg, level, __VA_ARGS__);    \
+    } while (0)
 
 static struct timeval
 ms_tv(int64_t ms)
@@ -285,8 +275,8 @@ send_answer(struct conn *c, int status, const char *extra,
 
     if (c->lp->stopping)
         c->keep_alive = 0;
-    if (in->hooks.log != NULL && in->hooks.log_level <= HQ_INTAKE_LOG_DEBUG)
-        say(in, HQ_INTAKE_LOG_DEBUG, "intake: %d %.*s", status,
+    if (in->hooks.log != NULL && in->hooks.log_level >= HQ_LOG_DEBUG)
+        say(in, HQ_LOG_DEBUG, "intake: %d %.*s", status,
             (int)(len > 200 ? 200 : len),
             len ? (const char *)evbuffer_pullup(body, -1) : "");
     evbuffer_add_printf(msg,
@@ -438,7 +428,7 @@ on_push_warn(const char *msg, void *arg)
 {
     struct loop *lp = arg;
 
-    say(lp->in, HQ_INTAKE_LOG_WARN, "intake: %s", msg);
+    say(lp->in, HQ_LOG_WARN, "intake: %s", msg);
 }
 
 /*
@@ -756,7 +746,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
     case ST_HEADERS:
     case ST_BODY:
         count(lp, HQ_INTAKE_TIMEOUT);
-        say(lp->in, HQ_INTAKE_LOG_DEBUG, "intake: request too slow, connection closed");
+        say(lp->in, HQ_LOG_DEBUG, "intake: request too slow, connection closed");
         conn_free(c);
         return;
     case ST_STORE: {
@@ -802,7 +792,7 @@ on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
         if (!lp->stopping) {
             atomic_fetch_sub_explicit(&in->nconns, 1, memory_order_relaxed);
             count(lp, HQ_INTAKE_CONN_LIMIT);
-            say(in, HQ_INTAKE_LOG_DEBUG, "intake: max_connections reached; "
+            say(in, HQ_LOG_DEBUG, "intake: max_connections reached; "
                 "connection refused");
         }
         evutil_closesocket(fd);
@@ -858,7 +848,7 @@ on_redis_up(struct hq__conn *rc, void *arg)
 
     (void)rc;
     if (lp->redis_logged_down || lp->idx == 0)
-        say(lp->in, HQ_INTAKE_LOG_INFO, "intake: loop %u connected to redis",
+        say(lp->in, HQ_LOG_INFO, "intake: loop %u connected to redis",
             lp->idx);
     lp->redis_logged_down = 0;
 }
@@ -871,7 +861,7 @@ on_redis_down(struct hq__conn *rc, const char *why, void *arg)
     (void)rc;
     if (lp->stopping || lp->redis_logged_down)
         return;
-    say(lp->in, HQ_INTAKE_LOG_WARN, "intake: %s; answering 503 and reconnecting",
+    say(lp->in, HQ_LOG_WARN, "intake: %s; answering 503 and reconnecting",
         why);
     lp->redis_logged_down = 1;
 }
@@ -959,33 +949,26 @@ use_pthreads(void)
     evthread_use_pthreads();
 }
 
-/* Bind and listen on "host:port" ("[v6]:port", ":port" = all addresses). */
+/* Bind and listen on "host:port" or "[v6]:port" (hq__addr_split()). */
 static int
 listen_on(const char *addr, int *port, char *err, size_t errsize)
 {
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    const char *h = host;
+    char host[256], serv[8];
     struct addrinfo hints, *res = NULL;
-    int fd = -1, one = 1, rc;
+    int fd = -1, one = 1, rc, p;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
 
-    if (colon == NULL || colon[1] == '\0' || (size_t)(colon - addr) >= sizeof(host)) {
+    if (hq__addr_split(addr, host, sizeof(host), &p) != 0) {
         snprintf(err, errsize, "intake listen '%s': not host:port", addr);
         return -1;
     }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-        host[strlen(host) - 1] = '\0';
-        h = host + 1;
-    }
+    snprintf(serv, sizeof(serv), "%d", p);
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    rc = getaddrinfo(h[0] ? h : NULL, colon + 1, &hints, &res);
+    rc = getaddrinfo(host, serv, &hints, &res);
     if (rc != 0) {
         snprintf(err, errsize, "intake listen '%s': %s", addr, gai_strerror(rc));
         return -1;
@@ -1056,6 +1039,7 @@ hq_intake_start(const struct hq_config *cfg, const struct hq_store_options *stor
         hq__store_set_sentinels(&in->addr, store ? store->sentinels : cfg->redis.sentinels,
                                 store ? store->sentinel_master : cfg->redis.sentinel_master,
                                 &e) != HQ_OK ||
+        (hq__conn_probe_cluster(&in->addr), 0) ||
         hq__store_ns_init(&in->ns, store && store->ns ? store->ns : cfg->redis.ns,
                           store && store->shards ? store->shards : cfg->redis.shards,
                           &e) != HQ_OK ||
@@ -1134,7 +1118,7 @@ hq_intake_start(const struct hq_config *cfg, const struct hq_store_options *stor
         }
         in->loops[i].started = 1;
     }
-    say(in, HQ_INTAKE_LOG_INFO, "intake: listening on %s (port %d), %u loops, path %s%s",
+    say(in, HQ_LOG_INFO, "intake: listening on %s (port %d), %u loops, path %s%s",
         listen_addr, in->port, in->nloops, in->path,
         in->has_secret ? ", signatures required" : "");
     return in;

@@ -23,23 +23,18 @@
 
 struct hq_intake;
 
-enum hq_intake_log_level {
-    HQ_INTAKE_LOG_DEBUG = 0, /* one line per request */
-    HQ_INTAKE_LOG_INFO = 1,  /* listening, Redis connected */
-    HQ_INTAKE_LOG_WARN = 2,  /* Redis lost, connection limit reached */
-    HQ_INTAKE_LOG_ERROR = 3,
-};
-
 /*
- * Optional callbacks. `log` is called from the loop threads (concurrently
- * from several of them), only for levels >= `log_level`; `msg` is a single
- * line without a newline, valid during the call, and never contains the
- * signing secret.
+ * Optional callbacks. `log` (hookq.h's hq_log_fn, levels HQ_LOG_*) is
+ * called from the loop threads (concurrently from several of them), only
+ * for levels up to `log_level`: HQ_LOG_DEBUG is one line per request,
+ * HQ_LOG_INFO listening and Redis connected, HQ_LOG_WARN Redis lost and
+ * the connection limit. `msg` is a single line without a newline, valid
+ * during the call, and never contains the signing secret.
  */
 struct hq_intake_hooks {
-    void (*log)(void *arg, int level, const char *msg);
+    hq_log_fn *log;
     void *arg;
-    int log_level; /* enum hq_intake_log_level */
+    int log_level; /* the most verbose HQ_LOG_* passed on */
 };
 
 /* Why requests were refused; the index of hq_intake_stats.rejected[]. */

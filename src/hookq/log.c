@@ -391,13 +391,11 @@ hq_log_fields(int level, const char *msg, const char *const *fields)
 }
 
 void
-hq_log_worker_kv_sink(int level, const char *msg, const char *const *fields,
-                      void *arg)
+hq_log_kv_sink(int level, const char *msg, const char *const *fields, void *arg)
 {
     const char *f[48];
     size_t n = 0;
 
-    (void)arg;
     if (!hq_log_enabled(level))
         return;
     for (; fields != NULL && fields[n] != NULL && n + 4 < sizeof(f) / sizeof(f[0]);
@@ -406,29 +404,17 @@ hq_log_worker_kv_sink(int level, const char *msg, const char *const *fields,
         f[n + 1] = fields[n + 1];
     }
     f[n++] = "from";
-    f[n++] = "worker";
+    f[n++] = arg ? (const char *)arg : "lib";
     f[n] = NULL;
     hq_log_fields(level, msg, f);
 }
 
 void
-hq_log_worker_sink(int level, const char *msg, void *arg)
+hq_log_sink(int level, const char *msg, void *arg)
 {
-    (void)arg;
     if (!hq_log_enabled(level))
         return;
-    hq_log_kv(level, msg, "from", "worker", NULL);
-}
-
-void
-hq_log_intake_sink(void *arg, int level, const char *msg)
-{
-    /* intake counts up (0 debug .. 3 error); ours counts down. */
-    int ours = level >= 3 ? 0 : level == 2 ? 1 : level == 1 ? 2 : 3;
-    (void)arg;
-    if (!hq_log_enabled(ours))
-        return;
-    hq_log_kv(ours, msg, "from", "intake", NULL);
+    hq_log_kv(level, msg, "from", arg ? (const char *)arg : "lib", NULL);
 }
 
 const char *

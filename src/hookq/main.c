@@ -76,9 +76,10 @@ static const struct command commands[] = {
      "  retry ID|--all   put it (or all) back at the tail of its key;\n"
      "                   --all shows its progress on stderr\n"
      "  drop ID|--all    forget it (or all)"},
-    {"token", hq_cmd_token, "set CUSTOMER TOKEN | del CUSTOMER",
+    {"token", hq_cmd_token, "set CUSTOMER [TOKEN] | del CUSTOMER",
      "the API token of a customer; setting it resumes the keys held for\n"
-     "its token"},
+     "its token. set without TOKEN reads it from one line of stdin, so\n"
+     "that it is not on the command line"},
     {"workers", hq_cmd_workers, "[--json]",
      "live worker processes: host, pid, version, started, loops, in\n"
      "flight, last seen (one not seen for 5 s is gone)\n"

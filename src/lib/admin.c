@@ -318,6 +318,13 @@ hq_client_token_set(hq_client *c, const char *customer, const char *token,
         return hq__err_set(&c->err, HQ_EINVAL, "empty token");
     if (strpbrk(token, "\r\n"))
         return hq__err_set(&c->err, HQ_EINVAL, "token contains a newline");
+    for (const char *p = token; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return hq__err_set(&c->err, HQ_EINVAL,
+                               "token contains a control character");
+    if (strlen(token) > HQ_TOKEN_MAX)
+        return hq__err_set(&c->err, HQ_EINVAL,
+                           "token is longer than %d bytes", HQ_TOKEN_MAX);
     r = call_customer(c, "token_set", customer, strlen(customer), 2, argv);
     if (r == NULL)
         return call_failed(c);
@@ -1256,13 +1263,8 @@ hq_stats_json(const struct hq_stats *s, const struct hq_stats *prev)
             bad |= set_new(o, "down_since_ms", json_integer(t->down_since_ms)) ||
                    set_new(o, "next_probe_ms", json_integer(t->next_probe_ms)) ||
                    set_new(o, "probes", json_integer(t->probes));
-        if (!bad && t->last_error[0]) {
-            /* An error quotes answers: cut at 255 bytes, maybe not UTF-8. */
-            json_t *e = json_string(t->last_error);
-
-            if (e)
-                bad |= set_new(o, "last_error", e);
-        }
+        if (!bad && t->last_error[0])
+            bad |= set_new(o, "last_error", text_json(t->last_error, strlen(t->last_error)));
     }
     return dump(root, bad);
 }
@@ -1292,12 +1294,15 @@ hq_key_list_json(const struct hq_key_list *l)
 static json_t *
 dead_json(const struct hq_dead_letter *d)
 {
-    json_t *o = json_pack("{ss ss ss sI sI sI sI ss sI}", "id", d->id,
-                          "key", d->key, "customer", d->customer ? d->customer : "",
+    const char *cust = d->customer ? d->customer : "";
+    json_t *o = json_pack("{ss so so sI sI sI sI so sI}", "id", d->id,
+                          "key", text_json(d->key, strlen(d->key)),
+                          "customer", text_json(cust, strlen(cust)),
                           "seq", (json_int_t)d->seq,
                           "received_at_ms", (json_int_t)d->received_at_ms,
                           "attempts", (json_int_t)d->attempts,
-                          "at_ms", (json_int_t)d->at_ms, "error", d->error,
+                          "at_ms", (json_int_t)d->at_ms,
+                          "error", text_json(d->error, strlen(d->error)),
                           "shard", (json_int_t)d->shard);
 
     if (o == NULL)

@@ -32,6 +32,8 @@ hq_client_new(const struct hq_store_options *opts, hq_client **out)
     if (rc == HQ_OK)
         rc = hq__store_set_sentinels(&c->addr, opts->sentinels,
                                      opts->sentinel_master, &c->err);
+    if (rc == HQ_OK)
+        hq__conn_probe_cluster(&c->addr);
     if (rc != HQ_OK)
         return rc;
     rc = hq__store_ns_init(&c->ns, opts->ns, opts->shards, &c->err);

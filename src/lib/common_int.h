@@ -20,9 +20,20 @@ struct hq__err {
     char msg[HQ_ERRMSG_MAX];
 };
 
+/*
+ * The library's one log function: format a line and hand it to `fn`
+ * (hq_log_fn of hookq.h, levels HQ_LOG_ERROR .. HQ_LOG_DEBUG) with `arg`.
+ * Nothing when `fn` is NULL. Lines are cut at 1 KiB.
+ */
+void hq__logf(hq_log_fn *fn, void *arg, int level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Format the detail of a failure into `e`; returns `rc` for tail calls. */
 int hq__err_set(struct hq__err *e, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The longest API token: what a fetch's Authorization header carries. */
+#define HQ_TOKEN_MAX 1000
 
 #define HQ_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

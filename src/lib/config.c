@@ -282,31 +282,47 @@ hq__parse_rate(const char *s, int *calls, int64_t *window_ms)
 /* ------------------------------------------------------------------------ */
 /* String checks: each returns 0, or -1 with the reason in `why`.           */
 
-static int
-check_listen(const char *v, char *why, size_t n)
+int
+hq__addr_split(const char *v, char *host, size_t hostsize, int *port)
 {
-    const char *colon;
-    const char *end;
-    int64_t port;
+    const char *colon, *h = v, *end;
+    size_t hl;
+    int64_t p;
 
     if (v[0] == '[') { /* [::1]:8080 */
         const char *rb = strchr(v, ']');
         if (rb == NULL || rb == v + 1 || rb[1] != ':')
-            goto bad;
+            return -1;
+        h = v + 1;
+        hl = (size_t)(rb - h);
         colon = rb + 1;
     } else {
         colon = strrchr(v, ':');
         if (colon == NULL || colon == v || memchr(v, ':', (size_t)(colon - v)))
-            goto bad;
+            return -1;
+        hl = (size_t)(colon - v);
     }
-    if (parse_uint_prefix(colon + 1, &port, &end) != 0 || *end != '\0' ||
-        port > 65535)
-        goto bad;
-    for (const char *p = v; p < colon; p++)
-        if (isspace((unsigned char)*p) || *p == '/')
-            goto bad;
+    if (parse_uint_prefix(colon + 1, &p, &end) != 0 || *end != '\0' || p > 65535)
+        return -1;
+    for (const char *c = v; c < colon; c++)
+        if (isspace((unsigned char)*c) || *c == '/')
+            return -1;
+    if (hl >= hostsize)
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (int)p;
     return 0;
-bad:
+}
+
+static int
+check_listen(const char *v, char *why, size_t n)
+{
+    char host[256];
+    int port;
+
+    if (hq__addr_split(v, host, sizeof(host), &port) == 0)
+        return 0;
     snprintf(why, n,
              "invalid address '%s': expected HOST:PORT, e.g. 127.0.0.1:8080 "
              "or [::1]:8080",
@@ -381,6 +397,21 @@ check_http_url(const char *v, char *why, size_t n)
     }
 bad:
     snprintf(why, n, "invalid url '%s': expected http://host[:port][/path]", v);
+    return -1;
+}
+
+/* [api] token_command: a program given by its absolute path, no blanks. */
+static int
+check_program(const char *v, char *why, size_t n)
+{
+    if (v[0] == '/') {
+        for (const char *p = v; *p; p++)
+            if (isspace((unsigned char)*p))
+                goto bad;
+        return 0;
+    }
+bad:
+    snprintf(why, n, "'%s': expected the absolute path of a program", v);
     return -1;
 }
 
@@ -605,6 +636,8 @@ static const struct keydef keys[] = {
     {"api", "endpoint", K_ENUM, F(api.endpoint), 0, 0, 0, NULL, endpoint_names},
     {"api", "timeout", K_DURATION, F(api.timeout_ms), 0, 1, INT64_MAX, NULL,
      NULL},
+    {"api", "token_command", K_OPTSTR, F(api.token_command), 0, 0, 0,
+     check_program, NULL},
 
     {"deliver", "secret", K_OPTSTR, F(deliver.secret), 0, 0, 0, check_secret,
      NULL},
@@ -1578,6 +1611,7 @@ hq__config_free(struct hq_config *cfg)
     free(cfg->admin.listen);
     free(cfg->admin.token);
     free(cfg->api.base_url);
+    free(cfg->api.token_command);
     free(cfg->deliver.secret);
     free(cfg);
 }

@@ -83,6 +83,7 @@ struct hq_config {
         int64_t margin_ms;     /* 25 */
         int endpoint;          /* enum hq_endpoint_mode */
         int64_t timeout_ms;    /* 10 s */
+        char *token_command;   /* NULL = none; else an absolute path */
     } api;
 
     struct {
@@ -149,5 +150,13 @@ int hq__parse_duration_ms(const char *s, int64_t *out);   /* "250ms" "30s" "1m" 
 int hq__parse_size(const char *s, size_t *out);           /* "1MiB" "512B" */
 int hq__parse_range_ms(const char *s, int64_t *lo, int64_t *hi); /* "1s..10m" */
 int hq__parse_rate(const char *s, int *calls, int64_t *window_ms); /* "2/1s" */
+
+/*
+ * The one "host:port" parser (listen addresses: [intake] and [admin]
+ * listen): "HOST:PORT" or "[V6]:PORT", a non-empty host with no blank or
+ * '/' (and, unbracketed, no ':'), a decimal port up to 65535. Writes the
+ * host (without brackets) into `host` and the port into `*port`: 0, or -1.
+ */
+int hq__addr_split(const char *v, char *host, size_t hostsize, int *port);
 
 #endif /* HQ_CONFIG_INT_H */

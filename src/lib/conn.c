@@ -200,7 +200,31 @@ struct hq__sconn_cluster {
 static int
 is_cluster(const struct hq__store_addr *addr)
 {
-    return addr->nseeds > 1;
+    return addr->cluster;
+}
+
+int
+hq__conn_probe_cluster(struct hq__store_addr *addr)
+{
+    struct hq__store_addr a = *addr;
+    struct hq__err e;
+    redisContext *rc;
+    redisReply *r;
+
+    if (addr->cluster || addr->unix_path[0] || addr->nsentinels)
+        return addr->cluster;
+    if (a.timeout_ms > 1000)
+        a.timeout_ms = 1000; /* at start: do not hold it up for long */
+    rc = hq__conn_connect_sync(&a, &e);
+    if (rc == NULL)
+        return 0;
+    r = redisCommand(rc, "INFO cluster");
+    if (r && r->type == REDIS_REPLY_STRING && strstr(r->str, "cluster_enabled:1"))
+        addr->cluster = 1;
+    if (r)
+        freeReplyObject(r);
+    redisFree(rc);
+    return addr->cluster;
 }
 
 static int64_t
@@ -758,20 +782,36 @@ went_down(struct hq__conn *c, const char *why)
     retry_later(c);
 }
 
+/*
+ * Connection `ac` failed or ended: unless its owner dropped it already
+ * (hq__conn_reset(), _release()), tell the owner and reconnect later.
+ * hiredis frees `ac` after the callback returns.
+ */
 static void
-on_connect(const redisAsyncContext *ac, int status)
+ended(const redisAsyncContext *ac, const char *what, const char *detail)
 {
     struct hq__conn *c = ac->data;
     char why[300];
 
     if (c == NULL || c->ac != ac)
         return;
+    c->ac = NULL;
+    snprintf(why, sizeof(why), "%s%s%s", what, detail ? ": " : "",
+             detail ? detail : "");
+    went_down(c, why);
+}
+
+static void
+on_connect(const redisAsyncContext *ac, int status)
+{
+    struct hq__conn *c = ac->data;
+
     if (status != REDIS_OK) {
-        c->ac = NULL; /* hiredis frees it after this returns */
-        snprintf(why, sizeof(why), "cannot connect to redis: %s", ac->errstr);
-        went_down(c, why);
+        ended(ac, "cannot connect to redis", ac->errstr);
         return;
     }
+    if (c == NULL || c->ac != ac)
+        return;
     c->up = 1;
     c->attempts = 0;
     if (c->hooks.up)
@@ -781,16 +821,8 @@ on_connect(const redisAsyncContext *ac, int status)
 static void
 on_disconnect(const redisAsyncContext *ac, int status)
 {
-    struct hq__conn *c = ac->data;
-    char why[300];
-
-    /* Dropped by hq__conn_reset() or _release(): already handled. */
-    if (c == NULL || c->ac != ac)
-        return;
-    c->ac = NULL;
-    snprintf(why, sizeof(why), "lost the connection to redis%s%s",
-             status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : ac->errstr);
-    went_down(c, why);
+    ended(ac, "lost the connection to redis",
+          status == REDIS_OK ? NULL : ac->errstr);
 }
 
 static void
@@ -827,7 +859,7 @@ router_node_down(const char *why, void *arg)
 static int
 routed(const struct hq__conn *c)
 {
-    return c->addr->nseeds > 1 && !(c->flags & HQ_CONN_ANY_NODE);
+    return c->addr->cluster && !(c->flags & HQ_CONN_ANY_NODE);
 }
 
 void
@@ -867,7 +899,7 @@ hq__conn_start(struct hq__conn *c)
         host = c->master_host;
         port = c->master_port;
         snprintf(name, sizeof(name), "%s:%d", host, port);
-    } else if (c->addr->nseeds > 1) {
+    } else if (c->addr->cluster) {
         /* HQ_CONN_ANY_NODE: the seeds in turn, one per attempt. */
         host = c->addr->seeds[c->seed % c->addr->nseeds].host;
         port = c->addr->seeds[c->seed % c->addr->nseeds].port;

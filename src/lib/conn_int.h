@@ -229,6 +229,14 @@ redisReply *hq__sconn_eval_reply(struct hq__sconn *c, unsigned shard,
 int hq__sconn_ping(struct hq__sconn *c, char *why, size_t size);
 
 /*
+ * A url of one host may name a node of a Redis Cluster: ask it (INFO
+ * cluster) and set addr->cluster when it says cluster_enabled:1. Returns
+ * addr->cluster. Blocking, once at start; a node that cannot be reached is
+ * taken for a single Redis (list two hosts to be sure).
+ */
+int hq__conn_probe_cluster(struct hq__store_addr *addr);
+
+/*
  * On a cluster: how the shards of `ns` fall on the masters (the map read
  * from the seeds now), for the start log; `*uneven` set when one master
  * holds more than twice its share. HQ_OK, HQ_EINVAL when `addr` is not a

@@ -5,7 +5,9 @@
  * invalid UTF-8, nesting deeper than JSON_PARSER_MAX_DEPTH and a top level
  * that is neither an object nor an array; we add "must be an object". Only
  * `code` and the customer are copied out: the job stored is the body exactly
- * as received, never a re-serialisation of it.
+ * as received, never a re-serialisation of it. Numbers too large for
+ * jansson are valid JSON all the same (json_exact.c): an integer customer
+ * beyond 64 bits is kept as its digits.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include <jansson.h>
 
 #include "envelope_int.h"
+#include "json_exact_int.h"
 
 #define HEADER_PREFIX "header:"
 
@@ -653,7 +656,7 @@ hq__envelope_parse_jansson(const struct hq__customer_spec *spec,
 
     memset(env, 0, sizeof(*env));
     detail[0] = '\0';
-    root = json_loadb(body, len, 0, &jerr);
+    root = hq__json_loadb_exact(body, len, 0, &jerr);
     if (root == NULL) {
         snprintf(detail, detailsize, "line %d column %d: %s", jerr.line,
                  jerr.column, jerr.text);

@@ -39,3 +39,17 @@ hq__err_set(struct hq__err *e, int rc, const char *fmt, ...)
     va_end(ap);
     return rc;
 }
+
+void
+hq__logf(hq_log_fn *fn, void *arg, int level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    if (fn == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fn(level, msg, arg);
+}

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client_int.h"
 #include "limiter_int.h"
 
 struct take_ctx {
@@ -155,6 +156,17 @@ hq__limit_rejected(struct hq__conn *c, unsigned shard,
 }
 
 int
+hq__limit_refresh(struct hq__conn *c, unsigned shard, const char *customer,
+                  int64_t period_ms, redisCallbackFn *fn, void *arg)
+{
+    char p[24];
+    const char *argv[3] = {"refresh", customer, p};
+
+    snprintf(p, sizeof(p), "%lld", (long long)period_ms);
+    return eval_limit(c, shard, 3, argv, fn, arg);
+}
+
+int
 hq__limit_sent(struct hq__conn *c, unsigned shard, const char *token,
                const char *endpoint, const char *id, int64_t at_ms,
                const struct hq__limit_rate *rate)
@@ -181,4 +193,161 @@ hq__limit_block(struct hq__conn *c, unsigned shard, const char *token,
     snprintf(w, sizeof(w), "%lld", (long long)rate->window_ms);
     snprintf(m, sizeof(m), "%lld", (long long)rate->margin_ms);
     return eval_limit(c, shard, 7, argv, on_block, NULL);
+}
+
+int
+hq__limit_grant(hq_client *c, const char *customer, const char *token,
+                const char *endpoint, const char *id,
+                const struct hq__limit_rate *rate, int64_t lookahead_ms,
+                struct hq__limit_grant *g)
+{
+    char r[24], w[24], m[24], la[24];
+    const char *argv[9] = {"grant", customer ? "customer" : "token",
+                           customer ? customer : token, endpoint, r, w, m, id,
+                           la};
+    size_t lens[9];
+    redisReply *rep;
+    unsigned shard;
+    int rc = HQ_OK;
+
+    memset(g, 0, sizeof(*g));
+    snprintf(r, sizeof(r), "%d", rate->calls);
+    snprintf(w, sizeof(w), "%lld", (long long)rate->window_ms);
+    snprintf(m, sizeof(m), "%lld", (long long)rate->margin_ms);
+    snprintf(la, sizeof(la), "%lld", (long long)lookahead_ms);
+    for (int i = 0; i < 9; i++)
+        lens[i] = strlen(argv[i]);
+    shard = customer ? hq__store_shard_of(&c->ns, customer, strlen(customer))
+                     : 0;
+    rep = hq__sconn_eval(&c->conn, shard, "limit", 9, argv, lens, &c->err);
+    if (rep == NULL)
+        return strstr(c->err.msg, "out of memory") ? HQ_ENOMEM : HQ_ESTORE;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+        rep->element[0]->type != REDIS_REPLY_INTEGER) {
+        rc = hq__err_set(&c->err, HQ_EPROTO,
+                         "limit: unexpected reply from redis");
+    } else if (rep->element[0]->integer == 1) {
+        g->verdict = HQ_LIMIT_GO;
+        if (rep->elements == 4 && rep->element[1]->type == REDIS_REPLY_INTEGER &&
+            rep->element[2]->type == REDIS_REPLY_INTEGER &&
+            rep->element[3]->type == REDIS_REPLY_STRING) {
+            g->at_ms = rep->element[1]->integer;
+            g->wait_ms = rep->element[2]->integer;
+            g->token = strndup(rep->element[3]->str, rep->element[3]->len);
+            if (!g->token)
+                rc = hq__err_set(&c->err, HQ_ENOMEM, "out of memory");
+        }
+    } else if (rep->element[0]->integer == -2) {
+        g->verdict = HQ_LIMIT_NO_TOKEN;
+    } else if (rep->elements == 3 &&
+               rep->element[1]->type == REDIS_REPLY_INTEGER &&
+               rep->element[2]->type == REDIS_REPLY_INTEGER) {
+        g->verdict = HQ_LIMIT_WAIT;
+        g->wait_ms = rep->element[1]->integer;
+        g->expect_ms = rep->element[2]->integer;
+        if (g->expect_ms > g->wait_ms)
+            g->expect_ms = g->wait_ms;
+    } else {
+        rc = hq__err_set(&c->err, HQ_EPROTO,
+                         "limit: unexpected reply from redis");
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int
+hq__limit_grant_sent(hq_client *c, const char *customer, const char *token,
+                     const char *endpoint, const char *id, int64_t at_ms,
+                     const struct hq__limit_rate *rate)
+{
+    char at[24], w[24], m[24];
+    const char *argv[7] = {"sent", token, endpoint, id, at, w, m};
+    unsigned shard;
+    redisReply *rep;
+
+    snprintf(at, sizeof(at), "%lld", (long long)at_ms);
+    snprintf(w, sizeof(w), "%lld", (long long)rate->window_ms);
+    snprintf(m, sizeof(m), "%lld", (long long)rate->margin_ms);
+    shard = customer ? hq__store_shard_of(&c->ns, customer, strlen(customer))
+                     : 0;
+    rep = hq__sconn_eval(&c->conn, shard, "limit", 7, argv, NULL, &c->err);
+    if (rep == NULL)
+        return strstr(c->err.msg, "out of memory") ? HQ_ENOMEM : HQ_ESTORE;
+    freeReplyObject(rep);
+    return HQ_OK;
+}
+
+int
+hq__limit_endpoint_norm(int route_mode, const char *base_url, const char *in,
+                        char *buf, size_t size, struct hq__err *err)
+{
+    const char *sp = strchr(in, ' '), *path;
+    size_t n = 0, blen = strlen(base_url);
+
+    while (blen > 0 && base_url[blen - 1] == '/')
+        blen--;
+    if (sp == NULL || sp == in)
+        return hq__err_set(err, HQ_EINVAL,
+                           "endpoint '%.100s': want \"METHOD /path\", "
+                           "e.g. \"GET /posts/{}\"", in);
+    for (const char *p = in; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return hq__err_set(err, HQ_EINVAL,
+                               "endpoint: contains a control character");
+    for (const char *p = in; p < sp; p++) {
+        char c = *p;
+
+        if (c >= 'a' && c <= 'z')
+            c = (char)(c - 'a' + 'A');
+        if (c < 'A' || c > 'Z')
+            return hq__err_set(err, HQ_EINVAL,
+                               "endpoint '%.100s': the method is not a word",
+                               in);
+        if (n + 1 < size)
+            buf[n] = c;
+        n++;
+    }
+    if (n + 1 < size)
+        buf[n] = ' ';
+    n++;
+    path = sp + 1;
+    if (route_mode && blen > 0 && strncmp(path, base_url, blen) == 0 &&
+        path[blen] == '/')
+        path += blen;
+    if (!route_mode && path[0] == '/') {
+        for (size_t i = 0; i < blen; i++, n++)
+            if (n + 1 < size)
+                buf[n] = base_url[i];
+    }
+    if (path[0] != '/' && (route_mode || strstr(path, "://") == NULL))
+        return hq__err_set(err, HQ_EINVAL,
+                           "endpoint '%.100s': the path must start with '/'",
+                           in);
+    for (const char *p = path; *p; p++) {
+        if (*p == ' ')
+            return hq__err_set(err, HQ_EINVAL,
+                               "endpoint '%.100s': a blank in the path", in);
+        if (route_mode && *p == '{') {
+            const char *close = strchr(p, '}');
+
+            if (close == NULL)
+                return hq__err_set(err, HQ_EINVAL,
+                                   "endpoint '%.100s': '{' without '}'", in);
+            if (n + 2 < size) {
+                buf[n] = '{';
+                buf[n + 1] = '}';
+            }
+            n += 2;
+            p = close;
+            continue;
+        }
+        if (n + 1 < size)
+            buf[n] = *p;
+        n++;
+    }
+    if (n >= size)
+        return hq__err_set(err, HQ_EINVAL, "endpoint: longer than %zu bytes",
+                           size - 1);
+    buf[n] = '\0';
+    return HQ_OK;
 }

@@ -16,7 +16,9 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include "common_int.h"
 #include "conn_int.h"
+#include "hookq/hookq.h"
 
 struct hq__limit_rate {
     int calls;          /* R, >= 1 */
@@ -97,6 +99,15 @@ int hq__limit_rejected(struct hq__conn *c, unsigned shard,
                        const char *customer, const char *token,
                        redisCallbackFn *fn, void *arg);
 
+/*
+ * May [api] token_command run for `customer` now? At most once per
+ * `period_ms` across all workers (the state is in Redis). `fn` gets the
+ * reply: {1} yes, {0} no (NULL when the connection failed).
+ */
+int hq__limit_refresh(struct hq__conn *c, unsigned shard,
+                      const char *customer, int64_t period_ms,
+                      redisCallbackFn *fn, void *arg);
+
 /* How long a 429 pushes back: Retry-After if given (ms >= 0), else W; plus
  * the margin. */
 int64_t hq__limit_backoff_429(const struct hq__limit_rate *rate,
@@ -116,5 +127,57 @@ int hq__limit_parse(const redisReply *r, struct hq__limit_answer *a);
  */
 int hq__limit_endpoint(int route_mode, const char *route, const char *method,
                        const char *url, char *buf, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* POST /api/limit: the application's own calls share the budget.           */
+
+struct hq__limit_grant {
+    int verdict;         /* HQ_LIMIT_GO, HQ_LIMIT_WAIT or HQ_LIMIT_NO_TOKEN */
+    int64_t wait_ms;     /* HQ_LIMIT_WAIT: no budget for at least this long;
+                            HQ_LIMIT_GO: the call is reserved for this much
+                            later (0 = now), at most the look-ahead */
+    int64_t expect_ms;   /* HQ_LIMIT_WAIT: when it is expected (calls not
+                            yet sent counted as leaving on time), <= wait_ms */
+    int64_t at_ms;       /* HQ_LIMIT_GO: the moment granted */
+    char *token;         /* HQ_LIMIT_GO: the token, for
+                            hq__limit_grant_sent(); the caller frees it */
+};
+
+/*
+ * Ask for one call now on (token, endpoint), the token given or read from
+ * `customer`'s (exactly one of `customer` and `token` is non-NULL), or
+ * when the budget opens within `lookahead_ms`, reserved for that moment
+ * (as a fetch's grant is: an application waiting competes with hookq's
+ * jobs on equal terms); a granted call is recorded as call `id` (unique
+ * for W), pending until hq__limit_grant_sent() says when it was answered. Synchronous, on
+ * `c`'s connection, in the customer's shard (a token alone: shard 0, so
+ * the caller allows it only with one shard). Returns HQ_OK with `g`
+ * filled, or HQ_ESTORE / HQ_ENOMEM / HQ_EPROTO (hq_client_errmsg(c)).
+ */
+int hq__limit_grant(hq_client *c, const char *customer, const char *token,
+                    const char *endpoint, const char *id,
+                    const struct hq__limit_rate *rate, int64_t lookahead_ms,
+                    struct hq__limit_grant *g);
+
+/*
+ * Grant `id` of hq__limit_grant() has been answered (its bytes written):
+ * record that moment, as hq__limit_sent() does for a fetch. Synchronous.
+ */
+int hq__limit_grant_sent(hq_client *c, const char *customer,
+                         const char *token, const char *endpoint,
+                         const char *id, int64_t at_ms,
+                         const struct hq__limit_rate *rate);
+
+/*
+ * The endpoint an application names ("GET /posts/{post_id}") as hookq's
+ * fetches count it: the method in capitals, one space, then with
+ * `route_mode` the path with each {…} as {} (a full URL under `base_url`
+ * is cut to its path); else the concrete URL (a path gets `base_url` in
+ * front). Returns HQ_OK, or HQ_EINVAL with the reason in `err` (no method,
+ * no path, an unclosed '{', control characters, too long for `size`).
+ */
+int hq__limit_endpoint_norm(int route_mode, const char *base_url,
+                            const char *in, char *buf, size_t size,
+                            struct hq__err *err);
 
 #endif /* HQ_LIMITER_INT_H */

@@ -31,11 +31,16 @@
 #include "breaker_int.h"
 #include "curl_event_int.h"
 #include "deliver_int.h"
+#include "json_exact_int.h"
 #include "limiter_int.h"
 #include "process_int.h"
 #include "template_int.h"
+#include "tokcmd_int.h"
 #include "utf8_int.h"
 #include "worker_int.h"
+
+/* [api] token_command runs at most once per customer in this long. */
+#define TOKEN_REFRESH_PERIOD_MS 30000
 
 struct pevent {
     const struct hq_event_cfg *cfg;
@@ -93,6 +98,9 @@ struct pjob {
     struct event *timer;       /* waits for a reserved grant's time */
     struct hq__http_call *call;
     struct hq__delivery *dl;
+    struct hq__tokcmd *tc;     /* token_command running */
+    const char *token_reason;  /* "401", "403" or "missing" */
+    int refreshed;             /* token_command gave a token this attempt */
     int redis_wait;            /* a limiter call is in flight */
     /* The circuit breaker of the step in flight (fetch or delivery). */
     const char *target;        /* its target, or NULL when not gated */
@@ -224,6 +232,8 @@ hq_process_new(const struct hq_config *cfg,
     if (rc == HQ_OK)
         rc = hq__store_set_sentinels(&p->addr, store->sentinels,
                                      store->sentinel_master, &err);
+    if (rc == HQ_OK)
+        hq__conn_probe_cluster(&p->addr);
     if (rc == HQ_OK)
         rc = hq__store_ns_init(&p->ns, store->ns, store->shards, &err);
     if (rc != HQ_OK) {
@@ -411,6 +421,8 @@ ploop_free(struct ploop *pl)
             hq__http_cancel(pj->call);
         if (pj->dl)
             hq__deliver_cancel(pj->dl);
+        if (pj->tc)
+            hq__tokcmd_cancel(pj->tc);
         pjob_release(pj);
     }
     hq__http_free(pl->http);
@@ -774,6 +786,50 @@ on_delivered(int outcome, int target_failed, const char *error, void *arg)
         settle_fail(pj, error);
 }
 
+/*
+ * The payload of DESIGN §3.4 step 2. `data` is copied from the webhook's
+ * own bytes (compacted), not dumped from the tree, so that every number
+ * keeps its exact text (json_exact_int.h). NULL when out of memory.
+ */
+static char *
+build_payload(struct pjob *pj, size_t *len)
+{
+    hq_job *job = pj->job;
+    char when[40], *head = NULL, *fetched = NULL, *data = NULL, *out = NULL;
+    const char *body;
+    size_t blen, dlen = 0, hlen, flen;
+    json_t *doc;
+
+    hq_process_rfc3339(hq_job_received_at_ms(job), when, sizeof(when));
+    doc = json_pack("{s:s, s:o, s:o, s:o, s:I, s:I, s:s}", "id",
+                    hq_job_id(job), "key", text_string(hq_job_key(job)), "customer",
+                    text_string(hq_job_customer(job)), "code",
+                    text_string(hq_job_code(job)), "seq",
+                    (json_int_t)hq_job_seq(job), "attempt",
+                    (json_int_t)hq_job_attempt(job), "received_at", when);
+    head = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    fetched = json_dumps(pj->fetched, JSON_COMPACT);
+    body = hq_job_body(job, &blen);
+    if (!head || !fetched ||
+        hq__json_member_raw(body, blen, "data", &data, &dlen) != 0)
+        goto out;
+    hlen = strlen(head) - 1; /* without its '}' */
+    flen = strlen(fetched);
+    *len = hlen + strlen(",\"data\":") + (data ? dlen : 4) +
+           strlen(",\"fetched\":") + flen + 1;
+    out = malloc(*len + 1);
+    if (!out)
+        goto out;
+    snprintf(out, *len + 1, "%.*s,\"data\":%s,\"fetched\":%s}", (int)hlen,
+             head, data ? data : "null", fetched);
+out:
+    free(head);
+    free(fetched);
+    free(data);
+    return out;
+}
+
 /* [event] timeout, else [deliver] timeout. */
 static int64_t
 delivery_timeout(const struct pjob *pj)
@@ -790,32 +846,11 @@ deliver_now(struct pjob *pj)
     hq_job *job = pj->job;
     struct hq__delivery_job dj;
     struct hq__err err = {{0}};
-    char when[40];
-    json_t *doc, *data;
     char *payload;
+    size_t payload_len = 0;
     int rc;
 
-    hq_process_rfc3339(hq_job_received_at_ms(job), when, sizeof(when));
-    data = json_object_get(pj->body, "data");
-    doc = json_object();
-    if (!doc ||
-        json_object_set_new(doc, "id", json_string(hq_job_id(job))) ||
-        json_object_set_new(doc, "key", text_string(hq_job_key(job))) ||
-        json_object_set_new(doc, "customer",
-                            text_string(hq_job_customer(job))) ||
-        json_object_set_new(doc, "code", text_string(hq_job_code(job))) ||
-        json_object_set_new(doc, "seq", json_integer(hq_job_seq(job))) ||
-        json_object_set_new(doc, "attempt",
-                            json_integer(hq_job_attempt(job))) ||
-        json_object_set_new(doc, "received_at", json_string(when)) ||
-        json_object_set(doc, "data", data ? data : json_null()) ||
-        json_object_set(doc, "fetched", pj->fetched)) {
-        json_decref(doc);
-        settle_retry(pj, "out of memory building the payload");
-        return;
-    }
-    payload = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
-    json_decref(doc);
+    payload = build_payload(pj, &payload_len);
     if (!payload) {
         settle_retry(pj, "out of memory building the payload");
         return;
@@ -826,7 +861,7 @@ deliver_now(struct pjob *pj)
     dj.seq = hq_job_seq(job);
     dj.attempt = hq_job_attempt(job);
     dj.payload = payload;
-    dj.payload_len = strlen(payload);
+    dj.payload_len = payload_len;
     dj.timeout_ms = delivery_timeout(pj);
     dj.key_sig = pj->ev->has_key ? &pj->ev->key : NULL;
     /* For log targets the callback runs (and frees pj) before this returns. */
@@ -856,6 +891,123 @@ on_rejected(redisAsyncContext *ac, void *reply, void *privdata)
     if (pj->pl->closing)
         return;
     settle_hold(pj, "token-invalid", 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Token refresh (DESIGN §3.4 step 4).                                      */
+
+static void fetch(struct pjob *pj);
+
+/* No fresh token: hold the customer, as without token_command (G8). */
+static void
+token_hold(struct pjob *pj)
+{
+    if (strcmp(pj->token_reason, "missing") == 0) {
+        settle_hold(pj, "no-token", 0);
+        return;
+    }
+    /* Hold once Redis knows which token was rejected (on_rejected). */
+    if (hq__limit_rejected(&pj->pl->redis, pj->shard,
+                           hq_job_customer(pj->job), pj->token, on_rejected,
+                           pj) != HQ_OK)
+        settle_hold(pj, "token-invalid", 1);
+}
+
+static void
+on_token_stored(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct pjob *pj = privdata;
+    redisReply *r = reply;
+
+    (void)ac;
+    if (pj->pl->closing)
+        return;
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        plog(pj->pl->p, HQ_LOG_WARN,
+             "customer '%s': cannot store the token of token_command: %s",
+             hq_job_customer(pj->job), r ? r->str : "redis connection lost");
+        token_hold(pj);
+        return;
+    }
+    plog(pj->pl->p, HQ_LOG_INFO, "customer '%s': token_command gave a new "
+         "token (%s)", hq_job_customer(pj->job), pj->token_reason);
+    /* The call again, with the new token; no attempt counted. */
+    pj->refreshed = 1;
+    fetch(pj);
+}
+
+/* token_command's outcome; the token is never logged. */
+static void
+on_token(const char *token, size_t len, const char *why, void *arg)
+{
+    struct pjob *pj = arg;
+    const char *argv[2];
+    size_t lens[2];
+
+    pj->tc = NULL;
+    if (!token) {
+        plog(pj->pl->p, HQ_LOG_WARN, "customer '%s': token_command %s",
+             hq_job_customer(pj->job), why);
+        token_hold(pj);
+        return;
+    }
+    argv[0] = hq_job_customer(pj->job);
+    argv[1] = token;
+    lens[0] = strlen(argv[0]);
+    lens[1] = len;
+    if (hq__conn_eval(&pj->pl->redis, pj->shard, "token_set", 2, argv, lens,
+                      on_token_stored, pj) != HQ_OK)
+        token_hold(pj);
+}
+
+static void
+on_refresh_claim(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct pjob *pj = privdata;
+    struct hq_process *p = pj->pl->p;
+    redisReply *r = reply;
+    struct hq__err err = {{0}};
+
+    (void)ac;
+    if (pj->pl->closing)
+        return;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER ||
+        r->element[0]->integer != 1) {
+        token_hold(pj); /* ran within the period, or Redis failed */
+        return;
+    }
+    plog(p, HQ_LOG_INFO, "customer '%s': running token_command (%s)",
+         hq_job_customer(pj->job), pj->token_reason);
+    if (hq__tokcmd_start(pj->pl->base, p->cfg->api.token_command,
+                         hq_job_customer(pj->job), pj->token_reason,
+                         p->cfg->api.timeout_ms, on_token, pj, &pj->tc,
+                         &err) != HQ_OK) {
+        plog(p, HQ_LOG_WARN, "customer '%s': token_command: %s",
+             hq_job_customer(pj->job), err.msg);
+        token_hold(pj);
+    }
+}
+
+/*
+ * The customer's token is missing or was rejected (pj->token_reason): with
+ * [api] token_command, ask Redis whether it may run (once per customer per
+ * TOKEN_REFRESH_PERIOD_MS across all workers), run it, store its token as
+ * `hookq token set` does and make the call again; else hold.
+ */
+static void
+token_problem(struct pjob *pj)
+{
+    struct hq_process *p = pj->pl->p;
+
+    if (!p->cfg->api.token_command || pj->refreshed) {
+        token_hold(pj);
+        return;
+    }
+    if (hq__limit_refresh(&pj->pl->redis, pj->shard, hq_job_customer(pj->job),
+                          TOKEN_REFRESH_PERIOD_MS, on_refresh_claim,
+                          pj) != HQ_OK)
+        token_hold(pj);
 }
 
 /* The fetch's answer and duration, for /metrics. */
@@ -925,11 +1077,8 @@ on_fetched(const struct hq__http_response *r, void *arg)
         }
         settle_park(pj, delay);
     } else if (r->status == 401 || r->status == 403) {
-        /* Hold once Redis knows which token was rejected (on_rejected). */
-        if (hq__limit_rejected(&pj->pl->redis, pj->shard,
-                               hq_job_customer(pj->job), pj->token,
-                               on_rejected, pj) != HQ_OK)
-            settle_hold(pj, "token-invalid", 1);
+        pj->token_reason = r->status == 401 ? "401" : "403";
+        token_problem(pj);
     } else if (r->status >= 400 && r->status < 500) {
         settle_fail(pj, msg);
     } else {
@@ -1002,7 +1151,8 @@ on_grant(const struct hq__limit_answer *a, void *arg)
         settle_park(pj, 0);
         return;
     case HQ_LIMIT_NO_TOKEN:
-        settle_hold(pj, "no-token", 0);
+        pj->token_reason = "missing";
+        token_problem(pj);
         return;
     case HQ_LIMIT_ERROR:
         snprintf(msg, sizeof(msg), "rate limiter: %s", a->error);
@@ -1141,7 +1291,7 @@ hq_process_handle(hq_job *job, void *arg)
     }
     hq_job_set_policy(job, pj->ev->cfg->on_failure);
     body = hq_job_body(job, &len);
-    pj->body = json_loadb(body, len, 0, &jerr);
+    pj->body = hq__json_loadb_exact(body, len, 0, &jerr);
     if (!pj->body || !json_is_object(pj->body)) {
         snprintf(msg, sizeof(msg), "the stored webhook is not a JSON object: "
                  "%s", pj->body ? "not an object" : jerr.text);

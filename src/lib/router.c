@@ -683,31 +683,6 @@ hq__router_has_map(const struct hq__router *r)
     return r->has_map;
 }
 
-int
-hq__router_slot_up(const struct hq__router *r, unsigned slot)
-{
-    const struct hq__cluster_node *cn = hq__cluster_map_node(r->map, slot);
-
-    if (cn == NULL)
-        return 0;
-    for (unsigned i = 0; i < r->nnodes; i++)
-        if (r->nodes[i]->port == cn->port && strcmp(r->nodes[i]->host, cn->host) == 0)
-            return r->nodes[i]->attempts == 0;
-    return 1; /* not connected yet: nothing failed */
-}
-
-void
-hq__router_slot_master(const struct hq__router *r, unsigned slot, char *buf,
-                       size_t size)
-{
-    const struct hq__cluster_node *cn = hq__cluster_map_node(r->map, slot);
-
-    if (cn)
-        snprintf(buf, size, "%s:%d", cn->host, cn->port);
-    else
-        snprintf(buf, size, "none");
-}
-
 void
 hq__router_get_stats(const struct hq__router *r, struct hq__router_stats *out)
 {

@@ -88,18 +88,6 @@ redisAsyncContext *hq__router_slot_ac(struct hq__router *r, unsigned slot);
 int hq__router_has_map(const struct hq__router *r);
 
 /*
- * 1 when `slot` has a master in the map whose connection is not failing
- * (a call to it would be sent now), else 0.
- */
-int hq__router_slot_up(const struct hq__router *r, unsigned slot);
-
-/*
- * The master of `slot` as "host:port" in buf (for messages), or "none".
- */
-void hq__router_slot_master(const struct hq__router *r, unsigned slot,
-                            char *buf, size_t size);
-
-/*
  * Run script `name` with KEYS[1] = `prefix` (whose slot is `slot`) and
  * ARGV copied from argv/argvlen (argvlen NULL: NUL-terminated). `fn(ac,
  * reply, privdata)` is called exactly once, later, with the reply (error

@@ -218,6 +218,7 @@ hq__store_parse_url(const char *url, int timeout_ms,
         return HQ_EINVAL;
     memcpy(addr->host, addr->seeds[0].host, sizeof(addr->host));
     addr->port = addr->seeds[0].port;
+    addr->cluster = addr->nseeds > 1;
     if (slash < end && slash + 1 < end &&
         parse_int(slash + 1, (size_t)(end - slash - 1), 0, 1 << 20, &addr->db))
         return hq__err_set(err, HQ_EINVAL,
@@ -239,7 +240,7 @@ hq__store_set_sentinels(struct hq__store_addr *addr, const char *list,
     addr->nsentinels = 0;
     if (list == NULL || *list == '\0')
         return HQ_OK;
-    if (addr->unix_path[0] || addr->nseeds > 1)
+    if (addr->unix_path[0] || addr->cluster)
         return hq__err_set(err, HQ_EINVAL,
                            "sentinels cannot go with a unix:// url or a cluster");
     if (strlen(master) >= sizeof(addr->sentinel_master))

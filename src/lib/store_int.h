@@ -35,7 +35,9 @@ struct hq__store_addr {
     char password[256];  /* "" = no AUTH */
     int timeout_ms;
     unsigned nseeds;     /* TCP: >= 1, seeds[0] is host:port; unix: 0 */
-    struct hq__store_seed seeds[HQ_SEEDS_MAX]; /* > 1 = a Redis Cluster */
+    struct hq__store_seed seeds[HQ_SEEDS_MAX];
+    int cluster;         /* a Redis Cluster: nseeds > 1, or the one host
+                            said cluster_enabled:1 (hq__conn_probe_cluster) */
     unsigned nsentinels; /* > 0: host:port come from these Sentinels */
     struct hq__store_seed sentinels[HQ_SEEDS_MAX];
     char sentinel_master[128];

@@ -1395,6 +1395,8 @@ hq_worker_new(const struct hq_worker_options *opts, hq_worker **out)
     if (rc == HQ_OK)
         rc = hq__store_set_sentinels(&w->addr, opts->store.sentinels,
                                      opts->store.sentinel_master, &w->err);
+    if (rc == HQ_OK)
+        hq__conn_probe_cluster(&w->addr);
     if (rc != HQ_OK)
         return rc;
     if (w->addr.timeout_ms <= 0)

@@ -13,7 +13,16 @@
  * - hq__envelope_parse() (what intake calls) gives jansson's result, code
  *   and customer;
  * - jansson itself (json_loadb) says the body is a JSON object exactly when
- *   the result is not invalid_json, and its "code" is the code read.
+ *   the result is not invalid_json, and its "code" is the code read; except
+ *   that numbers too large for jansson are valid JSON (DESIGN §3.3): when
+ *   jansson refuses the body for one, the result may be anything (it is
+ *   invalid_json only for another error); for any other error it is
+ *   invalid_json with jansson's own detail;
+ * - whatever jansson reads, hq__json_loadb_exact() reads the same;
+ * - for an accepted body, the exact text of `data` that the delivery
+ *   carries (hq__json_member_raw()) reads as the same value as `data` in
+ *   the body's tree, is compact (compacting it again changes nothing), and
+ *   holds the body's number tokens of that span byte for byte.
  * Any disagreement abort()s.
  */
 #include <stdio.h>
@@ -24,6 +33,7 @@
 
 #include "envelope_int.h"
 #include "fuzz.h"
+#include "json_exact_int.h"
 
 #define HEADER_VALUE "h-1"
 
@@ -46,6 +56,69 @@ same_env(const struct hq__envelope *a, const struct hq__envelope *b)
            memcmp(a->customer, b->customer, a->customer_len) == 0;
 }
 
+/* The number tokens of a JSON text, in order, joined by spaces. */
+static size_t
+numbers_of(const char *text, size_t len, char *out)
+{
+    size_t o = 0;
+    int in_str = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '-' || (c >= '0' && c <= '9') ||
+                   ((c == '.' || c == 'e' || c == 'E' || c == '+') && o > 0 &&
+                    out[o - 1] != ' ')) {
+            out[o++] = c;
+        } else if (o > 0 && out[o - 1] != ' ') {
+            out[o++] = ' ';
+        }
+    }
+    return o;
+}
+
+/* The delivery's `data` against the tree's (see the top of the file). */
+static void
+check_data(const char *body, size_t len, json_t *data)
+{
+    char *raw, *again, *nb, *nr;
+    size_t rlen, alen, nblen, nrlen;
+    json_t *back;
+
+    HQ_FUZZ_CHECK(hq__json_member_raw(body, len, "data", &raw, &rlen) == 0 &&
+                      raw != NULL && data != NULL,
+                  "the text of \"data\" is not found");
+    back = hq__json_loadb_exact(raw, rlen, JSON_DECODE_ANY, NULL);
+    HQ_FUZZ_CHECK(back != NULL && json_equal(back, data),
+                  "the text of \"data\" reads as another value: %s", raw);
+    json_decref(back);
+    again = malloc(rlen + 1);
+    nb = malloc(2 * len + 2);
+    nr = malloc(2 * rlen + 2);
+    HQ_FUZZ_CHECK(again && nb && nr, "out of memory");
+    alen = hq__json_compact(raw, rlen, again);
+    HQ_FUZZ_CHECK(alen == rlen && memcmp(again, raw, rlen) == 0,
+                  "the text of \"data\" is not compact");
+    /* Its numbers are among the body's, in order and byte for byte. */
+    nblen = numbers_of(body, len, nb);
+    nrlen = numbers_of(raw, rlen, nr);
+    nb[nblen] = nr[nrlen] = '\0';
+    HQ_FUZZ_CHECK(nrlen == 0 || strstr(nb, nr) != NULL,
+                  "the numbers of \"data\" are not the body's: '%s' in '%s'",
+                  nr, nb);
+    free(again);
+    free(nb);
+    free(nr);
+    free(raw);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -58,7 +131,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct hq__err err;
     char dj[HQ_ENV_DETAIL_MAX], df[HQ_ENV_DETAIL_MAX];
     int f, j, p;
-    json_t *root;
+    json_t *root, *exact;
+    json_error_t jerr;
 
     memset(&spec, 0, sizeof(spec));
     if (nl != NULL && (size_t)(nl - in) < 256 && memchr(in, '\0', (size_t)(nl - in)) == NULL) {
@@ -108,18 +182,40 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     /* What jansson alone says of the body. */
-    root = json_loadb(body, len, 0, NULL);
-    HQ_FUZZ_CHECK((root != NULL && json_is_object(root)) == (j != HQ_ENV_INVALID_JSON),
-                  "jansson %s an object, the result is %s",
-                  root != NULL && json_is_object(root) ? "reads" : "reads no",
+    root = json_loadb(body, len, 0, &jerr);
+    if (root != NULL || json_error_code(&jerr) != json_error_numeric_overflow) {
+        HQ_FUZZ_CHECK((root != NULL && json_is_object(root)) ==
+                          (j != HQ_ENV_INVALID_JSON),
+                      "jansson %s an object, the result is %s",
+                      root != NULL && json_is_object(root) ? "reads" : "reads no",
+                      hq__env_result_name(j));
+        if (root == NULL) {
+            char want[HQ_ENV_DETAIL_MAX];
+
+            snprintf(want, sizeof(want), "line %d column %d: %s", jerr.line,
+                     jerr.column, jerr.text);
+            HQ_FUZZ_CHECK(strcmp(want, dj) == 0, "detail '%s', jansson '%s'",
+                          dj, want);
+        }
+    }
+    exact = hq__json_loadb_exact(body, len, 0, NULL);
+    if (root != NULL)
+        HQ_FUZZ_CHECK(exact != NULL && json_equal(root, exact),
+                      "jansson and the exact reading differ");
+    HQ_FUZZ_CHECK((exact != NULL && json_is_object(exact)) ==
+                      (j != HQ_ENV_INVALID_JSON),
+                  "the exact reading %s an object, the result is %s",
+                  exact != NULL && json_is_object(exact) ? "is" : "is not",
                   hq__env_result_name(j));
     if (j == HQ_ENV_OK) {
-        json_t *code = json_object_get(root, "code");
+        json_t *code = json_object_get(exact, "code");
 
         HQ_FUZZ_CHECK(json_is_string(code) && json_string_length(code) == jans.code_len &&
                           memcmp(json_string_value(code), jans.code, jans.code_len) == 0,
                       "the code read is not jansson's \"code\"");
+        check_data(body, len, json_object_get(exact, "data"));
     }
+    json_decref(exact);
     json_decref(root);
 
     hq__envelope_release(&fast);

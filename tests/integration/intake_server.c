@@ -15,7 +15,7 @@
 #include "intake.h"
 
 static void
-log_line(void *arg, int level, const char *msg)
+log_line(int level, const char *msg, void *arg)
 {
     (void)arg;
     fprintf(stderr, "[%d] %s\n", level, msg);
@@ -26,7 +26,7 @@ main(int argc, char **argv)
 {
     struct hq_config *cfg = NULL;
     struct hq_store_options store = {0};
-    struct hq_intake_hooks hooks = {log_line, NULL, HQ_INTAKE_LOG_INFO};
+    struct hq_intake_hooks hooks = {log_line, NULL, HQ_LOG_INFO};
     struct hq_intake_stats st;
     struct hq_intake *in;
     char err[4096];
@@ -34,7 +34,7 @@ main(int argc, char **argv)
     int sig;
 
     if (getenv("HQ_INTAKE_DEBUG"))
-        hooks.log_level = HQ_INTAKE_LOG_DEBUG;
+        hooks.log_level = HQ_LOG_DEBUG;
     if (argc != 3 || strcmp(argv[1], "-c") != 0) {
         fprintf(stderr, "usage: intake_server -c FILE\n");
         return 2;

@@ -26,7 +26,8 @@ class Hookq:
     extra: more lines at the end (sections of their own); cmd: "serve" for
     an intake without workers."""
 
-    def __init__(self, start, rs, api_url, events, token=None, extra=(), cmd="run"):
+    def __init__(self, start, rs, api_url, events, token=None, extra=(), cmd="run",
+                 api=()):
         self.intake = free_port()
         self.admin = free_port()
         self.token = token
@@ -37,7 +38,7 @@ class Hookq:
         if token:
             lines.append("token = " + token)
         lines += ["", "[worker]", "max_attempts = 1", "backoff = 100ms..200ms", "",
-                  "[api]", "base_url = " + api_url, "rate = 2/1s", ""]
+                  "[api]", "base_url = " + api_url, "rate = 2/1s"] + list(api) + [""]
         for code, ev in events.items():
             lines += ["[event %s]" % code] + ev + [""]
         lines += list(extra)

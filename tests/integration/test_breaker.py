@@ -62,6 +62,39 @@ def the_script_trips_after_n_failures_lets_one_probe_at_a_time_and_backs_off():
 
 
 @suite.test
+def errors_cut_inside_utf8_still_give_json():
+    """A last error quotes an answer cut at a byte count: stats and keys
+    --json stay valid JSON, each broken byte as U+FFFD."""
+    import json
+    import os
+    import subprocess
+    import tempfile
+    from harness import HOOKQ
+    with RedisServer() as rs:
+        r = rs.client()
+        q = Queue(r)
+        q.push("c1", "e", {"n": 1})
+        r.hset(prefix() + "m:c1:e", "err", b"answered 503: caf\xc3")
+        r.sadd(prefix(0) + "brs", "http://h:1")
+        r.hset(prefix(0) + "br:http://h:1", mapping={"f": 1, "err": b"\xff\xfeok \xe2\x82"})
+        d = tempfile.mkdtemp(prefix="hq-breaker-utf8-")
+        cfg = os.path.join(d, "hookq.ini")
+        with open(cfg, "w") as f:
+            f.write("[redis]\nurl = %s\n" % rs.url)
+        out = subprocess.run([HOOKQ, "stats", "--json", "--interval", "0", "-c", cfg],
+                             capture_output=True, timeout=20)
+        assert out.returncode == 0, out.stderr
+        doc = json.loads(out.stdout)
+        assert doc["targets"] == [{"target": "http://h:1", "up": True, "failures": 1,
+                                   "last_error": "\ufffd\ufffdok \ufffd\ufffd"}], doc["targets"]
+        assert doc["top_keys"][0]["error"] == "answered 503: caf\ufffd", doc["top_keys"]
+        out = subprocess.run([HOOKQ, "keys", "--json", "-c", cfg], capture_output=True,
+                             timeout=20)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["keys"][0]["error"] == "answered 503: caf\ufffd"
+
+
+@suite.test
 def exec_exit_75_counts_and_a_program_is_its_own_target():
     import os
     import stat

@@ -225,6 +225,12 @@ def every_view_and_button_works_in_chromium():
         b.wait("document.querySelectorAll('#token-held tr').length === 2")
         assert b.table("#token-held")[1][:4] == ["tk", "no-token", "1", "1"]
         shot(b, "dashboard.png")
+        # The key's page of a key held for its token leads to the form.
+        b("eval", js="location.hash = '#/key/' + encodeURIComponent('tk:fetch')")
+        b("click", selector="#key-set-token")
+        b.wait("location.hash === '#/' && document.getElementById('token-customer').value === 'tk'")
+        b("eval", js="document.getElementById('token-customer').value = ''")
+        b.wait("document.querySelectorAll('#token-held tr').length === 2")
         b("click_text", within="#token-held", row="tk", text="Set token…")
         assert b("eval", js="document.getElementById('token-customer').value") == "tk"
         b("type", selector="#token-value", text="tok-of-tk")

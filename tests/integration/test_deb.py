@@ -255,6 +255,7 @@ def the_package_installs_runs_and_purges_on_a_clean_debian_12():
                        "-o -path /var/cache/man \\) -prune -o -name '*hookq*' -print").stdout
         assert left.strip() == "", "left after purge:\n" + left
         after = root.sh(LISTING).stdout
+        before = before.replace("/root/hookq.deb\n", "")
         gone = sorted(set(before.splitlines()) - set(after.splitlines()))
         new = sorted(set(after.splitlines()) - set(before.splitlines()))
         assert not new and not gone, "purge differs from a clean purge: new %r, gone %r" % (new, gone)
@@ -273,14 +274,8 @@ show() { systemctl show "$1" -p ActiveState,SubState,Result,NRestarts,StatusText
 show hookq.service up_
 exec 3<>/dev/tcp/127.0.0.1/8080
 body='{"code":"post-create","data":{"customer_id":"acme"}}'
-printf 'POST /webhook HTTP/1.1
-Host: x
-Content-Length: %d
-Connection: close
-
-%s' ${#body} "$body" >&3
-echo "webhook=$(head -n 1 <&3 | tr -d '
-')"
+printf 'POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' ${#body} "$body" >&3
+echo "webhook=$(head -n 1 <&3 | tr -d '\r')"
 exec 3<&-
 for i in $(seq 50); do [ -s /var/lib/hookq/out.log ] && break; sleep 0.1; done
 echo "delivered=$(grep -c '"key":"acme:post-create"' /var/lib/hookq/out.log)"
@@ -292,10 +287,8 @@ echo "left=$(pgrep -u hookq | wc -l)"
 # must stay up without a restart for 6 s, so WATCHDOG=1 keeps coming.
 systemctl start hookq
 mkdir -p /etc/systemd/system/hookq-work.service.d
-printf '[Service]
-Environment=HOOKQ_ADMIN_LISTEN=127.0.0.1:8082
-WatchdogSec=2s
-'     > /etc/systemd/system/hookq-work.service.d/test.conf
+printf '[Service]\nEnvironment=HOOKQ_ADMIN_LISTEN=127.0.0.1:8082\nWatchdogSec=2s\n' \
+    > /etc/systemd/system/hookq-work.service.d/test.conf
 systemctl daemon-reload
 systemctl start hookq-work
 sleep 6

@@ -965,6 +965,52 @@ test_config_mutated_files_give_errors_not_crashes(void **state)
     }
 }
 
+/* The one host:port parser, for [intake] and [admin] listen. */
+static const struct {
+    const char *in;
+    int rc;
+    const char *host;
+    int port;
+} addr_rows[] = {
+    {"127.0.0.1:8080", 0, "127.0.0.1", 8080},
+    {"[::1]:0", 0, "::1", 0},
+    {"localhost:65535", 0, "localhost", 65535},
+    {"h:65536", -1, NULL, 0},
+    {"h:+80", -1, NULL, 0},
+    {"h: 80", -1, NULL, 0},
+    {":8080", -1, NULL, 0},
+    {"::1:8080", -1, NULL, 0},
+    {"[]:80", -1, NULL, 0},
+    {"[::1]80", -1, NULL, 0},
+    {"a b:80", -1, NULL, 0},
+    {"a/b:80", -1, NULL, 0},
+    {"localhost", -1, NULL, 0},
+};
+
+static void
+test_config_addr_split_takes_host_port_and_bracketed_v6(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < HQ_ARRAY_SIZE(addr_rows); i++) {
+        char host[64] = "";
+        int port = -1;
+        int rc = hq__addr_split(addr_rows[i].in, host, sizeof(host), &port);
+
+        if (rc != addr_rows[i].rc)
+            fail_msg("'%s': %d, want %d", addr_rows[i].in, rc, addr_rows[i].rc);
+        if (rc == 0) {
+            assert_string_equal(host, addr_rows[i].host);
+            assert_int_equal(port, addr_rows[i].port);
+        }
+    }
+    {
+        char small[4];
+        int port;
+
+        assert_int_equal(hq__addr_split("abcd:1", small, sizeof(small), &port), -1);
+    }
+}
+
 int
 main(void)
 {
@@ -988,6 +1034,7 @@ main(void)
         cmocka_unit_test(test_config_many_errors_are_capped_and_counted),
         cmocka_unit_test(test_config_nul_byte_is_an_error_not_a_cut_line),
         cmocka_unit_test(test_config_mutated_files_give_errors_not_crashes),
+        cmocka_unit_test(test_config_addr_split_takes_host_port_and_bracketed_v6),
     };
     return cmocka_run_group_tests_name("config", tests, setup_dir,
                                        teardown_dir);

@@ -106,6 +106,56 @@ test_limiter_endpoint_is_the_route_or_the_concrete_url(void **state)
                      HQ_EINVAL);
 }
 
+/* POST /api/limit's endpoint, as [api] endpoint counts hookq's fetches. */
+static const struct {
+    int route;
+    const char *in, *want; /* want NULL: refused */
+} norm_rows[] = {
+    {1, "GET /posts/{}", "GET /posts/{}"},
+    {1, "get /posts/{post_id}", "GET /posts/{}"},
+    {1, "POST /a/{x}/b/{y.z}", "POST /a/{}/b/{}"},
+    {1, "GET http://api.test:9000/posts/{id}", "GET /posts/{}"},
+    {1, "GET http://api.test:9000", NULL},
+    {1, "GET /posts/17", "GET /posts/17"},
+    {0, "GET /posts/17", "GET http://api.test:9000/posts/17"},
+    {0, "GET https://other/x", "GET https://other/x"},
+    {1, "/posts/{}", NULL},
+    {1, "GET posts", NULL},
+    {1, "GET /posts/{", NULL},
+    {1, "G3T /x", NULL},
+    {1, "GET /a b", NULL},
+    {1, "GET /a\tb", NULL},
+    {1, " /x", NULL},
+};
+
+static void
+test_limiter_app_endpoint_is_normalized_as_fetches_count(void **state)
+{
+    char buf[64];
+    struct hq__err err;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(norm_rows) / sizeof(norm_rows[0]); i++) {
+        int rc = hq__limit_endpoint_norm(norm_rows[i].route,
+                                         "http://api.test:9000/", norm_rows[i].in,
+                                         buf, sizeof(buf), &err);
+
+        if (norm_rows[i].want == NULL) {
+            assert_int_equal(rc, HQ_EINVAL);
+            assert_true(err.msg[0] != '\0');
+        } else {
+            if (rc != HQ_OK)
+                print_error("row %zu: %s\n", i, err.msg);
+            assert_int_equal(rc, HQ_OK);
+            assert_string_equal(buf, norm_rows[i].want);
+        }
+    }
+    assert_int_equal(hq__limit_endpoint_norm(1, "", "GET /a/very/long/path/that"
+                                             "/does/not/fit/in/sixty-four/bytes/at/all",
+                                             buf, sizeof(buf), &err),
+                     HQ_EINVAL);
+}
+
 static void
 test_limiter_429_waits_retry_after_else_one_window(void **state)
 {
@@ -153,6 +203,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_limiter_reads_each_verdict_of_the_script),
         cmocka_unit_test(test_limiter_endpoint_is_the_route_or_the_concrete_url),
+        cmocka_unit_test(test_limiter_app_endpoint_is_normalized_as_fetches_count),
         cmocka_unit_test(test_limiter_429_waits_retry_after_else_one_window),
         cmocka_unit_test(test_retry_after_takes_seconds_or_an_http_date),
     };

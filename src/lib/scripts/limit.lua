@@ -42,6 +42,25 @@
 --   now + delay_ms. R calls are recorded at no earlier than
 --   now + delay_ms - W - margin, so the next grant is due at now + delay_ms.
 --   {1, until_ms}
+--
+-- ARGV[1] = "grant": by, who, endpoint, R, W_ms, margin_ms, id, lookahead_ms
+--   POST /api/limit: the application's own call, counted in the same log
+--   as hookq's fetches. `by` is "customer" (who = the customer, its token
+--   read from P tok) or "token" (who = the token). The call is granted for
+--   now, or, when the budget opens within lookahead_ms, reserved for that
+--   moment `at` as a fetch's is. Either way it is pending ("p:<at>:<id>")
+--   until the admin has written its answer and reports it with "sent", as
+--   a worker does for a fetch. The application calls at once, and the
+--   margin is the slack for the answer's way back.
+--   {1, at, wait, token}  granted for at = now + wait
+--   {0, wait_ms, expect}  no budget: strictly none for wait_ms; expect_ms
+--                         counts calls not yet sent as leaving on time
+--   {-2}                  the customer has no token
+--
+-- ARGV[1] = "refresh": customer, period_ms
+--   [api] token_command may run for the customer: at most once per period
+--   across all workers (P tokcmd:<customer> lives that long).
+--   {1} run it   {0} it ran less than a period ago
 -- (P, now_ms and stat come from _prelude.lua.)
 local now = now_ms()
 
@@ -106,6 +125,47 @@ if op == 'take' then
   expire(rl, span)
   stat('api_calls')
   return {1, at, token, at - now}
+elseif op == 'grant' then
+  local token = ARGV[3]
+  if ARGV[2] == 'customer' then
+    token = redis.call('HGET', P .. 'tok', ARGV[3])
+    if not token or token == '' then
+      return {-2}
+    end
+  end
+  local endpoint, R, W = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+  local span = W + tonumber(ARGV[7])
+  local rl = rl_key(token, endpoint)
+  local calls = redis.call('ZRANGE', rl, 0, -1, 'WITHSCORES')
+  local strict, hint = {}, {}
+  for i = 1, #calls, 2 do
+    local score = tonumber(calls[i + 1])
+    strict[#strict + 1] = score
+    hint[#hint + 1] = tonumber(string.match(calls[i], '^p:(%d+):')) or score
+  end
+  local due = kth(strict, R)
+  local at = now
+  if due and due + span > now then
+    if due + span - now > (tonumber(ARGV[9]) or 0) then
+      local expect = kth(hint, R) + span - now
+      if expect < 1 then expect = 1 end
+      return {0, due + span - now, expect}
+    end
+    at = due + span
+  end
+  -- Pending until the admin has written its answer and reports it with
+  -- "sent" (a busy loop may write it a while after this decision).
+  redis.call('ZADD', rl, at + W, 'p:' .. at .. ':' .. ARGV[8])
+  local n = #strict + 1
+  if n > R then
+    redis.call('ZREMRANGEBYRANK', rl, 0, n - R - 1)
+  end
+  expire(rl, span)
+  return {1, at, at - now, token}
+elseif op == 'refresh' then
+  local ok = redis.call('SET', P .. 'tokcmd:' .. ARGV[2], now, 'NX', 'PX',
+                        tonumber(ARGV[3]))
+  return {ok and 1 or 0}
 elseif op == 'sent' then
   local rl = rl_key(ARGV[2], ARGV[3])
   if redis.call('ZREM', rl, 'p:' .. ARGV[5] .. ':' .. ARGV[4]) == 1 then

@@ -1,0 +1,42 @@
+/*
+ * The admin routes an application calls (DESIGN §3.5 ★):
+ *
+ *   PUT    /api/tokens/CUSTOMER  {"token": "..."}  -> 204, as `hookq token set`
+ *   DELETE /api/tokens/CUSTOMER                   -> 204, as `hookq token del`
+ *          (both 403 {"error":"admin_token_required"} while [admin] token
+ *          is unset: token writes are never open)
+ *   POST   /api/limit  {"customer": C | "token": T, "endpoint": "GET /posts/{}",
+ *                       "wait_ms": 0..10000}
+ *          -> 200 {"granted":true}: one call counted against the (token,
+ *             endpoint) budget of hookq's fetches; make it now;
+ *          -> 429 {"granted":false,"retry_after_ms":N} + Retry-After, after
+ *             waiting up to wait_ms on the admin loop's timers (no thread
+ *             waits).
+ *
+ * Bad input is a 4xx with {"error", "detail"} naming what is wrong, and
+ * nothing is stored. docs/operations.md and docs/admin-api.yaml describe
+ * every answer.
+ */
+#ifndef HQ_ADMIN_APP_H
+#define HQ_ADMIN_APP_H
+
+#include <stddef.h>
+
+#include "admin_http.h"
+
+struct hq_admin_app;
+
+/*
+ * Add the routes to `a` (before hq_admin_start()); `store` is copied.
+ * Returns NULL with the reason in `err`.
+ */
+struct hq_admin_app *hq_admin_app_new(struct hq_admin *a,
+                                      const struct hq_store_options *store,
+                                      char *err, size_t errsize);
+/*
+ * Answer nothing more and free: after the admin thread has stopped and its
+ * connections are closed, before its event base is freed. NULL is accepted.
+ */
+void hq_admin_app_free(struct hq_admin_app *app);
+
+#endif /* HQ_ADMIN_APP_H */
