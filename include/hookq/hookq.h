@@ -83,6 +83,15 @@ HQ_API void hq_client_free(hq_client *c);
 /* Detail of the last failure; owned by `c`, valid until the next call. */
 HQ_API const char *hq_client_errmsg(const hq_client *c);
 
+/*
+ * Progress of a long call (hq_client_dlq_retry_all(), _drop_all()): `done`
+ * of `total` items so far, called after each batch on the caller's thread.
+ */
+typedef void hq_progress_fn(const char *what, size_t done, size_t total,
+                            void *arg);
+/* Report the progress of long calls to `fn` (NULL: to no one). */
+HQ_API void hq_client_set_progress(hq_client *c, hq_progress_fn *fn, void *arg);
+
 struct hq_push {
     const char *customer; /* required, non-empty */
     size_t customer_len;
@@ -372,6 +381,67 @@ struct hq_peek {
 HQ_API int hq_client_peek(hq_client *c, const char *key, size_t n,
                           struct hq_peek *out);
 HQ_API void hq_peek_release(struct hq_peek *p);
+/*
+ * The key and its jobs as JSON (`hookq peek --json`, GET /api/keys/KEY):
+ * {"key", "state", "depth", "attempts", "reason", "error" ("" when none),
+ * "lease_expires_ms" or "due_ms" when known, "jobs": [{"id", "seq",
+ * "received_at_ms", "webhook_id", "body"}]}, "body" the payload as a string.
+ * Text that is not UTF-8 (a key from a header, a body the library queued)
+ * shows its other bytes as U+FFFD. Returns a string the caller frees with
+ * free(), or NULL when out of memory.
+ */
+HQ_API char *hq_peek_json(const struct hq_peek *p);
+
+/* ------------------------------------------------------------------------ */
+/* What the processes of a namespace record about themselves.               */
+
+/* The most shards a namespace may have (config and store accept the same). */
+#define HQ_SHARDS_MAX 1024
+
+/*
+ * Record this client's shard count as the namespace's, unless one is
+ * recorded already (one atomic SET NX GET). Returns HQ_OK when they agree
+ * (or it was just recorded), HQ_ECONFIG when Redis holds another count
+ * (hq_client_errmsg() names both), HQ_ESTORE when Redis is down. `*recorded`
+ * (if non-NULL) gets the count Redis holds, 0 when unknown. A namespace's
+ * keys must never be spread with two different counts: every process that
+ * touches the queue checks this first (DESIGN §3.2 shards).
+ */
+HQ_API int hq_client_check_shards(hq_client *c, unsigned *recorded);
+
+/* A live worker process (hq_worker announces itself every second). */
+struct hq_worker_info {
+    char *host;
+    int64_t pid;
+    char *version;
+    int64_t started_ms;   /* wall clock of its host when it started */
+    int64_t loops;        /* its event loops (worker threads) */
+    int64_t in_flight;    /* jobs it holds */
+    int64_t last_seen_ms; /* Redis TIME of its last announcement */
+};
+
+struct hq_worker_list {
+    struct hq_worker_info *items; /* by host, then pid */
+    size_t n;
+    int64_t time_ms;              /* Redis TIME when listed */
+};
+
+/* How long a worker that stopped announcing itself stays listed. */
+#define HQ_WORKER_TTL_MS 5000
+
+/*
+ * The worker processes seen within the last HQ_WORKER_TTL_MS. Release with
+ * hq_worker_list_release().
+ */
+HQ_API int hq_client_workers(hq_client *c, struct hq_worker_list *out);
+HQ_API void hq_worker_list_release(struct hq_worker_list *l);
+/*
+ * The list as JSON (`hookq workers --json`, GET /api/workers): an array of
+ * {"host", "pid", "version", "started", "loops", "in_flight", "last_seen"},
+ * times in RFC 3339 UTC with milliseconds. Returns a string the caller
+ * frees with free(), or NULL when out of memory.
+ */
+HQ_API char *hq_worker_list_json(const struct hq_worker_list *l);
 
 /* ------------------------------------------------------------------------ */
 /* Worker: lease keys, run a handler on each key's head job.                */
@@ -406,6 +476,16 @@ enum hq_log_level {
  * during the call. Called on any loop thread, so it must be thread-safe.
  */
 typedef void hq_log_fn(int level, const char *msg, void *arg);
+
+/*
+ * The same with its fields apart: `msg` says what happened without the
+ * values ("job will retry"), `fields` is a NULL-terminated array of name,
+ * value pairs ("key", "acme:post-create", "job", "0-17", "attempt", "2",
+ * ...), all valid only during the call. Values are as they came: a key or
+ * customer may hold any bytes, and the sink escapes them.
+ */
+typedef void hq_log_kv_fn(int level, const char *msg, const char *const *fields,
+                          void *arg);
 
 /* How Redis answered a settlement (argument of hq_settled_fn). */
 enum hq_settled {
@@ -466,6 +546,8 @@ struct hq_worker_options {
     void *(*loop_init)(void *base, void *arg);
     void (*loop_fini)(void *base, void *loop_state, void *arg);
     void *loop_arg;
+    hq_log_kv_fn *log_kv;     /* optional; used instead of `log` when set,
+                                 with log_arg */
 };
 
 /* Counters of a worker since hq_worker_new(), summed over its loops. */
@@ -489,7 +571,12 @@ HQ_API void hq_worker_stats(const hq_worker *w, struct hq_worker_stats *st);
 
 /* Allocate a worker; nothing runs until hq_worker_start(). */
 HQ_API int hq_worker_new(const struct hq_worker_options *opts, hq_worker **out);
-/* Start the loop threads. Returns HQ_OK, or HQ_ESTORE when Redis is down. */
+/*
+ * Start the loop threads. Returns HQ_OK, HQ_ESTORE when Redis is down, or
+ * HQ_ECONFIG when the namespace was created with another shard count
+ * (hq_client_check_shards(); hq_worker_errmsg() names both). A started
+ * worker announces itself every second (hq_client_workers()).
+ */
 HQ_API int hq_worker_start(hq_worker *w);
 /*
  * Ask the worker to stop: claim nothing more, let jobs in flight finish for up

@@ -452,8 +452,17 @@ metrics(struct hq_admin *a, struct evhttp_request *req, void *arg)
                            HQ_ADMIN_REDIS_OOM);
     }
     if (up) {
+        struct hq_worker_list wl;
+
         metrics_queue(&p, &s);
         hq_stats_release(&s);
+        if (hq_client_workers(api->client, &wl) == HQ_OK) {
+            hq_prom_family(&p, "hookq_workers", "gauge",
+                           "Worker processes of the namespace seen within the "
+                           "last 5 s (hookq workers).");
+            hq_prom_sample(&p, "hookq_workers", NULL, (double)wl.n);
+            hq_worker_list_release(&wl);
+        }
     }
     if (hq_admin_intake(a) != NULL)
         metrics_intake(&p, hq_admin_intake(a));
@@ -660,45 +669,6 @@ reply_named_error(struct evhttp_request *req, struct hq_admin_api *api, int rc)
         reply_client_error(req, api, rc);
 }
 
-/* The document of GET /api/keys/KEY; NULL when out of memory. */
-static char *
-peek_json(const struct hq_peek *p)
-{
-    const struct hq_key_info *k = &p->key;
-    json_t *o, *jobs;
-    char *out;
-    int bad;
-
-    o = json_pack("{ss ss sI sI ss ss}", "key", k->key,
-                  "state", hq_key_state_name(k->state),
-                  "depth", (json_int_t)k->depth,
-                  "attempts", (json_int_t)k->attempts,
-                  "reason", k->reason, "error", k->error);
-    if (o == NULL)
-        return NULL;
-    bad = k->when_ms >= 0 &&
-          json_object_set_new(o, k->state == HQ_KEY_ACTIVE ? "lease_expires_ms"
-                                                           : "due_ms",
-                              json_integer(k->when_ms)) != 0;
-    jobs = json_array();
-    bad |= json_object_set_new(o, "jobs", jobs) != 0;
-    for (size_t i = 0; !bad && i < p->n; i++) {
-        const struct hq_peek_job *j = &p->jobs[i];
-        /* Webhook bodies are JSON, so UTF-8; other bytes show as null. */
-        json_t *body = json_stringn(j->body, j->body_len);
-        json_t *jo = json_pack("{ss sI sI ss so}", "id", j->id,
-                               "seq", (json_int_t)j->seq,
-                               "received_at_ms", (json_int_t)j->received_at_ms,
-                               "webhook_id", j->webhook_id,
-                               "body", body ? body : json_null());
-
-        bad |= jo == NULL || json_array_append_new(jobs, jo) != 0;
-    }
-    out = bad ? NULL : json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    return out;
-}
-
 /*
  * GET /api/keys/KEY[?n=N]: the key's state, attempts, last error and its
  * first N jobs (`hookq peek`). 404 when nothing is queued for it.
@@ -729,7 +699,7 @@ api_key(struct hq_admin *a, struct evhttp_request *req, void *arg)
         snprintf(msg, sizeof(msg), "nothing queued for key '%s'", key);
         reply_error(req, 404, "not_found", msg);
     } else {
-        reply_json(req, 200, peek_json(&p));
+        reply_json(req, 200, hq_peek_json(&p));
     }
     hq_peek_release(&p);
 }
@@ -997,6 +967,26 @@ api_throughput(struct hq_admin *a, struct evhttp_request *req, void *arg)
     json_decref(doc);
 }
 
+/* GET /api/workers: the document of `hookq workers --json`. */
+static void
+api_workers(struct hq_admin *a, struct evhttp_request *req, void *arg)
+{
+    struct hq_admin_api *api = arg;
+    struct hq_worker_list l;
+    int rc;
+
+    (void)a;
+    if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
+        return;
+    rc = hq_client_workers(api->client, &l);
+    if (rc != HQ_OK) {
+        reply_client_error(req, api, rc);
+        return;
+    }
+    reply_json(req, 200, hq_worker_list_json(&l));
+    hq_worker_list_release(&l);
+}
+
 /* GET /: the dashboard, a page that reads the API above. */
 static void
 dashboard(struct hq_admin *a, struct evhttp_request *req, void *arg)
@@ -1049,6 +1039,7 @@ hq_admin_api_new(struct hq_admin *a, const struct hq_store_options *store,
         hq_admin_route(a, "/api/dlq/drop", api_dlq_drop, api) != 0 ||
         hq_admin_route(a, "/api/hold", api_hold, api) != 0 ||
         hq_admin_route(a, "/api/release", api_release, api) != 0 ||
+        hq_admin_route(a, "/api/workers", api_workers, api) != 0 ||
         hq_admin_route(a, "/api/throughput", api_throughput, api) != 0 ||
         hq_admin_every(a, SAMPLE_MS, take_sample, api) != 0) {
         snprintf(err, errsize, "out of memory");

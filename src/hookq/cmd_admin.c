@@ -3,10 +3,12 @@
  * (DESIGN §3.1, docs/operations.md). Each is a thin layer over the
  * administration calls of include/hookq/hookq.h: parse the arguments, open
  * a client on the configured Redis, call, print for humans (aligned
- * columns) or, for `stats --json`, the JSON of GET /api/stats.
+ * columns) or, with --json, the JSON documents of the admin API.
  *
  * Exit status: 0 ok; 1 runtime failure (Redis down, an unknown key or dead
- * letter, a key that is not held); 2 usage (missing or bad arguments).
+ * letter, a key that is not held); 2 usage (missing or bad arguments) or
+ * configuration (a [redis] shards that differs from the namespace's).
+ * Errors go through hq_cli_error(): one line on stderr, JSON with --json.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -20,17 +22,48 @@
 
 #define EXIT_USAGE 2
 
-static int
-usage(const char *text)
+/* The command running (one per process): where its errors go. */
+static struct hq_cli *cli_;
+/* With --json, the first usage problem, reported by usage() as one object. */
+static char usage_detail[1024];
+
+static void
+begin(struct hq_cli *cli, char **argv)
 {
-    fprintf(stderr, "usage: %s\n", text);
-    return EXIT_USAGE;
+    cli_ = cli;
+    cli->cmd = argv[0];
+    usage_detail[0] = '\0';
+}
+
+/* A usage problem: said at once in text, kept for usage() in JSON. */
+static void uerr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+uerr(const char *fmt, ...)
+{
+    char msg[sizeof(usage_detail)];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (cli_ != NULL && cli_->json) {
+        if (usage_detail[0] == '\0')
+            snprintf(usage_detail, sizeof(usage_detail), "%s", msg);
+        return;
+    }
+    hq_cli_error_text(cli_, "usage", msg);
 }
 
 static int
-is_help(const char *a)
+usage(const char *text)
 {
-    return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0;
+    if (cli_ != NULL && cli_->json)
+        hq_cli_error(cli_, "usage", "%s%susage: %s%s", usage_detail,
+                     usage_detail[0] ? " (" : "", text, usage_detail[0] ? ")" : "");
+    else
+        fprintf(stderr, "usage: %s\n", text);
+    return EXIT_USAGE;
 }
 
 /*
@@ -71,7 +104,7 @@ parse_args(int argc, char **argv, char **pos, int max, opt_fn *opt, void *arg)
         if (argv[i][0] == '-' && argv[i][1] != '\0' && strcmp(argv[i], "--") != 0) {
             k = opt ? opt(argc, argv, i, arg) : 0;
             if (k == 0) {
-                fprintf(stderr, "hookq %s: unknown option '%s'\n", argv[0], argv[i]);
+                uerr("unknown option '%s'", argv[i]);
                 return -1;
             }
             if (k < 0)
@@ -83,7 +116,7 @@ parse_args(int argc, char **argv, char **pos, int max, opt_fn *opt, void *arg)
             i++;
             while (i < argc) {
                 if (n == max) {
-                    fprintf(stderr, "hookq %s: too many arguments\n", argv[0]);
+                    uerr("too many arguments");
                     return -1;
                 }
                 pos[n++] = argv[i++];
@@ -91,7 +124,7 @@ parse_args(int argc, char **argv, char **pos, int max, opt_fn *opt, void *arg)
             break;
         }
         if (n == max) {
-            fprintf(stderr, "hookq %s: unexpected argument '%s'\n", argv[0], argv[i]);
+            uerr("unexpected argument '%s'", argv[i]);
             return -1;
         }
         pos[n++] = argv[i++];
@@ -115,6 +148,27 @@ parse_count(const char *s, size_t *out)
     return 0;
 }
 
+/*
+ * Progress of a long call, on stderr (stdout holds only the result): one
+ * line per batch, at most one a second, the last one always.
+ */
+static void
+progress(const char *what, size_t done, size_t total, void *arg)
+{
+    static struct timespec last;
+    struct timespec now;
+
+    (void)arg;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (done < total && last.tv_sec != 0 && now.tv_sec - last.tv_sec < 1)
+        return;
+    if (done == total && last.tv_sec == 0)
+        return; /* done in one batch: the result says it all */
+    last = now;
+    fprintf(stderr, "hookq %s: %s %zu of %zu (%d%%)\n", cli_ ? cli_->cmd : "",
+            what, done, total, total ? (int)(done * 100 / total) : 100);
+}
+
 /* Connect to the configured Redis; 0, or the exit status after saying why. */
 static int
 open_client(struct hq_cli *cli, hq_client **out)
@@ -127,12 +181,18 @@ open_client(struct hq_cli *cli, hq_client **out)
     if (hq_cli_store_options(cli, &so) != 0)
         return EXIT_USAGE; /* it said why */
     rc = hq_client_new(&so, &c);
+    /* The namespace's shard count must be ours (DESIGN §3.2 shards). */
+    if (rc == HQ_OK)
+        rc = hq_client_check_shards(c, NULL);
     if (rc != HQ_OK) {
-        fprintf(stderr, "hookq: %s\n", c ? hq_client_errmsg(c) : hq_strerror(rc));
-        hq_client_free(c);
         /* A malformed [redis] url is a configuration error. */
+        hq_cli_error(cli, rc == HQ_EINVAL ? "config" : hq_cli_error_code(rc),
+                     "%s", c ? hq_client_errmsg(c) : hq_strerror(rc));
+        hq_client_free(c);
         return rc == HQ_EINVAL || rc == HQ_ECONFIG ? EXIT_USAGE : 1;
     }
+    if (!cli->json)
+        hq_client_set_progress(c, progress, NULL);
     *out = c;
     return 0;
 }
@@ -145,8 +205,7 @@ open_client(struct hq_cli *cli, hq_client **out)
 static int
 fail(hq_client *c, int rc)
 {
-    (void)rc;
-    fprintf(stderr, "hookq: %s\n", hq_client_errmsg(c));
+    hq_cli_error(cli_, hq_cli_error_code(rc), "%s", hq_client_errmsg(c));
     return 1;
 }
 
@@ -158,7 +217,8 @@ bad_key(const char *cmd, const char *key)
 
     if (colon && colon != key && colon[1] != '\0' && !strchr(key, '\n'))
         return 0;
-    fprintf(stderr, "hookq %s: key '%s' is not CUSTOMER:CODE\n", cmd, key);
+    (void)cmd;
+    uerr("key '%s' is not CUSTOMER:CODE", key);
     return 1;
 }
 
@@ -168,7 +228,8 @@ bad_word(const char *cmd, const char *what, const char *s)
 {
     if (s[0] != '\0' && !strpbrk(s, "\r\n"))
         return 0;
-    fprintf(stderr, "hookq %s: %s must be a non-empty single line\n", cmd, what);
+    (void)cmd;
+    uerr("%s must be a non-empty single line", what);
     return 1;
 }
 
@@ -248,7 +309,7 @@ stats_opt(int argc, char **argv, int i, void *arg)
     }
     if (strcmp(argv[i], "--top") == 0 && i + 1 < argc) {
         if (parse_count(argv[i + 1], &o->top) != 0) {
-            fprintf(stderr, "hookq stats: --top wants a count, not '%s'\n", argv[i + 1]);
+            uerr("--top wants a count, not '%s'", argv[i + 1]);
             return -1;
         }
         return 2;
@@ -258,8 +319,8 @@ stats_opt(int argc, char **argv, int i, void *arg)
             o->interval_ms = 0;
         } else if (hq__parse_duration_ms(argv[i + 1], &o->interval_ms) != 0 ||
                    o->interval_ms > 60000) {
-            fprintf(stderr, "hookq stats: --interval wants a duration up to 1m "
-                            "(250ms, 1s), not '%s'\n", argv[i + 1]);
+            uerr("--interval wants a duration up to 1m (250ms, 1s), not '%s'",
+                 argv[i + 1]);
             return -1;
         }
         return 2;
@@ -361,11 +422,7 @@ hq_cmd_stats(struct hq_cli *cli, int argc, char **argv)
     hq_client *c = NULL;
     int rc, have_prev = 0, ret = 1;
 
-    for (int i = 1; i < argc; i++)
-        if (is_help(argv[i])) {
-            printf("usage: %s\n", use);
-            return 0;
-        }
+    begin(cli, argv);
     if (parse_args(argc, argv, NULL, 0, stats_opt, &o) < 0)
         return usage(use);
     if ((rc = open_client(cli, &c)) != 0)
@@ -393,7 +450,7 @@ hq_cmd_stats(struct hq_cli *cli, int argc, char **argv)
         char *js = hq_stats_json(&cur, have_prev ? &prev : NULL);
 
         if (js == NULL) {
-            fprintf(stderr, "hookq: stats: out of memory\n");
+            hq_cli_error(cli_, "out_of_memory", "out of memory");
             goto out;
         }
         printf("%s\n", js);
@@ -430,15 +487,14 @@ keys_opt(int argc, char **argv, int i, void *arg)
     if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
         o->state = hq_key_state_parse(argv[i + 1]);
         if (o->state <= HQ_KEY_IDLE) {
-            fprintf(stderr, "hookq keys: --state is ready, active, parked or "
-                            "held, not '%s'\n", argv[i + 1]);
+            uerr("--state is ready, active, parked or held, not '%s'", argv[i + 1]);
             return -1;
         }
         return 2;
     }
     if (strcmp(argv[i], "--top") == 0 && i + 1 < argc) {
         if (parse_count(argv[i + 1], &o->top) != 0) {
-            fprintf(stderr, "hookq keys: --top wants a count, not '%s'\n", argv[i + 1]);
+            uerr("--top wants a count, not '%s'", argv[i + 1]);
             return -1;
         }
         return 2;
@@ -500,11 +556,7 @@ hq_cmd_keys(struct hq_cli *cli, int argc, char **argv)
     size_t w = 3;
     int rc;
 
-    for (int i = 1; i < argc; i++)
-        if (is_help(argv[i])) {
-            printf("usage: %s\n", use);
-            return 0;
-        }
+    begin(cli, argv);
     if (parse_args(argc, argv, NULL, 0, keys_opt, &o) < 0)
         return usage(use);
     if ((rc = open_client(cli, &c)) != 0)
@@ -521,7 +573,7 @@ hq_cmd_keys(struct hq_cli *cli, int argc, char **argv)
         if (js)
             printf("%s\n", js);
         else
-            fprintf(stderr, "hookq: keys: out of memory\n");
+            hq_cli_error(cli_, "out_of_memory", "out of memory");
         free(js);
         hq_key_list_release(&l);
         hq_client_free(c);
@@ -554,27 +606,48 @@ hq_cmd_keys(struct hq_cli *cli, int argc, char **argv)
 /* ------------------------------------------------------------------------ */
 /* peek                                                                      */
 
+/* The one option of peek and workers: --json. */
+static int
+json_opt(int argc, char **argv, int i, void *arg)
+{
+    (void)argc;
+    if (strcmp(argv[i], "--json") == 0) {
+        *(int *)arg = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* Print a JSON document made by the library; 1 when it could not be made. */
+static int
+put_json(char *js)
+{
+    if (js == NULL) {
+        hq_cli_error(cli_, "out_of_memory", "out of memory");
+        return 1;
+    }
+    printf("%s\n", js);
+    free(js);
+    return 0;
+}
+
 int
 hq_cmd_peek(struct hq_cli *cli, int argc, char **argv)
 {
-    static const char use[] = "hookq peek KEY [N]";
+    static const char use[] = "hookq peek KEY [N] [--json]";
     struct hq_peek p;
     char *pos[2];
     size_t n = 10;
     hq_client *c = NULL;
-    int np, rc;
+    int np, rc, json = 0;
     char tb[64], info[400];
 
-    for (int i = 1; i < argc; i++)
-        if (is_help(argv[i])) {
-            printf("usage: %s\n", use);
-            return 0;
-        }
-    np = parse_args(argc, argv, pos, 2, NULL, NULL);
+    begin(cli, argv);
+    np = parse_args(argc, argv, pos, 2, json_opt, &json);
     if (np < 1)
         return usage(use);
     if (np == 2 && parse_count(pos[1], &n) != 0) {
-        fprintf(stderr, "hookq peek: N is a count of jobs, not '%s'\n", pos[1]);
+        uerr("N is a count of jobs, not '%s'", pos[1]);
         return usage(use);
     }
     if (bad_key("peek", pos[0]))
@@ -588,10 +661,16 @@ hq_cmd_peek(struct hq_cli *cli, int argc, char **argv)
         return rc;
     }
     if (p.key.state == HQ_KEY_IDLE) {
-        fprintf(stderr, "hookq: nothing queued for key '%s'\n", pos[0]);
+        hq_cli_error(cli_, "not_found", "nothing queued for key '%s'", pos[0]);
         hq_peek_release(&p);
         hq_client_free(c);
         return 1;
+    }
+    if (json) {
+        rc = put_json(hq_peek_json(&p));
+        hq_peek_release(&p);
+        hq_client_free(c);
+        return rc;
     }
     key_info_text(&p.key, 0, info, sizeof(info));
     printf("key %s: %s, %" PRId64 " job%s, head attempts %" PRId64 "%s",
@@ -624,7 +703,7 @@ hold_opt(int argc, char **argv, int i, void *arg)
 
     if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc) {
         if (argv[i + 1][0] == '\0') {
-            fprintf(stderr, "hookq hold: empty --reason\n");
+            uerr("empty --reason");
             return -1;
         }
         *reason = argv[i + 1];
@@ -642,11 +721,7 @@ hq_cmd_hold(struct hq_cli *cli, int argc, char **argv)
     hq_client *c = NULL;
     int status = 0, rc;
 
-    for (int i = 1; i < argc; i++)
-        if (is_help(argv[i])) {
-            printf("usage: %s\n", use);
-            return 0;
-        }
+    begin(cli, argv);
     if (parse_args(argc, argv, pos, 1, hold_opt, &reason) != 1 ||
         bad_key("hold", pos[0]))
         return usage(use);
@@ -676,11 +751,7 @@ hq_cmd_release(struct hq_cli *cli, int argc, char **argv)
     hq_client *c = NULL;
     int np, rc, status = 0, customer = 0;
 
-    for (int i = 1; i < argc; i++)
-        if (is_help(argv[i])) {
-            printf("usage: %s\n", use);
-            return 0;
-        }
+    begin(cli, argv);
     /* --customer is a flag here, so that "--customer C" reads naturally. */
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--customer") == 0) {
@@ -717,19 +788,6 @@ hq_cmd_release(struct hq_cli *cli, int argc, char **argv)
 
 /* ------------------------------------------------------------------------ */
 /* dlq                                                                       */
-
-/* Print a JSON document made by the library; 1 when it could not be made. */
-static int
-put_json(char *js)
-{
-    if (js == NULL) {
-        fprintf(stderr, "hookq: out of memory\n");
-        return 1;
-    }
-    printf("%s\n", js);
-    free(js);
-    return 0;
-}
 
 static int
 dlq_list(hq_client *c, int json)
@@ -859,11 +917,7 @@ hq_cmd_dlq(struct hq_cli *cli, int argc, char **argv)
     hq_client *c = NULL;
     int np, ret, rc;
 
-    for (int i = 1; i < argc; i++)
-        if (is_help(argv[i])) {
-            printf("usage: %s\n", use);
-            return 0;
-        }
+    begin(cli, argv);
     np = parse_args(argc, argv, pos, 2, dlq_opt, &o);
     if (np < 1)
         return usage(use);
@@ -878,7 +932,7 @@ hq_cmd_dlq(struct hq_cli *cli, int argc, char **argv)
             (np == 2 && bad_word("dlq", "ID", pos[1])))
             return usage(use);
     } else {
-        fprintf(stderr, "hookq dlq: unknown subcommand '%s'\n", pos[0]);
+        uerr("unknown subcommand '%s'", pos[0]);
         return usage(use);
     }
     if ((rc = open_client(cli, &c)) != 0)
@@ -913,13 +967,13 @@ token_from_stdin(char **out)
     if (n > 0 && (*out)[n - 1] == '\r')
         (*out)[--n] = '\0';
     if (n <= 0) {
-        fprintf(stderr, "hookq token: no token on stdin (an empty line)\n");
+        uerr("no token on stdin (an empty line)");
         free(*out);
         *out = NULL;
         return EXIT_USAGE;
     }
     if (strlen(*out) != (size_t)n) {
-        fprintf(stderr, "hookq token: the token on stdin contains a NUL\n");
+        uerr("the token on stdin contains a NUL");
         free(*out);
         *out = NULL;
         return EXIT_USAGE;
@@ -938,11 +992,7 @@ hq_cmd_token(struct hq_cli *cli, int argc, char **argv)
     hq_client *c = NULL;
     int np, rc;
 
-    for (int i = 1; i < argc; i++)
-        if (is_help(argv[i])) {
-            printf("usage: %s\n", use);
-            return 0;
-        }
+    begin(cli, argv);
     np = parse_args(argc, argv, pos, 3, NULL, NULL);
     if (np < 1)
         return usage(use);
@@ -959,7 +1009,7 @@ hq_cmd_token(struct hq_cli *cli, int argc, char **argv)
         if (np != 2 || bad_word("token", "CUSTOMER", pos[1]))
             return usage(use);
     } else {
-        fprintf(stderr, "hookq token: unknown subcommand '%s'\n", pos[0]);
+        uerr("unknown subcommand '%s'", pos[0]);
         return usage(use);
     }
     if ((rc = open_client(cli, &c)) != 0) {
@@ -985,4 +1035,54 @@ hq_cmd_token(struct hq_cli *cli, int argc, char **argv)
     hq_client_free(c);
     free(line);
     return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* workers                                                                   */
+
+int
+hq_cmd_workers(struct hq_cli *cli, int argc, char **argv)
+{
+    static const char use[] = "hookq workers [--json]";
+    struct hq_worker_list l;
+    hq_client *c = NULL;
+    size_t wh = 4;
+    int rc, json = 0;
+
+    begin(cli, argv);
+    if (parse_args(argc, argv, NULL, 0, json_opt, &json) < 0)
+        return usage(use);
+    if ((rc = open_client(cli, &c)) != 0)
+        return rc;
+    rc = hq_client_workers(c, &l);
+    if (rc != HQ_OK) {
+        rc = fail(c, rc);
+        hq_client_free(c);
+        return rc;
+    }
+    if (json) {
+        rc = put_json(hq_worker_list_json(&l));
+        hq_worker_list_release(&l);
+        hq_client_free(c);
+        return rc;
+    }
+    for (size_t i = 0; i < l.n; i++)
+        if (strlen(l.items[i].host) > wh)
+            wh = strlen(l.items[i].host);
+    printf("%-*s %8s  %-10s %-24s %5s %9s  %s\n", (int)wh, "HOST", "PID",
+           "VERSION", "STARTED", "LOOPS", "IN FLIGHT", "LAST SEEN");
+    for (size_t i = 0; i < l.n; i++) {
+        const struct hq_worker_info *w = &l.items[i];
+        char tb[64], rel[64];
+
+        put_escaped(stdout, w->host, strlen(w->host), 0);
+        printf("%*s %8" PRId64 "  %-10s %-24s %5" PRId64 " %9" PRId64 "  %s\n",
+               (int)(wh - strlen(w->host)), "", w->pid, w->version,
+               fmt_time(w->started_ms, tb, sizeof(tb)), w->loops, w->in_flight,
+               fmt_rel(w->last_seen_ms, l.time_ms, rel, sizeof(rel)));
+    }
+    printf("%zu worker process%s\n", l.n, l.n == 1 ? "" : "es");
+    hq_worker_list_release(&l);
+    hq_client_free(c);
+    return 0;
 }

@@ -21,6 +21,11 @@
  * The worker's handler is the job pipeline of process.h (fetch, deliver,
  * settle; DESIGN §3.4).
  *
+ * Before anything listens or works, the namespace's shard count recorded
+ * in Redis must be ours (hq_client_check_shards): another one exits 2,
+ * naming both. When Redis does not answer at start (serve may start before
+ * it), the check is made again every second until it is done.
+ *
  * Under systemd (Type=notify, notify.h): READY=1 once the listeners are open
  * and Redis answers a connection (until then STATUS= says what we wait for,
  * and a signal still drains), STOPPING=1 when the drain begins, and
@@ -67,6 +72,8 @@ struct daemon {
     struct hq_intake *intake;
     hq_worker *worker;
     struct hq_process *process; /* the worker's handler; freed after join */
+    int shards_checked;         /* the recorded shard count is ours */
+    int shards_warned;          /* said once that it cannot be checked yet */
 };
 
 static void
@@ -209,6 +216,34 @@ start_store(struct daemon *d, int flags)
 }
 
 /*
+ * Check the namespace's shard count against ours: 0 when they agree (or
+ * Redis cannot tell yet: d->shards_checked stays 0), 2 when they differ.
+ */
+static int
+check_shards(struct daemon *d)
+{
+    hq_client *c = NULL;
+    int rc = hq_client_new(&d->store, &c);
+
+    if (rc == HQ_OK)
+        rc = hq_client_check_shards(c, NULL);
+    if (rc == HQ_OK) {
+        d->shards_checked = 1;
+    } else if (rc == HQ_ECONFIG || rc == HQ_EINVAL) {
+        hq_log(HQ_LOG_ERROR, "%s", c ? hq_client_errmsg(c) : hq_strerror(rc));
+        hq_client_free(c);
+        return 2;
+    } else if (!d->shards_warned) {
+        hq_log(HQ_LOG_WARN, "cannot check the namespace's shard count yet "
+               "(trying again every second): %s",
+               c ? hq_client_errmsg(c) : hq_strerror(rc));
+        d->shards_warned = 1;
+    }
+    hq_client_free(c);
+    return 0;
+}
+
+/*
  * The main loop's wait: one second, or half the watchdog interval when that
  * is shorter, with WATCHDOG=1 sent first when the unit asks for it.
  */
@@ -291,6 +326,10 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
 
     if (start_store(&d, flags) != 0)
         goto out;
+    if (check_shards(&d) != 0) {
+        rc = 2;
+        goto out;
+    }
 
     if (cfg->admin.listen != NULL) {
         d.admin = hq_admin_new(cfg, &d.store, err, sizeof(err));
@@ -316,6 +355,7 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
         wo.store = d.store;
         hq__config_worker_options(cfg, &wo);
         wo.log = hq_log_sink;
+        wo.log_kv = hq_log_kv_sink;
         wo.log_arg = (void *)"worker";
         rc = hq_process_new(cfg, &d.store, &d.process, err, sizeof(err));
         if (rc != HQ_OK) {
@@ -324,18 +364,21 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
             goto out;
         }
         rc = 1;
-        hq_process_set_log(d.process, hq_log_sink, (void *)"worker");
+        hq_process_set_log_kv(d.process, hq_log_kv_sink, (void *)"worker");
         hq_process_worker_options(d.process, &wo);
         if (hq_worker_new(&wo, &d.worker) != HQ_OK) {
             hq_log(HQ_LOG_ERROR, "cannot create the worker: %s",
                    d.worker ? hq_worker_errmsg(d.worker) : "out of memory");
             goto out;
         }
-        if (hq_worker_start(d.worker) != HQ_OK) {
+        rc = hq_worker_start(d.worker);
+        if (rc != HQ_OK) {
             hq_log(HQ_LOG_ERROR, "cannot start the worker: %s",
                    hq_worker_errmsg(d.worker));
+            rc = rc == HQ_ECONFIG ? 2 : 1;
             goto out;
         }
+        rc = 1;
     }
     if (d.admin != NULL) {
         hq_admin_attach(d.admin, d.intake, d.worker, d.process);
@@ -380,6 +423,10 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
         sig = sigtimedwait(&sigs, NULL, &tick);
         if (sig == SIGINT || sig == SIGTERM)
             break;
+        if (!d.shards_checked && check_shards(&d) != 0) {
+            shutdown_all(&d);
+            return 2;
+        }
         sig = 0;
         if (d.redis != NULL && !hq_embedded_redis_alive(d.redis)) {
             hq_log(HQ_LOG_ERROR,

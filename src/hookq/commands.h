@@ -14,6 +14,8 @@
 struct hq_cli {
     struct hq_config *cfg; /* loaded config (defaults when no file) */
     const char *config_path; /* -c FILE, or NULL */
+    const char *cmd;       /* the command's name, for its messages */
+    int json;              /* --json given: errors as JSON too (cli_out.c) */
 };
 
 int hq_cmd_run(struct hq_cli *cli, int argc, char **argv);   /* intake + worker */
@@ -27,6 +29,22 @@ int hq_cmd_hold(struct hq_cli *cli, int argc, char **argv);
 int hq_cmd_release(struct hq_cli *cli, int argc, char **argv);
 int hq_cmd_dlq(struct hq_cli *cli, int argc, char **argv);
 int hq_cmd_token(struct hq_cli *cli, int argc, char **argv);
+int hq_cmd_workers(struct hq_cli *cli, int argc, char **argv);
+
+/*
+ * Report a failure: "hookq CMD: DETAIL" on stderr, or with --json
+ * {"error": CODE, "detail": DETAIL} on one line of stderr (stdout then
+ * holds nothing). CODE is one of "usage", "config", "redis", "not_found",
+ * "invalid", "out_of_memory", "protocol", "failed" (docs/operations.md).
+ */
+void hq_cli_error(const struct hq_cli *cli, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void hq_cli_error_text(const struct hq_cli *cli, const char *code,
+                       const char *detail);
+/* The CODE of an HQ_E* failure ("redis" for HQ_ESTORE, ...). */
+const char *hq_cli_error_code(int rc);
+/* 1 when argv[1..] holds --json before any "--". */
+int hq_cli_wants_json(int argc, char **argv);
 
 /*
  * The store options the admin commands use: [redis] url, or with none, the

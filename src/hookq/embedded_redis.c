@@ -5,7 +5,9 @@
  * The PING here is a raw RESP exchange on the unix socket rather than
  * hiredis: it runs before anything else exists, and it must tell "loading
  * the AOF" (-LOADING, keep waiting) from "not there" (keep waiting, unless
- * the child exited).
+ * the child exited). While it loads, INFO persistence (allowed during
+ * loading) gives the progress, which is logged every second or so: a big
+ * AOF can take minutes, and an operator must see that it moves.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -110,10 +112,10 @@ hq_cli_store_options(struct hq_cli *cli, struct hq_store_options *opts)
     }
     if (hq_embedded_redis_url_of(cli->cfg->redis.data_dir, url, sizeof(url)) !=
         0) {
-        fprintf(stderr,
-                "hookq: [redis] data_dir '%s': path too long for a "
-                "unix socket; use a shorter data_dir\n",
-                cli->cfg->redis.data_dir);
+        hq_cli_error(cli, "config",
+                     "[redis] data_dir '%s': path too long for a unix socket; "
+                     "use a shorter data_dir",
+                     cli->cfg->redis.data_dir);
         return -1;
     }
     opts->url = url;
@@ -162,6 +164,81 @@ hq_embedded_redis_ping(const char *path, int timeout_ms)
 out:
     close(fd);
     return rc;
+}
+
+/* The value of `field` in INFO text, as a string in `out` ("" if absent). */
+static void
+info_field(const char *info, const char *field, char *out, size_t size)
+{
+    size_t fl = strlen(field);
+    const char *p = info;
+
+    out[0] = '\0';
+    while ((p = strstr(p, field)) != NULL) {
+        if ((p == info || p[-1] == '\n') && p[fl] == ':') {
+            size_t n = strcspn(p + fl + 1, "\r\n");
+
+            snprintf(out, size, "%.*s", (int)n, p + fl + 1);
+            return;
+        }
+        p += fl;
+    }
+}
+
+/*
+ * Log how far the redis-server on `path` is with loading its data (INFO
+ * persistence: loading_loaded_perc, loading_eta_seconds, ...).
+ */
+static void
+log_loading(const char *path)
+{
+    struct sockaddr_un sun;
+    struct pollfd pfd;
+    char buf[8192], perc[32], eta[32], loaded[32], total[32];
+    size_t got = 0;
+    int64_t deadline = now_ms() + 1000;
+    int fd;
+
+    if (strlen(path) >= sizeof(sun.sun_path))
+        return;
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
+        send(fd, "INFO persistence\r\n", 18, MSG_NOSIGNAL) != 18)
+        goto out;
+    pfd.fd = fd;
+    pfd.events = POLLIN;
+    buf[0] = '\0';
+    /* A bulk string: "$LEN\r\n" then the text; the fields we want come early. */
+    while (got < sizeof(buf) - 1 && !strstr(buf, "loading_eta_seconds:")) {
+        int64_t left = deadline - now_ms();
+        ssize_t n;
+
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+            break;
+        n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        buf[got] = '\0';
+    }
+    buf[got] = '\0';
+    info_field(buf, "loading_loaded_perc", perc, sizeof(perc));
+    info_field(buf, "loading_eta_seconds", eta, sizeof(eta));
+    info_field(buf, "loading_loaded_bytes", loaded, sizeof(loaded));
+    info_field(buf, "loading_total_bytes", total, sizeof(total));
+    if (perc[0] != '\0')
+        hq_log_kv(HQ_LOG_INFO, "embedded redis is loading its data", "percent",
+                  perc, "loaded_bytes", loaded[0] ? loaded : NULL, "total_bytes",
+                  total[0] ? total : NULL, "eta_s", eta[0] ? eta : NULL, NULL);
+    else
+        hq_log_kv(HQ_LOG_INFO, "embedded redis is loading its data", NULL);
+out:
+    close(fd);
 }
 
 /* Create `path` and its missing parents; the last one with `mode`. */
@@ -449,12 +526,16 @@ hq_embedded_redis_start(const char *data_dir, int timeout_ms,
         goto fail;
     }
     deadline = now_ms() + timeout_ms;
-    for (;;) {
+    for (int64_t next_report = now_ms() + 500;;) {
         int ping = hq_embedded_redis_ping(sock, 1000);
         pid_t w;
 
         if (ping == 1)
             break;
+        if (ping == 0 && now_ms() >= next_report) {
+            log_loading(sock);
+            next_report = now_ms() + 1000;
+        }
         w = waitpid(r->pid, &status, WNOHANG);
         if (w == r->pid) {
             log_tail(r->dir, tail, sizeof(tail));

@@ -65,6 +65,7 @@
 #include "signature_int.h"
 #include "http1_int.h"
 #include "pusher_int.h"
+#include "utf8_int.h"
 
 #define REDIS_TIMEOUT_MS 1500   /* a request's enqueue must answer within */
 #define LINGER_MS 2000          /* read and discard after a closing answer */
@@ -181,7 +182,11 @@ count(struct loop *lp, int reason)
     atomic_fetch_add_explicit(&lp->rejected[reason], 1, memory_order_relaxed);
 }
 
-/* Append `s` as the inside of a JSON string. */
+/*
+ * Append `s` as the inside of a JSON string. A customer taken from a header
+ * may hold bytes that are not UTF-8: each becomes \ufffd, so that the answer
+ * stays valid JSON.
+ */
 static void
 json_str(struct evbuffer *out, const char *s, size_t n)
 {
@@ -192,6 +197,18 @@ json_str(struct evbuffer *out, const char *s, size_t n)
         unsigned char ch = (unsigned char)s[i];
         char esc[6];
 
+        if (ch >= 0x80) {
+            size_t k = hq__utf8_seq((const unsigned char *)s + i, n - i);
+
+            if (k > 0) {
+                i += k - 1;
+                continue;
+            }
+            evbuffer_add(out, s + run, i - run);
+            run = i + 1;
+            evbuffer_add(out, "\\ufffd", 6);
+            continue;
+        }
         if (ch >= 0x20 && ch != '"' && ch != '\\')
             continue;
         evbuffer_add(out, s + run, i - run);

@@ -1,9 +1,15 @@
 /*
  * The daemon's log (see log.h). Each line is built in a stack buffer and
  * written with a single write(2) to stderr: no lock, and no interleaving of
- * lines from the intake, worker and admin threads. JSON strings are escaped
- * here (control characters, quotes, backslash); invalid UTF-8 is passed on
- * as is, since messages are ours and values are short identifiers.
+ * lines from the intake, worker and admin threads.
+ *
+ * Values often come from webhooks (a key, a customer), so they may hold any
+ * bytes. A JSON line is always valid JSON in valid UTF-8: quotes, backslash
+ * and control characters are escaped, and a byte that does not start a
+ * valid UTF-8 sequence becomes U+FFFD. A text line stays one line and
+ * shows such bytes as \xNN inside a quoted value. The fields of log.h's
+ * numeric names (pid, attempt, ms, ...) are JSON numbers when their value
+ * is one.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +19,7 @@
 
 #include "config_int.h"
 #include "log.h"
+#include "utf8_int.h"
 
 #include "banned_int.h"
 
@@ -53,18 +60,43 @@ hq_log_level_name(int level)
     }
 }
 
-/* A line being built; `len` stops at `size - 2` to leave room for "\n". */
+/*
+ * A line being built. Content stops at TAIL_ROOM bytes before the end, so
+ * that a cut line can still be closed: the quote of the string that was
+ * cut, ,"truncated":true, the brace and the newline.
+ */
+#define TAIL_ROOM 24
 struct line {
     char buf[HQ_LOGLINE_MAX];
     size_t len;
+    int cut; /* something did not fit */
 };
+
+static size_t
+room(const struct line *l)
+{
+    return sizeof(l->buf) - TAIL_ROOM - l->len;
+}
 
 static void
 put(struct line *l, const char *s, size_t n)
 {
-    size_t room = sizeof(l->buf) - 2 - l->len;
-    if (n > room)
-        n = room;
+    if (n > room(l)) {
+        n = room(l);
+        l->cut = 1;
+    }
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+}
+
+/* Into the tail room: only the closing bytes of a line. */
+static void
+put_tail(struct line *l, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n > sizeof(l->buf) - 1 - l->len)
+        n = sizeof(l->buf) - 1 - l->len;
     memcpy(l->buf + l->len, s, n);
     l->len += n;
 }
@@ -75,19 +107,48 @@ puts_(struct line *l, const char *s)
     put(l, s, strlen(s));
 }
 
+/*
+ * A quoted string with JSON escapes. A byte that is not UTF-8 becomes
+ * U+FFFD (`text` 0: JSON) or \xNN (`text` 1: a text line, where the bytes
+ * themselves are the most useful thing to show). A sequence cut by the end
+ * of the line's room is dropped whole.
+ */
 static void
-put_json_string(struct line *l, const char *s)
+put_quoted(struct line *l, const char *s, int text)
 {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t len = strlen(s);
+
     put(l, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
+    for (size_t i = 0; i < len && !l->cut;) {
+        unsigned char c = p[i];
+        size_t n = hq__utf8_seq(p + i, len - i);
         char esc[8];
-        if (c == '"' || c == '\\') {
+
+        if (room(l) < 7) { /* the longest piece: \u00XX, or 4 bytes */
+            l->cut = 1;
+            break;
+        }
+        if (n == 0) {
+            if (text) {
+                snprintf(esc, sizeof(esc), "\\x%02x", c);
+                put(l, esc, 4);
+            } else {
+                put(l, "\\ufffd", 6);
+            }
+            i++;
+            continue;
+        }
+        if (n > 1) {
+            put(l, s + i, n);
+        } else if (c == '"' || c == '\\') {
             esc[0] = '\\';
             esc[1] = (char)c;
             put(l, esc, 2);
         } else if (c == '\n') {
             put(l, "\\n", 2);
+        } else if (c == '\r') {
+            put(l, "\\r", 2);
         } else if (c == '\t') {
             put(l, "\\t", 2);
         } else if (c < 0x20 || c == 0x7f) {
@@ -96,32 +157,104 @@ put_json_string(struct line *l, const char *s)
         } else {
             put(l, (const char *)&c, 1);
         }
+        i += n;
     }
-    put(l, "\"", 1);
+    put_tail(l, "\"");
 }
 
-/* A text value: bare when it has no blank, quote or '=', else quoted. */
+static void
+put_json_string(struct line *l, const char *s)
+{
+    put_quoted(l, s, 0);
+}
+
+/*
+ * A text value: bare when it is printable UTF-8 without a blank, quote or
+ * '=', else quoted.
+ */
 static void
 put_text_value(struct line *l, const char *s)
 {
-    int plain = *s != '\0';
-    for (const char *p = s; *p; p++)
-        if (*p == ' ' || *p == '"' || *p == '=' || (unsigned char)*p < 0x20)
+    const unsigned char *p = (const unsigned char *)s;
+    size_t len = strlen(s);
+    int plain = len > 0;
+
+    for (size_t i = 0; plain && i < len;) {
+        size_t n = hq__utf8_seq(p + i, len - i);
+
+        if (n == 0 || p[i] == ' ' || p[i] == '"' || p[i] == '=' ||
+            p[i] == '\\' || p[i] < 0x20 || p[i] == 0x7f)
             plain = 0;
+        i += n ? n : 1;
+    }
     if (plain)
         puts_(l, s);
     else
-        put_json_string(l, s);
+        put_quoted(l, s, 1);
 }
 
-/* A message in text: control characters become blanks, one line always. */
+/*
+ * A message in text: control characters become blanks and bytes that are
+ * not UTF-8 '?', one line always.
+ */
 static void
 put_text_msg(struct line *l, const char *s)
 {
-    for (; *s; s++) {
-        char c = (unsigned char)*s < 0x20 ? ' ' : *s;
-        put(l, &c, 1);
+    const unsigned char *p = (const unsigned char *)s;
+    size_t len = strlen(s);
+
+    for (size_t i = 0; i < len;) {
+        size_t n = hq__utf8_seq(p + i, len - i);
+
+        if (n == 0 || p[i] < 0x20 || p[i] == 0x7f) {
+            put(l, p[i] < 0x20 || p[i] == 0x7f ? " " : "?", 1);
+            i++;
+        } else {
+            if (room(l) < n) {
+                l->cut = 1;
+                break;
+            }
+            put(l, s + i, n);
+            i += n;
+        }
     }
+}
+
+/* Fields whose value is written as a JSON number when it is one. */
+static int
+numeric_name(const char *key)
+{
+    static const char *const names[] = {
+        "pid", "attempt", "ms", "wait_ms", "seq", "status", "port", "percent",
+        "loaded_bytes", "total_bytes", "eta_s", "jobs", "leases", "loop",
+    };
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(key, names[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* A JSON number as we write them: -?D+(.D+)?, at most 24 characters. */
+static int
+is_number(const char *s)
+{
+    const char *p = s;
+
+    if (*p == '-')
+        p++;
+    if (*p < '0' || *p > '9' || strlen(s) > 24)
+        return 0;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9')
+            return 0;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    return *p == '\0';
 }
 
 static void
@@ -137,6 +270,7 @@ begin(struct line *l, int level, const char *msg)
              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
              tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
     l->len = 0;
+    l->cut = 0;
     if (log_format == HQ_LOG_JSON) {
         puts_(l, "{\"ts\":\"");
         puts_(l, stamp);
@@ -158,11 +292,21 @@ begin(struct line *l, int level, const char *msg)
 static void
 field(struct line *l, const char *key, const char *value)
 {
+    int number = numeric_name(key) && is_number(value);
+
+    /* A field goes in whole, but for the end of a long string value. */
+    if (l->cut || room(l) < strlen(key) + 8 + (number ? strlen(value) : 8)) {
+        l->cut = 1;
+        return;
+    }
     if (log_format == HQ_LOG_JSON) {
         puts_(l, ",");
         put_json_string(l, key);
         puts_(l, ":");
-        put_json_string(l, value);
+        if (number)
+            puts_(l, value);
+        else
+            put_json_string(l, value);
     } else {
         puts_(l, " ");
         puts_(l, key);
@@ -178,12 +322,15 @@ finish(struct line *l)
     size_t left;
 
     if (log_format == HQ_LOG_JSON) {
-        /* A cut line would be invalid JSON: keep room for the brace. */
-        if (l->len > sizeof(l->buf) - 3)
-            l->len = sizeof(l->buf) - 3;
-        l->buf[l->len++] = '}';
+        /* The tail room holds these: a cut line is still one JSON object. */
+        if (l->cut)
+            put_tail(l, ",\"truncated\":true");
+        put_tail(l, "}");
+    } else if (l->cut) {
+        put_tail(l, " ...");
     }
-    l->buf[l->len++] = '\n';
+    put_tail(l, "\n");
+    l->len = l->len < sizeof(l->buf) ? l->len : sizeof(l->buf);
     for (p = l->buf, left = l->len; left > 0;) {
         ssize_t n = write(STDERR_FILENO, p, left);
         if (n <= 0)
@@ -227,6 +374,39 @@ hq_log_kv(int level, const char *msg, ...)
     }
     va_end(ap);
     finish(&l);
+}
+
+void
+hq_log_fields(int level, const char *msg, const char *const *fields)
+{
+    struct line l;
+
+    if (!hq_log_enabled(level))
+        return;
+    begin(&l, level, msg);
+    for (size_t i = 0; fields != NULL && fields[i] != NULL; i += 2)
+        if (fields[i + 1] != NULL)
+            field(&l, fields[i], fields[i + 1]);
+    finish(&l);
+}
+
+void
+hq_log_kv_sink(int level, const char *msg, const char *const *fields, void *arg)
+{
+    const char *f[48];
+    size_t n = 0;
+
+    if (!hq_log_enabled(level))
+        return;
+    for (; fields != NULL && fields[n] != NULL && n + 4 < sizeof(f) / sizeof(f[0]);
+         n += 2) {
+        f[n] = fields[n];
+        f[n + 1] = fields[n + 1];
+    }
+    f[n++] = "from";
+    f[n++] = arg ? (const char *)arg : "lib";
+    f[n] = NULL;
+    hq_log_fields(level, msg, f);
 }
 
 void

@@ -37,10 +37,25 @@ void hq_log(int level, const char *fmt, ...)
 void hq_log_kv(int level, const char *msg, ...);
 
 /*
+ * The same with the fields as a NULL-terminated array of name, value pairs
+ * (a NULL value is skipped).
+ *
+ * Values may be any bytes (a webhook's key or customer): JSON lines stay
+ * valid UTF-8 (other bytes become U+FFFD), text lines show them as \xNN.
+ * In JSON, the fields pid, attempt, ms, wait_ms, seq, status, port,
+ * percent, loaded_bytes, total_bytes, eta_s, jobs, leases and loop are
+ * numbers when their value is a number.
+ */
+void hq_log_fields(int level, const char *msg, const char *const *fields);
+
+/*
  * An hq_log_fn (hookq.h) for the library's parts: the worker, processing,
  * the intake. `arg` is the part's name (a const char *), logged as "from".
  */
 void hq_log_sink(int level, const char *msg, void *arg);
+/* The same as an hq_log_kv_fn (hookq.h): the fields, then "from". */
+void hq_log_kv_sink(int level, const char *msg, const char *const *fields,
+                    void *arg);
 
 /*
  * "(none)" for NULL or "", else "<redacted N chars>": what a log may say

@@ -22,6 +22,7 @@
 #include "admin_int.h"
 #include "client_int.h"
 #include "record_int.h"
+#include "utf8_int.h"
 
 /* How many keys of one shard `keys` and `stats` look at, at most. */
 #define KEYS_SCAN_LIMIT 10000
@@ -621,10 +622,36 @@ hq_client_dlq_drop(hq_client *c, const char *id)
  * stops after as many ids as the list held at the start, so that jobs
  * retried and dead-lettered again meanwhile are not retried in a loop.
  */
+/* Dead letters in every shard, for progress; 0 when unknown. */
+static size_t
+dlq_count(hq_client *c)
+{
+    size_t total = 0;
+
+    for (unsigned s = 0; s < c->ns.shards; s++) {
+        char key[HQ_PREFIX_MAX + 8];
+        redisReply *r;
+
+        redisContext *rc = hq__sconn_for_shard(&c->conn, s, &c->err);
+
+        if (rc == NULL)
+            return 0;
+        hq__store_prefix(&c->ns, s, key, sizeof(key) - 4);
+        memcpy(key + strlen(key), "dlq", 4);
+        r = redisCommand(rc, "LLEN %s", key);
+        if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+            total += (size_t)r->integer;
+        if (r != NULL)
+            freeReplyObject(r);
+    }
+    return total;
+}
+
 static int
 dlq_all(hq_client *c, const char *script, size_t *count)
 {
-    size_t total = 0;
+    size_t total = 0, expect = c->progress ? dlq_count(c) : 0;
+    const char *what = strcmp(script, "dlq_retry") == 0 ? "retried" : "dropped";
 
     for (unsigned s = 0; s < c->ns.shards; s++) {
         size_t budget = 0, seen = 0;
@@ -667,6 +694,9 @@ dlq_all(hq_client *c, const char *script, size_t *count)
                     total += r->elements / 2;
                 freeReplyObject(r);
             }
+            if (c->progress)
+                c->progress(what, total, expect > total ? expect : total,
+                            c->progress_arg);
             seen += n;
             freeReplyObject(page);
         }
@@ -1139,51 +1169,28 @@ dump(json_t *root, int bad)
 }
 
 /*
- * A JSON string of an error text. Errors quote what a server answered, cut
- * at a byte count: a cut inside a UTF-8 sequence, or an answer that was
- * not UTF-8, would make json_string() fail and the whole document with it.
- * Bytes that are not part of valid UTF-8 become '?'.
+ * A JSON string of text that came from outside (a key, an error quoting a
+ * payload): bytes that are not UTF-8 become U+FFFD, rather than the whole
+ * document failing. NULL only when out of memory.
  */
 static json_t *
-text_json(const char *s)
+text_json(const char *s, size_t len)
 {
-    json_t *v = json_string(s);
-    size_t n = strlen(s), i = 0;
-    char *copy;
+    size_t n;
+    char *clean = hq__utf8_sanitize(s, len, &n);
+    json_t *v;
 
-    if (v != NULL || (copy = strdup(s)) == NULL)
-        return v;
-    while (i < n) {
-        unsigned char c = (unsigned char)copy[i];
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3
-                   : (c >> 3) == 30 ? 4 : 0;
-        size_t j;
-
-        for (j = 1; len > 1 && j < len && i + j < n; j++)
-            if (((unsigned char)copy[i + j] >> 6) != 2)
-                break;
-        if (len == 0 || j < len) {
-            copy[i++] = '?';
-            continue;
-        }
-        i += len;
-    }
-    v = json_string(copy);
-    if (v == NULL) {
-        /* Overlong forms, surrogates: keep the ASCII only. */
-        for (i = 0; i < n; i++)
-            if ((unsigned char)copy[i] >= 0x80)
-                copy[i] = '?';
-        v = json_string(copy);
-    }
-    free(copy);
+    if (clean == NULL)
+        return NULL;
+    v = json_stringn_nocheck(clean, n);
+    free(clean);
     return v;
 }
 
 static json_t *
 key_json(const struct hq_key_info *k)
 {
-    json_t *o = json_pack("{ss ss sI sI}", "key", k->key,
+    json_t *o = json_pack("{so ss sI sI}", "key", text_json(k->key, strlen(k->key)),
                           "state", hq_key_state_name(k->state),
                           "depth", (json_int_t)k->depth,
                           "attempts", (json_int_t)k->attempts);
@@ -1192,8 +1199,8 @@ key_json(const struct hq_key_info *k)
         return NULL;
     if ((k->when_ms >= 0 && set_new(o, k->state == HQ_KEY_ACTIVE ? "lease_expires_ms" : "due_ms",
                                     json_integer(k->when_ms))) ||
-        (k->reason[0] && set_new(o, "reason", json_string(k->reason))) ||
-        (k->error[0] && set_new(o, "error", text_json(k->error)))) {
+        (k->reason[0] && set_new(o, "reason", text_json(k->reason, strlen(k->reason)))) ||
+        (k->error[0] && set_new(o, "error", text_json(k->error, strlen(k->error))))) {
         json_decref(o);
         return NULL;
     }
@@ -1257,7 +1264,7 @@ hq_stats_json(const struct hq_stats *s, const struct hq_stats *prev)
                    set_new(o, "next_probe_ms", json_integer(t->next_probe_ms)) ||
                    set_new(o, "probes", json_integer(t->probes));
         if (!bad && t->last_error[0])
-            bad |= set_new(o, "last_error", text_json(t->last_error));
+            bad |= set_new(o, "last_error", text_json(t->last_error, strlen(t->last_error)));
     }
     return dump(root, bad);
 }
@@ -1287,12 +1294,15 @@ hq_key_list_json(const struct hq_key_list *l)
 static json_t *
 dead_json(const struct hq_dead_letter *d)
 {
-    json_t *o = json_pack("{ss ss ss sI sI sI sI ss sI}", "id", d->id,
-                          "key", d->key, "customer", d->customer ? d->customer : "",
+    const char *cust = d->customer ? d->customer : "";
+    json_t *o = json_pack("{ss so so sI sI sI sI so sI}", "id", d->id,
+                          "key", text_json(d->key, strlen(d->key)),
+                          "customer", text_json(cust, strlen(cust)),
                           "seq", (json_int_t)d->seq,
                           "received_at_ms", (json_int_t)d->received_at_ms,
                           "attempts", (json_int_t)d->attempts,
-                          "at_ms", (json_int_t)d->at_ms, "error", d->error,
+                          "at_ms", (json_int_t)d->at_ms,
+                          "error", text_json(d->error, strlen(d->error)),
                           "shard", (json_int_t)d->shard);
 
     if (o == NULL)
@@ -1340,6 +1350,38 @@ hq_dead_letters_json(const struct hq_dead_letters *l)
     bad |= set_new(root, "dead_letters", arr);
     for (size_t i = 0; !bad && i < l->n; i++) {
         json_t *o = dead_json(&l->items[i]);
+
+        bad |= o == NULL || json_array_append_new(arr, o) != 0;
+    }
+    return dump(root, bad);
+}
+
+char *
+hq_peek_json(const struct hq_peek *p)
+{
+    const struct hq_key_info *k = &p->key;
+    json_t *root, *arr;
+    int bad;
+
+    root = json_pack("{so ss sI sI so so}", "key", text_json(k->key, strlen(k->key)),
+                     "state", hq_key_state_name(k->state),
+                     "depth", (json_int_t)k->depth,
+                     "attempts", (json_int_t)k->attempts,
+                     "reason", text_json(k->reason, strlen(k->reason)),
+                     "error", text_json(k->error, strlen(k->error)));
+    if (root == NULL)
+        return NULL;
+    bad = k->when_ms >= 0 &&
+          set_new(root, k->state == HQ_KEY_ACTIVE ? "lease_expires_ms" : "due_ms",
+                  json_integer(k->when_ms));
+    arr = json_array();
+    bad |= set_new(root, "jobs", arr);
+    for (size_t i = 0; !bad && i < p->n; i++) {
+        const struct hq_peek_job *j = &p->jobs[i];
+        json_t *o = json_pack("{ss sI sI so so}", "id", j->id, "seq", (json_int_t)j->seq,
+                              "received_at_ms", (json_int_t)j->received_at_ms,
+                              "webhook_id", text_json(j->webhook_id, strlen(j->webhook_id)),
+                              "body", text_json(j->body, j->body_len));
 
         bad |= o == NULL || json_array_append_new(arr, o) != 0;
     }

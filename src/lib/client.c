@@ -52,6 +52,13 @@ hq_client_free(hq_client *c)
     free(c);
 }
 
+void
+hq_client_set_progress(hq_client *c, hq_progress_fn *fn, void *arg)
+{
+    c->progress = fn;
+    c->progress_arg = arg;
+}
+
 const char *
 hq_client_errmsg(const hq_client *c)
 {

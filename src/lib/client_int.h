@@ -11,6 +11,8 @@ struct hq_client {
     struct hq__store_ns ns;
     struct hq__sconn conn; /* on addr and ns */
     struct hq__err err;
+    hq_progress_fn *progress; /* optional, see hq_client_set_progress() */
+    void *progress_arg;
 };
 
 

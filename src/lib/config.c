@@ -581,7 +581,7 @@ static const struct keydef keys[] = {
     {"redis", "sentinel_master", K_STR, F(redis.sentinel_master), 0, 0, 0,
      check_sentinel_master, NULL},
     {"redis", "namespace", K_STR, F(redis.ns), 0, 0, 0, check_namespace, NULL},
-    {"redis", "shards", K_UINT, F(redis.shards), 0, 1, 16384, NULL, NULL},
+    {"redis", "shards", K_UINT, F(redis.shards), 0, 1, HQ_SHARDS_MAX, NULL, NULL},
     {"redis", "data_dir", K_STR, F(redis.data_dir), 0, 0, 0, check_nonempty,
      NULL},
     {"redis", "wait_replicas", K_UINT, F(redis.wait_replicas), 0, 0, 100, NULL,

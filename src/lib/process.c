@@ -36,6 +36,7 @@
 #include "process_int.h"
 #include "template_int.h"
 #include "tokcmd_int.h"
+#include "utf8_int.h"
 #include "worker_int.h"
 
 /* [api] token_command runs at most once per customer in this long. */
@@ -64,6 +65,7 @@ struct hq_process {
     char api_target[HQ_TARGET_MAX]; /* its origin, the fetches' target */
     struct hq__breaker_cfg breaker; /* threshold 0 = no breaker */
     hq_log_fn *log;
+    hq_log_kv_fn *log_kv;      /* set: used instead of `log`, with log_arg */
     void *log_arg;
     struct hq_process_metrics m;
 };
@@ -111,8 +113,41 @@ struct pjob {
     int64_t sent_us;           /* when the fetch in flight was sent */
 };
 
-/* Log through processing's hq_log_fn. */
-#define plog(p, level, ...) hq__logf((p)->log, (p)->log_arg, level, __VA_ARGS__)
+/*
+ * A line about a job: `msg` (what happened, no values in it), the job's
+ * fields (key, job, customer, code, attempt), its `outcome`, `ms` (the
+ * attempt so far), and NULL-terminated name, value pairs (error, ...).
+ * Without a log_kv sink, one message as the worker's hq_log_fn wants it.
+ */
+static void plog_job(const struct pjob *pj, int level, const char *msg,
+                     const char *outcome, ...);
+
+/* A line that is about no one job (a target, a loop). */
+static void
+plog(struct hq_process *p, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+plog(struct hq_process *p, int level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    if (!p->log && !p->log_kv)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (p->log_kv) {
+        static const char *const none[] = {NULL};
+
+        p->log_kv(level, msg, none, p->log_arg);
+    } else {
+        p->log(level, msg, p->log_arg);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
 
 void
 hq_process_rfc3339(int64_t ms, char *buf, size_t size)
@@ -300,6 +335,15 @@ void
 hq_process_set_log(struct hq_process *p, hq_log_fn *log, void *arg)
 {
     p->log = log;
+    p->log_kv = NULL;
+    p->log_arg = arg;
+}
+
+void
+hq_process_set_log_kv(struct hq_process *p, hq_log_kv_fn *log, void *arg)
+{
+    p->log = NULL;
+    p->log_kv = log;
     p->log_arg = arg;
 }
 
@@ -418,6 +462,73 @@ hq_process_loop_fini(void *base, void *loop_state, void *arg)
 /* ------------------------------------------------------------------------ */
 /* Settling: each ends the job's state here, then tells the worker.         */
 
+static void
+plog_job(const struct pjob *pj, int level, const char *msg, const char *outcome,
+         ...)
+{
+    struct hq_process *p = pj->pl->p;
+    const hq_job *job = pj->job;
+    const char *f[32];
+    char attempt[16], ms[24], buf[1200];
+    size_t n = 0;
+    const char *k;
+    va_list ap;
+
+    if (!p->log && !p->log_kv)
+        return;
+    snprintf(attempt, sizeof(attempt), "%d", hq_job_attempt(job));
+    snprintf(ms, sizeof(ms), "%lld",
+             (long long)((hq_mono_us() - pj->started_us) / 1000));
+    f[n++] = "key", f[n++] = hq_job_key(job);
+    f[n++] = "job", f[n++] = hq_job_id(job);
+    f[n++] = "customer", f[n++] = hq_job_customer(job);
+    f[n++] = "code", f[n++] = hq_job_code(job);
+    f[n++] = "attempt", f[n++] = attempt;
+    f[n++] = "outcome", f[n++] = outcome;
+    f[n++] = "ms", f[n++] = ms;
+    va_start(ap, outcome);
+    while (n + 3 < sizeof(f) / sizeof(f[0]) &&
+           (k = va_arg(ap, const char *)) != NULL) {
+        const char *v = va_arg(ap, const char *);
+
+        if (v == NULL)
+            continue;
+        f[n++] = k;
+        f[n++] = v;
+    }
+    va_end(ap);
+    f[n] = NULL;
+    if (p->log_kv) {
+        p->log_kv(level, msg, f, p->log_arg);
+        return;
+    }
+    /* "job will retry: job 0-1 of 'acme:x' (attempt 2): fetch ... failed" */
+    snprintf(buf, sizeof(buf), "%s: job %s of '%s' (attempt %s)", msg,
+             hq_job_id(job), hq_job_key(job), attempt);
+    for (size_t i = 14; i + 1 < n; i += 2) {
+        size_t len = strlen(buf);
+
+        snprintf(buf + len, sizeof(buf) - len, "; %s: %s", f[i], f[i + 1]);
+    }
+    p->log(level, buf, p->log_arg);
+}
+
+/*
+ * A JSON string of a key, customer or code. A customer taken from a header
+ * may hold bytes that are not UTF-8, which jansson refuses: those become
+ * U+FFFD, rather than the payload failing on every attempt. NULL only when
+ * out of memory.
+ */
+static json_t *
+text_string(const char *s)
+{
+    char *clean = hq__utf8_sanitize(s, strlen(s), NULL);
+    json_t *v = clean ? json_string_nocheck(clean) : NULL;
+
+    free(clean);
+    return v;
+}
+
 /* The attempt's duration, for /metrics. */
 static void
 attempt_ended(struct pjob *pj)
@@ -432,6 +543,7 @@ settle_done(struct pjob *pj)
     hq_job *job = pj->job;
     struct timespec now;
 
+    plog_job(pj, HQ_LOG_DEBUG, "job done", "done", NULL);
     attempt_ended(pj);
     /* Redis TIME at intake against this host's clock: skew shows here. */
     clock_gettime(CLOCK_REALTIME, &now);
@@ -447,8 +559,7 @@ settle_retry(struct pjob *pj, const char *error)
 {
     hq_job *job = pj->job;
 
-    plog(pj->pl->p, HQ_LOG_INFO, "job %s of '%s' will retry: %s",
-         hq_job_id(job), hq_job_key(job), error);
+    plog_job(pj, HQ_LOG_INFO, "job will retry", "retry", "error", error, NULL);
     attempt_ended(pj);
     pjob_release(pj);
     hq_job_retry(job, error);
@@ -459,8 +570,7 @@ settle_fail(struct pjob *pj, const char *error)
 {
     hq_job *job = pj->job;
 
-    plog(pj->pl->p, HQ_LOG_WARN, "job %s of '%s' failed: %s", hq_job_id(job),
-         hq_job_key(job), error);
+    plog_job(pj, HQ_LOG_WARN, "job failed", "failed", "error", error, NULL);
     attempt_ended(pj);
     pjob_release(pj);
     hq_job_fail(job, error);
@@ -491,11 +601,9 @@ settle_hold(struct pjob *pj, const char *reason, int customer_wide)
     hq_job *job = pj->job;
 
     if (customer_wide)
-        plog(pj->pl->p, HQ_LOG_WARN, "customer '%s' held: %s",
-             hq_job_customer(job), reason);
+        plog_job(pj, HQ_LOG_WARN, "customer held", "held", "reason", reason, NULL);
     else
-        plog(pj->pl->p, HQ_LOG_WARN, "key '%s' held: %s", hq_job_key(job),
-             reason);
+        plog_job(pj, HQ_LOG_WARN, "key held", "held", "reason", reason, NULL);
     attempt_ended(pj);
     pjob_release(pj);
     hq_job_hold(job, reason, customer_wide);
@@ -565,10 +673,13 @@ on_breaker_fail(const struct hq__breaker_answer *a, void *arg)
     }
     /* Down already: a failed probe, or an attempt that began before it went
      * down. The key waits in place; no attempt is counted. */
-    plog(pj->pl->p, HQ_LOG_INFO,
-         "job %s of '%s' waits %lld ms for target '%s' (down): %s",
-         hq_job_id(pj->job), hq_job_key(pj->job), (long long)a->wait_ms,
-         pj->target, error);
+    {
+        char wait[24];
+
+        snprintf(wait, sizeof(wait), "%lld", (long long)a->wait_ms);
+        plog_job(pj, HQ_LOG_INFO, "the job waits for its target (down)", "parked",
+                 "target", pj->target, "wait_ms", wait, "error", error, NULL);
+    }
     settle_park(pj, a->wait_ms);
 }
 
@@ -605,8 +716,8 @@ on_gate(const struct hq__breaker_answer *a, void *arg)
     case HQ_BREAKER_PROBE:
         pj->probe = 1;
         pj->br_failures = a->n;
-        plog(pj->pl->p, HQ_LOG_INFO, "job %s of '%s' probes target '%s'",
-             hq_job_id(pj->job), hq_job_key(pj->job), pj->target);
+        plog_job(pj, HQ_LOG_INFO, "the job probes its target (down)", "probe",
+                 "target", pj->target, NULL);
         break;
     case HQ_BREAKER_GO:
         pj->br_failures = a->n;
@@ -690,9 +801,10 @@ build_payload(struct pjob *pj, size_t *len)
     json_t *doc;
 
     hq_process_rfc3339(hq_job_received_at_ms(job), when, sizeof(when));
-    doc = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s}", "id",
-                    hq_job_id(job), "key", hq_job_key(job), "customer",
-                    hq_job_customer(job), "code", hq_job_code(job), "seq",
+    doc = json_pack("{s:s, s:o, s:o, s:o, s:I, s:I, s:s}", "id",
+                    hq_job_id(job), "key", text_string(hq_job_key(job)), "customer",
+                    text_string(hq_job_customer(job)), "code",
+                    text_string(hq_job_code(job)), "seq",
                     (json_int_t)hq_job_seq(job), "attempt",
                     (json_int_t)hq_job_attempt(job), "received_at", when);
     head = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
@@ -955,8 +1067,14 @@ on_fetched(const struct hq__http_response *r, void *arg)
 
         hq__limit_block(&pj->pl->redis, pj->shard, pj->token, pj->endpoint,
                         delay, &pj->pl->p->rate);
-        plog(pj->pl->p, HQ_LOG_INFO, "%s; '%s' waits %lld ms", msg,
-             pj->endpoint, (long long)delay);
+        {
+            char wait[24];
+
+            snprintf(wait, sizeof(wait), "%lld", (long long)delay);
+            plog_job(pj, HQ_LOG_INFO, "api rate limited (429): the key waits",
+                     "parked", "endpoint", pj->endpoint, "wait_ms", wait,
+                     "error", msg, NULL);
+        }
         settle_park(pj, delay);
     } else if (r->status == 401 || r->status == 403) {
         pj->token_reason = r->status == 401 ? "401" : "403";

@@ -90,6 +90,11 @@ void hq_process_loop_fini(void *base, void *loop_state, void *arg);
 
 /* Where processing logs failures (the worker's hq_log_fn); may be NULL. */
 void hq_process_set_log(struct hq_process *p, hq_log_fn *log, void *arg);
+/*
+ * The same with fields (key, job, customer, code, attempt, outcome, ms,
+ * error, ...) apart from the message; replaces hq_process_set_log().
+ */
+void hq_process_set_log_kv(struct hq_process *p, hq_log_kv_fn *log, void *arg);
 
 /* The counters; read them from any thread. */
 const struct hq_process_metrics *hq_process_metrics(const struct hq_process *p);

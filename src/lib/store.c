@@ -263,8 +263,9 @@ hq__store_ns_init(struct hq__store_ns *ns, const char *name, unsigned shards,
         return hq__err_set(err, HQ_EINVAL,
                            "namespace '%s' must not contain braces, ':', spaces or newlines",
                            name);
-    if (shards > 1024)
-        return hq__err_set(err, HQ_EINVAL, "shards = %u: at most 1024", shards);
+    if (shards > HQ_SHARDS_MAX)
+        return hq__err_set(err, HQ_EINVAL, "shards = %u: at most %d", shards,
+                           HQ_SHARDS_MAX);
     memcpy(ns->ns, name, strlen(name) + 1);
     ns->shards = shards ? shards : 1;
     return HQ_OK;
@@ -289,7 +290,8 @@ size_t
 hq__store_prefix(const struct hq__store_ns *ns, unsigned shard, char *buf,
                  size_t size)
 {
-    int n = snprintf(buf, size, "{%s:%u}:", ns->ns, shard);
+    int n = shard == HQ_SHARD_META ? snprintf(buf, size, "{%s:meta}:", ns->ns)
+                                   : snprintf(buf, size, "{%s:%u}:", ns->ns, shard);
     return n < 0 ? 0 : (size_t)n;
 }
 

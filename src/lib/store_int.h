@@ -85,6 +85,13 @@ int hq__store_ns_init(struct hq__store_ns *ns, const char *name,
 unsigned hq__store_shard_of(const struct hq__store_ns *ns,
                             const char *customer, size_t len);
 
+/*
+ * The pseudo-shard of the namespace's records about its processes (the
+ * shard count, the worker registry: registry.c), under a hash tag of its
+ * own, "{ns:meta}", so that no real shard's master carries them.
+ */
+#define HQ_SHARD_META 0xffffffffu
+
 /* Write the key prefix "{ns:shard}:" into buf; returns its length. */
 size_t hq__store_prefix(const struct hq__store_ns *ns, unsigned shard,
                         char *buf, size_t size);

@@ -34,6 +34,12 @@
  * Keys claimed by a lost call stay leased until their lease expires and any
  * worker reaps them.
  *
+ * Registry: loop 0 announces the process every BEAT_MS on its command
+ * connection (worker_beat, registry.c): host, pid, version, start time,
+ * loops and jobs in flight, with a TTL of HQ_WORKER_TTL_MS, so that `hookq
+ * workers` lists it and forgets it within that time once it is gone; a
+ * draining worker leaves the registry at once (worker_gone).
+ *
  * Drain: hq_worker_stop() writes one byte into each loop's pipe, which is
  * async-signal-safe. The loop then claims nothing more, lets its jobs finish
  * for up to shutdown_timeout, hands the leases of the rest back (`release`),
@@ -57,12 +63,14 @@
 #include "common_int.h"
 #include "conn_int.h"
 #include "record_int.h"
+#include "registry_int.h"
 #include "worker_int.h"
 
 #define MAX_OPS_PER_CALL 600 /* 3 + 6 * 600 args: under the store's limit */
 #define IDLE_MAX_MS 1000        /* longest idle wait between two claims */
 #define ERROR_BACKOFF_MS 250    /* after an error reply, before trying again */
 #define DRAIN_GRACE_MS 5000     /* after shutdown_timeout, wait for Redis */
+#define BEAT_MS 1000            /* registry announcements (loop 0) */
 
 enum op_type {
     OP_DONE, OP_RETRY, OP_PARK, OP_DEAD, OP_HOLD, OP_RENEW, OP_RELEASE,
@@ -162,6 +170,8 @@ struct loop {
     uint64_t hard_ns;            /* exit regardless after this */
     uint64_t rng;
     unsigned next_lane;
+    struct event *beat_ev;       /* loop 0 only: the registry announcement */
+    int beat_inflight;           /* registry calls not yet answered */
     void *loop_state;            /* what opts.loop_init returned */
 };
 
@@ -173,6 +183,11 @@ struct hq_worker {
     unsigned nloops;
     int started;
     struct hq__err err;
+    /* The registry entry: fixed at hq_worker_start(). */
+    char host[256];
+    char beat_id[320];  /* host:pid:started_ms */
+    char pid[24];
+    char started_ms[24];
 
     /* Counters, updated by the loops with relaxed atomics. */
     _Atomic uint64_t claimed, done, retried, parked, dead, held, released,
@@ -204,8 +219,73 @@ rng_next(struct loop *l)
     return l->rng * 2685821657736338717ull;
 }
 
-/* Log through the worker's hq_log_fn. */
-#define wlog(w, level, ...) hq__logf((w)->opts.log, (w)->opts.log_arg, level, __VA_ARGS__)
+static void
+wlog(hq_worker *w, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+wlog(hq_worker *w, int level, const char *fmt, ...)
+{
+    static const char *const none[] = {NULL};
+    char buf[512];
+    va_list ap;
+
+    if (w->opts.log == NULL && w->opts.log_kv == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (w->opts.log_kv != NULL)
+        w->opts.log_kv(level, buf, none, w->opts.log_arg);
+    else
+        w->opts.log(level, buf, w->opts.log_arg);
+}
+
+/*
+ * A line about job `j`: `msg` and the job's fields (key, job, customer,
+ * code, attempt), then NULL-terminated name, value pairs. Without a
+ * log_kv sink, one message "msg: job ID of 'KEY' (name value, ...)".
+ */
+static void
+wlog_job(hq_worker *w, int level, const hq_job *j, const char *msg, ...)
+{
+    const char *f[32];
+    char attempt[16], buf[768];
+    size_t n = 0;
+    const char *k;
+    va_list ap;
+
+    if (w->opts.log == NULL && w->opts.log_kv == NULL)
+        return;
+    snprintf(attempt, sizeof(attempt), "%d", j->attempt);
+    f[n++] = "key", f[n++] = j->key, f[n++] = "job", f[n++] = j->id;
+    f[n++] = "customer", f[n++] = j->customer, f[n++] = "code", f[n++] = j->code;
+    f[n++] = "attempt", f[n++] = attempt;
+    va_start(ap, msg);
+    while (n + 3 < HQ_ARRAY_SIZE(f) && (k = va_arg(ap, const char *)) != NULL) {
+        f[n++] = k;
+        f[n++] = va_arg(ap, const char *);
+    }
+    va_end(ap);
+    f[n] = NULL;
+    if (w->opts.log_kv != NULL) {
+        w->opts.log_kv(level, msg, f, w->opts.log_arg);
+        return;
+    }
+    snprintf(buf, sizeof(buf), "%s: job %s of '%s'", msg, j->id, j->key);
+    for (size_t i = 10; i + 1 < n; i += 2) {
+        size_t len = strlen(buf);
+
+        snprintf(buf + len, sizeof(buf) - len, "%s%s %s", i == 10 ? " (" : ", ",
+                 f[i], f[i + 1]);
+    }
+    if (n > 10) {
+        size_t len = strlen(buf);
+
+        snprintf(buf + len, sizeof(buf) - len, ")");
+    }
+    w->opts.log(level, buf, w->opts.log_arg);
+}
 
 static void
 timer_set_ms(struct event *ev, int64_t ms)
@@ -689,9 +769,8 @@ op_answered(struct loop *l, struct op *op, int applied, uint64_t now)
         } else if (!j->lost) {
             j->lost = 1;
             STAT_ADD(w, stale, 1);
-            wlog(w, HQ_LOG_WARN,
-                 "lease of '%s' lost while its job %s ran (renewal stale)",
-                 j->key, j->id);
+            wlog_job(w, HQ_LOG_WARN, j, "lease lost while the job ran (renewal stale)",
+                     NULL);
         }
         return;
     }
@@ -705,9 +784,8 @@ op_answered(struct loop *l, struct op *op, int applied, uint64_t now)
     case HQ_SETTLED_RELEASE: STAT_ADD(w, released, 1); break;
     default:
         STAT_ADD(w, stale, 1);
-        wlog(w, HQ_LOG_WARN,
-             "%s of job %s of '%s' rejected: the lease is no longer ours",
-             op_names[op->type], j->id, j->key);
+        wlog_job(w, HQ_LOG_WARN, j, "settlement rejected: the lease is no longer ours",
+                 "op", op_names[op->type], NULL);
     }
     if (w->opts.on_settled)
         w->opts.on_settled(j, outcome, (int64_t)(now - j->claimed_ns) / 1000,
@@ -754,8 +832,8 @@ lane_claimed(struct lane *ln, redisReply **e)
         return;
     }
     if (j->malformed) {
-        wlog(w, HQ_LOG_ERROR, "cannot read the head job of '%s': dead-lettered",
-             j->key);
+        wlog_job(w, HQ_LOG_ERROR, j, "cannot read the head job: dead-lettered",
+                 "outcome", "dead", NULL);
         job_finish(j, OP_DEAD, j->attempt, NULL, "malformed job record");
         return;
     }
@@ -832,6 +910,75 @@ settle_cb(redisAsyncContext *ac, void *reply_, void *privdata)
     for (i = 0; i < nclaimed; i++)
         lane_claimed(ln, &cl->element[5 * i]);
     schedule_flush(l);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The registry announcement (loop 0).                                       */
+
+static void
+beat_reply(redisAsyncContext *ac, void *reply_, void *privdata)
+{
+    struct loop *l = privdata;
+    redisReply *r = reply_;
+
+    (void)ac;
+    if (l->beat_inflight > 0)
+        l->beat_inflight--;
+    if (r != NULL && r->type == REDIS_REPLY_ERROR)
+        wlog(l->w, HQ_LOG_WARN, "cannot announce this worker in redis: %s", r->str);
+    if (l->draining)
+        maybe_exit(l);
+}
+
+static void
+beat(struct loop *l)
+{
+    hq_worker *w = l->w;
+    char loops[24], inflight[24], ttl[24];
+    const char *argv[8];
+    int64_t n = atomic_load_explicit(&w->in_flight, memory_order_relaxed);
+
+    if (l->beat_inflight || l->draining ||
+        hq__conn_for_shard(&l->cmd, HQ_SHARD_META) == NULL)
+        return;
+    snprintf(loops, sizeof(loops), "%u", w->nloops);
+    snprintf(inflight, sizeof(inflight), "%lld", (long long)(n > 0 ? n : 0));
+    snprintf(ttl, sizeof(ttl), "%d", HQ_WORKER_TTL_MS);
+    argv[0] = w->beat_id;
+    argv[1] = w->host;
+    argv[2] = w->pid;
+    argv[3] = hq_version();
+    argv[4] = w->started_ms;
+    argv[5] = loops;
+    argv[6] = inflight;
+    argv[7] = ttl;
+    if (hq__conn_eval(&l->cmd, HQ_SHARD_META, "worker_beat", 8, argv, NULL,
+                      beat_reply, l) == HQ_OK)
+        l->beat_inflight++;
+}
+
+/* Draining: leave the registry now (worker_gone), not 5 s from now. */
+static void
+unregister(struct loop *l)
+{
+    hq_worker *w = l->w;
+    const char *argv[1] = {w->beat_id};
+
+    if (l->beat_ev == NULL)
+        return;
+    event_del(l->beat_ev);
+    if (hq__conn_for_shard(&l->cmd, HQ_SHARD_META) != NULL &&
+        hq__conn_eval(&l->cmd, HQ_SHARD_META, "worker_gone", 1, argv, NULL,
+                      beat_reply, l) == HQ_OK)
+        l->beat_inflight++;
+}
+
+static void
+beat_cb(evutil_socket_t fd, short what, void *arg_)
+{
+    (void)fd;
+    (void)what;
+    beat(arg_);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -912,7 +1059,7 @@ loop_quiet(const struct loop *l)
 {
     unsigned i;
 
-    if (l->running)
+    if (l->running || l->beat_inflight)
         return 0;
     for (i = 0; i < l->nlanes; i++)
         if (l->lanes[i].inflight || l->lanes[i].pending)
@@ -946,6 +1093,7 @@ stop_cb(evutil_socket_t fd, short what, void *arg_)
     l->drain_ns = now + (uint64_t)l->w->opts.shutdown_timeout_ms * 1000000ull;
     l->hard_ns = l->drain_ns + DRAIN_GRACE_MS * 1000000ull;
     wlog(l->w, HQ_LOG_INFO, "loop %u draining %u jobs", l->index, l->running);
+    unregister(l);
     schedule_flush(l);
     maybe_exit(l);
 }
@@ -1023,6 +1171,8 @@ on_conn_up(struct hq__conn *c, void *arg_)
 
     if (c == &l->sub)
         subscribe(l);
+    else if (l->beat_ev != NULL)
+        beat(l);
     /* Wake messages may have been missed while down: claim again. */
     for (i = 0; i < l->nlanes; i++)
         l->lanes[i].idle = 0;
@@ -1034,6 +1184,8 @@ on_conn_down(struct hq__conn *c, const char *why, void *arg_)
 {
     struct loop *l = arg_;
 
+    if (c == &l->cmd)
+        l->beat_inflight = 0; /* its calls are answered with NULL */
     if (l->closing)
         return;
     wlog(l->w, HQ_LOG_WARN, "%s connection: %s",
@@ -1082,6 +1234,9 @@ loop_cleanup(struct loop *l)
         event_free(l->tick_ev);
     if (l->stop_ev)
         event_free(l->stop_ev);
+    if (l->beat_ev)
+        event_free(l->beat_ev);
+    l->beat_ev = NULL;
     l->flush_ev = l->tick_ev = l->stop_ev = NULL;
     if (l->base)
         event_base_free(l->base);
@@ -1166,6 +1321,14 @@ loop_main(void *arg_)
         l->lanes[i].timer_ev = evtimer_new(l->base, lane_timer_cb, &l->lanes[i]);
         if (l->lanes[i].timer_ev == NULL)
             goto fail;
+    }
+    if (l->index == 0) {
+        struct timeval every = {BEAT_MS / 1000, (BEAT_MS % 1000) * 1000};
+
+        l->beat_ev = event_new(l->base, -1, EV_PERSIST, beat_cb, l);
+        if (l->beat_ev == NULL)
+            goto fail;
+        event_add(l->beat_ev, &every);
     }
     event_add(l->stop_ev, NULL);
     event_add(l->tick_ev, &tick);
@@ -1286,11 +1449,45 @@ hq_worker_start(hq_worker *w)
 
     if (w->started)
         return hq__err_set(&w->err, HQ_EINVAL, "worker already started");
-    /* Fail early when Redis is down; this also loads the scripts. */
+    /*
+     * Fail early when Redis is down (this also loads the scripts), or when
+     * the namespace was created with another shard count (our keys would
+     * land on other shards than its).
+     */
     c = hq__conn_connect_sync(&w->addr, &w->err);
     if (c == NULL)
         return HQ_ESTORE;
     redisFree(c);
+    {
+        /* The record lives on the node of {ns:meta} (a cluster routes it). */
+        struct hq__sconn sc;
+        struct hq__err err = {{0}};
+        redisContext *mc;
+        unsigned had;
+        int rc = HQ_ESTORE;
+
+        hq__sconn_init(&sc, &w->addr, &w->ns);
+        mc = hq__sconn_for_shard(&sc, HQ_SHARD_META, &err);
+        if (mc != NULL)
+            rc = hq__registry_check_shards(mc, &w->ns, &had, &err);
+        hq__sconn_release(&sc);
+        /* Only a mismatch stops us: a Redis that cannot answer the check
+         * now (refusing writes when full, say) is the caller's to retry. */
+        if (rc == HQ_ECONFIG)
+            return hq__err_set(&w->err, rc, "%s", err.msg);
+    }
+    {
+        struct timespec now;
+
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (gethostname(w->host, sizeof(w->host) - 1) != 0 || w->host[0] == '\0')
+            snprintf(w->host, sizeof(w->host), "localhost");
+        snprintf(w->pid, sizeof(w->pid), "%d", (int)getpid());
+        snprintf(w->started_ms, sizeof(w->started_ms), "%lld",
+                 (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+        snprintf(w->beat_id, sizeof(w->beat_id), "%s:%s:%s", w->host, w->pid,
+                 w->started_ms);
+    }
     for (i = 0; i < w->nloops; i++) {
         int rc = pthread_create(&w->loops[i].thread, NULL, loop_main,
                                 &w->loops[i]);

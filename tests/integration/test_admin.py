@@ -5,6 +5,7 @@ hold) is done by calling the real settle script with redis-py, so each test
 decides exactly which key is active, parked, held or dead."""
 import json
 import os
+import re
 import subprocess
 import tempfile
 
@@ -369,6 +370,124 @@ def bad_input_gives_clear_errors_and_exit_codes():
                 " ".join(args), rc, err)
         rc, out, _ = e.hookq("dlq", "--help")
         assert rc == 0 and "usage: hookq dlq" in out
+
+
+@suite.test
+def each_command_help_shows_its_own_options():
+    with Env() as e:
+        want = {
+            "stats": ["--json", "--top N", "--interval DURATION"],
+            "keys": ["--state", "--top N", "--json"],
+            "peek": ["KEY [N]", "--json"],
+            "hold": ["--reason TEXT"],
+            "release": ["--customer CUSTOMER"],
+            "dlq": ["list [--json]", "show ID [--json]", "retry ID|--all", "drop ID|--all"],
+            "token": ["set CUSTOMER", "del CUSTOMER"],
+            "workers": ["--json"],
+        }
+        for cmd, options in want.items():
+            for form in ([cmd, "--help"],) + (([cmd, "-h"], ["help", cmd])
+                                              if cmd == "dlq" else ()):
+                out = e.ok(*form)
+                assert out.startswith("usage: hookq %s " % cmd), (form, out)
+                for o in options:
+                    assert o in out, (form, o, out)
+                assert "exit status" in out, out
+        # The top-level table names every command with its options.
+        out = e.ok("--help")
+        for cmd, options in want.items():
+            assert "\n  %s " % cmd in out, (cmd, out)
+
+
+@suite.test
+def peek_json_is_the_key_and_its_first_jobs():
+    with Env() as e:
+        e.push("acme:p*3")
+        js = json.loads(e.ok("peek", "acme:p", "2", "--json"))
+        assert js["key"] == "acme:p" and js["state"] == "ready" and js["depth"] == 3, js
+        assert js["attempts"] == 0 and [j["seq"] for j in js["jobs"]] == [1, 2], js
+        for j in js["jobs"]:
+            assert set(j) >= {"id", "seq", "received_at_ms", "body"}, j
+        # Same answer as the table: the ids.
+        text = e.ok("peek", "acme:p", "2")
+        for j in js["jobs"]:
+            assert j["id"] in text, (j, text)
+        # The payloads as pushed, in order: what a worker would run next.
+        ns = [json.loads(j["body"])["n"] for j in js["jobs"]]
+        assert ns[1] == ns[0] + 1, ns
+        assert [n for _, n in e.drain("acme")][:2] == ns
+        # Non-ASCII keys come back as the same characters.
+        e.push("\u00e9t\u00e9:x*1")
+        js = json.loads(e.ok("peek", "\u00e9t\u00e9:x", "--json"))
+        assert js["key"] == "\u00e9t\u00e9:x" and len(js["jobs"]) == 1, js
+
+
+@suite.test
+def json_mode_errors_are_one_json_object_on_stderr():
+    with Env() as e:
+        e.push("acme:e*1")
+        cases = [
+            # (args, exit, error code, text in detail)
+            (["peek", "nocolon", "--json"], 2, "usage", "not CUSTOMER:CODE"),
+            (["peek", "--json"], 2, "usage", "usage: hookq peek"),
+            (["peek", "acme:e", "zero", "--json"], 2, "usage", "N is a count"),
+            (["peek", "ghost:e", "--json"], 1, "not_found", "nothing queued for key 'ghost:e'"),
+            (["keys", "--state", "sleeping", "--json"], 2, "usage", "--state is ready"),
+            (["keys", "--frob", "--json"], 2, "usage", "unknown option '--frob'"),
+            (["stats", "--top", "x", "--json"], 2, "usage", "--top wants a count"),
+            (["dlq", "show", "0-999", "--json"], 1, "not_found", "no dead letter '0-999'"),
+            (["dlq", "list", "extra", "--json"], 2, "usage", "usage: hookq dlq"),
+            (["workers", "extra", "--json"], 2, "usage", "unexpected argument 'extra'"),
+            (["stats", "--json", "-c"], 2, "usage", "option -c needs a FILE"),
+        ]
+        for args, code, err_code, text in cases:
+            rc, out, err = e.hookq(*args)
+            assert rc == code and out == "", (args, rc, out, err)
+            lines = err.splitlines()
+            assert len(lines) == 1, (args, err)
+            js = json.loads(lines[0])
+            assert list(js) == ["error", "detail"], js
+            assert js["error"] == err_code and text in js["detail"], (args, js)
+        # Redis down: "redis", exit 1, the address named.
+        port = free_port()
+        for args in (["stats", "--json"], ["keys", "--json"], ["peek", "a:b", "--json"],
+                     ["dlq", "list", "--json"], ["workers", "--json"]):
+            rc, out, err = e.hookq(*args, url="redis://127.0.0.1:%d/0" % port)
+            js = json.loads(err)
+            assert rc == 1 and out == "" and js["error"] == "redis", (args, rc, err)
+            assert "127.0.0.1:%d" % port in js["detail"], js
+        # A bad configuration: "config", exit 2, with file and line.
+        ini = os.path.join(e.cwd, "bad.ini")
+        with open(ini, "w") as f:
+            f.write("[redis]\nshards = lots\n")
+        rc, out, err = e.hookq("stats", "--json", "-c", ini)
+        js = json.loads(err)
+        assert rc == 2 and out == "" and js["error"] == "config", (rc, err)
+        assert "bad.ini:2" in js["detail"] and "shards" in js["detail"], js
+        # Without --json, the same errors stay text.
+        rc, out, err = e.hookq("peek", "ghost:e")
+        assert rc == 1 and err.startswith("hookq peek: nothing queued"), err
+
+
+@suite.test
+def dlq_retry_all_shows_progress_on_stderr():
+    with Env() as e:
+        n = 1200
+        e.push("acme:d*%d" % n)
+        pipe_ids = make_dead(e, "acme", n)
+        assert len(pipe_ids) == n
+        rc, out, err = e.hookq("dlq", "retry", "--all")
+        assert rc == 0 and out.strip() == "retried %d dead letters" % n, (out, err)
+        lines = err.splitlines()
+        assert lines and lines[-1] == "hookq dlq: retried %d of %d (100%%)" % (n, n), err
+        assert any(re.match(r"hookq dlq: retried (\d+) of %d \((\d+)%%\)$" % n, l)
+                   and int(l.split()[3]) < n for l in lines), err
+        st = json.loads(e.ok("stats", "--json"))
+        assert st["total"]["dead_letters"] == 0 and st["total"]["jobs"] == n, st["total"]
+        # One batch: the result line alone, no progress.
+        make_dead(e, "acme", 3)
+        rc, out, err = e.hookq("dlq", "drop", "--all")
+        assert rc == 0 and out.strip() == "dropped 3 dead letters" and err == "", (out, err)
 
 
 @suite.test

@@ -64,7 +64,7 @@ def the_script_trips_after_n_failures_lets_one_probe_at_a_time_and_backs_off():
 @suite.test
 def errors_cut_inside_utf8_still_give_json():
     """A last error quotes an answer cut at a byte count: stats and keys
-    --json stay valid JSON, the broken bytes as '?'."""
+    --json stay valid JSON, each broken byte as U+FFFD."""
     import json
     import os
     import subprocess
@@ -86,12 +86,12 @@ def errors_cut_inside_utf8_still_give_json():
         assert out.returncode == 0, out.stderr
         doc = json.loads(out.stdout)
         assert doc["targets"] == [{"target": "http://h:1", "up": True, "failures": 1,
-                                   "last_error": "??ok ??"}], doc["targets"]
-        assert doc["top_keys"][0]["error"] == "answered 503: caf?", doc["top_keys"]
+                                   "last_error": "\ufffd\ufffdok \ufffd\ufffd"}], doc["targets"]
+        assert doc["top_keys"][0]["error"] == "answered 503: caf\ufffd", doc["top_keys"]
         out = subprocess.run([HOOKQ, "keys", "--json", "-c", cfg], capture_output=True,
                              timeout=20)
         assert out.returncode == 0, out.stderr
-        assert json.loads(out.stdout)["keys"][0]["error"] == "answered 503: caf?"
+        assert json.loads(out.stdout)["keys"][0]["error"] == "answered 503: caf\ufffd"
 
 
 @suite.test

@@ -379,6 +379,63 @@ def json_logs_are_one_object_per_line_and_hide_secrets():
 
 
 @suite.test
+def json_log_lines_of_jobs_carry_fields_and_stay_valid_utf8():
+    """A job's log line has its key, job, customer, code, attempt, outcome,
+    ms and error as fields, numbers as numbers; a customer holding bytes
+    that are not UTF-8 (from a header) still gives valid UTF-8 JSON."""
+    import http.client
+    with RedisServer() as redis, processes() as start:
+        d = tempfile.mkdtemp(prefix="hq-cli-")
+        ip, ap, dead = free_port(), free_port(), free_port()
+        cfg = write(d, "hookq.ini",
+                    "[redis]\nurl = %s\n\n[intake]\nlisten = 127.0.0.1:%d\n"
+                    "customer = header:X-Customer\n\n[admin]\nlisten = 127.0.0.1:%d\n\n"
+                    "[worker]\nbackoff = 1h..1h\nshutdown_timeout = 1s\n\n"
+                    "[event post-create]\ndeliver = http://127.0.0.1:%d/hook\n"
+                    % (redis.url, ip, ap, dead))
+        env = dict(BASE_ENV, HOOKQ_LOG_FORMAT="json")
+        errlog = os.path.join(d, "err.log")
+        p = start([HOOKQ, "run", "-c", cfg], cwd=d, env=env, stderr=open(errlog, "w"))
+        wait_listening(p, "http://127.0.0.1:%d/healthz" % ap, errlog)
+        ids = {}
+        for cust in (b"c1", b"caf\xe9\xff"):
+            conn = http.client.HTTPConnection("127.0.0.1", ip, timeout=5)
+            conn.putrequest("POST", "/webhook")
+            conn.putheader("Content-Type", "application/json")
+            conn.putheader("X-Customer", cust)
+            body = b'{"code":"post-create","data":{}}'
+            conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body)
+            r = conn.getresponse()
+            answer = r.read()
+            assert r.status == 202, (r.status, answer)
+            # The answer is valid JSON too, the bad bytes as U+FFFD.
+            assert json.loads(answer.decode("utf-8"))["key"] == \
+                cust.decode("utf-8", "replace") + ":post-create", answer
+            ids[cust] = json.loads(answer)["id"]
+            conn.close()
+
+        def retries():
+            raw = open(errlog, "rb").read()
+            lines = [json.loads(l) for l in raw.decode("utf-8").splitlines()]
+            return [l for l in lines if l["msg"] == "job will retry"]
+        got = wait_until(lambda: len(retries()) >= 2 and retries(), 10,
+                         what="two retry lines")
+        by_job = {l["job"]: l for l in got}
+        for cust, want in (("c1", ids[b"c1"]), ("caf\ufffd\ufffd", ids[b"caf\xe9\xff"])):
+            l = by_job[want]
+            assert l["customer"] == cust and l["key"] == cust + ":post-create", l
+            assert l["code"] == "post-create" and l["outcome"] == "retry", l
+            assert l["attempt"] == 1 and isinstance(l["ms"], int) and l["ms"] >= 0, l
+            assert "127.0.0.1:%d" % dead in l["error"] and l["level"] == "info", l
+        p.signal(signal.SIGTERM)
+        assert p.wait(15) == 0
+        lines = [json.loads(l) for l in open(errlog, "rb").read().decode("utf-8").splitlines()]
+        ready = [l for l in lines if l["msg"] == "hookq ready"]
+        assert ready and ready[0]["pid"] == p.pid, ready
+
+
+@suite.test
 def serve_without_url_needs_a_running_embedded_redis():
     d = tempfile.mkdtemp(prefix="hq-cli-")
     write(d, "hookq.ini", "[intake]\nlisten = 127.0.0.1:%d\n[admin]\nlisten = off\n"

@@ -285,5 +285,59 @@ def run_logs_each_job_as_one_json_line_on_stdout():
         assert p.wait(30) == 0
 
 
+@suite.test
+def a_slow_aof_load_at_start_shows_its_progress():
+    """A big AOF takes a while to load: `hookq run` logs how far it is,
+    then starts as usual. The load is slowed down with Redis's own
+    key-load-delay (microseconds per key of the AOF's RDB preamble), through
+    a REDIS_SERVER wrapper, so that 6,000 keys take about 2 s."""
+    d = Dir()
+    keys = 6000
+    with processes() as start:
+        p = d.start(start)
+        r = d.redis()
+        pipe = r.pipeline(transaction=False)
+        for i in range(keys):
+            pipe.set("filler:%d" % i, "x")
+        pipe.execute()
+        r.bgrewriteaof()  # the keys go to the RDB preamble
+        wait_until(lambda: r.info("persistence")["aof_rewrite_in_progress"] == 0 and
+                   r.info("persistence")["aof_rewrite_scheduled"] == 0, 20,
+                   what="AOF rewrite")
+        p.signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+
+        wrapper = os.path.join(d.path, "slow-redis-server")
+        with open(wrapper, "w") as f:
+            # Events (our PING and INFO) are served every 1 KiB of the load
+            # rather than every 2 MiB: this AOF is small.
+            f.write('#!/bin/sh\nexec "%s" "$@" --key-load-delay 350 '
+                    '--loading-process-events-interval-bytes 1024\n' % REDIS_SERVER)
+        os.chmod(wrapper, 0o755)
+        env = dict(BASE_ENV, REDIS_SERVER=wrapper, HOOKQ_LOG_FORMAT="json")
+        d.errlog = os.path.join(d.path, "stderr.slow.log")
+        t0 = time.monotonic()
+        p = start([HOOKQ, "run"], cwd=d.path, env=env, stderr=open(d.errlog, "w"))
+        wait_until(lambda: d.healthy(p), 60, what="hookq run healthy after the load")
+        took = time.monotonic() - t0
+        lines = json_lines(d.errlog)
+        msgs = [l["msg"] for l in lines]
+        loading = [l for l in lines if l["msg"] == "embedded redis is loading its data"]
+        assert took > 1.0, (took, msgs)  # the load was slow indeed
+        assert loading, (took, msgs)
+        for l in loading:
+            assert isinstance(l["percent"], (int, float)) and 0 <= l["percent"] <= 100, l
+        # About once a second while it lasts, and moving.
+        assert len(loading) >= 2 or took < 2.0, (took, loading)
+        pcts = [l["percent"] for l in loading]
+        assert pcts == sorted(pcts), pcts
+        ready = msgs.index("hookq ready")
+        assert msgs.index("embedded redis is loading its data") < ready, msgs
+        assert isinstance(lines[ready]["pid"], int) and lines[ready]["pid"] == p.pid, lines[ready]
+        assert d.redis().dbsize() >= keys
+        p.signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+
+
 if __name__ == "__main__":
     suite.run()

@@ -104,7 +104,7 @@ def the_sample_alert_rules_pass_promtool():
         f.write(m.group(1))
     try:
         out = promtool("check", "rules", f.name)
-        assert out.returncode == 0 and "SUCCESS: 9 rules found" in out.stdout, (out.stdout, out.stderr)
+        assert out.returncode == 0 and "SUCCESS: 10 rules found" in out.stdout, (out.stdout, out.stderr)
     finally:
         os.unlink(f.name)
 
