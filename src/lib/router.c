@@ -513,8 +513,16 @@ call_new(struct hq__router *r, unsigned slot, int argc, const char **cmd,
 static int
 start_call(struct rcall *call)
 {
-    struct rnode *n = slot_node(call->r, call->slot);
-    redisAsyncContext *ac = n ? node_ac(n) : NULL;
+    struct rnode *n;
+    redisAsyncContext *ac;
+
+    if (!call->r->has_map) {
+        /* Just started: the call waits for the map (within its patience). */
+        retry_later(call, NULL, NULL);
+        return HQ_OK;
+    }
+    n = slot_node(call->r, call->slot);
+    ac = n ? node_ac(n) : NULL;
 
     if (ac == NULL || redisAsyncCommandArgv(ac, call_reply, call, call->argc,
                                             call->cmd, call->cmdlen) != REDIS_OK) {
@@ -672,7 +680,16 @@ hq__router_reset(struct hq__router *r)
 redisAsyncContext *
 hq__router_slot_ac(struct hq__router *r, unsigned slot)
 {
-    struct rnode *n = slot_node(r, slot);
+    struct rnode *n;
+
+    if (!r->has_map) {
+        /* A call made now waits for the map: say where it is being read. */
+        for (unsigned i = 0; i < r->nnodes; i++)
+            if (r->nodes[i]->ac)
+                return r->nodes[i]->ac;
+        return NULL;
+    }
+    n = slot_node(r, slot);
 
     return n ? node_ac(n) : NULL;
 }

@@ -17,7 +17,8 @@
  *   - READONLY, MASTERDOWN: we reached a replica; the map is read again and
  *     the call sent again after a short wait.
  *   - NOSCRIPT: sent again as EVAL on the same node.
- * A call that cannot be placed within HQ_ROUTER_PATIENCE_MS of being made
+ * A call made before the first slot map has been read waits for it. A
+ * call that cannot be placed within HQ_ROUTER_PATIENCE_MS of being made
  * is given up: the caller gets the last error reply, or NULL when there was
  * none (no master, or the connection failed), and decides (503, or its own
  * retry). A lost connection answers its calls in flight with NULL and has
@@ -80,7 +81,9 @@ void hq__router_reset(struct hq__router *r);
 
 /*
  * The connection to the master of `slot`, made if need be; NULL when the
- * slot has no master or its connection is failing now.
+ * slot has no master or its connection is failing now. Before the first
+ * map has been read: the connection it is being read on (a call made now
+ * waits for the map), or NULL when none is open.
  */
 redisAsyncContext *hq__router_slot_ac(struct hq__router *r, unsigned slot);
 

@@ -23,6 +23,7 @@
 
 #include <event2/event.h>
 
+#include "enqueue_int.h"
 #include "router_int.h"
 
 struct cust {
@@ -90,19 +91,29 @@ static void
 send_job(struct cust *c)
 {
     char body[64], wid[64];
-    const char *argv[6];
+    const char *argv[HQ_ENQUEUE_ARGC(1)];
+    size_t argvlen[HQ_ENQUEUE_ARGC(1)];
+    unsigned char digest[HQ_ENQUEUE_DIGEST];
+    struct hq__enqueue_limits lim;
+    struct hq_push p;
     int rc;
 
     snprintf(body, sizeof(body), "{\"n\":%d}", c->next);
     snprintf(wid, sizeof(wid), "%s-%d", c->name, c->next);
-    argv[0] = "0";
-    argv[1] = "600000";
-    argv[2] = c->name;
-    argv[3] = "ev";
-    argv[4] = body;
-    argv[5] = wid;
-    rc = hq__router_eval(c->run->router, c->slot, "enqueue", c->prefix, 6, argv,
-                         NULL, on_reply, c);
+    memset(&p, 0, sizeof(p));
+    p.customer = c->name;
+    p.customer_len = strlen(c->name);
+    p.code = "ev";
+    p.code_len = 2;
+    p.body = body;
+    p.body_len = strlen(body);
+    p.webhook_id = wid;
+    p.webhook_id_len = strlen(wid);
+    hq__enqueue_limits_init(&lim, NULL);
+    hq__enqueue_argv_limits(&lim, argv, argvlen);
+    hq__enqueue_argv_job(0, &p, digest, argv, argvlen);
+    rc = hq__router_eval(c->run->router, c->slot, "enqueue", c->prefix,
+                         HQ_ENQUEUE_ARGC(1), argv, argvlen, on_reply, c);
     if (rc != HQ_OK) {
         printf("retry %s %d cannot send now (%d)\n", c->name, c->next, rc);
         later(c, 50);
