@@ -205,34 +205,11 @@ query_count(struct evhttp_request *req, const char *name, long dflt, long max)
 static json_t *
 json_body(struct evhttp_request *req)
 {
-    const char *type = evhttp_find_header(evhttp_request_get_input_headers(req),
-                                          "Content-Type");
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    json_error_t jerr;
-    json_t *doc;
-    char msg[300];
+    struct hq_admin_refusal why;
+    json_t *doc = hq_admin_json_object(req, NULL, &why);
 
-    if (type == NULL || strncasecmp(type, "application/json", 16) != 0 ||
-        (type[16] != '\0' && type[16] != ';')) {
-        reply_error(req, 415, "unsupported_media_type",
-                    "the body must be JSON, with Content-Type: "
-                    "application/json");
-        return NULL;
-    }
-    doc = json_loadb(len ? (const char *)evbuffer_pullup(in, -1) : "", len, 0,
-                     &jerr);
-    if (doc == NULL) {
-        snprintf(msg, sizeof(msg), "invalid JSON at line %d, column %d: %s",
-                 jerr.line, jerr.column, jerr.text);
-        reply_error(req, 400, "invalid_json", msg);
-        return NULL;
-    }
-    if (!json_is_object(doc)) {
-        json_decref(doc);
-        reply_error(req, 400, "invalid_json", "the body must be a JSON object");
-        return NULL;
-    }
+    if (doc == NULL)
+        reply_error(req, why.code, why.name, why.detail);
     return doc;
 }
 
@@ -762,16 +739,19 @@ reply_count(struct evhttp_request *req, const char *name, size_t n)
     reply(req, 200, "application/json", body, strlen(body));
 }
 
-/* POST /api/dlq/retry {"id": ID} or {"all": true} */
+/*
+ * POST /api/dlq/retry and /api/dlq/drop: {"id": ID} or {"all": true}, done
+ * by `one` or `all`, answered {"<done>": count}.
+ */
 static void
-api_dlq_retry(struct hq_admin *a, struct evhttp_request *req, void *arg)
+dlq_act(struct hq_admin_api *api, struct evhttp_request *req,
+        int (*one)(hq_client *, const char *),
+        int (*every)(hq_client *, size_t *), const char *done)
 {
-    struct hq_admin_api *api = arg;
     json_t *body, *id, *all;
     size_t n = 0;
     int rc;
 
-    (void)a;
     if (!method_is(req, EVHTTP_REQ_POST, "POST") || !(body = json_body(req)))
         return;
     id = json_object_get(body, "id");
@@ -781,43 +761,29 @@ api_dlq_retry(struct hq_admin *a, struct evhttp_request *req, void *arg)
         reply_error(req, 400, "bad_request",
                     "want {\"id\": \"<dead letter id>\"} or {\"all\": true}");
     } else {
-        rc = id ? hq_client_dlq_retry(api->client, json_string_value(id))
-                : hq_client_dlq_retry_all(api->client, &n);
+        rc = id ? one(api->client, json_string_value(id))
+                : every(api->client, &n);
         if (rc != HQ_OK)
             reply_named_error(req, api, rc);
         else
-            reply_count(req, "retried", id ? 1 : n);
+            reply_count(req, done, id ? 1 : n);
     }
     json_decref(body);
 }
 
-/* POST /api/dlq/drop {"id": ID} or {"all": true}: delete for good. */
+static void
+api_dlq_retry(struct hq_admin *a, struct evhttp_request *req, void *arg)
+{
+    (void)a;
+    dlq_act(arg, req, hq_client_dlq_retry, hq_client_dlq_retry_all, "retried");
+}
+
+/* Drop: delete for good. */
 static void
 api_dlq_drop(struct hq_admin *a, struct evhttp_request *req, void *arg)
 {
-    struct hq_admin_api *api = arg;
-    json_t *body, *id, *all;
-    size_t n = 0;
-    int rc;
-
     (void)a;
-    if (!method_is(req, EVHTTP_REQ_POST, "POST") || !(body = json_body(req)))
-        return;
-    id = json_object_get(body, "id");
-    all = json_object_get(body, "all");
-    if ((id != NULL) == (all != NULL) || (id && !json_is_string(id)) ||
-        (all && !json_is_true(all))) {
-        reply_error(req, 400, "bad_request",
-                    "want {\"id\": \"<dead letter id>\"} or {\"all\": true}");
-    } else {
-        rc = id ? hq_client_dlq_drop(api->client, json_string_value(id))
-                : hq_client_dlq_drop_all(api->client, &n);
-        if (rc != HQ_OK)
-            reply_named_error(req, api, rc);
-        else
-            reply_count(req, "dropped", id ? 1 : n);
-    }
-    json_decref(body);
+    dlq_act(arg, req, hq_client_dlq_drop, hq_client_dlq_drop_all, "dropped");
 }
 
 /* POST /api/hold {"key": KEY[, "reason": TEXT]} */

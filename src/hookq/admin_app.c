@@ -154,55 +154,16 @@ reply_no_content(struct evhttp_request *req)
 
 /*
  * The JSON object body, with only the members named in `allowed` (a
- * NULL-terminated list). Answers 415/400 and returns NULL otherwise. A
- * browser cannot send application/json to another origin without a CORS
- * preflight, which this server never grants.
+ * NULL-terminated list). Answers 415/400 and returns NULL otherwise.
  */
 static json_t *
 object_body(struct evhttp_request *req, const char *const *allowed)
 {
-    const char *type = evhttp_find_header(evhttp_request_get_input_headers(req),
-                                          "Content-Type");
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    const char *key;
-    json_error_t jerr;
-    json_t *doc, *v;
-    char msg[400];
+    struct hq_admin_refusal why;
+    json_t *doc = hq_admin_json_object(req, allowed, &why);
 
-    if (type == NULL || strncasecmp(type, "application/json", 16) != 0 ||
-        (type[16] != '\0' && type[16] != ';')) {
-        reply_error(req, 415, "unsupported_media_type",
-                    "the body must be JSON, with Content-Type: "
-                    "application/json");
-        return NULL;
-    }
-    doc = json_loadb(len ? (const char *)evbuffer_pullup(in, -1) : "", len, 0,
-                     &jerr);
-    if (doc == NULL) {
-        snprintf(msg, sizeof(msg), "invalid JSON at line %d, column %d: %s",
-                 jerr.line, jerr.column, jerr.text);
-        reply_error(req, 400, "invalid_json", msg);
-        return NULL;
-    }
-    if (!json_is_object(doc)) {
-        json_decref(doc);
-        reply_error(req, 400, "invalid_json", "the body must be a JSON object");
-        return NULL;
-    }
-    json_object_foreach(doc, key, v) {
-        size_t i;
-
-        for (i = 0; allowed[i] != NULL; i++)
-            if (strcmp(key, allowed[i]) == 0)
-                break;
-        if (allowed[i] == NULL) {
-            snprintf(msg, sizeof(msg), "unknown field '%.100s'", key);
-            reply_error(req, 400, "unknown_field", msg);
-            json_decref(doc);
-            return NULL;
-        }
-    }
+    if (doc == NULL)
+        reply_error(req, why.code, why.name, why.detail);
     return doc;
 }
 

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -29,6 +30,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
+#include <jansson.h>
 
 #include "admin_api.h"
 #include "admin_app.h"
@@ -515,4 +517,64 @@ hq_admin_free(struct hq_admin *a)
         free(a->routes[i].path);
     free(a->url);
     free(a);
+}
+
+static json_t *
+refuse(struct hq_admin_refusal *why, int code, const char *name,
+       const char *detail)
+{
+    why->code = code;
+    why->name = name;
+    snprintf(why->detail, sizeof(why->detail), "%s", detail);
+    return NULL;
+}
+
+json_t *
+hq_admin_json_object(struct evhttp_request *req, const char *const *allowed,
+                     struct hq_admin_refusal *why)
+{
+    const char *type = evhttp_find_header(evhttp_request_get_input_headers(req),
+                                          "Content-Type");
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *key;
+    json_error_t jerr;
+    json_t *doc, *v;
+
+    if (type == NULL || strncasecmp(type, "application/json", 16) != 0 ||
+        (type[16] != '\0' && type[16] != ';'))
+        return refuse(why, 415, "unsupported_media_type",
+                      "the body must be JSON, with Content-Type: "
+                      "application/json");
+    doc = json_loadb(len ? (const char *)evbuffer_pullup(in, -1) : "", len, 0,
+                     &jerr);
+    if (doc == NULL) {
+        refuse(why, 400, "invalid_json", "");
+        snprintf(why->detail, sizeof(why->detail),
+                 "invalid JSON at line %d, column %d: %s", jerr.line,
+                 jerr.column, jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return refuse(why, 400, "invalid_json",
+                      "the body must be a JSON object");
+    }
+    if (allowed == NULL)
+        return doc;
+    json_object_foreach(doc, key, v) {
+        size_t i;
+
+        for (i = 0; allowed[i] != NULL; i++)
+            if (strcmp(key, allowed[i]) == 0)
+                break;
+        if (allowed[i] == NULL) {
+            refuse(why, 400, "unknown_field", "");
+            snprintf(why->detail, sizeof(why->detail),
+                     "unknown field '%.100s'", key);
+            json_decref(doc);
+            return NULL;
+        }
+    }
+    return doc;
 }

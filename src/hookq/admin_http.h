@@ -31,6 +31,7 @@
 
 struct event_base;
 struct evhttp_request;
+struct json_t;
 struct hq_admin;
 struct hq_intake;
 struct hq_process;
@@ -107,5 +108,22 @@ void hq_admin_free(struct hq_admin *a);
 enum { HQ_ADMIN_REDIS_DOWN = 0, HQ_ADMIN_REDIS_UP = 1, HQ_ADMIN_REDIS_OOM = 2 };
 int hq_admin_redis_state(struct hq_admin *a, char *why, size_t size);
 
+/* Why a request body was refused: the answer a route sends (its own way). */
+struct hq_admin_refusal {
+    int code;           /* 415 or 400 */
+    const char *name;   /* the "error" member */
+    char detail[300];   /* the "detail" member */
+};
+
+/*
+ * The JSON object body of `req` (new reference), whose Content-Type must be
+ * application/json (a browser cannot send that to another origin without a
+ * CORS preflight, which this server never grants). With `allowed` (a
+ * NULL-terminated list of member names) any other member is refused too.
+ * Returns NULL with what to answer in `why` otherwise; sends nothing.
+ */
+struct json_t *hq_admin_json_object(struct evhttp_request *req,
+                                    const char *const *allowed,
+                                    struct hq_admin_refusal *why);
 
 #endif /* HQ_ADMIN_HTTP_H */
