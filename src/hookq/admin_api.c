@@ -977,23 +977,15 @@ hq_admin_api_new(struct hq_admin *a, const struct hq_store_options *store,
                  char *err, size_t errsize)
 {
     struct hq_admin_api *api = calloc(1, sizeof(*api));
-    struct hq_store_options so = *store;
-    int rc;
 
     if (api == NULL) {
         snprintf(err, errsize, "out of memory");
         return NULL;
     }
     api->admin = a;
-    if (so.timeout_ms <= 0 || so.timeout_ms > ADMIN_TIMEOUT_MS)
-        so.timeout_ms = ADMIN_TIMEOUT_MS;
-    /* A client whose connect failed is kept: it connects again when used. */
-    rc = hq_client_new(&so, &api->client);
-    if (rc != HQ_OK && rc != HQ_ESTORE) {
-        snprintf(err, errsize, "admin: %s",
-                 api->client ? hq_client_errmsg(api->client) : "out of memory");
+    if (hq_admin_client_new(store, ADMIN_TIMEOUT_MS, &api->client, err,
+                            errsize) != 0)
         goto fail;
-    }
     if (hq_admin_route_public(a, "/", dashboard, api) != 0 ||
         hq_admin_route(a, "/metrics", metrics, api) != 0 ||
         hq_admin_route(a, "/api/stats", api_stats, api) != 0 ||

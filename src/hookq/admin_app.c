@@ -644,8 +644,6 @@ hq_admin_app_new(struct hq_admin *a, const struct hq_store_options *store,
 {
     const struct hq_config *cfg = hq_admin_config(a);
     struct hq_admin_app *app = calloc(1, sizeof(*app));
-    struct hq_store_options so = *store;
-    int rc;
 
     if (app == NULL) {
         snprintf(err, errsize, "out of memory");
@@ -657,15 +655,9 @@ hq_admin_app_new(struct hq_admin *a, const struct hq_store_options *store,
     app->rate.window_ms =
         cfg->api.rate_window_ms > 0 ? cfg->api.rate_window_ms : 1000;
     app->rate.margin_ms = cfg->api.margin_ms >= 0 ? cfg->api.margin_ms : 0;
-    if (so.timeout_ms <= 0 || so.timeout_ms > APP_TIMEOUT_MS)
-        so.timeout_ms = APP_TIMEOUT_MS;
-    /* A client whose connect failed is kept: it connects again when used. */
-    rc = hq_client_new(&so, &app->client);
-    if (rc != HQ_OK && rc != HQ_ESTORE) {
-        snprintf(err, errsize, "admin: %s",
-                 app->client ? hq_client_errmsg(app->client) : "out of memory");
+    if (hq_admin_client_new(store, APP_TIMEOUT_MS, &app->client, err,
+                            errsize) != 0)
         goto fail;
-    }
     if (hq_admin_route(a, "/api/limit", api_limit, app) != 0 ||
         hq_admin_route_prefix(a, TOKENS_PREFIX, api_tokens, app) != 0) {
         snprintf(err, errsize, "out of memory");

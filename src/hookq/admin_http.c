@@ -519,6 +519,25 @@ hq_admin_free(struct hq_admin *a)
     free(a);
 }
 
+int
+hq_admin_client_new(const struct hq_store_options *store, int max_timeout_ms,
+                    hq_client **out, char *err, size_t errsize)
+{
+    struct hq_store_options so = *store;
+    int rc;
+
+    if (so.timeout_ms <= 0 || so.timeout_ms > max_timeout_ms)
+        so.timeout_ms = max_timeout_ms;
+    rc = hq_client_new(&so, out);
+    if (rc == HQ_OK || rc == HQ_ESTORE)
+        return 0;
+    snprintf(err, errsize, "admin: %s",
+             *out ? hq_client_errmsg(*out) : "out of memory");
+    hq_client_free(*out);
+    *out = NULL;
+    return -1;
+}
+
 static json_t *
 refuse(struct hq_admin_refusal *why, int code, const char *name,
        const char *detail)

@@ -108,6 +108,16 @@ void hq_admin_free(struct hq_admin *a);
 enum { HQ_ADMIN_REDIS_DOWN = 0, HQ_ADMIN_REDIS_UP = 1, HQ_ADMIN_REDIS_OOM = 2 };
 int hq_admin_redis_state(struct hq_admin *a, char *why, size_t size);
 
+/*
+ * A Redis client for a route set: `store` with its timeout capped at
+ * `max_timeout_ms`. One whose connect failed is kept (it connects again
+ * when used). Returns 0, or -1 with "admin: <why>" in `err` (bad URL, out of
+ * memory) and *out NULL.
+ */
+int hq_admin_client_new(const struct hq_store_options *store,
+                        int max_timeout_ms, hq_client **out, char *err,
+                        size_t errsize);
+
 /* Why a request body was refused: the answer a route sends (its own way). */
 struct hq_admin_refusal {
     int code;           /* 415 or 400 */
