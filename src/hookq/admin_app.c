@@ -144,6 +144,14 @@ reply_redis_error(struct evhttp_request *req, struct hq_admin_app *app,
     }
 }
 
+/* 405, with the methods the route takes in Allow and the detail. */
+static void
+reply_not_allowed(struct evhttp_request *req, const char *allow)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+    reply_error(req, 405, "method_not_allowed", allow);
+}
+
 static void
 reply_no_content(struct evhttp_request *req)
 {
@@ -204,9 +212,7 @@ api_tokens(struct hq_admin *a, struct evhttp_request *req, void *arg)
     int rc;
 
     if (m != EVHTTP_REQ_PUT && m != EVHTTP_REQ_DELETE) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-                          "PUT, DELETE");
-        reply_error(req, 405, "method_not_allowed", "PUT, DELETE");
+        reply_not_allowed(req, "PUT, DELETE");
         return;
     }
     if (hq_admin_config(a)->admin.token == NULL) {
@@ -532,9 +538,7 @@ api_limit(struct hq_admin *a, struct evhttp_request *req, void *arg)
     int r;
 
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-                          "POST");
-        reply_error(req, 405, "method_not_allowed", "POST");
+        reply_not_allowed(req, "POST");
         return;
     }
     if (!(body = object_body(req, allowed)))
