@@ -7,4 +7,5 @@
 # (env JOBS, HQ_BENCH_DURATION).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-exec python3 "$here/cluster.py" "${1:-build-release}"
+py=python3; [ -x /usr/bin/python3 ] && py=/usr/bin/python3   # Debian's, with python3-redis
+exec "$py" "$here/cluster.py" "${1:-build-release}"
