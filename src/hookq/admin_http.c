@@ -3,7 +3,11 @@
  * evhttp; requests are served one at a time, which is plenty for health
  * checks, scrapes and an operator's dashboard.
  *
- * The other routes are admin_api.c's, added by hq_admin_new().
+ * The other routes are admin_api.c's and admin_app.c's, added by
+ * hq_admin_new(). What both need alike is here too: their Redis client
+ * (hq_admin_client_new) and the reading of a JSON object body
+ * (hq_admin_json_object), which says why it refused and leaves the answer
+ * to the route, each set answering with its own headers.
  *
  * /healthz keeps one synchronous Redis connection (the store's connect, so
  * URLs, AUTH and SELECT behave as everywhere else) and sends PING with a
