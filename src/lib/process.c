@@ -592,8 +592,9 @@ settle_park(struct pjob *pj, int64_t delay_ms)
  * customer's token when it applies such a hold and runs the key again
  * instead when the token was replaced (see on_rejected). With
  * `customer_wide`, every key of the customer is held; without, this key
- * only (a customer without a token holds only its keys whose event has a
- * fetch: each finds out for itself, and `token set` releases them all).
+ * only (a customer without a token, or whose token the API rejects, holds
+ * only its keys whose event has a fetch: each finds out for itself, and
+ * `token set` releases them all).
  */
 static void
 settle_hold(struct pjob *pj, const char *reason, int customer_wide)
@@ -890,7 +891,7 @@ on_rejected(redisAsyncContext *ac, void *reply, void *privdata)
     (void)reply;
     if (pj->pl->closing)
         return;
-    settle_hold(pj, "token-invalid", 1);
+    settle_hold(pj, "token-invalid", 0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -898,7 +899,11 @@ on_rejected(redisAsyncContext *ac, void *reply, void *privdata)
 
 static void fetch(struct pjob *pj);
 
-/* No fresh token: hold the customer, as without token_command (G8). */
+/*
+ * No fresh token: hold this key, as without token_command (G8). Only the
+ * key: the customer's keys without a fetch go on, and each of its other
+ * keys with a fetch meets the same 401 (or no token) and is held in turn.
+ */
 static void
 token_hold(struct pjob *pj)
 {
@@ -910,7 +915,7 @@ token_hold(struct pjob *pj)
     if (hq__limit_rejected(&pj->pl->redis, pj->shard,
                            hq_job_customer(pj->job), pj->token, on_rejected,
                            pj) != HQ_OK)
-        settle_hold(pj, "token-invalid", 1);
+        settle_hold(pj, "token-invalid", 0);
 }
 
 static void

@@ -13,8 +13,8 @@
  *   delivered                                 hq_job_done
  *   no budget for a fetch                     hq_job_park (until the grant)
  *   fetch 429                                 hq_job_park (Retry-After or W)
- *   fetch 401/403                             hq_job_hold "token-invalid", customer-wide
- *   customer has no token                     hq_job_hold "no-token", customer-wide
+ *   fetch 401/403                             hq_job_hold "token-invalid", this key only
+ *   customer has no token                     hq_job_hold "no-token", this key only
  *   fetch other 4xx, missing template field,  hq_job_fail (the event's policy)
  *     delivery 4xx (not 408/429), exec exit
  *     other than 0/75, unknown code, bad body

@@ -149,7 +149,8 @@ def a_customer_held_for_its_token_resumes_in_order_after_token_set():
         e.push("acme:a*3", "acme:b*2", "other:x*2")
         g = e.claim("acme")
         assert g["key"] == "acme:a" and g["body"]["n"] == 1
-        # The worker's fetch got a 401: the whole customer is held.
+        # A customer-wide hold for its token (settle still applies one when
+        # asked; the worker now holds only the key that met the 401).
         e.settle("acme", [("hold", "acme:a", g["token"], 1, "token-invalid", "401 from api")])
         e.push("acme:c*2")
         held = {r[0]: r for r in rows(e.ok("keys", "--state", "held"))}

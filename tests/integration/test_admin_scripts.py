@@ -330,6 +330,33 @@ def release_customer_frees_the_keys_held_with_it_only():
 
 
 @suite.test
+def release_customer_frees_the_keys_held_for_its_token():
+    """A 401 or a missing token holds only the key (no `hc` entry):
+    release_customer still frees those keys, oldest head job first."""
+    srv, q = fresh()
+    with srv:
+        q.push("c", "b", "b0")
+        q.push("c", "a", "a0")
+        q.push("c", "a", "a1")
+        q.push("c", "z", "z0")
+        byk = {}
+        for _ in range(3):
+            _, got = q.settle(claim=1)
+            byk[got[0]["key"]] = got[0]["token"]
+        assert set(byk) == {"c:a", "c:b", "c:z"}
+        q.settle([("hold", "c:b", byk["c:b"], 0, "token-invalid", "401"),
+                  ("hold", "c:a", byk["c:a"], 0, "no-token", ""),
+                  ("hold", "c:z", byk["c:z"], 0, "failed", "boom")], claim=0)
+        assert q.r.hget(P + "hc", "c") is None
+        assert {k: q.state(k) for k in ("c:a", "c:b", "c:z")} == \
+            {"c:a": "held", "c:b": "held", "c:z": "held"}
+        assert q.run("release_customer", "c") == [2, b""]
+        assert q.state("c:z") == "held"
+        assert q.rk("c") == ["c:b", "c:a"]
+        assert [b for _, b in q.drain()] == ["b0", "a0", "a1"]
+
+
+@suite.test
 def dlq_retry_puts_the_record_at_the_tail_of_a_busy_key():
     srv, q = fresh()
     with srv:

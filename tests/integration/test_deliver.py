@@ -199,6 +199,49 @@ def a_customer_without_a_token_holds_only_its_keys_that_fetch():
 
 
 @suite.test
+def a_rejected_token_holds_only_its_keys_that_fetch():
+    """A 401 holds the key whose fetch met it, not its customer (DESIGN
+    §3.4 step 4): the customer's fetch-less events go on, and `token set`
+    resumes the held key in order."""
+    with RedisServer() as rs, processes() as start:
+        mock = Double(start, "mockapi", "--quiet")
+        sink = Double(start, "sink")
+        run = Run(start, rs, {
+            "plain": ["deliver = %s/plain" % sink.url],
+            "rich": ["fetch = GET /posts/{data.post_id}", "deliver = %s/rich" % sink.url],
+        }, {"worker": FAST, "api": ["base_url = " + mock.url]})
+        q = Queue(rs.client())
+        r = rs.client()
+        q.set_token("acme", "bad")
+        mock.control(unauthorized=["bad"])
+        run.post("acme", "rich", {"post_id": 1})
+        wait_until(lambda: r.hget(P + "held", "acme:rich") is not None, 20,
+                   what="acme:rich held")
+        assert r.hget(P + "held", "acme:rich") == b"token-invalid"
+        # The customer is not held: its fetch-less events go on.
+        assert r.hget(P + "hc", "acme") is None
+        run.post("acme", "rich", {"post_id": 2})
+        for i in range(3):
+            assert run.post("acme", "plain", {"n": i})[0] == 202
+        wait_until(lambda: sink.count() >= 3, 20, what="3 plain deliveries")
+        assert [x["body"]["data"]["n"] for x in sink.records()] == [0, 1, 2]
+        assert {x["path"] for x in sink.records()} == {"/plain"}
+        assert r.hget(P + "held", "acme:rich") == b"token-invalid"
+        assert r.llen(P + "q:acme:rich") == 2
+        # The held key makes no more calls with the rejected token.
+        assert [(c["token"], c["status"]) for c in mock.records()] == [("bad", 401)]
+        # A new token resumes it, in order, from the job that met the 401.
+        q.set_token("acme", "good")
+        wait_until(lambda: sink.count() >= 5, 20, what="the rich deliveries")
+        rich = [x for x in sink.records() if x["path"] == "/rich"]
+        assert [x["body"]["data"]["post_id"] for x in rich] == [1, 2], rich
+        assert [x["attempt"] for x in rich] == ["1", "1"], "a 401 counts no attempt"
+        assert [c["token"] for c in mock.records()][1:] == ["good", "good"]
+        assert r.hget(P + "held", "acme:rich") is None
+        assert not dead_letters(rs)
+
+
+@suite.test
 def release_gives_the_head_job_a_fresh_count_of_attempts():
     with RedisServer() as rs, processes() as start:
         sink = Double(start, "sink")

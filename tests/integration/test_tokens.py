@@ -214,7 +214,7 @@ def token_command_supplies_a_missing_token_and_a_rejected_one_without_an_attempt
 
 
 @suite.test
-def token_command_failing_or_slow_holds_the_customer_and_runs_once_per_30s():
+def token_command_failing_or_slow_holds_the_key_and_runs_once_per_30s():
     with RedisServer() as rs, processes() as start:
         mock = Double(start, "mockapi", "--quiet")
         sink = Double(start, "sink")
@@ -228,8 +228,9 @@ def token_command_failing_or_slow_holds_the_customer_and_runs_once_per_30s():
         # A token that the API rejects: no second run within 30 s, held again.
         mock.control(unauthorized=["bad"])
         assert put(hq, "acme", {"token": "bad"})[0] == 204
-        wait_until(lambda: rs.client().hget(P + "hc", "acme") == b"token-invalid", 15,
-                   what="acme held for the rejected token")
+        wait_until(lambda: key_held(rs, "acme:post-create") == "token-invalid", 15,
+                   what="acme's key held for the rejected token")
+        assert rs.client().hget(P + "hc", "acme") is None
         assert len(cmd.runs()) == 1, cmd.runs()
         # Slower than api.timeout: killed, and held.
         rs.client().delete(P + "tokcmd:acme")
@@ -238,8 +239,8 @@ def token_command_failing_or_slow_holds_the_customer_and_runs_once_per_30s():
         t0 = time.monotonic()
         assert put(hq, "acme", {"token": "bad2"})[0] == 204
         wait_until(lambda: len(cmd.runs()) == 2, 10, what="the second run")
-        wait_until(lambda: rs.client().hget(P + "hc", "acme") == b"token-invalid", 10,
-                   what="acme held after the timeout")
+        wait_until(lambda: key_held(rs, "acme:post-create") == "token-invalid", 10,
+                   what="acme's key held after the timeout")
         assert time.monotonic() - t0 < 4.5
         assert token_of(rs, "acme") == "bad2" and sink.count() == 0
         hq.proc.stop()

@@ -33,8 +33,9 @@
 --
 -- ARGV[1] = "rejected": customer, token
 --   The API answered 401/403 to `token`: remember it (P tokbad), so that
---   settle's customer-wide hold for "token-invalid" applies only while that
---   token is still the customer's (a `hookq token set` may overtake it).
+--   settle's hold for "token-invalid" (of the key, or of the customer)
+--   applies only while that token is still the customer's (a `hookq token
+--   set` may overtake it).
 --   {1}
 --
 -- ARGV[1] = "block": token, endpoint, delay_ms, R, W_ms, margin_ms

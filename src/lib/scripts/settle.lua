@@ -74,8 +74,8 @@ local function hold_customer(customer, reason)
   -- Its parked and active keys are held when they are next scheduled.
 end
 
--- A customer-wide hold for reason `no-token` is void once the customer has
--- a token; one for `token-invalid`, once its token is not the one the API
+-- A hold (of the key or of the customer) for reason `no-token` is void once
+-- the customer has a token; one for `token-invalid`, once its token is not the one the API
 -- rejected (P tokbad: customer -> sha1(token) first 16 hex, written by
 -- limit.lua "rejected" before the worker asks for the hold).
 local function token_replaced(customer, reason)
