@@ -14,6 +14,7 @@
  * a copy of its arguments until it is answered, so that a NOSCRIPT answer
  * can be sent again as EVAL on the same connection.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,15 +54,14 @@ hq__conn_backoff_ms(int attempt, uint64_t rnd)
 /* ------------------------------------------------------------------------ */
 /* Script calls: the command, and NOSCRIPT.                                 */
 
-/* Build "EVALSHA sha 1 prefix args..." (or EVAL src) into cmd/cmdlen. */
-static int
-build_eval(const char *name, int use_src, const char *prefix, int argc,
-           const char **argv, const size_t *argvlen, const char **cmd,
-           size_t *cmdlen)
+int
+hq__conn_eval_cmd(const char *name, int use_src, const char *prefix, int argc,
+                  const char **argv, const size_t *argvlen, const char **cmd,
+                  size_t *cmdlen)
 {
     const struct hq__script *s = hq__store_script(name);
 
-    if (s == NULL || argc < 0 || argc > MAX_ARGS - 4)
+    if (s == NULL || argc < 0)
         return HQ_EINVAL;
     cmd[0] = use_src ? "EVAL" : "EVALSHA";
     cmdlen[0] = strlen(cmd[0]);
@@ -227,8 +227,8 @@ hq__conn_probe_cluster(struct hq__store_addr *addr)
     return addr->cluster;
 }
 
-static int64_t
-mono_ms(void)
+int64_t
+hq__conn_now_ms(void)
 {
     struct timespec ts;
 
@@ -236,12 +236,13 @@ mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void
-sleep_ms(int ms)
+void
+hq__conn_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
-    nanosleep(&ts, NULL);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
 }
 
 static struct sc_node *
@@ -354,7 +355,8 @@ sc_follow(struct hq__sconn *c, const redisReply *r, int is_script, int64_t deadl
     struct hq__redirect rd;
     struct hq__err e;
 
-    if (r == NULL || r->type != REDIS_REPLY_ERROR || mono_ms() >= deadline)
+    if (r == NULL || r->type != REDIS_REPLY_ERROR
+        || hq__conn_now_ms() >= deadline)
         return 0;
     if (c->cl == NULL) {
         /* Sentinel: a replica now, or loading; connect again, asking the
@@ -367,7 +369,7 @@ sc_follow(struct hq__sconn *c, const redisReply *r, int is_script, int64_t deadl
         if (c->rc)
             redisFree(c->rc);
         c->rc = NULL;
-        sleep_ms(100);
+        hq__conn_sleep_ms(100);
         return 1;
     }
     switch (hq__cluster_redirect_parse(r->str, r->len, &rd)) {
@@ -381,17 +383,17 @@ sc_follow(struct hq__sconn *c, const redisReply *r, int is_script, int64_t deadl
         /* Scripts wait until the slot has moved (router_int.h says why);
          * hookq sends nothing else blocking that ASK could concern. */
         (void)is_script;
-        sleep_ms(50);
+        hq__conn_sleep_ms(50);
         return 1;
     case HQ_REDIRECT_READONLY:
     case HQ_REDIRECT_MASTERDOWN:
-        sleep_ms(50);
+        hq__conn_sleep_ms(50);
         sc_read_map(c->addr, c->cl, &e);
         return 1;
     case HQ_REDIRECT_TRYAGAIN:
     case HQ_REDIRECT_CLUSTERDOWN:
     case HQ_REDIRECT_LOADING:
-        sleep_ms(50);
+        hq__conn_sleep_ms(50);
         return 1;
     case HQ_REDIRECT_NONE:
         break;
@@ -430,6 +432,24 @@ hq__conn_cluster_layout(const struct hq__store_addr *addr,
     return rc;
 }
 
+/* PING on `rc`: 1 on PONG, else 0 with `where` and what went wrong in `why`. */
+static int
+sc_ping(redisContext *rc, char *why, size_t size, const char *where)
+{
+    redisReply *r = redisCommand(rc, "PING");
+    int ok = r != NULL && r->type == REDIS_REPLY_STATUS
+             && strcmp(r->str, "PONG") == 0;
+
+    if (!ok)
+        snprintf(why, size, "%s%s", where,
+                 r == NULL                      ? rc->errstr
+                 : r->type == REDIS_REPLY_ERROR ? r->str
+                                                : "unexpected reply");
+    if (r)
+        freeReplyObject(r);
+    return ok;
+}
+
 int
 hq__sconn_ping(struct hq__sconn *c, char *why, size_t size)
 {
@@ -438,25 +458,16 @@ hq__sconn_ping(struct hq__sconn *c, char *why, size_t size)
 
     if (!is_cluster(c->addr)) {
         redisContext *rc = hq__sconn_for_shard(c, 0, &e);
-        redisReply *r;
-        int ok;
 
         if (rc == NULL) {
             snprintf(why, size, "%s", e.msg);
             return 0;
         }
-        r = redisCommand(rc, "PING");
-        ok = r != NULL && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
-        if (!ok)
-            snprintf(why, size, "%s",
-                     r == NULL                      ? rc->errstr
-                     : r->type == REDIS_REPLY_ERROR ? r->str
-                                                    : "unexpected reply");
-        if (r)
-            freeReplyObject(r);
-        if (!ok)
+        if (!sc_ping(rc, why, size, "")) {
             hq__sconn_release(c);
-        return ok;
+            return 0;
+        }
+        return 1;
     }
     /* The map as it is now, then each shard's master once. */
     if (sc_get(c, &e) == NULL || sc_read_map(c->addr, c->cl, &e) != HQ_OK) {
@@ -467,9 +478,8 @@ hq__sconn_ping(struct hq__sconn *c, char *why, size_t size)
         unsigned slot = c->ns ? hq__cluster_shard_slot(c->ns, s) : 0;
         const struct hq__cluster_node *cn = hq__cluster_map_node(&c->cl->map, slot);
         struct sc_node *n = cn ? sc_node(c->cl, cn->host, cn->port) : NULL;
+        char where[320]; /* "shard S (slot N, host:port): " */
         redisContext *rc;
-        redisReply *r;
-        int ok;
 
         if (cn == NULL || n == NULL) {
             snprintf(why, size, "shard %u (slot %u): no master serves it", s, slot);
@@ -481,17 +491,9 @@ hq__sconn_ping(struct hq__sconn *c, char *why, size_t size)
                      n->host, n->port, e.msg);
             return 0;
         }
-        r = redisCommand(rc, "PING");
-        ok = r != NULL && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
-        if (!ok)
-            snprintf(why, size, "shard %u (slot %u, %s:%d): %s", s, slot, n->host,
-                     n->port,
-                     r == NULL                      ? rc->errstr
-                     : r->type == REDIS_REPLY_ERROR ? r->str
-                                                    : "unexpected reply");
-        if (r)
-            freeReplyObject(r);
-        if (!ok)
+        snprintf(where, sizeof(where), "shard %u (slot %u, %s:%d): ", s, slot,
+                 n->host, n->port);
+        if (!sc_ping(rc, why, size, where))
             return 0;
     }
     return 1;
@@ -575,8 +577,8 @@ sync_call_init(struct sync_call *sc, struct hq__sconn *c, unsigned shard,
     sc->cmdlen = malloc(sizeof(*sc->cmdlen) * (size_t)(argc + 4));
     if (sc->cmd == NULL || sc->cmdlen == NULL)
         return hq__err_set(err, HQ_ENOMEM, "script %s: out of memory", name);
-    return build_eval(name, 0, sc->prefix, argc, argv, argvlen, sc->cmd,
-                      sc->cmdlen);
+    return hq__conn_eval_cmd(name, 0, sc->prefix, argc, argv, argvlen,
+                             sc->cmd, sc->cmdlen);
 }
 
 static void
@@ -593,7 +595,7 @@ hq__sconn_eval(struct hq__sconn *c, unsigned shard, const char *name,
 {
     struct sync_call sc;
     redisReply *r = NULL;
-    int64_t deadline = mono_ms() + SCL_PATIENCE_MS;
+    int64_t deadline = hq__conn_now_ms() + SCL_PATIENCE_MS;
 
     for (;;) {
         if (sync_call_init(&sc, c, shard, name, argc, argv, argvlen, err) != HQ_OK)
@@ -601,7 +603,8 @@ hq__sconn_eval(struct hq__sconn *c, unsigned shard, const char *name,
         r = redisCommandArgv(sc.rc, argc + 4, sc.cmd, sc.cmdlen);
         if (is_noscript(r)) {
             freeReplyObject(r);
-            build_eval(name, 1, sc.prefix, argc, argv, argvlen, sc.cmd, sc.cmdlen);
+            hq__conn_eval_cmd(name, 1, sc.prefix, argc, argv, argvlen, sc.cmd,
+                              sc.cmdlen);
             r = redisCommandArgv(sc.rc, argc + 4, sc.cmd, sc.cmdlen);
         }
         /* On a cluster: a call redirected or refused did not run. */
@@ -1079,7 +1082,7 @@ hq__conn_eval(struct hq__conn *c, unsigned shard, const char *name, int argc,
     cmd = (const char **)(call + 1);
     cmdlen = (size_t *)(cmd + n);
     p = (char *)(cmdlen + n);
-    build_eval(name, 0, prefix, argc, argv, argvlen, cmd, cmdlen);
+    hq__conn_eval_cmd(name, 0, prefix, argc, argv, argvlen, cmd, cmdlen);
     /* Keep our own copy of every argument for a resend. */
     for (size_t i = 3; i < n; i++) {
         memcpy(p, cmd[i], cmdlen[i]);

@@ -167,6 +167,23 @@ int hq__conn_command(struct hq__conn *c, unsigned shard, int argc,
  */
 int hq__conn_backoff_ms(int attempt, uint64_t rnd);
 
+/*
+ * The command of script `name` on the keys under `prefix`: "EVALSHA sha 1
+ * prefix argv..." or, with `use_src`, "EVAL src 1 prefix argv...", into
+ * cmd/cmdlen, which hold argc + 4 entries (the caller bounds argc). The
+ * entries point at the script table, `prefix` and `argv` (lengths from
+ * `argvlen`, or strlen when it is NULL). HQ_EINVAL for an unknown script
+ * or a negative argc. Used by this file and router.c.
+ */
+int hq__conn_eval_cmd(const char *name, int use_src, const char *prefix,
+                      int argc, const char **argv, const size_t *argvlen,
+                      const char **cmd, size_t *cmdlen);
+
+/* CLOCK_MONOTONIC in milliseconds; sleep `ms` whole, through signals. For
+ * the blocking waits around Redis (here and the embedded redis-server). */
+int64_t hq__conn_now_ms(void);
+void hq__conn_sleep_ms(int ms);
+
 /* ------------------------------------------------------------------------ */
 /* Blocking connections.                                                    */
 

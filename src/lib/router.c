@@ -26,6 +26,7 @@
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
 
+#include "conn_int.h"
 #include "router_int.h"
 #include "scripts_int.h"
 
@@ -552,18 +553,7 @@ hq__router_eval(struct hq__router *r, unsigned slot, const char *name,
         free(cmdlen);
         return HQ_ENOMEM;
     }
-    cmd[0] = "EVALSHA";
-    cmdlen[0] = 7;
-    cmd[1] = hq__store_script_sha(name);
-    cmdlen[1] = 40;
-    cmd[2] = "1";
-    cmdlen[2] = 1;
-    cmd[3] = prefix;
-    cmdlen[3] = strlen(prefix);
-    for (int i = 0; i < argc; i++) {
-        cmd[4 + i] = argv[i];
-        cmdlen[4 + i] = argvlen ? argvlen[i] : strlen(argv[i]);
-    }
+    hq__conn_eval_cmd(name, 0, prefix, argc, argv, argvlen, cmd, cmdlen);
     call = call_new(r, slot, argc + 4, cmd, cmdlen, fn, privdata);
     free(cmd);
     free(cmdlen);
@@ -628,6 +618,19 @@ nomem:
     return HQ_ENOMEM;
 }
 
+/* Close node `n`'s connection, if it has one; its calls are answered NULL. */
+static void
+node_drop(struct rnode *n)
+{
+    redisAsyncContext *ac = n->ac;
+
+    if (ac) {
+        n->ac = NULL;
+        ac->data = NULL;
+        redisAsyncFree(ac); /* answers its calls with NULL */
+    }
+}
+
 void
 hq__router_free(struct hq__router *r)
 {
@@ -640,14 +643,8 @@ hq__router_free(struct hq__router *r)
         finish(call, NULL, NULL);
     }
     for (unsigned i = 0; i < r->nnodes; i++) {
-        struct rnode *n = r->nodes[i];
-        redisAsyncContext *ac = n->ac;
-        if (ac) {
-            n->ac = NULL;
-            ac->data = NULL;
-            redisAsyncFree(ac); /* answers its calls with NULL */
-        }
-        free(n);
+        node_drop(r->nodes[i]);
+        free(r->nodes[i]);
     }
     if (r->refresh_ev)
         event_free(r->refresh_ev);
@@ -664,15 +661,8 @@ hq__router_set_hooks(struct hq__router *r, const struct hq__router_hooks *hooks)
 void
 hq__router_reset(struct hq__router *r)
 {
-    for (unsigned i = 0; i < r->nnodes; i++) {
-        struct rnode *n = r->nodes[i];
-        redisAsyncContext *ac = n->ac;
-        if (ac) {
-            n->ac = NULL;
-            ac->data = NULL;
-            redisAsyncFree(ac); /* answers its calls with NULL */
-        }
-    }
+    for (unsigned i = 0; i < r->nnodes; i++)
+        node_drop(r->nodes[i]);
     r->refreshing = 0;
     refresh(r);
 }
