@@ -2,28 +2,20 @@
  * Delivery targets: http, exec and log (see deliver_int.h).
  *
  * DESIGN: http goes through the loop's hq__http (libcurl multi on the
- * loop). exec uses posix_spawn (vfork-like, safe in a threaded process)
- * with the child in its own process group, its stdin a socketpair (so that
- * writing to a child that has exited is EPIPE, not SIGPIPE, thanks to
- * MSG_NOSIGNAL) and its stdout+stderr one pipe whose tail we keep for the
- * error message. Both are non-blocking and watched by libevent. The child
- * is reaped with waitpid(WNOHANG) once its output closed, polled on a short
- * timer since it may close its output before it exits; SIGCHLD is not used,
- * as libevent lets only one base watch signals. On timeout the whole
- * process group is killed with SIGKILL and the attempt is retried.
+ * loop). exec runs its child through child.c (its own process group, the
+ * payload fed to its stdin and its stdout+stderr read on the loop, reaped
+ * without blocking, the group killed on timeout); the tail of its output
+ * is kept for the error message, and a timeout is retried.
  * log writes each line with one write(2) on an O_APPEND descriptor, so
  * lines of concurrent loops and processes never interleave.
  */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -32,10 +24,9 @@
 
 #include <event2/event.h>
 
+#include "child_int.h"
 #include "curl_event_int.h"
 #include "deliver_int.h"
-
-extern char **environ;
 
 enum target { TARGET_HTTP, TARGET_EXEC, TARGET_LOG };
 
@@ -55,16 +46,10 @@ struct hq__delivery {
     void *arg;
     struct hq__http_call *http;  /* TARGET_HTTP */
     /* TARGET_EXEC */
-    pid_t pid;
-    int in_fd, out_fd;           /* -1 once closed */
-    struct event *in_ev, *out_ev, *timer_ev, *reap_ev;
-    char *payload;
-    size_t payload_len, written;
+    struct hq__child *child;
     char tail[TAIL_MAX];         /* last bytes of the child's output */
     size_t tail_len;
-    int timed_out;
     int64_t timeout_ms;
-    int reap_delay_ms;
 };
 
 int
@@ -339,25 +324,6 @@ http_start(struct hq__delivery *dl, struct hq__http *http,
 /* ------------------------------------------------------------------------ */
 /* exec                                                                     */
 
-static void
-exec_release(struct hq__delivery *dl)
-{
-    if (dl->in_ev)
-        event_free(dl->in_ev);
-    if (dl->out_ev)
-        event_free(dl->out_ev);
-    if (dl->timer_ev)
-        event_free(dl->timer_ev);
-    if (dl->reap_ev)
-        event_free(dl->reap_ev);
-    if (dl->in_fd >= 0)
-        close(dl->in_fd);
-    if (dl->out_fd >= 0)
-        close(dl->out_fd);
-    free(dl->payload);
-    free(dl);
-}
-
 /* The child's output tail, one line, for messages. */
 static const char *
 tail_text(struct hq__delivery *dl)
@@ -374,14 +340,15 @@ tail_text(struct hq__delivery *dl)
 }
 
 static void
-exec_finish(struct hq__delivery *dl, int status)
+exec_done(int status, int timed_out, void *arg)
 {
+    struct hq__delivery *dl = arg;
     char msg[TAIL_MAX + 256];
     const char *prog = dl->d->argv[0], *tail = tail_text(dl);
     const char *sep = *tail ? ": " : "";
     int outcome, failed = 0;
 
-    if (dl->timed_out) {
+    if (timed_out) {
         outcome = HQ_OUTCOME_RETRY;
         failed = 1;
         snprintf(msg, sizeof(msg), "'%s' killed after %lld ms%s%s", prog,
@@ -401,148 +368,42 @@ exec_finish(struct hq__delivery *dl, int status)
                  WTERMSIG(status), sep, tail);
     }
     dl->fn(outcome, failed, outcome == HQ_OUTCOME_DONE ? NULL : msg, dl->arg);
-    exec_release(dl);
+    free(dl);
 }
 
+/* Keep the last TAIL_MAX - 1 bytes of the child's output. */
 static void
-reap_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct hq__delivery *dl = arg;
-    struct timeval tv;
-    int status;
-    pid_t r;
-
-    (void)fd;
-    (void)what;
-    r = waitpid(dl->pid, &status, WNOHANG);
-    if (r == dl->pid || (r < 0 && errno == ECHILD)) {
-        if (r < 0)
-            status = 0x7f00; /* reaped elsewhere: treat as exit 127 */
-        exec_finish(dl, status);
-        return;
-    }
-    /* Output closed but not exited yet: look again soon, backing off. */
-    dl->reap_delay_ms = dl->reap_delay_ms ? dl->reap_delay_ms * 2 : 1;
-    if (dl->reap_delay_ms > 50)
-        dl->reap_delay_ms = 50;
-    tv.tv_sec = 0;
-    tv.tv_usec = dl->reap_delay_ms * 1000;
-    evtimer_add(dl->reap_ev, &tv);
-}
-
-static void
-close_in(struct hq__delivery *dl)
-{
-    if (dl->in_ev) {
-        event_free(dl->in_ev);
-        dl->in_ev = NULL;
-    }
-    if (dl->in_fd >= 0) {
-        close(dl->in_fd);
-        dl->in_fd = -1;
-    }
-}
-
-static void
-in_cb(evutil_socket_t fd, short what, void *arg)
+exec_output(const char *buf, size_t n, void *arg)
 {
     struct hq__delivery *dl = arg;
 
-    (void)what;
-    while (dl->written < dl->payload_len) {
-        ssize_t n = send(fd, dl->payload + dl->written,
-                         dl->payload_len - dl->written, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return; /* EV_PERSIST: called again when writable */
-        if (n < 0) {
-            /* EPIPE: the child does not read its input; its exit status
-             * decides the outcome. */
-            break;
+    if (n >= TAIL_MAX - 1) {
+        memcpy(dl->tail, buf + n - (TAIL_MAX - 1), TAIL_MAX - 1);
+        dl->tail_len = TAIL_MAX - 1;
+    } else {
+        size_t keep = TAIL_MAX - 1 - n;
+
+        if (dl->tail_len > keep) {
+            memmove(dl->tail, dl->tail + dl->tail_len - keep, keep);
+            dl->tail_len = keep;
         }
-        dl->written += (size_t)n;
+        memcpy(dl->tail + dl->tail_len, buf, n);
+        dl->tail_len += n;
     }
-    close_in(dl);
 }
 
-static void
-out_cb(evutil_socket_t fd, short what, void *arg)
+/* Run argv with the payload on stdin and HOOKQ_ID, HOOKQ_KEY, HOOKQ_SEQ,
+ * HOOKQ_ATTEMPT in the environment. */
+static int
+exec_start(struct hq__delivery *dl, struct event_base *base,
+           const struct hq__delivery_job *job, struct hq__err *err)
 {
-    struct hq__delivery *dl = arg;
-    char buf[4096];
-    ssize_t n;
+    char *vars[4] = {NULL, NULL, NULL, NULL};
+    char **env = NULL;
+    struct hq__child_spec spec;
+    int rc, ok = 1;
 
-    (void)what;
-    for (;;) {
-        n = read(fd, buf, sizeof(buf));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        if (n <= 0)
-            break;
-        if ((size_t)n >= TAIL_MAX - 1) {
-            memcpy(dl->tail, buf + n - (TAIL_MAX - 1), TAIL_MAX - 1);
-            dl->tail_len = TAIL_MAX - 1;
-        } else {
-            size_t keep = TAIL_MAX - 1 - (size_t)n;
-
-            if (dl->tail_len > keep) {
-                memmove(dl->tail, dl->tail + dl->tail_len - keep, keep);
-                dl->tail_len = keep;
-            }
-            memcpy(dl->tail + dl->tail_len, buf, (size_t)n);
-            dl->tail_len += (size_t)n;
-        }
-    }
-    /* EOF (or an error): the child closed its output, most likely exited. */
-    event_free(dl->out_ev);
-    dl->out_ev = NULL;
-    close(dl->out_fd);
-    dl->out_fd = -1;
-    reap_cb(-1, 0, dl);
-}
-
-static void
-kill_child(struct hq__delivery *dl)
-{
-    kill(-dl->pid, SIGKILL);
-    kill(dl->pid, SIGKILL);
-}
-
-static void
-timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct hq__delivery *dl = arg;
-
-    (void)fd;
-    (void)what;
-    dl->timed_out = 1;
-    kill_child(dl);
-    close_in(dl);
-    /* Grandchildren may keep the output open: stop waiting for it. */
-    if (dl->out_ev) {
-        event_free(dl->out_ev);
-        dl->out_ev = NULL;
-        close(dl->out_fd);
-        dl->out_fd = -1;
-    }
-    reap_cb(-1, 0, dl);
-}
-
-/* environ plus HOOKQ_ID, HOOKQ_KEY, HOOKQ_SEQ, HOOKQ_ATTEMPT. */
-static char **
-child_env(const struct hq__delivery_job *job, char *vars[4])
-{
-    size_t n = 0, k = 0;
-    char **env;
-
-    while (environ[n])
-        n++;
-    env = calloc(n + 5, sizeof(*env));
-    if (!env)
-        return NULL;
+    dl->timeout_ms = job->timeout_ms;
     if (asprintf(&vars[0], "HOOKQ_ID=%s", job->id) < 0)
         vars[0] = NULL;
     if (asprintf(&vars[1], "HOOKQ_KEY=%s", job->key) < 0)
@@ -551,109 +412,26 @@ child_env(const struct hq__delivery_job *job, char *vars[4])
         vars[2] = NULL;
     if (asprintf(&vars[3], "HOOKQ_ATTEMPT=%d", job->attempt) < 0)
         vars[3] = NULL;
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "HOOKQ_", 6) != 0)
-            env[k++] = environ[i];
     for (int i = 0; i < 4; i++)
-        if (vars[i])
-            env[k++] = vars[i];
-    env[k] = NULL;
-    return env;
-}
-
-static int
-exec_start(struct hq__delivery *dl, struct event_base *base,
-           const struct hq__delivery_job *job, struct hq__err *err)
-{
-    int sv[2] = {-1, -1}, po[2] = {-1, -1}, rc;
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t none, dflt;
-    char *vars[4] = {NULL, NULL, NULL, NULL};
-    char **env = NULL;
-    struct timeval tv;
-
-    dl->in_fd = dl->out_fd = -1;
-    dl->timeout_ms = job->timeout_ms;
-    dl->payload = malloc(job->payload_len ? job->payload_len : 1);
-    if (!dl->payload)
-        return hq__err_set(err, HQ_ENOMEM, "out of memory");
-    memcpy(dl->payload, job->payload, job->payload_len);
-    dl->payload_len = job->payload_len;
-
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 ||
-        pipe2(po, O_CLOEXEC) < 0) {
-        rc = hq__err_set(err, HQ_EIO, "cannot make pipes for '%s': %s",
-                         dl->d->argv[0], strerror(errno));
-        goto fail_fds;
-    }
-    env = child_env(job, vars);
+        ok = ok && vars[i];
+    if (ok)
+        env = hq__child_env(vars, 4);
     if (!env) {
         rc = hq__err_set(err, HQ_ENOMEM, "out of memory");
-        goto fail_fds;
+    } else {
+        memset(&spec, 0, sizeof(spec));
+        spec.argv = dl->d->argv;
+        spec.env = env;
+        spec.input = job->payload;
+        spec.input_len = job->payload_len;
+        spec.merge_stderr = 1;
+        spec.timeout_ms = job->timeout_ms;
+        rc = hq__child_start(base, &spec, exec_output, exec_done, dl,
+                             &dl->child, err);
     }
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, sv[1], 0);
-    posix_spawn_file_actions_adddup2(&fa, po[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, po[1], 2);
-    posix_spawnattr_init(&attr);
-    sigemptyset(&none);
-    sigemptyset(&dflt);
-    sigaddset(&dflt, SIGPIPE);
-    sigaddset(&dflt, SIGINT);
-    sigaddset(&dflt, SIGTERM);
-    sigaddset(&dflt, SIGHUP);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &dflt);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
-                                        POSIX_SPAWN_SETSIGMASK |
-                                        POSIX_SPAWN_SETSIGDEF);
-    rc = posix_spawn(&dl->pid, dl->d->argv[0], &fa, &attr, dl->d->argv, env);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
     free(env);
     for (int i = 0; i < 4; i++)
         free(vars[i]);
-    close(sv[1]);
-    close(po[1]);
-    sv[1] = po[1] = -1;
-    if (rc != 0) {
-        rc = hq__err_set(err, HQ_EIO, "cannot run '%s': %s", dl->d->argv[0],
-                         strerror(rc));
-        goto fail_fds;
-    }
-    dl->in_fd = sv[0];
-    dl->out_fd = po[0];
-    evutil_make_socket_nonblocking(dl->in_fd);
-    evutil_make_socket_nonblocking(dl->out_fd);
-    dl->in_ev = event_new(base, dl->in_fd, EV_WRITE | EV_PERSIST, in_cb, dl);
-    dl->out_ev = event_new(base, dl->out_fd, EV_READ | EV_PERSIST, out_cb, dl);
-    dl->timer_ev = evtimer_new(base, timeout_cb, dl);
-    dl->reap_ev = evtimer_new(base, reap_cb, dl);
-    if (!dl->in_ev || !dl->out_ev || !dl->timer_ev || !dl->reap_ev) {
-        kill_child(dl);
-        waitpid(dl->pid, NULL, 0);
-        exec_release(dl);
-        return hq__err_set(err, HQ_ENOMEM, "out of memory");
-    }
-    event_add(dl->in_ev, NULL);
-    event_add(dl->out_ev, NULL);
-    if (dl->timeout_ms > 0) {
-        tv.tv_sec = dl->timeout_ms / 1000;
-        tv.tv_usec = (dl->timeout_ms % 1000) * 1000;
-        evtimer_add(dl->timer_ev, &tv);
-    }
-    return HQ_OK;
-fail_fds:
-    for (int i = 0; i < 2; i++) {
-        if (sv[i] >= 0)
-            close(sv[i]);
-        if (po[i] >= 0)
-            close(po[i]);
-    }
-    free(dl->payload);
-    free(dl);
     return rc;
 }
 
@@ -715,7 +493,6 @@ hq__deliver_start(const struct hq__deliver *d, struct event_base *base,
     dl->d = d;
     dl->fn = fn;
     dl->arg = arg;
-    dl->in_fd = dl->out_fd = -1;
     if (d->target == TARGET_HTTP) {
         rc = http_start(dl, http, job, err);
         if (rc != HQ_OK) {
@@ -723,9 +500,11 @@ hq__deliver_start(const struct hq__deliver *d, struct event_base *base,
             return rc;
         }
     } else {
-        rc = exec_start(dl, base, job, err); /* frees dl on failure */
-        if (rc != HQ_OK)
+        rc = exec_start(dl, base, job, err);
+        if (rc != HQ_OK) {
+            free(dl);
             return rc;
+        }
     }
     *call = dl;
     return HQ_OK;
@@ -741,7 +520,6 @@ hq__deliver_cancel(struct hq__delivery *dl)
         free(dl);
         return;
     }
-    kill_child(dl);
-    waitpid(dl->pid, NULL, 0);
-    exec_release(dl);
+    hq__child_cancel(dl->child);
+    free(dl);
 }
