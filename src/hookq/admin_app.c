@@ -109,6 +109,7 @@ reply_text(struct evhttp_request *req, int code, const char *body)
     }
     evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "Cache-Control", "no-store");
+    evhttp_add_header(h, "X-Content-Type-Options", "nosniff"); /* as every /api route */
     evhttp_send_reply(req, code, NULL, b);
     evbuffer_free(b);
 }

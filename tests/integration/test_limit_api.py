@@ -46,6 +46,7 @@ def grants_share_one_budget_per_token_and_endpoint_and_refusals_say_when():
         assert 0 < ans["retry_after_ms"] <= 1025 and ans["retry_after_ms"] >= left - 50, \
             (ans, left)
         assert int(headers["Retry-After"]) == (ans["retry_after_ms"] + 999) // 1000
+        assert headers["X-Content-Type-Options"] == "nosniff", headers
         # Another endpoint, another token: budgets of their own.
         assert limit(hq, {"customer": "acme", "endpoint": "GET /users/{}"})[0] == 200
         assert limit(hq, {"token": "tok-b", "endpoint": EP})[0] == 200
