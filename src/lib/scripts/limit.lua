@@ -85,6 +85,37 @@ local function kth(list, k)
   return list[k]
 end
 
+-- The one slot rule of G7, for fetches ("take") and /api/limit ("grant"):
+-- the call may go at the earliest moment when fewer than R calls of the set
+-- fall within the last W + margin. When that moment is within `lookahead`,
+-- the call is reserved there as pending ('p:<at>:<id>', scored at + W) and
+-- its time is returned; else nil, the wait to that moment, and the wait
+-- expected once the pending calls are sent (their planned times).
+local function reserve(rl, R, W, span, lookahead, id)
+  local calls = redis.call('ZRANGE', rl, 0, -1, 'WITHSCORES')
+  local strict, hint = {}, {}
+  for i = 1, #calls, 2 do
+    local score = tonumber(calls[i + 1])
+    strict[#strict + 1] = score
+    hint[#hint + 1] = tonumber(string.match(calls[i], '^p:(%d+):')) or score
+  end
+  local at = now
+  local due = kth(strict, R)
+  if due and due + span > now then
+    if due + span - now > lookahead then
+      return nil, due + span - now, kth(hint, R) + span - now
+    end
+    at = due + span
+  end
+  redis.call('ZADD', rl, at + W, 'p:' .. at .. ':' .. id)
+  local n = #strict + 1
+  if n > R then
+    redis.call('ZREMRANGEBYRANK', rl, 0, n - R - 1)
+  end
+  expire(rl, span)
+  return at
+end
+
 local op = ARGV[1]
 if op == 'take' then
   local key, fence, customer, endpoint = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -99,31 +130,12 @@ if op == 'take' then
   if not token or token == '' then
     return {-2}
   end
-  local rl = rl_key(token, endpoint)
-  local calls = redis.call('ZRANGE', rl, 0, -1, 'WITHSCORES')
-  local strict, hint = {}, {}
-  for i = 1, #calls, 2 do
-    local score = tonumber(calls[i + 1])
-    strict[#strict + 1] = score
-    hint[#hint + 1] = tonumber(string.match(calls[i], '^p:(%d+):')) or score
+  local at, _, expect = reserve(rl_key(token, endpoint), R, W, span, lookahead, id)
+  if not at then
+    stat('api_waits')
+    if expect < 10 then expect = 10 end
+    return {0, expect}
   end
-  local at = now
-  local due = kth(strict, R)
-  if due and due + span > now then
-    if due + span - now > lookahead then
-      stat('api_waits')
-      local expect = kth(hint, R) + span - now
-      if expect < 10 then expect = 10 end
-      return {0, expect}
-    end
-    at = due + span
-  end
-  redis.call('ZADD', rl, at + W, 'p:' .. at .. ':' .. id)
-  local n = #strict + 1
-  if n > R then
-    redis.call('ZREMRANGEBYRANK', rl, 0, n - R - 1)
-  end
-  expire(rl, span)
   stat('api_calls')
   return {1, at, token, at - now}
 elseif op == 'grant' then
@@ -136,32 +148,14 @@ elseif op == 'grant' then
   end
   local endpoint, R, W = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
   local span = W + tonumber(ARGV[7])
-  local rl = rl_key(token, endpoint)
-  local calls = redis.call('ZRANGE', rl, 0, -1, 'WITHSCORES')
-  local strict, hint = {}, {}
-  for i = 1, #calls, 2 do
-    local score = tonumber(calls[i + 1])
-    strict[#strict + 1] = score
-    hint[#hint + 1] = tonumber(string.match(calls[i], '^p:(%d+):')) or score
-  end
-  local due = kth(strict, R)
-  local at = now
-  if due and due + span > now then
-    if due + span - now > (tonumber(ARGV[9]) or 0) then
-      local expect = kth(hint, R) + span - now
-      if expect < 1 then expect = 1 end
-      return {0, due + span - now, expect}
-    end
-    at = due + span
-  end
   -- Pending until the admin has written its answer and reports it with
   -- "sent" (a busy loop may write it a while after this decision).
-  redis.call('ZADD', rl, at + W, 'p:' .. at .. ':' .. ARGV[8])
-  local n = #strict + 1
-  if n > R then
-    redis.call('ZREMRANGEBYRANK', rl, 0, n - R - 1)
+  local at, wait, expect = reserve(rl_key(token, endpoint), R, W, span,
+                                   tonumber(ARGV[9]) or 0, ARGV[8])
+  if not at then
+    if expect < 1 then expect = 1 end
+    return {0, wait, expect}
   end
-  expire(rl, span)
   return {1, at, at - now, token}
 elseif op == 'refresh' then
   local ok = redis.call('SET', P .. 'tokcmd:' .. ARGV[2], now, 'NX', 'PX',
