@@ -15,6 +15,19 @@
 
 #define HQ_ERRMSG_MAX 256
 
+/* The value of one hexadecimal digit, or -1 (JSON's \uXXXX escapes). */
+static inline int
+hq__hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* A last-error detail string kept by every handle. */
 struct hq__err {
     char msg[HQ_ERRMSG_MAX];

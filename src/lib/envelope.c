@@ -248,18 +248,6 @@ next_member(struct scan *s, char close)
     return 1;
 }
 
-static int
-hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* One UTF-8 sequence starting at s->p (a byte >= 0x80), as jansson checks. */
 static int
 scan_utf8(struct scan *s)
@@ -324,7 +312,7 @@ scan_string(struct scan *s, const char **str, size_t *len, int *esc)
                 if (s->end - s->p < 6)
                     return FAST_NO;
                 for (int i = 2; i < 6; i++) {
-                    int h = hexval(s->p[i]);
+                    int h = hq__hexval(s->p[i]);
 
                     if (h < 0)
                         return FAST_NO;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common_int.h"
 #include "json_exact_int.h"
 
 struct quoted {
@@ -262,18 +263,6 @@ skip_value(const char *buf, size_t len, size_t i)
     return len;
 }
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /*
  * 1 when the key string buf[i..e) (quotes included) reads as `key`, an
  * ASCII string. An escape of a character beyond ASCII never matches.
@@ -294,7 +283,7 @@ key_is(const char *buf, size_t i, size_t e, const char *key)
                 if (i + 4 >= e)
                     return 0;
                 for (int j = 1; j <= 4; j++) {
-                    int h = hexval(buf[i + (size_t)j]);
+                    int h = hq__hexval((unsigned char)buf[i + (size_t)j]);
 
                     if (h < 0)
                         return 0;
