@@ -5,6 +5,18 @@
 #ifndef HQ_BANNED_INT_H
 #define HQ_BANNED_INT_H
 
+/*
+ * The system headers that declare these come first: with _FORTIFY_SOURCE
+ * (Debian's package build) glibc defines inline wrappers such as sprintf in
+ * <bits/stdio2.h>, and a header read after the macros below would have its
+ * definitions turned into nonsense. Included here, they are read once,
+ * before the macros, whatever order a .c file includes its headers in.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
 #define HQ_BANNED(func) sorry_##func##_is_banned_in_hookq
 
 #undef strcpy
