@@ -50,8 +50,8 @@
 #define PEEK_DEFAULT 10    /* GET /api/keys/KEY: payloads shown */
 #define PEEK_MAX 100
 
-extern const char hq_dashboard_html[];
-extern const size_t hq_dashboard_html_len;
+extern const char hk_dashboard_html[];
+extern const size_t hk_dashboard_html_len;
 
 /* One throughput sample: Redis's counters (every process's) at `time_ms`. */
 struct sample {
@@ -61,8 +61,8 @@ struct sample {
     int64_t failed;    /* counters retried + deadlettered: failed attempts */
 };
 
-struct hq_admin_api {
-    struct hq_admin *admin;
+struct hk_admin_api {
+    struct hk_admin *admin;
     hq_client *client;
     struct sample ring[NSAMPLES]; /* oldest at ring[head] once full */
     size_t head, nring;
@@ -122,7 +122,7 @@ reply_error(struct evhttp_request *req, int code, const char *name,
 }
 
 static void
-reply_client_error(struct evhttp_request *req, struct hq_admin_api *api,
+reply_client_error(struct evhttp_request *req, struct hk_admin_api *api,
                    int rc)
 {
     const char *msg = hq_client_errmsg(api->client);
@@ -205,8 +205,8 @@ query_count(struct evhttp_request *req, const char *name, long dflt, long max)
 static json_t *
 json_body(struct evhttp_request *req)
 {
-    struct hq_admin_refusal why;
-    json_t *doc = hq_admin_json_object(req, NULL, &why);
+    struct hk_admin_refusal why;
+    json_t *doc = hk_admin_json_object(req, NULL, &why);
 
     if (doc == NULL)
         reply_error(req, why.code, why.name, why.detail);
@@ -217,40 +217,40 @@ json_body(struct evhttp_request *req)
 /* GET /metrics                                                             */
 
 static void
-metrics_intake(struct hq_prom *p, struct hq_intake *in)
+metrics_intake(struct hq__prom *p, struct hk_intake *in)
 {
-    struct hq_intake_stats st;
-    struct hq_hist_snap lat;
+    struct hk_intake_stats st;
+    struct hq__hist_snap lat;
     char labels[80];
 
-    hq_intake_stats(in, &st);
-    hq_intake_latency(in, &lat);
-    hq_prom_family(p, "hookq_intake_requests_total", "counter",
+    hk_intake_stats(in, &st);
+    hk_intake_latency(in, &lat);
+    hq__prom_family(p, "hookq_intake_requests_total", "counter",
                    "Webhooks answered 2xx by this process: accepted (202, "
                    "stored) or duplicate (200).");
-    hq_prom_sample(p, "hookq_intake_requests_total", "result=\"accepted\"",
+    hq__prom_sample(p, "hookq_intake_requests_total", "result=\"accepted\"",
                    (double)st.accepted);
-    hq_prom_sample(p, "hookq_intake_requests_total", "result=\"duplicate\"",
+    hq__prom_sample(p, "hookq_intake_requests_total", "result=\"duplicate\"",
                    (double)st.duplicate);
-    hq_prom_family(p, "hookq_intake_rejected_total", "counter",
+    hq__prom_family(p, "hookq_intake_rejected_total", "counter",
                    "Requests this process refused, by reason.");
     for (int r = 0; r < HQ_INTAKE_NREASONS; r++) {
         snprintf(labels, sizeof(labels), "reason=\"%s\"",
-                 hq_intake_reason_name(r));
-        hq_prom_sample(p, "hookq_intake_rejected_total", labels,
+                 hk_intake_reason_name(r));
+        hq__prom_sample(p, "hookq_intake_rejected_total", labels,
                        (double)st.rejected[r]);
     }
-    hq_prom_family(p, "hookq_intake_connections", "gauge",
+    hq__prom_family(p, "hookq_intake_connections", "gauge",
                    "Client connections open now.");
-    hq_prom_sample(p, "hookq_intake_connections", NULL, (double)st.connections);
-    hq_prom_family(p, "hookq_intake_request_duration_seconds", "histogram",
+    hq__prom_sample(p, "hookq_intake_connections", NULL, (double)st.connections);
+    hq__prom_family(p, "hookq_intake_request_duration_seconds", "histogram",
                    "From a complete request to its answer written; for a "
                    "stored job, the Redis round trip.");
-    hq_prom_hist(p, "hookq_intake_request_duration_seconds", NULL, &lat);
+    hq__prom_hist(p, "hookq_intake_request_duration_seconds", NULL, &lat);
 }
 
 static void
-metrics_worker(struct hq_prom *p, hq_worker *w)
+metrics_worker(struct hq__prom *p, hq_worker *w)
 {
     struct hq_worker_stats st;
     static const char *const outcomes[] = {"done", "retried", "parked",
@@ -267,72 +267,72 @@ metrics_worker(struct hq_prom *p, hq_worker *w)
     v[4] = st.held;
     v[5] = st.released;
     v[6] = st.stale;
-    hq_prom_family(p, "hookq_worker_claimed_total", "counter",
+    hq__prom_family(p, "hookq_worker_claimed_total", "counter",
                    "Jobs this process leased.");
-    hq_prom_sample(p, "hookq_worker_claimed_total", NULL, (double)st.claimed);
-    hq_prom_family(p, "hookq_worker_settled_total", "counter",
+    hq__prom_sample(p, "hookq_worker_claimed_total", NULL, (double)st.claimed);
+    hq__prom_family(p, "hookq_worker_settled_total", "counter",
                    "Jobs this process settled, by outcome (stale: rejected "
                    "because the lease had moved on).");
     for (size_t i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++) {
         snprintf(labels, sizeof(labels), "outcome=\"%s\"", outcomes[i]);
-        hq_prom_sample(p, "hookq_worker_settled_total", labels, (double)v[i]);
+        hq__prom_sample(p, "hookq_worker_settled_total", labels, (double)v[i]);
     }
-    hq_prom_family(p, "hookq_worker_in_flight", "gauge",
+    hq__prom_family(p, "hookq_worker_in_flight", "gauge",
                    "Jobs leased by this process and not yet settled.");
-    hq_prom_sample(p, "hookq_worker_in_flight", NULL, (double)st.in_flight);
-    hq_prom_family(p, "hookq_worker_redis_errors_total", "counter",
+    hq__prom_sample(p, "hookq_worker_in_flight", NULL, (double)st.in_flight);
+    hq__prom_family(p, "hookq_worker_redis_errors_total", "counter",
                    "Failed worker calls and lost Redis connections.");
-    hq_prom_sample(p, "hookq_worker_redis_errors_total", NULL,
+    hq__prom_sample(p, "hookq_worker_redis_errors_total", NULL,
                    (double)st.redis_errors);
 }
 
 static void
-metrics_process(struct hq_prom *p, struct hq_process *proc)
+metrics_process(struct hq__prom *p, struct hq__process *proc)
 {
-    const struct hq_process_metrics *m = hq_process_metrics(proc);
+    const struct hq__process_metrics *m = hq__process_metrics(proc);
     static const char *const delivered[] = {"done", "retry", "failed"};
-    struct hq_hist_snap s;
+    struct hq__hist_snap s;
     char labels[64];
 
-    hq_prom_family(p, "hookq_api_calls_total", "counter",
+    hq__prom_family(p, "hookq_api_calls_total", "counter",
                    "Fetches from the service's API, by answer (429: the "
                    "(token, endpoint) was slowed down).");
     for (int r = 0; r < HQ_API_NRESULTS; r++) {
         snprintf(labels, sizeof(labels), "result=\"%s\"",
-                 hq_process_api_result_name(r));
-        hq_prom_sample(p, "hookq_api_calls_total", labels,
+                 hq__process_api_result_name(r));
+        hq__prom_sample(p, "hookq_api_calls_total", labels,
                        (double)atomic_load_explicit(&m->api_calls[r],
                                                     memory_order_relaxed));
     }
     memset(&s, 0, sizeof(s));
-    hq_hist_add(&s, &m->api_duration);
-    hq_prom_family(p, "hookq_api_call_duration_seconds", "histogram",
+    hq__hist_add(&s, &m->api_duration);
+    hq__prom_family(p, "hookq_api_call_duration_seconds", "histogram",
                    "A fetch, from sent to answered.");
-    hq_prom_hist(p, "hookq_api_call_duration_seconds", NULL, &s);
-    hq_prom_family(p, "hookq_deliveries_total", "counter",
+    hq__prom_hist(p, "hookq_api_call_duration_seconds", NULL, &s);
+    hq__prom_family(p, "hookq_deliveries_total", "counter",
                    "Deliveries to the application, by result.");
     for (size_t i = 0; i < 3; i++) {
         snprintf(labels, sizeof(labels), "result=\"%s\"", delivered[i]);
-        hq_prom_sample(p, "hookq_deliveries_total", labels,
+        hq__prom_sample(p, "hookq_deliveries_total", labels,
                        (double)atomic_load_explicit(&m->deliveries[i],
                                                     memory_order_relaxed));
     }
     memset(&s, 0, sizeof(s));
-    hq_hist_add(&s, &m->attempt_duration);
-    hq_prom_family(p, "hookq_job_attempt_duration_seconds", "histogram",
+    hq__hist_add(&s, &m->attempt_duration);
+    hq__prom_family(p, "hookq_job_attempt_duration_seconds", "histogram",
                    "One attempt at a job: fetches and delivery, until it "
                    "settled (done, retry, park, fail or hold).");
-    hq_prom_hist(p, "hookq_job_attempt_duration_seconds", NULL, &s);
+    hq__prom_hist(p, "hookq_job_attempt_duration_seconds", NULL, &s);
     memset(&s, 0, sizeof(s));
-    hq_hist_add(&s, &m->job_latency);
-    hq_prom_family(p, "hookq_job_latency_seconds", "histogram",
+    hq__hist_add(&s, &m->job_latency);
+    hq__prom_family(p, "hookq_job_latency_seconds", "histogram",
                    "From the webhook's arrival (Redis TIME) to its delivery "
                    "(this host's clock).");
-    hq_prom_hist(p, "hookq_job_latency_seconds", NULL, &s);
+    hq__prom_hist(p, "hookq_job_latency_seconds", NULL, &s);
 }
 
 static void
-metrics_queue(struct hq_prom *p, const struct hq_stats *s)
+metrics_queue(struct hq__prom *p, const struct hq_stats *s)
 {
     static const struct {
         const char *name, *help;
@@ -352,17 +352,17 @@ metrics_queue(struct hq_prom *p, const struct hq_stats *s)
     char labels[64], name[80];
 
     for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {
-        hq_prom_family(p, gauges[g].name, "gauge", gauges[g].help);
+        hq__prom_family(p, gauges[g].name, "gauge", gauges[g].help);
         for (unsigned i = 0; i < s->nshards; i++) {
             const char *base = (const char *)&s->shards[i];
             int64_t v;
 
             memcpy(&v, base + gauges[g].off, sizeof(v));
             snprintf(labels, sizeof(labels), "shard=\"%u\"", i);
-            hq_prom_sample(p, gauges[g].name, labels, (double)v);
+            hq__prom_sample(p, gauges[g].name, labels, (double)v);
         }
     }
-    hq_prom_family(p, "hookq_oldest_job_age_seconds", "gauge",
+    hq__prom_family(p, "hookq_oldest_job_age_seconds", "gauge",
                    "Age of the oldest job waiting for a worker (ready, or "
                    "parked and due); 0 when none waits. It grows when no "
                    "worker takes anything.");
@@ -370,21 +370,21 @@ metrics_queue(struct hq_prom *p, const struct hq_stats *s)
         int64_t ms = s->shards[i].oldest_age_ms;
 
         snprintf(labels, sizeof(labels), "shard=\"%u\"", i);
-        hq_prom_sample(p, "hookq_oldest_job_age_seconds", labels,
+        hq__prom_sample(p, "hookq_oldest_job_age_seconds", labels,
                        ms > 0 ? (double)ms / 1000.0 : 0.0);
     }
-    hq_prom_family(p, "hookq_queue_events_total", "counter",
+    hq__prom_family(p, "hookq_queue_events_total", "counter",
                    "Every process's counts since the namespace was made "
                    "(accepted, done, retried, deadlettered, ...).");
     for (size_t i = 0; i < s->ncounters; i++) {
         char quoted[sizeof(name)];
 
         snprintf(labels, sizeof(labels), "event=%s",
-                 hq_prom_label(s->counters[i].name, quoted, sizeof(quoted)));
-        hq_prom_sample(p, "hookq_queue_events_total", labels,
+                 hq__prom_label(s->counters[i].name, quoted, sizeof(quoted)));
+        hq__prom_sample(p, "hookq_queue_events_total", labels,
                        (double)s->counters[i].value);
     }
-    hq_prom_family(p, "hookq_target_up", "gauge",
+    hq__prom_family(p, "hookq_target_up", "gauge",
                    "1 while a delivery or fetch target is up, 0 while its "
                    "circuit breaker holds it down.");
     for (size_t i = 0; i < s->ntargets; i++) {
@@ -392,16 +392,16 @@ metrics_queue(struct hq_prom *p, const struct hq_stats *s)
         char tl[sizeof(quoted) + 16];
 
         snprintf(tl, sizeof(tl), "target=%s",
-                 hq_prom_label(s->targets[i].target, quoted, sizeof(quoted)));
-        hq_prom_sample(p, "hookq_target_up", tl, s->targets[i].up ? 1 : 0);
+                 hq__prom_label(s->targets[i].target, quoted, sizeof(quoted)));
+        hq__prom_sample(p, "hookq_target_up", tl, s->targets[i].up ? 1 : 0);
     }
 }
 
 static void
-metrics(struct hq_admin *a, struct evhttp_request *req, void *arg)
+metrics(struct hk_admin *a, struct evhttp_request *req, void *arg)
 {
-    struct hq_admin_api *api = arg;
-    struct hq_prom p = {0};
+    struct hk_admin_api *api = arg;
+    struct hq__prom p = {0};
     struct hq_stats s;
     char version[96], quoted[80];
     int up;
@@ -410,22 +410,22 @@ metrics(struct hq_admin *a, struct evhttp_request *req, void *arg)
         return;
     up = hq_client_stats(api->client, 0, &s) == HQ_OK;
     snprintf(version, sizeof(version), "version=%s",
-             hq_prom_label(hq_version(), quoted, sizeof(quoted)));
-    hq_prom_family(&p, "hookq_build_info", "gauge",
+             hq__prom_label(hq_version(), quoted, sizeof(quoted)));
+    hq__prom_family(&p, "hookq_build_info", "gauge",
                    "1, with this binary's version as a label.");
-    hq_prom_sample(&p, "hookq_build_info", version, 1);
-    hq_prom_process(&p);
-    hq_prom_family(&p, "hookq_redis_up", "gauge",
+    hq__prom_sample(&p, "hookq_build_info", version, 1);
+    hq__prom_process(&p);
+    hq__prom_family(&p, "hookq_redis_up", "gauge",
                    "1 when Redis answered this scrape's queue sample.");
-    hq_prom_sample(&p, "hookq_redis_up", NULL, up);
+    hq__prom_sample(&p, "hookq_redis_up", NULL, up);
     {
         char why[300];
 
-        hq_prom_family(&p, "hookq_redis_oom", "gauge",
+        hq__prom_family(&p, "hookq_redis_oom", "gauge",
                        "1 when Redis is over its maxmemory and refuses "
                        "writes: every webhook is answered 503.");
-        hq_prom_sample(&p, "hookq_redis_oom", NULL,
-                       hq_admin_redis_state(a, why, sizeof(why)) ==
+        hq__prom_sample(&p, "hookq_redis_oom", NULL,
+                       hk_admin_redis_state(a, why, sizeof(why)) ==
                            HQ_ADMIN_REDIS_OOM);
     }
     if (up) {
@@ -434,25 +434,25 @@ metrics(struct hq_admin *a, struct evhttp_request *req, void *arg)
         metrics_queue(&p, &s);
         hq_stats_release(&s);
         if (hq_client_workers(api->client, &wl) == HQ_OK) {
-            hq_prom_family(&p, "hookq_workers", "gauge",
+            hq__prom_family(&p, "hookq_workers", "gauge",
                            "Worker processes of the namespace seen within the "
                            "last 5 s (hookq workers).");
-            hq_prom_sample(&p, "hookq_workers", NULL, (double)wl.n);
+            hq__prom_sample(&p, "hookq_workers", NULL, (double)wl.n);
             hq_worker_list_release(&wl);
         }
     }
-    if (hq_admin_intake(a) != NULL)
-        metrics_intake(&p, hq_admin_intake(a));
-    if (hq_admin_worker(a) != NULL)
-        metrics_worker(&p, hq_admin_worker(a));
-    if (hq_admin_process(a) != NULL)
-        metrics_process(&p, hq_admin_process(a));
+    if (hk_admin_intake(a) != NULL)
+        metrics_intake(&p, hk_admin_intake(a));
+    if (hk_admin_worker(a) != NULL)
+        metrics_worker(&p, hk_admin_worker(a));
+    if (hk_admin_process(a) != NULL)
+        metrics_process(&p, hk_admin_process(a));
     if (p.oom) {
         evhttp_send_error(req, 500, NULL);
         return;
     }
     reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", p.buf, p.len);
-    hq_prom_release(&p);
+    hq__prom_release(&p);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -460,7 +460,7 @@ metrics(struct hq_admin *a, struct evhttp_request *req, void *arg)
 
 /* The newest kept sample RATE_MIN_MS..RATE_MAX_MS older than `s`, or NULL. */
 static const struct hq_stats *
-rate_base(const struct hq_admin_api *api, const struct hq_stats *s)
+rate_base(const struct hk_admin_api *api, const struct hq_stats *s)
 {
     const struct hq_stats *ref = NULL;
 
@@ -473,7 +473,7 @@ rate_base(const struct hq_admin_api *api, const struct hq_stats *s)
 
 /* Keep `s` (taken) when it is RATE_MIN_MS newer than `last`; else free it. */
 static void
-keep_sample(struct hq_admin_api *api, struct hq_stats *s)
+keep_sample(struct hk_admin_api *api, struct hq_stats *s)
 {
     if (api->have_last && s->time_ms - api->last.time_ms < RATE_MIN_MS) {
         hq_stats_release(s);
@@ -489,9 +489,9 @@ keep_sample(struct hq_admin_api *api, struct hq_stats *s)
 
 /* GET /api/stats[?top=N]: the document of `hookq stats --json`. */
 static void
-api_stats(struct hq_admin *a, struct evhttp_request *req, void *arg)
+api_stats(struct hk_admin *a, struct evhttp_request *req, void *arg)
 {
-    struct hq_admin_api *api = arg;
+    struct hk_admin_api *api = arg;
     struct hq_stats s;
     long top;
     int rc;
@@ -555,9 +555,9 @@ keys_window(struct hq_key_list *l, const char *q, size_t offset, size_t top,
  * offset pages through them (or through all, without q) in TOP_MAX.
  */
 static void
-api_keys(struct hq_admin *a, struct evhttp_request *req, void *arg)
+api_keys(struct hk_admin *a, struct evhttp_request *req, void *arg)
 {
-    struct hq_admin_api *api = arg;
+    struct hk_admin_api *api = arg;
     struct hq_key_list l;
     char state[32], msg[120], q[256];
     int st = HQ_KEY_IDLE, rc;
@@ -638,7 +638,7 @@ path_rest(struct evhttp_request *req, const char *prefix, const char *what,
 
 /* Errors of calls naming one key or dead letter: a malformed one is 400. */
 static void
-reply_named_error(struct evhttp_request *req, struct hq_admin_api *api, int rc)
+reply_named_error(struct evhttp_request *req, struct hk_admin_api *api, int rc)
 {
     if (rc == HQ_EINVAL)
         reply_error(req, 400, "bad_request", hq_client_errmsg(api->client));
@@ -651,9 +651,9 @@ reply_named_error(struct evhttp_request *req, struct hq_admin_api *api, int rc)
  * first N jobs (`hookq peek`). 404 when nothing is queued for it.
  */
 static void
-api_key(struct hq_admin *a, struct evhttp_request *req, void *arg)
+api_key(struct hk_admin *a, struct evhttp_request *req, void *arg)
 {
-    struct hq_admin_api *api = arg;
+    struct hk_admin_api *api = arg;
     struct hq_peek p;
     char key[1024], msg[1200];
     long n;
@@ -683,9 +683,9 @@ api_key(struct hq_admin *a, struct evhttp_request *req, void *arg)
 
 /* GET /api/dlq[?limit=N]: the oldest dead letters, without bodies. */
 static void
-api_dlq(struct hq_admin *a, struct evhttp_request *req, void *arg)
+api_dlq(struct hk_admin *a, struct evhttp_request *req, void *arg)
 {
-    struct hq_admin_api *api = arg;
+    struct hk_admin_api *api = arg;
     struct hq_dead_letters l;
     long limit;
     int rc;
@@ -709,9 +709,9 @@ api_dlq(struct hq_admin *a, struct evhttp_request *req, void *arg)
 
 /* GET /api/dlq/ID: one dead letter with its payload (`hookq dlq show`). */
 static void
-api_dead_letter(struct hq_admin *a, struct evhttp_request *req, void *arg)
+api_dead_letter(struct hk_admin *a, struct evhttp_request *req, void *arg)
 {
-    struct hq_admin_api *api = arg;
+    struct hk_admin_api *api = arg;
     struct hq_dead_letter d;
     char id[64];
     int rc;
@@ -744,7 +744,7 @@ reply_count(struct evhttp_request *req, const char *name, size_t n)
  * by `one` or `all`, answered {"<done>": count}.
  */
 static void
-dlq_act(struct hq_admin_api *api, struct evhttp_request *req,
+dlq_act(struct hk_admin_api *api, struct evhttp_request *req,
         int (*one)(hq_client *, const char *),
         int (*every)(hq_client *, size_t *), const char *done)
 {
@@ -772,7 +772,7 @@ dlq_act(struct hq_admin_api *api, struct evhttp_request *req,
 }
 
 static void
-api_dlq_retry(struct hq_admin *a, struct evhttp_request *req, void *arg)
+api_dlq_retry(struct hk_admin *a, struct evhttp_request *req, void *arg)
 {
     (void)a;
     dlq_act(arg, req, hq_client_dlq_retry, hq_client_dlq_retry_all, "retried");
@@ -780,7 +780,7 @@ api_dlq_retry(struct hq_admin *a, struct evhttp_request *req, void *arg)
 
 /* Drop: delete for good. */
 static void
-api_dlq_drop(struct hq_admin *a, struct evhttp_request *req, void *arg)
+api_dlq_drop(struct hk_admin *a, struct evhttp_request *req, void *arg)
 {
     (void)a;
     dlq_act(arg, req, hq_client_dlq_drop, hq_client_dlq_drop_all, "dropped");
@@ -788,10 +788,10 @@ api_dlq_drop(struct hq_admin *a, struct evhttp_request *req, void *arg)
 
 /* POST /api/hold {"key": KEY[, "reason": TEXT]} */
 static void
-api_hold(struct hq_admin *a, struct evhttp_request *req, void *arg)
+api_hold(struct hk_admin *a, struct evhttp_request *req, void *arg)
 {
     static const char *const said[] = {"held", "already", "pending"};
-    struct hq_admin_api *api = arg;
+    struct hk_admin_api *api = arg;
     json_t *body, *key, *reason;
     int rc, status = 0;
     char out[64];
@@ -822,9 +822,9 @@ api_hold(struct hq_admin *a, struct evhttp_request *req, void *arg)
 
 /* POST /api/release {"key": KEY} or {"customer": CUSTOMER} */
 static void
-api_release(struct hq_admin *a, struct evhttp_request *req, void *arg)
+api_release(struct hk_admin *a, struct evhttp_request *req, void *arg)
 {
-    struct hq_admin_api *api = arg;
+    struct hk_admin_api *api = arg;
     json_t *body, *key, *customer;
     int rc, status = 0;
     size_t n = 0;
@@ -862,9 +862,9 @@ api_release(struct hq_admin *a, struct evhttp_request *req, void *arg)
 
 /* The admin thread's tick: one throughput sample (a gap while Redis is down). */
 static void
-take_sample(struct hq_admin *a, void *arg)
+take_sample(struct hk_admin *a, void *arg)
 {
-    struct hq_admin_api *api = arg;
+    struct hk_admin_api *api = arg;
     struct hq_stats s;
     struct sample *x;
 
@@ -897,9 +897,9 @@ per_second(int64_t from, int64_t to, int64_t ms)
  * since the sample before, for the last 15 minutes.
  */
 static void
-api_throughput(struct hq_admin *a, struct evhttp_request *req, void *arg)
+api_throughput(struct hk_admin *a, struct evhttp_request *req, void *arg)
 {
-    struct hq_admin_api *api = arg;
+    struct hk_admin_api *api = arg;
     json_t *doc, *points;
     int bad;
 
@@ -935,9 +935,9 @@ api_throughput(struct hq_admin *a, struct evhttp_request *req, void *arg)
 
 /* GET /api/workers: the document of `hookq workers --json`. */
 static void
-api_workers(struct hq_admin *a, struct evhttp_request *req, void *arg)
+api_workers(struct hk_admin *a, struct evhttp_request *req, void *arg)
 {
-    struct hq_admin_api *api = arg;
+    struct hk_admin_api *api = arg;
     struct hq_worker_list l;
     int rc;
 
@@ -955,7 +955,7 @@ api_workers(struct hq_admin *a, struct evhttp_request *req, void *arg)
 
 /* GET /: the dashboard, a page that reads the API above. */
 static void
-dashboard(struct hq_admin *a, struct evhttp_request *req, void *arg)
+dashboard(struct hk_admin *a, struct evhttp_request *req, void *arg)
 {
     (void)a;
     (void)arg;
@@ -966,51 +966,51 @@ dashboard(struct hq_admin *a, struct evhttp_request *req, void *arg)
                       "default-src 'none'; script-src 'unsafe-inline'; "
                       "style-src 'unsafe-inline'; connect-src 'self'; "
                       "frame-ancestors 'none'");
-    reply(req, 200, "text/html; charset=utf-8", hq_dashboard_html,
-          hq_dashboard_html_len);
+    reply(req, 200, "text/html; charset=utf-8", hk_dashboard_html,
+          hk_dashboard_html_len);
 }
 
 /* ------------------------------------------------------------------------ */
 
-struct hq_admin_api *
-hq_admin_api_new(struct hq_admin *a, const struct hq_store_options *store,
+struct hk_admin_api *
+hk_admin_api_new(struct hk_admin *a, const struct hq_store_options *store,
                  char *err, size_t errsize)
 {
-    struct hq_admin_api *api = calloc(1, sizeof(*api));
+    struct hk_admin_api *api = calloc(1, sizeof(*api));
 
     if (api == NULL) {
         snprintf(err, errsize, "out of memory");
         return NULL;
     }
     api->admin = a;
-    if (hq_admin_client_new(store, ADMIN_TIMEOUT_MS, &api->client, err,
+    if (hk_admin_client_new(store, ADMIN_TIMEOUT_MS, &api->client, err,
                             errsize) != 0)
         goto fail;
-    if (hq_admin_route_public(a, "/", dashboard, api) != 0 ||
-        hq_admin_route(a, "/metrics", metrics, api) != 0 ||
-        hq_admin_route(a, "/api/stats", api_stats, api) != 0 ||
-        hq_admin_route(a, "/api/keys", api_keys, api) != 0 ||
-        hq_admin_route_prefix(a, "/api/keys/", api_key, api) != 0 ||
-        hq_admin_route(a, "/api/dlq", api_dlq, api) != 0 ||
-        hq_admin_route_prefix(a, "/api/dlq/", api_dead_letter, api) != 0 ||
-        hq_admin_route(a, "/api/dlq/retry", api_dlq_retry, api) != 0 ||
-        hq_admin_route(a, "/api/dlq/drop", api_dlq_drop, api) != 0 ||
-        hq_admin_route(a, "/api/hold", api_hold, api) != 0 ||
-        hq_admin_route(a, "/api/release", api_release, api) != 0 ||
-        hq_admin_route(a, "/api/workers", api_workers, api) != 0 ||
-        hq_admin_route(a, "/api/throughput", api_throughput, api) != 0 ||
-        hq_admin_every(a, SAMPLE_MS, take_sample, api) != 0) {
+    if (hk_admin_route_public(a, "/", dashboard, api) != 0 ||
+        hk_admin_route(a, "/metrics", metrics, api) != 0 ||
+        hk_admin_route(a, "/api/stats", api_stats, api) != 0 ||
+        hk_admin_route(a, "/api/keys", api_keys, api) != 0 ||
+        hk_admin_route_prefix(a, "/api/keys/", api_key, api) != 0 ||
+        hk_admin_route(a, "/api/dlq", api_dlq, api) != 0 ||
+        hk_admin_route_prefix(a, "/api/dlq/", api_dead_letter, api) != 0 ||
+        hk_admin_route(a, "/api/dlq/retry", api_dlq_retry, api) != 0 ||
+        hk_admin_route(a, "/api/dlq/drop", api_dlq_drop, api) != 0 ||
+        hk_admin_route(a, "/api/hold", api_hold, api) != 0 ||
+        hk_admin_route(a, "/api/release", api_release, api) != 0 ||
+        hk_admin_route(a, "/api/workers", api_workers, api) != 0 ||
+        hk_admin_route(a, "/api/throughput", api_throughput, api) != 0 ||
+        hk_admin_every(a, SAMPLE_MS, take_sample, api) != 0) {
         snprintf(err, errsize, "out of memory");
         goto fail;
     }
     return api;
 fail:
-    hq_admin_api_free(api);
+    hk_admin_api_free(api);
     return NULL;
 }
 
 void
-hq_admin_api_free(struct hq_admin_api *api)
+hk_admin_api_free(struct hk_admin_api *api)
 {
     if (api == NULL)
         return;

@@ -27,17 +27,17 @@
 
 #include "admin_http.h"
 
-struct hq_admin_api;
+struct hk_admin_api;
 
 /*
- * Add the routes to `a` (before hq_admin_start()); `store` is copied. The
+ * Add the routes to `a` (before hk_admin_start()); `store` is copied. The
  * Redis connection is made when first needed. Returns NULL with the reason
  * in `err`.
  */
-struct hq_admin_api *hq_admin_api_new(struct hq_admin *a,
+struct hk_admin_api *hk_admin_api_new(struct hk_admin *a,
                                       const struct hq_store_options *store,
                                       char *err, size_t errsize);
 /* After the admin thread has stopped. NULL is accepted. */
-void hq_admin_api_free(struct hq_admin_api *api);
+void hk_admin_api_free(struct hk_admin_api *api);
 
 #endif /* HQ_ADMIN_API_H */

@@ -50,7 +50,7 @@
 #define TOKENS_PREFIX "/api/tokens/"
 
 struct waiter {
-    struct hq_admin_app *app;
+    struct hk_admin_app *app;
     struct evhttp_request *req;
     struct evhttp_connection *conn;
     struct event *timer;
@@ -74,7 +74,7 @@ struct reservation {
 
 /* A grant answered, its "sent" due once the answer is written. */
 struct answered {
-    struct hq_admin_app *app;
+    struct hk_admin_app *app;
     char *who;               /* the customer, or NULL (a token's budget) */
     char *token;
     char endpoint[1024];
@@ -83,8 +83,8 @@ struct answered {
     struct answered *prev, *next;
 };
 
-struct hq_admin_app {
-    struct hq_admin *admin;
+struct hk_admin_app {
+    struct hk_admin *admin;
     hq_client *client;
     struct hq__limit_rate rate;
     struct waiter *waiters;
@@ -131,7 +131,7 @@ reply_error(struct evhttp_request *req, int code, const char *name,
 }
 
 static void
-reply_redis_error(struct evhttp_request *req, struct hq_admin_app *app,
+reply_redis_error(struct evhttp_request *req, struct hk_admin_app *app,
                   int rc)
 {
     const char *msg = hq_client_errmsg(app->client);
@@ -168,8 +168,8 @@ reply_no_content(struct evhttp_request *req)
 static json_t *
 object_body(struct evhttp_request *req, const char *const *allowed)
 {
-    struct hq_admin_refusal why;
-    json_t *doc = hq_admin_json_object(req, allowed, &why);
+    struct hk_admin_refusal why;
+    json_t *doc = hk_admin_json_object(req, allowed, &why);
 
     if (doc == NULL)
         reply_error(req, why.code, why.name, why.detail);
@@ -199,10 +199,10 @@ bad_word(const char *s, size_t len, size_t max)
 /* PUT / DELETE /api/tokens/CUSTOMER                                         */
 
 static void
-api_tokens(struct hq_admin *a, struct evhttp_request *req, void *arg)
+api_tokens(struct hk_admin *a, struct evhttp_request *req, void *arg)
 {
     static const char *const allowed[] = {"token", NULL};
-    struct hq_admin_app *app = arg;
+    struct hk_admin_app *app = arg;
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
@@ -216,7 +216,7 @@ api_tokens(struct hq_admin *a, struct evhttp_request *req, void *arg)
         reply_not_allowed(req, "PUT, DELETE");
         return;
     }
-    if (hq_admin_config(a)->admin.token == NULL) {
+    if (hk_admin_config(a)->admin.token == NULL) {
         reply_error(req, 403, "admin_token_required",
                     "token writes need [admin] token set (and sent as "
                     "Authorization: Bearer)");
@@ -325,7 +325,7 @@ on_answer_written(struct evhttp_request *req, void *arg)
  * grant stays pending in the log: counted as late as it may be, safe.
  */
 static void
-reply_granted(struct hq_admin_app *app, struct evhttp_request *req,
+reply_granted(struct hk_admin_app *app, struct evhttp_request *req,
               const char *customer, const char *endpoint, const char *id,
               char *token, int64_t at_ms)
 {
@@ -361,7 +361,7 @@ enum { ASK_WAIT = 0, ASK_ANSWERED = 1, ASK_RESERVED = 2 };
  * been sent); *delay_ms says when it may be (always >= 1).
  */
 static int
-ask(struct hq_admin_app *app, struct evhttp_request *req, const char *who,
+ask(struct hk_admin_app *app, struct evhttp_request *req, const char *who,
     int by_token, const char *endpoint, int64_t lookahead_ms, int final,
     int64_t *delay_ms, struct reservation *res)
 {
@@ -452,7 +452,7 @@ on_client_closed(struct evhttp_connection *conn, void *arg)
 static void
 schedule(struct waiter *w, int64_t expect_ms)
 {
-    int64_t left_us = w->deadline_us - hq_mono_us(), d_us;
+    int64_t left_us = w->deadline_us - hq__mono_us(), d_us;
     struct timeval tv;
 
     /* A little early, as a parked job comes back: within the look-ahead,
@@ -490,7 +490,7 @@ static void
 on_wait_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct waiter *w = arg;
-    int64_t delay = 1, left_us = w->deadline_us - hq_mono_us();
+    int64_t delay = 1, left_us = w->deadline_us - hq__mono_us();
     struct reservation res = {{0}, NULL, 0};
     int r;
 
@@ -522,12 +522,12 @@ on_wait_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-api_limit(struct hq_admin *a, struct evhttp_request *req, void *arg)
+api_limit(struct hk_admin *a, struct evhttp_request *req, void *arg)
 {
     static const char *const allowed[] = {"customer", "token", "endpoint",
                                           "wait_ms", NULL};
-    struct hq_admin_app *app = arg;
-    const struct hq_config *cfg = hq_admin_config(a);
+    struct hk_admin_app *app = arg;
+    const struct hq__config *cfg = hk_admin_config(a);
     json_t *body, *cust, *tok, *ep, *wait;
     struct hq__err err = {{0}};
     struct waiter *w = NULL;
@@ -614,8 +614,8 @@ api_limit(struct hq_admin *a, struct evhttp_request *req, void *arg)
         w->who = strdup(who);
         w->by_token = tok != NULL;
         snprintf(w->endpoint, sizeof(w->endpoint), "%s", endpoint);
-        w->deadline_us = hq_mono_us() + (int64_t)wait_ms * 1000;
-        w->timer = evtimer_new(hq_admin_base(a), on_wait_timer, w);
+        w->deadline_us = hq__mono_us() + (int64_t)wait_ms * 1000;
+        w->timer = evtimer_new(hk_admin_base(a), on_wait_timer, w);
         w->next = app->waiters;
         if (app->waiters)
             app->waiters->prev = w;
@@ -643,39 +643,39 @@ out:
 
 /* ------------------------------------------------------------------------ */
 
-struct hq_admin_app *
-hq_admin_app_new(struct hq_admin *a, const struct hq_store_options *store,
+struct hk_admin_app *
+hk_admin_app_new(struct hk_admin *a, const struct hq_store_options *store,
                  char *err, size_t errsize)
 {
-    const struct hq_config *cfg = hq_admin_config(a);
-    struct hq_admin_app *app = calloc(1, sizeof(*app));
+    const struct hq__config *cfg = hk_admin_config(a);
+    struct hk_admin_app *app = calloc(1, sizeof(*app));
 
     if (app == NULL) {
         snprintf(err, errsize, "out of memory");
         return NULL;
     }
     app->admin = a;
-    app->started_us = (long long)hq_mono_us();
+    app->started_us = (long long)hq__mono_us();
     app->rate.calls = cfg->api.rate_calls > 0 ? cfg->api.rate_calls : 2;
     app->rate.window_ms =
         cfg->api.rate_window_ms > 0 ? cfg->api.rate_window_ms : 1000;
     app->rate.margin_ms = cfg->api.margin_ms >= 0 ? cfg->api.margin_ms : 0;
-    if (hq_admin_client_new(store, APP_TIMEOUT_MS, &app->client, err,
+    if (hk_admin_client_new(store, APP_TIMEOUT_MS, &app->client, err,
                             errsize) != 0)
         goto fail;
-    if (hq_admin_route(a, "/api/limit", api_limit, app) != 0 ||
-        hq_admin_route_prefix(a, TOKENS_PREFIX, api_tokens, app) != 0) {
+    if (hk_admin_route(a, "/api/limit", api_limit, app) != 0 ||
+        hk_admin_route_prefix(a, TOKENS_PREFIX, api_tokens, app) != 0) {
         snprintf(err, errsize, "out of memory");
         goto fail;
     }
     return app;
 fail:
-    hq_admin_app_free(app);
+    hk_admin_app_free(app);
     return NULL;
 }
 
 void
-hq_admin_app_free(struct hq_admin_app *app)
+hk_admin_app_free(struct hk_admin_app *app)
 {
     if (app == NULL)
         return;

@@ -24,19 +24,19 @@
 
 #include "admin_http.h"
 
-struct hq_admin_app;
+struct hk_admin_app;
 
 /*
- * Add the routes to `a` (before hq_admin_start()); `store` is copied.
+ * Add the routes to `a` (before hk_admin_start()); `store` is copied.
  * Returns NULL with the reason in `err`.
  */
-struct hq_admin_app *hq_admin_app_new(struct hq_admin *a,
+struct hk_admin_app *hk_admin_app_new(struct hk_admin *a,
                                       const struct hq_store_options *store,
                                       char *err, size_t errsize);
 /*
  * Answer nothing more and free: after the admin thread has stopped and its
  * connections are closed, before its event base is freed. NULL is accepted.
  */
-void hq_admin_app_free(struct hq_admin_app *app);
+void hk_admin_app_free(struct hk_admin_app *app);
 
 #endif /* HQ_ADMIN_APP_H */

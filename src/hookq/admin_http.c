@@ -4,9 +4,9 @@
  * checks, scrapes and an operator's dashboard.
  *
  * The other routes are admin_api.c's and admin_app.c's, added by
- * hq_admin_new(). What both need alike is here too: their Redis client
- * (hq_admin_client_new) and the reading of a JSON object body
- * (hq_admin_json_object), which says why it refused and leaves the answer
+ * hk_admin_new(). What both need alike is here too: their Redis client
+ * (hk_admin_client_new) and the reading of a JSON object body
+ * (hk_admin_json_object), which says why it refused and leaves the answer
  * to the route, each set answering with its own headers.
  *
  * /healthz keeps one synchronous Redis connection (the store's connect, so
@@ -57,23 +57,23 @@
 
 struct route {
     char *path;
-    hq_admin_route_fn *fn;
+    hk_admin_route_fn *fn;
     void *arg;
     int public;          /* served without the token */
     int prefix;          /* serves every longer path that starts with `path` */
 };
 
-/* A periodic task of hq_admin_every(). */
+/* A periodic task of hk_admin_every(). */
 struct tick {
-    struct hq_admin *a;
+    struct hk_admin *a;
     struct event *ev;
     struct timeval every;
-    hq_admin_tick_fn *fn;
+    hk_admin_tick_fn *fn;
     void *arg;
 };
 
-struct hq_admin {
-    const struct hq_config *cfg;
+struct hk_admin {
+    const struct hq__config *cfg;
     char *url; /* store URL, owned */
     struct hq__store_addr addr;
     int addr_ok;
@@ -92,12 +92,12 @@ struct hq_admin {
     struct tick ticks[MAX_TICKS];
     size_t nticks;
 
-    struct hq_admin_api *api;
-    struct hq_admin_app *app;
+    struct hk_admin_api *api;
+    struct hk_admin_app *app;
 
-    struct hq_intake *intake;
+    struct hk_intake *intake;
     hq_worker *worker;
-    struct hq_process *process;
+    struct hq__process *process;
 };
 
 static void
@@ -140,7 +140,7 @@ token_ok(const char *want, const char *header)
 /* HQ_ADMIN_REDIS_UP when Redis answered PING and takes writes; else
  * HQ_ADMIN_REDIS_DOWN or HQ_ADMIN_REDIS_OOM with the reason in `why`. */
 int
-hq_admin_redis_state(struct hq_admin *a, char *why, size_t size)
+hk_admin_redis_state(struct hk_admin *a, char *why, size_t size)
 {
     struct hq__err e;
     redisContext *rc;
@@ -192,9 +192,9 @@ hq_admin_redis_state(struct hq_admin *a, char *why, size_t size)
      * intake's last answer from Redis says so. */
 intake_oom:
     if (a->intake != NULL) {
-        struct hq_intake_stats st;
+        struct hk_intake_stats st;
 
-        hq_intake_stats(a->intake, &st);
+        hk_intake_stats(a->intake, &st);
         if (st.redis_oom) {
             snprintf(why, size, "the intake's last enqueue was refused: "
                                 "OOM command not allowed when used memory > 'maxmemory'");
@@ -205,14 +205,14 @@ intake_oom:
 }
 
 static void
-healthz(struct hq_admin *a, struct evhttp_request *req, void *arg)
+healthz(struct hk_admin *a, struct evhttp_request *req, void *arg)
 {
     char why[300], body[700];
 
     int state;
 
     (void)arg;
-    state = hq_admin_redis_state(a, why, sizeof(why));
+    state = hk_admin_redis_state(a, why, sizeof(why));
     if (state == HQ_ADMIN_REDIS_UP) {
         send_json(req, 200, "OK", "{\"status\":\"ok\"}");
         return;
@@ -243,7 +243,7 @@ healthz(struct hq_admin *a, struct evhttp_request *req, void *arg)
 static void
 dispatch(struct evhttp_request *req, void *arg)
 {
-    struct hq_admin *a = arg;
+    struct hk_admin *a = arg;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     const struct route *rt = NULL;
@@ -281,7 +281,7 @@ dispatch(struct evhttp_request *req, void *arg)
 }
 
 static int
-add_route(struct hq_admin *a, const char *path, hq_admin_route_fn *fn,
+add_route(struct hk_admin *a, const char *path, hk_admin_route_fn *fn,
           void *arg, int public, int prefix)
 {
     if (a->started || a->nroutes >= MAX_ROUTES)
@@ -298,15 +298,15 @@ add_route(struct hq_admin *a, const char *path, hq_admin_route_fn *fn,
 }
 
 int
-hq_admin_route(struct hq_admin *a, const char *path, hq_admin_route_fn *fn,
+hk_admin_route(struct hk_admin *a, const char *path, hk_admin_route_fn *fn,
                void *arg)
 {
     return add_route(a, path, fn, arg, 0, 0);
 }
 
 int
-hq_admin_route_prefix(struct hq_admin *a, const char *prefix,
-                      hq_admin_route_fn *fn, void *arg)
+hk_admin_route_prefix(struct hk_admin *a, const char *prefix,
+                      hk_admin_route_fn *fn, void *arg)
 {
     return add_route(a, prefix, fn, arg, 0, 1);
 }
@@ -323,7 +323,7 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 int
-hq_admin_every(struct hq_admin *a, int ms, hq_admin_tick_fn *fn, void *arg)
+hk_admin_every(struct hk_admin *a, int ms, hk_admin_tick_fn *fn, void *arg)
 {
     struct tick *t;
     struct timeval now = {0, 0};
@@ -348,17 +348,17 @@ hq_admin_every(struct hq_admin *a, int ms, hq_admin_tick_fn *fn, void *arg)
 }
 
 int
-hq_admin_route_public(struct hq_admin *a, const char *path,
-                      hq_admin_route_fn *fn, void *arg)
+hk_admin_route_public(struct hk_admin *a, const char *path,
+                      hk_admin_route_fn *fn, void *arg)
 {
     return add_route(a, path, fn, arg, 1, 0);
 }
 
-struct hq_admin *
-hq_admin_new(const struct hq_config *cfg, const struct hq_store_options *store,
+struct hk_admin *
+hk_admin_new(const struct hq__config *cfg, const struct hq_store_options *store,
              char *err, size_t errsize)
 {
-    struct hq_admin *a;
+    struct hk_admin *a;
     struct hq__err e;
     char host[256];
     int port;
@@ -421,32 +421,32 @@ hq_admin_new(const struct hq_config *cfg, const struct hq_store_options *store,
                 a->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
         }
     }
-    if (hq_admin_route(a, "/healthz", healthz, NULL) != 0) {
+    if (hk_admin_route(a, "/healthz", healthz, NULL) != 0) {
         snprintf(err, errsize, "out of memory");
         goto fail;
     }
-    a->api = hq_admin_api_new(a, store, err, errsize);
+    a->api = hk_admin_api_new(a, store, err, errsize);
     if (a->api == NULL)
         goto fail;
-    a->app = hq_admin_app_new(a, store, err, errsize);
+    a->app = hk_admin_app_new(a, store, err, errsize);
     if (a->app == NULL)
         goto fail;
     return a;
 fail:
-    hq_admin_free(a);
+    hk_admin_free(a);
     return NULL;
 }
 
 static void *
 admin_thread(void *arg)
 {
-    struct hq_admin *a = arg;
+    struct hk_admin *a = arg;
     event_base_dispatch(a->base);
     return NULL;
 }
 
 int
-hq_admin_start(struct hq_admin *a)
+hk_admin_start(struct hk_admin *a)
 {
     if (pthread_create(&a->thread, NULL, admin_thread, a) != 0)
         return -1;
@@ -455,52 +455,52 @@ hq_admin_start(struct hq_admin *a)
 }
 
 struct event_base *
-hq_admin_base(const struct hq_admin *a)
+hk_admin_base(const struct hk_admin *a)
 {
     return a->base;
 }
 
 int
-hq_admin_port(const struct hq_admin *a)
+hk_admin_port(const struct hk_admin *a)
 {
     return a->port;
 }
 
 void
-hq_admin_attach(struct hq_admin *a, struct hq_intake *intake, hq_worker *worker,
-                struct hq_process *process)
+hk_admin_attach(struct hk_admin *a, struct hk_intake *intake, hq_worker *worker,
+                struct hq__process *process)
 {
     a->intake = intake;
     a->worker = worker;
     a->process = process;
 }
 
-struct hq_intake *
-hq_admin_intake(const struct hq_admin *a)
+struct hk_intake *
+hk_admin_intake(const struct hk_admin *a)
 {
     return a->intake;
 }
 
 hq_worker *
-hq_admin_worker(const struct hq_admin *a)
+hk_admin_worker(const struct hk_admin *a)
 {
     return a->worker;
 }
 
-struct hq_process *
-hq_admin_process(const struct hq_admin *a)
+struct hq__process *
+hk_admin_process(const struct hk_admin *a)
 {
     return a->process;
 }
 
-const struct hq_config *
-hq_admin_config(const struct hq_admin *a)
+const struct hq__config *
+hk_admin_config(const struct hk_admin *a)
 {
     return a->cfg;
 }
 
 void
-hq_admin_free(struct hq_admin *a)
+hk_admin_free(struct hk_admin *a)
 {
     if (a == NULL)
         return;
@@ -512,11 +512,11 @@ hq_admin_free(struct hq_admin *a)
         event_free(a->ticks[i].ev);
     if (a->http != NULL)
         evhttp_free(a->http);
-    hq_admin_app_free(a->app);
+    hk_admin_app_free(a->app);
     if (a->base != NULL)
         event_base_free(a->base);
     hq__sconn_release(&a->redis);
-    hq_admin_api_free(a->api);
+    hk_admin_api_free(a->api);
     for (size_t i = 0; i < a->nroutes; i++)
         free(a->routes[i].path);
     free(a->url);
@@ -524,7 +524,7 @@ hq_admin_free(struct hq_admin *a)
 }
 
 int
-hq_admin_client_new(const struct hq_store_options *store, int max_timeout_ms,
+hk_admin_client_new(const struct hq_store_options *store, int max_timeout_ms,
                     hq_client **out, char *err, size_t errsize)
 {
     struct hq_store_options so = *store;
@@ -543,7 +543,7 @@ hq_admin_client_new(const struct hq_store_options *store, int max_timeout_ms,
 }
 
 static json_t *
-refuse(struct hq_admin_refusal *why, int code, const char *name,
+refuse(struct hk_admin_refusal *why, int code, const char *name,
        const char *detail)
 {
     why->code = code;
@@ -553,8 +553,8 @@ refuse(struct hq_admin_refusal *why, int code, const char *name,
 }
 
 json_t *
-hq_admin_json_object(struct evhttp_request *req, const char *const *allowed,
-                     struct hq_admin_refusal *why)
+hk_admin_json_object(struct evhttp_request *req, const char *const *allowed,
+                     struct hk_admin_refusal *why)
 {
     const char *type = evhttp_find_header(evhttp_request_get_input_headers(req),
                                           "Content-Type");

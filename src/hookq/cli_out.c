@@ -21,7 +21,7 @@
 #include "banned_int.h"
 
 void
-hq_cli_error_text(const struct hq_cli *cli, const char *code, const char *detail)
+hk_cli_error_text(const struct hk_cli *cli, const char *code, const char *detail)
 {
     if (cli != NULL && cli->json) {
         char *clean = hq__utf8_sanitize(detail, strlen(detail), NULL);
@@ -46,7 +46,7 @@ hq_cli_error_text(const struct hq_cli *cli, const char *code, const char *detail
 }
 
 void
-hq_cli_error(const struct hq_cli *cli, const char *code, const char *fmt, ...)
+hk_cli_error(const struct hk_cli *cli, const char *code, const char *fmt, ...)
 {
     char detail[4096];
     va_list ap;
@@ -54,11 +54,11 @@ hq_cli_error(const struct hq_cli *cli, const char *code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
-    hq_cli_error_text(cli, code, detail);
+    hk_cli_error_text(cli, code, detail);
 }
 
 const char *
-hq_cli_error_code(int rc)
+hk_cli_error_code(int rc)
 {
     switch (rc) {
     case HQ_ENOTFOUND:
@@ -79,7 +79,7 @@ hq_cli_error_code(int rc)
 }
 
 int
-hq_cli_wants_json(int argc, char **argv)
+hk_cli_wants_json(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0)

@@ -8,7 +8,7 @@
  * Exit status: 0 ok; 1 runtime failure (Redis down, an unknown key or dead
  * letter, a key that is not held); 2 usage (missing or bad arguments) or
  * configuration (a [redis] shards that differs from the namespace's).
- * Errors go through hq_cli_error(): one line on stderr, JSON with --json.
+ * Errors go through hk_cli_error(): one line on stderr, JSON with --json.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -23,12 +23,12 @@
 #define EXIT_USAGE 2
 
 /* The command running (one per process): where its errors go. */
-static struct hq_cli *cli_;
+static struct hk_cli *cli_;
 /* With --json, the first usage problem, reported by usage() as one object. */
 static char usage_detail[1024];
 
 static void
-begin(struct hq_cli *cli, char **argv)
+begin(struct hk_cli *cli, char **argv)
 {
     cli_ = cli;
     cli->cmd = argv[0];
@@ -52,14 +52,14 @@ uerr(const char *fmt, ...)
             snprintf(usage_detail, sizeof(usage_detail), "%s", msg);
         return;
     }
-    hq_cli_error_text(cli_, "usage", msg);
+    hk_cli_error_text(cli_, "usage", msg);
 }
 
 static int
 usage(const char *text)
 {
     if (cli_ != NULL && cli_->json)
-        hq_cli_error(cli_, "usage", "%s%susage: %s%s", usage_detail,
+        hk_cli_error(cli_, "usage", "%s%susage: %s%s", usage_detail,
                      usage_detail[0] ? " (" : "", text, usage_detail[0] ? ")" : "");
     else
         fprintf(stderr, "usage: %s\n", text);
@@ -171,14 +171,14 @@ progress(const char *what, size_t done, size_t total, void *arg)
 
 /* Connect to the configured Redis; 0, or the exit status after saying why. */
 static int
-open_client(struct hq_cli *cli, hq_client **out)
+open_client(struct hk_cli *cli, hq_client **out)
 {
     struct hq_store_options so;
     hq_client *c = NULL;
     int rc;
 
     memset(&so, 0, sizeof(so));
-    if (hq_cli_store_options(cli, &so) != 0)
+    if (hk_cli_store_options(cli, &so) != 0)
         return EXIT_USAGE; /* it said why */
     rc = hq_client_new(&so, &c);
     /* The namespace's shard count must be ours (DESIGN §3.2 shards). */
@@ -186,7 +186,7 @@ open_client(struct hq_cli *cli, hq_client **out)
         rc = hq_client_check_shards(c, NULL);
     if (rc != HQ_OK) {
         /* A malformed [redis] url is a configuration error. */
-        hq_cli_error(cli, rc == HQ_EINVAL ? "config" : hq_cli_error_code(rc),
+        hk_cli_error(cli, rc == HQ_EINVAL ? "config" : hk_cli_error_code(rc),
                      "%s", c ? hq_client_errmsg(c) : hq_strerror(rc));
         hq_client_free(c);
         return rc == HQ_EINVAL || rc == HQ_ECONFIG ? EXIT_USAGE : 1;
@@ -205,7 +205,7 @@ open_client(struct hq_cli *cli, hq_client **out)
 static int
 fail(hq_client *c, int rc)
 {
-    hq_cli_error(cli_, hq_cli_error_code(rc), "%s", hq_client_errmsg(c));
+    hk_cli_error(cli_, hk_cli_error_code(rc), "%s", hq_client_errmsg(c));
     return 1;
 }
 
@@ -413,7 +413,7 @@ print_stats(const struct hq_stats *s, const struct hq_stats *prev)
 }
 
 int
-hq_cmd_stats(struct hq_cli *cli, int argc, char **argv)
+hk_cmd_stats(struct hk_cli *cli, int argc, char **argv)
 {
     static const char use[] =
         "hookq stats [--json] [--top N] [--interval DURATION]";
@@ -450,7 +450,7 @@ hq_cmd_stats(struct hq_cli *cli, int argc, char **argv)
         char *js = hq_stats_json(&cur, have_prev ? &prev : NULL);
 
         if (js == NULL) {
-            hq_cli_error(cli_, "out_of_memory", "out of memory");
+            hk_cli_error(cli_, "out_of_memory", "out of memory");
             goto out;
         }
         printf("%s\n", js);
@@ -546,7 +546,7 @@ key_info_text(const struct hq_key_info *k, int64_t now_ms, char *buf, size_t siz
 }
 
 int
-hq_cmd_keys(struct hq_cli *cli, int argc, char **argv)
+hk_cmd_keys(struct hk_cli *cli, int argc, char **argv)
 {
     static const char use[] =
         "hookq keys [--state ready|active|parked|held] [--top N] [--json]";
@@ -573,7 +573,7 @@ hq_cmd_keys(struct hq_cli *cli, int argc, char **argv)
         if (js)
             printf("%s\n", js);
         else
-            hq_cli_error(cli_, "out_of_memory", "out of memory");
+            hk_cli_error(cli_, "out_of_memory", "out of memory");
         free(js);
         hq_key_list_release(&l);
         hq_client_free(c);
@@ -623,7 +623,7 @@ static int
 put_json(char *js)
 {
     if (js == NULL) {
-        hq_cli_error(cli_, "out_of_memory", "out of memory");
+        hk_cli_error(cli_, "out_of_memory", "out of memory");
         return 1;
     }
     printf("%s\n", js);
@@ -632,7 +632,7 @@ put_json(char *js)
 }
 
 int
-hq_cmd_peek(struct hq_cli *cli, int argc, char **argv)
+hk_cmd_peek(struct hk_cli *cli, int argc, char **argv)
 {
     static const char use[] = "hookq peek KEY [N] [--json]";
     struct hq_peek p;
@@ -661,7 +661,7 @@ hq_cmd_peek(struct hq_cli *cli, int argc, char **argv)
         return rc;
     }
     if (p.key.state == HQ_KEY_IDLE) {
-        hq_cli_error(cli_, "not_found", "nothing queued for key '%s'", pos[0]);
+        hk_cli_error(cli_, "not_found", "nothing queued for key '%s'", pos[0]);
         hq_peek_release(&p);
         hq_client_free(c);
         return 1;
@@ -713,7 +713,7 @@ hold_opt(int argc, char **argv, int i, void *arg)
 }
 
 int
-hq_cmd_hold(struct hq_cli *cli, int argc, char **argv)
+hk_cmd_hold(struct hk_cli *cli, int argc, char **argv)
 {
     static const char use[] = "hookq hold KEY [--reason TEXT]";
     const char *reason = "operator";
@@ -744,7 +744,7 @@ hq_cmd_hold(struct hq_cli *cli, int argc, char **argv)
 }
 
 int
-hq_cmd_release(struct hq_cli *cli, int argc, char **argv)
+hk_cmd_release(struct hk_cli *cli, int argc, char **argv)
 {
     static const char use[] = "hookq release KEY | release --customer CUSTOMER";
     char *pos[2];
@@ -908,7 +908,7 @@ dlq_opt(int argc, char **argv, int i, void *arg)
 }
 
 int
-hq_cmd_dlq(struct hq_cli *cli, int argc, char **argv)
+hk_cmd_dlq(struct hk_cli *cli, int argc, char **argv)
 {
     static const char use[] =
         "hookq dlq list [--json] | show ID [--json] | retry ID|--all | drop ID|--all";
@@ -982,7 +982,7 @@ token_from_stdin(char **out)
 }
 
 int
-hq_cmd_token(struct hq_cli *cli, int argc, char **argv)
+hk_cmd_token(struct hk_cli *cli, int argc, char **argv)
 {
     static const char use[] =
         "hookq token set CUSTOMER [TOKEN] | del CUSTOMER\n"
@@ -1041,7 +1041,7 @@ hq_cmd_token(struct hq_cli *cli, int argc, char **argv)
 /* workers                                                                   */
 
 int
-hq_cmd_workers(struct hq_cli *cli, int argc, char **argv)
+hk_cmd_workers(struct hk_cli *cli, int argc, char **argv)
 {
     static const char use[] = "hookq workers [--json]";
     struct hq_worker_list l;

@@ -15,9 +15,9 @@
 #include "banned_int.h"
 
 int
-hq_cmd_check(struct hq_cli *cli, int argc, char **argv)
+hk_cmd_check(struct hk_cli *cli, int argc, char **argv)
 {
-    struct hq_config *cfg = NULL;
+    struct hq__config *cfg = NULL;
     static char err[65536];
     int rc, nerr = 0;
 

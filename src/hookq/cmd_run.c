@@ -65,13 +65,13 @@ enum { WANT_INTAKE = 1 << 0, WANT_WORKER = 1 << 1, MAY_EMBED = 1 << 2 };
 
 struct daemon {
     const char *name;
-    struct hq_cli *cli;
+    struct hk_cli *cli;
     struct hq_store_options store;
-    struct hq_embedded_redis *redis;
-    struct hq_admin *admin;
-    struct hq_intake *intake;
+    struct hk_embedded_redis *redis;
+    struct hk_admin *admin;
+    struct hk_intake *intake;
     hq_worker *worker;
-    struct hq_process *process; /* the worker's handler; freed after join */
+    struct hq__process *process; /* the worker's handler; freed after join */
     int shards_checked;         /* the recorded shard count is ours */
     int shards_warned;          /* said once that it cannot be checked yet */
 };
@@ -92,31 +92,31 @@ static void
 shutdown_all(struct daemon *d)
 {
     if (d->intake != NULL)
-        hq_intake_stop(d->intake);
+        hk_intake_stop(d->intake);
     if (d->worker != NULL) {
         hq_worker_stop(d->worker);
         hq_worker_join(d->worker);
     }
-    hq_admin_free(d->admin);
+    hk_admin_free(d->admin);
     d->admin = NULL;
-    hq_intake_free(d->intake);
+    hk_intake_free(d->intake);
     d->intake = NULL;
     hq_worker_free(d->worker);
     d->worker = NULL;
-    hq_process_free(d->process);
+    hq__process_free(d->process);
     d->process = NULL;
     if (d->redis != NULL) {
-        pid_t pid = hq_embedded_redis_pid(d->redis);
+        pid_t pid = hk_embedded_redis_pid(d->redis);
         if (pid <= 0)
-            hq_embedded_redis_stop(d->redis, 0); /* exited already */
-        else if (hq_embedded_redis_stop(d->redis, EMBEDDED_STOP_TIMEOUT_MS) !=
+            hk_embedded_redis_stop(d->redis, 0); /* exited already */
+        else if (hk_embedded_redis_stop(d->redis, EMBEDDED_STOP_TIMEOUT_MS) !=
                  0)
-            hq_log(HQ_LOG_WARN,
+            hk_log(HQ_LOG_WARN,
                    "embedded redis-server (pid %d) did not stop in "
                    "time and was killed",
                    (int)pid);
         else
-            hq_log_kv(HQ_LOG_INFO, "embedded redis stopped", NULL);
+            hk_log_kv(HQ_LOG_INFO, "embedded redis stopped", NULL);
         d->redis = NULL;
     }
 }
@@ -137,7 +137,7 @@ usage_error(const char *name, const char *arg)
  * be several times the number of masters).
  */
 static void
-log_cluster_layout(const struct hq_config *cfg)
+log_cluster_layout(const struct hq__config *cfg)
 {
     struct hq__store_addr addr;
     struct hq__store_ns ns;
@@ -151,13 +151,13 @@ log_cluster_layout(const struct hq_config *cfg)
         return;
     if (hq__conn_cluster_layout(&addr, &ns, layout, sizeof(layout), &uneven,
                                 &e) != HQ_OK) {
-        hq_log(HQ_LOG_WARN, "redis cluster: cannot read the slot map yet: %s",
+        hk_log(HQ_LOG_WARN, "redis cluster: cannot read the slot map yet: %s",
                e.msg);
         return;
     }
-    hq_log(HQ_LOG_INFO, "redis cluster: %s", layout);
+    hk_log(HQ_LOG_INFO, "redis cluster: %s", layout);
     if (uneven)
-        hq_log(HQ_LOG_WARN,
+        hk_log(HQ_LOG_WARN,
                "redis cluster: one master holds more than twice its share of "
                "the %u shards; set [redis] shards to several times the number "
                "of masters",
@@ -167,50 +167,50 @@ log_cluster_layout(const struct hq_config *cfg)
 static int
 start_store(struct daemon *d, int flags)
 {
-    const struct hq_config *cfg = d->cli->cfg;
+    const struct hq__config *cfg = d->cli->cfg;
     char err[2048], masked[512];
 
     if (cfg->redis.sentinels != NULL) {
-        hq_cli_store_options(d->cli, &d->store);
-        hq_log_kv(HQ_LOG_INFO, "using redis through its sentinels", "sentinels",
+        hk_cli_store_options(d->cli, &d->store);
+        hk_log_kv(HQ_LOG_INFO, "using redis through its sentinels", "sentinels",
                   cfg->redis.sentinels, "master", cfg->redis.sentinel_master, NULL);
         return 0;
     }
     if (cfg->redis.url != NULL) {
-        hq_cli_store_options(d->cli, &d->store);
-        hq_log_kv(HQ_LOG_INFO, "using redis", "url",
-                  hq_log_mask_url(cfg->redis.url, masked, sizeof(masked)),
+        hk_cli_store_options(d->cli, &d->store);
+        hk_log_kv(HQ_LOG_INFO, "using redis", "url",
+                  hk_log_mask_url(cfg->redis.url, masked, sizeof(masked)),
                   NULL);
         log_cluster_layout(cfg);
         return 0;
     }
     if (flags & MAY_EMBED) {
         char pid[32];
-        if (hq_embedded_redis_start(cfg->redis.data_dir,
+        if (hk_embedded_redis_start(cfg->redis.data_dir,
                                     EMBEDDED_START_TIMEOUT_MS, &d->redis, err,
                                     sizeof(err)) != 0) {
-            hq_log(HQ_LOG_ERROR, "cannot start the embedded redis: %s", err);
+            hk_log(HQ_LOG_ERROR, "cannot start the embedded redis: %s", err);
             return -1;
         }
-        if (hq_cli_store_options(d->cli, &d->store) != 0)
+        if (hk_cli_store_options(d->cli, &d->store) != 0)
             return -1;
-        d->store.url = hq_embedded_redis_url(d->redis);
-        snprintf(pid, sizeof(pid), "%d", (int)hq_embedded_redis_pid(d->redis));
-        hq_log_kv(HQ_LOG_INFO, "embedded redis started", "url", d->store.url,
+        d->store.url = hk_embedded_redis_url(d->redis);
+        snprintf(pid, sizeof(pid), "%d", (int)hk_embedded_redis_pid(d->redis));
+        hk_log_kv(HQ_LOG_INFO, "embedded redis started", "url", d->store.url,
                   "pid", pid, "data_dir", cfg->redis.data_dir, NULL);
         return 0;
     }
-    if (hq_cli_store_options(d->cli, &d->store) != 0)
+    if (hk_cli_store_options(d->cli, &d->store) != 0)
         return -1;
-    if (hq_embedded_redis_ping(d->store.url + strlen("unix://"), 2000) != 1) {
-        hq_log(HQ_LOG_ERROR,
+    if (hk_embedded_redis_ping(d->store.url + strlen("unix://"), 2000) != 1) {
+        hk_log(HQ_LOG_ERROR,
                "no [redis] url is set and no embedded redis answers "
                "on '%s': start `hookq run` with this data_dir first, or set "
                "[redis] url",
                d->store.url + strlen("unix://"));
         return -1;
     }
-    hq_log_kv(HQ_LOG_INFO, "using the embedded redis of hookq run", "url",
+    hk_log_kv(HQ_LOG_INFO, "using the embedded redis of hookq run", "url",
               d->store.url, NULL);
     return 0;
 }
@@ -230,11 +230,11 @@ check_shards(struct daemon *d)
     if (rc == HQ_OK) {
         d->shards_checked = 1;
     } else if (rc == HQ_ECONFIG || rc == HQ_EINVAL) {
-        hq_log(HQ_LOG_ERROR, "%s", c ? hq_client_errmsg(c) : hq_strerror(rc));
+        hk_log(HQ_LOG_ERROR, "%s", c ? hq_client_errmsg(c) : hq_strerror(rc));
         hq_client_free(c);
         return 2;
     } else if (!d->shards_warned) {
-        hq_log(HQ_LOG_WARN, "cannot check the namespace's shard count yet "
+        hk_log(HQ_LOG_WARN, "cannot check the namespace's shard count yet "
                "(trying again every second): %s",
                c ? hq_client_errmsg(c) : hq_strerror(rc));
         d->shards_warned = 1;
@@ -253,7 +253,7 @@ next_tick(int64_t wd_ms)
     struct timespec tick = {1, 0};
 
     if (wd_ms > 0) {
-        hq_notify_watchdog();
+        hk_notify_watchdog();
         if (wd_ms < 1000) {
             tick.tv_sec = 0;
             tick.tv_nsec = (long)wd_ms * 1000000L;
@@ -270,7 +270,7 @@ next_tick(int64_t wd_ms)
 static int
 wait_for_redis(struct daemon *d, const sigset_t *sigs)
 {
-    int64_t wd_ms = hq_notify_watchdog_interval_ms();
+    int64_t wd_ms = hk_notify_watchdog_interval_ms();
     int logged = 0;
 
     for (;;) {
@@ -282,15 +282,15 @@ wait_for_redis(struct daemon *d, const sigset_t *sigs)
         if (rc == HQ_OK) {
             hq_client_free(c);
             if (logged)
-                hq_log_kv(HQ_LOG_INFO, "redis answers", NULL);
+                hk_log_kv(HQ_LOG_INFO, "redis answers", NULL);
             return 0;
         }
         if (!logged) {
             char status[600];
             snprintf(status, sizeof(status), "waiting for redis: %s",
                      c ? hq_client_errmsg(c) : "out of memory");
-            hq_log(HQ_LOG_WARN, "%s", status);
-            hq_notify_status(status);
+            hk_log(HQ_LOG_WARN, "%s", status);
+            hk_notify_status(status);
             logged = 1;
         }
         hq_client_free(c);
@@ -302,10 +302,10 @@ wait_for_redis(struct daemon *d, const sigset_t *sigs)
 }
 
 static int
-run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
+run_daemon(struct hk_cli *cli, int argc, char **argv, const char *name,
            int flags)
 {
-    const struct hq_config *cfg = cli->cfg;
+    const struct hq__config *cfg = cli->cfg;
     struct daemon d;
     sigset_t sigs;
     char err[2048];
@@ -332,20 +332,20 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
     }
 
     if (cfg->admin.listen != NULL) {
-        d.admin = hq_admin_new(cfg, &d.store, err, sizeof(err));
+        d.admin = hk_admin_new(cfg, &d.store, err, sizeof(err));
         if (d.admin == NULL) {
-            hq_log(HQ_LOG_ERROR, "%s", err);
+            hk_log(HQ_LOG_ERROR, "%s", err);
             goto out;
         }
     }
     if (flags & WANT_INTAKE) {
-        struct hq_intake_hooks hooks = {hq_log_sink, (void *)"intake",
-                                        hq_log_enabled(HQ_LOG_DEBUG)
+        struct hk_intake_hooks hooks = {hk_log_sink, (void *)"intake",
+                                        hk_log_enabled(HQ_LOG_DEBUG)
                                             ? HQ_LOG_DEBUG
                                             : HQ_LOG_INFO};
-        d.intake = hq_intake_start(cfg, &d.store, &hooks, err, sizeof(err));
+        d.intake = hk_intake_start(cfg, &d.store, &hooks, err, sizeof(err));
         if (d.intake == NULL) {
-            hq_log(HQ_LOG_ERROR, "cannot start the intake: %s", err);
+            hk_log(HQ_LOG_ERROR, "cannot start the intake: %s", err);
             goto out;
         }
     }
@@ -354,26 +354,26 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
         memset(&wo, 0, sizeof(wo));
         wo.store = d.store;
         hq__config_worker_options(cfg, &wo);
-        wo.log = hq_log_sink;
-        wo.log_kv = hq_log_kv_sink;
+        wo.log = hk_log_sink;
+        wo.log_kv = hk_log_kv_sink;
         wo.log_arg = (void *)"worker";
-        rc = hq_process_new(cfg, &d.store, &d.process, err, sizeof(err));
+        rc = hq__process_new(cfg, &d.store, &d.process, err, sizeof(err));
         if (rc != HQ_OK) {
-            hq_log(HQ_LOG_ERROR, "%s", err);
+            hk_log(HQ_LOG_ERROR, "%s", err);
             rc = rc == HQ_ECONFIG ? 2 : 1;
             goto out;
         }
         rc = 1;
-        hq_process_set_log_kv(d.process, hq_log_kv_sink, (void *)"worker");
-        hq_process_worker_options(d.process, &wo);
+        hq__process_set_log_kv(d.process, hk_log_kv_sink, (void *)"worker");
+        hq__process_worker_options(d.process, &wo);
         if (hq_worker_new(&wo, &d.worker) != HQ_OK) {
-            hq_log(HQ_LOG_ERROR, "cannot create the worker: %s",
+            hk_log(HQ_LOG_ERROR, "cannot create the worker: %s",
                    d.worker ? hq_worker_errmsg(d.worker) : "out of memory");
             goto out;
         }
         rc = hq_worker_start(d.worker);
         if (rc != HQ_OK) {
-            hq_log(HQ_LOG_ERROR, "cannot start the worker: %s",
+            hk_log(HQ_LOG_ERROR, "cannot start the worker: %s",
                    hq_worker_errmsg(d.worker));
             rc = rc == HQ_ECONFIG ? 2 : 1;
             goto out;
@@ -381,9 +381,9 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
         rc = 1;
     }
     if (d.admin != NULL) {
-        hq_admin_attach(d.admin, d.intake, d.worker, d.process);
-        if (hq_admin_start(d.admin) != 0) {
-            hq_log(HQ_LOG_ERROR, "cannot start the admin thread");
+        hk_admin_attach(d.admin, d.intake, d.worker, d.process);
+        if (hk_admin_start(d.admin) != 0) {
+            hk_log(HQ_LOG_ERROR, "cannot start the admin thread");
             goto out;
         }
     }
@@ -397,14 +397,14 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
                                 &port) == 0)
                 snprintf(intake_url, sizeof(intake_url), "http://%s%s%s:%d%s",
                          strchr(host, ':') ? "[" : "", host,
-                         strchr(host, ':') ? "]" : "", hq_intake_port(d.intake),
+                         strchr(host, ':') ? "]" : "", hk_intake_port(d.intake),
                          cfg->intake.path);
         }
         if (d.admin != NULL)
             snprintf(admin_url, sizeof(admin_url), "http://%s/healthz",
                      cfg->admin.listen);
         snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
-        hq_log_kv(HQ_LOG_INFO, "hookq ready", "command", name, "intake",
+        hk_log_kv(HQ_LOG_INFO, "hookq ready", "command", name, "intake",
                   intake_url[0] ? intake_url : NULL, "admin",
                   admin_url[0] ? admin_url : NULL, "worker",
                   (flags & WANT_WORKER) ? "on" : NULL, "pid", pidbuf, NULL);
@@ -414,11 +414,11 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
             snprintf(status, sizeof(status), "%s%s%s%s%s", name,
                      intake_url[0] ? ": intake " : "", intake_url,
                      admin_url[0] ? ", admin " : "", admin_url);
-            hq_notify_ready(status);
+            hk_notify_ready(status);
         }
     }
 
-    for (int64_t wd_ms = hq_notify_watchdog_interval_ms(); sig == 0;) {
+    for (int64_t wd_ms = hk_notify_watchdog_interval_ms(); sig == 0;) {
         struct timespec tick = next_tick(wd_ms);
         sig = sigtimedwait(&sigs, NULL, &tick);
         if (sig == SIGINT || sig == SIGTERM)
@@ -428,8 +428,8 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
             return 2;
         }
         sig = 0;
-        if (d.redis != NULL && !hq_embedded_redis_alive(d.redis)) {
-            hq_log(HQ_LOG_ERROR,
+        if (d.redis != NULL && !hk_embedded_redis_alive(d.redis)) {
+            hk_log(HQ_LOG_ERROR,
                    "the embedded redis-server exited (see %s/%s); "
                    "stopping",
                    cfg->redis.data_dir, HQ_EMBEDDED_LOG);
@@ -437,8 +437,8 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
             return 1;
         }
     }
-    hq_notify_stopping();
-    hq_log_kv(HQ_LOG_INFO, "draining", "signal",
+    hk_notify_stopping();
+    hk_log_kv(HQ_LOG_INFO, "draining", "signal",
               sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
     {
         struct sigaction sa;
@@ -452,25 +452,25 @@ run_daemon(struct hq_cli *cli, int argc, char **argv, const char *name,
 out:
     shutdown_all(&d);
     if (rc == 0)
-        hq_log_kv(HQ_LOG_INFO, "stopped", NULL);
+        hk_log_kv(HQ_LOG_INFO, "stopped", NULL);
     return rc;
 }
 
 int
-hq_cmd_run(struct hq_cli *cli, int argc, char **argv)
+hk_cmd_run(struct hk_cli *cli, int argc, char **argv)
 {
     return run_daemon(cli, argc, argv, "run",
                       WANT_INTAKE | WANT_WORKER | MAY_EMBED);
 }
 
 int
-hq_cmd_serve(struct hq_cli *cli, int argc, char **argv)
+hk_cmd_serve(struct hk_cli *cli, int argc, char **argv)
 {
     return run_daemon(cli, argc, argv, "serve", WANT_INTAKE);
 }
 
 int
-hq_cmd_work(struct hq_cli *cli, int argc, char **argv)
+hk_cmd_work(struct hk_cli *cli, int argc, char **argv)
 {
     return run_daemon(cli, argc, argv, "work", WANT_WORKER);
 }

@@ -1,6 +1,6 @@
 /*
  * The embedded redis-server of `hookq run` (see embedded_redis.h), and the
- * store options every command uses (hq_cli_store_options).
+ * store options every command uses (hk_cli_store_options).
  *
  * The PING here is a raw RESP exchange on the unix socket rather than
  * hiredis: it runs before anything else exists, and it must tell "loading
@@ -33,7 +33,7 @@
 
 #include "banned_int.h"
 
-struct hq_embedded_redis {
+struct hk_embedded_redis {
     pid_t pid;
     int lock_fd;
     char dir[256];
@@ -41,7 +41,7 @@ struct hq_embedded_redis {
 };
 
 int
-hq_embedded_redis_dir(const char *data_dir, char *buf, size_t size)
+hk_embedded_redis_dir(const char *data_dir, char *buf, size_t size)
 {
     char cwd[4096];
     int n;
@@ -68,13 +68,13 @@ hq_embedded_redis_dir(const char *data_dir, char *buf, size_t size)
 }
 
 int
-hq_embedded_redis_url_of(const char *data_dir, char *buf, size_t size)
+hk_embedded_redis_url_of(const char *data_dir, char *buf, size_t size)
 {
     char dir[256];
     struct sockaddr_un sun;
     int n;
 
-    if (hq_embedded_redis_dir(data_dir, dir, sizeof(dir)) != 0)
+    if (hk_embedded_redis_dir(data_dir, dir, sizeof(dir)) != 0)
         return -1;
     if (strlen(dir) + 1 + strlen(HQ_EMBEDDED_SOCKET) >= sizeof(sun.sun_path))
         return -1;
@@ -83,7 +83,7 @@ hq_embedded_redis_url_of(const char *data_dir, char *buf, size_t size)
 }
 
 int
-hq_cli_store_options(struct hq_cli *cli, struct hq_store_options *opts)
+hk_cli_store_options(struct hk_cli *cli, struct hq_store_options *opts)
 {
     static char url[300];
 
@@ -96,9 +96,9 @@ hq_cli_store_options(struct hq_cli *cli, struct hq_store_options *opts)
         opts->url = cli->cfg->redis.url;
         return 0;
     }
-    if (hq_embedded_redis_url_of(cli->cfg->redis.data_dir, url, sizeof(url)) !=
+    if (hk_embedded_redis_url_of(cli->cfg->redis.data_dir, url, sizeof(url)) !=
         0) {
-        hq_cli_error(cli, "config",
+        hk_cli_error(cli, "config",
                      "[redis] data_dir '%s': path too long for a unix socket; "
                      "use a shorter data_dir",
                      cli->cfg->redis.data_dir);
@@ -109,7 +109,7 @@ hq_cli_store_options(struct hq_cli *cli, struct hq_store_options *opts)
 }
 
 int
-hq_embedded_redis_ping(const char *path, int timeout_ms)
+hk_embedded_redis_ping(const char *path, int timeout_ms)
 {
     struct sockaddr_un sun;
     struct pollfd pfd;
@@ -218,11 +218,11 @@ log_loading(const char *path)
     info_field(buf, "loading_loaded_bytes", loaded, sizeof(loaded));
     info_field(buf, "loading_total_bytes", total, sizeof(total));
     if (perc[0] != '\0')
-        hq_log_kv(HQ_LOG_INFO, "embedded redis is loading its data", "percent",
+        hk_log_kv(HQ_LOG_INFO, "embedded redis is loading its data", "percent",
                   perc, "loaded_bytes", loaded[0] ? loaded : NULL, "total_bytes",
                   total[0] ? total : NULL, "eta_s", eta[0] ? eta : NULL, NULL);
     else
-        hq_log_kv(HQ_LOG_INFO, "embedded redis is loading its data", NULL);
+        hk_log_kv(HQ_LOG_INFO, "embedded redis is loading its data", NULL);
 out:
     close(fd);
 }
@@ -372,7 +372,7 @@ stop_stale(const char *dir)
     pid = read_pid(path);
     if (pid == 0 || kill(pid, 0) != 0 || !is_redis_server(pid, dir))
         return;
-    hq_log(HQ_LOG_WARN,
+    hk_log(HQ_LOG_WARN,
            "stopping the redis-server (pid %d) left running in '%s'", (int)pid,
            dir);
     kill(pid, SIGTERM);
@@ -386,7 +386,7 @@ stop_stale(const char *dir)
 }
 
 static int
-take_lock(struct hq_embedded_redis *r, char *err, size_t errsize)
+take_lock(struct hk_embedded_redis *r, char *err, size_t errsize)
 {
     char path[300], buf[32];
     int n;
@@ -460,11 +460,11 @@ spawn(const char *server, const char *dir, const char *sock)
 }
 
 int
-hq_embedded_redis_start(const char *data_dir, int timeout_ms,
-                        struct hq_embedded_redis **out, char *err,
+hk_embedded_redis_start(const char *data_dir, int timeout_ms,
+                        struct hk_embedded_redis **out, char *err,
                         size_t errsize)
 {
-    struct hq_embedded_redis *r;
+    struct hk_embedded_redis *r;
     char sock[300], serverbuf[4200], tail[1000];
     const char *server;
     int64_t deadline;
@@ -478,8 +478,8 @@ hq_embedded_redis_start(const char *data_dir, int timeout_ms,
     }
     r->lock_fd = -1;
     r->pid = -1;
-    if (hq_embedded_redis_dir(data_dir, r->dir, sizeof(r->dir)) != 0 ||
-        hq_embedded_redis_url_of(data_dir, r->url, sizeof(r->url)) != 0) {
+    if (hk_embedded_redis_dir(data_dir, r->dir, sizeof(r->dir)) != 0 ||
+        hk_embedded_redis_url_of(data_dir, r->url, sizeof(r->url)) != 0) {
         snprintf(err, errsize,
                  "data_dir '%s': path too long for a unix socket "
                  "(at most ~90 characters)",
@@ -513,7 +513,7 @@ hq_embedded_redis_start(const char *data_dir, int timeout_ms,
     }
     deadline = hq__conn_now_ms() + timeout_ms;
     for (int64_t next_report = hq__conn_now_ms() + 500;;) {
-        int ping = hq_embedded_redis_ping(sock, 1000);
+        int ping = hk_embedded_redis_ping(sock, 1000);
         pid_t w;
 
         if (ping == 1)
@@ -550,24 +550,24 @@ hq_embedded_redis_start(const char *data_dir, int timeout_ms,
     *out = r;
     return 0;
 fail:
-    hq_embedded_redis_stop(r, 5000);
+    hk_embedded_redis_stop(r, 5000);
     return -1;
 }
 
 const char *
-hq_embedded_redis_url(const struct hq_embedded_redis *r)
+hk_embedded_redis_url(const struct hk_embedded_redis *r)
 {
     return r->url;
 }
 
 pid_t
-hq_embedded_redis_pid(const struct hq_embedded_redis *r)
+hk_embedded_redis_pid(const struct hk_embedded_redis *r)
 {
     return r->pid;
 }
 
 int
-hq_embedded_redis_alive(struct hq_embedded_redis *r)
+hk_embedded_redis_alive(struct hk_embedded_redis *r)
 {
     int status;
 
@@ -581,7 +581,7 @@ hq_embedded_redis_alive(struct hq_embedded_redis *r)
 }
 
 int
-hq_embedded_redis_stop(struct hq_embedded_redis *r, int timeout_ms)
+hk_embedded_redis_stop(struct hk_embedded_redis *r, int timeout_ms)
 {
     int rc = 0;
 

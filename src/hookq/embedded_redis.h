@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-struct hq_embedded_redis;
+struct hk_embedded_redis;
 
 /* Names of the files in data_dir. */
 #define HQ_EMBEDDED_SOCKET "redis.sock"
@@ -32,13 +32,13 @@ struct hq_embedded_redis;
  * The absolute path of `data_dir` (relative to the working directory) in
  * `buf`. Returns 0, or -1 when it does not fit.
  */
-int hq_embedded_redis_dir(const char *data_dir, char *buf, size_t size);
+int hk_embedded_redis_dir(const char *data_dir, char *buf, size_t size);
 
 /*
  * The store URL of the embedded Redis of `data_dir`, "unix:///abs/redis.sock",
  * in `buf`. Returns 0, or -1 when it does not fit in a unix socket path.
  */
-int hq_embedded_redis_url_of(const char *data_dir, char *buf, size_t size);
+int hk_embedded_redis_url_of(const char *data_dir, char *buf, size_t size);
 
 /*
  * Create data_dir (mode 0700), take its lock, start redis-server (the
@@ -47,31 +47,31 @@ int hq_embedded_redis_url_of(const char *data_dir, char *buf, size_t size);
  * `*out`, or -1 with the reason in `err` (data_dir in use by another hookq,
  * no redis-server, it exited: with the end of its log).
  */
-int hq_embedded_redis_start(const char *data_dir, int timeout_ms,
-                            struct hq_embedded_redis **out, char *err,
+int hk_embedded_redis_start(const char *data_dir, int timeout_ms,
+                            struct hk_embedded_redis **out, char *err,
                             size_t errsize);
 
 /* "unix:///abs/data_dir/redis.sock"; owned by `r`. */
-const char *hq_embedded_redis_url(const struct hq_embedded_redis *r);
-pid_t hq_embedded_redis_pid(const struct hq_embedded_redis *r);
+const char *hk_embedded_redis_url(const struct hk_embedded_redis *r);
+pid_t hk_embedded_redis_pid(const struct hk_embedded_redis *r);
 
 /*
  * 1 while redis-server runs; 0 once it exited (it is reaped then, and
- * hq_embedded_redis_stop() only releases the lock).
+ * hk_embedded_redis_stop() only releases the lock).
  */
-int hq_embedded_redis_alive(struct hq_embedded_redis *r);
+int hk_embedded_redis_alive(struct hk_embedded_redis *r);
 
 /*
  * Stop redis-server (SIGTERM, so it flushes the AOF; SIGKILL after
  * `timeout_ms`), release the lock and free `r`. Returns 0 when it exited by
  * itself, -1 when it had to be killed. NULL is accepted.
  */
-int hq_embedded_redis_stop(struct hq_embedded_redis *r, int timeout_ms);
+int hk_embedded_redis_stop(struct hk_embedded_redis *r, int timeout_ms);
 
 /*
  * Send PING over the unix socket `path`: 1 when Redis answered PONG, 0 when
  * it is loading its data (-LOADING), -1 when nothing answered.
  */
-int hq_embedded_redis_ping(const char *path, int timeout_ms);
+int hk_embedded_redis_ping(const char *path, int timeout_ms);
 
 #endif /* HQ_EMBEDDED_REDIS_H */

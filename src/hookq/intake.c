@@ -69,7 +69,7 @@
 
 #define REDIS_TIMEOUT_MS 1500   /* a request's enqueue must answer within */
 #define LINGER_MS 2000          /* read and discard after a closing answer */
-#define STOP_GRACE_MS 3000      /* hq_intake_stop waits this long at most */
+#define STOP_GRACE_MS 3000      /* hk_intake_stop waits this long at most */
 #define OUT_CAP (256 * 1024)    /* stop reading while this much is unsent */
 #define RETRY_AFTER_503 "1"
 #define RETRY_AFTER_429 "10"
@@ -105,13 +105,13 @@ struct conn {
 };
 
 struct loop {
-    struct hq_intake *in;
+    struct hk_intake *in;
     unsigned idx;
     pthread_t thread;
     int started;
     struct event_base *base;
     struct evconnlistener *lis;
-    struct event *stop_ev;     /* activated by hq_intake_stop */
+    struct event *stop_ev;     /* activated by hk_intake_stop */
     struct event *grace_ev;    /* STOP_GRACE_MS after the stop */
     struct evbuffer *msg;      /* scratch: the answer being written */
     struct hq__pusher *pusher; /* batches the requests' enqueue calls */
@@ -124,15 +124,15 @@ struct loop {
     _Atomic uint64_t accepted, duplicate;
     _Atomic uint64_t rejected[HQ_INTAKE_NREASONS];
     _Atomic int redis_oom;     /* Redis's last answer: refused for memory */
-    struct hq_hist latency;    /* request complete -> answer written */
+    struct hq__hist latency;    /* request complete -> answer written */
 };
 
-struct hq_intake {
-    const struct hq_config *cfg;
+struct hk_intake {
+    const struct hq__config *cfg;
     const char *path;          /* intake.path, "/webhook" when unset */
     struct hq__store_addr addr;
     struct hq__store_ns ns;
-    struct hq_intake_hooks hooks;
+    struct hk_intake_hooks hooks;
     struct hq__customer_spec customer;
     struct hq__sig_key key;
     int has_secret;
@@ -268,7 +268,7 @@ static void
 send_answer(struct conn *c, int status, const char *extra,
             struct evbuffer *body)
 {
-    struct hq_intake *in = c->lp->in;
+    struct hk_intake *in = c->lp->in;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     struct evbuffer *msg = c->lp->msg;
     size_t len = evbuffer_get_length(body);
@@ -300,7 +300,7 @@ send_answer(struct conn *c, int status, const char *extra,
         bufferevent_write_buffer(c->bev, msg);
 
     if (c->t0_us != 0)
-        hq_hist_observe(&c->lp->latency, hq_mono_us() - c->t0_us);
+        hq__hist_observe(&c->lp->latency, hq__mono_us() - c->t0_us);
     req_reset(c);
     if (c->keep_alive) {
         c->state = ST_IDLE;
@@ -465,12 +465,12 @@ store(struct conn *c)
 static void
 handle_request(struct conn *c)
 {
-    struct hq_intake *in = c->lp->in;
+    struct hk_intake *in = c->lp->in;
     char detail[HQ_ENV_DETAIL_MAX];
     int rc;
 
     evtimer_del(c->timer);
-    c->t0_us = hq_mono_us();
+    c->t0_us = hq__mono_us();
     if (in->has_secret) {
         rc = hq__sig_verify(&in->key, c->req.wh_id, c->req.wh_id_len, c->req.wh_ts,
                             c->req.wh_ts_len, c->req.wh_sig, c->req.wh_sig_len,
@@ -539,7 +539,7 @@ send_unreadable(struct conn *c, const struct hq__http1_error *e)
 static int
 route(struct conn *c)
 {
-    struct hq_intake *in = c->lp->in;
+    struct hk_intake *in = c->lp->in;
     struct hq__http1 *r = &c->req;
     struct hq__http1_error e;
     int send_continue;
@@ -596,7 +596,7 @@ feed(struct conn *c, struct evbuffer *inb, struct hq__http1_error *e)
 static void
 process(struct conn *c)
 {
-    struct hq_intake *in = c->lp->in;
+    struct hk_intake *in = c->lp->in;
     struct evbuffer *inb = bufferevent_get_input(c->bev);
     struct hq__http1_error e;
     enum hq__http1_result r;
@@ -779,7 +779,7 @@ on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
           int salen, void *arg)
 {
     struct loop *lp = arg;
-    struct hq_intake *in = lp->in;
+    struct hk_intake *in = lp->in;
     struct conn *c;
     int one = 1;
 
@@ -990,7 +990,7 @@ listen_on(const char *addr, int *port, char *err, size_t errsize)
 }
 
 static void
-loops_free(struct hq_intake *in)
+loops_free(struct hk_intake *in)
 {
     for (unsigned i = 0; i < in->nloops; i++) {
         struct loop *lp = &in->loops[i];
@@ -1012,11 +1012,11 @@ loops_free(struct hq_intake *in)
     in->loops = NULL;
 }
 
-struct hq_intake *
-hq_intake_start(const struct hq_config *cfg, const struct hq_store_options *store,
-                const struct hq_intake_hooks *hooks, char *err, size_t errsize)
+struct hk_intake *
+hk_intake_start(const struct hq__config *cfg, const struct hq_store_options *store,
+                const struct hk_intake_hooks *hooks, char *err, size_t errsize)
 {
-    struct hq_intake *in;
+    struct hk_intake *in;
     struct hq__err e;
     const char *url = store && store->url ? store->url
                     : cfg->redis.url ? cfg->redis.url : "redis://127.0.0.1:6379/0";
@@ -1112,8 +1112,8 @@ hq_intake_start(const struct hq_config *cfg, const struct hq_store_options *stor
         if (pthread_create(&in->loops[i].thread, NULL, loop_main, &in->loops[i]) != 0) {
             snprintf(err, errsize, "cannot start an intake thread");
             in->nloops = i;
-            hq_intake_stop(in);
-            hq_intake_free(in);
+            hk_intake_stop(in);
+            hk_intake_free(in);
             return NULL;
         }
         in->loops[i].started = 1;
@@ -1134,13 +1134,13 @@ fail:
 }
 
 int
-hq_intake_port(const struct hq_intake *in)
+hk_intake_port(const struct hk_intake *in)
 {
     return in->port;
 }
 
 void
-hq_intake_stop(struct hq_intake *in)
+hk_intake_stop(struct hk_intake *in)
 {
     if (in == NULL || in->stopped)
         return;
@@ -1154,11 +1154,11 @@ hq_intake_stop(struct hq_intake *in)
 }
 
 void
-hq_intake_free(struct hq_intake *in)
+hk_intake_free(struct hk_intake *in)
 {
     if (in == NULL)
         return;
-    hq_intake_stop(in);
+    hk_intake_stop(in);
     loops_free(in);
     if (in->fd >= 0)
         close(in->fd);
@@ -1168,7 +1168,7 @@ hq_intake_free(struct hq_intake *in)
 }
 
 void
-hq_intake_stats(const struct hq_intake *in, struct hq_intake_stats *out)
+hk_intake_stats(const struct hk_intake *in, struct hk_intake_stats *out)
 {
     memset(out, 0, sizeof(*out));
     for (unsigned i = 0; i < in->nloops; i++) {
@@ -1185,15 +1185,15 @@ hq_intake_stats(const struct hq_intake *in, struct hq_intake_stats *out)
 }
 
 void
-hq_intake_latency(const struct hq_intake *in, struct hq_hist_snap *out)
+hk_intake_latency(const struct hk_intake *in, struct hq__hist_snap *out)
 {
     memset(out, 0, sizeof(*out));
     for (unsigned i = 0; i < in->nloops; i++)
-        hq_hist_add(out, &in->loops[i].latency);
+        hq__hist_add(out, &in->loops[i].latency);
 }
 
 const char *
-hq_intake_reason_name(int reason)
+hk_intake_reason_name(int reason)
 {
     static const char *const names[HQ_INTAKE_NREASONS] = {
         [HQ_INTAKE_BAD_REQUEST] = "bad_request",

@@ -7,10 +7,10 @@
  * replied that the job is stored (G5). See docs/intake.md.
  *
  * Usage:
- *     in = hq_intake_start(cfg, &store, &hooks, err, sizeof(err));
+ *     in = hk_intake_start(cfg, &store, &hooks, err, sizeof(err));
  *     ...                        (serve until SIGTERM)
- *     hq_intake_stop(in);        (stop accepting, finish requests, join)
- *     hq_intake_free(in);
+ *     hk_intake_stop(in);        (stop accepting, finish requests, join)
+ *     hk_intake_free(in);
  */
 #ifndef HQ_INTAKE_H
 #define HQ_INTAKE_H
@@ -21,7 +21,7 @@
 #include "hookq/hookq.h"
 #include "config_int.h"
 
-struct hq_intake;
+struct hk_intake;
 
 /*
  * Optional callbacks. `log` (hookq.h's hq_log_fn, levels HQ_LOG_*) is
@@ -31,14 +31,14 @@ struct hq_intake;
  * the connection limit. `msg` is a single line without a newline, valid
  * during the call, and never contains the signing secret.
  */
-struct hq_intake_hooks {
+struct hk_intake_hooks {
     hq_log_fn *log;
     void *arg;
     int log_level; /* the most verbose HQ_LOG_* passed on */
 };
 
-/* Why requests were refused; the index of hq_intake_stats.rejected[]. */
-enum hq_intake_reason {
+/* Why requests were refused; the index of hk_intake_stats.rejected[]. */
+enum hk_intake_reason {
     HQ_INTAKE_BAD_REQUEST = 0,   /* 400 malformed HTTP (Content-Length, ...) */
     HQ_INTAKE_INVALID_JSON,      /* 400 */
     HQ_INTAKE_MISSING_CODE,      /* 400 */
@@ -59,7 +59,7 @@ enum hq_intake_reason {
 };
 
 /* Counters since start, summed over the loops. */
-struct hq_intake_stats {
+struct hk_intake_stats {
     uint64_t accepted;   /* 202: stored */
     uint64_t duplicate;  /* 200: webhook-id seen within dedup_ttl */
     uint64_t rejected[HQ_INTAKE_NREASONS];
@@ -75,13 +75,13 @@ struct hq_intake_stats {
  * answers. Returns the intake, or NULL with the reason in `err` (bad listen
  * address, port in use, bad secret or customer pointer).
  */
-struct hq_intake *hq_intake_start(const struct hq_config *cfg,
+struct hk_intake *hk_intake_start(const struct hq__config *cfg,
                                   const struct hq_store_options *store,
-                                  const struct hq_intake_hooks *hooks,
+                                  const struct hk_intake_hooks *hooks,
                                   char *err, size_t errsize);
 
 /* The TCP port listened on (useful with listen = 127.0.0.1:0). */
-int hq_intake_port(const struct hq_intake *in);
+int hk_intake_port(const struct hk_intake *in);
 
 /*
  * Stop accepting connections, let requests in flight get their answers
@@ -89,22 +89,22 @@ int hq_intake_port(const struct hq_intake *in);
  * join the loop threads. Call once, from any thread but a loop thread; not
  * async-signal-safe. NULL is accepted.
  */
-void hq_intake_stop(struct hq_intake *in);
+void hk_intake_stop(struct hk_intake *in);
 
-/* Free the intake after hq_intake_stop(). NULL is accepted. */
-void hq_intake_free(struct hq_intake *in);
+/* Free the intake after hk_intake_stop(). NULL is accepted. */
+void hk_intake_free(struct hk_intake *in);
 
 /* Fill `out` with the counters; safe from any thread while serving. */
-void hq_intake_stats(const struct hq_intake *in, struct hq_intake_stats *out);
+void hk_intake_stats(const struct hk_intake *in, struct hk_intake_stats *out);
 
 /*
  * The time from a complete request to its answer being written (the Redis
  * round trip for a stored job), summed over the loops. Any thread.
  */
-struct hq_hist_snap;
-void hq_intake_latency(const struct hq_intake *in, struct hq_hist_snap *out);
+struct hq__hist_snap;
+void hk_intake_latency(const struct hk_intake *in, struct hq__hist_snap *out);
 
 /* The metric label of a reason: "invalid_json", "conn_limit", ... */
-const char *hq_intake_reason_name(int reason);
+const char *hk_intake_reason_name(int reason);
 
 #endif /* HQ_INTAKE_H */

@@ -27,26 +27,26 @@ static int log_format = HQ_LOG_TEXT;
 static int log_max_level = 2; /* info */
 
 void
-hq_log_init(int format, int max_level)
+hk_log_init(int format, int max_level)
 {
     log_format = format;
     log_max_level = max_level;
 }
 
 int
-hq_log_format(void)
+hq__log_format(void)
 {
     return log_format;
 }
 
 int
-hq_log_enabled(int level)
+hk_log_enabled(int level)
 {
     return level <= log_max_level;
 }
 
 const char *
-hq_log_level_name(int level)
+hk_log_level_name(int level)
 {
     switch (level) {
     case 0:
@@ -275,12 +275,12 @@ begin(struct line *l, int level, const char *msg)
         puts_(l, "{\"ts\":\"");
         puts_(l, stamp);
         puts_(l, "\",\"level\":\"");
-        puts_(l, hq_log_level_name(level));
+        puts_(l, hk_log_level_name(level));
         puts_(l, "\",\"msg\":");
         put_json_string(l, msg);
     } else {
         char lv[8];
-        snprintf(lv, sizeof(lv), "%-5s", hq_log_level_name(level));
+        snprintf(lv, sizeof(lv), "%-5s", hk_log_level_name(level));
         puts_(l, stamp);
         puts_(l, " ");
         puts_(l, lv);
@@ -341,13 +341,13 @@ finish(struct line *l)
 }
 
 void
-hq_log(int level, const char *fmt, ...)
+hk_log(int level, const char *fmt, ...)
 {
     struct line l;
     char msg[HQ_LOGLINE_MAX - 128];
     va_list ap;
 
-    if (!hq_log_enabled(level))
+    if (!hk_log_enabled(level))
         return;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -357,13 +357,13 @@ hq_log(int level, const char *fmt, ...)
 }
 
 void
-hq_log_kv(int level, const char *msg, ...)
+hk_log_kv(int level, const char *msg, ...)
 {
     struct line l;
     va_list ap;
     const char *k;
 
-    if (!hq_log_enabled(level))
+    if (!hk_log_enabled(level))
         return;
     begin(&l, level, msg);
     va_start(ap, msg);
@@ -377,11 +377,11 @@ hq_log_kv(int level, const char *msg, ...)
 }
 
 void
-hq_log_fields(int level, const char *msg, const char *const *fields)
+hk_log_fields(int level, const char *msg, const char *const *fields)
 {
     struct line l;
 
-    if (!hq_log_enabled(level))
+    if (!hk_log_enabled(level))
         return;
     begin(&l, level, msg);
     for (size_t i = 0; fields != NULL && fields[i] != NULL; i += 2)
@@ -391,12 +391,12 @@ hq_log_fields(int level, const char *msg, const char *const *fields)
 }
 
 void
-hq_log_kv_sink(int level, const char *msg, const char *const *fields, void *arg)
+hk_log_kv_sink(int level, const char *msg, const char *const *fields, void *arg)
 {
     const char *f[48];
     size_t n = 0;
 
-    if (!hq_log_enabled(level))
+    if (!hk_log_enabled(level))
         return;
     for (; fields != NULL && fields[n] != NULL && n + 4 < sizeof(f) / sizeof(f[0]);
          n += 2) {
@@ -406,19 +406,19 @@ hq_log_kv_sink(int level, const char *msg, const char *const *fields, void *arg)
     f[n++] = "from";
     f[n++] = arg ? (const char *)arg : "lib";
     f[n] = NULL;
-    hq_log_fields(level, msg, f);
+    hk_log_fields(level, msg, f);
 }
 
 void
-hq_log_sink(int level, const char *msg, void *arg)
+hk_log_sink(int level, const char *msg, void *arg)
 {
-    if (!hq_log_enabled(level))
+    if (!hk_log_enabled(level))
         return;
-    hq_log_kv(level, msg, "from", arg ? (const char *)arg : "lib", NULL);
+    hk_log_kv(level, msg, "from", arg ? (const char *)arg : "lib", NULL);
 }
 
 const char *
-hq_log_mask(const char *secret, char *buf, size_t size)
+hk_log_mask(const char *secret, char *buf, size_t size)
 {
     if (secret == NULL || secret[0] == '\0')
         snprintf(buf, size, "(none)");
@@ -428,7 +428,7 @@ hq_log_mask(const char *secret, char *buf, size_t size)
 }
 
 const char *
-hq_log_mask_url(const char *url, char *buf, size_t size)
+hk_log_mask_url(const char *url, char *buf, size_t size)
 {
     const char *scheme, *at, *colon, *slash;
 

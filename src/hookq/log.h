@@ -4,11 +4,11 @@
  * each line is formatted in a local buffer and written with one write(2),
  * so lines of different threads never interleave.
  *
- * Secrets never reach the log: pass tokens through hq_log_mask() and URLs
- * (which may carry a Redis password) through hq_log_mask_url().
+ * Secrets never reach the log: pass tokens through hk_log_mask() and URLs
+ * (which may carry a Redis password) through hk_log_mask_url().
  *
  * Levels are the values of enum hq_log_level (hookq.h): 0 error, 1 warn,
- * 2 info, 3 debug. Lines above the level given to hq_log_init() are dropped.
+ * 2 info, 3 debug. Lines above the level given to hk_log_init() are dropped.
  */
 #ifndef HQ_LOG_H
 #define HQ_LOG_H
@@ -17,24 +17,24 @@
 
 #define HQ_LOGLINE_MAX 4096 /* longer lines are cut, never split */
 
-/* Set the format (enum hq_log_format) and the highest level that is shown. */
-void hq_log_init(int format, int max_level);
+/* Set the format (enum hq__log_format) and the highest level that is shown. */
+void hk_log_init(int format, int max_level);
 
 /* The current settings. */
-int hq_log_format(void);
-int hq_log_enabled(int level);
+int hq__log_format(void);
+int hk_log_enabled(int level);
 
 /* One line: a printf-style message. */
-void hq_log(int level, const char *fmt, ...)
+void hk_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /*
  * One line with fields: `msg`, then NULL-terminated pairs of key and value
  * strings (a NULL value is skipped). Text: `msg key=value key="a b"`;
  * JSON: {"ts":..,"level":..,"msg":..,"key":"value"}.
- *     hq_log_kv(HQ_LOG_INFO, "intake listening", "addr", addr, NULL);
+ *     hk_log_kv(HQ_LOG_INFO, "intake listening", "addr", addr, NULL);
  */
-void hq_log_kv(int level, const char *msg, ...);
+void hk_log_kv(int level, const char *msg, ...);
 
 /*
  * The same with the fields as a NULL-terminated array of name, value pairs
@@ -46,27 +46,27 @@ void hq_log_kv(int level, const char *msg, ...);
  * percent, loaded_bytes, total_bytes, eta_s, jobs, leases and loop are
  * numbers when their value is a number.
  */
-void hq_log_fields(int level, const char *msg, const char *const *fields);
+void hk_log_fields(int level, const char *msg, const char *const *fields);
 
 /*
  * An hq_log_fn (hookq.h) for the library's parts: the worker, processing,
  * the intake. `arg` is the part's name (a const char *), logged as "from".
  */
-void hq_log_sink(int level, const char *msg, void *arg);
+void hk_log_sink(int level, const char *msg, void *arg);
 /* The same as an hq_log_kv_fn (hookq.h): the fields, then "from". */
-void hq_log_kv_sink(int level, const char *msg, const char *const *fields,
+void hk_log_kv_sink(int level, const char *msg, const char *const *fields,
                     void *arg);
 
 /*
  * "(none)" for NULL or "", else "<redacted N chars>": what a log may say
  * about a token or a secret. Writes into `buf` and returns it.
  */
-const char *hq_log_mask(const char *secret, char *buf, size_t size);
+const char *hk_log_mask(const char *secret, char *buf, size_t size);
 
 /* `url` with the password replaced by "***" (redis://:***@host:6379/0). */
-const char *hq_log_mask_url(const char *url, char *buf, size_t size);
+const char *hk_log_mask_url(const char *url, char *buf, size_t size);
 
 /* The name of a level: "error", "warn", "info", "debug". */
-const char *hq_log_level_name(int level);
+const char *hk_log_level_name(int level);
 
 #endif /* HQ_LOG_H */

@@ -20,54 +20,54 @@
 
 struct command {
     const char *name;
-    int (*fn)(struct hq_cli *cli, int argc, char **argv);
+    int (*fn)(struct hk_cli *cli, int argc, char **argv);
     const char *args;
     const char *help;
 };
 
 static const struct command commands[] = {
-    {"run", hq_cmd_run, "[-c FILE]",
+    {"run", hk_cmd_run, "[-c FILE]",
      "intake + workers in one process; with no [redis] url it starts a\n"
      "private redis-server (AOF on) in data_dir and stops it on exit.\n"
      "While that Redis loads a big AOF, its progress is logged on stderr.\n"
      "SIGTERM or SIGINT drains: stop accepting, finish the jobs in flight\n"
      "for up to [worker] shutdown_timeout, hand back the rest, exit 0."},
-    {"serve", hq_cmd_serve, "[-c FILE]",
+    {"serve", hk_cmd_serve, "[-c FILE]",
      "intake only: the webhook endpoint ([intake] listen) and the admin\n"
      "listener ([admin] listen)."},
-    {"work", hq_cmd_work, "[-c FILE]",
+    {"work", hk_cmd_work, "[-c FILE]",
      "workers only: lease keys, fetch and deliver. Each worker process\n"
      "announces itself in Redis every second (hookq workers)."},
-    {"stats", hq_cmd_stats, "[--json] [--top N] [--interval DURATION]",
+    {"stats", hk_cmd_stats, "[--json] [--top N] [--interval DURATION]",
      "depth, in flight, parked, held, dead letters, rates, top keys\n"
      "\n"
      "  --json               the document of GET /api/stats\n"
      "  --top N              the N deepest keys (default 10)\n"
      "  --interval DURATION  rates over this long (default 1s; 0: none;\n"
      "                       at most 1m)"},
-    {"keys", hq_cmd_keys, "[--state ready|active|parked|held] [--top N] [--json]",
+    {"keys", hk_cmd_keys, "[--state ready|active|parked|held] [--top N] [--json]",
      "list keys, deepest first\n"
      "\n"
      "  --state STATE  only keys in that state\n"
      "  --top N        at most N keys (default 100)\n"
      "  --json         the document of GET /api/keys"},
-    {"peek", hq_cmd_peek, "KEY [N] [--json]",
+    {"peek", hk_cmd_peek, "KEY [N] [--json]",
      "the first N payloads of a key (default 10), with its state,\n"
      "attempts and last error\n"
      "\n"
      "  KEY     CUSTOMER:CODE\n"
      "  --json  {\"key\", \"state\", ..., \"jobs\": [...]}"},
-    {"hold", hq_cmd_hold, "KEY [--reason TEXT]",
+    {"hold", hk_cmd_hold, "KEY [--reason TEXT]",
      "hold a key until released; a running key is held once its\n"
      "current job settles\n"
      "\n"
      "  --reason TEXT  why (default \"operator\"), shown by keys and peek"},
-    {"release", hq_cmd_release, "KEY | release --customer CUSTOMER",
+    {"release", hk_cmd_release, "KEY | release --customer CUSTOMER",
      "release a held key (its head job gets a fresh count of attempts)\n"
      "\n"
      "  --customer CUSTOMER  release every key of a customer held for it\n"
      "                       (its token, say)"},
-    {"dlq", hq_cmd_dlq,
+    {"dlq", hk_cmd_dlq,
      "list [--json] | show ID [--json] | retry ID|--all | drop ID|--all",
      "the dead-letter list\n"
      "\n"
@@ -76,16 +76,16 @@ static const struct command commands[] = {
      "  retry ID|--all   put it (or all) back at the tail of its key;\n"
      "                   --all shows its progress on stderr\n"
      "  drop ID|--all    forget it (or all)"},
-    {"token", hq_cmd_token, "set CUSTOMER [TOKEN] | del CUSTOMER",
+    {"token", hk_cmd_token, "set CUSTOMER [TOKEN] | del CUSTOMER",
      "the API token of a customer; setting it resumes the keys held for\n"
      "its token. set without TOKEN reads it from one line of stdin, so\n"
      "that it is not on the command line"},
-    {"workers", hq_cmd_workers, "[--json]",
+    {"workers", hk_cmd_workers, "[--json]",
      "live worker processes: host, pid, version, started, loops, in\n"
      "flight, last seen (one not seen for 5 s is gone)\n"
      "\n"
      "  --json  the document of GET /api/workers"},
-    {"check", hq_cmd_check, "[-c FILE]",
+    {"check", hk_cmd_check, "[-c FILE]",
      "validate a config and say what is wrong, with line numbers"},
 };
 
@@ -123,7 +123,7 @@ static void
 command_usage(FILE *out, const struct command *c)
 {
     fprintf(out, "usage: hookq %s %s\n\n%s\n", c->name, c->args, c->help);
-    if (c->fn != hq_cmd_check && strstr(c->args, "-c FILE") == NULL)
+    if (c->fn != hk_cmd_check && strstr(c->args, "-c FILE") == NULL)
         fprintf(out, "\n  -c FILE  the configuration (see hookq --help)\n");
     fprintf(out, "\nexit status: 0 ok, 1 runtime failure, 2 usage or "
                  "configuration error\n");
@@ -142,7 +142,7 @@ find_command(const char *name)
 }
 
 /* The command line's usage errors: text, or JSON when --json was given. */
-static const struct hq_cli *usage_cli;
+static const struct hk_cli *usage_cli;
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -155,7 +155,7 @@ usage_error(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    hq_cli_error_text(usage_cli, "usage", msg);
+    hk_cli_error_text(usage_cli, "usage", msg);
 }
 
 /*
@@ -219,7 +219,7 @@ has_help(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-    struct hq_cli cli = {NULL, NULL, NULL, 0};
+    struct hk_cli cli = {NULL, NULL, NULL, 0};
     const struct command *cmd;
     char err[16384];
     int rc, i;
@@ -282,7 +282,7 @@ main(int argc, char **argv)
         return 0;
     }
     cli.cmd = cmd->name;
-    cli.json = hq_cli_wants_json(argc, argv);
+    cli.json = hk_cli_wants_json(argc, argv);
     usage_cli = &cli;
     argc = take_config(argc, argv, &cli.config_path);
     if (argc < 0)
@@ -293,7 +293,7 @@ main(int argc, char **argv)
     }
 
     /* check loads the file itself, to report what is wrong. */
-    if (cmd->fn != hq_cmd_check) {
+    if (cmd->fn != hk_cmd_check) {
         rc = hq__config_load(cli.config_path, NULL, &cli.cfg, err, sizeof(err));
         if (rc != HQ_OK) {
             if (cli.json) {
@@ -301,7 +301,7 @@ main(int argc, char **argv)
 
                 while (n > 0 && err[n - 1] == '\n')
                     err[--n] = '\0';
-                hq_cli_error_text(&cli, rc == HQ_ENOMEM ? "out_of_memory" : "config",
+                hk_cli_error_text(&cli, rc == HQ_ENOMEM ? "out_of_memory" : "config",
                                   err);
                 return rc == HQ_ENOMEM ? 1 : 2;
             }
@@ -309,7 +309,7 @@ main(int argc, char **argv)
             fprintf(stderr, "hookq: invalid configuration\n");
             return rc == HQ_ENOMEM ? 1 : 2;
         }
-        hq_log_init(cli.cfg->log_format, cli.cfg->log_level);
+        hk_log_init(cli.cfg->log_format, cli.cfg->log_level);
     }
     rc = cmd->fn(&cli, argc, argv);
     hq__config_free(cli.cfg);

@@ -15,25 +15,25 @@
 #include "banned_int.h"
 
 void
-hq_notify_ready(const char *status)
+hk_notify_ready(const char *status)
 {
     (void)sd_notifyf(0, "READY=1\nSTATUS=%s", status);
 }
 
 void
-hq_notify_status(const char *status)
+hk_notify_status(const char *status)
 {
     (void)sd_notifyf(0, "STATUS=%s", status);
 }
 
 void
-hq_notify_stopping(void)
+hk_notify_stopping(void)
 {
     (void)sd_notify(0, "STOPPING=1\nSTATUS=draining");
 }
 
 int64_t
-hq_notify_watchdog_interval_ms(void)
+hk_notify_watchdog_interval_ms(void)
 {
     uint64_t usec = 0;
 
@@ -45,7 +45,7 @@ hq_notify_watchdog_interval_ms(void)
 }
 
 void
-hq_notify_watchdog(void)
+hk_notify_watchdog(void)
 {
     (void)sd_notify(0, "WATCHDOG=1");
 }

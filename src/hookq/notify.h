@@ -9,21 +9,21 @@
 #include <stdint.h>
 
 /* READY=1 with a STATUS= line: listening, and Redis answers. */
-void hq_notify_ready(const char *status);
+void hk_notify_ready(const char *status);
 
 /* STATUS=<status> alone: what the daemon is waiting for. */
-void hq_notify_status(const char *status);
+void hk_notify_status(const char *status);
 
 /* STOPPING=1: the drain has begun. */
-void hq_notify_stopping(void);
+void hk_notify_stopping(void);
 
 /*
- * The interval at which hq_notify_watchdog() must be called (half of the
+ * The interval at which hk_notify_watchdog() must be called (half of the
  * unit's WatchdogSec=), in milliseconds; 0 when no watchdog is asked for.
  */
-int64_t hq_notify_watchdog_interval_ms(void);
+int64_t hk_notify_watchdog_interval_ms(void);
 
 /* WATCHDOG=1: the daemon's main loop is alive. */
-void hq_notify_watchdog(void);
+void hk_notify_watchdog(void);
 
 #endif /* HQ_NOTIFY_H */

@@ -569,7 +569,7 @@ static const char *const logfmt_names[] = {"text", "json", NULL};
 static const char *const loglevel_names[] = {"error", "warn", "info", "debug",
                                              NULL};
 
-#define F(field) offsetof(struct hq_config, field)
+#define F(field) offsetof(struct hq__config, field)
 
 static const struct keydef keys[] = {
     {"", "log_format", K_ENUM, F(log_format), 0, 0, 0, NULL, logfmt_names},
@@ -658,7 +658,7 @@ static const char *const sections[] = {"redis", "intake", "admin", "worker",
 /* Loader state and error collection.                                       */
 
 struct loader {
-    struct hq_config *cfg;
+    struct hq__config *cfg;
     const char *file; /* shown in messages */
     FILE *fp;
     int lineno; /* of the line inih is handling */
@@ -667,7 +667,7 @@ struct loader {
 
     /* The current section, as our reader saw it. */
     int skip;                /* the section header was bad: skip its keys */
-    struct hq_event_cfg *ev; /* the [event CODE] being read, or NULL */
+    struct hq__event_cfg *ev; /* the [event CODE] being read, or NULL */
     int set_at[HQ_ARRAY_SIZE(keys)]; /* line a key was set on; 0 = not */
     int *ev_deliver_at;              /* per event: line of deliver/on_failure */
     int *ev_policy_at;
@@ -1103,11 +1103,11 @@ check_code(const char *code, char *why, size_t n)
 }
 
 /* Find or add the event `code`; NULL when out of memory. */
-static struct hq_event_cfg *
+static struct hq__event_cfg *
 event_get(struct loader *L, const char *code, int line)
 {
-    struct hq_config *cfg = L->cfg;
-    struct hq_event_cfg *evs;
+    struct hq__config *cfg = L->cfg;
+    struct hq__event_cfg *evs;
     int *a, *b;
 
     for (size_t i = 0; i < cfg->nevents; i++)
@@ -1144,7 +1144,7 @@ static void
 event_key(struct loader *L, const char *section, const char *name,
           const char *value, const struct origin *o)
 {
-    struct hq_event_cfg *ev = L->ev;
+    struct hq__event_cfg *ev = L->ev;
     size_t idx = (size_t)(ev - L->cfg->events);
     char why[512];
 
@@ -1479,7 +1479,7 @@ apply_env(struct loader *L, char **envp)
 /* Defaults, validation, lifecycle.                                         */
 
 static int
-set_defaults(struct hq_config *cfg)
+set_defaults(struct hq__config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->log_format = HQ_LOG_TEXT;
@@ -1536,10 +1536,10 @@ key_line(const struct loader *L, const char *section, const char *name)
 static void
 validate(struct loader *L)
 {
-    struct hq_config *cfg = L->cfg;
+    struct hq__config *cfg = L->cfg;
 
     for (size_t i = 0; i < cfg->nevents; i++) {
-        struct hq_event_cfg *ev = &cfg->events[i];
+        struct hq__event_cfg *ev = &cfg->events[i];
         if (ev->deliver == NULL && L->ev_deliver_at[i] == 0)
             add_error(L,
                       "%s:%d: [event %s] deliver: missing: each event needs "
@@ -1580,7 +1580,7 @@ validate(struct loader *L)
 }
 
 static void
-event_free(struct hq_event_cfg *ev)
+event_free(struct hq__event_cfg *ev)
 {
     for (size_t j = 0; j < ev->nfetch; j++)
         free(ev->fetch[j]);
@@ -1591,7 +1591,7 @@ event_free(struct hq_event_cfg *ev)
 }
 
 void
-hq__config_free(struct hq_config *cfg)
+hq__config_free(struct hq__config *cfg)
 {
     if (cfg == NULL)
         return;
@@ -1617,9 +1617,9 @@ hq__config_free(struct hq_config *cfg)
 }
 
 int
-hq__config_defaults(struct hq_config **out)
+hq__config_defaults(struct hq__config **out)
 {
-    struct hq_config *cfg = calloc(1, sizeof(*cfg));
+    struct hq__config *cfg = calloc(1, sizeof(*cfg));
 
     *out = NULL;
     if (cfg == NULL)
@@ -1654,11 +1654,11 @@ hq__config_find(char **envp, const char *system_path, int *from_env)
 }
 
 int
-hq__config_load(const char *path, char **envp, struct hq_config **out,
+hq__config_load(const char *path, char **envp, struct hq__config **out,
                 char *err, size_t errsize)
 {
     struct loader L;
-    struct hq_config *cfg = NULL;
+    struct hq__config *cfg = NULL;
     int rc, from_env = 0;
 
     memset(&L, 0, sizeof(L));
@@ -1742,10 +1742,10 @@ fail:
     return rc;
 }
 
-const struct hq_event_cfg *
-hq__config_event(const struct hq_config *cfg, const char *code, size_t len)
+const struct hq__event_cfg *
+hq__config_event(const struct hq__config *cfg, const char *code, size_t len)
 {
-    const struct hq_event_cfg *any = NULL;
+    const struct hq__event_cfg *any = NULL;
 
     for (size_t i = 0; i < cfg->nevents; i++) {
         const char *c = cfg->events[i].code;
@@ -1758,7 +1758,7 @@ hq__config_event(const struct hq_config *cfg, const char *code, size_t len)
 }
 
 void
-hq__config_worker_options(const struct hq_config *cfg,
+hq__config_worker_options(const struct hq__config *cfg,
                           struct hq_worker_options *o)
 {
     o->concurrency = cfg->worker.concurrency;

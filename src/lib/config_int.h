@@ -10,14 +10,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum hq_endpoint_mode {
+enum hq__endpoint_mode {
     HQ_ENDPOINT_ROUTE = 0, /* method + path template, each {...} read as {} */
     HQ_ENDPOINT_URL = 1,   /* method + the concrete URL */
 };
 
-enum hq_log_format { HQ_LOG_TEXT = 0, HQ_LOG_JSON = 1 };
+enum hq__log_format { HQ_LOG_TEXT = 0, HQ_LOG_JSON = 1 };
 
-struct hq_event_cfg {
+struct hq__event_cfg {
     char *code;          /* the section's name, "post-create" */
     char **fetch;        /* "GET /posts/{data.post_id}", in order */
     size_t nfetch;
@@ -28,9 +28,9 @@ struct hq_event_cfg {
     int line;            /* where the section starts, for messages */
 };
 
-struct hq_config {
+struct hq__config {
     char *path;          /* the file loaded; NULL = built-in defaults only */
-    int log_format;      /* enum hq_log_format; top-level key log_format */
+    int log_format;      /* enum hq__log_format; top-level key log_format */
     int log_level;       /* 0 error, 1 warn, 2 info, 3 debug (enum hq_log_level
                             of hookq.h); top-level key log_level, info */
 
@@ -81,7 +81,7 @@ struct hq_config {
         int rate_calls;        /* R of R/W: 2 */
         int64_t rate_window_ms; /* W of R/W: 1000 */
         int64_t margin_ms;     /* 25 */
-        int endpoint;          /* enum hq_endpoint_mode */
+        int endpoint;          /* enum hq__endpoint_mode */
         int64_t timeout_ms;    /* 10 s */
         char *token_command;   /* NULL = none; else an absolute path */
     } api;
@@ -94,7 +94,7 @@ struct hq_config {
         int64_t probe_max_ms;  /* ... up to 1 min */
     } deliver;
 
-    struct hq_event_cfg *events; /* one per [event CODE] section */
+    struct hq__event_cfg *events; /* one per [event CODE] section */
     size_t nevents;
 };
 
@@ -120,19 +120,19 @@ const char *hq__config_find(char **envp, const char *system_path,
  * HQ_ECONFIG (or HQ_ENOMEM/HQ_EIO) and writes every error, one per line, as
  * "FILE:LINE: [section] key: what is wrong" into `err` (NUL-terminated).
  */
-int hq__config_load(const char *path, char **envp, struct hq_config **out,
+int hq__config_load(const char *path, char **envp, struct hq__config **out,
                     char *err, size_t errsize);
 
 /* Defaults only, as if no file existed. */
-int hq__config_defaults(struct hq_config **out);
+int hq__config_defaults(struct hq__config **out);
 
-void hq__config_free(struct hq_config *cfg);
+void hq__config_free(struct hq__config *cfg);
 
 /*
  * The [event CODE] section for `code`, else the catch-all [event *], or
  * NULL when neither exists.
  */
-const struct hq_event_cfg *hq__config_event(const struct hq_config *cfg,
+const struct hq__event_cfg *hq__config_event(const struct hq__config *cfg,
                                             const char *code, size_t len);
 
 struct hq_worker_options;
@@ -142,7 +142,7 @@ struct hq_worker_options;
  * max_attempts, backoff, on_failure and shutdown_timeout. Other fields of
  * `o` are left as they are.
  */
-void hq__config_worker_options(const struct hq_config *cfg,
+void hq__config_worker_options(const struct hq__config *cfg,
                                struct hq_worker_options *o);
 
 /* Unit parsers, shared with anything that reads durations or sizes. */

@@ -18,14 +18,14 @@
 
 #include "banned_int.h"
 
-const int64_t hq_hist_bounds_us[HQ_HIST_NBOUNDS] = {
+const int64_t hq__hist_bounds_us[HQ_HIST_NBOUNDS] = {
     500,      1000,      2500,      5000,      10000,     25000,     50000,
     100000,   250000,    500000,    1000000,   2500000,   5000000,   10000000,
     30000000, 60000000,  300000000, 600000000, 1800000000, 3600000000,
 };
 
 void
-hq_hist_observe(struct hq_hist *h, int64_t us)
+hq__hist_observe(struct hq__hist *h, int64_t us)
 {
     size_t lo = 0, hi = HQ_HIST_NBOUNDS;
 
@@ -34,7 +34,7 @@ hq_hist_observe(struct hq_hist *h, int64_t us)
     /* The first bound >= us, or HQ_HIST_NBOUNDS (+Inf). */
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (hq_hist_bounds_us[mid] < us)
+        if (hq__hist_bounds_us[mid] < us)
             lo = mid + 1;
         else
             hi = mid;
@@ -44,7 +44,7 @@ hq_hist_observe(struct hq_hist *h, int64_t us)
 }
 
 void
-hq_hist_add(struct hq_hist_snap *snap, const struct hq_hist *h)
+hq__hist_add(struct hq__hist_snap *snap, const struct hq__hist *h)
 {
     for (size_t i = 0; i <= HQ_HIST_NBOUNDS; i++)
         snap->bucket[i] +=
@@ -53,7 +53,7 @@ hq_hist_add(struct hq_hist_snap *snap, const struct hq_hist *h)
 }
 
 int64_t
-hq_mono_us(void)
+hq__mono_us(void)
 {
     struct timespec ts;
 
@@ -61,11 +61,11 @@ hq_mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void put(struct hq_prom *p, const char *fmt, ...)
+static void put(struct hq__prom *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static void
-put(struct hq_prom *p, const char *fmt, ...)
+put(struct hq__prom *p, const char *fmt, ...)
 {
     va_list ap;
     int n;
@@ -107,14 +107,14 @@ put(struct hq_prom *p, const char *fmt, ...)
 }
 
 void
-hq_prom_family(struct hq_prom *p, const char *name, const char *type,
+hq__prom_family(struct hq__prom *p, const char *name, const char *type,
                const char *help)
 {
     put(p, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 void
-hq_prom_sample(struct hq_prom *p, const char *name, const char *labels,
+hq__prom_sample(struct hq__prom *p, const char *name, const char *labels,
                double value)
 {
     if (labels != NULL && labels[0] != '\0')
@@ -124,8 +124,8 @@ hq_prom_sample(struct hq_prom *p, const char *name, const char *labels,
 }
 
 void
-hq_prom_hist(struct hq_prom *p, const char *name, const char *labels,
-             const struct hq_hist_snap *s)
+hq__prom_hist(struct hq__prom *p, const char *name, const char *labels,
+             const struct hq__hist_snap *s)
 {
     const char *sep = labels != NULL && labels[0] != '\0' ? "," : "";
     const char *l = labels != NULL ? labels : "";
@@ -134,7 +134,7 @@ hq_prom_hist(struct hq_prom *p, const char *name, const char *labels,
     for (size_t i = 0; i < HQ_HIST_NBOUNDS; i++) {
         cum += s->bucket[i];
         put(p, "%s_bucket{%s%sle=\"%.6g\"} %llu\n", name, l, sep,
-            (double)hq_hist_bounds_us[i] / 1e6, (unsigned long long)cum);
+            (double)hq__hist_bounds_us[i] / 1e6, (unsigned long long)cum);
     }
     cum += s->bucket[HQ_HIST_NBOUNDS];
     put(p, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, l, sep,
@@ -149,7 +149,7 @@ hq_prom_hist(struct hq_prom *p, const char *name, const char *labels,
 }
 
 const char *
-hq_prom_label(const char *s, char *out, size_t size)
+hq__prom_label(const char *s, char *out, size_t size)
 {
     size_t n = 0;
 
@@ -219,7 +219,7 @@ boot_time(void)
 }
 
 void
-hq_prom_process(struct hq_prom *p)
+hq__prom_process(struct hq__prom *p)
 {
     /* Fields 3..24 of /proc/self/stat: starttime is 22, vsize 23, rss 24. */
     unsigned long long f[22];
@@ -230,23 +230,23 @@ hq_prom_process(struct hq_prom *p)
     struct rlimit rl;
     DIR *d;
 
-    hq_prom_family(p, "process_cpu_seconds_total", "counter",
+    hq__prom_family(p, "process_cpu_seconds_total", "counter",
                    "Total user and system CPU time spent in seconds.");
     if (getrusage(RUSAGE_SELF, &ru) == 0)
-        hq_prom_sample(p, "process_cpu_seconds_total", NULL,
+        hq__prom_sample(p, "process_cpu_seconds_total", NULL,
                        (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
                            ((double)ru.ru_utime.tv_usec +
                             (double)ru.ru_stime.tv_usec) / 1e6);
-    hq_prom_family(p, "process_resident_memory_bytes", "gauge",
+    hq__prom_family(p, "process_resident_memory_bytes", "gauge",
                    "Resident memory size in bytes.");
     if (have_stat && page > 0)
-        hq_prom_sample(p, "process_resident_memory_bytes", NULL,
+        hq__prom_sample(p, "process_resident_memory_bytes", NULL,
                        (double)f[21] * (double)page);
-    hq_prom_family(p, "process_virtual_memory_bytes", "gauge",
+    hq__prom_family(p, "process_virtual_memory_bytes", "gauge",
                    "Virtual memory size in bytes.");
     if (have_stat)
-        hq_prom_sample(p, "process_virtual_memory_bytes", NULL, (double)f[20]);
-    hq_prom_family(p, "process_open_fds", "gauge",
+        hq__prom_sample(p, "process_virtual_memory_bytes", NULL, (double)f[20]);
+    hq__prom_family(p, "process_open_fds", "gauge",
                    "Number of open file descriptors.");
     d = opendir("/proc/self/fd");
     if (d != NULL) {
@@ -257,21 +257,21 @@ hq_prom_process(struct hq_prom *p)
             if (e->d_name[0] != '.')
                 n++;
         closedir(d);
-        hq_prom_sample(p, "process_open_fds", NULL, (double)(n - 1)); /* d's own */
+        hq__prom_sample(p, "process_open_fds", NULL, (double)(n - 1)); /* d's own */
     }
-    hq_prom_family(p, "process_max_fds", "gauge",
+    hq__prom_family(p, "process_max_fds", "gauge",
                    "Maximum number of open file descriptors.");
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-        hq_prom_sample(p, "process_max_fds", NULL, (double)rl.rlim_cur);
-    hq_prom_family(p, "process_start_time_seconds", "gauge",
+        hq__prom_sample(p, "process_max_fds", NULL, (double)rl.rlim_cur);
+    hq__prom_family(p, "process_start_time_seconds", "gauge",
                    "Start time of the process since unix epoch in seconds.");
     if (have_stat && ticks > 0 && bt > 0)
-        hq_prom_sample(p, "process_start_time_seconds", NULL,
+        hq__prom_sample(p, "process_start_time_seconds", NULL,
                        (double)bt + (double)f[19] / (double)ticks);
 }
 
 void
-hq_prom_release(struct hq_prom *p)
+hq__prom_release(struct hq__prom *p)
 {
     free(p->buf);
     memset(p, 0, sizeof(*p));

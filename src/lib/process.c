@@ -43,7 +43,7 @@
 #define TOKEN_REFRESH_PERIOD_MS 30000
 
 struct pevent {
-    const struct hq_event_cfg *cfg;
+    const struct hq__event_cfg *cfg;
     struct hq__template **fetch;
     size_t nfetch;
     struct hq__deliver *deliver;
@@ -54,8 +54,8 @@ struct pevent {
 
 struct ploop;
 
-struct hq_process {
-    const struct hq_config *cfg;
+struct hq__process {
+    const struct hq__config *cfg;
     struct pevent *events;
     size_t nevents;
     struct hq__store_addr addr;
@@ -67,13 +67,13 @@ struct hq_process {
     hq_log_fn *log;
     hq_log_kv_fn *log_kv;      /* set: used instead of `log`, with log_arg */
     void *log_arg;
-    struct hq_process_metrics m;
+    struct hq__process_metrics m;
 };
 
 struct pjob;
 
 struct ploop {
-    struct hq_process *p;
+    struct hq__process *p;
     struct event_base *base;
     struct hq__http *http;
     struct hq__conn redis;     /* the limiter's; connects on demand */
@@ -124,11 +124,11 @@ static void plog_job(const struct pjob *pj, int level, const char *msg,
 
 /* A line that is about no one job (a target, a loop). */
 static void
-plog(struct hq_process *p, int level, const char *fmt, ...)
+plog(struct hq__process *p, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
-plog(struct hq_process *p, int level, const char *fmt, ...)
+plog(struct hq__process *p, int level, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -150,7 +150,7 @@ plog(struct hq_process *p, int level, const char *fmt, ...)
 /* ------------------------------------------------------------------------ */
 
 void
-hq_process_rfc3339(int64_t ms, char *buf, size_t size)
+hq__process_rfc3339(int64_t ms, char *buf, size_t size)
 {
     time_t s = (time_t)(ms / 1000);
     struct tm tm;
@@ -186,11 +186,11 @@ pevent_release(struct pevent *e)
 }
 
 int
-hq_process_new(const struct hq_config *cfg,
-               const struct hq_store_options *store, struct hq_process **out,
+hq__process_new(const struct hq__config *cfg,
+               const struct hq_store_options *store, struct hq__process **out,
                char *errbuf, size_t errsize)
 {
-    struct hq_process *p;
+    struct hq__process *p;
     struct hq__err err = {{0}};
     size_t n;
     int rc;
@@ -247,7 +247,7 @@ hq_process_new(const struct hq_config *cfg,
         goto fail;
     }
     for (size_t i = 0; i < cfg->nevents; i++) {
-        const struct hq_event_cfg *ec = &cfg->events[i];
+        const struct hq__event_cfg *ec = &cfg->events[i];
         struct pevent *e = &p->events[i];
 
         p->nevents++;
@@ -296,14 +296,14 @@ hq_process_new(const struct hq_config *cfg,
     *out = p;
     return HQ_OK;
 fail:
-    hq_process_free(p);
+    hq__process_free(p);
     return rc;
 }
 
 static void ploop_free(struct ploop *pl);
 
 void
-hq_process_free(struct hq_process *p)
+hq__process_free(struct hq__process *p)
 {
     if (!p)
         return;
@@ -314,14 +314,14 @@ hq_process_free(struct hq_process *p)
     free(p);
 }
 
-const struct hq_process_metrics *
-hq_process_metrics(const struct hq_process *p)
+const struct hq__process_metrics *
+hq__process_metrics(const struct hq__process *p)
 {
     return &p->m;
 }
 
 const char *
-hq_process_api_result_name(int result)
+hq__process_api_result_name(int result)
 {
     static const char *const names[HQ_API_NRESULTS] = {
         [HQ_API_2XX] = "2xx",   [HQ_API_429] = "429", [HQ_API_AUTH] = "401_403",
@@ -332,7 +332,7 @@ hq_process_api_result_name(int result)
 }
 
 void
-hq_process_set_log(struct hq_process *p, hq_log_fn *log, void *arg)
+hq__process_set_log(struct hq__process *p, hq_log_fn *log, void *arg)
 {
     p->log = log;
     p->log_kv = NULL;
@@ -340,7 +340,7 @@ hq_process_set_log(struct hq_process *p, hq_log_fn *log, void *arg)
 }
 
 void
-hq_process_set_log_kv(struct hq_process *p, hq_log_kv_fn *log, void *arg)
+hq__process_set_log_kv(struct hq__process *p, hq_log_kv_fn *log, void *arg)
 {
     p->log = NULL;
     p->log_kv = log;
@@ -348,20 +348,20 @@ hq_process_set_log_kv(struct hq_process *p, hq_log_kv_fn *log, void *arg)
 }
 
 void
-hq_process_worker_options(struct hq_process *p, struct hq_worker_options *o)
+hq__process_worker_options(struct hq__process *p, struct hq_worker_options *o)
 {
-    o->handler = hq_process_handle;
+    o->handler = hq__process_handle;
     o->handler_arg = p;
-    o->policy = hq_process_policy;
+    o->policy = hq__process_policy;
     o->policy_arg = p;
-    o->loop_init = hq_process_loop_init;
-    o->loop_fini = hq_process_loop_fini;
+    o->loop_init = hq__process_loop_init;
+    o->loop_fini = hq__process_loop_fini;
     o->loop_arg = p;
 }
 
 /* The job's [event CODE], else the catch-all [event *], else NULL. */
 static const struct pevent *
-find_event(const struct hq_process *p, const char *code)
+find_event(const struct hq__process *p, const char *code)
 {
     const struct pevent *any = NULL;
 
@@ -375,7 +375,7 @@ find_event(const struct hq_process *p, const char *code)
 }
 
 int
-hq_process_policy(const hq_job *job, void *arg)
+hq__process_policy(const hq_job *job, void *arg)
 {
     const struct pevent *e = find_event(arg, hq_job_code(job));
 
@@ -430,9 +430,9 @@ ploop_free(struct ploop *pl)
 }
 
 void *
-hq_process_loop_init(void *base, void *arg)
+hq__process_loop_init(void *base, void *arg)
 {
-    struct hq_process *p = arg;
+    struct hq__process *p = arg;
     struct ploop *pl = calloc(1, sizeof(*pl));
 
     if (pl && (hq__http_new(base, &pl->http) != HQ_OK ||
@@ -451,7 +451,7 @@ hq_process_loop_init(void *base, void *arg)
 }
 
 void
-hq_process_loop_fini(void *base, void *loop_state, void *arg)
+hq__process_loop_fini(void *base, void *loop_state, void *arg)
 {
     (void)base;
     (void)arg;
@@ -466,7 +466,7 @@ static void
 plog_job(const struct pjob *pj, int level, const char *msg, const char *outcome,
          ...)
 {
-    struct hq_process *p = pj->pl->p;
+    struct hq__process *p = pj->pl->p;
     const hq_job *job = pj->job;
     const char *f[32];
     char attempt[16], ms[24], buf[1200];
@@ -478,7 +478,7 @@ plog_job(const struct pjob *pj, int level, const char *msg, const char *outcome,
         return;
     snprintf(attempt, sizeof(attempt), "%d", hq_job_attempt(job));
     snprintf(ms, sizeof(ms), "%lld",
-             (long long)((hq_mono_us() - pj->started_us) / 1000));
+             (long long)((hq__mono_us() - pj->started_us) / 1000));
     f[n++] = "key", f[n++] = hq_job_key(job);
     f[n++] = "job", f[n++] = hq_job_id(job);
     f[n++] = "customer", f[n++] = hq_job_customer(job);
@@ -533,8 +533,8 @@ text_string(const char *s)
 static void
 attempt_ended(struct pjob *pj)
 {
-    hq_hist_observe(&pj->pl->p->m.attempt_duration,
-                    hq_mono_us() - pj->started_us);
+    hq__hist_observe(&pj->pl->p->m.attempt_duration,
+                    hq__mono_us() - pj->started_us);
 }
 
 static void
@@ -547,7 +547,7 @@ settle_done(struct pjob *pj)
     attempt_ended(pj);
     /* Redis TIME at intake against this host's clock: skew shows here. */
     clock_gettime(CLOCK_REALTIME, &now);
-    hq_hist_observe(&pj->pl->p->m.job_latency,
+    hq__hist_observe(&pj->pl->p->m.job_latency,
                     ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 -
                      hq_job_received_at_ms(job)) * 1000);
     pjob_release(pj);
@@ -614,7 +614,7 @@ settle_hold(struct pjob *pj, const char *reason, int customer_wide)
 /* The circuit breaker around a step: ask before, report after.             */
 
 struct ok_ctx {
-    struct hq_process *p;
+    struct hq__process *p;
     char target[HQ_TARGET_MAX];
 };
 
@@ -639,7 +639,7 @@ on_breaker_ok(const struct hq__breaker_answer *a, void *arg)
 static void
 breaker_answered(struct pjob *pj)
 {
-    struct hq_process *p = pj->pl->p;
+    struct hq__process *p = pj->pl->p;
     struct ok_ctx *c;
 
     if (!pj->target || (pj->br_failures == 0 && !pj->probe))
@@ -692,7 +692,7 @@ on_breaker_fail(const struct hq__breaker_answer *a, void *arg)
 static void
 breaker_failed(struct pjob *pj, const char *error)
 {
-    struct hq_process *p = pj->pl->p;
+    struct hq__process *p = pj->pl->p;
 
     free(pj->br_error);
     pj->br_error = strdup(error);
@@ -740,7 +740,7 @@ static void
 gate(struct pjob *pj, const char *target, int64_t lease_ms,
      void (*go)(struct pjob *))
 {
-    struct hq_process *p = pj->pl->p;
+    struct hq__process *p = pj->pl->p;
 
     pj->target = NULL;
     pj->br_failures = 0;
@@ -801,7 +801,7 @@ build_payload(struct pjob *pj, size_t *len)
     size_t blen, dlen = 0, hlen, flen;
     json_t *doc;
 
-    hq_process_rfc3339(hq_job_received_at_ms(job), when, sizeof(when));
+    hq__process_rfc3339(hq_job_received_at_ms(job), when, sizeof(when));
     doc = json_pack("{s:s, s:o, s:o, s:o, s:I, s:I, s:s}", "id",
                     hq_job_id(job), "key", text_string(hq_job_key(job)), "customer",
                     text_string(hq_job_customer(job)), "code",
@@ -835,7 +835,7 @@ out:
 static int64_t
 delivery_timeout(const struct pjob *pj)
 {
-    const struct hq_config *cfg = pj->pl->p->cfg;
+    const struct hq__config *cfg = pj->pl->p->cfg;
 
     return pj->ev->cfg->timeout_ms > 0 ? pj->ev->cfg->timeout_ms
                                        : cfg->deliver.timeout_ms;
@@ -969,7 +969,7 @@ static void
 on_refresh_claim(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct pjob *pj = privdata;
-    struct hq_process *p = pj->pl->p;
+    struct hq__process *p = pj->pl->p;
     redisReply *r = reply;
     struct hq__err err = {{0}};
 
@@ -1003,7 +1003,7 @@ on_refresh_claim(redisAsyncContext *ac, void *reply, void *privdata)
 static void
 token_problem(struct pjob *pj)
 {
-    struct hq_process *p = pj->pl->p;
+    struct hq__process *p = pj->pl->p;
 
     if (!p->cfg->api.token_command || pj->refreshed) {
         token_hold(pj);
@@ -1019,7 +1019,7 @@ token_problem(struct pjob *pj)
 static void
 count_call(struct pjob *pj, const struct hq__http_response *r)
 {
-    struct hq_process_metrics *m = &pj->pl->p->m;
+    struct hq__process_metrics *m = &pj->pl->p->m;
     int k = r->failure != HQ_HTTP_OK                  ? HQ_API_ERROR
             : r->status == 429                        ? HQ_API_429
             : r->status == 401 || r->status == 403    ? HQ_API_AUTH
@@ -1028,7 +1028,7 @@ count_call(struct pjob *pj, const struct hq__http_response *r)
                                                       : HQ_API_5XX;
 
     atomic_fetch_add_explicit(&m->api_calls[k], 1, memory_order_relaxed);
-    hq_hist_observe(&m->api_duration, hq_mono_us() - pj->sent_us);
+    hq__hist_observe(&m->api_duration, hq__mono_us() - pj->sent_us);
 }
 
 static void
@@ -1120,7 +1120,7 @@ send_fetch(struct pjob *pj)
     req.nheaders = 2;
     req.timeout_ms = pj->pl->p->cfg->api.timeout_ms;
     req.on_send = on_send;
-    pj->sent_us = hq_mono_us();
+    pj->sent_us = hq__mono_us();
     if (hq__http_send(pj->pl->http, &req, on_fetched, pj, &pj->call, &err) !=
         HQ_OK)
         settle_retry(pj, err.msg);
@@ -1194,7 +1194,7 @@ static void take(struct pjob *pj);
 static void
 fetch(struct pjob *pj)
 {
-    struct hq_process *p = pj->pl->p;
+    struct hq__process *p = pj->pl->p;
     const struct hq__template *t = pj->ev->fetch[pj->next_fetch];
     hq_job *job = pj->job;
     struct hq__err err = {{0}};
@@ -1238,7 +1238,7 @@ fetch(struct pjob *pj)
 static void
 take(struct pjob *pj)
 {
-    struct hq_process *p = pj->pl->p;
+    struct hq__process *p = pj->pl->p;
     hq_job *job = pj->job;
     int rc;
 
@@ -1264,9 +1264,9 @@ step(struct pjob *pj)
 }
 
 void
-hq_process_handle(hq_job *job, void *arg)
+hq__process_handle(hq_job *job, void *arg)
 {
-    struct hq_process *p = arg;
+    struct hq__process *p = arg;
     struct ploop *pl;
     struct pjob *pj;
     json_error_t jerr;
@@ -1282,7 +1282,7 @@ hq_process_handle(hq_job *job, void *arg)
     }
     pj->job = job;
     pj->pl = pl;
-    pj->started_us = hq_mono_us();
+    pj->started_us = hq__mono_us();
     pj->next = pl->jobs;
     if (pl->jobs)
         pl->jobs->prev = pj;

@@ -23,8 +23,8 @@
  *
  * Nothing waits on a thread: Redis, HTTP and exec children all run on the
  * job's loop (hq_job_loop()). Each loop gets its own HTTP client (libcurl
- * multi) and Redis connection, set up by hq_process_loop_init() and freed by
- * hq_process_loop_fini(), which the worker calls on the loop thread.
+ * multi) and Redis connection, set up by hq__process_loop_init() and freed by
+ * hq__process_loop_fini(), which the worker calls on the loop thread.
  */
 #ifndef HQ_PROCESS_H
 #define HQ_PROCESS_H
@@ -33,10 +33,10 @@
 #include "config_int.h"
 #include "metrics_int.h"
 
-struct hq_process;
+struct hq__process;
 
 /* How a fetch ended, for /metrics: the index of api_calls[]. */
-enum hq_api_result {
+enum hq__api_result {
     HQ_API_2XX = 0,
     HQ_API_429,       /* the job parked; the (token, endpoint) slowed down */
     HQ_API_AUTH,      /* 401/403: the customer held */
@@ -47,12 +47,12 @@ enum hq_api_result {
 };
 
 /* Processing's counters since start, updated from the loop threads. */
-struct hq_process_metrics {
+struct hq__process_metrics {
     _Atomic uint64_t api_calls[HQ_API_NRESULTS];
-    struct hq_hist api_duration;     /* a fetch: sent -> answered */
+    struct hq__hist api_duration;     /* a fetch: sent -> answered */
     _Atomic uint64_t deliveries[3];  /* done, retry, failed */
-    struct hq_hist attempt_duration; /* handler got the job -> settled */
-    struct hq_hist job_latency;      /* received (Redis TIME) -> delivered */
+    struct hq__hist attempt_duration; /* handler got the job -> settled */
+    struct hq__hist job_latency;      /* received (Redis TIME) -> delivered */
 };
 
 /*
@@ -62,49 +62,49 @@ struct hq_process_metrics {
  * returns HQ_ECONFIG / HQ_EIO / HQ_ENOMEM and writes the reason, naming the
  * event, into `err`.
  */
-int hq_process_new(const struct hq_config *cfg,
+int hq__process_new(const struct hq__config *cfg,
                    const struct hq_store_options *store,
-                   struct hq_process **out, char *err, size_t errsize);
+                   struct hq__process **out, char *err, size_t errsize);
 
 /*
  * Free `p`: after hq_worker_join() (its loops have exited). Accepts NULL.
  */
-void hq_process_free(struct hq_process *p);
+void hq__process_free(struct hq__process *p);
 
 /*
  * Fill the handler, policy and loop-hook fields of `o` with `p`'s, and
  * `log`/`log_arg` (may be NULL) as where processing failures are reported.
  */
-void hq_process_worker_options(struct hq_process *p,
+void hq__process_worker_options(struct hq__process *p,
                                struct hq_worker_options *o);
 
-/* The hq_handler_fn; `arg` is the hq_process. */
-void hq_process_handle(hq_job *job, void *arg);
+/* The hq_handler_fn; `arg` is the hq__process. */
+void hq__process_handle(hq_job *job, void *arg);
 
 /* The hq_policy_fn: the on_failure of the job's event. */
-int hq_process_policy(const hq_job *job, void *arg);
+int hq__process_policy(const hq_job *job, void *arg);
 
 /* Per-loop set-up and tear-down, on the loop thread. */
-void *hq_process_loop_init(void *base, void *arg);
-void hq_process_loop_fini(void *base, void *loop_state, void *arg);
+void *hq__process_loop_init(void *base, void *arg);
+void hq__process_loop_fini(void *base, void *loop_state, void *arg);
 
 /* Where processing logs failures (the worker's hq_log_fn); may be NULL. */
-void hq_process_set_log(struct hq_process *p, hq_log_fn *log, void *arg);
+void hq__process_set_log(struct hq__process *p, hq_log_fn *log, void *arg);
 /*
  * The same with fields (key, job, customer, code, attempt, outcome, ms,
- * error, ...) apart from the message; replaces hq_process_set_log().
+ * error, ...) apart from the message; replaces hq__process_set_log().
  */
-void hq_process_set_log_kv(struct hq_process *p, hq_log_kv_fn *log, void *arg);
+void hq__process_set_log_kv(struct hq__process *p, hq_log_kv_fn *log, void *arg);
 
 /* The counters; read them from any thread. */
-const struct hq_process_metrics *hq_process_metrics(const struct hq_process *p);
+const struct hq__process_metrics *hq__process_metrics(const struct hq__process *p);
 /* "2xx", "429", "401_403", "4xx", "5xx", "error". */
-const char *hq_process_api_result_name(int result);
+const char *hq__process_api_result_name(int result);
 
 /*
  * Format `ms` (Unix ms) as RFC 3339 UTC with milliseconds,
  * "2026-11-26T23:24:09.123Z", into buf (at least 25 bytes).
  */
-void hq_process_rfc3339(int64_t ms, char *buf, size_t size);
+void hq__process_rfc3339(int64_t ms, char *buf, size_t size);
 
 #endif /* HQ_PROCESS_H */

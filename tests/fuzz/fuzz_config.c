@@ -27,12 +27,12 @@
 
 /* Values `hookq run` parses again from a config that loaded. */
 static void
-check_accepted(const struct hq_config *cfg)
+check_accepted(const struct hq__config *cfg)
 {
     struct hq__err err;
 
     for (size_t i = 0; i < cfg->nevents; i++) {
-        const struct hq_event_cfg *ev = &cfg->events[i];
+        const struct hq__event_cfg *ev = &cfg->events[i];
 
         HQ_FUZZ_CHECK(hq__config_event(cfg, ev->code, strlen(ev->code)) != NULL,
                       "event '%s' not found by its code", ev->code);
@@ -87,7 +87,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static char *noenv[] = {NULL};
     static char errbuf[8192];
-    struct hq_config *cfg = NULL;
+    struct hq__config *cfg = NULL;
     char path[64];
     int fd, rc;
 

@@ -24,11 +24,11 @@ log_line(int level, const char *msg, void *arg)
 int
 main(int argc, char **argv)
 {
-    struct hq_config *cfg = NULL;
+    struct hq__config *cfg = NULL;
     struct hq_store_options store = {0};
-    struct hq_intake_hooks hooks = {log_line, NULL, HQ_LOG_INFO};
-    struct hq_intake_stats st;
-    struct hq_intake *in;
+    struct hk_intake_hooks hooks = {log_line, NULL, HQ_LOG_INFO};
+    struct hk_intake_stats st;
+    struct hk_intake *in;
     char err[4096];
     sigset_t set;
     int sig;
@@ -52,23 +52,23 @@ main(int argc, char **argv)
     store.url = cfg->redis.url;
     store.ns = cfg->redis.ns;
     store.shards = cfg->redis.shards;
-    in = hq_intake_start(cfg, &store, &hooks, err, sizeof(err));
+    in = hk_intake_start(cfg, &store, &hooks, err, sizeof(err));
     if (in == NULL) {
         fprintf(stderr, "intake_server: %s\n", err);
         hq__config_free(cfg);
         return 1;
     }
-    printf("ready %d\n", hq_intake_port(in));
+    printf("ready %d\n", hk_intake_port(in));
     fflush(stdout);
     sigwait(&set, &sig);
-    hq_intake_stop(in);
-    hq_intake_stats(in, &st);
+    hk_intake_stop(in);
+    hk_intake_stats(in, &st);
     printf("stat accepted %llu\nstat duplicate %llu\n",
            (unsigned long long)st.accepted, (unsigned long long)st.duplicate);
     for (int r = 0; r < HQ_INTAKE_NREASONS; r++)
-        printf("stat %s %llu\n", hq_intake_reason_name(r),
+        printf("stat %s %llu\n", hk_intake_reason_name(r),
                (unsigned long long)st.rejected[r]);
-    hq_intake_free(in);
+    hk_intake_free(in);
     hq__config_free(cfg);
     return 0;
 }

@@ -34,8 +34,8 @@ int
 main(int argc, char **argv)
 {
     const char *path = NULL;
-    struct hq_config *cfg = NULL;
-    struct hq_process *proc = NULL;
+    struct hq__config *cfg = NULL;
+    struct hq__process *proc = NULL;
     struct hq_worker_options wo;
     struct hq_worker_stats st;
     hq_worker *w = NULL;
@@ -70,13 +70,13 @@ main(int argc, char **argv)
     wo.store.shards = cfg->redis.shards;
     hq__config_worker_options(cfg, &wo);
     wo.log = log_cb;
-    if (hq_process_new(cfg, &wo.store, &proc, err, sizeof(err)) != HQ_OK) {
+    if (hq__process_new(cfg, &wo.store, &proc, err, sizeof(err)) != HQ_OK) {
         fprintf(stderr, "procworker: %s\n", err);
         rc = 2;
         goto out;
     }
-    hq_process_set_log(proc, log_cb, NULL);
-    hq_process_worker_options(proc, &wo);
+    hq__process_set_log(proc, log_cb, NULL);
+    hq__process_worker_options(proc, &wo);
     if (hq_worker_new(&wo, &w) != HQ_OK || hq_worker_start(w) != HQ_OK) {
         fprintf(stderr, "procworker: %s\n", w ? hq_worker_errmsg(w) : "oom");
         goto out;
@@ -94,7 +94,7 @@ main(int argc, char **argv)
     fflush(stdout);
     rc = 0;
 out:
-    hq_process_free(proc);
+    hq__process_free(proc);
     hq_worker_free(w);
     hq__config_free(cfg);
     return rc;

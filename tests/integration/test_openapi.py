@@ -123,7 +123,7 @@ def the_document_lists_every_route_the_listener_serves():
     with open(os.path.join(HERE, "..", "..", "src", "hookq", "admin_api.c")) as f:
         code = f.read()
     import re
-    served = set(re.findall(r'hq_admin_route(?:_prefix)?\(a, "(/api/[^"]*)"', code))
+    served = set(re.findall(r'hk_admin_route(?:_prefix)?\(a, "(/api/[^"]*)"', code))
     assert served, "no routes found in admin_api.c"
     for path in served:
         want = path + "{" if path.endswith("/") else path + ":"

@@ -194,7 +194,7 @@ static char *noenv[] = {NULL};
 static void
 test_config_defaults_match_design(void **state)
 {
-    struct hq_config *cfg;
+    struct hq__config *cfg;
 
     (void)state;
     assert_int_equal(hq__config_defaults(&cfg), HQ_OK);
@@ -305,10 +305,10 @@ static const char full_ini[] =
 static void
 test_config_every_key_is_read(void **state)
 {
-    struct hq_config *cfg;
+    struct hq__config *cfg;
     char err[4096];
     const char *path = write_file("full.ini", full_ini);
-    const struct hq_event_cfg *ev;
+    const struct hq__event_cfg *ev;
 
     (void)state;
     if (hq__config_load(path, noenv, &cfg, err, sizeof(err)) != HQ_OK)
@@ -614,7 +614,7 @@ test_config_each_bad_file_gives_its_message(void **state)
 {
     (void)state;
     for (size_t i = 0; i < HQ_ARRAY_SIZE(bad_files); i++) {
-        struct hq_config *cfg = (void *)1;
+        struct hq__config *cfg = (void *)1;
         char err[4096], want[4096];
         const char *path = write_file("bad.ini", bad_files[i].ini);
         int rc = hq__config_load(path, noenv, &cfg, err, sizeof(err));
@@ -631,7 +631,7 @@ test_config_each_bad_file_gives_its_message(void **state)
 static void
 test_config_missing_file_is_an_io_error(void **state)
 {
-    struct hq_config *cfg;
+    struct hq__config *cfg;
     char err[512], want[512], path[128];
 
     (void)state;
@@ -648,7 +648,7 @@ test_config_missing_file_is_an_io_error(void **state)
 static void
 test_config_env_overrides_file_and_defaults(void **state)
 {
-    struct hq_config *cfg;
+    struct hq__config *cfg;
     char err[1024];
     const char *path = write_file("env.ini", "[worker]\nlease = 10s\n");
     char *env[] = {
@@ -677,7 +677,7 @@ test_config_env_overrides_file_and_defaults(void **state)
 static void
 test_config_env_errors_name_the_variable(void **state)
 {
-    struct hq_config *cfg;
+    struct hq__config *cfg;
     char err[2048];
     char *env[] = {
         "HOOKQ_WORKER_LEASE=soon",
@@ -702,7 +702,7 @@ test_config_env_errors_name_the_variable(void **state)
 static void
 test_config_empty_env_unsets_optional_string(void **state)
 {
-    struct hq_config *cfg;
+    struct hq__config *cfg;
     char err[512];
     const char *path = write_file("u.ini", "[redis]\nurl = redis://h:1\n");
     char *env[] = {"HOOKQ_REDIS_URL=", NULL};
@@ -716,7 +716,7 @@ test_config_empty_env_unsets_optional_string(void **state)
 static void
 test_config_no_path_reads_hookq_ini_in_cwd(void **state)
 {
-    struct hq_config *cfg;
+    struct hq__config *cfg;
     char err[512], old[512];
 
     (void)state;
@@ -781,7 +781,7 @@ test_config_find_takes_env_then_cwd_then_system_file(void **state)
 static void
 test_config_missing_hookq_config_file_is_an_error_naming_it(void **state)
 {
-    struct hq_config *cfg;
+    struct hq__config *cfg;
     char err[512], envvar[160], want[300];
     char *env[] = {envvar, NULL};
 
@@ -806,7 +806,7 @@ test_config_missing_hookq_config_file_is_an_error_naming_it(void **state)
 static void
 test_config_long_lines_and_comments_are_handled(void **state)
 {
-    struct hq_config *cfg;
+    struct hq__config *cfg;
     char err[1024];
     char ini[9000];
     char url[1200];
@@ -833,7 +833,7 @@ test_config_long_lines_and_comments_are_handled(void **state)
 static void
 test_config_many_errors_are_capped_and_counted(void **state)
 {
-    struct hq_config *cfg;
+    struct hq__config *cfg;
     static char ini[64 * 300];
     static char err[65536];
     size_t n = 0;
@@ -875,7 +875,7 @@ static void
 test_config_nul_byte_is_an_error_not_a_cut_line(void **state)
 {
     static const char ini[] = "[intake]\nsecret = whsec_YWJj\0ZGVm\n";
-    struct hq_config *cfg = (void *)1;
+    struct hq__config *cfg = (void *)1;
     char err[4096], want[4096];
     const char *path = write_file("nul.ini", "");
     FILE *f = fopen(path, "w");
@@ -904,7 +904,7 @@ test_config_mutated_files_give_errors_not_crashes(void **state)
     for (int iter = 0; iter < 3000; iter++) {
         size_t n = base;
         int edits = 1 + (int)(rnd(&seed) % 4);
-        struct hq_config *cfg = NULL;
+        struct hq__config *cfg = NULL;
         const char *path;
         int rc;
 

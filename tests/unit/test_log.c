@@ -42,16 +42,16 @@ capture(void (*fn)(void))
 static void
 emit_kv(void)
 {
-    hq_log_kv(2, "intake listening", "addr", "127.0.0.1:8080", "note",
+    hk_log_kv(2, "intake listening", "addr", "127.0.0.1:8080", "note",
               "a \"b\"\n", "skipped", NULL, NULL);
 }
 
 static void
 emit_levels(void)
 {
-    hq_log(3, "debug %d", 1);
-    hq_log(2, "info %d", 2);
-    hq_log(0, "error %d", 3);
+    hk_log(3, "debug %d", 1);
+    hk_log(2, "info %d", 2);
+    hk_log(0, "error %d", 3);
 }
 
 static void
@@ -60,7 +60,7 @@ test_log_text_line_has_time_level_msg_fields(void **state)
     const char *s;
 
     (void)state;
-    hq_log_init(HQ_LOG_TEXT, 2);
+    hk_log_init(HQ_LOG_TEXT, 2);
     s = capture(emit_kv);
     /* 2026-11-26T23:59:01.123Z info  intake listening addr=... */
     assert_int_equal(
@@ -79,7 +79,7 @@ test_log_json_line_is_one_escaped_object(void **state)
     const char *s;
 
     (void)state;
-    hq_log_init(HQ_LOG_JSON, 2);
+    hk_log_init(HQ_LOG_JSON, 2);
     s = capture(emit_kv);
     assert_memory_equal(s, "{\"ts\":\"", 7);
     assert_non_null(strstr(
@@ -95,12 +95,12 @@ test_log_levels_above_the_threshold_are_dropped(void **state)
     const char *s;
 
     (void)state;
-    hq_log_init(HQ_LOG_TEXT, 2);
+    hk_log_init(HQ_LOG_TEXT, 2);
     s = capture(emit_levels);
     assert_null(strstr(s, "debug 1"));
     assert_non_null(strstr(s, "info  info 2\n"));
     assert_non_null(strstr(s, "error error 3\n"));
-    hq_log_init(HQ_LOG_TEXT, 3);
+    hk_log_init(HQ_LOG_TEXT, 3);
     s = capture(emit_levels);
     assert_non_null(strstr(s, "debug debug 1\n"));
 }
@@ -111,7 +111,7 @@ emit_long(void)
     char big[10000];
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
-    hq_log_kv(2, "long", "v", big, NULL);
+    hk_log_kv(2, "long", "v", big, NULL);
 }
 
 /* Parse one JSON log line with jansson (which refuses invalid UTF-8). */
@@ -135,7 +135,7 @@ test_log_long_lines_are_cut_but_stay_one_line(void **state)
     json_t *v;
 
     (void)state;
-    hq_log_init(HQ_LOG_JSON, 2);
+    hk_log_init(HQ_LOG_JSON, 2);
     s = capture(emit_long);
     assert_true(strlen(s) < HQ_LOGLINE_MAX);
     assert_true(strlen(s) > HQ_LOGLINE_MAX - 64);
@@ -144,7 +144,7 @@ test_log_long_lines_are_cut_but_stay_one_line(void **state)
     assert_true(json_is_true(json_object_get(v, "truncated")));
     assert_int_equal(json_string_value(json_object_get(v, "v"))[0], 'x');
     json_decref(v);
-    hq_log_init(HQ_LOG_TEXT, 2);
+    hk_log_init(HQ_LOG_TEXT, 2);
     s = capture(emit_long);
     assert_true(strlen(s) < HQ_LOGLINE_MAX);
     assert_int_equal(strchr(s, '\n') - s + 1, (long)strlen(s));
@@ -162,7 +162,7 @@ emit_long_multibyte(void)
         n += n % 2 ? 3 : 1;
     }
     big[n] = '\0';
-    hq_log_kv(2, "long", "key", big, "customer", "c", NULL);
+    hk_log_kv(2, "long", "key", big, "customer", "c", NULL);
 }
 
 static void
@@ -172,7 +172,7 @@ test_log_cut_never_splits_a_character_or_escape(void **state)
     json_t *v;
 
     (void)state;
-    hq_log_init(HQ_LOG_JSON, 2);
+    hk_log_init(HQ_LOG_JSON, 2);
     s = capture(emit_long_multibyte);
     v = parse_line(s);
     assert_true(json_is_true(json_object_get(v, "truncated")));
@@ -189,7 +189,7 @@ emit_hostile(void)
                        "code", "post-create", "outcome", "retry",
                        "error", "caf\xc3\xa9 \"quoted\" \\ tab\t", NULL};
 
-    hq_log_fields(1, "job will retry", f);
+    hk_log_fields(1, "job will retry", f);
 }
 
 static void
@@ -199,7 +199,7 @@ test_log_json_is_valid_utf8_whatever_a_webhook_held(void **state)
     json_t *v;
 
     (void)state;
-    hq_log_init(HQ_LOG_JSON, 2);
+    hk_log_init(HQ_LOG_JSON, 2);
     s = capture(emit_hostile);
     assert_int_equal(strchr(s, '\n') - s + 1, (long)strlen(s));
     v = parse_line(s); /* jansson refuses invalid UTF-8 */
@@ -232,7 +232,7 @@ test_log_text_shows_bad_bytes_escaped_on_one_line(void **state)
     const char *s;
 
     (void)state;
-    hq_log_init(HQ_LOG_TEXT, 2);
+    hk_log_init(HQ_LOG_TEXT, 2);
     s = capture(emit_hostile);
     assert_int_equal(strchr(s, '\n') - s + 1, (long)strlen(s));
     assert_non_null(strstr(s, " warn  job will retry key=\"bad\\xff\\xfe\\xc3:"
@@ -245,7 +245,7 @@ test_log_text_shows_bad_bytes_escaped_on_one_line(void **state)
 static void
 emit_numbers(void)
 {
-    hq_log_kv(2, "numbers", "pid", "12", "ms", "-3", "percent", "41.5",
+    hk_log_kv(2, "numbers", "pid", "12", "ms", "-3", "percent", "41.5",
               "attempt", "2x", "status", "", "key", "12", NULL);
 }
 
@@ -255,7 +255,7 @@ test_log_json_numeric_fields_only_when_numbers(void **state)
     const char *s;
 
     (void)state;
-    hq_log_init(HQ_LOG_JSON, 2);
+    hk_log_init(HQ_LOG_JSON, 2);
     s = capture(emit_numbers);
     assert_non_null(strstr(s, "\"pid\":12,\"ms\":-3,\"percent\":41.5,"
                               "\"attempt\":\"2x\",\"status\":\"\",\"key\":\"12\"}"));
@@ -281,12 +281,12 @@ test_log_masks_never_show_secrets(void **state)
 
     (void)state;
     for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
-        assert_string_equal(hq_log_mask_url(urls[i].in, buf, sizeof(buf)),
+        assert_string_equal(hk_log_mask_url(urls[i].in, buf, sizeof(buf)),
                             urls[i].out);
-    assert_string_equal(hq_log_mask("whsec_abc", buf, sizeof(buf)),
+    assert_string_equal(hk_log_mask("whsec_abc", buf, sizeof(buf)),
                         "<redacted 9 chars>");
-    assert_string_equal(hq_log_mask("", buf, sizeof(buf)), "(none)");
-    assert_string_equal(hq_log_mask(NULL, buf, sizeof(buf)), "(none)");
+    assert_string_equal(hk_log_mask("", buf, sizeof(buf)), "(none)");
+    assert_string_equal(hk_log_mask(NULL, buf, sizeof(buf)), "(none)");
 }
 
 int
