@@ -1011,6 +1011,16 @@ hq__conn_for_shard(struct hq__conn *c, unsigned shard)
     return c->ac;
 }
 
+int
+hq__conn_shard_node(struct hq__conn *c, unsigned shard)
+{
+    if (routed(c))
+        return c->router ? hq__router_slot_node(c->router,
+                                                hq__cluster_shard_slot(c->ns, shard))
+                         : -1;
+    return c->ac != NULL ? 0 : -1;
+}
+
 /* An async call in flight: enough to send it again as EVAL on NOSCRIPT. */
 struct async_call {
     redisCallbackFn *fn;

@@ -139,6 +139,16 @@ void hq__conn_release(struct hq__conn *c);
 redisAsyncContext *hq__conn_for_shard(struct hq__conn *c, unsigned shard);
 
 /*
+ * Which Redis server serves `shard` now, as a number in
+ * [0, HQ_CONN_NODES_MAX): shards with the same number are served by the
+ * same server, over one connection (one Redis: always 0; a cluster: the
+ * shard's master). -1 when unknown (down, or no slot map yet). Connects
+ * nothing; for grouping calls, not for sending them.
+ */
+#define HQ_CONN_NODES_MAX HQ_ROUTER_NODES_MAX
+int hq__conn_shard_node(struct hq__conn *c, unsigned shard);
+
+/*
  * Run script `name` on `shard` (KEYS[1] is the shard's key prefix) with
  * the given ARGV (`argvlen` NULL: NUL-terminated strings), copied.
  * `fn(ac, reply, privdata)` is called exactly once: with the reply, an

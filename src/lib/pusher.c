@@ -3,7 +3,20 @@
  *
  * A batch is open (collecting) until the flush event sends it, then in
  * flight until Redis answers the enqueue call (and, with wait_replicas,
- * the WAIT after it). e[i].req is NULL once push i stopped waiting. A
+ * the WAIT after it). e[i].req is NULL once push i stopped waiting.
+ *
+ * One flight per server: while batches sent to a Redis server (the one
+ * Redis, or a cluster master) are in flight, the open batches of its
+ * shards wait and grow; when the last of them ends, the flush sends every
+ * waiting batch of that server at once, in one write. Under load a call
+ * then carries all that came in during a round trip instead of one loop
+ * pass's share of its shard (often one job), and the server wakes once per
+ * flight instead of once per call: Redis's cost per call (the script's
+ * start, parsing, the reply, the wakeup) is paid for several jobs. A
+ * push that finds its server idle goes at the end of its loop pass, as
+ * before, so an idle intake adds no latency; a busy one adds at most the
+ * round trip of the flight ahead. Sends on one connection stay in order,
+ * so a key's jobs are stored in the order they were pushed. A
  * failed batch answers each push still waiting with a detail that says
  * whether the job may be stored (so that the requester knows to retry
  * with the same webhook-id).
@@ -23,6 +36,8 @@
 struct hq__push_batch {
     struct hq__pusher *p;
     unsigned shard;
+    int node;                   /* sent to this server (counted in
+                                   p->flying); -1: not sent, or unknown */
     unsigned n;
     size_t bytes;
     struct hq_push_result *res; /* with WAIT: the script's answers */
@@ -46,6 +61,7 @@ struct hq__pusher {
     unsigned *open_shards;           /* the shards with an open batch */
     unsigned nopen;
     unsigned pending;                /* batches open or in flight */
+    unsigned flying[HQ_CONN_NODES_MAX]; /* batches in flight per server */
 };
 
 static void on_flush(evutil_socket_t fd, short what, void *arg);
@@ -148,6 +164,8 @@ batch_end(struct hq__push_batch *b)
 {
     struct hq__pusher *p = b->p;
 
+    if (b->node >= 0 && --p->flying[b->node] == 0 && p->nopen > 0)
+        event_active(p->flush_ev, EV_TIMEOUT, 0); /* the batches waiting for it */
     free(b->res);
     free(b);
     if (p->hooks.batch_done)
@@ -297,9 +315,10 @@ on_waited(redisAsyncContext *ac, void *r, void *privdata)
     batch_end(b);
 }
 
-/* Send the open batch of `shard`: one enqueue call for all its pushes. */
+/* Send the open batch of `shard` (served by server `node`, -1 when
+ * unknown): one enqueue call for all its pushes. */
 static void
-batch_send(struct hq__pusher *p, unsigned shard)
+batch_send(struct hq__pusher *p, unsigned shard, int node)
 {
     struct hq__push_batch *b = p->open[shard];
     const char *argv[HQ_ENQUEUE_ARGC(HQ_ENQUEUE_BATCH_MAX)];
@@ -327,22 +346,55 @@ batch_send(struct hq__pusher *p, unsigned shard)
     }
     hq__enqueue_argv_limits(&p->lim, argv, argvlen);
     if (hq__conn_eval(p->conn, shard, "enqueue", (int)HQ_ENQUEUE_ARGC(n), argv,
-                      argvlen, on_stored, b) != HQ_OK)
+                      argvlen, on_stored, b) != HQ_OK) {
         batch_drop(b, "cannot send to redis");
+        return;
+    }
+    b->node = node;
+    if (node >= 0)
+        p->flying[node]++;
 }
 
-/* End of a loop pass: send every open batch. */
+/* Take `shard`'s entry out of the open list. */
+static void
+unlist(struct hq__pusher *p, unsigned shard)
+{
+    for (unsigned i = 0; i < p->nopen; i++)
+        if (p->open_shards[i] == shard) {
+            p->open_shards[i] = p->open_shards[--p->nopen];
+            return;
+        }
+}
+
+/*
+ * End of a loop pass, or a flight ended: send the open batches of every
+ * server with nothing in flight (all of that server's together); the
+ * others wait for their server's flight to end.
+ */
 static void
 on_flush(evutil_socket_t fd, short what, void *arg)
 {
     struct hq__pusher *p = arg;
+    uint64_t sent = 0; /* servers sent to in this pass */
+    unsigned i = 0;
 
     (void)fd;
     (void)what;
     /* batch_send() may answer pushes, whose requesters may push again and
-     * open new batches: those activate the flush event again. */
-    while (p->nopen > 0)
-        batch_send(p, p->open_shards[--p->nopen]);
+     * open new batches: they join the list and are seen here too. */
+    while (i < p->nopen) {
+        unsigned shard = p->open_shards[i];
+        int node = hq__conn_shard_node(p->conn, shard);
+
+        if (node >= 0 && p->flying[node] > 0 && !(sent & (UINT64_C(1) << node))) {
+            i++; /* waits for its server's flight */
+            continue;
+        }
+        if (node >= 0)
+            sent |= UINT64_C(1) << node;
+        p->open_shards[i] = p->open_shards[--p->nopen];
+        batch_send(p, shard, node);
+    }
 }
 
 int
@@ -361,14 +413,15 @@ hq__pusher_add(struct hq__pusher *p, const struct hq_push *job, void *req,
             return HQ_ENOMEM;
         b->p = p;
         b->shard = shard;
+        b->node = -1;
         b->n = 0;
         b->bytes = 0;
         b->res = NULL;
         p->open[shard] = b;
         p->open_shards[p->nopen++] = shard;
         p->pending++;
-        if (p->nopen == 1)
-            event_active(p->flush_ev, EV_TIMEOUT, 0);
+        /* Sent at the end of this pass, unless its server is busy. */
+        event_active(p->flush_ev, EV_TIMEOUT, 0);
     }
     slot->batch = b;
     slot->idx = b->n;
@@ -378,12 +431,9 @@ hq__pusher_add(struct hq__pusher *p, const struct hq_push *job, void *req,
     b->n++;
     b->bytes += job->body_len;
     if (b->n == HQ_ENQUEUE_BATCH_MAX || b->bytes >= HQ_ENQUEUE_BATCH_BYTES) {
-        for (unsigned i = 0; i < p->nopen; i++)
-            if (p->open_shards[i] == shard) {
-                p->open_shards[i] = p->open_shards[--p->nopen];
-                break;
-            }
-        batch_send(p, shard);
+        /* Full: it goes now, flight or not (it pays for its call). */
+        unlist(p, shard);
+        batch_send(p, shard, hq__conn_shard_node(p->conn, shard));
     }
     return HQ_OK;
 }

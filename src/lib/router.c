@@ -30,7 +30,7 @@
 #include "router_int.h"
 #include "scripts_int.h"
 
-#define MAX_NODES 64
+#define MAX_NODES HQ_ROUTER_NODES_MAX
 #define MAX_HOPS 8               /* MOVED / ASK followed per call */
 #define HQ_ROUTER_REFRESH_MS 100 /* the map is read at most this often */
 #define BACKOFF_MIN_MS 50
@@ -682,6 +682,19 @@ hq__router_slot_ac(struct hq__router *r, unsigned slot)
     n = slot_node(r, slot);
 
     return n ? node_ac(n) : NULL;
+}
+
+int
+hq__router_slot_node(struct hq__router *r, unsigned slot)
+{
+    struct rnode *n;
+
+    if (!r->has_map || slot >= HQ_CLUSTER_SLOTS || (n = slot_node(r, slot)) == NULL)
+        return -1;
+    for (unsigned i = 0; i < r->nnodes; i++)
+        if (r->nodes[i] == n)
+            return (int)i;
+    return -1;
 }
 
 int

@@ -39,6 +39,7 @@
 struct event_base;
 
 #define HQ_ROUTER_PATIENCE_MS 1000 /* a call is placed within this, or given up */
+#define HQ_ROUTER_NODES_MAX 64     /* nodes a router knows, over its life */
 
 struct hq__router;
 
@@ -86,6 +87,14 @@ void hq__router_reset(struct hq__router *r);
  * waits for the map), or NULL when none is open.
  */
 redisAsyncContext *hq__router_slot_ac(struct hq__router *r, unsigned slot);
+
+/*
+ * Which node is the master of `slot` in the map, as a number in
+ * [0, HQ_ROUTER_NODES_MAX) that stays that node's for the router's life;
+ * -1 before the first map or when the slot has no master. Connects
+ * nothing.
+ */
+int hq__router_slot_node(struct hq__router *r, unsigned slot);
 
 /* 1 once a slot map has been read (since the router was made). */
 int hq__router_has_map(const struct hq__router *r);
