@@ -122,7 +122,11 @@ class ClusterStore(_Shards):
             raise
 
     def client(self, prefix=None):
-        port = self._port[prefix]
+        """A client of the master serving `prefix`'s slot (any key with that
+        hash tag: "{hookq:meta}:" too)."""
+        port = self._port.get(prefix)
+        if port is None:
+            port = self._port[prefix] = self.cluster.owner(self.cluster.keyslot(prefix)).port
         if port not in self._clients:
             self._clients[port] = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10)
         return self._clients[port]
