@@ -81,8 +81,6 @@ class _Shards:
 class ServerStore(RedisServer, _Shards):
     """One redis-server; shards = 1. client(prefix) is its one client."""
 
-    kind = "server"
-
     def client(self, prefix=None):
         return RedisServer.client(self)
 
@@ -91,7 +89,6 @@ class ClusterStore(_Shards):
     """A 3-master Redis Cluster with shards = 12; client(prefix) is a
     client of the master that serves the prefix's slot."""
 
-    kind = "cluster"
     shards = CLUSTER_SHARDS
 
     def __init__(self, **redis_args):
@@ -131,9 +128,6 @@ class ClusterStore(_Shards):
             self._clients[port] = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10)
         return self._clients[port]
 
-    def masters(self):
-        return self.cluster.masters()
-
     def stop(self):
         self.cluster.stop()
 
@@ -146,8 +140,6 @@ class ClusterStore(_Shards):
 
 class ClientStore(_Shards):
     """A redis client made elsewhere, seen as a store of one shard."""
-
-    kind = "client"
 
     def __init__(self, r):
         self.r = r
