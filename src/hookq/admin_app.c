@@ -253,8 +253,9 @@ on_answer_written(struct evhttp_request *req, void *arg)
     struct answered *an = arg;
 
     (void)req;
-    hq__limit_grant_sent(an->app->client, an->who, an->token, an->endpoint,
-                         an->id, an->at_ms, &an->app->rate);
+    hq__limit_grant_sent(&an->app->client->conn, an->who, an->token,
+                         an->endpoint, an->id, an->at_ms, &an->app->rate,
+                         &an->app->client->err);
     answered_free(an);
 }
 
@@ -312,9 +313,10 @@ ask(struct hk_admin_app *app, struct evhttp_request *req, const char *who,
 
     snprintf(res->id, sizeof(res->id), "api:%ld:%lld:%llu", (long)getpid(),
              app->started_us, ++app->grants);
-    rc = hq__limit_grant(app->client, by_token ? NULL : who,
+    /* On the client's own connection: its errors read as the client's. */
+    rc = hq__limit_grant(&app->client->conn, by_token ? NULL : who,
                          by_token ? who : NULL, endpoint, res->id, &app->rate,
-                         lookahead_ms, &g);
+                         lookahead_ms, &g, &app->client->err);
     if (rc != HQ_OK) {
         free(g.token);
         reply_redis_error(req, app, rc);
