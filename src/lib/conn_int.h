@@ -25,8 +25,9 @@
  * A script call answered NOSCRIPT did not run (Redis restarted, or SCRIPT
  * FLUSH): it is sent once more with the script's source, which also caches
  * it for the next EVALSHA. A script is one atomic transition, so this
- * cannot apply it twice. This file and adapters/ are the only includers of
- * hiredis's connection functions.
+ * cannot apply it twice. conn.c makes every connection to a data node
+ * but a cluster router's (router.c); sentinel.c connects to Sentinels.
+ * No other file calls hiredis's connect functions.
  */
 #ifndef HQ_CONN_INT_H
 #define HQ_CONN_INT_H
