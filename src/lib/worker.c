@@ -69,6 +69,7 @@
 #define MAX_OPS_PER_CALL 600 /* 3 + 6 * 600 args: under the store's limit */
 #define IDLE_MAX_MS 1000        /* longest idle wait between two claims */
 #define ERROR_BACKOFF_MS 250    /* after an error reply, before trying again */
+#define LOG_REPEAT_MS 5000      /* a failure that repeats is logged this often */
 #define DRAIN_GRACE_MS 5000     /* after shutdown_timeout, wait for Redis */
 #define BEAT_MS 1000            /* registry announcements (loop 0) */
 
@@ -128,9 +129,21 @@ struct hq_job {
     char data[];                /* the strings above */
 };
 
+/*
+ * A failure that repeats (a shard without a master fails every retry, each
+ * ERROR_BACKOFF_MS) is logged once per LOG_REPEAT_MS, with the count of
+ * the repeats not logged since.
+ */
+struct repeat {
+    uint64_t logged_ns; /* monotonic; 0 = never */
+    unsigned hidden;    /* repeats since, not logged */
+    char what[160];     /* the failure last logged */
+};
+
 struct lane {
     struct loop *loop;
     unsigned shard;
+    struct repeat send_err;             /* "cannot send settle call" */
     char prefix[HQ_PREFIX_MAX];
     struct op *pending, **pending_tail; /* queued, not sent */
     struct op *sent;                    /* in the call in flight */
@@ -172,6 +185,7 @@ struct loop {
     unsigned next_lane;
     struct event *beat_ev;       /* loop 0 only: the registry announcement */
     int beat_inflight;           /* registry calls not yet answered */
+    struct repeat down;          /* connection failures logged */
     void *loop_state;            /* what opts.loop_init returned */
 };
 
@@ -222,6 +236,27 @@ rng_next(struct loop *l)
 static void
 wlog(hq_worker *w, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * Whether failure `what` is to be logged now (see struct repeat); when it
+ * is, `*hidden` is the count of its repeats that were not.
+ */
+static int
+repeat_log(struct repeat *r, const char *what, unsigned *hidden)
+{
+    uint64_t now = mono_ns();
+
+    if (r->logged_ns != 0 && strcmp(r->what, what) == 0 &&
+        now - r->logged_ns < LOG_REPEAT_MS * 1000000ull) {
+        r->hidden++;
+        return 0;
+    }
+    *hidden = strcmp(r->what, what) == 0 ? r->hidden : 0;
+    r->hidden = 0;
+    r->logged_ns = now;
+    snprintf(r->what, sizeof(r->what), "%s", what);
+    return 1;
+}
 
 static void
 wlog(hq_worker *w, int level, const char *fmt, ...)
@@ -686,7 +721,19 @@ lane_send(struct lane *ln, unsigned claim_n)
     rc = hq__conn_eval(&l->cmd, ln->shard, "settle", (int)i, ln->argv,
                        ln->argvlen, settle_cb, ln);
     if (rc != HQ_OK) {
-        wlog(w, HQ_LOG_ERROR, "cannot send settle call: %s", hq_strerror(rc));
+        char more[64] = "";
+        unsigned hidden;
+
+        /* A shard without a master fails each retry: log once per
+         * LOG_REPEAT_MS. */
+        if (repeat_log(&ln->send_err, hq_strerror(rc), &hidden)) {
+            if (hidden > 0)
+                snprintf(more, sizeof(more), " (%u times more in the last %d s)",
+                         hidden, LOG_REPEAT_MS / 1000);
+            wlog(w, HQ_LOG_ERROR,
+                 "cannot send settle call for shard %u: %s; retrying every %d ms%s",
+                 ln->shard, hq_strerror(rc), ERROR_BACKOFF_MS, more);
+        }
         STAT_ADD(w, redis_errors, 1);
         ln->retry_ns = mono_ns() + ERROR_BACKOFF_MS * 1000000ull;
         timer_set_ms(ln->timer_ev, ERROR_BACKOFF_MS);
@@ -1183,14 +1230,24 @@ static void
 on_conn_down(struct hq__conn *c, const char *why, void *arg_)
 {
     struct loop *l = arg_;
+    char what[160];
+    unsigned hidden;
 
     if (c == &l->cmd)
         l->beat_inflight = 0; /* its calls are answered with NULL */
     if (l->closing)
         return;
-    wlog(l->w, HQ_LOG_WARN, "%s connection: %s",
-         c == &l->sub ? "wake" : "command", why);
     STAT_ADD(l->w, redis_errors, 1);
+    /* A dead master fails each reconnect: say so once per LOG_REPEAT_MS. */
+    snprintf(what, sizeof(what), "%s connection: %s",
+             c == &l->sub ? "wake" : "command", why);
+    if (!repeat_log(&l->down, what, &hidden))
+        return;
+    if (hidden > 0)
+        wlog(l->w, HQ_LOG_WARN, "%s (%u times more in the last %d s)", what,
+             hidden, LOG_REPEAT_MS / 1000);
+    else
+        wlog(l->w, HQ_LOG_WARN, "%s", what);
 }
 
 /* ------------------------------------------------------------------------ */

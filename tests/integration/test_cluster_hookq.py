@@ -151,6 +151,7 @@ def test_a_dead_master_takes_only_its_shards_down():
                 if rec_shard[s].client().hexists(p + "seq", cu + ":post-create"):
                     cust_shard[cu] = s
         assert len(cust_shard) == 60, (len(cust_shard), recs[:1])
+        log_at_kill = len(hq.stderr())
         victim.kill()
         t0 = time.monotonic()
         conn = http.client.HTTPConnection("127.0.0.1", hq.port, timeout=10)
@@ -170,6 +171,17 @@ def test_a_dead_master_takes_only_its_shards_down():
         assert status == 503, body
         assert "shard " in body and victim.addr in body or "no master" in body, body
         assert time.monotonic() - t0 < 10
+        # The workers' retries for the dead shards (every 250 ms per shard and
+        # loop) are logged once per shard and loop per 5 s, and a connection
+        # failure once per loop per 5 s: over 6 s, at most two lines each.
+        time.sleep(max(0.0, t0 + 6 - time.monotonic()))
+        after = hq.stderr()[log_at_kill:].splitlines()
+        settle = [x for x in after if "cannot send settle call" in x]
+        assert len(settle) <= 2 * 2 * len(dead_shards), settle
+        for x in settle:
+            assert any("shard %d:" % s in x for s in dead_shards), (x, dead_shards)
+        down = [x for x in after if "command connection" in x]
+        assert len(down) <= 2 * 2 * 2, down
 
 
 @suite.test
