@@ -8,10 +8,12 @@ queue on the other, intake on one, intake on the other), so that the load
 of whatever else runs on the machine falls on both alike. Wall-clock rates
 are noisy on a shared machine; CPU per job (INFO cpu: used_cpu_sys +
 used_cpu_user, per node, before and after) is steadier, and the figures
-printed are medians over the rounds. INFO commandstats splits each node's
-CPU into the time spent in commands (the scripts) and the rest (reading,
-parsing, writing, the event loop, the cluster bus), which is where a
-cluster's overhead shows."""
+printed are medians over the rounds. INFO commandstats gives each node's
+calls per job (a script's own commands included) and the scripts' time;
+that time is wall time (Redis measures it with the clock), so on a busy
+machine it can exceed the CPU time. `sleeps` are the times a node's main
+thread blocked in epoll_wait per job (/proc: voluntary context switches):
+near 0, it always had work waiting."""
 import json
 import os
 import re
@@ -178,9 +180,8 @@ def show(what, one, three):
 
     print("%s (medians of %d rounds; CPU in us per job)" % (what, ROUNDS))
     for name, s in (("one redis-server", one), ("3-master cluster", three)):
-        print("  %-17s %s; hookq %.1f us; redis %.2f us (in scripts %.2f, rest %.2f; "
-              "%.2f wakeups)" % (name, s["rate"], s["hookq"], s["cpu"], s["cmd"],
-                                 s["cpu"] - s["cmd"], s["wake"]))
+        print("  %-17s %s; hookq %.1f us; redis %.2f us (scripts' wall time %.2f us; "
+              "%.3f sleeps)" % (name, s["rate"], s["hookq"], s["cpu"], s["cmd"], s["wake"]))
         print("  %-17s redis calls per job: %s" % ("", calls(s)))
     total = three["cpu"]
     shares = [v["cpu"] / total for v in three["node"].values()] if total else [0]
