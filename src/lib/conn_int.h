@@ -119,6 +119,13 @@ void hq__conn_start(struct hq__conn *c);
 void hq__conn_reset(struct hq__conn *c, const char *why);
 
 /*
+ * The same for the connection that serves `shard` alone: on a cluster, the
+ * shard's master's (the other masters' calls go on); on one Redis, the one
+ * connection.
+ */
+void hq__conn_reset_shard(struct hq__conn *c, unsigned shard, const char *why);
+
+/*
  * From now on, a lost connection is not made again (its loop is stopping);
  * the connection in place stays for the calls in flight.
  */

@@ -666,6 +666,19 @@ hq__router_reset(struct hq__router *r)
     refresh(r);
 }
 
+void
+hq__router_reset_slot(struct hq__router *r, unsigned slot)
+{
+    struct rnode *n = r->has_map && slot < HQ_CLUSTER_SLOTS ? slot_node(r, slot) : NULL;
+
+    if (n == NULL) {
+        hq__router_reset(r);
+        return;
+    }
+    node_drop(n);
+    refresh(r);
+}
+
 redisAsyncContext *
 hq__router_slot_ac(struct hq__router *r, unsigned slot)
 {

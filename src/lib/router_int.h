@@ -81,6 +81,12 @@ void hq__router_set_hooks(struct hq__router *r,
 void hq__router_reset(struct hq__router *r);
 
 /*
+ * The same for the master of `slot` alone (the others' calls go on); all
+ * of them when the map has no master for it. Same restrictions.
+ */
+void hq__router_reset_slot(struct hq__router *r, unsigned slot);
+
+/*
  * The connection to the master of `slot`, made if need be; NULL when the
  * slot has no master or its connection is failing now. Before the first
  * map has been read: the connection it is being read on (a call made now

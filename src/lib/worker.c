@@ -1081,16 +1081,19 @@ tick_cb(evutil_socket_t fd, short what, void *arg_)
             schedule_flush(l);
         }
     }
-    /* Watchdog: hiredis has no command timeout of its own. */
+    /* Watchdog: hiredis has no command timeout of its own. Only the
+     * connection of the shard that did not answer is dropped (on a
+     * cluster, one master's: the others' calls go on); the calls in
+     * flight on it fail, so the lanes it served are no longer in flight. */
     for (i = 0; i < l->nlanes; i++) {
         if (l->lanes[i].inflight && now - l->lanes[i].sent_ns > timeout &&
             (l->cmd.ac || l->cmd.router)) {
-            char why[80];
+            char why[96];
 
-            snprintf(why, sizeof(why), "redis did not answer within %d ms",
-                     w->addr.timeout_ms);
-            hq__conn_reset(&l->cmd, why); /* fails the calls */
-            break;
+            snprintf(why, sizeof(why),
+                     "redis did not answer within %d ms (shard %u)",
+                     w->addr.timeout_ms, l->lanes[i].shard);
+            hq__conn_reset_shard(&l->cmd, l->lanes[i].shard, why);
         }
     }
     if (l->draining && l->run_head && now >= l->drain_ns) {
