@@ -139,14 +139,14 @@ usage_error(const char *name, const char *arg)
 static void
 log_cluster_layout(const struct hq__config *cfg)
 {
-    struct hq__store_addr addr;
+    struct hq__store_addr addr = cfg->redis.addr;
     struct hq__store_ns ns;
     struct hq__err e;
     char layout[4096];
     int uneven = 0;
 
-    if (hq__store_parse_url(cfg->redis.url, 2000, &addr, &e) != HQ_OK ||
-        !hq__conn_probe_cluster(&addr) ||
+    addr.timeout_ms = 2000;
+    if (!hq__conn_probe_cluster(&addr) ||
         hq__store_ns_init(&ns, cfg->redis.ns, cfg->redis.shards, &e) != HQ_OK)
         return;
     if (hq__conn_cluster_layout(&addr, &ns, layout, sizeof(layout), &uneven,
@@ -170,10 +170,10 @@ start_store(struct daemon *d, int flags)
     const struct hq__config *cfg = d->cli->cfg;
     char err[2048], masked[512];
 
-    if (cfg->redis.sentinels != NULL) {
+    if (cfg->redis.sentinels.text != NULL) {
         hk_cli_store_options(d->cli, &d->store);
         hk_log_kv(HQ_LOG_INFO, "using redis through its sentinels", "sentinels",
-                  cfg->redis.sentinels, "master", cfg->redis.sentinel_master, NULL);
+                  cfg->redis.sentinels.text, "master", cfg->redis.sentinel_master, NULL);
         return 0;
     }
     if (cfg->redis.url != NULL) {
@@ -331,7 +331,7 @@ run_daemon(struct hk_cli *cli, int argc, char **argv, const char *name,
         goto out;
     }
 
-    if (cfg->admin.listen != NULL) {
+    if (cfg->admin.listen.text != NULL) {
         d.admin = hk_admin_new(cfg, &d.store, err, sizeof(err));
         if (d.admin == NULL) {
             hk_log(HQ_LOG_ERROR, "%s", err);
@@ -391,18 +391,15 @@ run_daemon(struct hk_cli *cli, int argc, char **argv, const char *name,
     {
         char intake_url[600] = "", admin_url[300] = "", pidbuf[32];
         if (d.intake != NULL) {
-            char host[256];
-            int port;
-            if (hq__addr_split(cfg->intake.listen, host, sizeof(host),
-                                &port) == 0)
-                snprintf(intake_url, sizeof(intake_url), "http://%s%s%s:%d%s",
-                         strchr(host, ':') ? "[" : "", host,
-                         strchr(host, ':') ? "]" : "", hk_intake_port(d.intake),
-                         cfg->intake.path);
+            const char *host = cfg->intake.listen.host;
+            snprintf(intake_url, sizeof(intake_url), "http://%s%s%s:%d%s",
+                     strchr(host, ':') ? "[" : "", host,
+                     strchr(host, ':') ? "]" : "", hk_intake_port(d.intake),
+                     cfg->intake.path);
         }
         if (d.admin != NULL)
             snprintf(admin_url, sizeof(admin_url), "http://%s/healthz",
-                     cfg->admin.listen);
+                     cfg->admin.listen.text);
         snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
         hk_log_kv(HQ_LOG_INFO, "hookq ready", "command", name, "intake",
                   intake_url[0] ? intake_url : NULL, "admin",

@@ -72,8 +72,8 @@ struct hk_intake_stats {
  * `cfg` is borrowed and must outlive the intake (events are looked up in it
  * per request); `store` is copied; `hooks` may be NULL and is copied.
  * A Redis that is down at start is not an error: requests get 503 until it
- * answers. Returns the intake, or NULL with the reason in `err` (bad listen
- * address, port in use, bad secret or customer pointer).
+ * answers. Returns the intake, or NULL with the reason in `err` (an
+ * address that cannot be bound, a port in use, a bad store url).
  */
 struct hk_intake *hk_intake_start(const struct hq__config *cfg,
                                   const struct hq_store_options *store,

@@ -44,12 +44,11 @@
 
 struct pevent {
     const struct hq__event_cfg *cfg;
-    struct hq__template **fetch;
+    struct hq__template *const *fetch; /* cfg's, parsed by config.c */
     size_t nfetch;
     struct hq__deliver *deliver;
     char target[HQ_TARGET_MAX]; /* the breaker's name of it; "" = none (log) */
-    struct hq__sig_key key;     /* signs http deliveries when has_key */
-    int has_key;
+    const struct hq__sig_key *key; /* the event's or [deliver]'s; NULL = unsigned */
 };
 
 struct ploop;
@@ -178,10 +177,6 @@ hq__process_rfc3339(int64_t ms, char *buf, size_t size)
 static void
 pevent_release(struct pevent *e)
 {
-    memset(&e->key, 0, sizeof(e->key));
-    for (size_t i = 0; i < e->nfetch; i++)
-        hq__template_free(e->fetch[i]);
-    free(e->fetch);
     hq__deliver_free(e->deliver);
 }
 
@@ -202,11 +197,10 @@ hq__process_new(const struct hq__config *cfg,
         return HQ_ENOMEM;
     }
     p->cfg = cfg;
-    p->rate.calls = cfg->api.rate_calls > 0 ? cfg->api.rate_calls : 2;
-    p->rate.window_ms = cfg->api.rate_window_ms > 0 ? cfg->api.rate_window_ms
-                                                     : 1000;
-    p->rate.margin_ms = cfg->api.margin_ms >= 0 ? cfg->api.margin_ms : 0;
-    p->base_url = strdup(cfg->api.base_url ? cfg->api.base_url : "");
+    p->rate.calls = cfg->api.rate_calls;
+    p->rate.window_ms = cfg->api.rate_window_ms;
+    p->rate.margin_ms = cfg->api.margin_ms;
+    p->base_url = strdup(cfg->api.base_url);
     if (!p->base_url) {
         rc = HQ_ENOMEM;
         snprintf(errbuf, errsize, "out of memory");
@@ -219,12 +213,8 @@ hq__process_new(const struct hq__config *cfg,
         HQ_OK)
         p->api_target[0] = '\0';
     p->breaker.threshold = cfg->deliver.breaker;
-    p->breaker.probe_min_ms = cfg->deliver.probe_min_ms > 0
-                                  ? cfg->deliver.probe_min_ms : 5000;
-    p->breaker.probe_max_ms = cfg->deliver.probe_max_ms >=
-                                      p->breaker.probe_min_ms
-                                  ? cfg->deliver.probe_max_ms
-                                  : p->breaker.probe_min_ms;
+    p->breaker.probe_min_ms = cfg->deliver.probe_min_ms;
+    p->breaker.probe_max_ms = cfg->deliver.probe_max_ms;
     rc = hq__store_parse_url(store->url ? store->url
                                         : "redis://127.0.0.1:6379/0",
                              store->timeout_ms ? store->timeout_ms : 5000,
@@ -252,22 +242,9 @@ hq__process_new(const struct hq__config *cfg,
 
         p->nevents++;
         e->cfg = ec;
-        e->fetch = calloc(ec->nfetch ? ec->nfetch : 1, sizeof(*e->fetch));
-        if (!e->fetch) {
-            rc = HQ_ENOMEM;
-            snprintf(errbuf, errsize, "out of memory");
-            goto fail;
-        }
-        for (size_t f = 0; f < ec->nfetch; f++) {
-            rc = hq__template_parse(ec->fetch[f], &e->fetch[f], &err);
-            if (rc != HQ_OK) {
-                snprintf(errbuf, errsize, "[event %s] fetch '%s': %s",
-                         ec->code, ec->fetch[f], err.msg);
-                rc = rc == HQ_EINVAL ? HQ_ECONFIG : rc;
-                goto fail;
-            }
-            e->nfetch++;
-        }
+        e->fetch = ec->fetch;
+        e->nfetch = ec->nfetch;
+        e->key = ec->secret ? ec->secret : cfg->deliver.secret;
         rc = hq__deliver_parse(ec->deliver ? ec->deliver : "log",
                                &e->deliver, &err);
         if (rc != HQ_OK) {
@@ -278,20 +255,6 @@ hq__process_new(const struct hq__config *cfg,
         }
         if (!hq__deliver_target(e->deliver, e->target, sizeof(e->target)))
             e->target[0] = '\0';
-        {
-            const char *secret = ec->secret ? ec->secret : cfg->deliver.secret;
-
-            if (secret) {
-                rc = hq__sig_key_parse(secret, &e->key, &err);
-                if (rc != HQ_OK) {
-                    snprintf(errbuf, errsize, "[event %s] secret: %s",
-                             ec->code, err.msg);
-                    rc = HQ_ECONFIG;
-                    goto fail;
-                }
-                e->has_key = 1;
-            }
-        }
     }
     *out = p;
     return HQ_OK;
@@ -864,7 +827,7 @@ deliver_now(struct pjob *pj)
     dj.payload = payload;
     dj.payload_len = payload_len;
     dj.timeout_ms = delivery_timeout(pj);
-    dj.key_sig = pj->ev->has_key ? &pj->ev->key : NULL;
+    dj.key_sig = pj->ev->key;
     /* For log targets the callback runs (and frees pj) before this returns. */
     rc = hq__deliver_start(pj->ev->deliver, pj->pl->base, pj->pl->http, &dj,
                            on_delivered, pj, &pj->dl, &err);

@@ -15,6 +15,8 @@
 
 #include "common_int.h"
 #include "config_int.h"
+#include "signature_int.h"
+#include "template_int.h"
 
 /* ------------------------------------------------------------------------ */
 /* Unit parsers.                                                            */
@@ -200,14 +202,20 @@ test_config_defaults_match_design(void **state)
     assert_int_equal(hq__config_defaults(&cfg), HQ_OK);
     assert_null(cfg->path);
     assert_null(cfg->redis.url);
-    assert_null(cfg->redis.sentinels);
+    assert_null(cfg->redis.sentinels.text);
+    assert_int_equal(cfg->redis.sentinels.n, 0);
     assert_string_equal(cfg->redis.sentinel_master, "hookq");
     assert_string_equal(cfg->redis.ns, "hookq");
     assert_int_equal(cfg->redis.shards, 1);
     assert_string_equal(cfg->redis.data_dir, "./hookq-data");
-    assert_string_equal(cfg->intake.listen, "127.0.0.1:8080");
+    assert_string_equal(cfg->intake.listen.text, "127.0.0.1:8080");
+    assert_string_equal(cfg->intake.listen.host, "127.0.0.1");
+    assert_int_equal(cfg->intake.listen.port, 8080);
     assert_string_equal(cfg->intake.path, "/webhook");
-    assert_string_equal(cfg->intake.customer, "/data/customer_id");
+    assert_int_equal(cfg->intake.customer.from_header, 0);
+    assert_string_equal(cfg->intake.customer.name, "/data/customer_id");
+    assert_int_equal(cfg->intake.customer.ntok, 2);
+    assert_string_equal(cfg->intake.customer.tok[1], "customer_id");
     assert_int_equal(cfg->intake.max_body, 1048576);
     assert_int_equal(cfg->intake.max_header, 16384);
     assert_int_equal(cfg->intake.header_timeout_ms, 10000);
@@ -215,7 +223,9 @@ test_config_defaults_match_design(void **state)
     assert_int_equal(cfg->intake.max_key_depth, 100000);
     assert_null(cfg->intake.secret);
     assert_int_equal(cfg->intake.dedup_ttl_ms, 86400000);
-    assert_string_equal(cfg->admin.listen, "127.0.0.1:8081");
+    assert_string_equal(cfg->admin.listen.text, "127.0.0.1:8081");
+    assert_string_equal(cfg->admin.listen.host, "127.0.0.1");
+    assert_int_equal(cfg->admin.listen.port, 8081);
     assert_null(cfg->admin.token);
     assert_int_equal(cfg->worker.concurrency, 64);
     assert_int_equal(cfg->worker.threads, 2);
@@ -317,25 +327,38 @@ test_config_every_key_is_read(void **state)
     assert_int_equal(cfg->log_format, HQ_LOG_JSON);
     assert_int_equal(cfg->log_level, 3);
     assert_string_equal(cfg->redis.url, "redis://127.0.0.1:6379/0");
-    assert_string_equal(cfg->redis.sentinels, "10.0.0.1:26379,10.0.0.2:26379");
+    assert_string_equal(cfg->redis.sentinels.text,
+                        "10.0.0.1:26379,10.0.0.2:26379");
+    assert_int_equal(cfg->redis.sentinels.n, 2);
     assert_string_equal(cfg->redis.sentinel_master, "mymaster");
+    /* The url and the sentinels, parsed into the store's address. */
+    assert_string_equal(cfg->redis.addr.host, "127.0.0.1");
+    assert_int_equal(cfg->redis.addr.port, 6379);
+    assert_int_equal(cfg->redis.addr.nsentinels, 2);
+    assert_string_equal(cfg->redis.addr.sentinels[1].host, "10.0.0.2");
+    assert_int_equal(cfg->redis.addr.sentinels[1].port, 26379);
+    assert_string_equal(cfg->redis.addr.sentinel_master, "mymaster");
     assert_string_equal(cfg->redis.ns, "hq-test");
     assert_int_equal(cfg->redis.shards, 4);
     assert_string_equal(cfg->redis.data_dir, "/var/lib/hookq");
-    assert_string_equal(cfg->intake.listen, "0.0.0.0:9090");
+    assert_string_equal(cfg->intake.listen.text, "0.0.0.0:9090");
+    assert_string_equal(cfg->intake.listen.host, "0.0.0.0");
+    assert_int_equal(cfg->intake.listen.port, 9090);
     assert_string_equal(cfg->intake.path, "/hooks");
-    assert_string_equal(cfg->intake.customer, "header:X-Customer");
+    assert_int_equal(cfg->intake.customer.from_header, 1);
+    assert_string_equal(cfg->intake.customer.name, "X-Customer");
     assert_int_equal(cfg->intake.max_body, 2 * 1048576);
     assert_int_equal(cfg->intake.max_header, 8192);
     assert_int_equal(cfg->intake.header_timeout_ms, 5000);
     assert_int_equal(cfg->intake.idle_timeout_ms, 120000);
     assert_int_equal(cfg->intake.max_key_depth, 500);
-    assert_string_equal(cfg->intake.secret,
-                        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    /* Secrets are kept decoded: base64 of 24 bytes. */
+    assert_non_null(cfg->intake.secret);
+    assert_int_equal(cfg->intake.secret->len, 24);
     assert_int_equal(cfg->intake.dedup_ttl_ms, 3600000);
     assert_int_equal(cfg->intake.threads, 3);
     assert_int_equal(cfg->intake.max_connections, 99);
-    assert_null(cfg->admin.listen);
+    assert_null(cfg->admin.listen.text);
     assert_string_equal(cfg->admin.token, "s3cret");
     assert_int_equal(cfg->worker.concurrency, 16);
     assert_int_equal(cfg->worker.threads, 1);
@@ -351,8 +374,8 @@ test_config_every_key_is_read(void **state)
     assert_int_equal(cfg->api.margin_ms, 0);
     assert_int_equal(cfg->api.endpoint, HQ_ENDPOINT_URL);
     assert_int_equal(cfg->api.timeout_ms, 3000);
-    assert_string_equal(cfg->deliver.secret,
-                        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    assert_non_null(cfg->deliver.secret);
+    assert_memory_equal(cfg->deliver.secret->key, cfg->intake.secret->key, 24);
     assert_int_equal(cfg->deliver.timeout_ms, 20000);
     assert_int_equal(cfg->deliver.breaker, 0);
     assert_int_equal(cfg->deliver.probe_min_ms, 1000);
@@ -363,8 +386,10 @@ test_config_every_key_is_read(void **state)
     assert_non_null(ev);
     assert_int_equal(ev->line, 42);
     assert_int_equal(ev->nfetch, 2);
-    assert_string_equal(ev->fetch[0], "GET /posts/{data.post_id}");
-    assert_string_equal(ev->fetch[1], "GET /users/{customer}/codes/{code}");
+    /* Fetch lines are kept as templates. */
+    assert_string_equal(hq__template_route(ev->fetch[0]), "GET /posts/{}");
+    assert_string_equal(hq__template_route(ev->fetch[1]),
+                        "GET /users/{}/codes/{}");
     assert_string_equal(ev->deliver, "http://127.0.0.1:8000/hooks/post-create");
     assert_int_equal(ev->on_failure, HQ_ON_FAILURE_DEADLETTER);
     /* Unset: [deliver]'s. */
@@ -374,7 +399,10 @@ test_config_every_key_is_read(void **state)
     assert_non_null(ev);
     assert_int_equal(ev->nfetch, 0);
     assert_string_equal(ev->deliver, "log");
-    assert_string_equal(ev->secret, "whsec_c2VjcmV0LWZvci1kZWxpdmVyaWVz");
+    assert_non_null(ev->secret);
+    assert_int_equal(ev->secret->len, strlen("secret-for-deliveries"));
+    assert_memory_equal(ev->secret->key, "secret-for-deliveries",
+                        ev->secret->len);
     assert_int_equal(ev->timeout_ms, 5000);
     /* Unset: the worker's policy. */
     assert_int_equal(ev->on_failure, HQ_ON_FAILURE_HOLD);
@@ -423,12 +451,12 @@ static const struct {
      "@:2: [deliver] probe: invalid range '1m..5s': the minimum 1m is "
      "above the maximum 5s\n"},
     {"[event *]\ndeliver = log\ntimeout = soon\nsecret = x\n",
-     "@:3: [event *] timeout: invalid duration 'soon' (expected a number "
-     "with ms, s, m, h or d, at least 1ms)\n"
+     "@:3: [event *] timeout: invalid duration 'soon': expected a whole "
+     "number and a unit (ms, s, m, h or d), e.g. 250ms or 30s\n"
      "@:4: [event *] secret: invalid secret: expected whsec_ followed by "
      "base64\n"},
     {"[event a]\ndeliver = log\ntimeout = 1s\ntimeout = 2s\n",
-     "@:4: [event a] timeout: set twice\n"},
+     "@:4: [event a] timeout: set twice (first on line 3)\n"},
     {"[event a]\ndeliver = log\ntimout = 1s\n",
      "@:3: [event a] timout: unknown key (did you mean 'timeout'?)\n"},
     {"verbose = 1\n", "@:1: verbose: unknown key\n"},
@@ -668,7 +696,7 @@ test_config_env_overrides_file_and_defaults(void **state)
     assert_int_equal(cfg->worker.lease_ms, 45000);
     assert_string_equal(cfg->redis.url, "unix:///tmp/r.sock");
     assert_int_equal(cfg->log_format, HQ_LOG_JSON);
-    assert_null(cfg->admin.listen);
+    assert_null(cfg->admin.listen.text);
     assert_int_equal(cfg->api.rate_calls, 10);
     assert_int_equal(cfg->api.rate_window_ms, 60000);
     hq__config_free(cfg);
@@ -826,7 +854,7 @@ test_config_long_lines_and_comments_are_handled(void **state)
     assert_int_equal(strlen(cfg->events[0].deliver),
                      strlen("http://host/") + 1000);
     assert_int_equal(cfg->events[0].nfetch, 1);
-    assert_string_equal(cfg->events[0].fetch[0], "GET /x");
+    assert_string_equal(hq__template_route(cfg->events[0].fetch[0]), "GET /x");
     hq__config_free(cfg);
 }
 
