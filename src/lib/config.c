@@ -26,6 +26,7 @@
 
 #include "common_int.h"
 #include "config_int.h"
+#include "deliver_int.h"
 #include "envelope_int.h"
 #include "signature_int.h"
 #include "store_int.h"
@@ -574,6 +575,7 @@ enum kind {
     K_HOSTPORTS, /* struct hq__hostport_list: host:port[,host:port...] */
     K_FETCH,     /* struct hq__template ** at off, size_t count at off2;
                     each line adds one */
+    K_DELIVER,   /* char * at off, its struct hq__deliver * at off2 */
 };
 
 enum key_flags {
@@ -601,8 +603,6 @@ static const char *const endpoint_names[] = {"route", "url", NULL};
 static const char *const logfmt_names[] = {"text", "json", NULL};
 static const char *const loglevel_names[] = {"error", "warn", "info", "debug",
                                              NULL};
-
-static int check_deliver(const char *v, char *why, size_t n);
 
 #define F(field) offsetof(struct hq__config, field)
 
@@ -709,7 +709,7 @@ static const struct keydef keys[] = {
  */
 static const struct keydef event_keys[] = {
     {"event", "fetch", K_FETCH, .off = E(fetch), .off2 = E(nfetch)},
-    {"event", "deliver", K_STR, .off = E(deliver), .check = check_deliver},
+    {"event", "deliver", K_DELIVER, .off = E(deliver), .off2 = E(deliver_to)},
     {"event", "on_failure", K_ENUM, .off = E(on_failure),
      .names = policy_names},
     {"event", "secret", K_SECRET, .off = E(secret)},
@@ -907,6 +907,15 @@ value_release(const struct keydef *k, char *obj)
         *text = NULL;
         break;
     }
+    case K_DELIVER: {
+        char **text = (char **)(obj + k->off);
+        struct hq__deliver **d = (struct hq__deliver **)(obj + k->off2);
+        free(*text);
+        *text = NULL;
+        hq__deliver_free(*d);
+        *d = NULL;
+        break;
+    }
     case K_LISTEN: {
         struct hq__listen_addr *a = (struct hq__listen_addr *)(obj + k->off);
         free(a->text);
@@ -945,6 +954,8 @@ value_release(const struct keydef *k, char *obj)
 
 static int parse_fetch(const char *v, struct hq__template **out, char *why,
                        size_t n);
+static int parse_deliver(const char *v, struct hq__deliver **out, char *why,
+                         size_t n);
 
 /*
  * Parse `v` as key `k` into its field of `obj` (the config, or an event for
@@ -1118,6 +1129,22 @@ apply(struct loader *L, const struct keydef *k, const char *section,
         *(struct hq__hostport_list *)(base + k->off) = l;
         return;
     }
+    case K_DELIVER: {
+        struct hq__deliver *d = NULL;
+        char *copy;
+
+        rc = parse_deliver(v, &d, why, sizeof(why));
+        if (rc != 0)
+            goto bad;
+        if ((copy = xstrdup(L, v)) == NULL) {
+            hq__deliver_free(d);
+            return;
+        }
+        value_release(k, base);
+        *(char **)(base + k->off) = copy;
+        *(struct hq__deliver **)(base + k->off2) = d;
+        return;
+    }
     case K_FETCH: {
         struct hq__template ***t = (struct hq__template ***)(base + k->off);
         size_t *count = (size_t *)(base + k->off2);
@@ -1235,12 +1262,17 @@ bad:
     return -1;
 }
 
+/* A deliver line, parsed into its target (log:FILE is not opened here). */
 static int
-check_deliver(const char *v, char *why, size_t n)
+parse_deliver(const char *v, struct hq__deliver **out, char *why, size_t n)
 {
-    if (strncmp(v, "http://", 7) == 0 || strncmp(v, "https://", 8) == 0)
-        return check_http_url(v, why, n);
-    if (strncmp(v, "exec:", 5) == 0) {
+    struct hq__err err;
+    int rc;
+
+    if (strncmp(v, "http://", 7) == 0 || strncmp(v, "https://", 8) == 0) {
+        if (check_http_url(v, why, n) != 0)
+            return -1;
+    } else if (strncmp(v, "exec:", 5) == 0) {
         if (v[5] != '/') {
             snprintf(why, n,
                      "invalid deliver '%s': exec needs an absolute "
@@ -1248,22 +1280,24 @@ check_deliver(const char *v, char *why, size_t n)
                      v);
             return -1;
         }
-        return 0;
-    }
-    if (strcmp(v, "log") == 0)
-        return 0;
-    if (strncmp(v, "log:", 4) == 0) {
+    } else if (strncmp(v, "log:", 4) == 0) {
         if (v[4] == '\0') {
             snprintf(why, n, "invalid deliver '%s': log: needs a file name", v);
             return -1;
         }
-        return 0;
+    } else if (strcmp(v, "log") != 0) {
+        snprintf(why, n,
+                 "invalid deliver '%s': expected http://..., exec:/path, "
+                 "log or log:FILE",
+                 v);
+        return -1;
     }
-    snprintf(why, n,
-             "invalid deliver '%s': expected http://..., exec:/path, "
-             "log or log:FILE",
-             v);
-    return -1;
+    rc = hq__deliver_parse(v, out, &err);
+    if (rc != HQ_OK) {
+        snprintf(why, n, "invalid deliver '%s': %s", v, err.msg);
+        return rc == HQ_ENOMEM ? HQ_ENOMEM : -1;
+    }
+    return 0;
 }
 
 static int

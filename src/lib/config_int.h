@@ -20,6 +20,7 @@
 #include "envelope_int.h"
 #include "store_int.h"
 
+struct hq__deliver;
 struct hq__sig_key;
 struct hq__template;
 
@@ -48,7 +49,8 @@ struct hq__event_cfg {
     char *code;          /* the section's name, "post-create" */
     struct hq__template **fetch; /* the fetch lines, parsed, in order */
     size_t nfetch;
-    char *deliver;       /* http://..., exec:/path, log or log:FILE (checked) */
+    char *deliver;       /* http://..., exec:/path, log or log:FILE */
+    struct hq__deliver *deliver_to; /* `deliver`, parsed (no file opened) */
     int on_failure;      /* enum hq_failure_policy; worker.on_failure if unset */
     struct hq__sig_key *secret; /* signs http deliveries; NULL = [deliver]'s */
     int64_t timeout_ms;  /* one delivery; [deliver] timeout when unset (-1) */

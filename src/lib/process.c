@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <jansson.h>
@@ -46,7 +47,8 @@ struct pevent {
     const struct hq__event_cfg *cfg;
     struct hq__template *const *fetch; /* cfg's, parsed by config.c */
     size_t nfetch;
-    struct hq__deliver *deliver;
+    const struct hq__deliver *deliver; /* cfg's, parsed by config.c */
+    int log_fd;                 /* log targets: where; -1 = none; ours if > 2 */
     char target[HQ_TARGET_MAX]; /* the breaker's name of it; "" = none (log) */
     const struct hq__sig_key *key; /* the event's or [deliver]'s; NULL = unsigned */
 };
@@ -177,7 +179,8 @@ hq__process_rfc3339(int64_t ms, char *buf, size_t size)
 static void
 pevent_release(struct pevent *e)
 {
-    hq__deliver_free(e->deliver);
+    if (e->log_fd > 2)
+        close(e->log_fd);
 }
 
 int
@@ -245,12 +248,11 @@ hq__process_new(const struct hq__config *cfg,
         e->fetch = ec->fetch;
         e->nfetch = ec->nfetch;
         e->key = ec->secret ? ec->secret : cfg->deliver.secret;
-        rc = hq__deliver_parse(ec->deliver ? ec->deliver : "log",
-                               &e->deliver, &err);
+        e->deliver = ec->deliver_to;
+        rc = hq__deliver_log_open(e->deliver, &e->log_fd, &err);
         if (rc != HQ_OK) {
             snprintf(errbuf, errsize, "[event %s] deliver: %s", ec->code,
                      err.msg);
-            rc = rc == HQ_EINVAL ? HQ_ECONFIG : rc;
             goto fail;
         }
         if (!hq__deliver_target(e->deliver, e->target, sizeof(e->target)))
@@ -794,14 +796,11 @@ out:
     return out;
 }
 
-/* [event] timeout, else [deliver] timeout. */
+/* [event] timeout, which config.c made [deliver]'s when unset. */
 static int64_t
 delivery_timeout(const struct pjob *pj)
 {
-    const struct hq__config *cfg = pj->pl->p->cfg;
-
-    return pj->ev->cfg->timeout_ms > 0 ? pj->ev->cfg->timeout_ms
-                                       : cfg->deliver.timeout_ms;
+    return pj->ev->cfg->timeout_ms;
 }
 
 static void
@@ -828,6 +827,7 @@ deliver_now(struct pjob *pj)
     dj.payload_len = payload_len;
     dj.timeout_ms = delivery_timeout(pj);
     dj.key_sig = pj->ev->key;
+    dj.log_fd = pj->ev->log_fd;
     /* For log targets the callback runs (and frees pj) before this returns. */
     rc = hq__deliver_start(pj->ev->deliver, pj->pl->base, pj->pl->http, &dj,
                            on_delivered, pj, &pj->dl, &err);
