@@ -74,9 +74,7 @@ struct tick {
 
 struct hk_admin {
     const struct hq__config *cfg;
-    char *url; /* store URL, owned */
     struct hq__store_addr addr;
-    int addr_ok;
     struct hq__sconn redis; /* /healthz connection; made when needed */
     struct hq__store_ns ns;  /* the shards /healthz checks on a cluster */
 
@@ -147,10 +145,6 @@ hk_admin_redis_state(struct hk_admin *a, char *why, size_t size)
     redisReply *r;
     int ok;
 
-    if (!a->addr_ok) {
-        snprintf(why, size, "invalid redis url");
-        return 0;
-    }
     if (a->addr.cluster) {
         /* A Redis Cluster: the master of every shard must answer. */
         if (!hq__sconn_ping(&a->redis, why, size))
@@ -356,7 +350,7 @@ hk_admin_route_public(struct hk_admin *a, const char *path,
 
 struct hk_admin *
 hk_admin_new(const struct hq__config *cfg, const struct hq_store_options *store,
-             char *err, size_t errsize)
+             const struct hq__store_addr *addr, char *err, size_t errsize)
 {
     struct hk_admin *a;
     struct hq__err e;
@@ -368,17 +362,9 @@ hk_admin_new(const struct hq__config *cfg, const struct hq_store_options *store,
         return NULL;
     }
     a->cfg = cfg;
-    a->url = strdup(store->url ? store->url : "redis://127.0.0.1:6379/0");
-    if (a->url == NULL) {
-        snprintf(err, errsize, "out of memory");
-        goto fail;
-    }
-    a->addr_ok =
-        hq__store_parse_url(a->url, PING_TIMEOUT_MS, &a->addr, &e) == HQ_OK &&
-        hq__store_set_sentinels(&a->addr, store->sentinels, store->sentinel_master,
-                                &e) == HQ_OK;
-    if (a->addr_ok)
-        hq__conn_probe_cluster(&a->addr);
+    a->addr = *addr;
+    a->addr.timeout_ms = PING_TIMEOUT_MS;
+    hq__conn_probe_cluster(&a->addr);
     if (hq__store_ns_init(&a->ns, store->ns ? store->ns : cfg->redis.ns,
                           store->shards ? store->shards : cfg->redis.shards, &e) != HQ_OK)
         hq__store_ns_init(&a->ns, NULL, 1, &e);
@@ -513,7 +499,6 @@ hk_admin_free(struct hk_admin *a)
     hk_admin_api_free(a->api);
     for (size_t i = 0; i < a->nroutes; i++)
         free(a->routes[i].path);
-    free(a->url);
     free(a);
 }
 

@@ -44,12 +44,13 @@ typedef void hk_admin_route_fn(struct hk_admin *a, struct evhttp_request *req,
                                void *arg);
 
 /*
- * Bind cfg->admin.listen (cfg->admin.listen must not be NULL). `cfg` is
- * borrowed and must outlive the admin; `store` is copied (strings too).
- * Returns NULL with the reason in `err` (bad address, port in use).
+ * Bind cfg->admin.listen (its text must not be NULL). `cfg` is borrowed and
+ * must outlive the admin; `store` is copied (strings too), and `addr`, the
+ * same Redis parsed. Returns NULL with the reason in `err` (port in use).
  */
 struct hk_admin *hk_admin_new(const struct hq__config *cfg,
-                              const struct hq_store_options *store, char *err,
+                              const struct hq_store_options *store,
+                              const struct hq__store_addr *addr, char *err,
                               size_t errsize);
 
 /*

@@ -67,6 +67,7 @@ struct daemon {
     const char *name;
     struct hk_cli *cli;
     struct hq_store_options store;
+    struct hq__store_addr addr; /* store's url and sentinels, parsed */
     struct hk_embedded_redis *redis;
     struct hk_admin *admin;
     struct hk_intake *intake;
@@ -216,6 +217,28 @@ start_store(struct daemon *d, int flags)
 }
 
 /*
+ * Where Redis is, parsed, for the intake, the admin and processing: the
+ * configured address (config.c parsed [redis] url and sentinels), or the
+ * socket of the embedded Redis, known only once it runs.
+ */
+static int
+store_addr(struct daemon *d)
+{
+    const struct hq__config *cfg = d->cli->cfg;
+    struct hq__err e;
+
+    if (cfg->redis.url != NULL || cfg->redis.sentinels.text != NULL) {
+        d->addr = cfg->redis.addr;
+        return 0;
+    }
+    if (hq__store_parse_url(d->store.url, 0, &d->addr, &e) != HQ_OK) {
+        hk_log(HQ_LOG_ERROR, "embedded redis: %s", e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/*
  * Check the namespace's shard count against ours: 0 when they agree (or
  * Redis cannot tell yet: d->shards_checked stays 0), 2 when they differ.
  */
@@ -324,7 +347,7 @@ run_daemon(struct hk_cli *cli, int argc, char **argv, const char *name,
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (start_store(&d, flags) != 0)
+    if (start_store(&d, flags) != 0 || store_addr(&d) != 0)
         goto out;
     if (check_shards(&d) != 0) {
         rc = 2;
@@ -332,7 +355,7 @@ run_daemon(struct hk_cli *cli, int argc, char **argv, const char *name,
     }
 
     if (cfg->admin.listen.text != NULL) {
-        d.admin = hk_admin_new(cfg, &d.store, err, sizeof(err));
+        d.admin = hk_admin_new(cfg, &d.store, &d.addr, err, sizeof(err));
         if (d.admin == NULL) {
             hk_log(HQ_LOG_ERROR, "%s", err);
             goto out;
@@ -343,7 +366,8 @@ run_daemon(struct hk_cli *cli, int argc, char **argv, const char *name,
                                         hk_log_enabled(HQ_LOG_DEBUG)
                                             ? HQ_LOG_DEBUG
                                             : HQ_LOG_INFO};
-        d.intake = hk_intake_start(cfg, &d.store, &hooks, err, sizeof(err));
+        d.intake = hk_intake_start(cfg, &d.store, &d.addr, &hooks, err,
+                                   sizeof(err));
         if (d.intake == NULL) {
             hk_log(HQ_LOG_ERROR, "cannot start the intake: %s", err);
             goto out;
@@ -357,7 +381,8 @@ run_daemon(struct hk_cli *cli, int argc, char **argv, const char *name,
         wo.log = hk_log_sink;
         wo.log_kv = hk_log_kv_sink;
         wo.log_arg = (void *)"worker";
-        rc = hq__process_new(cfg, &d.store, &d.process, err, sizeof(err));
+        rc = hq__process_new(cfg, &d.store, &d.addr, &d.process, err,
+                             sizeof(err));
         if (rc != HQ_OK) {
             hk_log(HQ_LOG_ERROR, "%s", err);
             rc = rc == HQ_ECONFIG ? 2 : 1;

@@ -1010,12 +1010,11 @@ loops_free(struct hk_intake *in)
 
 struct hk_intake *
 hk_intake_start(const struct hq__config *cfg, const struct hq_store_options *store,
+                const struct hq__store_addr *addr,
                 const struct hk_intake_hooks *hooks, char *err, size_t errsize)
 {
     struct hk_intake *in;
     struct hq__err e;
-    const char *url = store && store->url ? store->url
-                    : cfg->redis.url ? cfg->redis.url : "redis://127.0.0.1:6379/0";
     unsigned i;
 
     pthread_once(&evthread_once, use_pthreads);
@@ -1029,13 +1028,10 @@ hk_intake_start(const struct hq__config *cfg, const struct hq_store_options *sto
     in->fd = -1;
     if (hooks)
         in->hooks = *hooks;
-    if (hq__store_parse_url(url, store && store->timeout_ms ? store->timeout_ms : 5000,
-                            &in->addr, &e) != HQ_OK ||
-        hq__store_set_sentinels(&in->addr, store ? store->sentinels : cfg->redis.sentinels.text,
-                                store ? store->sentinel_master : cfg->redis.sentinel_master,
-                                &e) != HQ_OK ||
-        (hq__conn_probe_cluster(&in->addr), 0) ||
-        hq__store_ns_init(&in->ns, store && store->ns ? store->ns : cfg->redis.ns,
+    in->addr = *addr;
+    in->addr.timeout_ms = store && store->timeout_ms ? store->timeout_ms : 5000;
+    hq__conn_probe_cluster(&in->addr);
+    if (hq__store_ns_init(&in->ns, store && store->ns ? store->ns : cfg->redis.ns,
                           store && store->shards ? store->shards : cfg->redis.shards,
                           &e) != HQ_OK) {
         snprintf(err, errsize, "%s", e.msg);

@@ -185,7 +185,8 @@ pevent_release(struct pevent *e)
 
 int
 hq__process_new(const struct hq__config *cfg,
-               const struct hq_store_options *store, struct hq__process **out,
+               const struct hq_store_options *store,
+               const struct hq__store_addr *addr, struct hq__process **out,
                char *errbuf, size_t errsize)
 {
     struct hq__process *p;
@@ -218,17 +219,10 @@ hq__process_new(const struct hq__config *cfg,
     p->breaker.threshold = cfg->deliver.breaker;
     p->breaker.probe_min_ms = cfg->deliver.probe_min_ms;
     p->breaker.probe_max_ms = cfg->deliver.probe_max_ms;
-    rc = hq__store_parse_url(store->url ? store->url
-                                        : "redis://127.0.0.1:6379/0",
-                             store->timeout_ms ? store->timeout_ms : 5000,
-                             &p->addr, &err);
-    if (rc == HQ_OK)
-        rc = hq__store_set_sentinels(&p->addr, store->sentinels,
-                                     store->sentinel_master, &err);
-    if (rc == HQ_OK)
-        hq__conn_probe_cluster(&p->addr);
-    if (rc == HQ_OK)
-        rc = hq__store_ns_init(&p->ns, store->ns, store->shards, &err);
+    p->addr = *addr;
+    p->addr.timeout_ms = store->timeout_ms ? store->timeout_ms : 5000;
+    hq__conn_probe_cluster(&p->addr);
+    rc = hq__store_ns_init(&p->ns, store->ns, store->shards, &err);
     if (rc != HQ_OK) {
         snprintf(errbuf, errsize, "%s", err.msg);
         goto fail;
