@@ -6,8 +6,16 @@
  * a variable), so that `hookq check` can show them all at once.
  *
  * DESIGN: keys are described by one table (section, name, kind, field
- * offset, bounds); the same code path applies a value from the file and from
- * the environment, so both are checked alike. inih only reports the line of
+ * offsets, bounds, default), and [event] keys by a second one of the same
+ * form. A key's kind says how its text is parsed and into what typed field:
+ * apply() parses a value once, from the file, from a HOOKQ_* variable or
+ * from the table's default alike, and its consumers read the field (a
+ * duration in ms, a listen address split, a secret decoded, fetch lines as
+ * templates, the redis url as a store address), never the text again.
+ * value_release() frees a field by its kind, so hq__config_free() walks the
+ * tables. Cross-field checks, and what one key adds to another's value
+ * (the sentinels to the redis address, [deliver]'s timeout to an event's),
+ * run in validate() once everything is read. inih only reports the line of
  * its first syntax error and does not give the handler a line number in
  * Debian's build, so we feed it lines ourselves through ini_parse_stream():
  * the reader counts lines, checks their syntax, notes section headers (an
