@@ -585,7 +585,7 @@ api_limit(struct hk_admin *a, struct evhttp_request *req, void *arg)
         goto out;
     }
     if (hq__limit_endpoint_norm(cfg->api.endpoint == HQ_ENDPOINT_ROUTE,
-                                cfg->api.base_url,
+                                cfg->api.base_url.url,
                                 json_string_value(ep), endpoint,
                                 sizeof(endpoint), &err) != HQ_OK) {
         reply_error(req, 400, "bad_endpoint", err.msg);

@@ -414,6 +414,31 @@ bad:
     return -1;
 }
 
+/*
+ * A checked http(s) URL into `u`: without its trailing '/', and its origin
+ * ("" when it has none: such a target has no circuit breaker). 0, or
+ * HQ_ENOMEM.
+ */
+static int
+parse_http_url(const char *v, struct hq__http_url *u)
+{
+    char origin[600];
+    size_t n = strlen(v);
+
+    while (n > 0 && v[n - 1] == '/')
+        n--;
+    u->url = strndup(v, n);
+    if (hq__url_origin(u->url ? u->url : "", origin, sizeof(origin)) != HQ_OK)
+        origin[0] = '\0';
+    u->origin = strdup(origin);
+    if (u->url == NULL || u->origin == NULL) {
+        free(u->url);
+        free(u->origin);
+        return HQ_ENOMEM;
+    }
+    return 0;
+}
+
 /* [api] token_command: a program given by its absolute path, no blanks. */
 static int
 check_program(const char *v, char *why, size_t n)
@@ -584,6 +609,7 @@ enum kind {
     K_FETCH,     /* struct hq__template ** at off, size_t count at off2;
                     each line adds one */
     K_DELIVER,   /* char * at off, its struct hq__deliver * at off2 */
+    K_HTTP_URL,  /* struct hq__http_url: http(s)://host[:port][/path] */
 };
 
 enum key_flags {
@@ -683,7 +709,7 @@ static const struct keydef keys[] = {
      .off = F(worker.shutdown_timeout_ms), .min = 0, .max = INT64_MAX,
      .def = "30s"},
 
-    {"api", "base_url", K_STR, .off = F(api.base_url), .check = check_http_url,
+    {"api", "base_url", K_HTTP_URL, .off = F(api.base_url),
      .def = "http://127.0.0.1:9000"},
     {"api", "rate", K_RATE, .off = F(api.rate_calls),
      .off2 = F(api.rate_window_ms), .def = "2/1s"},
@@ -915,6 +941,13 @@ value_release(const struct keydef *k, char *obj)
         *text = NULL;
         break;
     }
+    case K_HTTP_URL: {
+        struct hq__http_url *u = (struct hq__http_url *)(obj + k->off);
+        free(u->url);
+        free(u->origin);
+        u->url = u->origin = NULL;
+        break;
+    }
     case K_DELIVER: {
         char **text = (char **)(obj + k->off);
         struct hq__deliver **d = (struct hq__deliver **)(obj + k->off2);
@@ -1135,6 +1168,19 @@ apply(struct loader *L, const struct keydef *k, const char *section,
             return;
         value_release(k, base);
         *(struct hq__hostport_list *)(base + k->off) = l;
+        return;
+    }
+    case K_HTTP_URL: {
+        struct hq__http_url u;
+
+        if (check_http_url(v, why, sizeof(why)) != 0)
+            break;
+        if (parse_http_url(v, &u) != 0) {
+            L->nomem = 1;
+            return;
+        }
+        value_release(k, base);
+        *(struct hq__http_url *)(base + k->off) = u;
         return;
     }
     case K_DELIVER: {

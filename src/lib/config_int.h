@@ -38,6 +38,13 @@ struct hq__listen_addr {
     int port;            /* 0 to 65535; 0 = any free port */
 };
 
+/* An http(s) URL under which paths are added ([api] base_url), parsed. */
+struct hq__http_url {
+    char *url;           /* as written, without trailing '/' */
+    char *origin;        /* scheme://host:port, the circuit breaker's name of
+                            it (hq__url_origin()); "" when it has none */
+};
+
 /* A list "host:port[,host:port...]" ([redis] sentinels), parsed. */
 struct hq__hostport_list {
     char *text;          /* for messages; NULL = none */
@@ -110,7 +117,7 @@ struct hq__config {
     } worker;
 
     struct {
-        char *base_url;        /* "http://127.0.0.1:9000" */
+        struct hq__http_url base_url; /* "http://127.0.0.1:9000" */
         int rate_calls;        /* R of R/W: 2 */
         int64_t rate_window_ms; /* W of R/W: 1000 */
         int64_t margin_ms;     /* 25 */

@@ -62,8 +62,8 @@ struct hq__process {
     struct hq__store_addr addr;
     struct hq__store_ns ns;
     struct hq__limit_rate rate;
-    char *base_url;            /* api.base_url without a trailing '/' */
-    char api_target[HQ_TARGET_MAX]; /* its origin, the fetches' target */
+    const char *base_url;      /* api.base_url without a trailing '/' */
+    const char *api_target;    /* its origin, the fetches' target */
     struct hq__breaker_cfg breaker; /* threshold 0 = no breaker */
     hq_log_fn *log;
     hq_log_kv_fn *log_kv;      /* set: used instead of `log`, with log_arg */
@@ -191,7 +191,6 @@ hq__process_new(const struct hq__config *cfg,
 {
     struct hq__process *p;
     struct hq__err err = {{0}};
-    size_t n;
     int rc;
 
     *out = NULL;
@@ -204,18 +203,8 @@ hq__process_new(const struct hq__config *cfg,
     p->rate.calls = cfg->api.rate_calls;
     p->rate.window_ms = cfg->api.rate_window_ms;
     p->rate.margin_ms = cfg->api.margin_ms;
-    p->base_url = strdup(cfg->api.base_url);
-    if (!p->base_url) {
-        rc = HQ_ENOMEM;
-        snprintf(errbuf, errsize, "out of memory");
-        goto fail;
-    }
-    n = strlen(p->base_url);
-    while (n && p->base_url[n - 1] == '/')
-        p->base_url[--n] = '\0';
-    if (hq__url_origin(p->base_url, p->api_target, sizeof(p->api_target)) !=
-        HQ_OK)
-        p->api_target[0] = '\0';
+    p->base_url = cfg->api.base_url.url;
+    p->api_target = cfg->api.base_url.origin;
     p->breaker.threshold = cfg->deliver.breaker;
     p->breaker.probe_min_ms = cfg->deliver.probe_min_ms;
     p->breaker.probe_max_ms = cfg->deliver.probe_max_ms;
@@ -269,7 +258,6 @@ hq__process_free(struct hq__process *p)
     for (size_t i = 0; i < p->nevents; i++)
         pevent_release(&p->events[i]);
     free(p->events);
-    free(p->base_url);
     free(p);
 }
 

@@ -236,7 +236,8 @@ test_config_defaults_match_design(void **state)
     assert_int_equal(cfg->worker.backoff_max_ms, 3600000);
     assert_int_equal(cfg->worker.on_failure, HQ_ON_FAILURE_DEADLETTER);
     assert_int_equal(cfg->worker.shutdown_timeout_ms, 30000);
-    assert_string_equal(cfg->api.base_url, "http://127.0.0.1:9000");
+    assert_string_equal(cfg->api.base_url.url, "http://127.0.0.1:9000");
+    assert_string_equal(cfg->api.base_url.origin, "http://127.0.0.1:9000");
     assert_int_equal(cfg->api.rate_calls, 2);
     assert_int_equal(cfg->api.rate_window_ms, 1000);
     assert_int_equal(cfg->api.margin_ms, 25);
@@ -369,7 +370,8 @@ test_config_every_key_is_read(void **state)
     assert_int_equal(cfg->worker.backoff_max_ms, 60000);
     assert_int_equal(cfg->worker.on_failure, HQ_ON_FAILURE_HOLD);
     assert_int_equal(cfg->worker.shutdown_timeout_ms, 0);
-    assert_string_equal(cfg->api.base_url, "https://api.example.com");
+    assert_string_equal(cfg->api.base_url.url, "https://api.example.com");
+    assert_string_equal(cfg->api.base_url.origin, "https://api.example.com:443");
     assert_int_equal(cfg->api.rate_calls, 100);
     assert_int_equal(cfg->api.rate_window_ms, 60000);
     assert_int_equal(cfg->api.margin_ms, 0);
@@ -1075,6 +1077,9 @@ render(const struct hq__config *cfg, const char *section, const char *key,
         snprintf(out, n, "%lld", (long long)cfg->intake.max_key_depth);
     else if (strcmp(k, "api.endpoint") == 0)
         snprintf(out, n, "%d", cfg->api.endpoint);
+    else if (strcmp(k, "api.base_url") == 0)
+        snprintf(out, n, "%s origin %s", cfg->api.base_url.url,
+                 cfg->api.base_url.origin);
     else if (strcmp(k, "intake.path") == 0)
         snprintf(out, n, "%s", cfg->intake.path);
     else if (strcmp(k, "admin.token") == 0)
@@ -1197,6 +1202,14 @@ static const struct {
     {"intake", "path", "in", NULL, "invalid path 'in': must start with '/'"},
     {"admin", "token", "t0k", "t0k", NULL},
     {"admin", "token", "", "(unset)", NULL},
+    /* url: without its trailing '/', and its origin (the breaker's name) */
+    {"api", "base_url", "http://API.example:81/v1//",
+     "http://API.example:81/v1 origin http://api.example:81", NULL},
+    {"api", "base_url", "https://h", "https://h origin https://h:443", NULL},
+    {"api", "base_url", "ftp://h", NULL,
+     "invalid url 'ftp://h': expected http://host[:port][/path]"},
+    {"api", "base_url", "http:///p", NULL,
+     "invalid url 'http:///p': expected http://host[:port][/path]"},
     /* listen: host and port, brackets dropped; [admin] also takes off */
     {"intake", "listen", "[::1]:0", "host ::1 port 0", NULL},
     {"intake", "listen", "0.0.0.0:65535", "host 0.0.0.0 port 65535", NULL},
