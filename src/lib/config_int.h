@@ -186,8 +186,9 @@ void hq__config_worker_options(const struct hq__config *cfg,
                                struct hq_worker_options *o);
 
 /*
- * The unit parsers behind the key table's kinds, for inputs that are not
- * the config (a command's arguments): 0 or HQ_EINVAL.
+ * The unit parsers behind the key table's kinds (0 or HQ_EINVAL), for
+ * inputs that are not the config, such as a command's arguments (config
+ * values are parsed by hq__config_load() and read from their fields).
  */
 int hq__parse_duration_ms(const char *s, int64_t *out);   /* "250ms" "30s" "1m" */
 int hq__parse_size(const char *s, size_t *out);           /* "1MiB" "512B" */
