@@ -21,7 +21,6 @@
 #include "cluster_int.h"
 #include "conn_int.h"
 #include "sentinel_int.h"
-#include "scripts_int.h"
 
 static int
 check_reply(redisReply *r, const char *what, struct hq__err *err)
