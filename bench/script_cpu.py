@@ -1,22 +1,34 @@
 #!/usr/bin/env python3
-"""bench/script_cpu.py: Redis CPU per job of the enqueue script alone.
+"""bench/script_cpu.py: what Redis spends per job in the enqueue and settle
+scripts alone (issue 10).
 
 The intake and queue benchmarks measure Redis's CPU per job with hookq,
 wrk and the other engineers' work all on the same two cores; this one
-takes everything but Redis out of the figure, so that two layouts of a
-script can be compared in minutes and within a few percent. On a private
-redis-server (appendonly yes, everysec, as in bench/intake.sh), it loads
-src/lib/scripts/_prelude.lua + enqueue.lua (or SCRIPT) and sends batches
-of BATCH jobs as the intake does (customers in turn, one of 100; ~1 KiB
-bodies; each with a new webhook-id and its digest), two calls in flight,
-then prints the Redis CPU per job (INFO used_cpu_*) and the script's own
-time per job (INFO commandstats), median of RUNS runs.
+takes everything but Redis out of the figure. On a private redis-server
+(appendonly yes, everysec, as in bench/intake.sh) it loads
+src/lib/scripts/_prelude.lua + the script and sends what hookq sends:
 
-Usage: bench/script_cpu.py [--jobs N] [--batch B] [--runs R]
-                           [--customers C] [--script FILE.lua]
+  enqueue  batches of BATCH jobs as the intake does (customers in turn, one
+           of CUSTOMERS; ~1 KiB bodies; each with a new webhook-id and its
+           digest), two calls in flight;
+  drain    JOBS jobs queued first over CUSTOMERS keys (not measured), then
+           settle calls as a worker loop makes them: each one completes the
+           jobs the previous call claimed (done) and claims BATCH keys.
+
+It prints the Redis CPU per job (INFO used_cpu_*, median of RUNS runs) and
+the scripts' own time (INFO commandstats). With --callgrind, redis-server
+runs under valgrind and the figure is Redis's instructions per job over the
+measured phase: slow (use a few thousand jobs), but the same on every run
+whatever else the machine does, so that two versions of a script can be
+compared to the percent.
+
+Usage: bench/script_cpu.py [enqueue|drain] [--jobs N] [--batch B]
+         [--runs R] [--customers C] [--no-dedup] [--script FILE.lua]
+         [--callgrind]
 Not run by ctest; stops its redis-server by PID.
 """
 import argparse
+import glob
 import hashlib
 import os
 import socket
@@ -28,6 +40,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = os.path.join(HERE, "..", "src", "lib", "scripts")
+P = "{hookq:0}:"
 
 
 def resp(*args):
@@ -97,29 +110,67 @@ def script_usec(c):
     return total
 
 
-def run_once(port, source, a):
-    c = Conn(port)
-    c.call("FLUSHALL")
-    c.call("CONFIG", "RESETSTAT")
-    sha = c.call("SCRIPT", "LOAD", source).decode()
-    prefix = "{hookq:0}:"
-    tag = "%d_%d" % (os.getpid(), time.time_ns())
-    bodies = []
+class Meter:
+    """Redis's CPU time (or, under callgrind, its instructions) between
+    start() and stop()."""
+
+    def __init__(self, c, vg):
+        self.c, self.vg = c, vg
+
+    def start(self):
+        if self.vg:
+            subprocess.call(["callgrind_control", "-i", "on", str(self.vg.pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        else:
+            self.c0, self.u0 = cpu(self.c), script_usec(self.c)
+
+    def stop(self):
+        if not self.vg:
+            return cpu(self.c) - self.c0, script_usec(self.c) - self.u0
+        subprocess.call(["callgrind_control", "-i", "off", str(self.vg.pid)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.call(["callgrind_control", "-d", str(self.vg.pid)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out = self.vg.cg_out
+        for _ in range(100):
+            files = sorted(glob.glob(out + ".*"), key=os.path.getmtime)
+            if files and len(files) > self.vg.dumps:
+                break
+            time.sleep(0.1)
+        self.vg.dumps = len(files)
+        time.sleep(0.3)
+        total = 0
+        for line in open(files[-1]):
+            if line.startswith(("totals:", "summary:")):
+                total = int(line.split()[1])
+        return total, 0
+
+
+def bodies(a):
+    out = []
     for k in range(a.customers):
         head = '{"code":"post-create","data":{"customer_id":"cust-%03d","post_id":%d,"title":"' % (k, 1000 + k)
-        bodies.append(head + "a" * (1000 - len(head)) + '"}}')
+        out.append(head + "a" * (1000 - len(head)) + '"}}')
+    return out
+
+
+def enqueue_calls(sha, a, jobs, tag):
+    body = bodies(a)
     calls = []
     j = 0
-    while j < a.jobs:
-        argv = ["EVALSHA", sha, "1", prefix, "100000", "86400000"]
-        for _ in range(min(a.batch, a.jobs - j)):
+    while j < jobs:
+        argv = ["EVALSHA", sha, "1", P, "100000", "86400000"]
+        for _ in range(min(a.batch, jobs - j)):
             k = j % a.customers
             wid = "msg_%s_%d" % (tag, j) if a.dedup else ""
-            argv += ["cust-%03d" % k, "post-create", bodies[k], wid,
+            argv += ["cust-%03d" % k, "post-create", body[k], wid,
                      hashlib.sha256(wid.encode()).digest()[:16] if wid else ""]
             j += 1
         calls.append(resp(*argv))
-    c0, u0 = cpu(c), script_usec(c)
+    return calls
+
+
+def pipeline(c, calls):
     inflight = 0
     for req in calls:
         c.send(req)
@@ -130,48 +181,98 @@ def run_once(port, source, a):
     while inflight:
         c.read()
         inflight -= 1
-    c1, u1 = cpu(c), script_usec(c)
-    stored = int(c.call("HGET", prefix + "stats", "accepted") or 0)
-    if stored != a.jobs:
-        raise RuntimeError("stored %d of %d" % (stored, a.jobs))
-    return (c1 - c0) * 1e6 / a.jobs, (u1 - u0) / a.jobs
+
+
+def run_once(port, sources, a, vg):
+    c = Conn(port)
+    c.call("FLUSHALL")
+    c.call("CONFIG", "RESETSTAT")
+    m = Meter(c, vg)
+    enq = c.call("SCRIPT", "LOAD", sources["enqueue"]).decode()
+    tag = "%d_%d" % (os.getpid(), time.time_ns())
+    if a.mode == "enqueue":
+        calls = enqueue_calls(enq, a, a.jobs, tag)
+        m.start()
+        pipeline(c, calls)
+        used, usec = m.stop()
+        stored = int(c.call("HGET", P + "stats", "accepted") or 0)
+        if stored != a.jobs:
+            raise RuntimeError("stored %d of %d" % (stored, a.jobs))
+        return used / a.jobs, usec / a.jobs
+    # drain: queue the jobs, then settle them as one worker loop would.
+    pipeline(c, enqueue_calls(enq, a, a.jobs, tag))
+    st = c.call("SCRIPT", "LOAD", sources["settle"]).decode()
+    c.call("CONFIG", "RESETSTAT")
+    m.start()
+    held, done = [], 0
+    while True:
+        argv = ["EVALSHA", st, "1", P, "30000", str(a.batch), str(len(held))]
+        for key, tok in held:
+            argv += ["d", key, tok]
+        res = c.call(*argv)
+        done += sum(1 for r in res[0] if r == 1)
+        claimed = res[1]
+        held = [(claimed[i], claimed[i + 2]) for i in range(0, len(claimed), 5)]
+        if not held:
+            break
+    used, usec = m.stop()
+    if done != a.jobs:
+        raise RuntimeError("settled %d of %d" % (done, a.jobs))
+    return used / a.jobs, usec / a.jobs
 
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("mode", nargs="?", default="enqueue", choices=("enqueue", "drain"))
     ap.add_argument("--jobs", type=int, default=100000)
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=16,
+                    help="jobs per enqueue call, keys claimed per settle call")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--customers", type=int, default=100)
     ap.add_argument("--no-dedup", dest="dedup", action="store_false",
                     help="jobs without a webhook-id")
-    ap.add_argument("--script", default=os.path.join(SCRIPTS, "enqueue.lua"))
+    ap.add_argument("--script", help="the script measured (default: the mode's own)")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="count Redis's instructions under valgrind instead of its CPU time")
     a = ap.parse_args()
-    source = open(os.path.join(SCRIPTS, "_prelude.lua")).read() + open(a.script).read()
+    prelude = open(os.path.join(SCRIPTS, "_prelude.lua")).read()
+    sources = {n: prelude + open(os.path.join(SCRIPTS, n + ".lua")).read()
+               for n in ("enqueue", "settle")}
+    if a.script:
+        sources[a.mode if a.mode == "enqueue" else "settle"] = prelude + open(a.script).read()
     tmp = tempfile.mkdtemp(prefix="hq-bench-script.")
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    p = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                          "--dir", tmp, "--save", "", "--appendonly", "yes",
-                          "--appendfsync", "everysec", "--auto-aof-rewrite-min-size", "2gb",
-                          "--logfile", os.path.join(tmp, "redis.log")])
+    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+           "--dir", tmp, "--save", "", "--appendonly", "yes",
+           "--appendfsync", "everysec", "--auto-aof-rewrite-min-size", "2gb",
+           "--logfile", os.path.join(tmp, "redis.log")]
+    cg_out = os.path.join(tmp, "callgrind.out")
+    if a.callgrind:
+        cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+               "--callgrind-out-file=" + cg_out] + cmd
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p.cg_out, p.dumps = cg_out, 0
     try:
-        for _ in range(100):
+        for _ in range(600):
             try:
                 Conn(port).call("PING")
                 break
             except OSError:
                 time.sleep(0.05)
-        res = [run_once(port, source, a) for _ in range(a.runs)]
-        cpus = sorted(r[0] for r in res)
-        uss = sorted(r[1] for r in res)
-        print("script_cpu enqueue %s: %d jobs, batch %d, %d customers: redis cpu %.2f us/job "
-              "(runs %s), script %.2f us/job" % (
-                  os.path.basename(a.script), a.jobs, a.batch, a.customers,
-                  statistics.median(cpus), " ".join("%.2f" % x for x in cpus),
-                  statistics.median(uss)))
+        res = [run_once(port, sources, a, p if a.callgrind else None) for _ in range(a.runs)]
+        used = sorted(r[0] for r in res)
+        what = "%s %s: %d jobs, batch %d, %d customers%s" % (
+            a.mode, os.path.basename(a.script or ("enqueue.lua" if a.mode == "enqueue" else "settle.lua")), a.jobs, a.batch,
+            a.customers, "" if a.dedup else ", no webhook-ids")
+        if a.callgrind:
+            print("script_cpu %s: redis %.0f instructions/job" % (what, statistics.median(used)))
+        else:
+            print("script_cpu %s: redis cpu %.2f us/job (runs %s), script %.2f us/job" % (
+                what, statistics.median(used) * 1e6, " ".join("%.2f" % (x * 1e6) for x in used),
+                statistics.median(r[1] for r in res)))
     finally:
         p.terminate()
         p.wait()
