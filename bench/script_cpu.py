@@ -22,9 +22,13 @@ measured phase: slow (use a few thousand jobs), but the same on every run
 whatever else the machine does, so that two versions of a script can be
 compared to the percent.
 
+With --ttl-ms and --warm N --warm-s S (N jobs spread over S seconds before
+measuring), enqueue meets the dedup generations of a steady rate: about
+ttl/window + 1 of them once S exceeds the ttl.
+
 Usage: bench/script_cpu.py [enqueue|drain] [--jobs N] [--batch B]
          [--runs R] [--customers C] [--no-dedup] [--script FILE.lua]
-         [--callgrind]
+         [--ttl-ms T] [--warm N --warm-s S] [--callgrind]
 Not run by ctest; stops its redis-server by PID.
 """
 import argparse
@@ -159,7 +163,7 @@ def enqueue_calls(sha, a, jobs, tag):
     calls = []
     j = 0
     while j < jobs:
-        argv = ["EVALSHA", sha, "1", P, "100000", "86400000"]
+        argv = ["EVALSHA", sha, "1", P, "1000000", str(a.ttl_ms)]
         for _ in range(min(a.batch, jobs - j)):
             k = j % a.customers
             wid = "msg_%s_%d" % (tag, j) if a.dedup else ""
@@ -191,6 +195,14 @@ def run_once(port, sources, a, vg):
     enq = c.call("SCRIPT", "LOAD", sources["enqueue"]).decode()
     tag = "%d_%d" % (os.getpid(), time.time_ns())
     if a.mode == "enqueue":
+        if a.warm:
+            # The dedup generations of a steady rate, before measuring.
+            warm = enqueue_calls(enq, a, a.warm, tag + "w")
+            t0 = time.monotonic()
+            for i in range(0, len(warm), 10):
+                pipeline(c, warm[i:i + 10])
+                time.sleep(max(0, t0 + a.warm_s * (i + 10) / len(warm) - time.monotonic()))
+            c.call("HDEL", P + "stats", "accepted")
         calls = enqueue_calls(enq, a, a.jobs, tag)
         m.start()
         pipeline(c, calls)
@@ -231,6 +243,10 @@ def main():
     ap.add_argument("--customers", type=int, default=100)
     ap.add_argument("--no-dedup", dest="dedup", action="store_false",
                     help="jobs without a webhook-id")
+    ap.add_argument("--ttl-ms", type=int, default=86400000, help="dedup_ttl")
+    ap.add_argument("--warm", type=int, default=0,
+                    help="enqueue: jobs sent before measuring, spread over --warm-s seconds")
+    ap.add_argument("--warm-s", type=float, default=0)
     ap.add_argument("--script", help="the script measured (default: the mode's own)")
     ap.add_argument("--callgrind", action="store_true",
                     help="count Redis's instructions under valgrind instead of its CPU time")

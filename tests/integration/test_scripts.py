@@ -224,6 +224,36 @@ def a_batch_keeps_argument_order_per_key_and_answers_each_job():
 
 
 @suite.test
+def ids_and_seqs_are_exact_decimals_across_digit_boundaries():
+    # The scripts print their numbers themselves (string.format('%d'), not
+    # Lua's "%.14g"): every id, seq and token is the exact decimal, past 9,
+    # 99, 999 and near 2^40.
+    srv, q = fresh()
+    with srv:
+        got = push_batch(q, [("c%d" % (j % 3), "e", "b", "") for j in range(1105)])
+        assert [g[1] for g in got] == ["0-%d" % n for n in range(1, 1106)]
+        assert [g[2] for g in got[:12]] == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
+        assert got[-1][2] == 369
+        recs = srv.client().lrange(P + "q:c0:e", 0, -1)
+        assert [r.split(b"\n")[0] for r in recs] == [("0-%d" % n).encode() for n in range(1, 1106, 3)]
+        assert [int(r.split(b"\n")[1]) for r in recs] == list(range(1, 370))
+        srv.client().set(P + "ids", 2 ** 40 - 3)
+        got = push_batch(q, [("c0", "e", "b", "w-%d" % j) for j in range(5)])
+        assert [g[1] for g in got] == ["0-%d" % (2 ** 40 - 2 + j) for j in range(5)]
+        # A duplicate answers its first job's id, printed as exactly.
+        assert q.push("c0", "e", whid="w-3") == (1, "0-%d" % (2 ** 40 + 1), 0)
+        # Fencing tokens (settle) too, across 99 -> 100.
+        srv.client().set(P + "fence", 95)
+        _, claimed, _, _ = q.settle(claim=3)
+        assert [c["token"] for c in claimed] == ["96", "97", "98"]
+        srv.client().set(P + "fence", 98)
+        q.push("c9", "e")
+        q.push("c8", "e")
+        _, claimed, _, _ = q.settle(claim=2)
+        assert [c["token"] for c in claimed] == ["99", "100"]
+
+
+@suite.test
 def a_webhook_id_twice_in_one_batch_is_stored_once():
     srv, q = fresh()
     with srv:
