@@ -27,7 +27,7 @@ measuring), enqueue meets the dedup generations of a steady rate: about
 ttl/window + 1 of them once S exceeds the ttl.
 
 Usage: bench/script_cpu.py [enqueue|drain] [--jobs N] [--batch B]
-         [--runs R] [--customers C] [--no-dedup] [--script FILE.lua]
+         [--runs R] [--customers C] [--body BYTES] [--no-dedup] [--script FILE.lua]
          [--ttl-ms T] [--warm N --warm-s S] [--callgrind]
 Not run by ctest; stops its redis-server by PID.
 """
@@ -154,7 +154,7 @@ def bodies(a):
     out = []
     for k in range(a.customers):
         head = '{"code":"post-create","data":{"customer_id":"cust-%03d","post_id":%d,"title":"' % (k, 1000 + k)
-        out.append(head + "a" * (1000 - len(head)) + '"}}')
+        out.append(head + "a" * max(0, a.body - len(head)) + '"}}')
     return out
 
 
@@ -243,6 +243,7 @@ def main():
     ap.add_argument("--customers", type=int, default=100)
     ap.add_argument("--no-dedup", dest="dedup", action="store_false",
                     help="jobs without a webhook-id")
+    ap.add_argument("--body", type=int, default=1000, help="body size, about")
     ap.add_argument("--ttl-ms", type=int, default=86400000, help="dedup_ttl")
     ap.add_argument("--warm", type=int, default=0,
                     help="enqueue: jobs sent before measuring, spread over --warm-s seconds")

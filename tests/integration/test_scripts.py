@@ -93,7 +93,7 @@ def dd_hashes(c):
 
 @suite.test
 def dedup_remembers_an_id_at_least_the_ttl_and_at_most_a_tenth_longer():
-    # dedup_ttl 1 s: a window of 250 ms per generation, so the id is looked
+    # dedup_ttl 1 s: a window of 500 ms per generation, so the id is looked
     # up across generations as it ages. Every push of the same webhook-id
     # answers duplicate until the ttl has passed; the first one stored again
     # comes within a tenth of the ttl after it.
