@@ -1,13 +1,25 @@
 /*
- * The admin listener's routes beyond /healthz (DESIGN §3.5; see
- * admin_api.h and docs/operations.md): /metrics, the JSON API the
- * dashboard uses, and the dashboard page itself.
+ * The daemon's admin routes (DESIGN §3.5; see admin_api.h and
+ * docs/operations.md): /healthz, /metrics, the JSON API the dashboard
+ * uses, and the dashboard page itself, registered on the admin listener
+ * (admin_http.c) by hk_admin_api_attach().
  *
  * Everything runs on the admin thread, one request at a time, so the one
  * synchronous hq_client here needs no lock; it reconnects by itself after
  * Redis comes back. Its timeout is short (ADMIN_TIMEOUT_MS): a scrape
  * during an outage answers quickly, with hookq_redis_up 0 and the counters
  * this process keeps in memory.
+ *
+ * /healthz keeps a connection of its own (an hq__sconn: the store's
+ * connect, so URLs, AUTH and SELECT behave as everywhere else) and sends
+ * PING with a 1 s timeout; a failed PING drops the connection, and the
+ * next request connects again, so recovery needs no restart. A Redis over
+ * its maxmemory (noeviction) answers PING but refuses every enqueue. To
+ * tell, /healthz also runs OOM_PROBE: a script that writes nothing but,
+ * having no flags after its shebang, counts as one that may write, which
+ * Redis 7 refuses before running it exactly when it refuses writes for
+ * memory ("OOM command not allowed ..."). /metrics reads the same state
+ * (hookq_redis_oom).
  *
  * The throughput graph's samples are taken here too: a tick on the admin
  * thread reads the queue's counters every SAMPLE_MS into a ring of
@@ -32,6 +44,7 @@
 #include <jansson.h>
 
 #include "admin_api.h"
+#include "conn_int.h"
 #include "intake.h"
 #include "metrics_int.h"
 #include "process_int.h"
@@ -39,6 +52,8 @@
 #include "banned_int.h"
 
 #define ADMIN_TIMEOUT_MS 2000
+#define PING_TIMEOUT_MS 1000 /* /healthz */
+#define OOM_PROBE "#!lua\nreturn 1"
 #define TOP_DEFAULT 20
 #define TOP_MAX 1000
 #define DLQ_DEFAULT 100
@@ -61,9 +76,20 @@ struct sample {
     int64_t failed;    /* counters retried + deadlettered: failed attempts */
 };
 
+/* What Redis says to this process (redis_state()). */
+enum { REDIS_DOWN = 0, REDIS_UP = 1, REDIS_OOM = 2 };
+
 struct hk_admin_api {
-    struct hk_admin *admin;
     hq_client *client;
+    /* /healthz's connection, made when needed, on addr and ns. */
+    struct hq__store_addr addr;
+    int addr_ok;
+    struct hq__store_ns ns; /* the shards /healthz checks on a cluster */
+    struct hq__sconn redis;
+    /* What this process runs (each may be NULL). */
+    struct hk_intake *intake;
+    hq_worker *worker;
+    struct hq__process *process;
     struct sample ring[NSAMPLES]; /* oldest at ring[head] once full */
     size_t head, nring;
     /*
@@ -80,74 +106,19 @@ struct hk_admin_api {
 /* Answers.                                                                 */
 
 static void
-reply(struct evhttp_request *req, int code, const char *type, const char *body,
-      size_t len)
-{
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    struct evbuffer *b = evbuffer_new();
-
-    if (b == NULL || evbuffer_add(b, body, len) != 0) {
-        evbuffer_free(b);
-        evhttp_send_error(req, 500, NULL);
-        return;
-    }
-    evhttp_add_header(h, "Content-Type", type);
-    evhttp_add_header(h, "Cache-Control", "no-store");
-    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
-    evhttp_send_reply(req, code, NULL, b);
-    evbuffer_free(b);
-}
-
-/* Takes `body` (may be NULL: out of memory). */
-static void
-reply_json(struct evhttp_request *req, int code, char *body)
-{
-    if (body == NULL) {
-        evhttp_send_error(req, 500, NULL);
-        return;
-    }
-    reply(req, code, "application/json", body, strlen(body));
-    free(body);
-}
-
-/* {"error": name, "detail": detail}, as the intake's errors. */
-static void
-reply_error(struct evhttp_request *req, int code, const char *name,
-            const char *detail)
-{
-    json_t *o = json_pack("{s:s, s:s}", "error", name, "detail", detail);
-
-    reply_json(req, code, o ? json_dumps(o, JSON_COMPACT) : NULL);
-    json_decref(o);
-}
-
-static void
 reply_client_error(struct evhttp_request *req, struct hk_admin_api *api,
                    int rc)
 {
     const char *msg = hq_client_errmsg(api->client);
 
     if (rc == HQ_ENOTFOUND)
-        reply_error(req, 404, "not_found", msg);
+        hk_admin_reply_error(req, 404, "not_found", msg);
     else if (rc == HQ_EINVAL)
-        reply_error(req, 409, "conflict", msg);
+        hk_admin_reply_error(req, 409, "conflict", msg);
     else if (rc == HQ_ENOMEM)
-        reply_error(req, 500, "out_of_memory", msg);
+        hk_admin_reply_error(req, 500, "out_of_memory", msg);
     else
-        reply_error(req, 503, "redis_unavailable", msg);
-}
-
-static int
-method_is(struct evhttp_request *req, enum evhttp_cmd_type want,
-          const char *allow)
-{
-    enum evhttp_cmd_type m = evhttp_request_get_command(req);
-
-    if (m == want || (want == EVHTTP_REQ_GET && m == EVHTTP_REQ_HEAD))
-        return 1;
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
-    reply_error(req, 405, "method_not_allowed", allow);
-    return 0;
+        hk_admin_reply_error(req, 503, "redis_unavailable", msg);
 }
 
 /* The query parameter `name` copied into `out`; "" when absent. -1: 400 sent. */
@@ -164,7 +135,7 @@ query_string(struct evhttp_request *req, const char *name, char *out,
     if (q == NULL)
         return 0;
     if (evhttp_parse_query_str(q, &params) != 0) {
-        reply_error(req, 400, "bad_request", "malformed query string");
+        hk_admin_reply_error(req, 400, "bad_request", "malformed query string");
         return -1;
     }
     v = evhttp_find_header(&params, name);
@@ -192,25 +163,112 @@ query_count(struct evhttp_request *req, const char *name, long dflt, long max)
     if (end == v || *end != '\0' || n < 0 || n > max) {
         snprintf(msg, sizeof(msg), "%s wants a count from 0 to %ld, not "
                  "'%.40s'", name, max, v);
-        reply_error(req, 400, "bad_request", msg);
+        hk_admin_reply_error(req, 400, "bad_request", msg);
         return -1;
     }
     return n;
 }
 
-/*
- * The JSON object body of a POST. Answers 415/400 and returns NULL when it
- * is not one (see the top of the file for why the type matters).
- */
-static json_t *
-json_body(struct evhttp_request *req)
-{
-    struct hk_admin_refusal why;
-    json_t *doc = hk_admin_json_object(req, NULL, &why);
+/* ------------------------------------------------------------------------ */
+/* GET /healthz                                                             */
 
-    if (doc == NULL)
-        reply_error(req, why.code, why.name, why.detail);
-    return doc;
+/* REDIS_UP when Redis answered PING and takes writes; else REDIS_DOWN or
+ * REDIS_OOM with the reason in `why`. */
+static int
+redis_state(struct hk_admin_api *api, char *why, size_t size)
+{
+    struct hq__err e;
+    redisContext *rc;
+    redisReply *r;
+    int ok;
+
+    if (!api->addr_ok) {
+        snprintf(why, size, "invalid redis url");
+        return REDIS_DOWN;
+    }
+    if (api->addr.cluster) {
+        /* A Redis Cluster: the master of every shard must answer. */
+        if (!hq__sconn_ping(&api->redis, why, size))
+            return REDIS_DOWN;
+        goto intake_oom;
+    }
+    rc = hq__sconn_for_shard(&api->redis, 0, &e);
+    if (rc == NULL) {
+        snprintf(why, size, "%s", e.msg);
+        return REDIS_DOWN;
+    }
+    r = redisCommand(rc, "PING");
+    ok = r != NULL && r->type == REDIS_REPLY_STATUS &&
+         strcmp(r->str, "PONG") == 0;
+    if (!ok)
+        snprintf(why, size, "%s",
+                 r == NULL                      ? rc->errstr
+                 : r->type == REDIS_REPLY_ERROR ? r->str
+                                                : "unexpected reply");
+    if (r != NULL)
+        freeReplyObject(r);
+    if (!ok) {
+        hq__sconn_release(&api->redis);
+        return REDIS_DOWN;
+    }
+    r = redisCommand(rc, "EVAL %s 0", OOM_PROBE);
+    if (r != NULL && r->type == REDIS_REPLY_ERROR &&
+        strncmp(r->str, "OOM ", 4) == 0) {
+        snprintf(why, size, "%s", r->str);
+        freeReplyObject(r);
+        return REDIS_OOM;
+    }
+    /* Any other answer (a Redis before 7 runs the shebang as a comment) is
+     * not a refusal for memory; a lost connection shows at the next PING. */
+    if (r != NULL)
+        freeReplyObject(r);
+    /* Near the limit, a small probe may pass while a batch of webhooks
+     * (whose bytes Redis counts while it reads them) is refused: the
+     * intake's last answer from Redis says so. */
+intake_oom:
+    if (api->intake != NULL) {
+        struct hk_intake_stats st;
+
+        hk_intake_stats(api->intake, &st);
+        if (st.redis_oom) {
+            snprintf(why, size, "the intake's last enqueue was refused: "
+                                "OOM command not allowed when used memory > 'maxmemory'");
+            return REDIS_OOM;
+        }
+    }
+    return REDIS_UP;
+}
+
+static void
+healthz(struct hk_admin *a, struct evhttp_request *req, void *arg)
+{
+    struct hk_admin_api *api = arg;
+    char why[300], body[700];
+    size_t n = 0;
+    int state;
+
+    (void)a;
+    state = redis_state(api, why, sizeof(why));
+    if (state == REDIS_UP) {
+        static const char ok[] = "{\"status\":\"ok\"}\n";
+
+        hk_admin_reply(req, 200, "application/json", ok, sizeof(ok) - 1);
+        return;
+    }
+    /* The reason names the address, never the password (store's messages). */
+    n += (size_t)snprintf(body, sizeof(body), "{\"status\":\"%s\",\"detail\":\"",
+                          state == REDIS_OOM ? "redis_oom" : "unavailable");
+    for (const char *p = why; *p && n + 8 < sizeof(body); p++) {
+        if (*p == '"' || *p == '\\')
+            body[n++] = '\\';
+        body[n++] = (unsigned char)*p < 0x20 ? ' ' : *p;
+    }
+    n += (size_t)snprintf(body + n, sizeof(body) - n, "\"}\n");
+    /* Out of memory: an intake refuses every webhook (503), so it is not
+     * healthy; a worker still drains, which is what frees the memory, so a
+     * process without an intake says so but answers 200. */
+    hk_admin_reply(req, state == REDIS_OOM && api->intake == NULL ? 200 : 503,
+                   "application/json", body, n);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -406,8 +464,7 @@ metrics(struct hk_admin *a, struct evhttp_request *req, void *arg)
     char version[96], quoted[80];
     int up;
 
-    if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
-        return;
+    (void)a;
     up = hq_client_stats(api->client, 0, &s) == HQ_OK;
     snprintf(version, sizeof(version), "version=%s",
              hq__prom_label(hq_version(), quoted, sizeof(quoted)));
@@ -425,8 +482,7 @@ metrics(struct hk_admin *a, struct evhttp_request *req, void *arg)
                        "1 when Redis is over its maxmemory and refuses "
                        "writes: every webhook is answered 503.");
         hq__prom_sample(&p, "hookq_redis_oom", NULL,
-                       hk_admin_redis_state(a, why, sizeof(why)) ==
-                           HQ_ADMIN_REDIS_OOM);
+                       redis_state(api, why, sizeof(why)) == REDIS_OOM);
     }
     if (up) {
         struct hq_worker_list wl;
@@ -441,17 +497,17 @@ metrics(struct hk_admin *a, struct evhttp_request *req, void *arg)
             hq_worker_list_release(&wl);
         }
     }
-    if (hk_admin_intake(a) != NULL)
-        metrics_intake(&p, hk_admin_intake(a));
-    if (hk_admin_worker(a) != NULL)
-        metrics_worker(&p, hk_admin_worker(a));
-    if (hk_admin_process(a) != NULL)
-        metrics_process(&p, hk_admin_process(a));
+    if (api->intake != NULL)
+        metrics_intake(&p, api->intake);
+    if (api->worker != NULL)
+        metrics_worker(&p, api->worker);
+    if (api->process != NULL)
+        metrics_process(&p, api->process);
     if (p.oom) {
         evhttp_send_error(req, 500, NULL);
         return;
     }
-    reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", p.buf, p.len);
+    hk_admin_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", p.buf, p.len);
     hq__prom_release(&p);
 }
 
@@ -497,8 +553,6 @@ api_stats(struct hk_admin *a, struct evhttp_request *req, void *arg)
     int rc;
 
     (void)a;
-    if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
-        return;
     top = query_count(req, "top", TOP_DEFAULT, TOP_MAX);
     if (top < 0)
         return;
@@ -507,7 +561,7 @@ api_stats(struct hk_admin *a, struct evhttp_request *req, void *arg)
         reply_client_error(req, api, rc);
         return;
     }
-    reply_json(req, 200, hq_stats_json(&s, rate_base(api, &s)));
+    hk_admin_reply_json(req, 200, hq_stats_json(&s, rate_base(api, &s)));
     keep_sample(api, &s);
 }
 
@@ -567,8 +621,6 @@ api_keys(struct hk_admin *a, struct evhttp_request *req, void *arg)
     char *text;
 
     (void)a;
-    if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
-        return;
     if (query_string(req, "state", state, sizeof(state)) < 0)
         return;
     if (state[0] != '\0') {
@@ -576,7 +628,7 @@ api_keys(struct hk_admin *a, struct evhttp_request *req, void *arg)
         if (st <= HQ_KEY_IDLE) {
             snprintf(msg, sizeof(msg), "state wants ready, active, parked or "
                      "held, not '%.30s'", state);
-            reply_error(req, 400, "bad_request", msg);
+            hk_admin_reply_error(req, 400, "bad_request", msg);
             return;
         }
     }
@@ -605,7 +657,7 @@ api_keys(struct hk_admin *a, struct evhttp_request *req, void *arg)
         evhttp_send_error(req, 500, NULL);
         return;
     }
-    reply_json(req, 200, json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER));
+    hk_admin_reply_json(req, 200, json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER));
     json_decref(doc);
 }
 
@@ -627,7 +679,7 @@ path_rest(struct evhttp_request *req, const char *prefix, const char *what,
     if (dec == NULL || len == 0 || len >= size || strlen(dec) != len) {
         snprintf(msg, sizeof(msg), "the path wants %s%s (URL-encoded, at most "
                  "%zu bytes)", prefix, what, size - 1);
-        reply_error(req, 400, "bad_request", msg);
+        hk_admin_reply_error(req, 400, "bad_request", msg);
         free(dec);
         return -1;
     }
@@ -641,7 +693,7 @@ static void
 reply_named_error(struct evhttp_request *req, struct hk_admin_api *api, int rc)
 {
     if (rc == HQ_EINVAL)
-        reply_error(req, 400, "bad_request", hq_client_errmsg(api->client));
+        hk_admin_reply_error(req, 400, "bad_request", hq_client_errmsg(api->client));
     else
         reply_client_error(req, api, rc);
 }
@@ -660,8 +712,6 @@ api_key(struct hk_admin *a, struct evhttp_request *req, void *arg)
     int rc;
 
     (void)a;
-    if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
-        return;
     if (path_rest(req, "/api/keys/", "<customer>:<code>", key, sizeof(key)) < 0)
         return;
     n = query_count(req, "n", PEEK_DEFAULT, PEEK_MAX);
@@ -674,9 +724,9 @@ api_key(struct hk_admin *a, struct evhttp_request *req, void *arg)
     }
     if (p.key.state == HQ_KEY_IDLE) {
         snprintf(msg, sizeof(msg), "nothing queued for key '%s'", key);
-        reply_error(req, 404, "not_found", msg);
+        hk_admin_reply_error(req, 404, "not_found", msg);
     } else {
-        reply_json(req, 200, hq_peek_json(&p));
+        hk_admin_reply_json(req, 200, hq_peek_json(&p));
     }
     hq_peek_release(&p);
 }
@@ -691,8 +741,6 @@ api_dlq(struct hk_admin *a, struct evhttp_request *req, void *arg)
     int rc;
 
     (void)a;
-    if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
-        return;
     limit = query_count(req, "limit", DLQ_DEFAULT, DLQ_MAX);
     if (limit < 0)
         return;
@@ -703,7 +751,7 @@ api_dlq(struct hk_admin *a, struct evhttp_request *req, void *arg)
         reply_client_error(req, api, rc);
         return;
     }
-    reply_json(req, 200, hq_dead_letters_json(&l));
+    hk_admin_reply_json(req, 200, hq_dead_letters_json(&l));
     hq_dead_letters_release(&l);
 }
 
@@ -717,8 +765,6 @@ api_dead_letter(struct hk_admin *a, struct evhttp_request *req, void *arg)
     int rc;
 
     (void)a;
-    if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
-        return;
     if (path_rest(req, "/api/dlq/", "<id>", id, sizeof(id)) < 0)
         return;
     rc = hq_client_dlq_show(api->client, id, &d);
@@ -726,7 +772,7 @@ api_dead_letter(struct hk_admin *a, struct evhttp_request *req, void *arg)
         reply_named_error(req, api, rc);
         return;
     }
-    reply_json(req, 200, hq_dead_letter_json(&d));
+    hk_admin_reply_json(req, 200, hq_dead_letter_json(&d));
     hq_dead_letter_release(&d);
 }
 
@@ -736,7 +782,7 @@ reply_count(struct evhttp_request *req, const char *name, size_t n)
     char body[80];
 
     snprintf(body, sizeof(body), "{\"%s\":%zu}", name, n);
-    reply(req, 200, "application/json", body, strlen(body));
+    hk_admin_reply(req, 200, "application/json", body, strlen(body));
 }
 
 /*
@@ -752,14 +798,15 @@ dlq_act(struct hk_admin_api *api, struct evhttp_request *req,
     size_t n = 0;
     int rc;
 
-    if (!method_is(req, EVHTTP_REQ_POST, "POST") || !(body = json_body(req)))
+    if (!(body = hk_admin_json_body(req, NULL)))
         return;
     id = json_object_get(body, "id");
     all = json_object_get(body, "all");
     if ((id != NULL) == (all != NULL) || (id && !json_is_string(id)) ||
         (all && !json_is_true(all))) {
-        reply_error(req, 400, "bad_request",
-                    "want {\"id\": \"<dead letter id>\"} or {\"all\": true}");
+        hk_admin_reply_error(req, 400, "bad_request",
+                             "want {\"id\": \"<dead letter id>\"} or "
+                             "{\"all\": true}");
     } else {
         rc = id ? one(api->client, json_string_value(id))
                 : every(api->client, &n);
@@ -797,15 +844,15 @@ api_hold(struct hk_admin *a, struct evhttp_request *req, void *arg)
     char out[64];
 
     (void)a;
-    if (!method_is(req, EVHTTP_REQ_POST, "POST") || !(body = json_body(req)))
+    if (!(body = hk_admin_json_body(req, NULL)))
         return;
     key = json_object_get(body, "key");
     reason = json_object_get(body, "reason");
     if (!json_is_string(key) || (reason && !json_is_string(reason)) ||
         (reason && json_string_length(reason) == 0)) {
-        reply_error(req, 400, "bad_request",
-                    "want {\"key\": \"<customer>:<code>\"} and optionally "
-                    "\"reason\": a non-empty string");
+        hk_admin_reply_error(req, 400, "bad_request",
+                             "want {\"key\": \"<customer>:<code>\"} and "
+                             "optionally \"reason\": a non-empty string");
     } else {
         rc = hq_client_hold(api->client, json_string_value(key),
                             reason ? json_string_value(reason) : NULL, &status);
@@ -814,7 +861,7 @@ api_hold(struct hk_admin *a, struct evhttp_request *req, void *arg)
         } else {
             snprintf(out, sizeof(out), "{\"held\":\"%s\"}",
                      status >= 0 && status <= 2 ? said[status] : "held");
-            reply(req, 200, "application/json", out, strlen(out));
+            hk_admin_reply(req, 200, "application/json", out, strlen(out));
         }
     }
     json_decref(body);
@@ -830,16 +877,16 @@ api_release(struct hk_admin *a, struct evhttp_request *req, void *arg)
     size_t n = 0;
 
     (void)a;
-    if (!method_is(req, EVHTTP_REQ_POST, "POST") || !(body = json_body(req)))
+    if (!(body = hk_admin_json_body(req, NULL)))
         return;
     key = json_object_get(body, "key");
     customer = json_object_get(body, "customer");
     if ((key != NULL) == (customer != NULL) ||
         (key && !json_is_string(key)) ||
         (customer && !json_is_string(customer))) {
-        reply_error(req, 400, "bad_request",
-                    "want {\"key\": \"<customer>:<code>\"} or "
-                    "{\"customer\": \"<customer>\"}");
+        hk_admin_reply_error(req, 400, "bad_request",
+                             "want {\"key\": \"<customer>:<code>\"} or "
+                             "{\"customer\": \"<customer>\"}");
     } else if (customer != NULL) {
         rc = hq_client_release_customer(api->client,
                                         json_string_value(customer), &n);
@@ -852,10 +899,10 @@ api_release(struct hk_admin *a, struct evhttp_request *req, void *arg)
         if (rc != HQ_OK)
             reply_client_error(req, api, rc);
         else
-            reply_json(req, 200,
-                       strdup(status == HQ_RELEASE_CANCELLED
-                                  ? "{\"released\":\"cancelled\"}"
-                                  : "{\"released\":\"ready\"}"));
+            hk_admin_reply_json(req, 200,
+                                strdup(status == HQ_RELEASE_CANCELLED
+                                           ? "{\"released\":\"cancelled\"}"
+                                           : "{\"released\":\"ready\"}"));
     }
     json_decref(body);
 }
@@ -904,8 +951,6 @@ api_throughput(struct hk_admin *a, struct evhttp_request *req, void *arg)
     int bad;
 
     (void)a;
-    if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
-        return;
     points = json_array();
     doc = json_pack("{sI so}", "interval_ms", (json_int_t)SAMPLE_MS, "points",
                     points);
@@ -929,7 +974,7 @@ api_throughput(struct hk_admin *a, struct evhttp_request *req, void *arg)
         evhttp_send_error(req, 500, NULL);
         return;
     }
-    reply_json(req, 200, json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER));
+    hk_admin_reply_json(req, 200, json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER));
     json_decref(doc);
 }
 
@@ -942,14 +987,12 @@ api_workers(struct hk_admin *a, struct evhttp_request *req, void *arg)
     int rc;
 
     (void)a;
-    if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
-        return;
     rc = hq_client_workers(api->client, &l);
     if (rc != HQ_OK) {
         reply_client_error(req, api, rc);
         return;
     }
-    reply_json(req, 200, hq_worker_list_json(&l));
+    hk_admin_reply_json(req, 200, hq_worker_list_json(&l));
     hq_worker_list_release(&l);
 }
 
@@ -959,65 +1002,87 @@ dashboard(struct hk_admin *a, struct evhttp_request *req, void *arg)
 {
     (void)a;
     (void)arg;
-    if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
-        return;
     evhttp_add_header(evhttp_request_get_output_headers(req),
                       "Content-Security-Policy",
                       "default-src 'none'; script-src 'unsafe-inline'; "
                       "style-src 'unsafe-inline'; connect-src 'self'; "
                       "frame-ancestors 'none'");
-    reply(req, 200, "text/html; charset=utf-8", hk_dashboard_html,
-          hk_dashboard_html_len);
+    hk_admin_reply(req, 200, "text/html; charset=utf-8", hk_dashboard_html,
+                   hk_dashboard_html_len);
 }
 
 /* ------------------------------------------------------------------------ */
 
-struct hk_admin_api *
-hk_admin_api_new(struct hk_admin *a, const struct hq_store_options *store,
-                 char *err, size_t errsize)
+/* hk_admin_free()'s clean-up: after the admin thread has stopped. */
+static void
+api_free(void *arg)
 {
-    struct hk_admin_api *api = calloc(1, sizeof(*api));
+    struct hk_admin_api *api = arg;
 
-    if (api == NULL) {
-        snprintf(err, errsize, "out of memory");
-        return NULL;
-    }
-    api->admin = a;
-    if (hk_admin_client_new(store, ADMIN_TIMEOUT_MS, &api->client, err,
-                            errsize) != 0)
-        goto fail;
-    if (hk_admin_route_public(a, "/", dashboard, api) != 0 ||
-        hk_admin_route(a, "/metrics", metrics, api) != 0 ||
-        hk_admin_route(a, "/api/stats", api_stats, api) != 0 ||
-        hk_admin_route(a, "/api/keys", api_keys, api) != 0 ||
-        hk_admin_route_prefix(a, "/api/keys/", api_key, api) != 0 ||
-        hk_admin_route(a, "/api/dlq", api_dlq, api) != 0 ||
-        hk_admin_route_prefix(a, "/api/dlq/", api_dead_letter, api) != 0 ||
-        hk_admin_route(a, "/api/dlq/retry", api_dlq_retry, api) != 0 ||
-        hk_admin_route(a, "/api/dlq/drop", api_dlq_drop, api) != 0 ||
-        hk_admin_route(a, "/api/hold", api_hold, api) != 0 ||
-        hk_admin_route(a, "/api/release", api_release, api) != 0 ||
-        hk_admin_route(a, "/api/workers", api_workers, api) != 0 ||
-        hk_admin_route(a, "/api/throughput", api_throughput, api) != 0 ||
-        hk_admin_every(a, SAMPLE_MS, take_sample, api) != 0) {
-        snprintf(err, errsize, "out of memory");
-        goto fail;
-    }
-    return api;
-fail:
-    hk_admin_api_free(api);
-    return NULL;
-}
-
-void
-hk_admin_api_free(struct hk_admin_api *api)
-{
-    if (api == NULL)
-        return;
     if (api->have_old)
         hq_stats_release(&api->old);
     if (api->have_last)
         hq_stats_release(&api->last);
+    hq__sconn_release(&api->redis);
     hq_client_free(api->client);
     free(api);
+}
+
+int
+hk_admin_api_attach(struct hk_admin *a, const struct hq__config *cfg,
+                    const struct hq_store_options *store,
+                    struct hk_intake *intake, hq_worker *worker,
+                    struct hq__process *process, char *err, size_t errsize)
+{
+    struct hk_admin_api *api = calloc(1, sizeof(*api));
+    struct hq__err e;
+
+    if (api == NULL || hk_admin_on_free(a, api_free, api) != 0) {
+        free(api);
+        snprintf(err, errsize, "out of memory");
+        return -1;
+    }
+    /* From here on, hk_admin_free() frees `api`. */
+    api->intake = intake;
+    api->worker = worker;
+    api->process = process;
+    api->addr_ok =
+        hq__store_parse_url(store->url ? store->url : "redis://127.0.0.1:6379/0",
+                            PING_TIMEOUT_MS, &api->addr, &e) == HQ_OK &&
+        hq__store_set_sentinels(&api->addr, store->sentinels,
+                                store->sentinel_master, &e) == HQ_OK;
+    if (api->addr_ok)
+        hq__conn_probe_cluster(&api->addr);
+    if (hq__store_ns_init(&api->ns, store->ns ? store->ns : cfg->redis.ns,
+                          store->shards ? store->shards : cfg->redis.shards,
+                          &e) != HQ_OK)
+        hq__store_ns_init(&api->ns, NULL, 1, &e);
+    hq__sconn_init(&api->redis, &api->addr, &api->ns);
+    if (hk_admin_client_new(store, ADMIN_TIMEOUT_MS, &api->client, err,
+                            errsize) != 0)
+        return -1;
+    if (hk_admin_route(a, "/healthz", HK_ADMIN_ANY, healthz, api) != 0 ||
+        hk_admin_route_public(a, "/", HK_ADMIN_GET, dashboard, api) != 0 ||
+        hk_admin_route(a, "/metrics", HK_ADMIN_GET, metrics, api) != 0 ||
+        hk_admin_route(a, "/api/stats", HK_ADMIN_GET, api_stats, api) != 0 ||
+        hk_admin_route(a, "/api/keys", HK_ADMIN_GET, api_keys, api) != 0 ||
+        hk_admin_route_prefix(a, "/api/keys/", HK_ADMIN_GET, api_key, api) != 0 ||
+        hk_admin_route(a, "/api/dlq", HK_ADMIN_GET, api_dlq, api) != 0 ||
+        hk_admin_route_prefix(a, "/api/dlq/", HK_ADMIN_GET, api_dead_letter,
+                              api) != 0 ||
+        hk_admin_route(a, "/api/dlq/retry", HK_ADMIN_POST, api_dlq_retry,
+                       api) != 0 ||
+        hk_admin_route(a, "/api/dlq/drop", HK_ADMIN_POST, api_dlq_drop,
+                       api) != 0 ||
+        hk_admin_route(a, "/api/hold", HK_ADMIN_POST, api_hold, api) != 0 ||
+        hk_admin_route(a, "/api/release", HK_ADMIN_POST, api_release,
+                       api) != 0 ||
+        hk_admin_route(a, "/api/workers", HK_ADMIN_GET, api_workers, api) != 0 ||
+        hk_admin_route(a, "/api/throughput", HK_ADMIN_GET, api_throughput,
+                       api) != 0 ||
+        hk_admin_every(a, SAMPLE_MS, take_sample, api) != 0) {
+        snprintf(err, errsize, "out of memory");
+        return -1;
+    }
+    return 0;
 }

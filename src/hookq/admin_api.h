@@ -1,6 +1,13 @@
 /*
- * The admin listener's routes beyond /healthz (DESIGN §3.5):
+ * The daemon's admin routes (DESIGN §3.5), on the admin listener:
  *
+ *   GET  /healthz         200 {"status":"ok"} when Redis answers PING and
+ *                         takes writes; 503 {"status":"unavailable",
+ *                         "detail":...} when it does not answer;
+ *                         {"status":"redis_oom","detail":...} when it is over
+ *                         its maxmemory, with 503 in a process that runs an
+ *                         intake (it refuses every webhook) and 200 in one
+ *                         that only works (it drains, which frees memory)
  *   GET  /                the dashboard (a static page; needs no token)
  *   GET  /metrics         Prometheus text: this process's intake, worker and
  *                         API counters and histograms, and every shard's
@@ -15,6 +22,7 @@
  *   POST /api/dlq/drop    {"id": ID} or {"all": true}
  *   POST /api/hold        {"key": KEY[, "reason": TEXT]}
  *   POST /api/release     {"key": KEY} or {"customer": CUSTOMER}
+ *   GET  /api/workers     `hookq workers --json`
  *   GET  /api/throughput  accepted/processed/failed per second, 15 minutes
  *
  * docs/operations.md lists every metric and answer; docs/admin-api.yaml
@@ -27,17 +35,22 @@
 
 #include "admin_http.h"
 
-struct hk_admin_api;
+struct hk_intake;
+struct hq__process;
 
 /*
- * Add the routes to `a` (before hk_admin_start()); `store` is copied. The
- * Redis connection is made when first needed. Returns NULL with the reason
- * in `err`.
+ * Register the routes and the throughput tick on `a` (before
+ * hk_admin_start()); hk_admin_free() frees what they use. `cfg` is
+ * borrowed and outlives `a`; `store` is copied. `intake`, `worker` and
+ * `process` (the worker's handler) are what this process runs, each
+ * possibly NULL: /metrics shows their counters, /healthz the intake's last
+ * answer from Redis; they outlive `a`'s thread. The Redis connections are
+ * made when first needed. Returns 0, or -1 with the reason in `err`.
  */
-struct hk_admin_api *hk_admin_api_new(struct hk_admin *a,
-                                      const struct hq_store_options *store,
-                                      char *err, size_t errsize);
-/* After the admin thread has stopped. NULL is accepted. */
-void hk_admin_api_free(struct hk_admin_api *api);
+int hk_admin_api_attach(struct hk_admin *a, const struct hq__config *cfg,
+                        const struct hq_store_options *store,
+                        struct hk_intake *intake, hq_worker *worker,
+                        struct hq__process *process, char *err,
+                        size_t errsize);
 
 #endif /* HQ_ADMIN_API_H */

@@ -84,7 +84,7 @@ struct answered {
 };
 
 struct hk_admin_app {
-    struct hk_admin *admin;
+    const struct hq__config *cfg;
     hq_client *client;
     struct hq__limit_rate rate;
     struct waiter *waiters;
@@ -97,60 +97,18 @@ struct hk_admin_app {
 /* Answers.                                                                 */
 
 static void
-reply_text(struct evhttp_request *req, int code, const char *body)
-{
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    struct evbuffer *b = evbuffer_new();
-
-    if (b == NULL || evbuffer_add(b, body, strlen(body)) != 0) {
-        evbuffer_free(b);
-        evhttp_send_error(req, 500, NULL);
-        return;
-    }
-    evhttp_add_header(h, "Content-Type", "application/json");
-    evhttp_add_header(h, "Cache-Control", "no-store");
-    evhttp_add_header(h, "X-Content-Type-Options", "nosniff"); /* as every /api route */
-    evhttp_send_reply(req, code, NULL, b);
-    evbuffer_free(b);
-}
-
-static void
-reply_error(struct evhttp_request *req, int code, const char *name,
-            const char *detail)
-{
-    json_t *o = json_pack("{s:s, s:s}", "error", name, "detail", detail);
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-
-    json_decref(o);
-    if (text == NULL) {
-        evhttp_send_error(req, 500, NULL);
-        return;
-    }
-    reply_text(req, code, text);
-    free(text);
-}
-
-static void
 reply_redis_error(struct evhttp_request *req, struct hk_admin_app *app,
                   int rc)
 {
     const char *msg = hq_client_errmsg(app->client);
 
     if (rc == HQ_ENOMEM) {
-        reply_error(req, 500, "out_of_memory", msg);
+        hk_admin_reply_error(req, 500, "out_of_memory", msg);
     } else {
         evhttp_add_header(evhttp_request_get_output_headers(req),
                           "Retry-After", "1");
-        reply_error(req, 503, "redis_unavailable", msg);
+        hk_admin_reply_error(req, 503, "redis_unavailable", msg);
     }
-}
-
-/* 405, with the methods the route takes in Allow and the detail. */
-static void
-reply_not_allowed(struct evhttp_request *req, const char *allow)
-{
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
-    reply_error(req, 405, "method_not_allowed", allow);
 }
 
 static void
@@ -159,21 +117,6 @@ reply_no_content(struct evhttp_request *req)
     evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control",
                       "no-store");
     evhttp_send_reply(req, 204, NULL, NULL);
-}
-
-/*
- * The JSON object body, with only the members named in `allowed` (a
- * NULL-terminated list). Answers 415/400 and returns NULL otherwise.
- */
-static json_t *
-object_body(struct evhttp_request *req, const char *const *allowed)
-{
-    struct hk_admin_refusal why;
-    json_t *doc = hk_admin_json_object(req, allowed, &why);
-
-    if (doc == NULL)
-        reply_error(req, why.code, why.name, why.detail);
-    return doc;
 }
 
 /*
@@ -212,14 +155,11 @@ api_tokens(struct hk_admin *a, struct evhttp_request *req, void *arg)
     json_t *body = NULL, *tok;
     int rc;
 
-    if (m != EVHTTP_REQ_PUT && m != EVHTTP_REQ_DELETE) {
-        reply_not_allowed(req, "PUT, DELETE");
-        return;
-    }
-    if (hk_admin_config(a)->admin.token == NULL) {
-        reply_error(req, 403, "admin_token_required",
-                    "token writes need [admin] token set (and sent as "
-                    "Authorization: Bearer)");
+    (void)a;
+    if (app->cfg->admin.token == NULL) {
+        hk_admin_reply_error(req, 403, "admin_token_required",
+                             "token writes need [admin] token set (and sent as "
+                             "Authorization: Bearer)");
         return;
     }
     if (path != NULL && strlen(path) > strlen(TOKENS_PREFIX))
@@ -228,7 +168,7 @@ api_tokens(struct hk_admin *a, struct evhttp_request *req, void *arg)
         (why = bad_word(customer, clen, CUSTOMER_MAX)) != NULL) {
         snprintf(msg, sizeof(msg), "the customer in the path %s",
                  customer == NULL ? "is empty" : why);
-        reply_error(req, 400, "bad_customer", msg);
+        hk_admin_reply_error(req, 400, "bad_customer", msg);
         goto out;
     }
     if (m == EVHTTP_REQ_DELETE) {
@@ -236,27 +176,27 @@ api_tokens(struct hk_admin *a, struct evhttp_request *req, void *arg)
         if (rc == HQ_OK)
             reply_no_content(req);
         else if (rc == HQ_ENOTFOUND)
-            reply_error(req, 404, "not_found",
-                        hq_client_errmsg(app->client));
+            hk_admin_reply_error(req, 404, "not_found",
+                                 hq_client_errmsg(app->client));
         else
             reply_redis_error(req, app, rc);
         goto out;
     }
-    if (!(body = object_body(req, allowed)))
+    if (!(body = hk_admin_json_body(req, allowed)))
         goto out;
     tok = json_object_get(body, "token");
     if (!json_is_string(tok)) {
-        reply_error(req, 400, tok ? "bad_token" : "missing_token",
-                    tok ? "\"token\" must be a string"
-                        : "want {\"token\": \"...\"}");
+        hk_admin_reply_error(req, 400, tok ? "bad_token" : "missing_token",
+                             tok ? "\"token\" must be a string"
+                                 : "want {\"token\": \"...\"}");
         goto out;
     }
     why = bad_word(json_string_value(tok), json_string_length(tok), TOKEN_MAX);
     if (why != NULL) {
         snprintf(msg, sizeof(msg), "the token %s", why);
-        reply_error(req, 400,
-                    json_string_length(tok) == 0 ? "empty_token" : "bad_token",
-                    msg);
+        hk_admin_reply_error(req, 400,
+                             json_string_length(tok) == 0 ? "empty_token" : "bad_token",
+                             msg);
         goto out;
     }
     rc = hq_client_token_set(app->client, customer, json_string_value(tok),
@@ -264,7 +204,7 @@ api_tokens(struct hk_admin *a, struct evhttp_request *req, void *arg)
     if (rc == HQ_OK)
         reply_no_content(req);
     else if (rc == HQ_EINVAL)
-        reply_error(req, 400, "bad_token", hq_client_errmsg(app->client));
+        hk_admin_reply_error(req, 400, "bad_token", hq_client_errmsg(app->client));
     else
         reply_redis_error(req, app, rc);
 out:
@@ -289,7 +229,7 @@ reply_refused(struct evhttp_request *req, int64_t retry_ms)
              (long long)retry_ms);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
                       secs);
-    reply_text(req, 429, body);
+    hk_admin_reply(req, 429, "application/json", body, strlen(body));
 }
 
 static void
@@ -313,8 +253,9 @@ on_answer_written(struct evhttp_request *req, void *arg)
     struct answered *an = arg;
 
     (void)req;
-    hq__limit_grant_sent(an->app->client, an->who, an->token, an->endpoint,
-                         an->id, an->at_ms, &an->app->rate);
+    hq__limit_grant_sent(&an->app->client->conn, an->who, an->token,
+                         an->endpoint, an->id, an->at_ms, &an->app->rate,
+                         &an->app->client->err);
     answered_free(an);
 }
 
@@ -329,6 +270,7 @@ reply_granted(struct hk_admin_app *app, struct evhttp_request *req,
               const char *customer, const char *endpoint, const char *id,
               char *token, int64_t at_ms)
 {
+    static const char granted[] = "{\"granted\":true}";
     struct answered *an = calloc(1, sizeof(*an));
 
     if (an != NULL && token != NULL &&
@@ -349,7 +291,7 @@ reply_granted(struct hk_admin_app *app, struct evhttp_request *req,
         free(an);
     }
     free(token);
-    reply_text(req, 200, "{\"granted\":true}");
+    hk_admin_reply(req, 200, "application/json", granted, sizeof(granted) - 1);
 }
 
 enum { ASK_WAIT = 0, ASK_ANSWERED = 1, ASK_RESERVED = 2 };
@@ -371,9 +313,10 @@ ask(struct hk_admin_app *app, struct evhttp_request *req, const char *who,
 
     snprintf(res->id, sizeof(res->id), "api:%ld:%lld:%llu", (long)getpid(),
              app->started_us, ++app->grants);
-    rc = hq__limit_grant(app->client, by_token ? NULL : who,
+    /* On the client's own connection: its errors read as the client's. */
+    rc = hq__limit_grant(&app->client->conn, by_token ? NULL : who,
                          by_token ? who : NULL, endpoint, res->id, &app->rate,
-                         lookahead_ms, &g);
+                         lookahead_ms, &g, &app->client->err);
     if (rc != HQ_OK) {
         free(g.token);
         reply_redis_error(req, app, rc);
@@ -393,7 +336,7 @@ ask(struct hk_admin_app *app, struct evhttp_request *req, const char *who,
     case HQ_LIMIT_NO_TOKEN:
         snprintf(msg, sizeof(msg),
                  "customer '%.200s' has no token (hookq token set)", who);
-        reply_error(req, 404, "no_token", msg);
+        hk_admin_reply_error(req, 404, "no_token", msg);
         return ASK_ANSWERED;
     }
     *delay_ms = g.expect_ms > 0 ? g.expect_ms : 1;
@@ -527,7 +470,7 @@ api_limit(struct hk_admin *a, struct evhttp_request *req, void *arg)
     static const char *const allowed[] = {"customer", "token", "endpoint",
                                           "wait_ms", NULL};
     struct hk_admin_app *app = arg;
-    const struct hq__config *cfg = hk_admin_config(a);
+    const struct hq__config *cfg = app->cfg;
     json_t *body, *cust, *tok, *ep, *wait;
     struct hq__err err = {{0}};
     struct waiter *w = NULL;
@@ -538,25 +481,21 @@ api_limit(struct hk_admin *a, struct evhttp_request *req, void *arg)
     struct reservation res = {{0}, NULL, 0};
     int r;
 
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-        reply_not_allowed(req, "POST");
-        return;
-    }
-    if (!(body = object_body(req, allowed)))
+    if (!(body = hk_admin_json_body(req, allowed)))
         return;
     cust = json_object_get(body, "customer");
     tok = json_object_get(body, "token");
     ep = json_object_get(body, "endpoint");
     wait = json_object_get(body, "wait_ms");
     if ((cust != NULL) == (tok != NULL)) {
-        reply_error(req, 400, "bad_request",
-                    "give exactly one of \"customer\" and \"token\"");
+        hk_admin_reply_error(req, 400, "bad_request",
+                             "give exactly one of \"customer\" and \"token\"");
         goto out;
     }
     if (!json_is_string(cust ? cust : tok)) {
         snprintf(msg, sizeof(msg), "\"%s\" must be a string",
                  cust ? "customer" : "token");
-        reply_error(req, 400, cust ? "bad_customer" : "bad_token", msg);
+        hk_admin_reply_error(req, 400, cust ? "bad_customer" : "bad_token", msg);
         goto out;
     }
     who = json_string_value(cust ? cust : tok);
@@ -565,37 +504,37 @@ api_limit(struct hk_admin *a, struct evhttp_request *req, void *arg)
     if (why != NULL) {
         snprintf(msg, sizeof(msg), "the %s %s", cust ? "customer" : "token",
                  why);
-        reply_error(req, 400,
-                    json_string_length(cust ? cust : tok) == 0 && tok
-                        ? "empty_token"
-                        : cust ? "bad_customer" : "bad_token",
-                    msg);
+        hk_admin_reply_error(req, 400,
+                             json_string_length(cust ? cust : tok) == 0 && tok
+                                 ? "empty_token"
+                                 : cust ? "bad_customer" : "bad_token",
+                             msg);
         goto out;
     }
     if (tok && cfg->redis.shards > 1) {
-        reply_error(req, 400, "customer_required",
-                    "with [redis] shards > 1 a budget lives in its customer's "
-                    "shard: give \"customer\"");
+        hk_admin_reply_error(req, 400, "customer_required",
+                             "with [redis] shards > 1 a budget lives in its customer's "
+                             "shard: give \"customer\"");
         goto out;
     }
     if (!json_is_string(ep)) {
-        reply_error(req, 400, "bad_endpoint",
-                    ep ? "\"endpoint\" must be a string"
-                       : "\"endpoint\" is missing (e.g. \"GET /posts/{}\")");
+        hk_admin_reply_error(req, 400, "bad_endpoint",
+                             ep ? "\"endpoint\" must be a string"
+                                : "\"endpoint\" is missing (e.g. \"GET /posts/{}\")");
         goto out;
     }
     if (hq__limit_endpoint_norm(cfg->api.endpoint == HQ_ENDPOINT_ROUTE,
                                 cfg->api.base_url ? cfg->api.base_url : "",
                                 json_string_value(ep), endpoint,
                                 sizeof(endpoint), &err) != HQ_OK) {
-        reply_error(req, 400, "bad_endpoint", err.msg);
+        hk_admin_reply_error(req, 400, "bad_endpoint", err.msg);
         goto out;
     }
     if (wait != NULL) {
         if (!json_is_integer(wait) || json_integer_value(wait) < 0 ||
             json_integer_value(wait) > WAIT_MAX_MS) {
-            reply_error(req, 400, "bad_wait_ms",
-                        "\"wait_ms\" must be an integer from 0 to 10000");
+            hk_admin_reply_error(req, 400, "bad_wait_ms",
+                                 "\"wait_ms\" must be an integer from 0 to 10000");
             goto out;
         }
         wait_ms = json_integer_value(wait);
@@ -643,18 +582,34 @@ out:
 
 /* ------------------------------------------------------------------------ */
 
-struct hk_admin_app *
-hk_admin_app_new(struct hk_admin *a, const struct hq_store_options *store,
-                 char *err, size_t errsize)
+/* hk_admin_free()'s clean-up: answer nothing more and free. */
+static void
+app_free(void *arg)
 {
-    const struct hq__config *cfg = hk_admin_config(a);
+    struct hk_admin_app *app = arg;
+
+    while (app->waiters)
+        waiter_free(app->waiters);
+    while (app->answered)
+        answered_free(app->answered);
+    hq_client_free(app->client);
+    free(app);
+}
+
+int
+hk_admin_app_attach(struct hk_admin *a, const struct hq__config *cfg,
+                    const struct hq_store_options *store, char *err,
+                    size_t errsize)
+{
     struct hk_admin_app *app = calloc(1, sizeof(*app));
 
-    if (app == NULL) {
+    if (app == NULL || hk_admin_on_free(a, app_free, app) != 0) {
+        free(app);
         snprintf(err, errsize, "out of memory");
-        return NULL;
+        return -1;
     }
-    app->admin = a;
+    /* From here on, hk_admin_free() frees `app`. */
+    app->cfg = cfg;
     app->started_us = (long long)hq__mono_us();
     app->rate.calls = cfg->api.rate_calls > 0 ? cfg->api.rate_calls : 2;
     app->rate.window_ms =
@@ -662,27 +617,12 @@ hk_admin_app_new(struct hk_admin *a, const struct hq_store_options *store,
     app->rate.margin_ms = cfg->api.margin_ms >= 0 ? cfg->api.margin_ms : 0;
     if (hk_admin_client_new(store, APP_TIMEOUT_MS, &app->client, err,
                             errsize) != 0)
-        goto fail;
-    if (hk_admin_route(a, "/api/limit", api_limit, app) != 0 ||
-        hk_admin_route_prefix(a, TOKENS_PREFIX, api_tokens, app) != 0) {
+        return -1;
+    if (hk_admin_route(a, "/api/limit", HK_ADMIN_POST, api_limit, app) != 0 ||
+        hk_admin_route_prefix(a, TOKENS_PREFIX, HK_ADMIN_PUT | HK_ADMIN_DELETE,
+                              api_tokens, app) != 0) {
         snprintf(err, errsize, "out of memory");
-        goto fail;
+        return -1;
     }
-    return app;
-fail:
-    hk_admin_app_free(app);
-    return NULL;
-}
-
-void
-hk_admin_app_free(struct hk_admin_app *app)
-{
-    if (app == NULL)
-        return;
-    while (app->waiters)
-        waiter_free(app->waiters);
-    while (app->answered)
-        answered_free(app->answered);
-    hq_client_free(app->client);
-    free(app);
+    return 0;
 }

@@ -24,19 +24,14 @@
 
 #include "admin_http.h"
 
-struct hk_admin_app;
-
 /*
- * Add the routes to `a` (before hk_admin_start()); `store` is copied.
- * Returns NULL with the reason in `err`.
+ * Register the routes on `a` (before hk_admin_start()); hk_admin_free()
+ * answers nothing more to the requests still waiting and frees them.
+ * `cfg` is borrowed and outlives `a`; `store` is copied. Returns 0, or -1
+ * with the reason in `err`.
  */
-struct hk_admin_app *hk_admin_app_new(struct hk_admin *a,
-                                      const struct hq_store_options *store,
-                                      char *err, size_t errsize);
-/*
- * Answer nothing more and free: after the admin thread has stopped and its
- * connections are closed, before its event base is freed. NULL is accepted.
- */
-void hk_admin_app_free(struct hk_admin_app *app);
+int hk_admin_app_attach(struct hk_admin *a, const struct hq__config *cfg,
+                        const struct hq_store_options *store, char *err,
+                        size_t errsize);
 
 #endif /* HQ_ADMIN_APP_H */

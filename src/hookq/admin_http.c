@@ -3,23 +3,14 @@
  * evhttp; requests are served one at a time, which is plenty for health
  * checks, scrapes and an operator's dashboard.
  *
- * The other routes are admin_api.c's and admin_app.c's, added by
- * hk_admin_new(). What both need alike is here too: their Redis client
- * (hk_admin_client_new) and the reading of a JSON object body
- * (hk_admin_json_object), which says why it refused and leaves the answer
- * to the route, each set answering with its own headers.
- *
- * /healthz keeps one synchronous Redis connection (the store's connect, so
- * URLs, AUTH and SELECT behave as everywhere else) and sends PING with a
- * 1 s timeout; a failed PING drops the connection, and the next request
- * connects again, so recovery needs no restart.
- *
- * A Redis over its maxmemory (noeviction) answers PING but refuses every
- * enqueue. To tell, /healthz also runs OOM_PROBE: a script that writes
- * nothing but, having no flags after its shebang, counts as one that may
- * write, which Redis 7 refuses before running it exactly when it refuses
- * writes for memory ("OOM command not allowed ..."). /metrics reads the same
- * state (hookq_redis_oom).
+ * DESIGN: this file is the server, not the admin API. Route sets register
+ * exact and prefix routes with the methods they take, periodic tasks on
+ * the admin thread, and a clean-up for hk_admin_free(); dispatch() checks
+ * what every route needs alike (token, body size, route, method) before a
+ * handler runs. What the route sets answer alike is here too, so that
+ * every route answers with the same headers and error document: the JSON
+ * replies, the reading of a JSON object body (Content-Type checked: see
+ * hk_admin_json_body()) and a Redis client with a short timeout.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -36,27 +27,23 @@
 #include <event2/thread.h>
 #include <jansson.h>
 
-#include "admin_api.h"
-#include "admin_app.h"
 #include "admin_http.h"
-#include "intake.h"
-#include "log.h"
-#include "conn_int.h"
+#include "common_int.h"
 
 #include "banned_int.h"
 
 #define MAX_ROUTES 32
 #define MAX_TICKS 4
-#define PING_TIMEOUT_MS 1000
+#define MAX_CLEANUPS 4
 #define BODY_MAX (64 * 1024)
 /* evhttp answers a body over its own limit with an HTML page: it is set
  * well above BODY_MAX, so that ours gets the JSON 413 for any body up to
  * this. */
 #define BODY_MAX_EVHTTP (2 * 1024 * 1024)
-#define OOM_PROBE "#!lua\nreturn 1"
 
 struct route {
     char *path;
+    unsigned methods;    /* enum hk_admin_methods */
     hk_admin_route_fn *fn;
     void *arg;
     int public;          /* served without the token */
@@ -72,13 +59,14 @@ struct tick {
     void *arg;
 };
 
+/* A clean-up of hk_admin_on_free(). */
+struct cleanup {
+    void (*fn)(void *arg);
+    void *arg;
+};
+
 struct hk_admin {
     const struct hq__config *cfg;
-    char *url; /* store URL, owned */
-    struct hq__store_addr addr;
-    int addr_ok;
-    struct hq__sconn redis; /* /healthz connection; made when needed */
-    struct hq__store_ns ns;  /* the shards /healthz checks on a cluster */
 
     struct event_base *base;
     struct evhttp *http;
@@ -91,33 +79,62 @@ struct hk_admin {
     size_t nroutes;
     struct tick ticks[MAX_TICKS];
     size_t nticks;
-
-    struct hk_admin_api *api;
-    struct hk_admin_app *app;
-
-    struct hk_intake *intake;
-    hq_worker *worker;
-    struct hq__process *process;
+    struct cleanup cleanups[MAX_CLEANUPS];
+    size_t ncleanups;
 };
 
-static void
-send_json(struct evhttp_request *req, int code, const char *reason,
-          const char *body)
+/* ------------------------------------------------------------------------ */
+/* Answers.                                                                 */
+
+void
+hk_admin_reply(struct evhttp_request *req, int code, const char *type,
+               const char *body, size_t len)
 {
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     struct evbuffer *b = evbuffer_new();
 
-    if (b == NULL) {
+    if (b == NULL || evbuffer_add(b, body, len) != 0) {
+        evbuffer_free(b);
         evhttp_send_error(req, 500, NULL);
         return;
     }
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "application/json");
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control",
-                      "no-store");
-    evbuffer_add_printf(b, "%s\n", body);
-    evhttp_send_reply(req, code, reason, b);
+    evhttp_add_header(h, "Content-Type", type);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    evhttp_send_reply(req, code, NULL, b);
     evbuffer_free(b);
 }
+
+void
+hk_admin_reply_json(struct evhttp_request *req, int code, char *body)
+{
+    if (body == NULL) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    hk_admin_reply(req, code, "application/json", body, strlen(body));
+    free(body);
+}
+
+void
+hk_admin_reply_error(struct evhttp_request *req, int code, const char *name,
+                     const char *detail)
+{
+    json_t *o = json_pack("{s:s, s:s}", "error", name, "detail", detail);
+
+    hk_admin_reply_json(req, code, o ? json_dumps(o, JSON_COMPACT) : NULL);
+    json_decref(o);
+}
+
+/* The server's own answers: a JSON text ending in a newline. */
+static void
+reply_text(struct evhttp_request *req, int code, const char *body)
+{
+    hk_admin_reply(req, code, "application/json", body, strlen(body));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Dispatch.                                                                */
 
 /* Constant-time comparison of the bearer token. */
 static int
@@ -137,107 +154,45 @@ token_ok(const char *want, const char *header)
     return diff == 0;
 }
 
-/* HQ_ADMIN_REDIS_UP when Redis answered PING and takes writes; else
- * HQ_ADMIN_REDIS_DOWN or HQ_ADMIN_REDIS_OOM with the reason in `why`. */
-int
-hk_admin_redis_state(struct hk_admin *a, char *why, size_t size)
+static unsigned
+method_bit(enum evhttp_cmd_type m)
 {
-    struct hq__err e;
-    redisContext *rc;
-    redisReply *r;
-    int ok;
-
-    if (!a->addr_ok) {
-        snprintf(why, size, "invalid redis url");
+    switch (m) {
+    case EVHTTP_REQ_GET:
+    case EVHTTP_REQ_HEAD:
+        return HK_ADMIN_GET;
+    case EVHTTP_REQ_POST:
+        return HK_ADMIN_POST;
+    case EVHTTP_REQ_PUT:
+        return HK_ADMIN_PUT;
+    case EVHTTP_REQ_DELETE:
+        return HK_ADMIN_DELETE;
+    default:
         return 0;
     }
-    if (a->addr.cluster) {
-        /* A Redis Cluster: the master of every shard must answer. */
-        if (!hq__sconn_ping(&a->redis, why, size))
-            return HQ_ADMIN_REDIS_DOWN;
-        goto intake_oom;
-    }
-    rc = hq__sconn_for_shard(&a->redis, 0, &e);
-    if (rc == NULL) {
-        snprintf(why, size, "%s", e.msg);
-        return 0;
-    }
-    r = redisCommand(rc, "PING");
-    ok = r != NULL && r->type == REDIS_REPLY_STATUS &&
-         strcmp(r->str, "PONG") == 0;
-    if (!ok)
-        snprintf(why, size, "%s",
-                 r == NULL                      ? rc->errstr
-                 : r->type == REDIS_REPLY_ERROR ? r->str
-                                                : "unexpected reply");
-    if (r != NULL)
-        freeReplyObject(r);
-    if (!ok) {
-        hq__sconn_release(&a->redis);
-        return HQ_ADMIN_REDIS_DOWN;
-    }
-    r = redisCommand(rc, "EVAL %s 0", OOM_PROBE);
-    if (r != NULL && r->type == REDIS_REPLY_ERROR &&
-        strncmp(r->str, "OOM ", 4) == 0) {
-        snprintf(why, size, "%s", r->str);
-        freeReplyObject(r);
-        return HQ_ADMIN_REDIS_OOM;
-    }
-    /* Any other answer (a Redis before 7 runs the shebang as a comment) is
-     * not a refusal for memory; a lost connection shows at the next PING. */
-    if (r != NULL)
-        freeReplyObject(r);
-    /* Near the limit, a small probe may pass while a batch of webhooks
-     * (whose bytes Redis counts while it reads them) is refused: the
-     * intake's last answer from Redis says so. */
-intake_oom:
-    if (a->intake != NULL) {
-        struct hk_intake_stats st;
-
-        hk_intake_stats(a->intake, &st);
-        if (st.redis_oom) {
-            snprintf(why, size, "the intake's last enqueue was refused: "
-                                "OOM command not allowed when used memory > 'maxmemory'");
-            return HQ_ADMIN_REDIS_OOM;
-        }
-    }
-    return HQ_ADMIN_REDIS_UP;
 }
 
+/* 405, with the methods the route takes in Allow and in the detail. */
 static void
-healthz(struct hk_admin *a, struct evhttp_request *req, void *arg)
+reply_not_allowed(struct evhttp_request *req, unsigned methods)
 {
-    char why[300], body[700];
+    static const struct {
+        unsigned bit;
+        const char *names;
+    } names[] = {{HK_ADMIN_GET, "GET, HEAD"},
+                 {HK_ADMIN_POST, "POST"},
+                 {HK_ADMIN_PUT, "PUT"},
+                 {HK_ADMIN_DELETE, "DELETE"}};
+    char allow[64];
+    size_t n = 0;
 
-    int state;
-
-    (void)arg;
-    state = hk_admin_redis_state(a, why, sizeof(why));
-    if (state == HQ_ADMIN_REDIS_UP) {
-        send_json(req, 200, "OK", "{\"status\":\"ok\"}");
-        return;
-    }
-    /* The reason names the address, never the password (store's messages). */
-    {
-        size_t n = 0;
-        n += (size_t)snprintf(body, sizeof(body),
-                              "{\"status\":\"%s\",\"detail\":\"",
-                              state == HQ_ADMIN_REDIS_OOM ? "redis_oom"
-                                                          : "unavailable");
-        for (const char *p = why; *p && n + 8 < sizeof(body); p++) {
-            if (*p == '"' || *p == '\\')
-                body[n++] = '\\';
-            body[n++] = (unsigned char)*p < 0x20 ? ' ' : *p;
-        }
-        snprintf(body + n, sizeof(body) - n, "\"}");
-    }
-    /* Out of memory: an intake refuses every webhook (503), so it is not
-     * healthy; a worker still drains, which is what frees the memory, so a
-     * process without an intake says so but answers 200. */
-    if (state == HQ_ADMIN_REDIS_OOM && a->intake == NULL)
-        send_json(req, 200, "OK", body);
-    else
-        send_json(req, 503, "Service Unavailable", body);
+    allow[0] = '\0';
+    for (size_t i = 0; i < HQ_ARRAY_SIZE(names); i++)
+        if (methods & names[i].bit)
+            n += (size_t)snprintf(allow + n, sizeof(allow) - n, "%s%s",
+                                  n ? ", " : "", names[i].names);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+    hk_admin_reply_error(req, 405, "method_not_allowed", allow);
 }
 
 static void
@@ -267,48 +222,63 @@ dispatch(struct evhttp_request *req, void *arg)
                                      "Authorization"))) {
         evhttp_add_header(evhttp_request_get_output_headers(req),
                           "WWW-Authenticate", "Bearer");
-        send_json(req, 401, "Unauthorized", "{\"error\":\"unauthorized\"}");
+        reply_text(req, 401, "{\"error\":\"unauthorized\"}\n");
         return;
     }
     if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > BODY_MAX)
-        send_json(req, 413, "Payload Too Large",
-                  "{\"error\":\"body_too_large\","
-                  "\"detail\":\"the body is over 64 KiB\"}");
-    else if (rt != NULL)
-        rt->fn(a, req, rt->arg);
+        reply_text(req, 413, "{\"error\":\"body_too_large\","
+                             "\"detail\":\"the body is over 64 KiB\"}\n");
+    else if (rt == NULL)
+        reply_text(req, 404, "{\"error\":\"not_found\"}\n");
+    else if (!(rt->methods & method_bit(evhttp_request_get_command(req))))
+        reply_not_allowed(req, rt->methods);
     else
-        send_json(req, 404, "Not Found", "{\"error\":\"not_found\"}");
+        rt->fn(a, req, rt->arg);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Routes, ticks, clean-ups.                                                */
+
 static int
-add_route(struct hk_admin *a, const char *path, hk_admin_route_fn *fn,
-          void *arg, int public, int prefix)
+add_route(struct hk_admin *a, const char *path, unsigned methods,
+          hk_admin_route_fn *fn, void *arg, int public, int prefix)
 {
-    if (a->started || a->nroutes >= MAX_ROUTES)
+    struct route *rt;
+
+    if (a->started || a->nroutes >= MAX_ROUTES || methods == 0)
         return -1;
-    a->routes[a->nroutes].path = strdup(path);
-    if (a->routes[a->nroutes].path == NULL)
+    rt = &a->routes[a->nroutes];
+    rt->path = strdup(path);
+    if (rt->path == NULL)
         return -1;
-    a->routes[a->nroutes].fn = fn;
-    a->routes[a->nroutes].arg = arg;
-    a->routes[a->nroutes].public = public;
-    a->routes[a->nroutes].prefix = prefix;
+    rt->methods = methods;
+    rt->fn = fn;
+    rt->arg = arg;
+    rt->public = public;
+    rt->prefix = prefix;
     a->nroutes++;
     return 0;
 }
 
 int
-hk_admin_route(struct hk_admin *a, const char *path, hk_admin_route_fn *fn,
-               void *arg)
+hk_admin_route(struct hk_admin *a, const char *path, unsigned methods,
+               hk_admin_route_fn *fn, void *arg)
 {
-    return add_route(a, path, fn, arg, 0, 0);
+    return add_route(a, path, methods, fn, arg, 0, 0);
+}
+
+int
+hk_admin_route_public(struct hk_admin *a, const char *path, unsigned methods,
+                      hk_admin_route_fn *fn, void *arg)
+{
+    return add_route(a, path, methods, fn, arg, 1, 0);
 }
 
 int
 hk_admin_route_prefix(struct hk_admin *a, const char *prefix,
-                      hk_admin_route_fn *fn, void *arg)
+                      unsigned methods, hk_admin_route_fn *fn, void *arg)
 {
-    return add_route(a, prefix, fn, arg, 0, 1);
+    return add_route(a, prefix, methods, fn, arg, 0, 1);
 }
 
 static void
@@ -348,18 +318,23 @@ hk_admin_every(struct hk_admin *a, int ms, hk_admin_tick_fn *fn, void *arg)
 }
 
 int
-hk_admin_route_public(struct hk_admin *a, const char *path,
-                      hk_admin_route_fn *fn, void *arg)
+hk_admin_on_free(struct hk_admin *a, void (*fn)(void *arg), void *arg)
 {
-    return add_route(a, path, fn, arg, 1, 0);
+    if (a->started || a->ncleanups >= MAX_CLEANUPS)
+        return -1;
+    a->cleanups[a->ncleanups].fn = fn;
+    a->cleanups[a->ncleanups].arg = arg;
+    a->ncleanups++;
+    return 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* The server.                                                              */
+
 struct hk_admin *
-hk_admin_new(const struct hq__config *cfg, const struct hq_store_options *store,
-             char *err, size_t errsize)
+hk_admin_new(const struct hq__config *cfg, char *err, size_t errsize)
 {
     struct hk_admin *a;
-    struct hq__err e;
     char host[256];
     int port;
 
@@ -370,21 +345,6 @@ hk_admin_new(const struct hq__config *cfg, const struct hq_store_options *store,
         return NULL;
     }
     a->cfg = cfg;
-    a->url = strdup(store->url ? store->url : "redis://127.0.0.1:6379/0");
-    if (a->url == NULL) {
-        snprintf(err, errsize, "out of memory");
-        goto fail;
-    }
-    a->addr_ok =
-        hq__store_parse_url(a->url, PING_TIMEOUT_MS, &a->addr, &e) == HQ_OK &&
-        hq__store_set_sentinels(&a->addr, store->sentinels, store->sentinel_master,
-                                &e) == HQ_OK;
-    if (a->addr_ok)
-        hq__conn_probe_cluster(&a->addr);
-    if (hq__store_ns_init(&a->ns, store->ns ? store->ns : cfg->redis.ns,
-                          store->shards ? store->shards : cfg->redis.shards, &e) != HQ_OK)
-        hq__store_ns_init(&a->ns, NULL, 1, &e);
-    hq__sconn_init(&a->redis, &a->addr, &a->ns);
     if (hq__addr_split(cfg->admin.listen, host, sizeof(host), &port) != 0) {
         snprintf(err, errsize, "[admin] listen '%s': invalid address",
                  cfg->admin.listen);
@@ -421,16 +381,6 @@ hk_admin_new(const struct hq__config *cfg, const struct hq_store_options *store,
                 a->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
         }
     }
-    if (hk_admin_route(a, "/healthz", healthz, NULL) != 0) {
-        snprintf(err, errsize, "out of memory");
-        goto fail;
-    }
-    a->api = hk_admin_api_new(a, store, err, errsize);
-    if (a->api == NULL)
-        goto fail;
-    a->app = hk_admin_app_new(a, store, err, errsize);
-    if (a->app == NULL)
-        goto fail;
     return a;
 fail:
     hk_admin_free(a);
@@ -467,39 +417,6 @@ hk_admin_port(const struct hk_admin *a)
 }
 
 void
-hk_admin_attach(struct hk_admin *a, struct hk_intake *intake, hq_worker *worker,
-                struct hq__process *process)
-{
-    a->intake = intake;
-    a->worker = worker;
-    a->process = process;
-}
-
-struct hk_intake *
-hk_admin_intake(const struct hk_admin *a)
-{
-    return a->intake;
-}
-
-hq_worker *
-hk_admin_worker(const struct hk_admin *a)
-{
-    return a->worker;
-}
-
-struct hq__process *
-hk_admin_process(const struct hk_admin *a)
-{
-    return a->process;
-}
-
-const struct hq__config *
-hk_admin_config(const struct hk_admin *a)
-{
-    return a->cfg;
-}
-
-void
 hk_admin_free(struct hk_admin *a)
 {
     if (a == NULL)
@@ -512,14 +429,12 @@ hk_admin_free(struct hk_admin *a)
         event_free(a->ticks[i].ev);
     if (a->http != NULL)
         evhttp_free(a->http);
-    hk_admin_app_free(a->app);
+    for (size_t i = a->ncleanups; i-- > 0;)
+        a->cleanups[i].fn(a->cleanups[i].arg);
     if (a->base != NULL)
         event_base_free(a->base);
-    hq__sconn_release(&a->redis);
-    hk_admin_api_free(a->api);
     for (size_t i = 0; i < a->nroutes; i++)
         free(a->routes[i].path);
-    free(a->url);
     free(a);
 }
 
@@ -542,45 +457,43 @@ hk_admin_client_new(const struct hq_store_options *store, int max_timeout_ms,
     return -1;
 }
 
+/* Answer a body refused by hk_admin_json_body(); returns NULL for it. */
 static json_t *
-refuse(struct hk_admin_refusal *why, int code, const char *name,
+refuse(struct evhttp_request *req, int code, const char *name,
        const char *detail)
 {
-    why->code = code;
-    why->name = name;
-    snprintf(why->detail, sizeof(why->detail), "%s", detail);
+    hk_admin_reply_error(req, code, name, detail);
     return NULL;
 }
 
 json_t *
-hk_admin_json_object(struct evhttp_request *req, const char *const *allowed,
-                     struct hk_admin_refusal *why)
+hk_admin_json_body(struct evhttp_request *req, const char *const *allowed)
 {
     const char *type = evhttp_find_header(evhttp_request_get_input_headers(req),
                                           "Content-Type");
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     const char *key;
+    char detail[300];
     json_error_t jerr;
     json_t *doc, *v;
 
     if (type == NULL || strncasecmp(type, "application/json", 16) != 0 ||
         (type[16] != '\0' && type[16] != ';'))
-        return refuse(why, 415, "unsupported_media_type",
+        return refuse(req, 415, "unsupported_media_type",
                       "the body must be JSON, with Content-Type: "
                       "application/json");
     doc = json_loadb(len ? (const char *)evbuffer_pullup(in, -1) : "", len, 0,
                      &jerr);
     if (doc == NULL) {
-        refuse(why, 400, "invalid_json", "");
-        snprintf(why->detail, sizeof(why->detail),
+        snprintf(detail, sizeof(detail),
                  "invalid JSON at line %d, column %d: %s", jerr.line,
                  jerr.column, jerr.text);
-        return NULL;
+        return refuse(req, 400, "invalid_json", detail);
     }
     if (!json_is_object(doc)) {
         json_decref(doc);
-        return refuse(why, 400, "invalid_json",
+        return refuse(req, 400, "invalid_json",
                       "the body must be a JSON object");
     }
     if (allowed == NULL)
@@ -592,11 +505,9 @@ hk_admin_json_object(struct evhttp_request *req, const char *const *allowed,
             if (strcmp(key, allowed[i]) == 0)
                 break;
         if (allowed[i] == NULL) {
-            refuse(why, 400, "unknown_field", "");
-            snprintf(why->detail, sizeof(why->detail),
-                     "unknown field '%.100s'", key);
+            snprintf(detail, sizeof(detail), "unknown field '%.100s'", key);
             json_decref(doc);
-            return NULL;
+            return refuse(req, 400, "unknown_field", detail);
         }
     }
     return doc;

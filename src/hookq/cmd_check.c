@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "admin_http.h"
 #include "commands.h"
 
 #include "banned_int.h"

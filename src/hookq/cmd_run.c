@@ -43,6 +43,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin_api.h"
+#include "admin_app.h"
 #include "admin_http.h"
 #include "commands.h"
 #include "embedded_redis.h"
@@ -332,7 +334,7 @@ run_daemon(struct hk_cli *cli, int argc, char **argv, const char *name,
     }
 
     if (cfg->admin.listen != NULL) {
-        d.admin = hk_admin_new(cfg, &d.store, err, sizeof(err));
+        d.admin = hk_admin_new(cfg, err, sizeof(err));
         if (d.admin == NULL) {
             hk_log(HQ_LOG_ERROR, "%s", err);
             goto out;
@@ -381,7 +383,14 @@ run_daemon(struct hk_cli *cli, int argc, char **argv, const char *name,
         rc = 1;
     }
     if (d.admin != NULL) {
-        hk_admin_attach(d.admin, d.intake, d.worker, d.process);
+        /* The routes, on the listener bound above. */
+        if (hk_admin_api_attach(d.admin, cfg, &d.store, d.intake, d.worker,
+                                d.process, err, sizeof(err)) != 0 ||
+            hk_admin_app_attach(d.admin, cfg, &d.store, err,
+                                sizeof(err)) != 0) {
+            hk_log(HQ_LOG_ERROR, "%s", err);
+            goto out;
+        }
         if (hk_admin_start(d.admin) != 0) {
             hk_log(HQ_LOG_ERROR, "cannot start the admin thread");
             goto out;

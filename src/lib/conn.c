@@ -52,31 +52,7 @@ hq__conn_backoff_ms(int attempt, uint64_t rnd)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Script calls: the command, and NOSCRIPT.                                 */
-
-int
-hq__conn_eval_cmd(const char *name, int use_src, const char *prefix, int argc,
-                  const char **argv, const size_t *argvlen, const char **cmd,
-                  size_t *cmdlen)
-{
-    const struct hq__script *s = hq__store_script(name);
-
-    if (s == NULL || argc < 0)
-        return HQ_EINVAL;
-    cmd[0] = use_src ? "EVAL" : "EVALSHA";
-    cmdlen[0] = strlen(cmd[0]);
-    cmd[1] = use_src ? s->src : hq__store_script_sha(name);
-    cmdlen[1] = use_src ? s->len : 40;
-    cmd[2] = "1";
-    cmdlen[2] = 1;
-    cmd[3] = prefix;
-    cmdlen[3] = strlen(prefix);
-    for (int i = 0; i < argc; i++) {
-        cmd[4 + i] = argv[i];
-        cmdlen[4 + i] = argvlen ? argvlen[i] : strlen(argv[i]);
-    }
-    return HQ_OK;
-}
+/* Script calls: NOSCRIPT (the command is hq__store_eval_cmd()'s).         */
 
 static int
 is_noscript(const redisReply *r)
@@ -102,45 +78,16 @@ check_reply(redisReply *r, const char *what, struct hq__err *err)
     return HQ_OK;
 }
 
-/*
- * With Sentinels: the master's address, asked now, into `*out` (a copy of
- * `addr` with host and port replaced). A Sentinel gets at most a second:
- * an event loop may be waiting on this.
- */
-static int
-sentinel_resolve(const struct hq__store_addr *addr, struct hq__store_addr *out,
-                 struct hq__err *err)
+/* A blocking connection to `addr`'s host (its Sentinels aside), with AUTH
+ * and SELECT done: the one blocking connect to a data node. */
+static redisContext *
+connect_node(const struct hq__store_addr *addr, struct hq__err *err)
 {
-    struct hq__store_seed m;
-    struct hq__store_addr a = *addr;
-
-    if (a.timeout_ms > 1000)
-        a.timeout_ms = 1000;
-    if (hq__sentinel_lookup(addr->sentinels, addr->nsentinels,
-                            addr->sentinel_master, &a, &m, err) != HQ_OK)
-        return HQ_ESTORE;
-    *out = *addr;
-    memcpy(out->host, m.host, sizeof(out->host));
-    out->port = m.port;
-    out->nsentinels = 0;
-    return HQ_OK;
-}
-
-redisContext *
-hq__conn_connect_sync(const struct hq__store_addr *addr_, struct hq__err *err)
-{
-    struct hq__store_addr master;
-    const struct hq__store_addr *addr = addr_;
     struct timeval tv = {addr->timeout_ms / 1000,
                          (addr->timeout_ms % 1000) * 1000};
     redisContext *c;
     char name[300];
 
-    if (addr->nsentinels) {
-        if (sentinel_resolve(addr_, &master, err) != HQ_OK)
-            return NULL;
-        addr = &master;
-    }
     addr_name(addr, name, sizeof(name));
     if (addr->unix_path[0])
         c = redisConnectUnixWithTimeout(addr->unix_path, tv);
@@ -176,6 +123,100 @@ fail:
         hq__err_set(err, HQ_ESTORE, "redis at '%s': %s", name, c->errstr);
     redisFree(c);
     return NULL;
+}
+
+/*
+ * Connect to `m`, the master a Sentinel named, as `addr` says, and check
+ * ROLE: HQ_OK when it is a master.
+ *
+ * DESIGN: a Sentinel's answer can be stale for a moment after a failover
+ * (the old master restarted as a replica, or the new one not yet
+ * reconfigured), so hookq never trusts it alone: the node named must say
+ * ROLE master before hookq writes to it. A Sentinel that is down, does not
+ * know the name, or names a non-master is passed over for the next one;
+ * when none gives a master, the caller fails this attempt and asks again
+ * after its reconnect backoff, so a failover in progress is waited out.
+ */
+static int
+check_master(const struct hq__store_seed *m, const struct hq__store_addr *addr,
+             struct hq__err *err)
+{
+    struct hq__store_addr a = *addr;
+    redisContext *c;
+    redisReply *r;
+    int rc = HQ_OK;
+
+    memcpy(a.host, m->host, sizeof(a.host));
+    a.port = m->port;
+    a.unix_path[0] = '\0';
+    c = connect_node(&a, err);
+    if (c == NULL)
+        return HQ_ESTORE;
+    r = redisCommand(c, "ROLE");
+    if (!hq__sentinel_role_is_master(r))
+        rc = hq__err_set(err, HQ_ESTORE,
+                         "the sentinels name %s:%d as master '%s', but it is "
+                         "not a master (%s): a failover is under way",
+                         m->host, m->port, addr->sentinel_master,
+                         r == NULL ? c->errstr
+                         : r->type == REDIS_REPLY_ERROR ? r->str
+                         : r->type == REDIS_REPLY_ARRAY && r->elements &&
+                                 r->element[0]->type == REDIS_REPLY_STRING
+                             ? r->element[0]->str
+                             : "unexpected answer to ROLE");
+    if (r)
+        freeReplyObject(r);
+    redisFree(c);
+    return rc;
+}
+
+int
+hq__conn_sentinel_lookup(const struct hq__store_addr *addr,
+                         struct hq__store_seed *master, struct hq__err *err)
+{
+    if (addr->nsentinels == 0)
+        return hq__err_set(err, HQ_EINVAL, "no sentinels to ask");
+    for (unsigned i = 0; i < addr->nsentinels; i++) {
+        if (hq__sentinel_ask(&addr->sentinels[i], addr->sentinel_master,
+                             addr->timeout_ms, master, err) != HQ_OK)
+            continue;
+        if (check_master(master, addr, err) == HQ_OK)
+            return HQ_OK;
+    }
+    return HQ_ESTORE; /* `err` holds the last reason */
+}
+
+/*
+ * With Sentinels: the master's address, asked now. A Sentinel (and the
+ * node it names) gets at most a second: an event loop may be waiting on
+ * this.
+ */
+static int
+sentinel_resolve(const struct hq__store_addr *addr, struct hq__store_seed *m,
+                 struct hq__err *err)
+{
+    struct hq__store_addr a = *addr;
+
+    if (a.timeout_ms > 1000)
+        a.timeout_ms = 1000;
+    return hq__conn_sentinel_lookup(&a, m, err);
+}
+
+redisContext *
+hq__conn_connect_sync(const struct hq__store_addr *addr, struct hq__err *err)
+{
+    struct hq__store_addr a;
+    struct hq__store_seed m;
+
+    if (!addr->nsentinels)
+        return connect_node(addr, err);
+    if (sentinel_resolve(addr, &m, err) != HQ_OK)
+        return NULL;
+    a = *addr;
+    memcpy(a.host, m.host, sizeof(a.host));
+    a.port = m.port;
+    a.nsentinels = 0;
+    return connect_node(&a, err);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -577,7 +618,7 @@ sync_call_init(struct sync_call *sc, struct hq__sconn *c, unsigned shard,
     sc->cmdlen = malloc(sizeof(*sc->cmdlen) * (size_t)(argc + 4));
     if (sc->cmd == NULL || sc->cmdlen == NULL)
         return hq__err_set(err, HQ_ENOMEM, "script %s: out of memory", name);
-    return hq__conn_eval_cmd(name, 0, sc->prefix, argc, argv, argvlen,
+    return hq__store_eval_cmd(name, 0, sc->prefix, argc, argv, argvlen,
                              sc->cmd, sc->cmdlen);
 }
 
@@ -603,7 +644,7 @@ hq__sconn_eval(struct hq__sconn *c, unsigned shard, const char *name,
         r = redisCommandArgv(sc.rc, argc + 4, sc.cmd, sc.cmdlen);
         if (is_noscript(r)) {
             freeReplyObject(r);
-            hq__conn_eval_cmd(name, 1, sc.prefix, argc, argv, argvlen, sc.cmd,
+            hq__store_eval_cmd(name, 1, sc.prefix, argc, argv, argvlen, sc.cmd,
                               sc.cmdlen);
             r = redisCommandArgv(sc.rc, argc + 4, sc.cmd, sc.cmdlen);
         }
@@ -890,7 +931,7 @@ hq__conn_start(struct hq__conn *c)
         return;
     }
     if (c->addr->nsentinels) {
-        struct hq__store_addr m;
+        struct hq__store_seed m;
         struct hq__err e;
 
         if (sentinel_resolve(c->addr, &m, &e) != HQ_OK) {
@@ -1082,7 +1123,7 @@ hq__conn_eval(struct hq__conn *c, unsigned shard, const char *name, int argc,
     cmd = (const char **)(call + 1);
     cmdlen = (size_t *)(cmd + n);
     p = (char *)(cmdlen + n);
-    hq__conn_eval_cmd(name, 0, prefix, argc, argv, argvlen, cmd, cmdlen);
+    hq__store_eval_cmd(name, 0, prefix, argc, argv, argvlen, cmd, cmdlen);
     /* Keep our own copy of every argument for a resend. */
     for (size_t i = 3; i < n; i++) {
         memcpy(p, cmd[i], cmdlen[i]);

@@ -25,8 +25,9 @@
  * A script call answered NOSCRIPT did not run (Redis restarted, or SCRIPT
  * FLUSH): it is sent once more with the script's source, which also caches
  * it for the next EVALSHA. A script is one atomic transition, so this
- * cannot apply it twice. This file and adapters/ are the only includers of
- * hiredis's connection functions.
+ * cannot apply it twice. conn.c makes every connection to a data node
+ * but a cluster router's (router.c); sentinel.c connects to Sentinels.
+ * No other file calls hiredis's connect functions.
  */
 #ifndef HQ_CONN_INT_H
 #define HQ_CONN_INT_H
@@ -167,18 +168,6 @@ int hq__conn_command(struct hq__conn *c, unsigned shard, int argc,
  */
 int hq__conn_backoff_ms(int attempt, uint64_t rnd);
 
-/*
- * The command of script `name` on the keys under `prefix`: "EVALSHA sha 1
- * prefix argv..." or, with `use_src`, "EVAL src 1 prefix argv...", into
- * cmd/cmdlen, which hold argc + 4 entries (the caller bounds argc). The
- * entries point at the script table, `prefix` and `argv` (lengths from
- * `argvlen`, or strlen when it is NULL). HQ_EINVAL for an unknown script
- * or a negative argc. Used by this file and router.c.
- */
-int hq__conn_eval_cmd(const char *name, int use_src, const char *prefix,
-                      int argc, const char **argv, const size_t *argvlen,
-                      const char **cmd, size_t *cmdlen);
-
 /* CLOCK_MONOTONIC in milliseconds; sleep `ms` whole, through signals. For
  * the blocking waits around Redis (here and the embedded redis-server). */
 int64_t hq__conn_now_ms(void);
@@ -271,5 +260,19 @@ int hq__conn_cluster_layout(const struct hq__store_addr *addr,
  */
 redisContext *hq__conn_connect_sync(const struct hq__store_addr *addr,
                                     struct hq__err *err);
+
+/*
+ * Ask the Sentinels of `addr` (addr->sentinels, in order) where
+ * addr->sentinel_master is (hq__sentinel_ask(), with addr's timeout), then
+ * connect to the node named with addr's user, password and database and
+ * check that ROLE says master. The first that answers so wins: its host
+ * and port go to `*master`. Returns HQ_OK, or HQ_ESTORE with the reason in
+ * `err` (each Sentinel unreachable, none knowing the name, or the node
+ * named not being a master: a failover under way, ask again shortly), or
+ * HQ_EINVAL when `addr` has no Sentinels.
+ */
+int hq__conn_sentinel_lookup(const struct hq__store_addr *addr,
+                             struct hq__store_seed *master,
+                             struct hq__err *err);
 
 #endif /* HQ_CONN_INT_H */

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client_int.h"
 #include "limiter_int.h"
 
 struct take_ctx {
@@ -196,10 +195,10 @@ hq__limit_block(struct hq__conn *c, unsigned shard, const char *token,
 }
 
 int
-hq__limit_grant(hq_client *c, const char *customer, const char *token,
+hq__limit_grant(struct hq__sconn *c, const char *customer, const char *token,
                 const char *endpoint, const char *id,
                 const struct hq__limit_rate *rate, int64_t lookahead_ms,
-                struct hq__limit_grant *g)
+                struct hq__limit_grant *g, struct hq__err *err)
 {
     char r[24], w[24], m[24], la[24];
     const char *argv[9] = {"grant", customer ? "customer" : "token",
@@ -217,14 +216,14 @@ hq__limit_grant(hq_client *c, const char *customer, const char *token,
     snprintf(la, sizeof(la), "%lld", (long long)lookahead_ms);
     for (int i = 0; i < 9; i++)
         lens[i] = strlen(argv[i]);
-    shard = customer ? hq__store_shard_of(&c->ns, customer, strlen(customer))
+    shard = customer ? hq__store_shard_of(c->ns, customer, strlen(customer))
                      : 0;
-    rep = hq__sconn_eval(&c->conn, shard, "limit", 9, argv, lens, &c->err);
+    rep = hq__sconn_eval(c, shard, "limit", 9, argv, lens, err);
     if (rep == NULL)
-        return strstr(c->err.msg, "out of memory") ? HQ_ENOMEM : HQ_ESTORE;
+        return strstr(err->msg, "out of memory") ? HQ_ENOMEM : HQ_ESTORE;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
         rep->element[0]->type != REDIS_REPLY_INTEGER) {
-        rc = hq__err_set(&c->err, HQ_EPROTO,
+        rc = hq__err_set(err, HQ_EPROTO,
                          "limit: unexpected reply from redis");
     } else if (rep->element[0]->integer == 1) {
         g->verdict = HQ_LIMIT_GO;
@@ -235,7 +234,7 @@ hq__limit_grant(hq_client *c, const char *customer, const char *token,
             g->wait_ms = rep->element[2]->integer;
             g->token = strndup(rep->element[3]->str, rep->element[3]->len);
             if (!g->token)
-                rc = hq__err_set(&c->err, HQ_ENOMEM, "out of memory");
+                rc = hq__err_set(err, HQ_ENOMEM, "out of memory");
         }
     } else if (rep->element[0]->integer == -2) {
         g->verdict = HQ_LIMIT_NO_TOKEN;
@@ -248,7 +247,7 @@ hq__limit_grant(hq_client *c, const char *customer, const char *token,
         if (g->expect_ms > g->wait_ms)
             g->expect_ms = g->wait_ms;
     } else {
-        rc = hq__err_set(&c->err, HQ_EPROTO,
+        rc = hq__err_set(err, HQ_EPROTO,
                          "limit: unexpected reply from redis");
     }
     freeReplyObject(rep);
@@ -256,9 +255,10 @@ hq__limit_grant(hq_client *c, const char *customer, const char *token,
 }
 
 int
-hq__limit_grant_sent(hq_client *c, const char *customer, const char *token,
-                     const char *endpoint, const char *id, int64_t at_ms,
-                     const struct hq__limit_rate *rate)
+hq__limit_grant_sent(struct hq__sconn *c, const char *customer,
+                     const char *token, const char *endpoint, const char *id,
+                     int64_t at_ms, const struct hq__limit_rate *rate,
+                     struct hq__err *err)
 {
     char at[24], w[24], m[24];
     const char *argv[7] = {"sent", token, endpoint, id, at, w, m};
@@ -268,11 +268,11 @@ hq__limit_grant_sent(hq_client *c, const char *customer, const char *token,
     snprintf(at, sizeof(at), "%lld", (long long)at_ms);
     snprintf(w, sizeof(w), "%lld", (long long)rate->window_ms);
     snprintf(m, sizeof(m), "%lld", (long long)rate->margin_ms);
-    shard = customer ? hq__store_shard_of(&c->ns, customer, strlen(customer))
+    shard = customer ? hq__store_shard_of(c->ns, customer, strlen(customer))
                      : 0;
-    rep = hq__sconn_eval(&c->conn, shard, "limit", 7, argv, NULL, &c->err);
+    rep = hq__sconn_eval(c, shard, "limit", 7, argv, NULL, err);
     if (rep == NULL)
-        return strstr(c->err.msg, "out of memory") ? HQ_ENOMEM : HQ_ESTORE;
+        return strstr(err->msg, "out of memory") ? HQ_ENOMEM : HQ_ESTORE;
     freeReplyObject(rep);
     return HQ_OK;
 }

@@ -149,24 +149,27 @@ struct hq__limit_grant {
  * when the budget opens within `lookahead_ms`, reserved for that moment
  * (as a fetch's grant is: an application waiting competes with hookq's
  * jobs on equal terms); a granted call is recorded as call `id` (unique
- * for W), pending until hq__limit_grant_sent() says when it was answered. Synchronous, on
- * `c`'s connection, in the customer's shard (a token alone: shard 0, so
- * the caller allows it only with one shard). Returns HQ_OK with `g`
- * filled, or HQ_ESTORE / HQ_ENOMEM / HQ_EPROTO (hq_client_errmsg(c)).
+ * for W), pending until hq__limit_grant_sent() says when it was answered.
+ * Synchronous, on the blocking connection `c`, in the customer's shard of
+ * c->ns (a token alone: shard 0, so the caller allows it only with one
+ * shard). Returns HQ_OK with `g` filled, or HQ_ESTORE / HQ_ENOMEM /
+ * HQ_EPROTO with the reason in `err`.
  */
-int hq__limit_grant(hq_client *c, const char *customer, const char *token,
-                    const char *endpoint, const char *id,
+int hq__limit_grant(struct hq__sconn *c, const char *customer,
+                    const char *token, const char *endpoint, const char *id,
                     const struct hq__limit_rate *rate, int64_t lookahead_ms,
-                    struct hq__limit_grant *g);
+                    struct hq__limit_grant *g, struct hq__err *err);
 
 /*
  * Grant `id` of hq__limit_grant() has been answered (its bytes written):
- * record that moment, as hq__limit_sent() does for a fetch. Synchronous.
+ * record that moment, as hq__limit_sent() does for a fetch. Synchronous,
+ * as hq__limit_grant().
  */
-int hq__limit_grant_sent(hq_client *c, const char *customer,
+int hq__limit_grant_sent(struct hq__sconn *c, const char *customer,
                          const char *token, const char *endpoint,
                          const char *id, int64_t at_ms,
-                         const struct hq__limit_rate *rate);
+                         const struct hq__limit_rate *rate,
+                         struct hq__err *err);
 
 /*
  * The endpoint an application names ("GET /posts/{post_id}") as hookq's

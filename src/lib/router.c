@@ -26,7 +26,6 @@
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
 
-#include "conn_int.h"
 #include "router_int.h"
 #include "scripts_int.h"
 
@@ -553,7 +552,7 @@ hq__router_eval(struct hq__router *r, unsigned slot, const char *name,
         free(cmdlen);
         return HQ_ENOMEM;
     }
-    hq__conn_eval_cmd(name, 0, prefix, argc, argv, argvlen, cmd, cmdlen);
+    hq__store_eval_cmd(name, 0, prefix, argc, argv, argvlen, cmd, cmdlen);
     call = call_new(r, slot, argc + 4, cmd, cmdlen, fn, privdata);
     free(cmd);
     free(cmdlen);

@@ -1,18 +1,15 @@
 /*
- * Finding the master through Redis Sentinel. See sentinel_int.h.
+ * Asking Redis Sentinel where the master is. See sentinel_int.h.
  *
- * DESIGN: a Sentinel's answer can be stale for a moment after a failover
- * (the old master restarted as a replica, or the new one not yet
- * reconfigured), so hookq never trusts it alone: the node named must say
- * ROLE master before hookq writes to it. A Sentinel that is down, does not
- * know the name, or names a non-master is passed over for the next one;
- * when none gives a master, the caller fails this attempt and asks again
- * after its reconnect backoff, so a failover in progress is waited out.
+ * DESIGN: this file talks to Sentinels only; a Sentinel needs no AUTH or
+ * SELECT, so it connects to them itself. Whether to trust the answer is
+ * the connection layer's call (hq__conn_sentinel_lookup(): the node named
+ * must say ROLE master), since connecting to a data node, with AUTH and
+ * SELECT, is done in one place, conn.c.
  */
 #include <stdio.h>
 #include <string.h>
 
-#include "conn_int.h"
 #include "sentinel_int.h"
 
 int
@@ -48,10 +45,10 @@ hq__sentinel_role_is_master(const redisReply *r)
            r->element[0]->len == 6 && memcmp(r->element[0]->str, "master", 6) == 0;
 }
 
-/* Ask one Sentinel; HQ_OK with `*out`, or an error with the reason. */
-static int
-ask_sentinel(const struct hq__store_seed *s, const char *name, int timeout_ms,
-             struct hq__store_seed *out, struct hq__err *err)
+int
+hq__sentinel_ask(const struct hq__store_seed *s, const char *name,
+                 int timeout_ms, struct hq__store_seed *out,
+                 struct hq__err *err)
 {
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     redisContext *c = redisConnectWithTimeout(s->host, s->port, tv);
@@ -89,56 +86,4 @@ out:
     if (c)
         redisFree(c);
     return rc == HQ_OK ? HQ_OK : HQ_ESTORE;
-}
-
-/* Connect to `m` as `addr` says and check ROLE; HQ_OK when a master. */
-static int
-check_master(const struct hq__store_seed *m, const struct hq__store_addr *addr,
-             const char *name, struct hq__err *err)
-{
-    struct hq__store_addr a = *addr;
-    redisContext *c;
-    redisReply *r;
-    int rc = HQ_OK;
-
-    memcpy(a.host, m->host, sizeof(a.host));
-    a.port = m->port;
-    a.unix_path[0] = '\0';
-    a.nsentinels = 0; /* connect to the node itself */
-    c = hq__conn_connect_sync(&a, err);
-    if (c == NULL)
-        return HQ_ESTORE;
-    r = redisCommand(c, "ROLE");
-    if (!hq__sentinel_role_is_master(r))
-        rc = hq__err_set(err, HQ_ESTORE,
-                         "the sentinels name %s:%d as master '%s', but it is "
-                         "not a master (%s): a failover is under way",
-                         m->host, m->port, name,
-                         r == NULL ? c->errstr
-                         : r->type == REDIS_REPLY_ERROR ? r->str
-                         : r->type == REDIS_REPLY_ARRAY && r->elements &&
-                                 r->element[0]->type == REDIS_REPLY_STRING
-                             ? r->element[0]->str
-                             : "unexpected answer to ROLE");
-    if (r)
-        freeReplyObject(r);
-    redisFree(c);
-    return rc;
-}
-
-int
-hq__sentinel_lookup(const struct hq__store_seed *sentinels, unsigned n,
-                    const char *name, const struct hq__store_addr *addr,
-                    struct hq__store_seed *master, struct hq__err *err)
-{
-    if (n == 0)
-        return hq__err_set(err, HQ_EINVAL, "no sentinels to ask");
-    for (unsigned i = 0; i < n; i++) {
-        if (ask_sentinel(&sentinels[i], name, addr->timeout_ms, master, err) !=
-            HQ_OK)
-            continue;
-        if (check_master(master, addr, name, err) == HQ_OK)
-            return HQ_OK;
-    }
-    return HQ_ESTORE; /* `err` holds the last reason */
 }

@@ -1,10 +1,11 @@
 /*
- * Finding the master through Redis Sentinel (DESIGN §3.7): ask the
- * Sentinels of `[redis] sentinels`, in turn, where `sentinel_master` is,
- * and check with ROLE that the node named is a master before anything is
- * written to it. Synchronous: the connection layer calls it when it
- * connects, after a disconnect, and when a node answers READONLY or
- * LOADING (a replica, or a node that is not ready).
+ * Finding the master through Redis Sentinel (DESIGN §3.7): ask a Sentinel
+ * of `[redis] sentinels` where `sentinel_master` is, and read its answers.
+ * Synchronous. The connection layer (hq__conn_sentinel_lookup()) asks the
+ * Sentinels in turn, and checks with ROLE that the node named is a master
+ * before anything is written to it, when it connects, after a disconnect,
+ * and when a node answers READONLY or LOADING (a replica, or a node that
+ * is not ready).
  */
 #ifndef HQ_SENTINEL_INT_H
 #define HQ_SENTINEL_INT_H
@@ -25,16 +26,14 @@ int hq__sentinel_parse_addr(const redisReply *r, struct hq__store_seed *out);
 int hq__sentinel_role_is_master(const redisReply *r);
 
 /*
- * Ask the `n` Sentinels, in order, for the master named `name`, connecting
- * with `addr`'s timeout; connect to the address given with `addr`'s user,
- * password and database and check that ROLE says master. The first that
- * answers so wins: its host and port go to `*master`. Returns HQ_OK, or
- * HQ_ESTORE with the reason in `err` (each Sentinel unreachable, none
- * knowing `name`, or the node named not being a master: a failover under
- * way — ask again shortly).
+ * Ask the Sentinel `s` (connecting with `timeout_ms`) where the master
+ * named `name` is. Returns HQ_OK with its address in `*out`, or HQ_ESTORE
+ * with the reason in `err` (unreachable, an error, a name it does not
+ * know, an unexpected answer). The answer is not checked: see
+ * hq__conn_sentinel_lookup().
  */
-int hq__sentinel_lookup(const struct hq__store_seed *sentinels, unsigned n,
-                        const char *name, const struct hq__store_addr *addr,
-                        struct hq__store_seed *master, struct hq__err *err);
+int hq__sentinel_ask(const struct hq__store_seed *s, const char *name,
+                     int timeout_ms, struct hq__store_seed *out,
+                     struct hq__err *err);
 
 #endif /* HQ_SENTINEL_INT_H */

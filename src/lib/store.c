@@ -1,13 +1,14 @@
 /*
- * The Redis store: addresses, connections, key names, and running the
- * embedded scripts. See store_int.h for the contract.
+ * The Redis store: addresses, key names, and the embedded scripts' calls.
+ * See store_int.h for the contract. No I/O.
  *
  * Scripts run by EVALSHA; their SHA1 is computed here once (OpenSSL), so a
  * call costs one round trip and sends no script text. When Redis answers
- * NOSCRIPT (it restarted, or SCRIPT FLUSH), the same call is sent again as
- * EVAL, which also caches the script for the next EVALSHA. A script is
- * deterministic in its effects, so sending it again after NOSCRIPT cannot
- * apply it twice: NOSCRIPT means it did not run.
+ * NOSCRIPT (it restarted, or SCRIPT FLUSH), the connection layer sends the
+ * same call again as EVAL (hq__store_eval_cmd() with `use_src`), which also
+ * caches the script for the next EVALSHA. A script is deterministic in its
+ * effects, so sending it again after NOSCRIPT cannot apply it twice:
+ * NOSCRIPT means it did not run.
  */
 #include <errno.h>
 #include <limits.h>
@@ -307,4 +308,28 @@ hq__store_key_customer(const char *key, size_t keylen, size_t *custlen)
         }
     }
     return HQ_EINVAL;
+}
+
+int
+hq__store_eval_cmd(const char *name, int use_src, const char *prefix, int argc,
+                   const char **argv, const size_t *argvlen, const char **cmd,
+                   size_t *cmdlen)
+{
+    const struct hq__script *s = hq__store_script(name);
+
+    if (s == NULL || argc < 0)
+        return HQ_EINVAL;
+    cmd[0] = use_src ? "EVAL" : "EVALSHA";
+    cmdlen[0] = strlen(cmd[0]);
+    cmd[1] = use_src ? s->src : hq__store_script_sha(name);
+    cmdlen[1] = use_src ? s->len : 40;
+    cmd[2] = "1";
+    cmdlen[2] = 1;
+    cmd[3] = prefix;
+    cmdlen[3] = strlen(prefix);
+    for (int i = 0; i < argc; i++) {
+        cmd[4 + i] = argv[i];
+        cmdlen[4 + i] = argvlen ? argvlen[i] : strlen(argv[i]);
+    }
+    return HQ_OK;
 }

@@ -1,9 +1,10 @@
 /*
- * The Redis store: where the queue lives and how we talk to it.
+ * The Redis store: where the queue lives and what its calls look like.
  *
  * Parses redis:// and unix:// URLs, names the Redis keys of a shard, and
- * knows the embedded Lua scripts and their SHA1s. Connections and calls are
- * conn_int.h's.
+ * knows the embedded Lua scripts, their SHA1s and the EVALSHA command that
+ * runs one. No I/O: connections and calls are conn_int.h's (and
+ * router_int.h's, on a cluster), which use this; nothing here uses them.
  */
 #ifndef HQ_STORE_INT_H
 #define HQ_STORE_INT_H
@@ -103,5 +104,17 @@ int hq__store_key_customer(const char *key, size_t keylen, size_t *custlen);
 const char *hq__store_script_sha(const char *name);
 /* The source of an embedded script, or NULL if unknown. */
 const struct hq__script *hq__store_script(const char *name);
+
+/*
+ * The command of script `name` on the keys under `prefix`: "EVALSHA sha 1
+ * prefix argv..." or, with `use_src`, "EVAL src 1 prefix argv...", into
+ * cmd/cmdlen, which hold argc + 4 entries (the caller bounds argc). The
+ * entries point at the script table, `prefix` and `argv` (lengths from
+ * `argvlen`, or strlen when it is NULL). HQ_EINVAL for an unknown script
+ * or a negative argc. Built here, sent by conn.c and router.c.
+ */
+int hq__store_eval_cmd(const char *name, int use_src, const char *prefix,
+                       int argc, const char **argv, const size_t *argvlen,
+                       const char **cmd, size_t *cmdlen);
 
 #endif /* HQ_STORE_INT_H */

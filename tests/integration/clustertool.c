@@ -97,16 +97,14 @@ main(int argc, char **argv)
         return 0;
     }
     if ((argc == 4 || argc == 5) && strcmp(argv[1], "sentinel") == 0) {
-        struct hq__store_seed list[HQ_SEEDS_MAX], master;
+        struct hq__store_seed master;
         struct hq__store_addr a;
-        unsigned n;
 
-        if (hq__store_parse_hostports(argv[2], strlen(argv[2]), "sentinels", 1,
-                                      list, &n, &e))
-            return fail("sentinels", e.msg);
         if (hq__store_parse_url(argc == 5 ? argv[4] : "redis://unused", 2000, &a, &e))
             return fail("url", e.msg);
-        if (hq__sentinel_lookup(list, n, argv[3], &a, &master, &e) != HQ_OK)
+        if (hq__store_set_sentinels(&a, argv[2], argv[3], &e))
+            return fail("sentinels", e.msg);
+        if (hq__conn_sentinel_lookup(&a, &master, &e) != HQ_OK)
             return fail("sentinel", e.msg);
         printf("%s:%d\n", master.host, master.port);
         return 0;

@@ -307,6 +307,18 @@ def bad_queries_and_methods_are_named():
         status, headers, _ = hq.request("/metrics", body={"x": 1})
         assert status == 405 and "GET" in headers["Allow"], status
         assert hq.get("/nope")[0] == 404
+        # The listener answers a method a route does not take, alike for
+        # every route set, before the route runs: the Allow header and the
+        # detail list the route's methods.
+        for method, path, allow in (("GET", "/api/limit", "POST"),
+                                    ("POST", "/api/tokens/acme", "PUT, DELETE"),
+                                    ("DELETE", "/api/keys/acme:x", "GET, HEAD"),
+                                    ("PUT", "/", "GET, HEAD")):
+            status, headers, text = hq.request(path, method=method)
+            assert status == 405 and headers["Allow"] == allow, (method, path, status, text)
+            assert json.loads(text) == {"error": "method_not_allowed", "detail": allow}, text
+        # /healthz takes any method, as it always has.
+        assert hq.request("/healthz", method="POST", body=b"")[0] == 200
 
 
 @suite.test

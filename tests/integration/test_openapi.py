@@ -120,11 +120,17 @@ def every_route_answers_as_the_document_says():
 def the_document_lists_every_route_the_listener_serves():
     with open(SPEC) as f:
         text = f.read()
-    with open(os.path.join(HERE, "..", "..", "src", "hookq", "admin_api.c")) as f:
-        code = f.read()
     import re
-    served = set(re.findall(r'hk_admin_route(?:_prefix)?\(a, "(/api/[^"]*)"', code))
-    assert served, "no routes found in admin_api.c"
+    served = set()
+    for name in ("admin_api.c", "admin_app.c"):
+        with open(os.path.join(HERE, "..", "..", "src", "hookq", name)) as f:
+            code = f.read()
+        defines = dict(re.findall(r'#define ([A-Z_]+) "([^"]*)"', code))
+        found = re.findall(r'hk_admin_route(?:_prefix)?\(a, (?:"(/api/[^"]*)"|([A-Z_]+))', code)
+        found = [lit or defines.get(macro, "") for lit, macro in found]
+        found = [p for p in found if p.startswith("/api/")]
+        assert found, "no routes found in %s" % name
+        served.update(found)
     for path in served:
         want = path + "{" if path.endswith("/") else path + ":"
         assert "\n  " + want in text, "docs/admin-api.yaml has no %s" % path
