@@ -182,6 +182,27 @@ def dedup_deletes_a_generation_whole_once_its_ids_are_forgotten():
 
 
 @suite.test
+def dedup_reads_the_generations_list_in_binary_and_in_the_older_decimal_text():
+    import struct
+    srv, q = fresh()
+    with srv:
+        c = srv.client()
+        first = q.push("c", "e", whid="w-up")
+        raw = c.get(P + "dd")
+        # Big-endian doubles: the next generation number, then six per
+        # generation.
+        assert len(raw) % 8 == 0 and (len(raw) // 8 - 1) % 6 == 0
+        nums = struct.unpack(">%dd" % (len(raw) // 8), raw)
+        assert nums[0] == 2 and nums[1] == 1
+        # A Redis written before the binary list keeps its ids remembered.
+        c.set(P + "dd", " ".join("%d" % x for x in nums))
+        assert q.push("c", "e", whid="w-up") == (1, first[1], 0)
+        assert q.push("c", "e", whid="w-new")[0] == 0
+        assert q.push("c", "e", whid="w-new")[0] == 1
+        assert q.push("c", "e", whid="w-up") == (1, first[1], 0)
+
+
+@suite.test
 def depth_cap_counts_the_job_in_flight():
     srv, q = fresh()
     with srv:
