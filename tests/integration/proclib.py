@@ -9,6 +9,7 @@ import tempfile
 import time
 
 from harness import HOOKQ, helper, lua_script, webhook_digest
+from storelib import as_store
 
 
 def prefix(shard=0, ns="hookq"):
@@ -48,14 +49,17 @@ class Double:
             return sum(1 for line in f if line.endswith("\n"))
 
 
-def write_config(redis_url, api_url, events, worker=None, api=None, extra=""):
-    """events: {code: {"fetch": [...], "deliver": ..., "on_failure": ...}}."""
+def write_config(redis, api_url, events, worker=None, api=None, extra=""):
+    """redis: a URL (one shard) or a storelib store (its url and shards).
+    events: {code: {"fetch": [...], "deliver": ..., "on_failure": ...}}."""
     w = {"concurrency": 16, "threads": 2, "lease": "5s", "max_attempts": 3,
          "backoff": "100ms..300ms", "shutdown_timeout": "5s"}
     w.update(worker or {})
     a = {"base_url": api_url, "rate": "2/1s", "margin": "25ms", "timeout": "3s"}
     a.update(api or {})
-    lines = ["[redis]", "url = " + redis_url, "", "[admin]", "listen = off", "", "[worker]"]
+    lines = ["[redis]"] + (["url = " + redis] if isinstance(redis, str) else
+                           redis.config().splitlines())
+    lines += ["", "[admin]", "listen = off", "", "[worker]"]
     lines += ["%s = %s" % kv for kv in w.items()]
     lines += ["", "[api]"] + ["%s = %s" % kv for kv in a.items()]
     for code, ev in events.items():
@@ -86,26 +90,42 @@ def start_workers(start, config, n=1):
 
 
 class Queue:
-    """Push webhooks and manage tokens with the project's own scripts."""
+    """Push webhooks and manage tokens with the project's own scripts, in
+    `r`: a redis client (one shard) or a storelib store (each customer in
+    its own shard, on the node that serves it)."""
 
     def __init__(self, r):
-        self.r = r
-        self.enq = r.register_script(lua_script("enqueue"))
+        self.store = as_store(r)
+        self.r = self.store.client()
+        self.enq = self.r.register_script(lua_script("enqueue"))
+
+    def _at(self, customer):
+        p = self.store.prefix(customer)
+        return p, self.store.client(p)
 
     def push(self, customer, code, data, webhook_id=""):
         body = json.dumps({"code": code, "data": data})
-        st, jid, seq = self.enq(keys=[prefix()], args=[0, 86400000, customer, code, body, webhook_id,
-                                                             webhook_digest(webhook_id)])
+        p, r = self._at(customer)
+        st, jid, seq = self.enq(keys=[p], args=[0, 86400000, customer, code, body, webhook_id,
+                                                webhook_digest(webhook_id)], client=r)
         assert st == 0, st
         return jid.decode(), seq
 
     def push_many(self, items):
-        """items: (customer, code, data) in order; one pipeline."""
-        pipe = self.r.pipeline(transaction=False)
+        """items: (customer, code, data) in order; one pipeline per node
+        (a customer's jobs all go through one, in order)."""
+        pipes, where = {}, []
         for customer, code, data in items:
+            p, r = self._at(customer)
+            if id(r) not in pipes:
+                pipes[id(r)] = (r.pipeline(transaction=False), [])
+            pipe, idx = pipes[id(r)]
             body = json.dumps({"code": code, "data": data})
-            self.enq(keys=[prefix()], args=[0, 86400000, customer, code, body, "", ""], client=pipe)
-        res = pipe.execute()
+            self.enq(keys=[p], args=[0, 86400000, customer, code, body, "", ""], client=pipe)
+            where.append((id(r), len(idx)))
+            idx.append(len(where) - 1)
+        out = {k: pipe.execute() for k, (pipe, _) in pipes.items()}
+        res = [out[k][i] for k, i in where]
         assert all(x[0] == 0 for x in res), res[:3]
         return res
 
@@ -114,19 +134,23 @@ class Queue:
         releases the customer's keys held for `no-token`/`token-invalid`."""
         if not hasattr(self, "tset"):
             self.tset = self.r.register_script(lua_script("token_set"))
-        return self.tset(keys=[prefix()], args=[customer, token])
+        p, r = self._at(customer)
+        return self.tset(keys=[p], args=[customer, token], client=r)
 
     def stats(self):
-        return {k.decode(): int(v) for k, v in self.r.hgetall(prefix() + "stats").items()}
+        return self.store.stats()
 
     def depth(self):
-        return sum(self.r.llen(k) for k in self.r.scan_iter(prefix() + "q:*"))
+        return sum(self.store.client(p).llen(k) for p in self.store.prefixes()
+                   for k in self.store.client(p).scan_iter(p + "q:*"))
 
     def dead_letters(self):
         out = []
-        for jid in self.r.lrange(prefix() + "dlq", 0, -1):
-            out.append({k.decode(): v.decode() for k, v in
-                        self.r.hgetall(prefix() + "dl:" + jid.decode()).items()})
+        for p in self.store.prefixes():
+            r = self.store.client(p)
+            for jid in r.lrange(p + "dlq", 0, -1):
+                out.append({k.decode(): v.decode() for k, v in
+                            r.hgetall(p + "dl:" + jid.decode()).items()})
         return out
 
 

@@ -1,15 +1,20 @@
 """Processing a job end to end (DESIGN §3.4, G7, G8): worker processes
 running the job pipeline against a real redis-server, the mock API
 (tests/doubles/mockapi.c) and the delivery sink (tests/doubles/sink.c), all
-over loopback HTTP. The rate tests are in test_process_rate.py."""
+over loopback HTTP. The rate tests are in test_process_rate.py. Each test
+runs on a storelib.Store: one redis-server; the first (order over 200 keys
+and 3 workers) also on a 3-master cluster, 12 shards
+(integration.process_cluster, HQ_REDIS=cluster). The others read shard 0's
+keys directly: one server only."""
 import json
 import os
 import stat
 import tempfile
 import time
 
-from harness import RedisServer, Suite, processes, wait_until
+from harness import Suite, processes, wait_until
 from proclib import Double, Queue, prefix, start_workers, write_config
+from storelib import Store
 
 suite = Suite("process")
 P = prefix()
@@ -27,8 +32,8 @@ def setup(start, rs, events=None, worker=None, api=None, nworkers=1, api_args=()
     extra = ""
     if deliver:
         extra = "\n[deliver]\n" + "".join("%s = %s\n" % kv for kv in deliver.items())
-    cfg = write_config(rs.url, mock.url, events, worker=worker, api=api, extra=extra)
-    q = Queue(rs.client())
+    cfg = write_config(rs, mock.url, events, worker=worker, api=api, extra=extra)
+    q = Queue(rs)
     workers = start_workers(start, cfg, nworkers)
     return mock, sink, q, workers
 
@@ -42,7 +47,7 @@ def by_key(records):
 
 @suite.test
 def fetch_and_http_delivery_keep_every_keys_order_over_200_keys_and_3_workers():
-    with RedisServer() as rs, processes() as start:
+    with Store() as rs, processes() as start:
         mock, sink, q, _ = setup(start, rs, api={"rate": "100/1s"}, nworkers=3,
                                  worker={"concurrency": 32}, api_args=("--rate", "100/1000"))
         n_keys, per_key = 200, 5
@@ -82,7 +87,7 @@ def fetch_and_http_delivery_keep_every_keys_order_over_200_keys_and_3_workers():
 
 @suite.test
 def payload_has_exactly_the_documented_fields():
-    with RedisServer() as rs, processes() as start:
+    with Store() as rs, processes() as start:
         events = {"post-create": {"fetch": [FETCH, "GET /users/{data.user}/{customer}"],
                                   "deliver": "SINK/hooks"}}
         mock, sink, q, workers = setup(start, rs, events=events)
@@ -112,7 +117,7 @@ def the_endpoint_is_the_route_or_the_concrete_url_as_configured():
     "GET /posts/{}" (route, the default), the 3rd call waits a window;
     counted per URL (url), all 4 go at once."""
     for mode, spread in (("route", (1000, 2000)), ("url", (0, 500))):
-        with RedisServer() as rs, processes() as start:
+        with Store() as rs, processes() as start:
             events = {"e1": {"fetch": ["GET /posts/{data.slug}"], "deliver": "SINK/hooks"},
                       "e2": {"fetch": ["GET /posts/{data.slug}"], "deliver": "SINK/hooks"}}
             mock, sink, q, _ = setup(start, rs, events=events,
@@ -129,7 +134,7 @@ def the_endpoint_is_the_route_or_the_concrete_url_as_configured():
 
 @suite.test
 def a_429_with_retry_after_is_honoured_and_counts_no_attempt():
-    with RedisServer() as rs, processes() as start:
+    with Store() as rs, processes() as start:
         # A wide margin: only the forced 429 may happen, even on a busy host.
         mock, sink, q, _ = setup(start, rs, api={"margin": "150ms"})
         q.set_token("c1", "tok-1")
@@ -155,7 +160,7 @@ def a_429_with_retry_after_is_honoured_and_counts_no_attempt():
 
 @suite.test
 def a_429_without_retry_after_waits_one_window():
-    with RedisServer() as rs, processes() as start:
+    with Store() as rs, processes() as start:
         mock, sink, q, _ = setup(start, rs, api={"rate": "2/1500ms", "margin": "150ms"},
                                  api_args=("--rate", "2/1500"))
         q.set_token("c1", "tok-1")
@@ -171,7 +176,7 @@ def a_429_without_retry_after_waits_one_window():
 def a_rejected_token_holds_its_keys_until_a_new_token_resumes_them_in_order():
     """Each key whose fetch meets the 401 is held in its turn; the customer
     itself is not held (its fetch-less keys would go on: test_deliver.py)."""
-    with RedisServer() as rs, processes() as start:
+    with Store() as rs, processes() as start:
         events = {"post-create": {"fetch": [FETCH], "deliver": "SINK/hooks"},
                   "post-delete": {"fetch": [FETCH], "deliver": "SINK/hooks"}}
         mock, sink, q, _ = setup(start, rs, events=events)
@@ -206,7 +211,7 @@ def a_rejected_token_holds_its_keys_until_a_new_token_resumes_them_in_order():
 def a_customer_without_a_token_is_held_until_one_is_set():
     """Its key that fetches is held (the customer is not: its fetch-less
     events go on, test_deliver.py)."""
-    with RedisServer() as rs, processes() as start:
+    with Store() as rs, processes() as start:
         mock, sink, q, _ = setup(start, rs)
         q.push("c9", "post-create", {"post_id": 1})
         q.push("c9", "post-create", {"post_id": 2})
@@ -222,7 +227,7 @@ def a_customer_without_a_token_is_held_until_one_is_set():
 
 @suite.test
 def server_errors_retry_then_dead_letter_and_the_key_goes_on():
-    with RedisServer() as rs, processes() as start:
+    with Store() as rs, processes() as start:
         mock, sink, q, _ = setup(start, rs, worker={"max_attempts": 3})
         q.set_token("c1", "tok-1")
         mock.control(fail={"/posts/500": 503})
@@ -240,7 +245,7 @@ def server_errors_retry_then_dead_letter_and_the_key_goes_on():
 
 @suite.test
 def other_client_errors_fail_at_once_and_the_hold_policy_holds_the_key():
-    with RedisServer() as rs, processes() as start:
+    with Store() as rs, processes() as start:
         events = {"post-create": {"fetch": [FETCH], "deliver": "SINK/hooks",
                                   "on_failure": "hold"}}
         mock, sink, q, _ = setup(start, rs, events=events, worker={"max_attempts": 5})
@@ -259,7 +264,7 @@ def other_client_errors_fail_at_once_and_the_hold_policy_holds_the_key():
 
 @suite.test
 def a_missing_template_field_is_a_permanent_failure_naming_it():
-    with RedisServer() as rs, processes() as start:
+    with Store() as rs, processes() as start:
         mock, sink, q, _ = setup(start, rs)
         q.set_token("c1", "tok-1")
         q.push("c1", "post-create", {"title": "no id"})
@@ -273,7 +278,7 @@ def a_missing_template_field_is_a_permanent_failure_naming_it():
 
 @suite.test
 def delivery_answers_decide_done_retry_or_permanent():
-    with RedisServer() as rs, processes() as start:
+    with Store() as rs, processes() as start:
         mock, sink, q, _ = setup(start, rs, events={
             "e": {"deliver": "SINK/hooks"}}, worker={"max_attempts": 2})
         sink.control(key_status={"a:e": 500, "b:e": 422, "c:e": 429})
@@ -294,7 +299,7 @@ def delivery_answers_decide_done_retry_or_permanent():
 
 @suite.test
 def a_slow_delivery_times_out_and_is_retried():
-    with RedisServer() as rs, processes() as start:
+    with Store() as rs, processes() as start:
         mock, sink, q, _ = setup(start, rs, events={"e": {"deliver": "SINK/hooks"}},
                                  deliver={"timeout": "500ms"}, worker={"max_attempts": 5})
         sink.control(delay_ms=1500)
@@ -331,7 +336,7 @@ def exec_exit_codes_mean_done_retry_or_permanent_and_a_hung_program_is_killed():
         '  hang:*) [ "$HOOKQ_ATTEMPT" -ge 2 ] && exit 0; sleep 30 ;;\n'
         'esac\n'
         'exit 0\n' % out)
-    with RedisServer() as rs, processes() as start:
+    with Store() as rs, processes() as start:
         mock, sink, q, _ = setup(start, rs, events={"e": {"deliver": "exec:" + script}},
                                  deliver={"timeout": "1s"}, worker={"max_attempts": 3})
         for k in ("ok", "retry", "perm", "hang"):
@@ -355,7 +360,7 @@ def exec_exit_codes_mean_done_retry_or_permanent_and_a_hung_program_is_killed():
 @suite.test
 def log_delivery_writes_one_json_line_per_job():
     path = tempfile.NamedTemporaryFile(prefix="hq-log-", suffix=".jsonl", delete=False).name
-    with RedisServer() as rs, processes() as start:
+    with Store() as rs, processes() as start:
         mock, sink, q, _ = setup(start, rs, events={"e": {"deliver": "log:" + path}},
                                  nworkers=2)
         for i in range(50):

@@ -7,12 +7,15 @@ least 1.9 calls/s achieved (95 % of 2/s, with api.margin at its default
 25 ms), and other tokens' jobs meanwhile flow at full speed. HQ_RATE_JOBS
 sets the backlog: ctest's integration.process_rate (make test) runs 60 jobs,
 integration.process_rate_long (label long, make test-long) the full 1,000
-(about 515 s)."""
+(about 515 s). With HQ_REDIS=cluster (integration.process_rate_cluster, 60
+jobs) the same on a 3-master cluster, 12 shards: the hot token's state is
+in its customer's shard, the others' tokens spread over every master."""
 import os
 import time
 
-from harness import RedisServer, Suite, processes, wait_until
+from harness import Suite, processes, wait_until
 from proclib import Double, Queue, max_in_window, start_workers, write_config
+from storelib import Store
 
 suite = Suite("process_rate")
 
@@ -22,15 +25,15 @@ KEYS, R, W = 10, 2, 1000.0
 
 @suite.test
 def one_token_gets_its_full_budget_and_never_more_while_others_flow():
-    with RedisServer() as rs, processes() as start:
+    with Store() as rs, processes() as start:
         mock = Double(start, "mockapi", "--rate", "%d/%d" % (R, W))
         sink = Double(start, "sink")
         events = {"e%d" % k: {"fetch": ["GET /posts/{data.post_id}"],
                               "deliver": sink.url + "/hooks"} for k in range(KEYS)}
-        cfg = write_config(rs.url, mock.url, events,
+        cfg = write_config(rs, mock.url, events,
                            worker={"concurrency": 16, "threads": 2},
                            api={"rate": "2/1s", "margin": "25ms"})
-        q = Queue(rs.client())
+        q = Queue(rs)
         q.set_token("hot", "tok-hot")
         items = [("hot", "e%d" % (i % KEYS), {"post_id": i}) for i in range(JOBS)]
         q.push_many(items)

@@ -1,10 +1,12 @@
 """G3 with a real worker: one key with 50,000 jobs and 500 keys with 10
 jobs each, all enqueued before the worker starts. Every small key is done
 while the big key still has more than 40,000 jobs waiting, and no small key
-runs ahead of the others (round-robin over customers)."""
+runs ahead of the others (round-robin over customers). On one redis-server,
+and with HQ_REDIS=cluster (integration.worker_fair_cluster) on a 3-master
+cluster, 12 shards."""
 
 from harness import Suite
-from workerlib import P, Worker, count_lines, push, records, wait_until, worker_env
+from workerlib import Worker, count_lines, push, records, wait_until, worker_env
 
 suite = Suite("worker_fair")
 
@@ -12,10 +14,9 @@ suite = Suite("worker_fair")
 @suite.test
 def small_keys_finish_while_the_big_key_waits():
     with worker_env() as (srv, start, out):
-        r = srv.client()
-        assert push(srv.url, "big:e*50000", extra=["--batch", "5000"])["stored"] == 50000
-        assert push(srv.url, "@500:e*10", extra=["--batch", "5000"])["stored"] == 5000
-        w = Worker(start, srv.url, out, threads=2, concurrency=16)
+        assert push(srv, "big:e*50000", extra=["--batch", "5000"])["stored"] == 50000
+        assert push(srv, "@500:e*10", extra=["--batch", "5000"])["stored"] == 5000
+        w = Worker(start, srv, out, threads=2, concurrency=16)
         small_done = lambda: count_lines(out, "A", outcome="done") - count_lines(out, "A", key="big:e")
         wait_until(lambda: small_done() >= 5000, 120, interval=0.1, what="the small keys")
         assert w.stop() == 0

@@ -3,7 +3,9 @@ process announces itself in Redis every second; `hookq workers --json`,
 GET /api/workers and the hookq_workers gauge list the live ones, and one
 that was SIGKILLed is gone from all three within 5 s. And the namespace's
 shard count, recorded by its first process: a process with another
-`shards` refuses to start (exit 2), naming both values."""
+`shards` refuses to start (exit 2), naming both values. On one
+redis-server, and with HQ_REDIS=cluster (integration.workers_cluster) on a
+3-master cluster, 12 shards."""
 import calendar
 import json
 import os
@@ -15,7 +17,8 @@ import tempfile
 import time
 import urllib.request
 
-from harness import HOOKQ, RedisServer, Suite, free_port, processes, wait_until
+from harness import HOOKQ, Suite, free_port, processes, wait_until
+from storelib import Store
 
 suite = Suite("workers")
 
@@ -23,12 +26,13 @@ BASE_ENV = {k: v for k, v in os.environ.items() if not k.startswith("HOOKQ_")}
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
-def config(d, name, url, admin="off", shards=1):
+def config(d, name, srv, admin="off", shards=None):
+    """A config on store `srv`, with its shard count unless `shards`."""
     path = os.path.join(d, name)
     with open(path, "w") as f:
         f.write("[redis]\nurl = %s\nshards = %d\n[admin]\nlisten = %s\n"
                 "[worker]\nthreads = 3\nconcurrency = 6\nshutdown_timeout = 1s\n"
-                "[event x]\ndeliver = log\n" % (url, shards, admin))
+                "[event x]\ndeliver = log\n" % (srv.url, shards or srv.shards, admin))
     return path
 
 
@@ -57,10 +61,10 @@ def gauge(admin):
 @suite.test
 def two_workers_are_listed_and_a_killed_one_is_gone_within_5s():
     d = tempfile.mkdtemp(prefix="hq-workers-")
-    with RedisServer() as srv, processes() as start:
+    with Store() as srv, processes() as start:
         admin = "127.0.0.1:%d" % free_port()
-        a = config(d, "a.ini", srv.url, admin=admin)
-        b = config(d, "b.ini", srv.url)
+        a = config(d, "a.ini", srv, admin=admin)
+        b = config(d, "b.ini", srv)
         t0 = int(time.time() * 1000)
         w1 = start([HOOKQ, "work", "-c", a], env=BASE_ENV,
                    stderr=open(os.path.join(d, "w1.log"), "w"))
@@ -128,38 +132,40 @@ def two_workers_are_listed_and_a_killed_one_is_gone_within_5s():
 @suite.test
 def a_process_with_another_shard_count_refuses_to_start():
     d = tempfile.mkdtemp(prefix="hq-shards-")
-    with RedisServer() as srv, processes() as start:
-        one = config(d, "one.ini", srv.url, shards=1)
-        four = config(d, "four.ini", srv.url, shards=4)
-        # The first process records shards = 1.
+    with Store() as srv, processes() as start:
+        meta = srv.client("{hookq:meta}:")
+        n = srv.shards
+        one = config(d, "one.ini", srv)
+        four = config(d, "four.ini", srv, shards=4)
+        # The first process records its shard count (1, or 12 on the cluster).
         w = start([HOOKQ, "work", "-c", one], env=BASE_ENV,
                   stderr=open(os.path.join(d, "w.log"), "w"))
-        wait_until(lambda: srv.client().get("{hookq:meta}:shards") == b"1", 5,
+        wait_until(lambda: meta.get("{hookq:meta}:shards") == b"%d" % n, 5,
                    what="shard count recorded")
         for cmd in (["work"], ["serve"], ["run"], ["stats"], ["keys"], ["workers", "--json"]):
             r = hookq(*cmd, "-c", four, timeout=20)
             err = r.stderr
             assert r.returncode == 2, (cmd, r)
-            assert "shards = 4" in err and "shards = 1" in err, (cmd, err)
+            assert "shards = 4" in err and "shards = %d" % n in err, (cmd, err)
             if "--json" in cmd:
                 e = json.loads(err)
                 assert e["error"] == "config" and "shards = 4" in e["detail"], e
                 assert r.stdout == "", r
         # The worker of the right count is undisturbed, and the record stays.
         assert w.alive()
-        assert srv.client().get("{hookq:meta}:shards") == b"1"
+        assert meta.get("{hookq:meta}:shards") == b"%d" % n
         r = hookq("stats", "-c", one)
         assert r.returncode == 0, r
         # config and store accept the same maximum (in a namespace of its own).
-        big = config(d, "big.ini", srv.url, shards=1024)
+        big = config(d, "big.ini", srv, shards=1024)
         text = open(big).read().replace("[redis]\n", "[redis]\nnamespace = big\n")
         open(big, "w").write(text)
         r = hookq("check", "-c", big)
         assert r.returncode == 0, r
         r = hookq("keys", "-c", big)
         assert r.returncode == 0, r
-        assert srv.client().get("{big:meta}:shards") == b"1024"
-        r = hookq("keys", "-c", config(d, "big2.ini", srv.url, shards=1025))
+        assert srv.client("{big:meta}:").get("{big:meta}:shards") == b"1024"
+        r = hookq("keys", "-c", config(d, "big2.ini", srv, shards=1025))
         assert r.returncode == 2 and "shards" in r.stderr, r
 
 

@@ -8,7 +8,8 @@ import os
 import subprocess
 import tempfile
 
-from harness import RedisServer, helper, processes, wait_until
+from harness import helper, processes, wait_until
+from storelib import Store
 
 P = "{hookq:0}:"
 
@@ -19,16 +20,26 @@ Ack = collections.namedtuple("Ack", "key seq pid outcome latency_us attempt")
 
 @contextlib.contextmanager
 def worker_env(**redis_args):
-    """What most worker tests start from: (a redis-server, made with
-    `redis_args`, the start() of harness.processes(), the path of a record
+    """What most worker tests start from: (a storelib.Store — a
+    redis-server made with `redis_args`, or with HQ_REDIS=cluster a
+    cluster —, the start() of harness.processes(), the path of a record
     file in a fresh temporary directory); all stopped or removed on the way
     out."""
-    with RedisServer(**redis_args) as srv, processes() as start, tempfile.TemporaryDirectory() as d:
+    with Store(**redis_args) as srv, processes() as start, tempfile.TemporaryDirectory() as d:
         yield srv, start, os.path.join(d, "rec")
 
 
-def push(url, *spec, extra=(), timeout=300):
-    out = subprocess.run([helper("pushjobs"), "--url", url, *extra, *spec],
+def where(target):
+    """The --url (and --shards) arguments of testworker and pushjobs for
+    `target`: a redis URL (one shard) or a storelib store."""
+    if isinstance(target, str):
+        return ["--url", target]
+    return target.args()
+
+
+def push(target, *spec, extra=(), timeout=300):
+    """pushjobs SPEC... into `target` (a URL or a store); its JSON answer."""
+    out = subprocess.run([helper("pushjobs"), *where(target), *extra, *spec],
                          capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
@@ -91,11 +102,12 @@ def count_lines(path, prefix, key=None, outcome=None):
 
 
 class Worker:
-    """A testworker process; `stats()` parses the JSON line it prints on exit."""
+    """A testworker process on `target` (a URL or a store); `stats()`
+    parses the JSON line it prints on exit."""
 
-    def __init__(self, start, url, out, *args, threads=2, concurrency=16, quiet=True):
+    def __init__(self, start, target, out, *args, threads=2, concurrency=16, quiet=True):
         self.outfile = tempfile.NamedTemporaryFile(prefix="hq-worker-", suffix=".json", delete=False)
-        argv = [helper("testworker"), "--url", url, "--out", out,
+        argv = [helper("testworker"), *where(target), "--out", out,
                 "--threads", str(threads), "--concurrency", str(concurrency)]
         if quiet:
             argv.append("--quiet")
