@@ -154,10 +154,6 @@ local function dd_save()
   redis.call('SET', P .. 'dd', struct.pack('>' .. string.rep('d', #nums), unpack(nums)))
 end
 
--- Looks the webhook-id up in every live generation; when it is new, stores
--- it in the current one for job number `num`. Returns the first job's id
--- number when it is a duplicate, else false and the hash and field it was
--- stored at (so that a refusal can take it back).
 -- The name of hash i of a generation. Numbers are printed with
 -- string.format('%d') (about 2,400 instructions of Redis): a number
 -- concatenated or passed to redis.call is printed as "%.14g" (about 3,900).
@@ -165,6 +161,11 @@ local function bucket(g, i)
   return g.pre .. string.format('%d', i)
 end
 
+-- Looks the webhook-id up in every live generation (the current one and
+-- `older`, filled once dd_pick has chosen the current one); when it is new,
+-- stores it in the current one for job number `num`. Returns the first
+-- job's id number when it is a duplicate, else false and the hash and field
+-- it was stored at (so that a refusal can take it back).
 local older = {}
 local function dd_check(f, num)
   local b1, b2, b3, b4 = string.byte(f, 1, 4)
