@@ -404,9 +404,15 @@ check_http_url(const char *v, char *why, size_t n)
 {
     if ((strncmp(v, "http://", 7) == 0 && v[7] != '\0' && v[7] != '/') ||
         (strncmp(v, "https://", 8) == 0 && v[8] != '\0' && v[8] != '/')) {
+        char origin[600];
+
         for (const char *p = v; *p; p++)
             if (isspace((unsigned char)*p))
                 goto bad;
+        /* The origin names the target's circuit breaker: a url without a
+         * readable host[:port] has none, so it is refused here. */
+        if (hq__url_origin(v, origin, sizeof(origin)) != HQ_OK)
+            goto bad;
         return 0;
     }
 bad:
@@ -416,8 +422,7 @@ bad:
 
 /*
  * A checked http(s) URL into `u`: without its trailing '/', and its origin
- * ("" when it has none: such a target has no circuit breaker). 0, or
- * HQ_ENOMEM.
+ * (check_http_url() made sure it has one). 0, or HQ_ENOMEM.
  */
 static int
 parse_http_url(const char *v, struct hq__http_url *u)

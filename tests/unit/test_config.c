@@ -1210,6 +1210,10 @@ static const struct {
      "invalid url 'ftp://h': expected http://host[:port][/path]"},
     {"api", "base_url", "http:///p", NULL,
      "invalid url 'http:///p': expected http://host[:port][/path]"},
+    {"api", "base_url", "http://[::1", NULL,
+     "invalid url 'http://[::1': expected http://host[:port][/path]"},
+    {"api", "base_url", "http://u@/p", NULL,
+     "invalid url 'http://u@/p': expected http://host[:port][/path]"},
     /* listen: host and port, brackets dropped; [admin] also takes off */
     {"intake", "listen", "[::1]:0", "host ::1 port 0", NULL},
     {"intake", "listen", "0.0.0.0:65535", "host 0.0.0.0 port 65535", NULL},
