@@ -60,6 +60,7 @@
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
 
+#include "clock_int.h"
 #include "common_int.h"
 #include "conn_int.h"
 #include "record_int.h"
@@ -214,23 +215,12 @@ struct hq_worker {
 static void flush_cb(evutil_socket_t fd, short what, void *arg);
 static void maybe_exit(struct loop *l);
 
+/* The library's clock (clock_int.h), as the unsigned nanoseconds the
+ * loop's deadlines are kept in. */
 static uint64_t
 mono_ns(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t
-rng_next(struct loop *l)
-{
-    /* xorshift64*: good enough for jitter. */
-    l->rng ^= l->rng >> 12;
-    l->rng ^= l->rng << 25;
-    l->rng ^= l->rng >> 27;
-    return l->rng * 2685821657736338717ull;
+    return (uint64_t)hq__mono_ns();
 }
 
 static void
@@ -480,7 +470,7 @@ hq_job_retry(hq_job *job, const char *error)
     }
     job_finish(job, OP_RETRY,
                hq__backoff_ms(job->attempt, o->backoff_min_ms,
-                              o->backoff_max_ms, rng_next(job->loop)),
+                              o->backoff_max_ms, hq__rng_next(&job->loop->rng)),
                NULL, error);
 }
 
@@ -1480,8 +1470,7 @@ hq_worker_new(const struct hq_worker_options *opts, hq_worker **out)
         l->w = w;
         l->index = i;
         l->capacity = conc / threads + (i < conc % threads ? 1 : 0);
-        l->rng = ((uint64_t)time(NULL) << 20) ^ ((uint64_t)getpid() << 8) ^
-                 (i + 1) * 0x9e3779b97f4a7c15ull;
+        l->rng = hq__rng_seed(l);
         if (pipe2(l->pipefd, O_NONBLOCK | O_CLOEXEC) != 0)
             return hq__err_set(&w->err, HQ_EIO, "cannot create a pipe: %s",
                                strerror(errno));
