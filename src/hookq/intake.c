@@ -749,19 +749,25 @@ on_timer(evutil_socket_t fd, short what, void *arg)
         conn_free(c);
         return;
     case ST_STORE: {
-        /* Redis is too slow or gone: answer, then start a new connection. */
+        /* Redis is too slow or gone: answer, then start a new connection
+         * to the server of the request's shard (on a cluster, that master
+         * alone: a hung master's calls fail, and the map is read again). */
+        unsigned shard = hq__store_shard_of(&lp->in->ns, c->env.customer,
+                                            c->env.customer_len);
+
         hq__pusher_cancel(&c->pend);
         send_error(c, 503, HQ_INTAKE_REDIS_UNAVAILABLE, "redis_unavailable",
                    "redis did not answer in time; the job may or may not be "
                    "stored: retry with the same webhook-id",
                    "Retry-After: " RETRY_AFTER_503 "\r\n");
-        if (lp->redis.ac != NULL) {
-            char why[80];
+        if (lp->redis.ac != NULL || lp->redis.router != NULL) {
+            char why[96];
 
-            snprintf(why, sizeof(why), "redis did not answer within %d ms",
-                     REDIS_TIMEOUT_MS);
+            snprintf(why, sizeof(why),
+                     "redis did not answer within %d ms (shard %u)",
+                     REDIS_TIMEOUT_MS, shard);
             /* Pending requests get NULL replies: 503. */
-            hq__conn_reset(&lp->redis, why);
+            hq__conn_reset_shard(&lp->redis, shard, why);
         }
         process(c);
         return;

@@ -218,6 +218,53 @@ def test_a_stuck_master_drops_only_its_own_connection():
 
 
 @suite.test
+def test_the_intake_drops_only_a_hung_masters_connection():
+    """A request whose master does not answer within 1.5 s gets 503, and
+    the intake drops that master's connection alone (the calls on it fail,
+    the map is read again): once the master answers again, its shards take
+    webhooks on a new connection; the other masters' stay."""
+    with RedisCluster(masters=3) as c, processes() as start:
+        sink = Double(start, "sink")
+        hq = Hookq(start, c, sink, command="serve")
+        victim = c.owner(c.keyslot("{hookq:0}:"))
+        healthy = [m for m in c.masters() if m is not victim]
+        victim_shards = [s for s in range(SHARDS)
+                         if c.owner(c.keyslot("{hookq:%d}:" % s)) is victim]
+        conn = http.client.HTTPConnection("127.0.0.1", hq.port, timeout=10)
+        on_victim = None
+        for cu in range(60):
+            st, body = hq.post(conn, "h%d" % cu, 1)
+            assert st == 202, (st, body)
+            if on_victim is None and any(
+                    victim.client().hexists("{hookq:%d}:seq" % s, "h%d:post-create" % cu)
+                    for s in victim_shards):
+                on_victim = "h%d" % cu
+
+        def clients(node):
+            return {x["id"] for x in node.client().client_list()
+                    if x["cmd"] != "client|list"}
+        assert on_victim is not None
+        before = {m.port: clients(m) for m in c.masters()}
+        victim.proc.signal(signal.SIGSTOP)
+        try:
+            t = time.monotonic()
+            st, body = hq.post(conn, on_victim, 2)
+            assert st == 503 and time.monotonic() - t < 2.5, (st, body)
+            wait_until(lambda: "did not answer within" in hq.stderr(), 5,
+                       what="the intake's reset")
+        finally:
+            victim.proc.signal(signal.SIGCONT)
+
+        def stored_again():
+            st, body = hq.post(conn, on_victim, 3)
+            return st == 202
+        wait_until(stored_again, 10, interval=0.2, what="202 again from the shard")
+        assert before[victim.port] - clients(victim), "the hung master's connection stayed"
+        for m in healthy:
+            assert before[m.port] <= clients(m), (m.port, before[m.port], clients(m))
+
+
+@suite.test
 def test_a_worker_killed_on_a_cluster_loses_nothing_and_keeps_order():
     with RedisCluster(masters=3) as c, processes() as start:
         sink = Double(start, "sink", "--delay-ms", "20")
