@@ -1013,6 +1013,17 @@ hq__conn_reset(struct hq__conn *c, const char *why)
 }
 
 void
+hq__conn_reset_shard(struct hq__conn *c, unsigned shard, const char *why)
+{
+    if (c->router == NULL) {
+        hq__conn_reset(c, why);
+        return;
+    }
+    router_node_down(why, c);
+    hq__router_reset_slot(c->router, hq__cluster_shard_slot(c->ns, shard));
+}
+
+void
 hq__conn_no_reconnect(struct hq__conn *c)
 {
     c->closing = 1;

@@ -119,6 +119,14 @@ void hq__conn_start(struct hq__conn *c);
 void hq__conn_reset(struct hq__conn *c, const char *why);
 
 /*
+ * As hq__conn_reset(), for a call on `shard` that was not answered in
+ * time: on a Redis Cluster only the connection to that shard's master is
+ * dropped (its calls answered NULL), the other masters' calls go on; on
+ * one Redis, the connection. The `down` hook gets `why`.
+ */
+void hq__conn_reset_shard(struct hq__conn *c, unsigned shard, const char *why);
+
+/*
  * From now on, a lost connection is not made again (its loop is stopping);
  * the connection in place stays for the calls in flight.
  */

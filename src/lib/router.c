@@ -666,6 +666,22 @@ hq__router_reset(struct hq__router *r)
     refresh(r);
 }
 
+void
+hq__router_reset_slot(struct hq__router *r, unsigned slot)
+{
+    struct rnode *n = r->has_map ? slot_node(r, slot) : NULL;
+    redisAsyncContext *ac;
+
+    if (n == NULL || n->ac == NULL) {
+        refresh(r);
+        return;
+    }
+    ac = n->ac;
+    node_failed(n); /* the backoff before the next connect, a map read */
+    ac->data = NULL;
+    redisAsyncFree(ac); /* answers its calls with NULL, a CLUSTER SLOTS too */
+}
+
 redisAsyncContext *
 hq__router_slot_ac(struct hq__router *r, unsigned slot)
 {

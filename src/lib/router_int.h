@@ -80,6 +80,15 @@ void hq__router_set_hooks(struct hq__router *r,
 void hq__router_reset(struct hq__router *r);
 
 /*
+ * Drop only the connection to the master of `slot` (its calls in flight
+ * are answered NULL), connect to it again after the backoff, and read the
+ * map again: a call to that master went unanswered for too long. The
+ * other masters' connections, calls and replies are left alone. Not from
+ * inside a callback of one of its calls.
+ */
+void hq__router_reset_slot(struct hq__router *r, unsigned slot);
+
+/*
  * The connection to the master of `slot`, made if need be; NULL when the
  * slot has no master or its connection is failing now. Before the first
  * map has been read: the connection it is being read on (a call made now

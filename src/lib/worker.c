@@ -62,6 +62,7 @@
 
 #include "common_int.h"
 #include "conn_int.h"
+#include "quietlog_int.h"
 #include "record_int.h"
 #include "registry_int.h"
 #include "worker_int.h"
@@ -183,6 +184,7 @@ struct hq_worker {
     unsigned nloops;
     int started;
     struct hq__err err;
+    struct hq__quietlog quiet;    /* Redis failures per shard and node, shared by the loops */
     /* The registry entry: fixed at hq_worker_start(). */
     char host[256];
     char beat_id[320];  /* host:pid:started_ms */
@@ -239,6 +241,46 @@ wlog(hq_worker *w, int level, const char *fmt, ...)
         w->opts.log_kv(level, buf, none, w->opts.log_arg);
     else
         w->opts.log(level, buf, w->opts.log_arg);
+}
+
+/*
+ * A call of lane `ln` failed (`detail` says how): logged at once the first
+ * time, then at most once per HQ_QUIETLOG_EVERY_MS per shard, with how
+ * many failures were not (quietlog_int.h). Counted in redis_errors.
+ */
+static void
+lane_failed(struct lane *ln, const char *detail)
+{
+    hq_worker *w = ln->loop->w;
+    char subject[32];
+    unsigned long quiet;
+
+    STAT_ADD(w, redis_errors, 1);
+    snprintf(subject, sizeof(subject), "shard %u", ln->shard);
+    if (!hq__quietlog_fail(&w->quiet, subject, 1, hq__conn_now_ms(), &quiet))
+        return;
+    if (quiet)
+        wlog(w, HQ_LOG_ERROR, "%s: %s (%lu more failures not logged)", subject,
+             detail, quiet);
+    else
+        wlog(w, HQ_LOG_ERROR, "%s: %s", subject, detail);
+}
+
+/* Lane `ln`'s call was answered: say so once when its shard had failed. */
+static void
+lane_answered(struct lane *ln)
+{
+    hq_worker *w = ln->loop->w;
+    char subject[32];
+    int64_t down_ms;
+    unsigned long n;
+
+    if (!hq__quietlog_failing(&w->quiet))
+        return;
+    snprintf(subject, sizeof(subject), "shard %u", ln->shard);
+    if (hq__quietlog_ok(&w->quiet, subject, hq__conn_now_ms(), &down_ms, &n))
+        wlog(w, HQ_LOG_INFO, "%s back after %.1f s, %lu calls retried", subject,
+             (double)down_ms / 1000.0, n);
 }
 
 /*
@@ -686,8 +728,11 @@ lane_send(struct lane *ln, unsigned claim_n)
     rc = hq__conn_eval(&l->cmd, ln->shard, "settle", (int)i, ln->argv,
                        ln->argvlen, settle_cb, ln);
     if (rc != HQ_OK) {
-        wlog(w, HQ_LOG_ERROR, "cannot send settle call: %s", hq_strerror(rc));
-        STAT_ADD(w, redis_errors, 1);
+        char detail[120];
+
+        snprintf(detail, sizeof(detail), "cannot send settle call: %s",
+                 hq_strerror(rc));
+        lane_failed(ln, detail);
         ln->retry_ns = mono_ns() + ERROR_BACKOFF_MS * 1000000ull;
         timer_set_ms(ln->timer_ev, ERROR_BACKOFF_MS);
         return;
@@ -873,11 +918,17 @@ settle_cb(redisAsyncContext *ac, void *reply_, void *privdata)
         r->element[0]->elements != nsent || r->element[1]->elements % 5 ||
         reply_int(r->element[2], &now_ms) ||
         reply_int(r->element[3], &next_due)) {
-        STAT_ADD(w, redis_errors, 1);
+        char detail[300];
+
         if (r && r->type == REDIS_REPLY_ERROR)
-            wlog(w, HQ_LOG_ERROR, "settle failed: %s", r->str);
+            snprintf(detail, sizeof(detail), "settle failed: %.250s", r->str);
         else if (r)
-            wlog(w, HQ_LOG_ERROR, "settle answered something unexpected");
+            snprintf(detail, sizeof(detail), "settle answered something unexpected");
+        else
+            snprintf(detail, sizeof(detail), "settle call got no answer "
+                     "(connection lost or dropped)");
+        if (!l->closing)
+            lane_failed(ln, detail);
         /* Connection lost, or an error: send the same ops again later. */
         lane_requeue_sent(ln);
         if (r && !l->closing) {
@@ -888,6 +939,7 @@ settle_cb(redisAsyncContext *ac, void *reply_, void *privdata)
         return;
     }
     STAT_ADD(w, round_trips, 1);
+    lane_answered(ln);
     res = r->element[0];
     cl = r->element[1];
 
@@ -1034,16 +1086,19 @@ tick_cb(evutil_socket_t fd, short what, void *arg_)
             schedule_flush(l);
         }
     }
-    /* Watchdog: hiredis has no command timeout of its own. */
+    /* Watchdog: hiredis has no command timeout of its own. A lane's call
+     * unanswered for too long drops the connection it went on: on a
+     * cluster only its master's, so that the lanes of the other masters
+     * go on (the reset answers the dropped calls, clearing `inflight` of
+     * every lane of that master). */
     for (i = 0; i < l->nlanes; i++) {
         if (l->lanes[i].inflight && now - l->lanes[i].sent_ns > timeout &&
             (l->cmd.ac || l->cmd.router)) {
             char why[80];
 
-            snprintf(why, sizeof(why), "redis did not answer within %d ms",
-                     w->addr.timeout_ms);
-            hq__conn_reset(&l->cmd, why); /* fails the calls */
-            break;
+            snprintf(why, sizeof(why), "shard %u: redis did not answer within %d ms",
+                     l->lanes[i].shard, w->addr.timeout_ms);
+            hq__conn_reset_shard(&l->cmd, l->lanes[i].shard, why);
         }
     }
     if (l->draining && l->run_head && now >= l->drain_ns) {
@@ -1183,14 +1238,23 @@ static void
 on_conn_down(struct hq__conn *c, const char *why, void *arg_)
 {
     struct loop *l = arg_;
+    char msg[HQ_QUIETLOG_SUBJECT_MAX];
+    unsigned long quiet;
 
     if (c == &l->cmd)
         l->beat_inflight = 0; /* its calls are answered with NULL */
     if (l->closing)
         return;
-    wlog(l->w, HQ_LOG_WARN, "%s connection: %s",
-         c == &l->sub ? "wake" : "command", why);
     STAT_ADD(l->w, redis_errors, 1);
+    /* The same failure again (a node still down): see quietlog_int.h. */
+    snprintf(msg, sizeof(msg), "%s connection: %s",
+             c == &l->sub ? "wake" : "command", why);
+    if (!hq__quietlog_fail(&l->w->quiet, msg, 0, hq__conn_now_ms(), &quiet))
+        return;
+    if (quiet)
+        wlog(l->w, HQ_LOG_WARN, "%s (%lu more not logged)", msg, quiet);
+    else
+        wlog(l->w, HQ_LOG_WARN, "%s", msg);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1363,6 +1427,8 @@ hq_worker_new(const struct hq_worker_options *opts, hq_worker **out)
     if (w == NULL)
         return HQ_ENOMEM;
     *out = w;
+    if (hq__quietlog_init(&w->quiet) != HQ_OK)
+        return hq__err_set(&w->err, HQ_ENOMEM, "cannot set up the worker's log");
     if (opts == NULL || opts->handler == NULL)
         return hq__err_set(&w->err, HQ_EINVAL, "a worker needs a handler");
     w->opts = *opts;
@@ -1558,6 +1624,7 @@ hq_worker_free(hq_worker *w)
             close(l->pipefd[1]);
     }
     free(w->loops);
+    hq__quietlog_release(&w->quiet);
     free(w);
 }
 
