@@ -976,8 +976,17 @@ beat_reply(redisAsyncContext *ac, void *reply_, void *privdata)
     (void)ac;
     if (l->beat_inflight > 0)
         l->beat_inflight--;
-    if (r != NULL && r->type == REDIS_REPLY_ERROR)
-        wlog(l->w, HQ_LOG_WARN, "cannot announce this worker in redis: %s", r->str);
+    if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+        char msg[HQ_QUIETLOG_SUBJECT_MAX];
+        unsigned long quiet;
+
+        /* Every second while the registry's master is down: see quietlog. */
+        snprintf(msg, sizeof(msg), "cannot announce this worker in redis: %.100s",
+                 r->str);
+        if (hq__quietlog_fail(&l->w->quiet, msg, 0, hq__conn_now_ms(), &quiet))
+            wlog(l->w, HQ_LOG_WARN, quiet ? "%s (%lu more not logged)" : "%s", msg,
+                 quiet);
+    }
     if (l->draining)
         maybe_exit(l);
 }
