@@ -83,7 +83,6 @@ struct hk_admin_api {
     hq_client *client;
     /* /healthz's connection, made when needed, on addr and ns. */
     struct hq__store_addr addr;
-    int addr_ok;
     struct hq__store_ns ns; /* the shards /healthz checks on a cluster */
     struct hq__sconn redis;
     /* What this process runs (each may be NULL). */
@@ -182,10 +181,6 @@ redis_state(struct hk_admin_api *api, char *why, size_t size)
     redisReply *r;
     int ok;
 
-    if (!api->addr_ok) {
-        snprintf(why, size, "invalid redis url");
-        return REDIS_DOWN;
-    }
     if (api->addr.cluster) {
         /* A Redis Cluster: the master of every shard must answer. */
         if (!hq__sconn_ping(&api->redis, why, size))
@@ -1031,6 +1026,7 @@ api_free(void *arg)
 int
 hk_admin_api_attach(struct hk_admin *a, const struct hq__config *cfg,
                     const struct hq_store_options *store,
+                    const struct hq__store_addr *addr,
                     struct hk_intake *intake, hq_worker *worker,
                     struct hq__process *process, char *err, size_t errsize)
 {
@@ -1046,13 +1042,9 @@ hk_admin_api_attach(struct hk_admin *a, const struct hq__config *cfg,
     api->intake = intake;
     api->worker = worker;
     api->process = process;
-    api->addr_ok =
-        hq__store_parse_url(store->url ? store->url : "redis://127.0.0.1:6379/0",
-                            PING_TIMEOUT_MS, &api->addr, &e) == HQ_OK &&
-        hq__store_set_sentinels(&api->addr, store->sentinels,
-                                store->sentinel_master, &e) == HQ_OK;
-    if (api->addr_ok)
-        hq__conn_probe_cluster(&api->addr);
+    api->addr = *addr;
+    api->addr.timeout_ms = PING_TIMEOUT_MS;
+    hq__conn_probe_cluster(&api->addr);
     if (hq__store_ns_init(&api->ns, store->ns ? store->ns : cfg->redis.ns,
                           store->shards ? store->shards : cfg->redis.shards,
                           &e) != HQ_OK)

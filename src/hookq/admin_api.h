@@ -41,7 +41,8 @@ struct hq__process;
 /*
  * Register the routes and the throughput tick on `a` (before
  * hk_admin_start()); hk_admin_free() frees what they use. `cfg` is
- * borrowed and outlives `a`; `store` is copied. `intake`, `worker` and
+ * borrowed and outlives `a`; `store` is copied, and `addr`, the same Redis
+ * parsed (config.c's, or the embedded Redis's). `intake`, `worker` and
  * `process` (the worker's handler) are what this process runs, each
  * possibly NULL: /metrics shows their counters, /healthz the intake's last
  * answer from Redis; they outlive `a`'s thread. The Redis connections are
@@ -49,6 +50,7 @@ struct hq__process;
  */
 int hk_admin_api_attach(struct hk_admin *a, const struct hq__config *cfg,
                         const struct hq_store_options *store,
+                        const struct hq__store_addr *addr,
                         struct hk_intake *intake, hq_worker *worker,
                         struct hq__process *process, char *err,
                         size_t errsize);

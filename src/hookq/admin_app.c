@@ -524,7 +524,7 @@ api_limit(struct hk_admin *a, struct evhttp_request *req, void *arg)
         goto out;
     }
     if (hq__limit_endpoint_norm(cfg->api.endpoint == HQ_ENDPOINT_ROUTE,
-                                cfg->api.base_url ? cfg->api.base_url : "",
+                                cfg->api.base_url.url,
                                 json_string_value(ep), endpoint,
                                 sizeof(endpoint), &err) != HQ_OK) {
         hk_admin_reply_error(req, 400, "bad_endpoint", err.msg);
@@ -611,10 +611,9 @@ hk_admin_app_attach(struct hk_admin *a, const struct hq__config *cfg,
     /* From here on, hk_admin_free() frees `app`. */
     app->cfg = cfg;
     app->started_us = (long long)hq__mono_us();
-    app->rate.calls = cfg->api.rate_calls > 0 ? cfg->api.rate_calls : 2;
-    app->rate.window_ms =
-        cfg->api.rate_window_ms > 0 ? cfg->api.rate_window_ms : 1000;
-    app->rate.margin_ms = cfg->api.margin_ms >= 0 ? cfg->api.margin_ms : 0;
+    app->rate.calls = cfg->api.rate_calls;
+    app->rate.window_ms = cfg->api.rate_window_ms;
+    app->rate.margin_ms = cfg->api.margin_ms;
     if (hk_admin_client_new(store, APP_TIMEOUT_MS, &app->client, err,
                             errsize) != 0)
         return -1;

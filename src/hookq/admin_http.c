@@ -335,8 +335,6 @@ struct hk_admin *
 hk_admin_new(const struct hq__config *cfg, char *err, size_t errsize)
 {
     struct hk_admin *a;
-    char host[256];
-    int port;
 
     evthread_use_pthreads();
     a = calloc(1, sizeof(*a));
@@ -345,11 +343,6 @@ hk_admin_new(const struct hq__config *cfg, char *err, size_t errsize)
         return NULL;
     }
     a->cfg = cfg;
-    if (hq__addr_split(cfg->admin.listen, host, sizeof(host), &port) != 0) {
-        snprintf(err, errsize, "[admin] listen '%s': invalid address",
-                 cfg->admin.listen);
-        goto fail;
-    }
     a->base = event_base_new();
     a->http = a->base ? evhttp_new(a->base) : NULL;
     if (a->http == NULL) {
@@ -363,17 +356,18 @@ hk_admin_new(const struct hq__config *cfg, char *err, size_t errsize)
     evhttp_set_max_body_size(a->http, BODY_MAX_EVHTTP);
     evhttp_set_timeout(a->http, 30);
     evhttp_set_gencb(a->http, dispatch, a);
-    a->bound = evhttp_bind_socket_with_handle(a->http, host, (ev_uint16_t)port);
+    a->bound = evhttp_bind_socket_with_handle(a->http, cfg->admin.listen.host,
+                                             (ev_uint16_t)cfg->admin.listen.port);
     if (a->bound == NULL) {
         snprintf(err, errsize, "cannot listen on %s (admin): %s",
-                 cfg->admin.listen, strerror(errno));
+                 cfg->admin.listen.text, strerror(errno));
         goto fail;
     }
     {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         evutil_socket_t fd = evhttp_bound_socket_get_fd(a->bound);
-        a->port = port;
+        a->port = cfg->admin.listen.port;
         if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
             if (ss.ss_family == AF_INET)
                 a->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);

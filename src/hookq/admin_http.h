@@ -54,9 +54,9 @@ typedef void hk_admin_route_fn(struct hk_admin *a, struct evhttp_request *req,
                                void *arg);
 
 /*
- * Bind cfg->admin.listen (which must not be NULL); requests will need
- * cfg->admin.token when it is set. `cfg` is borrowed and must outlive the
- * admin. Returns NULL with the reason in `err` (bad address, port in use).
+ * Bind cfg->admin.listen (its text must not be NULL: not off); requests
+ * will need cfg->admin.token when it is set. `cfg` is borrowed and must
+ * outlive the admin. Returns NULL with the reason in `err` (port in use).
  */
 struct hk_admin *hk_admin_new(const struct hq__config *cfg, char *err,
                               size_t errsize);

@@ -34,18 +34,15 @@ hk_cmd_check(struct hk_cli *cli, int argc, char **argv)
                     nerr == 1 ? "" : "s");
         return rc == HQ_ENOMEM ? 1 : 2;
     }
-    if (cfg->admin.listen != NULL && cfg->admin.token == NULL) {
-        char host[256];
-        int port;
-        if (hq__addr_split(cfg->admin.listen, host, sizeof(host), &port) ==
-                0 &&
-            strncmp(host, "127.", 4) != 0 && strcmp(host, "::1") != 0 &&
+    if (cfg->admin.listen.text != NULL && cfg->admin.token == NULL) {
+        const char *host = cfg->admin.listen.host;
+        if (strncmp(host, "127.", 4) != 0 && strcmp(host, "::1") != 0 &&
             strcmp(host, "localhost") != 0)
             fprintf(stderr,
                     "warning: [admin] listen %s is not a loopback "
                     "address and [admin] token is unset: anyone who reaches "
                     "it can use the admin API\n",
-                    cfg->admin.listen);
+                    cfg->admin.listen.text);
     }
     if (cfg->nevents == 0)
         fprintf(stderr, "warning: no [event CODE] section: every webhook "

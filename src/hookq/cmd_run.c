@@ -69,6 +69,7 @@ struct daemon {
     const char *name;
     struct hk_cli *cli;
     struct hq_store_options store;
+    struct hq__store_addr addr; /* store's url and sentinels, parsed */
     struct hk_embedded_redis *redis;
     struct hk_admin *admin;
     struct hk_intake *intake;
@@ -141,14 +142,14 @@ usage_error(const char *name, const char *arg)
 static void
 log_cluster_layout(const struct hq__config *cfg)
 {
-    struct hq__store_addr addr;
+    struct hq__store_addr addr = cfg->redis.addr;
     struct hq__store_ns ns;
     struct hq__err e;
     char layout[4096];
     int uneven = 0;
 
-    if (hq__store_parse_url(cfg->redis.url, 2000, &addr, &e) != HQ_OK ||
-        !hq__conn_probe_cluster(&addr) ||
+    addr.timeout_ms = 2000;
+    if (!hq__conn_probe_cluster(&addr) ||
         hq__store_ns_init(&ns, cfg->redis.ns, cfg->redis.shards, &e) != HQ_OK)
         return;
     if (hq__conn_cluster_layout(&addr, &ns, layout, sizeof(layout), &uneven,
@@ -172,10 +173,10 @@ start_store(struct daemon *d, int flags)
     const struct hq__config *cfg = d->cli->cfg;
     char err[2048], masked[512];
 
-    if (cfg->redis.sentinels != NULL) {
+    if (cfg->redis.sentinels.text != NULL) {
         hk_cli_store_options(d->cli, &d->store);
         hk_log_kv(HQ_LOG_INFO, "using redis through its sentinels", "sentinels",
-                  cfg->redis.sentinels, "master", cfg->redis.sentinel_master, NULL);
+                  cfg->redis.sentinels.text, "master", cfg->redis.sentinel_master, NULL);
         return 0;
     }
     if (cfg->redis.url != NULL) {
@@ -214,6 +215,28 @@ start_store(struct daemon *d, int flags)
     }
     hk_log_kv(HQ_LOG_INFO, "using the embedded redis of hookq run", "url",
               d->store.url, NULL);
+    return 0;
+}
+
+/*
+ * Where Redis is, parsed, for the intake, the admin and processing: the
+ * configured address (config.c parsed [redis] url and sentinels), or the
+ * socket of the embedded Redis, known only once it runs.
+ */
+static int
+store_addr(struct daemon *d)
+{
+    const struct hq__config *cfg = d->cli->cfg;
+    struct hq__err e;
+
+    if (cfg->redis.url != NULL || cfg->redis.sentinels.text != NULL) {
+        d->addr = cfg->redis.addr;
+        return 0;
+    }
+    if (hq__store_parse_url(d->store.url, 0, &d->addr, &e) != HQ_OK) {
+        hk_log(HQ_LOG_ERROR, "embedded redis: %s", e.msg);
+        return -1;
+    }
     return 0;
 }
 
@@ -326,14 +349,14 @@ run_daemon(struct hk_cli *cli, int argc, char **argv, const char *name,
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (start_store(&d, flags) != 0)
+    if (start_store(&d, flags) != 0 || store_addr(&d) != 0)
         goto out;
     if (check_shards(&d) != 0) {
         rc = 2;
         goto out;
     }
 
-    if (cfg->admin.listen != NULL) {
+    if (cfg->admin.listen.text != NULL) {
         d.admin = hk_admin_new(cfg, err, sizeof(err));
         if (d.admin == NULL) {
             hk_log(HQ_LOG_ERROR, "%s", err);
@@ -345,7 +368,8 @@ run_daemon(struct hk_cli *cli, int argc, char **argv, const char *name,
                                         hk_log_enabled(HQ_LOG_DEBUG)
                                             ? HQ_LOG_DEBUG
                                             : HQ_LOG_INFO};
-        d.intake = hk_intake_start(cfg, &d.store, &hooks, err, sizeof(err));
+        d.intake = hk_intake_start(cfg, &d.store, &d.addr, &hooks, err,
+                                   sizeof(err));
         if (d.intake == NULL) {
             hk_log(HQ_LOG_ERROR, "cannot start the intake: %s", err);
             goto out;
@@ -359,7 +383,8 @@ run_daemon(struct hk_cli *cli, int argc, char **argv, const char *name,
         wo.log = hk_log_sink;
         wo.log_kv = hk_log_kv_sink;
         wo.log_arg = (void *)"worker";
-        rc = hq__process_new(cfg, &d.store, &d.process, err, sizeof(err));
+        rc = hq__process_new(cfg, &d.store, &d.addr, &d.process, err,
+                             sizeof(err));
         if (rc != HQ_OK) {
             hk_log(HQ_LOG_ERROR, "%s", err);
             rc = rc == HQ_ECONFIG ? 2 : 1;
@@ -384,8 +409,8 @@ run_daemon(struct hk_cli *cli, int argc, char **argv, const char *name,
     }
     if (d.admin != NULL) {
         /* The routes, on the listener bound above. */
-        if (hk_admin_api_attach(d.admin, cfg, &d.store, d.intake, d.worker,
-                                d.process, err, sizeof(err)) != 0 ||
+        if (hk_admin_api_attach(d.admin, cfg, &d.store, &d.addr, d.intake,
+                                d.worker, d.process, err, sizeof(err)) != 0 ||
             hk_admin_app_attach(d.admin, cfg, &d.store, err,
                                 sizeof(err)) != 0) {
             hk_log(HQ_LOG_ERROR, "%s", err);
@@ -400,18 +425,15 @@ run_daemon(struct hk_cli *cli, int argc, char **argv, const char *name,
     {
         char intake_url[600] = "", admin_url[300] = "", pidbuf[32];
         if (d.intake != NULL) {
-            char host[256];
-            int port;
-            if (hq__addr_split(cfg->intake.listen, host, sizeof(host),
-                                &port) == 0)
-                snprintf(intake_url, sizeof(intake_url), "http://%s%s%s:%d%s",
-                         strchr(host, ':') ? "[" : "", host,
-                         strchr(host, ':') ? "]" : "", hk_intake_port(d.intake),
-                         cfg->intake.path);
+            const char *host = cfg->intake.listen.host;
+            snprintf(intake_url, sizeof(intake_url), "http://%s%s%s:%d%s",
+                     strchr(host, ':') ? "[" : "", host,
+                     strchr(host, ':') ? "]" : "", hk_intake_port(d.intake),
+                     cfg->intake.path);
         }
         if (d.admin != NULL)
             snprintf(admin_url, sizeof(admin_url), "http://%s/healthz",
-                     cfg->admin.listen);
+                     cfg->admin.listen.text);
         snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
         hk_log_kv(HQ_LOG_INFO, "hookq ready", "command", name, "intake",
                   intake_url[0] ? intake_url : NULL, "admin",

@@ -90,9 +90,9 @@ hk_cli_store_options(struct hk_cli *cli, struct hq_store_options *opts)
     memset(opts, 0, sizeof(*opts));
     opts->ns = cli->cfg->redis.ns;
     opts->shards = cli->cfg->redis.shards;
-    opts->sentinels = cli->cfg->redis.sentinels;
+    opts->sentinels = cli->cfg->redis.sentinels.text;
     opts->sentinel_master = cli->cfg->redis.sentinel_master;
-    if (cli->cfg->redis.url != NULL || cli->cfg->redis.sentinels != NULL) {
+    if (cli->cfg->redis.url != NULL || cli->cfg->redis.sentinels.text != NULL) {
         opts->url = cli->cfg->redis.url;
         return 0;
     }

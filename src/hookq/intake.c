@@ -135,9 +135,8 @@ struct hk_intake {
     struct hq__store_addr addr;
     struct hq__store_ns ns;
     struct hk_intake_hooks hooks;
-    struct hq__customer_spec customer;
-    struct hq__sig_key key;
-    int has_secret;
+    const struct hq__customer_spec *customer; /* cfg's, parsed */
+    const struct hq__sig_key *key; /* cfg's intake.secret; NULL = none */
     struct hq__http1_config http1; /* limits, and the customer header */
     char max_depth[32];        /* for the 429's detail */
     struct hq__pusher_options push;
@@ -495,8 +494,8 @@ handle_request(struct conn *c)
 
     evtimer_del(c->timer);
     c->t0_us = hq__mono_us();
-    if (in->has_secret) {
-        rc = hq__sig_verify(&in->key, c->req.wh_id, c->req.wh_id_len, c->req.wh_ts,
+    if (in->key != NULL) {
+        rc = hq__sig_verify(in->key, c->req.wh_id, c->req.wh_id_len, c->req.wh_ts,
                             c->req.wh_ts_len, c->req.wh_sig, c->req.wh_sig_len,
                             c->req.body ? c->req.body : "", c->req.body_len,
                             (int64_t)time(NULL));
@@ -506,7 +505,7 @@ handle_request(struct conn *c)
             return;
         }
     }
-    rc = hq__envelope_parse(&in->customer, c->req.body ? c->req.body : "", c->req.body_len,
+    rc = hq__envelope_parse(in->customer, c->req.body ? c->req.body : "", c->req.body_len,
                             c->req.extra, c->req.extra_len, &c->env, detail,
                             sizeof(detail));
     if (rc != HQ_ENV_OK) {
@@ -978,26 +977,23 @@ use_pthreads(void)
     evthread_use_pthreads();
 }
 
-/* Bind and listen on "host:port" or "[v6]:port" (hq__addr_split()). */
+/* Bind and listen on [intake] listen. */
 static int
-listen_on(const char *addr, int *port, char *err, size_t errsize)
+listen_on(const struct hq__listen_addr *la, int *port, char *err, size_t errsize)
 {
-    char host[256], serv[8];
+    const char *addr = la->text;
+    char serv[8];
     struct addrinfo hints, *res = NULL;
-    int fd = -1, one = 1, rc, p;
+    int fd = -1, one = 1, rc;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
 
-    if (hq__addr_split(addr, host, sizeof(host), &p) != 0) {
-        snprintf(err, errsize, "intake listen '%s': not host:port", addr);
-        return -1;
-    }
-    snprintf(serv, sizeof(serv), "%d", p);
+    snprintf(serv, sizeof(serv), "%d", la->port);
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    rc = getaddrinfo(host, serv, &hints, &res);
+    rc = getaddrinfo(la->host, serv, &hints, &res);
     if (rc != 0) {
         snprintf(err, errsize, "intake listen '%s': %s", addr, gai_strerror(rc));
         return -1;
@@ -1043,13 +1039,11 @@ loops_free(struct hk_intake *in)
 
 struct hk_intake *
 hk_intake_start(const struct hq__config *cfg, const struct hq_store_options *store,
+                const struct hq__store_addr *addr,
                 const struct hk_intake_hooks *hooks, char *err, size_t errsize)
 {
     struct hk_intake *in;
     struct hq__err e;
-    const char *url = store && store->url ? store->url
-                    : cfg->redis.url ? cfg->redis.url : "redis://127.0.0.1:6379/0";
-    const char *listen_addr;
     unsigned i;
 
     pthread_once(&evthread_once, use_pthreads);
@@ -1060,57 +1054,44 @@ hk_intake_start(const struct hq__config *cfg, const struct hq_store_options *sto
         return NULL;
     }
     in->cfg = cfg;
-    in->path = cfg->intake.path ? cfg->intake.path : "/webhook";
+    in->path = cfg->intake.path;
     in->fd = -1;
     if (hooks)
         in->hooks = *hooks;
-    if (hq__store_parse_url(url, store && store->timeout_ms ? store->timeout_ms : 5000,
-                            &in->addr, &e) != HQ_OK ||
-        hq__store_set_sentinels(&in->addr, store ? store->sentinels : cfg->redis.sentinels,
-                                store ? store->sentinel_master : cfg->redis.sentinel_master,
-                                &e) != HQ_OK ||
-        (hq__conn_probe_cluster(&in->addr), 0) ||
-        hq__store_ns_init(&in->ns, store && store->ns ? store->ns : cfg->redis.ns,
+    in->addr = *addr;
+    in->addr.timeout_ms = store && store->timeout_ms ? store->timeout_ms : 5000;
+    hq__conn_probe_cluster(&in->addr);
+    if (hq__store_ns_init(&in->ns, store && store->ns ? store->ns : cfg->redis.ns,
                           store && store->shards ? store->shards : cfg->redis.shards,
-                          &e) != HQ_OK ||
-        hq__customer_spec_init(&in->customer, cfg->intake.customer, &e) != HQ_OK) {
+                          &e) != HQ_OK) {
         snprintf(err, errsize, "%s", e.msg);
         goto fail;
     }
+    in->customer = &cfg->intake.customer;
+    in->key = cfg->intake.secret;
     in->http1.max_header = cfg->intake.max_header;
     in->http1.max_body = cfg->intake.max_body;
-    in->http1.extra_header = in->customer.from_header ? in->customer.name : NULL;
-    if (cfg->intake.secret != NULL && cfg->intake.secret[0] != '\0') {
-        if (hq__sig_key_parse(cfg->intake.secret, &in->key, &e) != HQ_OK) {
-            snprintf(err, errsize, "[intake] secret: %s", e.msg);
-            goto fail;
-        }
-        in->has_secret = 1;
-    }
+    in->http1.extra_header = in->customer->from_header ? in->customer->name : NULL;
     snprintf(in->max_depth, sizeof(in->max_depth), "%lld",
-             (long long)(cfg->intake.max_key_depth > 0 ? cfg->intake.max_key_depth : 0));
+             (long long)cfg->intake.max_key_depth);
     in->push.limits.max_key_depth = cfg->intake.max_key_depth;
     in->push.limits.dedup_ttl_ms = cfg->intake.dedup_ttl_ms;
-    in->header_tv = ms_tv(cfg->intake.header_timeout_ms > 0 ? cfg->intake.header_timeout_ms
-                                                            : 10000);
-    in->idle_tv = ms_tv(cfg->intake.idle_timeout_ms > 0 ? cfg->intake.idle_timeout_ms
-                                                        : 60000);
+    in->header_tv = ms_tv(cfg->intake.header_timeout_ms);
+    in->idle_tv = ms_tv(cfg->intake.idle_timeout_ms);
     in->write_tv = in->header_tv;
     in->push.wait_replicas = cfg->redis.wait_replicas;
-    in->push.wait_timeout_ms = cfg->redis.wait_timeout_ms > 0
-                                   ? cfg->redis.wait_timeout_ms : 500;
+    in->push.wait_timeout_ms = cfg->redis.wait_timeout_ms;
     /* With WAIT, Redis answers a batch at most wait_timeout later. */
     in->redis_tv = ms_tv(REDIS_TIMEOUT_MS + (in->push.wait_replicas > 0
                                                  ? cfg->redis.wait_timeout_ms
                                                  : 0));
     in->linger_tv = ms_tv(LINGER_MS);
 
-    listen_addr = cfg->intake.listen ? cfg->intake.listen : "127.0.0.1:8080";
-    in->fd = listen_on(listen_addr, &in->port, err, errsize);
+    in->fd = listen_on(&cfg->intake.listen, &in->port, err, errsize);
     if (in->fd < 0)
         goto fail;
 
-    in->nloops = cfg->intake.threads > 0 ? cfg->intake.threads : 1;
+    in->nloops = cfg->intake.threads;
     in->loops = calloc(in->nloops, sizeof(*in->loops));
     if (in->loops == NULL) {
         snprintf(err, errsize, "out of memory");
@@ -1149,8 +1130,8 @@ hk_intake_start(const struct hq__config *cfg, const struct hq_store_options *sto
         in->loops[i].started = 1;
     }
     say(in, HQ_LOG_INFO, "intake: listening on %s (port %d), %u loops, path %s%s",
-        listen_addr, in->port, in->nloops, in->path,
-        in->has_secret ? ", signatures required" : "");
+        cfg->intake.listen.text, in->port, in->nloops, in->path,
+        in->key != NULL ? ", signatures required" : "");
     return in;
 nomem:
     snprintf(err, errsize, "out of memory");
@@ -1158,7 +1139,6 @@ fail:
     loops_free(in);
     if (in->fd >= 0)
         close(in->fd);
-    hq__customer_spec_release(&in->customer);
     hq__quietlog_release(&in->quiet);
     free(in);
     return NULL;
@@ -1193,8 +1173,6 @@ hk_intake_free(struct hk_intake *in)
     loops_free(in);
     if (in->fd >= 0)
         close(in->fd);
-    hq__customer_spec_release(&in->customer);
-    explicit_bzero(&in->key, sizeof(in->key));
     hq__quietlog_release(&in->quiet);
     free(in);
 }

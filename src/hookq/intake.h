@@ -7,7 +7,7 @@
  * replied that the job is stored (G5). See docs/intake.md.
  *
  * Usage:
- *     in = hk_intake_start(cfg, &store, &hooks, err, sizeof(err));
+ *     in = hk_intake_start(cfg, &store, &addr, &hooks, err, sizeof(err));
  *     ...                        (serve until SIGTERM)
  *     hk_intake_stop(in);        (stop accepting, finish requests, join)
  *     hk_intake_free(in);
@@ -70,13 +70,15 @@ struct hk_intake_stats {
 /*
  * Bind intake.listen and start intake.threads loops serving requests.
  * `cfg` is borrowed and must outlive the intake (events are looked up in it
- * per request); `store` is copied; `hooks` may be NULL and is copied.
+ * per request); `store` (ns, shards, timeout; may be NULL) and `addr`, where
+ * Redis is, parsed, are copied; `hooks` may be NULL and is copied.
  * A Redis that is down at start is not an error: requests get 503 until it
- * answers. Returns the intake, or NULL with the reason in `err` (bad listen
- * address, port in use, bad secret or customer pointer).
+ * answers. Returns the intake, or NULL with the reason in `err` (an
+ * address that cannot be bound, a port in use, a bad store url).
  */
 struct hk_intake *hk_intake_start(const struct hq__config *cfg,
                                   const struct hq_store_options *store,
+                                  const struct hq__store_addr *addr,
                                   const struct hk_intake_hooks *hooks,
                                   char *err, size_t errsize);
 

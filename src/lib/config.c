@@ -6,8 +6,16 @@
  * a variable), so that `hookq check` can show them all at once.
  *
  * DESIGN: keys are described by one table (section, name, kind, field
- * offset, bounds); the same code path applies a value from the file and from
- * the environment, so both are checked alike. inih only reports the line of
+ * offsets, bounds, default), and [event] keys by a second one of the same
+ * form. A key's kind says how its text is parsed and into what typed field:
+ * apply() parses a value once, from the file, from a HOOKQ_* variable or
+ * from the table's default alike, and its consumers read the field (a
+ * duration in ms, a listen address split, a secret decoded, fetch lines as
+ * templates, the redis url as a store address), never the text again.
+ * value_release() frees a field by its kind, so hq__config_free() walks the
+ * tables. Cross-field checks, and what one key adds to another's value
+ * (the sentinels to the redis address, [deliver]'s timeout to an event's),
+ * run in validate() once everything is read. inih only reports the line of
  * its first syntax error and does not give the handler a line number in
  * Debian's build, so we feed it lines ourselves through ini_parse_stream():
  * the reader counts lines, checks their syntax, notes section headers (an
@@ -26,6 +34,7 @@
 
 #include "common_int.h"
 #include "config_int.h"
+#include "deliver_int.h"
 #include "envelope_int.h"
 #include "signature_int.h"
 #include "store_int.h"
@@ -315,13 +324,16 @@ hq__addr_split(const char *v, char *host, size_t hostsize, int *port)
     return 0;
 }
 
-static int
-check_listen(const char *v, char *why, size_t n)
-{
-    char host[256];
-    int port;
+/*
+ * The typed values. Each parse_*() reads the text `v` into the value its
+ * consumers use and returns 0; or returns -1 with the reason in `why`
+ * (HQ_ENOMEM when out of memory), leaving nothing to release.
+ */
 
-    if (hq__addr_split(v, host, sizeof(host), &port) == 0)
+static int
+parse_listen(const char *v, struct hq__listen_addr *a, char *why, size_t n)
+{
+    if (hq__addr_split(v, a->host, sizeof(a->host), &a->port) == 0)
         return 0;
     snprintf(why, n,
              "invalid address '%s': expected HOST:PORT, e.g. 127.0.0.1:8080 "
@@ -331,15 +343,15 @@ check_listen(const char *v, char *why, size_t n)
 }
 
 static int
-check_redis_url(const char *v, char *why, size_t n)
+parse_redis_url(const char *v, struct hq__store_addr *addr, char *why,
+                size_t n)
 {
-    struct hq__store_addr addr;
     struct hq__err err;
 
     if ((strncmp(v, "redis://", 8) == 0 && v[8] != '\0') ||
         (strncmp(v, "unix:///", 8) == 0 && v[8] != '\0')) {
-        /* The rest as the store reads it at startup (port, db, lengths). */
-        if (hq__store_parse_url(v, 0, &addr, &err) == HQ_OK)
+        /* The rest as the store reads it (port, db, lengths). */
+        if (hq__store_parse_url(v, 0, addr, &err) == HQ_OK)
             return 0;
         snprintf(why, n, "%s", err.msg);
         return -1;
@@ -352,19 +364,21 @@ check_redis_url(const char *v, char *why, size_t n)
     return -1;
 }
 
+/* "host:port[,host:port...]", every port given; `name` is the key's. */
 static int
-check_sentinels(const char *v, char *why, size_t n)
+parse_hostports(const char *v, const char *name, struct hq__hostport_list *l,
+                char *why, size_t n)
 {
-    struct hq__store_seed seeds[HQ_SEEDS_MAX];
     struct hq__err err;
-    unsigned count;
+    size_t nl = strlen(name);
 
-    if (hq__store_parse_hostports(v, strlen(v), "sentinels", 1, seeds, &count,
-                                  &err) == HQ_OK)
+    if (hq__store_parse_hostports(v, strlen(v), name, 1, l->v, &l->n, &err) ==
+        HQ_OK)
         return 0;
     /* "sentinels: ..." is said by the key name already. */
-    snprintf(why, n, "%s", strncmp(err.msg, "sentinels: ", 11) == 0
-                               ? err.msg + 11 : err.msg);
+    snprintf(why, n, "%s",
+             strncmp(err.msg, name, nl) == 0 && strncmp(err.msg + nl, ": ", 2) == 0
+                 ? err.msg + nl + 2 : err.msg);
     return -1;
 }
 
@@ -390,14 +404,44 @@ check_http_url(const char *v, char *why, size_t n)
 {
     if ((strncmp(v, "http://", 7) == 0 && v[7] != '\0' && v[7] != '/') ||
         (strncmp(v, "https://", 8) == 0 && v[8] != '\0' && v[8] != '/')) {
+        char origin[600];
+
         for (const char *p = v; *p; p++)
             if (isspace((unsigned char)*p))
                 goto bad;
+        /* The origin names the target's circuit breaker: a url without a
+         * readable host[:port] has none, so it is refused here. */
+        if (hq__url_origin(v, origin, sizeof(origin)) != HQ_OK)
+            goto bad;
         return 0;
     }
 bad:
     snprintf(why, n, "invalid url '%s': expected http://host[:port][/path]", v);
     return -1;
+}
+
+/*
+ * A checked http(s) URL into `u`: without its trailing '/', and its origin
+ * (check_http_url() made sure it has one). 0, or HQ_ENOMEM.
+ */
+static int
+parse_http_url(const char *v, struct hq__http_url *u)
+{
+    char origin[600];
+    size_t n = strlen(v);
+
+    while (n > 0 && v[n - 1] == '/')
+        n--;
+    u->url = strndup(v, n);
+    if (hq__url_origin(u->url ? u->url : "", origin, sizeof(origin)) != HQ_OK)
+        origin[0] = '\0';
+    u->origin = strdup(origin);
+    if (u->url == NULL || u->origin == NULL) {
+        free(u->url);
+        free(u->origin);
+        return HQ_ENOMEM;
+    }
+    return 0;
 }
 
 /* [api] token_command: a program given by its absolute path, no blanks. */
@@ -465,28 +509,28 @@ check_path(const char *v, char *why, size_t n)
 }
 
 static int
-check_customer(const char *v, char *why, size_t n)
+parse_customer(const char *v, struct hq__customer_spec *spec, char *why,
+               size_t n)
 {
+    struct hq__err err;
+    int rc;
+
     if (strncmp(v, "header:", 7) == 0) {
         if (v[7] == '\0')
             goto bad;
         for (const char *p = v + 7; *p; p++)
             if (!isgraph((unsigned char)*p) || *p == ':')
                 goto bad;
+    } else if (v[0] != '/') {
+        goto bad;
+    }
+    /* A pointer's '~' must be followed by 0 or 1. */
+    rc = hq__customer_spec_init(spec, v, &err);
+    if (rc == HQ_OK)
         return 0;
-    }
-    if (v[0] == '/') {
-        /* As intake reads it at startup: a '~' not followed by 0 or 1. */
-        struct hq__customer_spec spec;
-        struct hq__err err;
-        int rc = hq__customer_spec_init(&spec, v, &err);
-
-        hq__customer_spec_release(&spec);
-        if (rc == HQ_OK)
-            return 0;
-        snprintf(why, n, "invalid customer: %s", err.msg);
-        return -1;
-    }
+    hq__customer_spec_release(spec);
+    snprintf(why, n, "invalid customer: %s", err.msg);
+    return rc == HQ_ENOMEM ? HQ_ENOMEM : -1;
 bad:
     snprintf(why, n,
              "invalid customer '%s': expected a JSON pointer such as "
@@ -495,11 +539,23 @@ bad:
     return -1;
 }
 
+/* Free a decoded secret, wiping it first. */
+static void
+secret_free(struct hq__sig_key *key)
+{
+    if (key == NULL)
+        return;
+    explicit_bzero(key, sizeof(*key));
+    free(key);
+}
+
 static int
-check_secret(const char *v, char *why, size_t n)
+parse_secret(const char *v, struct hq__sig_key **out, char *why, size_t n)
 {
     const char *b = strncmp(v, "whsec_", 6) == 0 ? v + 6 : v;
     size_t len = strlen(b);
+    struct hq__sig_key *key;
+    struct hq__err err;
 
     if (len == 0)
         goto bad;
@@ -512,19 +568,19 @@ check_secret(const char *v, char *why, size_t n)
         goto bad;
     }
     /*
-     * And what intake decodes at startup: the loop above lets through a
-     * length that is not a multiple of 4 ("whsec_abc") or a key over
-     * HQ_SIG_KEY_MAX bytes, which `hookq check` then called valid.
+     * The decoding refuses what the loop above lets through: a length that
+     * is not a multiple of 4 ("whsec_abc"), a key over HQ_SIG_KEY_MAX bytes.
      */
-    {
-        struct hq__sig_key key;
-        struct hq__err err;
-        int rc = hq__sig_key_parse(v, &key, &err);
-
-        memset(&key, 0, sizeof(key));
-        if (rc != HQ_OK)
-            goto bad;
+    key = malloc(sizeof(*key));
+    if (key == NULL) {
+        snprintf(why, n, "out of memory");
+        return HQ_ENOMEM;
     }
+    if (hq__sig_key_parse(v, key, &err) != HQ_OK) {
+        secret_free(key);
+        goto bad;
+    }
+    *out = key;
     return 0;
 bad:
     /* Never echo the secret. */
@@ -535,31 +591,49 @@ bad:
 /* ------------------------------------------------------------------------ */
 /* The table of keys.                                                       */
 
+/*
+ * What a key's value is, and so how its text is parsed and into what field.
+ * `off` (and `off2`) are the offsets of that field in the struct the key
+ * belongs to: struct hq__config, or struct hq__event_cfg for [event] keys.
+ */
 enum kind {
-    K_STR,        /* string, with an optional check */
-    K_OPTSTR,     /* string; empty = unset (NULL) */
-    K_LISTEN,     /* HOST:PORT */
-    K_LISTEN_OFF, /* HOST:PORT or off (NULL) */
-    K_UINT,       /* unsigned, min..max */
-    K_INT,        /* int, min..max */
-    K_I64,        /* int64_t, min..max */
-    K_DURATION,   /* int64_t ms, min..max */
-    K_SIZE,       /* size_t bytes, min..max */
-    K_RANGE,      /* two int64_t ms: off, off2 */
-    K_RATE,       /* int calls at off, int64_t ms at off2 */
-    K_ENUM,       /* one of `names`; stored as its index (an int) */
+    K_STR,       /* char *: the text, with an optional check */
+    K_LISTEN,    /* struct hq__listen_addr: HOST:PORT or [V6]:PORT */
+    K_UINT,      /* unsigned, min..max */
+    K_INT,       /* int, min..max */
+    K_I64,       /* int64_t, min..max */
+    K_DURATION,  /* int64_t ms, min..max */
+    K_SIZE,      /* size_t bytes, min..max */
+    K_RANGE,     /* two int64_t ms MIN..MAX: off, off2 */
+    K_RATE,      /* R/W: int calls at off, int64_t window ms at off2 */
+    K_ENUM,      /* one of `names`; stored as its index (an int) */
+    K_SECRET,    /* struct hq__sig_key *: whsec_<base64>, decoded */
+    K_CUSTOMER,  /* struct hq__customer_spec: JSON pointer or header:NAME */
+    K_REDIS_URL, /* char * at off, its struct hq__store_addr at off2 */
+    K_HOSTPORTS, /* struct hq__hostport_list: host:port[,host:port...] */
+    K_FETCH,     /* struct hq__template ** at off, size_t count at off2;
+                    each line adds one */
+    K_DELIVER,   /* char * at off, its struct hq__deliver * at off2 */
+    K_HTTP_URL,  /* struct hq__http_url: http(s)://host[:port][/path] */
+};
+
+enum key_flags {
+    KF_OPTIONAL = 1 << 0, /* an empty value unsets the key */
+    KF_OFF = 1 << 1,      /* K_LISTEN: "off" unsets the key */
 };
 
 struct keydef {
-    const char *section; /* "" = top level */
+    const char *section; /* "" = top level; "event" = every [event CODE] */
     const char *name;
     enum kind kind;
     size_t off;
     size_t off2;
     int64_t min;
     int64_t max;
-    int (*check)(const char *v, char *why, size_t n);
+    int (*check)(const char *v, char *why, size_t n); /* K_STR */
     const char *const *names; /* K_ENUM: the values, NULL-terminated */
+    unsigned flags;           /* enum key_flags */
+    const char *def;          /* the default, parsed as a value; NULL = unset */
 };
 
 /* The values of the enum-valued keys, in the order of their C enums. */
@@ -571,85 +645,118 @@ static const char *const loglevel_names[] = {"error", "warn", "info", "debug",
 
 #define F(field) offsetof(struct hq__config, field)
 
+/* Every key of the file but [event]'s, with DESIGN §3.2's defaults. */
 static const struct keydef keys[] = {
-    {"", "log_format", K_ENUM, F(log_format), 0, 0, 0, NULL, logfmt_names},
-    {"", "log_level", K_ENUM, F(log_level), 0, 0, 0, NULL, loglevel_names},
+    {"", "log_format", K_ENUM, .off = F(log_format), .names = logfmt_names,
+     .def = "text"},
+    {"", "log_level", K_ENUM, .off = F(log_level), .names = loglevel_names,
+     .def = "info"},
 
-    {"redis", "url", K_OPTSTR, F(redis.url), 0, 0, 0, check_redis_url, NULL},
-    {"redis", "sentinels", K_OPTSTR, F(redis.sentinels), 0, 0, 0, check_sentinels,
-     NULL},
-    {"redis", "sentinel_master", K_STR, F(redis.sentinel_master), 0, 0, 0,
-     check_sentinel_master, NULL},
-    {"redis", "namespace", K_STR, F(redis.ns), 0, 0, 0, check_namespace, NULL},
-    {"redis", "shards", K_UINT, F(redis.shards), 0, 1, HQ_SHARDS_MAX, NULL, NULL},
-    {"redis", "data_dir", K_STR, F(redis.data_dir), 0, 0, 0, check_nonempty,
-     NULL},
-    {"redis", "wait_replicas", K_UINT, F(redis.wait_replicas), 0, 0, 100, NULL,
-     NULL},
-    {"redis", "wait_timeout", K_DURATION, F(redis.wait_timeout_ms), 0, 1, 60000,
-     NULL, NULL},
+    {"redis", "url", K_REDIS_URL, .off = F(redis.url), .off2 = F(redis.addr),
+     .flags = KF_OPTIONAL},
+    {"redis", "sentinels", K_HOSTPORTS, .off = F(redis.sentinels),
+     .flags = KF_OPTIONAL},
+    {"redis", "sentinel_master", K_STR, .off = F(redis.sentinel_master),
+     .check = check_sentinel_master, .def = "hookq"},
+    {"redis", "namespace", K_STR, .off = F(redis.ns), .check = check_namespace,
+     .def = "hookq"},
+    {"redis", "shards", K_UINT, .off = F(redis.shards), .min = 1,
+     .max = HQ_SHARDS_MAX, .def = "1"},
+    {"redis", "data_dir", K_STR, .off = F(redis.data_dir),
+     .check = check_nonempty, .def = "./hookq-data"},
+    {"redis", "wait_replicas", K_UINT, .off = F(redis.wait_replicas), .min = 0,
+     .max = 100, .def = "0"},
+    {"redis", "wait_timeout", K_DURATION, .off = F(redis.wait_timeout_ms),
+     .min = 1, .max = 60000, .def = "500ms"},
 
-    {"intake", "listen", K_LISTEN, F(intake.listen), 0, 0, 0, NULL, NULL},
-    {"intake", "path", K_STR, F(intake.path), 0, 0, 0, check_path, NULL},
-    {"intake", "customer", K_STR, F(intake.customer), 0, 0, 0, check_customer,
-     NULL},
-    {"intake", "max_body", K_SIZE, F(intake.max_body), 0, 1, 1024LL << 20, NULL,
-     NULL},
-    {"intake", "max_header", K_SIZE, F(intake.max_header), 0, 1024, 1LL << 20,
-     NULL, NULL},
-    {"intake", "header_timeout", K_DURATION, F(intake.header_timeout_ms), 0, 1,
-     INT64_MAX, NULL, NULL},
-    {"intake", "idle_timeout", K_DURATION, F(intake.idle_timeout_ms), 0, 1,
-     INT64_MAX, NULL, NULL},
-    {"intake", "max_key_depth", K_I64, F(intake.max_key_depth), 0, 0, INT64_MAX,
-     NULL, NULL},
-    {"intake", "secret", K_OPTSTR, F(intake.secret), 0, 0, 0, check_secret,
-     NULL},
-    {"intake", "dedup_ttl", K_DURATION, F(intake.dedup_ttl_ms), 0, 1000,
-     INT64_MAX, NULL, NULL},
-    {"intake", "threads", K_UINT, F(intake.threads), 0, 1, 256, NULL, NULL},
-    {"intake", "max_connections", K_UINT, F(intake.max_connections), 0, 1,
-     1000000, NULL, NULL},
+    {"intake", "listen", K_LISTEN, .off = F(intake.listen),
+     .def = "127.0.0.1:8080"},
+    {"intake", "path", K_STR, .off = F(intake.path), .check = check_path,
+     .def = "/webhook"},
+    {"intake", "customer", K_CUSTOMER, .off = F(intake.customer),
+     .def = "/data/customer_id"},
+    {"intake", "max_body", K_SIZE, .off = F(intake.max_body), .min = 1,
+     .max = 1024LL << 20, .def = "1MiB"},
+    {"intake", "max_header", K_SIZE, .off = F(intake.max_header), .min = 1024,
+     .max = 1LL << 20, .def = "16KiB"},
+    {"intake", "header_timeout", K_DURATION, .off = F(intake.header_timeout_ms),
+     .min = 1, .max = INT64_MAX, .def = "10s"},
+    {"intake", "idle_timeout", K_DURATION, .off = F(intake.idle_timeout_ms),
+     .min = 1, .max = INT64_MAX, .def = "60s"},
+    {"intake", "max_key_depth", K_I64, .off = F(intake.max_key_depth),
+     .min = 0, .max = INT64_MAX, .def = "100000"},
+    {"intake", "secret", K_SECRET, .off = F(intake.secret),
+     .flags = KF_OPTIONAL},
+    {"intake", "dedup_ttl", K_DURATION, .off = F(intake.dedup_ttl_ms),
+     .min = 1000, .max = INT64_MAX, .def = "24h"},
+    {"intake", "threads", K_UINT, .off = F(intake.threads), .min = 1,
+     .max = 256, .def = "2"},
+    {"intake", "max_connections", K_UINT, .off = F(intake.max_connections),
+     .min = 1, .max = 1000000, .def = "1024"},
 
-    {"admin", "listen", K_LISTEN_OFF, F(admin.listen), 0, 0, 0, NULL, NULL},
-    {"admin", "token", K_OPTSTR, F(admin.token), 0, 0, 0, NULL, NULL},
+    {"admin", "listen", K_LISTEN, .off = F(admin.listen), .flags = KF_OFF,
+     .def = "127.0.0.1:8081"},
+    {"admin", "token", K_STR, .off = F(admin.token), .flags = KF_OPTIONAL},
 
-    {"worker", "concurrency", K_UINT, F(worker.concurrency), 0, 1, 1000000,
-     NULL, NULL},
-    {"worker", "threads", K_UINT, F(worker.threads), 0, 1, 256, NULL, NULL},
-    {"worker", "lease", K_DURATION, F(worker.lease_ms), 0, 1000, INT64_MAX,
-     NULL, NULL},
-    {"worker", "max_attempts", K_INT, F(worker.max_attempts), 0, 1, 1000000,
-     NULL, NULL},
-    {"worker", "backoff", K_RANGE, F(worker.backoff_min_ms),
-     F(worker.backoff_max_ms), 0, 0, NULL, NULL},
-    {"worker", "on_failure", K_ENUM, F(worker.on_failure), 0, 0, 0, NULL,
-     policy_names},
-    {"worker", "shutdown_timeout", K_DURATION, F(worker.shutdown_timeout_ms), 0,
-     0, INT64_MAX, NULL, NULL},
+    {"worker", "concurrency", K_UINT, .off = F(worker.concurrency), .min = 1,
+     .max = 1000000, .def = "64"},
+    {"worker", "threads", K_UINT, .off = F(worker.threads), .min = 1,
+     .max = 256, .def = "2"},
+    {"worker", "lease", K_DURATION, .off = F(worker.lease_ms), .min = 1000,
+     .max = INT64_MAX, .def = "30s"},
+    {"worker", "max_attempts", K_INT, .off = F(worker.max_attempts), .min = 1,
+     .max = 1000000, .def = "12"},
+    {"worker", "backoff", K_RANGE, .off = F(worker.backoff_min_ms),
+     .off2 = F(worker.backoff_max_ms), .def = "5s..1h"},
+    {"worker", "on_failure", K_ENUM, .off = F(worker.on_failure),
+     .names = policy_names, .def = "deadletter"},
+    {"worker", "shutdown_timeout", K_DURATION,
+     .off = F(worker.shutdown_timeout_ms), .min = 0, .max = INT64_MAX,
+     .def = "30s"},
 
-    {"api", "base_url", K_STR, F(api.base_url), 0, 0, 0, check_http_url, NULL},
-    {"api", "rate", K_RATE, F(api.rate_calls), F(api.rate_window_ms), 0, 0,
-     NULL, NULL},
-    {"api", "margin", K_DURATION, F(api.margin_ms), 0, 0, INT64_MAX, NULL,
-     NULL},
-    {"api", "endpoint", K_ENUM, F(api.endpoint), 0, 0, 0, NULL, endpoint_names},
-    {"api", "timeout", K_DURATION, F(api.timeout_ms), 0, 1, INT64_MAX, NULL,
-     NULL},
-    {"api", "token_command", K_OPTSTR, F(api.token_command), 0, 0, 0,
-     check_program, NULL},
+    {"api", "base_url", K_HTTP_URL, .off = F(api.base_url),
+     .def = "http://127.0.0.1:9000"},
+    {"api", "rate", K_RATE, .off = F(api.rate_calls),
+     .off2 = F(api.rate_window_ms), .def = "2/1s"},
+    {"api", "margin", K_DURATION, .off = F(api.margin_ms), .min = 0,
+     .max = INT64_MAX, .def = "25ms"},
+    {"api", "endpoint", K_ENUM, .off = F(api.endpoint), .names = endpoint_names,
+     .def = "route"},
+    {"api", "timeout", K_DURATION, .off = F(api.timeout_ms), .min = 1,
+     .max = INT64_MAX, .def = "10s"},
+    {"api", "token_command", K_STR, .off = F(api.token_command),
+     .check = check_program, .flags = KF_OPTIONAL},
 
-    {"deliver", "secret", K_OPTSTR, F(deliver.secret), 0, 0, 0, check_secret,
-     NULL},
-    {"deliver", "timeout", K_DURATION, F(deliver.timeout_ms), 0, 1, INT64_MAX,
-     NULL, NULL},
-    {"deliver", "breaker", K_INT, F(deliver.breaker), 0, 0, 1000000, NULL,
-     NULL},
-    {"deliver", "probe", K_RANGE, F(deliver.probe_min_ms),
-     F(deliver.probe_max_ms), 0, 0, NULL, NULL},
+    {"deliver", "secret", K_SECRET, .off = F(deliver.secret),
+     .flags = KF_OPTIONAL},
+    {"deliver", "timeout", K_DURATION, .off = F(deliver.timeout_ms), .min = 1,
+     .max = INT64_MAX, .def = "30s"},
+    {"deliver", "breaker", K_INT, .off = F(deliver.breaker), .min = 0,
+     .max = 1000000, .def = "5"},
+    {"deliver", "probe", K_RANGE, .off = F(deliver.probe_min_ms),
+     .off2 = F(deliver.probe_max_ms), .def = "5s..1m"},
 };
 
 #undef F
+
+#define E(field) offsetof(struct hq__event_cfg, field)
+
+/*
+ * The keys of an [event CODE] section. Unset, on_failure and timeout are
+ * [worker]'s and [deliver]'s (validate() fills them in), and secret is
+ * [deliver]'s (its consumer reads both).
+ */
+static const struct keydef event_keys[] = {
+    {"event", "fetch", K_FETCH, .off = E(fetch), .off2 = E(nfetch)},
+    {"event", "deliver", K_DELIVER, .off = E(deliver), .off2 = E(deliver_to)},
+    {"event", "on_failure", K_ENUM, .off = E(on_failure),
+     .names = policy_names},
+    {"event", "secret", K_SECRET, .off = E(secret)},
+    {"event", "timeout", K_DURATION, .off = E(timeout_ms), .min = 1,
+     .max = INT64_MAX},
+};
+
+#undef E
 
 static const char *const sections[] = {"redis", "intake", "admin", "worker",
                                        "api", "deliver"};
@@ -669,8 +776,8 @@ struct loader {
     int skip;                /* the section header was bad: skip its keys */
     struct hq__event_cfg *ev; /* the [event CODE] being read, or NULL */
     int set_at[HQ_ARRAY_SIZE(keys)]; /* line a key was set on; 0 = not */
-    int *ev_deliver_at;              /* per event: line of deliver/on_failure */
-    int *ev_policy_at;
+    /* Per event, the line each of its keys was set on (fetch: not kept). */
+    int (*ev_set_at)[HQ_ARRAY_SIZE(event_keys)];
 
     char *err;
     size_t errsize;
@@ -778,15 +885,13 @@ unknown_key(struct loader *L, const struct origin *o, const char *section,
     size_t bestd = 3;
     char why[200];
     int is_event = strncmp(section, "event ", 6) == 0;
-    static const char *const event_keys[] = {"fetch", "deliver", "on_failure",
-                                             "secret", "timeout"};
 
     if (is_event) {
         for (size_t i = 0; i < HQ_ARRAY_SIZE(event_keys); i++) {
-            size_t d = edit_distance(name, event_keys[i]);
+            size_t d = edit_distance(name, event_keys[i].name);
             if (d < bestd) {
                 bestd = d;
-                best = event_keys[i];
+                best = event_keys[i].name;
             }
         }
     } else {
@@ -829,45 +934,122 @@ enum_value(const char *v, const char *const *names, char *why, size_t n)
     return -1;
 }
 
-/* Set key `k` from string `v`; on a bad value, report it at `o`. */
+/* Release the value of key `k` in `obj` and leave it unset (zero). */
 static void
-apply(struct loader *L, const struct keydef *k, const char *v,
-      const struct origin *o)
+value_release(const struct keydef *k, char *obj)
 {
-    char *base = (char *)L->cfg;
+    switch (k->kind) {
+    case K_STR:
+    case K_REDIS_URL: {
+        char **text = (char **)(obj + k->off);
+        free(*text);
+        *text = NULL;
+        break;
+    }
+    case K_HTTP_URL: {
+        struct hq__http_url *u = (struct hq__http_url *)(obj + k->off);
+        free(u->url);
+        free(u->origin);
+        u->url = u->origin = NULL;
+        break;
+    }
+    case K_DELIVER: {
+        char **text = (char **)(obj + k->off);
+        struct hq__deliver **d = (struct hq__deliver **)(obj + k->off2);
+        free(*text);
+        *text = NULL;
+        hq__deliver_free(*d);
+        *d = NULL;
+        break;
+    }
+    case K_LISTEN: {
+        struct hq__listen_addr *a = (struct hq__listen_addr *)(obj + k->off);
+        free(a->text);
+        memset(a, 0, sizeof(*a));
+        break;
+    }
+    case K_SECRET: {
+        struct hq__sig_key **key = (struct hq__sig_key **)(obj + k->off);
+        secret_free(*key);
+        *key = NULL;
+        break;
+    }
+    case K_CUSTOMER:
+        hq__customer_spec_release((struct hq__customer_spec *)(obj + k->off));
+        break;
+    case K_HOSTPORTS: {
+        struct hq__hostport_list *l = (struct hq__hostport_list *)(obj + k->off);
+        free(l->text);
+        memset(l, 0, sizeof(*l));
+        break;
+    }
+    case K_FETCH: {
+        struct hq__template ***t = (struct hq__template ***)(obj + k->off);
+        size_t *count = (size_t *)(obj + k->off2);
+        for (size_t i = 0; i < *count; i++)
+            hq__template_free((*t)[i]);
+        free(*t);
+        *t = NULL;
+        *count = 0;
+        break;
+    }
+    default:
+        break; /* numbers: nothing held */
+    }
+}
+
+static int parse_fetch(const char *v, struct hq__template **out, char *why,
+                       size_t n);
+static int parse_deliver(const char *v, struct hq__deliver **out, char *why,
+                         size_t n);
+
+/*
+ * Parse `v` as key `k` into its field of `obj` (the config, or an event for
+ * [event] keys), releasing what the field held. On a bad value the field is
+ * left as it was and the error is reported at `o`, under `section`.
+ */
+static void
+apply(struct loader *L, const struct keydef *k, const char *section,
+      void *obj, const char *v, const struct origin *o)
+{
+    char *base = obj;
     char why[512];
     int64_t n;
     const char *end;
+    int rc;
 
     why[0] = '\0';
+    if (((k->flags & KF_OPTIONAL) && v[0] == '\0') ||
+        ((k->flags & KF_OFF) && strcmp(v, "off") == 0)) {
+        value_release(k, base);
+        return;
+    }
     switch (k->kind) {
-    case K_STR:
-    case K_OPTSTR:
-    case K_LISTEN:
-    case K_LISTEN_OFF: {
-        char **field = (char **)(base + k->off);
-        char *copy = NULL;
+    case K_STR: {
+        char *copy;
 
-        if (k->kind == K_OPTSTR && v[0] == '\0') {
-            /* unset */
-        } else if (k->kind == K_LISTEN_OFF && strcmp(v, "off") == 0) {
-            /* none */
-        } else {
-            if ((k->kind == K_LISTEN || k->kind == K_LISTEN_OFF) &&
-                check_listen(v, why, sizeof(why)) != 0)
-                break;
-            if (k->kind == K_STR && v[0] == '\0' && k->check == NULL) {
-                snprintf(why, sizeof(why), "must not be empty");
-                break;
-            }
-            if (k->check != NULL && k->check(v, why, sizeof(why)) != 0)
-                break;
-            copy = xstrdup(L, v);
-            if (copy == NULL)
-                return;
+        if (k->check == NULL && v[0] == '\0') {
+            snprintf(why, sizeof(why), "must not be empty");
+            break;
         }
-        free(*field);
-        *field = copy;
+        if (k->check != NULL && k->check(v, why, sizeof(why)) != 0)
+            break;
+        if ((copy = xstrdup(L, v)) == NULL)
+            return;
+        value_release(k, base);
+        *(char **)(base + k->off) = copy;
+        return;
+    }
+    case K_LISTEN: {
+        struct hq__listen_addr a;
+
+        memset(&a, 0, sizeof(a));
+        if (parse_listen(v, &a, why, sizeof(why)) != 0)
+            break;
+        if ((a.text = xstrdup(L, v)) == NULL)
+            return;
+        value_release(k, base);
+        *(struct hq__listen_addr *)(base + k->off) = a;
         return;
     }
     case K_UINT:
@@ -948,8 +1130,106 @@ apply(struct loader *L, const struct keydef *k, const char *v,
         *(int *)(base + k->off) = e;
         return;
     }
+    case K_SECRET: {
+        struct hq__sig_key *key = NULL;
+
+        rc = parse_secret(v, &key, why, sizeof(why));
+        if (rc != 0)
+            goto bad;
+        value_release(k, base);
+        *(struct hq__sig_key **)(base + k->off) = key;
+        return;
     }
-    origin_error(L, o, k->section, k->name, why);
+    case K_CUSTOMER: {
+        struct hq__customer_spec spec;
+
+        rc = parse_customer(v, &spec, why, sizeof(why));
+        if (rc != 0)
+            goto bad;
+        value_release(k, base);
+        *(struct hq__customer_spec *)(base + k->off) = spec;
+        return;
+    }
+    case K_REDIS_URL: {
+        struct hq__store_addr addr;
+        char *copy;
+
+        if (parse_redis_url(v, &addr, why, sizeof(why)) != 0)
+            break;
+        if ((copy = xstrdup(L, v)) == NULL)
+            return;
+        value_release(k, base);
+        *(char **)(base + k->off) = copy;
+        *(struct hq__store_addr *)(base + k->off2) = addr;
+        return;
+    }
+    case K_HOSTPORTS: {
+        struct hq__hostport_list l;
+
+        memset(&l, 0, sizeof(l));
+        if (parse_hostports(v, k->name, &l, why, sizeof(why)) != 0)
+            break;
+        if ((l.text = xstrdup(L, v)) == NULL)
+            return;
+        value_release(k, base);
+        *(struct hq__hostport_list *)(base + k->off) = l;
+        return;
+    }
+    case K_HTTP_URL: {
+        struct hq__http_url u;
+
+        if (check_http_url(v, why, sizeof(why)) != 0)
+            break;
+        if (parse_http_url(v, &u) != 0) {
+            L->nomem = 1;
+            return;
+        }
+        value_release(k, base);
+        *(struct hq__http_url *)(base + k->off) = u;
+        return;
+    }
+    case K_DELIVER: {
+        struct hq__deliver *d = NULL;
+        char *copy;
+
+        rc = parse_deliver(v, &d, why, sizeof(why));
+        if (rc != 0)
+            goto bad;
+        if ((copy = xstrdup(L, v)) == NULL) {
+            hq__deliver_free(d);
+            return;
+        }
+        value_release(k, base);
+        *(char **)(base + k->off) = copy;
+        *(struct hq__deliver **)(base + k->off2) = d;
+        return;
+    }
+    case K_FETCH: {
+        struct hq__template ***t = (struct hq__template ***)(base + k->off);
+        size_t *count = (size_t *)(base + k->off2);
+        struct hq__template *tpl = NULL, **grown;
+
+        rc = parse_fetch(v, &tpl, why, sizeof(why));
+        if (rc != 0)
+            goto bad;
+        grown = realloc(*t, (*count + 1) * sizeof(*grown));
+        if (grown == NULL) {
+            hq__template_free(tpl);
+            L->nomem = 1;
+            return;
+        }
+        grown[(*count)++] = tpl;
+        *t = grown;
+        return;
+    }
+    }
+    origin_error(L, o, section, k->name, why);
+    return;
+bad:
+    if (rc == HQ_ENOMEM)
+        L->nomem = 1;
+    else
+        origin_error(L, o, section, k->name, why);
 }
 
 static const struct keydef *
@@ -965,8 +1245,9 @@ find_key(const char *section, const char *name)
 /* ------------------------------------------------------------------------ */
 /* Events.                                                                  */
 
+/* A fetch line "METHOD /path/{data.x}", parsed into its template. */
 static int
-check_fetch(const char *v, char *why, size_t n)
+parse_fetch(const char *v, struct hq__template **out, char *why, size_t n)
 {
     const char *sp = strchr(v, ' ');
     const char *p;
@@ -1015,19 +1296,18 @@ check_fetch(const char *v, char *why, size_t n)
         }
     }
     /*
-     * And what the processing parses at startup: the checks above let
-     * through a control character in the path, or a '{' inside a
-     * placeholder, which `hookq check` then called valid.
+     * The template parser refuses what the checks above let through: a
+     * control character in the path, a '{' inside a placeholder.
      */
     {
-        struct hq__template *t = NULL;
         struct hq__err err;
+        int rc = hq__template_parse(v, out, &err);
 
-        if (hq__template_parse(v, &t, &err) != HQ_OK) {
+        if (rc != HQ_OK) {
+            *out = NULL;
             snprintf(why, n, "invalid fetch '%s': %s", v, err.msg);
-            return -1;
+            return rc == HQ_ENOMEM ? HQ_ENOMEM : -1;
         }
-        hq__template_free(t);
     }
     return 0;
 badbrace:
@@ -1041,12 +1321,17 @@ bad:
     return -1;
 }
 
+/* A deliver line, parsed into its target (log:FILE is not opened here). */
 static int
-check_deliver(const char *v, char *why, size_t n)
+parse_deliver(const char *v, struct hq__deliver **out, char *why, size_t n)
 {
-    if (strncmp(v, "http://", 7) == 0 || strncmp(v, "https://", 8) == 0)
-        return check_http_url(v, why, n);
-    if (strncmp(v, "exec:", 5) == 0) {
+    struct hq__err err;
+    int rc;
+
+    if (strncmp(v, "http://", 7) == 0 || strncmp(v, "https://", 8) == 0) {
+        if (check_http_url(v, why, n) != 0)
+            return -1;
+    } else if (strncmp(v, "exec:", 5) == 0) {
         if (v[5] != '/') {
             snprintf(why, n,
                      "invalid deliver '%s': exec needs an absolute "
@@ -1054,22 +1339,24 @@ check_deliver(const char *v, char *why, size_t n)
                      v);
             return -1;
         }
-        return 0;
-    }
-    if (strcmp(v, "log") == 0)
-        return 0;
-    if (strncmp(v, "log:", 4) == 0) {
+    } else if (strncmp(v, "log:", 4) == 0) {
         if (v[4] == '\0') {
             snprintf(why, n, "invalid deliver '%s': log: needs a file name", v);
             return -1;
         }
-        return 0;
+    } else if (strcmp(v, "log") != 0) {
+        snprintf(why, n,
+                 "invalid deliver '%s': expected http://..., exec:/path, "
+                 "log or log:FILE",
+                 v);
+        return -1;
     }
-    snprintf(why, n,
-             "invalid deliver '%s': expected http://..., exec:/path, "
-             "log or log:FILE",
-             v);
-    return -1;
+    rc = hq__deliver_parse(v, out, &err);
+    if (rc != HQ_OK) {
+        snprintf(why, n, "invalid deliver '%s': %s", v, err.msg);
+        return rc == HQ_ENOMEM ? HQ_ENOMEM : -1;
+    }
+    return 0;
 }
 
 static int
@@ -1108,7 +1395,7 @@ event_get(struct loader *L, const char *code, int line)
 {
     struct hq__config *cfg = L->cfg;
     struct hq__event_cfg *evs;
-    int *a, *b;
+    int (*at)[HQ_ARRAY_SIZE(event_keys)];
 
     for (size_t i = 0; i < cfg->nevents; i++)
         if (strcmp(cfg->events[i].code, code) == 0)
@@ -1117,107 +1404,58 @@ event_get(struct loader *L, const char *code, int line)
     if (evs == NULL)
         goto nomem;
     cfg->events = evs;
-    a = realloc(L->ev_deliver_at, (cfg->nevents + 1) * sizeof(int));
-    if (a == NULL)
+    at = realloc(L->ev_set_at, (cfg->nevents + 1) * sizeof(*at));
+    if (at == NULL)
         goto nomem;
-    L->ev_deliver_at = a;
-    b = realloc(L->ev_policy_at, (cfg->nevents + 1) * sizeof(int));
-    if (b == NULL)
-        goto nomem;
-    L->ev_policy_at = b;
+    L->ev_set_at = at;
     memset(&evs[cfg->nevents], 0, sizeof(*evs));
+    memset(&at[cfg->nevents], 0, sizeof(*at));
     evs[cfg->nevents].code = xstrdup(L, code);
     if (evs[cfg->nevents].code == NULL)
         return NULL;
     evs[cfg->nevents].on_failure = -1;
     evs[cfg->nevents].timeout_ms = -1;
     evs[cfg->nevents].line = line;
-    a[cfg->nevents] = 0;
-    b[cfg->nevents] = 0;
     return &evs[cfg->nevents++];
 nomem:
     L->nomem = 1;
     return NULL;
 }
 
+/*
+ * Key `k` written on the line of `o`: refused if `*set_at` says it was
+ * written before (but fetch, which may repeat), else applied to `obj`.
+ */
+static void
+set_key(struct loader *L, const struct keydef *k, const char *section,
+        void *obj, int *set_at, const char *value, const struct origin *o)
+{
+    if (k->kind != K_FETCH) {
+        if (*set_at) {
+            char why[64];
+            snprintf(why, sizeof(why), "set twice (first on line %d)", *set_at);
+            origin_error(L, o, section, k->name, why);
+            return;
+        }
+        *set_at = o->line;
+    }
+    apply(L, k, section, obj, value, o);
+}
+
 static void
 event_key(struct loader *L, const char *section, const char *name,
           const char *value, const struct origin *o)
 {
-    struct hq__event_cfg *ev = L->ev;
-    size_t idx = (size_t)(ev - L->cfg->events);
-    char why[512];
+    size_t idx = (size_t)(L->ev - L->cfg->events);
 
-    if (strcmp(name, "fetch") == 0) {
-        char **f;
-        if (check_fetch(value, why, sizeof(why)) != 0) {
-            origin_error(L, o, section, name, why);
+    for (size_t i = 0; i < HQ_ARRAY_SIZE(event_keys); i++) {
+        if (strcmp(event_keys[i].name, name) == 0) {
+            set_key(L, &event_keys[i], section, L->ev, &L->ev_set_at[idx][i],
+                    value, o);
             return;
         }
-        f = realloc(ev->fetch, (ev->nfetch + 1) * sizeof(*f));
-        if (f == NULL) {
-            L->nomem = 1;
-            return;
-        }
-        ev->fetch = f;
-        if ((f[ev->nfetch] = xstrdup(L, value)) != NULL)
-            ev->nfetch++;
-    } else if (strcmp(name, "deliver") == 0) {
-        if (L->ev_deliver_at[idx]) {
-            snprintf(why, sizeof(why), "set twice (first on line %d)",
-                     L->ev_deliver_at[idx]);
-            origin_error(L, o, section, name, why);
-            return;
-        }
-        L->ev_deliver_at[idx] = o->line;
-        if (check_deliver(value, why, sizeof(why)) != 0) {
-            origin_error(L, o, section, name, why);
-            return;
-        }
-        free(ev->deliver);
-        ev->deliver = xstrdup(L, value);
-    } else if (strcmp(name, "on_failure") == 0) {
-        int e;
-        if (L->ev_policy_at[idx]) {
-            snprintf(why, sizeof(why), "set twice (first on line %d)",
-                     L->ev_policy_at[idx]);
-            origin_error(L, o, section, name, why);
-            return;
-        }
-        L->ev_policy_at[idx] = o->line;
-        if ((e = enum_value(value, policy_names, why, sizeof(why))) < 0) {
-            origin_error(L, o, section, name, why);
-            return;
-        }
-        ev->on_failure = e;
-    } else if (strcmp(name, "secret") == 0) {
-        if (ev->secret) {
-            origin_error(L, o, section, name, "set twice");
-            return;
-        }
-        if (check_secret(value, why, sizeof(why)) != 0) {
-            origin_error(L, o, section, name, why);
-            return;
-        }
-        ev->secret = xstrdup(L, value);
-    } else if (strcmp(name, "timeout") == 0) {
-        int64_t ms;
-        if (ev->timeout_ms >= 0) {
-            origin_error(L, o, section, name, "set twice");
-            return;
-        }
-        if (hq__parse_duration_ms(value, &ms) != HQ_OK || ms < 1) {
-            snprintf(why, sizeof(why),
-                     "invalid duration '%s' (expected a number with ms, s, "
-                     "m, h or d, at least 1ms)",
-                     value);
-            origin_error(L, o, section, name, why);
-            return;
-        }
-        ev->timeout_ms = ms;
-    } else {
-        unknown_key(L, o, section, name);
     }
+    unknown_key(L, o, section, name);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1373,7 +1611,6 @@ handler(void *user, const char *section, const char *name, const char *value)
     struct loader *L = user;
     struct origin o = {L->file, L->lineno, NULL};
     const struct keydef *k;
-    size_t idx;
 
     if (L->skip)
         return 1; /* the section header was reported */
@@ -1386,16 +1623,7 @@ handler(void *user, const char *section, const char *name, const char *value)
         unknown_key(L, &o, section, name);
         return 1;
     }
-    idx = (size_t)(k - keys);
-    if (L->set_at[idx]) {
-        char why[64];
-        snprintf(why, sizeof(why), "set twice (first on line %d)",
-                 L->set_at[idx]);
-        origin_error(L, &o, section, name, why);
-        return 1;
-    }
-    L->set_at[idx] = L->lineno;
-    apply(L, k, value, &o);
+    set_key(L, k, section, L->cfg, &L->set_at[k - keys], value, &o);
     return 1;
 }
 
@@ -1440,7 +1668,7 @@ apply_env(struct loader *L, char **envp)
             env_name(&keys[i], want, sizeof(want));
             if (strcmp(want, name) == 0) {
                 struct origin o = {L->file, 0, name};
-                apply(L, &keys[i], eq + 1, &o);
+                apply(L, &keys[i], keys[i].section, L->cfg, eq + 1, &o);
                 found = 1;
                 break;
             }
@@ -1478,52 +1706,15 @@ apply_env(struct loader *L, char **envp)
 /* ------------------------------------------------------------------------ */
 /* Defaults, validation, lifecycle.                                         */
 
-static int
-set_defaults(struct hq__config *cfg)
+/* The table's defaults, each parsed as a value of the file would be. */
+static void
+apply_defaults(struct loader *L)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->log_format = HQ_LOG_TEXT;
-    cfg->log_level = 2; /* info */
-    cfg->redis.ns = strdup("hookq");
-    cfg->redis.sentinel_master = strdup("hookq");
-    cfg->redis.shards = 1;
-    cfg->redis.data_dir = strdup("./hookq-data");
-    cfg->intake.listen = strdup("127.0.0.1:8080");
-    cfg->intake.path = strdup("/webhook");
-    cfg->intake.customer = strdup("/data/customer_id");
-    cfg->redis.wait_timeout_ms = 500;
-    cfg->intake.max_body = 1024 * 1024;
-    cfg->intake.max_header = 16 * 1024;
-    cfg->intake.header_timeout_ms = 10000;
-    cfg->intake.idle_timeout_ms = 60000;
-    cfg->intake.max_key_depth = 100000;
-    cfg->intake.dedup_ttl_ms = 24LL * 3600 * 1000;
-    cfg->intake.threads = 2;
-    cfg->intake.max_connections = 1024;
-    cfg->admin.listen = strdup("127.0.0.1:8081");
-    cfg->worker.concurrency = 64;
-    cfg->worker.threads = 2;
-    cfg->worker.lease_ms = 30000;
-    cfg->worker.max_attempts = 12;
-    cfg->worker.backoff_min_ms = 5000;
-    cfg->worker.backoff_max_ms = 3600000;
-    cfg->worker.on_failure = HQ_ON_FAILURE_DEADLETTER;
-    cfg->worker.shutdown_timeout_ms = 30000;
-    cfg->api.base_url = strdup("http://127.0.0.1:9000");
-    cfg->api.rate_calls = 2;
-    cfg->api.rate_window_ms = 1000;
-    cfg->api.margin_ms = 25;
-    cfg->api.endpoint = HQ_ENDPOINT_ROUTE;
-    cfg->api.timeout_ms = 10000;
-    cfg->deliver.timeout_ms = 30000;
-    cfg->deliver.breaker = 5;
-    cfg->deliver.probe_min_ms = 5000;
-    cfg->deliver.probe_max_ms = 60000;
-    if (!cfg->redis.ns || !cfg->redis.sentinel_master || !cfg->redis.data_dir || !cfg->intake.listen ||
-        !cfg->intake.path || !cfg->intake.customer || !cfg->admin.listen ||
-        !cfg->api.base_url)
-        return HQ_ENOMEM;
-    return HQ_OK;
+    struct origin o = {"(defaults)", 0, NULL};
+
+    for (size_t i = 0; i < HQ_ARRAY_SIZE(keys); i++)
+        if (keys[i].def != NULL)
+            apply(L, &keys[i], keys[i].section, L->cfg, keys[i].def, &o);
 }
 
 static int
@@ -1533,14 +1724,26 @@ key_line(const struct loader *L, const char *section, const char *name)
     return k ? L->set_at[k - keys] : 0;
 }
 
+/* The index of the [event] key `name` (one of event_keys). */
+static size_t
+event_key_index(const char *name)
+{
+    size_t i = 0;
+
+    while (strcmp(event_keys[i].name, name) != 0)
+        i++;
+    return i;
+}
+
 static void
 validate(struct loader *L)
 {
     struct hq__config *cfg = L->cfg;
+    size_t deliver_idx = event_key_index("deliver");
 
     for (size_t i = 0; i < cfg->nevents; i++) {
         struct hq__event_cfg *ev = &cfg->events[i];
-        if (ev->deliver == NULL && L->ev_deliver_at[i] == 0)
+        if (ev->deliver == NULL && L->ev_set_at[i][deliver_idx] == 0)
             add_error(L,
                       "%s:%d: [event %s] deliver: missing: each event needs "
                       "deliver = http://..., exec:/path, log or log:FILE",
@@ -1550,28 +1753,42 @@ validate(struct loader *L)
         if (ev->timeout_ms < 0)
             ev->timeout_ms = cfg->deliver.timeout_ms;
     }
-    if (cfg->redis.sentinels != NULL && cfg->redis.url != NULL &&
+    if (cfg->redis.sentinels.text != NULL && cfg->redis.url != NULL &&
         strncmp(cfg->redis.url, "unix://", 7) == 0) {
         struct origin o = {L->file, key_line(L, "redis", "sentinels"), NULL};
         origin_error(L, &o, "redis", "sentinels",
                      "cannot go with a unix:// url: the Sentinels name a "
                      "host and port");
-    } else if (cfg->redis.sentinels != NULL && cfg->redis.url != NULL &&
+    } else if (cfg->redis.sentinels.text != NULL && cfg->redis.url != NULL &&
                strchr(cfg->redis.url, ',') != NULL) {
         struct origin o = {L->file, key_line(L, "redis", "sentinels"), NULL};
         origin_error(L, &o, "redis", "sentinels",
                      "cannot go with a url of several hosts (a Redis "
                      "Cluster finds its masters itself)");
+    } else if (cfg->redis.sentinels.text != NULL) {
+        /*
+         * The Sentinels name the master's host and port; without a url,
+         * the address keeps the built-in one's database and no password.
+         */
+        struct hq__store_addr *a = &cfg->redis.addr;
+        struct hq__err e;
+
+        if (cfg->redis.url == NULL)
+            hq__store_parse_url("redis://127.0.0.1:6379/0", 0, a, &e);
+        a->nsentinels = cfg->redis.sentinels.n;
+        memcpy(a->sentinels, cfg->redis.sentinels.v, sizeof(a->sentinels));
+        snprintf(a->sentinel_master, sizeof(a->sentinel_master), "%s",
+                 cfg->redis.sentinel_master);
     }
     if (cfg->redis.wait_replicas > 0 && cfg->redis.url == NULL &&
-        cfg->redis.sentinels == NULL) {
+        cfg->redis.sentinels.text == NULL) {
         struct origin o = {L->file, key_line(L, "redis", "wait_replicas"), NULL};
         origin_error(L, &o, "redis", "wait_replicas",
                      "needs a [redis] url: the embedded Redis of hookq run has "
                      "no replicas to wait for");
     }
-    if (cfg->admin.listen != NULL && cfg->intake.listen != NULL &&
-        strcmp(cfg->admin.listen, cfg->intake.listen) == 0) {
+    if (cfg->admin.listen.text != NULL && cfg->intake.listen.text != NULL &&
+        strcmp(cfg->admin.listen.text, cfg->intake.listen.text) == 0) {
         struct origin o = {L->file, key_line(L, "admin", "listen"), NULL};
         origin_error(L, &o, "admin", "listen",
                      "must differ from [intake] listen (the admin listener "
@@ -1579,56 +1796,41 @@ validate(struct loader *L)
     }
 }
 
-static void
-event_free(struct hq__event_cfg *ev)
-{
-    for (size_t j = 0; j < ev->nfetch; j++)
-        free(ev->fetch[j]);
-    free(ev->fetch);
-    free(ev->deliver);
-    free(ev->secret);
-    free(ev->code);
-}
-
 void
 hq__config_free(struct hq__config *cfg)
 {
     if (cfg == NULL)
         return;
-    for (size_t i = 0; i < cfg->nevents; i++)
-        event_free(&cfg->events[i]);
+    for (size_t i = 0; i < cfg->nevents; i++) {
+        for (size_t j = 0; j < HQ_ARRAY_SIZE(event_keys); j++)
+            value_release(&event_keys[j], (char *)&cfg->events[i]);
+        free(cfg->events[i].code);
+    }
     free(cfg->events);
+    for (size_t j = 0; j < HQ_ARRAY_SIZE(keys); j++)
+        value_release(&keys[j], (char *)cfg);
+    explicit_bzero(&cfg->redis.addr, sizeof(cfg->redis.addr));
     free(cfg->path);
-    free(cfg->redis.url);
-    free(cfg->redis.ns);
-    free(cfg->redis.sentinels);
-    free(cfg->redis.sentinel_master);
-    free(cfg->redis.data_dir);
-    free(cfg->intake.listen);
-    free(cfg->intake.path);
-    free(cfg->intake.customer);
-    free(cfg->intake.secret);
-    free(cfg->admin.listen);
-    free(cfg->admin.token);
-    free(cfg->api.base_url);
-    free(cfg->api.token_command);
-    free(cfg->deliver.secret);
     free(cfg);
 }
 
 int
 hq__config_defaults(struct hq__config **out)
 {
-    struct hq__config *cfg = calloc(1, sizeof(*cfg));
+    struct loader L;
 
     *out = NULL;
-    if (cfg == NULL)
+    memset(&L, 0, sizeof(L));
+    L.cfg = calloc(1, sizeof(*L.cfg));
+    if (L.cfg == NULL)
         return HQ_ENOMEM;
-    if (set_defaults(cfg) != HQ_OK) {
-        hq__config_free(cfg);
-        return HQ_ENOMEM;
+    apply_defaults(&L);
+    if (L.nomem || L.nerr > 0) {
+        /* A default the table cannot parse is a bug, found by unit.config. */
+        hq__config_free(L.cfg);
+        return L.nomem ? HQ_ENOMEM : HQ_ECONFIG;
     }
-    *out = cfg;
+    *out = L.cfg;
     return HQ_OK;
 }
 
@@ -1722,8 +1924,7 @@ hq__config_load(const char *path, char **envp, struct hq__config **out,
         goto fail;
     }
     free(L.line);
-    free(L.ev_deliver_at);
-    free(L.ev_policy_at);
+    free(L.ev_set_at);
     *out = cfg;
     return HQ_OK;
 
@@ -1736,8 +1937,7 @@ fail:
     if (L.fp != NULL)
         fclose(L.fp);
     free(L.line);
-    free(L.ev_deliver_at);
-    free(L.ev_policy_at);
+    free(L.ev_set_at);
     hq__config_free(cfg);
     return rc;
 }

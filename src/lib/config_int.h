@@ -2,13 +2,27 @@
  * Configuration: the INI file of DESIGN §3.2 (parsed with inih), then
  * HOOKQ_<SECTION>_<KEY> environment overrides, then validation. Every error
  * names the file, the line and the key ("hookq.ini:12: [worker] lease: ...").
- * Defaults are DESIGN's. Values are kept in the units the code uses (ms, bytes).
+ * Defaults are DESIGN's.
+ *
+ * Every value is parsed once, when it is loaded, into the typed field below
+ * that its consumers read: durations and sizes in the units the code uses
+ * (ms, bytes), addresses split into host and port, secrets decoded, the
+ * customer's JSON pointer split, fetch lines parsed into templates, the
+ * redis url and sentinels into a store address. Nothing that reads a
+ * struct hq__config parses its text again.
  */
 #ifndef HQ_CONFIG_INT_H
 #define HQ_CONFIG_INT_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "envelope_int.h"
+#include "store_int.h"
+
+struct hq__deliver;
+struct hq__sig_key;
+struct hq__template;
 
 enum hq__endpoint_mode {
     HQ_ENDPOINT_ROUTE = 0, /* method + path template, each {...} read as {} */
@@ -17,13 +31,35 @@ enum hq__endpoint_mode {
 
 enum hq__log_format { HQ_LOG_TEXT = 0, HQ_LOG_JSON = 1 };
 
+/* A listen address, as written and as parsed ("[::1]:80": "::1", 80). */
+struct hq__listen_addr {
+    char *text;          /* for messages; NULL = off ([admin] listen = off) */
+    char host[256];      /* without the brackets of [V6] */
+    int port;            /* 0 to 65535; 0 = any free port */
+};
+
+/* An http(s) URL under which paths are added ([api] base_url), parsed. */
+struct hq__http_url {
+    char *url;           /* as written, without trailing '/' */
+    char *origin;        /* scheme://host:port, the circuit breaker's name of
+                            it (hq__url_origin()); "" when it has none */
+};
+
+/* A list "host:port[,host:port...]" ([redis] sentinels), parsed. */
+struct hq__hostport_list {
+    char *text;          /* for messages; NULL = none */
+    unsigned n;
+    struct hq__store_seed v[HQ_SEEDS_MAX];
+};
+
 struct hq__event_cfg {
     char *code;          /* the section's name, "post-create" */
-    char **fetch;        /* "GET /posts/{data.post_id}", in order */
+    struct hq__template **fetch; /* the fetch lines, parsed, in order */
     size_t nfetch;
     char *deliver;       /* http://..., exec:/path, log or log:FILE */
+    struct hq__deliver *deliver_to; /* `deliver`, parsed (no file opened) */
     int on_failure;      /* enum hq_failure_policy; worker.on_failure if unset */
-    char *secret;        /* whsec_...: signs http deliveries; NULL = [deliver] */
+    struct hq__sig_key *secret; /* signs http deliveries; NULL = [deliver]'s */
     int64_t timeout_ms;  /* one delivery; [deliver] timeout when unset (-1) */
     int line;            /* where the section starts, for messages */
 };
@@ -36,8 +72,11 @@ struct hq__config {
 
     struct {
         char *url;       /* NULL = embedded (hookq run), unless sentinels */
-        char *sentinels; /* NULL, or "host:port[,host:port...]" */
+        struct hq__hostport_list sentinels; /* text NULL = none */
         char *sentinel_master; /* "hookq": the master's name at the Sentinels */
+        /* url (or redis://127.0.0.1:6379/0) with the sentinels and their
+           master, parsed; meaningful when url or sentinels is set */
+        struct hq__store_addr addr;
         char *ns;        /* "hookq" */
         unsigned shards; /* 1 */
         char *data_dir;  /* "./hookq-data" */
@@ -46,22 +85,23 @@ struct hq__config {
     } redis;
 
     struct {
-        char *listen;            /* "127.0.0.1:8080" */
+        struct hq__listen_addr listen; /* "127.0.0.1:8080" */
         char *path;              /* "/webhook" */
-        char *customer;          /* "/data/customer_id" or "header:NAME" */
+        struct hq__customer_spec customer; /* "/data/customer_id" or
+                                              "header:NAME", parsed */
         size_t max_body;         /* bytes, 1 MiB */
         size_t max_header;       /* bytes, 16 KiB */
         int64_t header_timeout_ms; /* 10 s */
         int64_t idle_timeout_ms;   /* 60 s */
         int64_t max_key_depth;     /* 100000 */
-        char *secret;            /* NULL = no signature check */
+        struct hq__sig_key *secret; /* NULL = no signature check */
         int64_t dedup_ttl_ms;    /* 24 h */
         unsigned threads;        /* event loops, 2 */
         unsigned max_connections; /* 1024 */
     } intake;
 
     struct {
-        char *listen;   /* "127.0.0.1:8081"; NULL when "off" */
+        struct hq__listen_addr listen; /* "127.0.0.1:8081"; text NULL = off */
         char *token;    /* NULL = no auth */
     } admin;
 
@@ -77,7 +117,7 @@ struct hq__config {
     } worker;
 
     struct {
-        char *base_url;        /* "http://127.0.0.1:9000" */
+        struct hq__http_url base_url; /* "http://127.0.0.1:9000" */
         int rate_calls;        /* R of R/W: 2 */
         int64_t rate_window_ms; /* W of R/W: 1000 */
         int64_t margin_ms;     /* 25 */
@@ -87,7 +127,7 @@ struct hq__config {
     } api;
 
     struct {
-        char *secret;          /* NULL = http deliveries are not signed */
+        struct hq__sig_key *secret; /* NULL = http deliveries are not signed */
         int64_t timeout_ms;    /* one http delivery or exec run: 30 s */
         int breaker;           /* consecutive failures that trip: 5; 0 = off */
         int64_t probe_min_ms;  /* while down, probe backoff: 5 s */
@@ -145,7 +185,11 @@ struct hq_worker_options;
 void hq__config_worker_options(const struct hq__config *cfg,
                                struct hq_worker_options *o);
 
-/* Unit parsers, shared with anything that reads durations or sizes. */
+/*
+ * The unit parsers behind the key table's kinds (0 or HQ_EINVAL), for
+ * inputs that are not the config, such as a command's arguments (config
+ * values are parsed by hq__config_load() and read from their fields).
+ */
 int hq__parse_duration_ms(const char *s, int64_t *out);   /* "250ms" "30s" "1m" */
 int hq__parse_size(const char *s, size_t *out);           /* "1MiB" "512B" */
 int hq__parse_range_ms(const char *s, int64_t *lo, int64_t *hi); /* "1s..10m" */

@@ -34,7 +34,7 @@ struct hq__deliver {
     int target;        /* enum target */
     char *url;         /* TARGET_HTTP */
     char **argv;       /* TARGET_EXEC, NULL-terminated */
-    int fd;            /* TARGET_LOG; 1 = stdout (not ours to close) */
+    const char *path;  /* TARGET_LOG: the FILE of log:FILE (in spec); NULL = stdout */
     char *spec;
 };
 
@@ -128,8 +128,6 @@ hq__deliver_free(struct hq__deliver *d)
 {
     if (!d)
         return;
-    if (d->target == TARGET_LOG && d->fd > 2)
-        close(d->fd);
     for (size_t i = 0; d->argv && d->argv[i]; i++)
         free(d->argv[i]);
     free(d->argv);
@@ -184,7 +182,6 @@ hq__deliver_parse(const char *spec, struct hq__deliver **out,
         free(d);
         return hq__err_set(err, HQ_ENOMEM, "out of memory");
     }
-    d->fd = -1;
     if (strncmp(spec, "http://", 7) == 0 || strncmp(spec, "https://", 8) == 0) {
         d->target = TARGET_HTTP;
         d->url = strdup(spec);
@@ -195,14 +192,9 @@ hq__deliver_parse(const char *spec, struct hq__deliver **out,
         rc = split_args(d, spec + 5, err);
     } else if (strcmp(spec, "log") == 0) {
         d->target = TARGET_LOG;
-        d->fd = 1;
     } else if (strncmp(spec, "log:", 4) == 0 && spec[4]) {
         d->target = TARGET_LOG;
-        d->fd = open(spec + 4, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-                     0644);
-        if (d->fd < 0)
-            rc = hq__err_set(err, HQ_EIO, "cannot open '%s': %s", spec + 4,
-                             strerror(errno));
+        d->path = d->spec + 4;
     } else {
         rc = hq__err_set(err, HQ_EINVAL,
                          "unknown delivery '%s' (use http://..., "
@@ -213,6 +205,23 @@ hq__deliver_parse(const char *spec, struct hq__deliver **out,
         return rc;
     }
     *out = d;
+    return HQ_OK;
+}
+
+int
+hq__deliver_log_open(const struct hq__deliver *d, int *fd, struct hq__err *err)
+{
+    *fd = -1;
+    if (d->target != TARGET_LOG)
+        return HQ_OK;
+    if (d->path == NULL) {
+        *fd = 1;
+        return HQ_OK;
+    }
+    *fd = open(d->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (*fd < 0)
+        return hq__err_set(err, HQ_EIO, "cannot open '%s': %s", d->path,
+                           strerror(errno));
     return HQ_OK;
 }
 
@@ -449,7 +458,7 @@ log_write(const struct hq__deliver *d, const struct hq__delivery_job *job,
     iov[1].iov_base = "\n";
     iov[1].iov_len = 1;
     while (done < total) {
-        ssize_t n = writev(d->fd, iov, 2);
+        ssize_t n = writev(job->log_fd, iov, 2);
 
         if (n < 0 && errno == EINTR)
             continue;

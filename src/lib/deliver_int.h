@@ -48,6 +48,7 @@ struct hq__delivery_job {
     size_t payload_len;
     int64_t timeout_ms;  /* http and exec; 0 = none */
     const struct hq__sig_key *key_sig; /* http: sign; NULL = unsigned */
+    int log_fd;          /* log targets: from hq__deliver_log_open() */
 };
 
 /*
@@ -61,12 +62,22 @@ typedef void hq__deliver_fn(int outcome, int target_failed, const char *error,
                             void *arg);
 
 /*
- * Parse a `deliver` line. For log:FILE the file is opened (append, created
- * 0644) here, once. Returns HQ_OK, or HQ_EINVAL / HQ_EIO with `err` set.
+ * Parse a `deliver` line (config.c does, once per event). No I/O: the file
+ * of log:FILE is opened by hq__deliver_log_open(). Returns HQ_OK, or
+ * HQ_EINVAL / HQ_ENOMEM with `err` set.
  */
 int hq__deliver_parse(const char *spec, struct hq__deliver **out,
                       struct hq__err *err);
 void hq__deliver_free(struct hq__deliver *d);
+
+/*
+ * The descriptor a log target writes to, into `*fd`: 1 (stdout) for log,
+ * FILE opened for appending (created 0644) for log:FILE, -1 for other
+ * targets. The caller closes a descriptor above 2. Returns HQ_OK, or
+ * HQ_EIO with `err` set.
+ */
+int hq__deliver_log_open(const struct hq__deliver *d, int *fd,
+                         struct hq__err *err);
 
 /*
  * Deliver `job`. Returns HQ_OK and calls `fn` exactly once later (for log

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <jansson.h>
@@ -44,12 +45,12 @@
 
 struct pevent {
     const struct hq__event_cfg *cfg;
-    struct hq__template **fetch;
+    struct hq__template *const *fetch; /* cfg's, parsed by config.c */
     size_t nfetch;
-    struct hq__deliver *deliver;
+    const struct hq__deliver *deliver; /* cfg's, parsed by config.c */
+    int log_fd;                 /* log targets: where; -1 = none; ours if > 2 */
     char target[HQ_TARGET_MAX]; /* the breaker's name of it; "" = none (log) */
-    struct hq__sig_key key;     /* signs http deliveries when has_key */
-    int has_key;
+    const struct hq__sig_key *key; /* the event's or [deliver]'s; NULL = unsigned */
 };
 
 struct ploop;
@@ -61,8 +62,8 @@ struct hq__process {
     struct hq__store_addr addr;
     struct hq__store_ns ns;
     struct hq__limit_rate rate;
-    char *base_url;            /* api.base_url without a trailing '/' */
-    char api_target[HQ_TARGET_MAX]; /* its origin, the fetches' target */
+    const char *base_url;      /* api.base_url without a trailing '/' */
+    const char *api_target;    /* its origin, the fetches' target */
     struct hq__breaker_cfg breaker; /* threshold 0 = no breaker */
     hq_log_fn *log;
     hq_log_kv_fn *log_kv;      /* set: used instead of `log`, with log_arg */
@@ -178,21 +179,18 @@ hq__process_rfc3339(int64_t ms, char *buf, size_t size)
 static void
 pevent_release(struct pevent *e)
 {
-    memset(&e->key, 0, sizeof(e->key));
-    for (size_t i = 0; i < e->nfetch; i++)
-        hq__template_free(e->fetch[i]);
-    free(e->fetch);
-    hq__deliver_free(e->deliver);
+    if (e->log_fd > 2)
+        close(e->log_fd);
 }
 
 int
 hq__process_new(const struct hq__config *cfg,
-               const struct hq_store_options *store, struct hq__process **out,
+               const struct hq_store_options *store,
+               const struct hq__store_addr *addr, struct hq__process **out,
                char *errbuf, size_t errsize)
 {
     struct hq__process *p;
     struct hq__err err = {{0}};
-    size_t n;
     int rc;
 
     *out = NULL;
@@ -202,40 +200,18 @@ hq__process_new(const struct hq__config *cfg,
         return HQ_ENOMEM;
     }
     p->cfg = cfg;
-    p->rate.calls = cfg->api.rate_calls > 0 ? cfg->api.rate_calls : 2;
-    p->rate.window_ms = cfg->api.rate_window_ms > 0 ? cfg->api.rate_window_ms
-                                                     : 1000;
-    p->rate.margin_ms = cfg->api.margin_ms >= 0 ? cfg->api.margin_ms : 0;
-    p->base_url = strdup(cfg->api.base_url ? cfg->api.base_url : "");
-    if (!p->base_url) {
-        rc = HQ_ENOMEM;
-        snprintf(errbuf, errsize, "out of memory");
-        goto fail;
-    }
-    n = strlen(p->base_url);
-    while (n && p->base_url[n - 1] == '/')
-        p->base_url[--n] = '\0';
-    if (hq__url_origin(p->base_url, p->api_target, sizeof(p->api_target)) !=
-        HQ_OK)
-        p->api_target[0] = '\0';
+    p->rate.calls = cfg->api.rate_calls;
+    p->rate.window_ms = cfg->api.rate_window_ms;
+    p->rate.margin_ms = cfg->api.margin_ms;
+    p->base_url = cfg->api.base_url.url;
+    p->api_target = cfg->api.base_url.origin;
     p->breaker.threshold = cfg->deliver.breaker;
-    p->breaker.probe_min_ms = cfg->deliver.probe_min_ms > 0
-                                  ? cfg->deliver.probe_min_ms : 5000;
-    p->breaker.probe_max_ms = cfg->deliver.probe_max_ms >=
-                                      p->breaker.probe_min_ms
-                                  ? cfg->deliver.probe_max_ms
-                                  : p->breaker.probe_min_ms;
-    rc = hq__store_parse_url(store->url ? store->url
-                                        : "redis://127.0.0.1:6379/0",
-                             store->timeout_ms ? store->timeout_ms : 5000,
-                             &p->addr, &err);
-    if (rc == HQ_OK)
-        rc = hq__store_set_sentinels(&p->addr, store->sentinels,
-                                     store->sentinel_master, &err);
-    if (rc == HQ_OK)
-        hq__conn_probe_cluster(&p->addr);
-    if (rc == HQ_OK)
-        rc = hq__store_ns_init(&p->ns, store->ns, store->shards, &err);
+    p->breaker.probe_min_ms = cfg->deliver.probe_min_ms;
+    p->breaker.probe_max_ms = cfg->deliver.probe_max_ms;
+    p->addr = *addr;
+    p->addr.timeout_ms = store->timeout_ms ? store->timeout_ms : 5000;
+    hq__conn_probe_cluster(&p->addr);
+    rc = hq__store_ns_init(&p->ns, store->ns, store->shards, &err);
     if (rc != HQ_OK) {
         snprintf(errbuf, errsize, "%s", err.msg);
         goto fail;
@@ -252,46 +228,18 @@ hq__process_new(const struct hq__config *cfg,
 
         p->nevents++;
         e->cfg = ec;
-        e->fetch = calloc(ec->nfetch ? ec->nfetch : 1, sizeof(*e->fetch));
-        if (!e->fetch) {
-            rc = HQ_ENOMEM;
-            snprintf(errbuf, errsize, "out of memory");
-            goto fail;
-        }
-        for (size_t f = 0; f < ec->nfetch; f++) {
-            rc = hq__template_parse(ec->fetch[f], &e->fetch[f], &err);
-            if (rc != HQ_OK) {
-                snprintf(errbuf, errsize, "[event %s] fetch '%s': %s",
-                         ec->code, ec->fetch[f], err.msg);
-                rc = rc == HQ_EINVAL ? HQ_ECONFIG : rc;
-                goto fail;
-            }
-            e->nfetch++;
-        }
-        rc = hq__deliver_parse(ec->deliver ? ec->deliver : "log",
-                               &e->deliver, &err);
+        e->fetch = ec->fetch;
+        e->nfetch = ec->nfetch;
+        e->key = ec->secret ? ec->secret : cfg->deliver.secret;
+        e->deliver = ec->deliver_to;
+        rc = hq__deliver_log_open(e->deliver, &e->log_fd, &err);
         if (rc != HQ_OK) {
             snprintf(errbuf, errsize, "[event %s] deliver: %s", ec->code,
                      err.msg);
-            rc = rc == HQ_EINVAL ? HQ_ECONFIG : rc;
             goto fail;
         }
         if (!hq__deliver_target(e->deliver, e->target, sizeof(e->target)))
             e->target[0] = '\0';
-        {
-            const char *secret = ec->secret ? ec->secret : cfg->deliver.secret;
-
-            if (secret) {
-                rc = hq__sig_key_parse(secret, &e->key, &err);
-                if (rc != HQ_OK) {
-                    snprintf(errbuf, errsize, "[event %s] secret: %s",
-                             ec->code, err.msg);
-                    rc = HQ_ECONFIG;
-                    goto fail;
-                }
-                e->has_key = 1;
-            }
-        }
     }
     *out = p;
     return HQ_OK;
@@ -310,7 +258,6 @@ hq__process_free(struct hq__process *p)
     for (size_t i = 0; i < p->nevents; i++)
         pevent_release(&p->events[i]);
     free(p->events);
-    free(p->base_url);
     free(p);
 }
 
@@ -831,14 +778,11 @@ out:
     return out;
 }
 
-/* [event] timeout, else [deliver] timeout. */
+/* [event] timeout, which config.c made [deliver]'s when unset. */
 static int64_t
 delivery_timeout(const struct pjob *pj)
 {
-    const struct hq__config *cfg = pj->pl->p->cfg;
-
-    return pj->ev->cfg->timeout_ms > 0 ? pj->ev->cfg->timeout_ms
-                                       : cfg->deliver.timeout_ms;
+    return pj->ev->cfg->timeout_ms;
 }
 
 static void
@@ -864,7 +808,8 @@ deliver_now(struct pjob *pj)
     dj.payload = payload;
     dj.payload_len = payload_len;
     dj.timeout_ms = delivery_timeout(pj);
-    dj.key_sig = pj->ev->has_key ? &pj->ev->key : NULL;
+    dj.key_sig = pj->ev->key;
+    dj.log_fd = pj->ev->log_fd;
     /* For log targets the callback runs (and frees pj) before this returns. */
     rc = hq__deliver_start(pj->ev->deliver, pj->pl->base, pj->pl->http, &dj,
                            on_delivered, pj, &pj->dl, &err);

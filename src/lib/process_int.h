@@ -56,14 +56,16 @@ struct hq__process_metrics {
 };
 
 /*
- * Prepare processing for `cfg` (borrowed: it must outlive the process):
- * parse every event's fetch templates and deliver targets (log:FILE is
- * opened here). `store` is the Redis the worker uses (borrowed). On failure
- * returns HQ_ECONFIG / HQ_EIO / HQ_ENOMEM and writes the reason, naming the
- * event, into `err`.
+ * Prepare processing for `cfg` (borrowed: it must outlive the process; its
+ * events' templates, targets and keys are used as config.c parsed them):
+ * open the log:FILE of log deliveries. `store` is the Redis the worker uses
+ * (ns, shards, timeout; borrowed) and `addr` the same, parsed (copied). On
+ * failure returns HQ_EINVAL / HQ_EIO / HQ_ENOMEM and writes the reason,
+ * naming the event, into `err`.
  */
 int hq__process_new(const struct hq__config *cfg,
                    const struct hq_store_options *store,
+                   const struct hq__store_addr *addr,
                    struct hq__process **out, char *err, size_t errsize);
 
 /*

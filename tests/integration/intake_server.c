@@ -49,10 +49,15 @@ main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (cfg->redis.url == NULL) {
+        fprintf(stderr, "intake_server: the config needs a [redis] url\n");
+        hq__config_free(cfg);
+        return 2;
+    }
     store.url = cfg->redis.url;
     store.ns = cfg->redis.ns;
     store.shards = cfg->redis.shards;
-    in = hk_intake_start(cfg, &store, &hooks, err, sizeof(err));
+    in = hk_intake_start(cfg, &store, &cfg->redis.addr, &hooks, err, sizeof(err));
     if (in == NULL) {
         fprintf(stderr, "intake_server: %s\n", err);
         hq__config_free(cfg);

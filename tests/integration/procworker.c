@@ -70,7 +70,13 @@ main(int argc, char **argv)
     wo.store.shards = cfg->redis.shards;
     hq__config_worker_options(cfg, &wo);
     wo.log = log_cb;
-    if (hq__process_new(cfg, &wo.store, &proc, err, sizeof(err)) != HQ_OK) {
+    if (cfg->redis.url == NULL) {
+        fprintf(stderr, "procworker: the config needs a [redis] url\n");
+        rc = 2;
+        goto out;
+    }
+    if (hq__process_new(cfg, &wo.store, &cfg->redis.addr, &proc, err,
+                        sizeof(err)) != HQ_OK) {
         fprintf(stderr, "procworker: %s\n", err);
         rc = 2;
         goto out;

@@ -23,17 +23,17 @@ def read(*path):
 
 
 def config_keys():
-    """{section: [key, ...]} from the key table of config.c ("" = top level)
-    and its event_keys[] ("event")."""
+    """{section: [key, ...]} from the key tables of config.c: keys[] ("" =
+    top level) and event_keys[] (section "event")."""
     src = read("src", "lib", "config.c")
-    table = src[src.index("static const struct keydef keys[] = {"):]
-    table = table[:table.index("\n};")]
     keys = {}
-    for section, key in re.findall(r'\{"([a-z_]*)",\s*"([a-z_]+)",\s*K_', table):
-        keys.setdefault(section, []).append(key)
-    ev = re.search(r'event_keys\[\]\s*=\s*\{([^}]*)\}', src)
-    keys["event"] = re.findall(r'"([a-z_]+)"', ev.group(1))
-    assert len(keys) >= 6 and "redis" in keys and "worker" in keys, keys
+    for name in ("keys", "event_keys"):
+        table = src[src.index("static const struct keydef %s[] = {" % name):]
+        table = table[:table.index("\n};")]
+        for section, key in re.findall(r'\{"([a-z_]*)",\s*"([a-z_]+)",\s*K_', table):
+            keys.setdefault(section, []).append(key)
+    assert len(keys) >= 7 and "redis" in keys and "worker" in keys, keys
+    assert "deliver" in keys["event"] and "fetch" in keys["event"], keys
     return keys
 
 
@@ -132,6 +132,39 @@ def every_config_key_is_in_hookq_ini_5_and_configuration_md_under_its_section():
                          "docs/man/hookq.ini.5.scd and a '| `key` |' row in docs/configuration.md, "
                          "under its section; and a line in debian/hookq.ini):\n  " +
                          "\n  ".join(missing))
+
+
+def config_defaults():
+    """{(section, key): default} from the .def of the rows of config.c's
+    keys[] that have one."""
+    src = read("src", "lib", "config.c")
+    table = src[src.index("static const struct keydef keys[] = {"):]
+    table = table[:table.index("\n};")]
+    out = {}
+    for section, key, rest in re.findall(
+            r'\{"([a-z_]*)",\s*"([a-z_]+)",\s*K_\w+,(.*?)\},', table, re.S):
+        m = re.search(r'\.def = "([^"]*)"', rest)
+        if m:
+            out[(section, key)] = m.group(1)
+    assert len(out) >= 30 and out[("worker", "lease")] == "30s", out
+    return out
+
+
+@suite.test
+def every_default_of_the_key_table_is_the_one_hookq_ini_5_states():
+    man = by_config_section(split_sections(read("docs", "man", "hookq.ini.5.scd"), r"^# (.*)$"))
+    wrong = []
+    for (section, key), default in sorted(config_defaults().items()):
+        # The key's item: from its "*key* = " line to the next item.
+        m = re.search(r"^\*%s\* = .*?(?=^\*[a-z_]+\* = |\Z)" % key, man[section],
+                      re.M | re.S)
+        item = " ".join(m.group(0).split()) if m else ""
+        if "Default *%s*" % default not in item:
+            wrong.append("[%s] %s: the table says %s; hookq.ini.5: %s" %
+                         (section_name(section), key, default,
+                          item[:120] or "no item"))
+    assert not wrong, ("defaults that differ (the key table of config.c is the "
+                       "one place they are set):\n  " + "\n  ".join(wrong))
 
 
 @suite.test

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,8 @@
 
 #include "common_int.h"
 #include "config_int.h"
+#include "signature_int.h"
+#include "template_int.h"
 
 /* ------------------------------------------------------------------------ */
 /* Unit parsers.                                                            */
@@ -200,14 +203,20 @@ test_config_defaults_match_design(void **state)
     assert_int_equal(hq__config_defaults(&cfg), HQ_OK);
     assert_null(cfg->path);
     assert_null(cfg->redis.url);
-    assert_null(cfg->redis.sentinels);
+    assert_null(cfg->redis.sentinels.text);
+    assert_int_equal(cfg->redis.sentinels.n, 0);
     assert_string_equal(cfg->redis.sentinel_master, "hookq");
     assert_string_equal(cfg->redis.ns, "hookq");
     assert_int_equal(cfg->redis.shards, 1);
     assert_string_equal(cfg->redis.data_dir, "./hookq-data");
-    assert_string_equal(cfg->intake.listen, "127.0.0.1:8080");
+    assert_string_equal(cfg->intake.listen.text, "127.0.0.1:8080");
+    assert_string_equal(cfg->intake.listen.host, "127.0.0.1");
+    assert_int_equal(cfg->intake.listen.port, 8080);
     assert_string_equal(cfg->intake.path, "/webhook");
-    assert_string_equal(cfg->intake.customer, "/data/customer_id");
+    assert_int_equal(cfg->intake.customer.from_header, 0);
+    assert_string_equal(cfg->intake.customer.name, "/data/customer_id");
+    assert_int_equal(cfg->intake.customer.ntok, 2);
+    assert_string_equal(cfg->intake.customer.tok[1], "customer_id");
     assert_int_equal(cfg->intake.max_body, 1048576);
     assert_int_equal(cfg->intake.max_header, 16384);
     assert_int_equal(cfg->intake.header_timeout_ms, 10000);
@@ -215,7 +224,9 @@ test_config_defaults_match_design(void **state)
     assert_int_equal(cfg->intake.max_key_depth, 100000);
     assert_null(cfg->intake.secret);
     assert_int_equal(cfg->intake.dedup_ttl_ms, 86400000);
-    assert_string_equal(cfg->admin.listen, "127.0.0.1:8081");
+    assert_string_equal(cfg->admin.listen.text, "127.0.0.1:8081");
+    assert_string_equal(cfg->admin.listen.host, "127.0.0.1");
+    assert_int_equal(cfg->admin.listen.port, 8081);
     assert_null(cfg->admin.token);
     assert_int_equal(cfg->worker.concurrency, 64);
     assert_int_equal(cfg->worker.threads, 2);
@@ -225,7 +236,8 @@ test_config_defaults_match_design(void **state)
     assert_int_equal(cfg->worker.backoff_max_ms, 3600000);
     assert_int_equal(cfg->worker.on_failure, HQ_ON_FAILURE_DEADLETTER);
     assert_int_equal(cfg->worker.shutdown_timeout_ms, 30000);
-    assert_string_equal(cfg->api.base_url, "http://127.0.0.1:9000");
+    assert_string_equal(cfg->api.base_url.url, "http://127.0.0.1:9000");
+    assert_string_equal(cfg->api.base_url.origin, "http://127.0.0.1:9000");
     assert_int_equal(cfg->api.rate_calls, 2);
     assert_int_equal(cfg->api.rate_window_ms, 1000);
     assert_int_equal(cfg->api.margin_ms, 25);
@@ -317,25 +329,38 @@ test_config_every_key_is_read(void **state)
     assert_int_equal(cfg->log_format, HQ_LOG_JSON);
     assert_int_equal(cfg->log_level, 3);
     assert_string_equal(cfg->redis.url, "redis://127.0.0.1:6379/0");
-    assert_string_equal(cfg->redis.sentinels, "10.0.0.1:26379,10.0.0.2:26379");
+    assert_string_equal(cfg->redis.sentinels.text,
+                        "10.0.0.1:26379,10.0.0.2:26379");
+    assert_int_equal(cfg->redis.sentinels.n, 2);
     assert_string_equal(cfg->redis.sentinel_master, "mymaster");
+    /* The url and the sentinels, parsed into the store's address. */
+    assert_string_equal(cfg->redis.addr.host, "127.0.0.1");
+    assert_int_equal(cfg->redis.addr.port, 6379);
+    assert_int_equal(cfg->redis.addr.nsentinels, 2);
+    assert_string_equal(cfg->redis.addr.sentinels[1].host, "10.0.0.2");
+    assert_int_equal(cfg->redis.addr.sentinels[1].port, 26379);
+    assert_string_equal(cfg->redis.addr.sentinel_master, "mymaster");
     assert_string_equal(cfg->redis.ns, "hq-test");
     assert_int_equal(cfg->redis.shards, 4);
     assert_string_equal(cfg->redis.data_dir, "/var/lib/hookq");
-    assert_string_equal(cfg->intake.listen, "0.0.0.0:9090");
+    assert_string_equal(cfg->intake.listen.text, "0.0.0.0:9090");
+    assert_string_equal(cfg->intake.listen.host, "0.0.0.0");
+    assert_int_equal(cfg->intake.listen.port, 9090);
     assert_string_equal(cfg->intake.path, "/hooks");
-    assert_string_equal(cfg->intake.customer, "header:X-Customer");
+    assert_int_equal(cfg->intake.customer.from_header, 1);
+    assert_string_equal(cfg->intake.customer.name, "X-Customer");
     assert_int_equal(cfg->intake.max_body, 2 * 1048576);
     assert_int_equal(cfg->intake.max_header, 8192);
     assert_int_equal(cfg->intake.header_timeout_ms, 5000);
     assert_int_equal(cfg->intake.idle_timeout_ms, 120000);
     assert_int_equal(cfg->intake.max_key_depth, 500);
-    assert_string_equal(cfg->intake.secret,
-                        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    /* Secrets are kept decoded: base64 of 24 bytes. */
+    assert_non_null(cfg->intake.secret);
+    assert_int_equal(cfg->intake.secret->len, 24);
     assert_int_equal(cfg->intake.dedup_ttl_ms, 3600000);
     assert_int_equal(cfg->intake.threads, 3);
     assert_int_equal(cfg->intake.max_connections, 99);
-    assert_null(cfg->admin.listen);
+    assert_null(cfg->admin.listen.text);
     assert_string_equal(cfg->admin.token, "s3cret");
     assert_int_equal(cfg->worker.concurrency, 16);
     assert_int_equal(cfg->worker.threads, 1);
@@ -345,14 +370,15 @@ test_config_every_key_is_read(void **state)
     assert_int_equal(cfg->worker.backoff_max_ms, 60000);
     assert_int_equal(cfg->worker.on_failure, HQ_ON_FAILURE_HOLD);
     assert_int_equal(cfg->worker.shutdown_timeout_ms, 0);
-    assert_string_equal(cfg->api.base_url, "https://api.example.com");
+    assert_string_equal(cfg->api.base_url.url, "https://api.example.com");
+    assert_string_equal(cfg->api.base_url.origin, "https://api.example.com:443");
     assert_int_equal(cfg->api.rate_calls, 100);
     assert_int_equal(cfg->api.rate_window_ms, 60000);
     assert_int_equal(cfg->api.margin_ms, 0);
     assert_int_equal(cfg->api.endpoint, HQ_ENDPOINT_URL);
     assert_int_equal(cfg->api.timeout_ms, 3000);
-    assert_string_equal(cfg->deliver.secret,
-                        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    assert_non_null(cfg->deliver.secret);
+    assert_memory_equal(cfg->deliver.secret->key, cfg->intake.secret->key, 24);
     assert_int_equal(cfg->deliver.timeout_ms, 20000);
     assert_int_equal(cfg->deliver.breaker, 0);
     assert_int_equal(cfg->deliver.probe_min_ms, 1000);
@@ -363,8 +389,10 @@ test_config_every_key_is_read(void **state)
     assert_non_null(ev);
     assert_int_equal(ev->line, 42);
     assert_int_equal(ev->nfetch, 2);
-    assert_string_equal(ev->fetch[0], "GET /posts/{data.post_id}");
-    assert_string_equal(ev->fetch[1], "GET /users/{customer}/codes/{code}");
+    /* Fetch lines are kept as templates. */
+    assert_string_equal(hq__template_route(ev->fetch[0]), "GET /posts/{}");
+    assert_string_equal(hq__template_route(ev->fetch[1]),
+                        "GET /users/{}/codes/{}");
     assert_string_equal(ev->deliver, "http://127.0.0.1:8000/hooks/post-create");
     assert_int_equal(ev->on_failure, HQ_ON_FAILURE_DEADLETTER);
     /* Unset: [deliver]'s. */
@@ -374,7 +402,10 @@ test_config_every_key_is_read(void **state)
     assert_non_null(ev);
     assert_int_equal(ev->nfetch, 0);
     assert_string_equal(ev->deliver, "log");
-    assert_string_equal(ev->secret, "whsec_c2VjcmV0LWZvci1kZWxpdmVyaWVz");
+    assert_non_null(ev->secret);
+    assert_int_equal(ev->secret->len, strlen("secret-for-deliveries"));
+    assert_memory_equal(ev->secret->key, "secret-for-deliveries",
+                        ev->secret->len);
     assert_int_equal(ev->timeout_ms, 5000);
     /* Unset: the worker's policy. */
     assert_int_equal(ev->on_failure, HQ_ON_FAILURE_HOLD);
@@ -423,12 +454,12 @@ static const struct {
      "@:2: [deliver] probe: invalid range '1m..5s': the minimum 1m is "
      "above the maximum 5s\n"},
     {"[event *]\ndeliver = log\ntimeout = soon\nsecret = x\n",
-     "@:3: [event *] timeout: invalid duration 'soon' (expected a number "
-     "with ms, s, m, h or d, at least 1ms)\n"
+     "@:3: [event *] timeout: invalid duration 'soon': expected a whole "
+     "number and a unit (ms, s, m, h or d), e.g. 250ms or 30s\n"
      "@:4: [event *] secret: invalid secret: expected whsec_ followed by "
      "base64\n"},
     {"[event a]\ndeliver = log\ntimeout = 1s\ntimeout = 2s\n",
-     "@:4: [event a] timeout: set twice\n"},
+     "@:4: [event a] timeout: set twice (first on line 3)\n"},
     {"[event a]\ndeliver = log\ntimout = 1s\n",
      "@:3: [event a] timout: unknown key (did you mean 'timeout'?)\n"},
     {"verbose = 1\n", "@:1: verbose: unknown key\n"},
@@ -668,7 +699,7 @@ test_config_env_overrides_file_and_defaults(void **state)
     assert_int_equal(cfg->worker.lease_ms, 45000);
     assert_string_equal(cfg->redis.url, "unix:///tmp/r.sock");
     assert_int_equal(cfg->log_format, HQ_LOG_JSON);
-    assert_null(cfg->admin.listen);
+    assert_null(cfg->admin.listen.text);
     assert_int_equal(cfg->api.rate_calls, 10);
     assert_int_equal(cfg->api.rate_window_ms, 60000);
     hq__config_free(cfg);
@@ -826,7 +857,7 @@ test_config_long_lines_and_comments_are_handled(void **state)
     assert_int_equal(strlen(cfg->events[0].deliver),
                      strlen("http://host/") + 1000);
     assert_int_equal(cfg->events[0].nfetch, 1);
-    assert_string_equal(cfg->events[0].fetch[0], "GET /x");
+    assert_string_equal(hq__template_route(cfg->events[0].fetch[0]), "GET /x");
     hq__config_free(cfg);
 }
 
@@ -1011,6 +1042,355 @@ test_config_addr_split_takes_host_port_and_bracketed_v6(void **state)
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* The typed table: each kind of value, as the file and HOOKQ_* give it.    */
+
+/*
+ * The typed value of `section` `key` of a loaded config, written as text:
+ * what a consumer reads, not the text of the file.
+ */
+static void
+render(const struct hq__config *cfg, const char *section, const char *key,
+       char *out, size_t n)
+{
+    const struct hq__event_cfg *ev = cfg->nevents ? &cfg->events[0] : NULL;
+    char k[64];
+
+    snprintf(k, sizeof(k), "%s.%s", section, key);
+    if (strcmp(k, "worker.lease") == 0)
+        snprintf(out, n, "%lld", (long long)cfg->worker.lease_ms);
+    else if (strcmp(k, "worker.shutdown_timeout") == 0)
+        snprintf(out, n, "%lld", (long long)cfg->worker.shutdown_timeout_ms);
+    else if (strcmp(k, "intake.max_body") == 0)
+        snprintf(out, n, "%zu", cfg->intake.max_body);
+    else if (strcmp(k, "worker.backoff") == 0)
+        snprintf(out, n, "%lld..%lld", (long long)cfg->worker.backoff_min_ms,
+                 (long long)cfg->worker.backoff_max_ms);
+    else if (strcmp(k, "api.rate") == 0)
+        snprintf(out, n, "%d/%lld", cfg->api.rate_calls,
+                 (long long)cfg->api.rate_window_ms);
+    else if (strcmp(k, "redis.shards") == 0)
+        snprintf(out, n, "%u", cfg->redis.shards);
+    else if (strcmp(k, "worker.max_attempts") == 0)
+        snprintf(out, n, "%d", cfg->worker.max_attempts);
+    else if (strcmp(k, "intake.max_key_depth") == 0)
+        snprintf(out, n, "%lld", (long long)cfg->intake.max_key_depth);
+    else if (strcmp(k, "api.endpoint") == 0)
+        snprintf(out, n, "%d", cfg->api.endpoint);
+    else if (strcmp(k, "api.base_url") == 0)
+        snprintf(out, n, "%s origin %s", cfg->api.base_url.url,
+                 cfg->api.base_url.origin);
+    else if (strcmp(k, "intake.path") == 0)
+        snprintf(out, n, "%s", cfg->intake.path);
+    else if (strcmp(k, "admin.token") == 0)
+        snprintf(out, n, "%s", cfg->admin.token ? cfg->admin.token : "(unset)");
+    else if (strcmp(k, "intake.listen") == 0 || strcmp(k, "admin.listen") == 0) {
+        const struct hq__listen_addr *a = section[0] == 'i'
+                                              ? &cfg->intake.listen
+                                              : &cfg->admin.listen;
+        if (a->text == NULL)
+            snprintf(out, n, "(off)");
+        else
+            snprintf(out, n, "host %s port %d", a->host, a->port);
+    } else if (strcmp(k, "intake.secret") == 0) {
+        if (cfg->intake.secret == NULL)
+            snprintf(out, n, "(unset)");
+        else
+            snprintf(out, n, "%zu bytes: %.*s", cfg->intake.secret->len,
+                     (int)cfg->intake.secret->len, cfg->intake.secret->key);
+    } else if (strcmp(k, "intake.customer") == 0) {
+        const struct hq__customer_spec *c = &cfg->intake.customer;
+        size_t len = (size_t)snprintf(out, n, "%s %s:",
+                                      c->from_header ? "header" : "pointer",
+                                      c->name);
+        for (size_t i = 0; i < c->ntok && len < n; i++)
+            len += (size_t)snprintf(out + len, n - len, " [%s]", c->tok[i]);
+    } else if (strcmp(k, "redis.url") == 0) {
+        const struct hq__store_addr *a = &cfg->redis.addr;
+        if (a->unix_path[0])
+            snprintf(out, n, "unix %s db %d", a->unix_path, a->db);
+        else
+            snprintf(out, n, "%s:%d db %d user '%s' seeds %u", a->host,
+                     a->port, a->db, a->user, a->nseeds);
+    } else if (strcmp(k, "redis.sentinels") == 0) {
+        const struct hq__hostport_list *l = &cfg->redis.sentinels;
+        size_t len = (size_t)snprintf(out, n, "%u:", l->n);
+        for (unsigned i = 0; i < l->n && len < n; i++)
+            len += (size_t)snprintf(out + len, n - len, " %s %d", l->v[i].host,
+                                    l->v[i].port);
+    } else if (strcmp(k, "event.fetch") == 0) {
+        snprintf(out, n, "%zu: %s %s", ev->nfetch,
+                 hq__template_method(ev->fetch[ev->nfetch - 1]),
+                 hq__template_route(ev->fetch[ev->nfetch - 1]));
+    } else if (strcmp(k, "event.timeout") == 0) {
+        snprintf(out, n, "%lld", (long long)ev->timeout_ms);
+    } else if (strcmp(k, "event.on_failure") == 0) {
+        snprintf(out, n, "%d", ev->on_failure);
+    } else {
+        fail_msg("render: no rendering of %s", k);
+    }
+}
+
+/*
+ * Each row: a key, a value, and either the typed value it loads as
+ * (render()) or the reason of its error (after "[section] key: ").
+ * Rows of [worker]... are loaded twice, from a file and from HOOKQ_*, and
+ * must give the same either way; "event" rows are in an [event x] section.
+ */
+static const struct {
+    const char *section, *key, *value;
+    const char *want; /* the typed value, rendered */
+    const char *why;  /* or the error's reason */
+} typed_rows[] = {
+    /* duration: a whole number and a unit, within the key's bounds */
+    {"worker", "lease", "90s", "90000", NULL},
+    {"worker", "lease", "2h", "7200000", NULL},
+    {"worker", "shutdown_timeout", "0", "0", NULL},
+    {"worker", "lease", "999ms", NULL,
+     "duration '999ms' is below the minimum of 1000ms"},
+    {"worker", "lease", "1.5s", NULL,
+     "invalid duration '1.5s': unknown unit '.5s' (use ms, s, m, h or d)"},
+    {"worker", "lease", "soon", NULL,
+     "invalid duration 'soon': expected a whole number and a unit (ms, s, "
+     "m, h or d), e.g. 250ms or 30s"},
+    {"worker", "lease", "99999999999999999999s", NULL,
+     "duration '99999999999999999999s' is too large"},
+    /* size: B KiB MiB GiB, within bounds */
+    {"intake", "max_body", "64KiB", "65536", NULL},
+    {"intake", "max_body", "1GiB", "1073741824", NULL},
+    {"intake", "max_body", "2GiB", NULL,
+     "size '2GiB' is out of range (1B to 1073741824B)"},
+    {"intake", "max_body", "0", NULL,
+     "size '0' is out of range (1B to 1073741824B)"},
+    {"intake", "max_body", "4096", NULL,
+     "size '4096' has no unit: write 4096B, 4096KiB, 4096MiB or 4096GiB"},
+    /* range: MIN..MAX of durations */
+    {"worker", "backoff", "1s..10m", "1000..600000", NULL},
+    {"worker", "backoff", "0..0", "0..0", NULL},
+    {"worker", "backoff", "5s", NULL,
+     "invalid range '5s': expected MIN..MAX, e.g. 1s..10m"},
+    {"worker", "backoff", "1s..2x", NULL,
+     "invalid duration '2x': unknown unit 'x' (use ms, s, m, h or d)"},
+    /* rate: CALLS/WINDOW */
+    {"api", "rate", "5/s", "5/1000", NULL},
+    {"api", "rate", "1000000/1d", "1000000/86400000", NULL},
+    {"api", "rate", "1000001/1s", NULL,
+     "invalid rate '1000001/1s': expected CALLS/WINDOW with CALLS from 1 to "
+     "1000000, e.g. 2/1s or 100/1m"},
+    {"api", "rate", "2/0s", NULL,
+     "invalid rate '2/0s': the window must be above 0"},
+    /* whole numbers: unsigned, int, int64, each with bounds */
+    {"redis", "shards", "16", "16", NULL},
+    {"redis", "shards", "0", NULL, "0 is out of range (1 to 1024)"},
+    {"redis", "shards", "-1", NULL,
+     "invalid number '-1': expected a whole number from 1 to 1024"},
+    {"worker", "max_attempts", "1000000", "1000000", NULL},
+    {"worker", "max_attempts", "1000001", NULL,
+     "1000001 is out of range (1 to 1000000)"},
+    {"intake", "max_key_depth", "0", "0", NULL},
+    {"intake", "max_key_depth", "9223372036854775807", "9223372036854775807",
+     NULL},
+    {"intake", "max_key_depth", "9223372036854775808", NULL,
+     "invalid number '9223372036854775808': expected a whole number from 0 "
+     "to 9223372036854775807"},
+    /* enum: one of its names, stored as its index */
+    {"api", "endpoint", "url", "1", NULL},
+    {"api", "endpoint", "URL", NULL,
+     "invalid value 'URL': expected route or url"},
+    /* strings: checked; optional ones unset when empty */
+    {"intake", "path", "/in", "/in", NULL},
+    {"intake", "path", "in", NULL, "invalid path 'in': must start with '/'"},
+    {"admin", "token", "t0k", "t0k", NULL},
+    {"admin", "token", "", "(unset)", NULL},
+    /* url: without its trailing '/', and its origin (the breaker's name) */
+    {"api", "base_url", "http://API.example:81/v1//",
+     "http://API.example:81/v1 origin http://api.example:81", NULL},
+    {"api", "base_url", "https://h", "https://h origin https://h:443", NULL},
+    {"api", "base_url", "ftp://h", NULL,
+     "invalid url 'ftp://h': expected http://host[:port][/path]"},
+    {"api", "base_url", "http:///p", NULL,
+     "invalid url 'http:///p': expected http://host[:port][/path]"},
+    {"api", "base_url", "http://[::1", NULL,
+     "invalid url 'http://[::1': expected http://host[:port][/path]"},
+    {"api", "base_url", "http://u@/p", NULL,
+     "invalid url 'http://u@/p': expected http://host[:port][/path]"},
+    /* listen: host and port, brackets dropped; [admin] also takes off */
+    {"intake", "listen", "[::1]:0", "host ::1 port 0", NULL},
+    {"intake", "listen", "0.0.0.0:65535", "host 0.0.0.0 port 65535", NULL},
+    {"admin", "listen", "off", "(off)", NULL},
+    {"intake", "listen", "off", NULL,
+     "invalid address 'off': expected HOST:PORT, e.g. 127.0.0.1:8080 or "
+     "[::1]:8080"},
+    {"intake", "listen", "h:65536", NULL,
+     "invalid address 'h:65536': expected HOST:PORT, e.g. 127.0.0.1:8080 or "
+     "[::1]:8080"},
+    /* secret: decoded; empty = unset */
+    {"intake", "secret", "whsec_c2VjcmV0LWZvci1kZWxpdmVyaWVz",
+     "21 bytes: secret-for-deliveries", NULL},
+    {"intake", "secret", "c2VjcmV0LWZvci1kZWxpdmVyaWVz",
+     "21 bytes: secret-for-deliveries", NULL},
+    {"intake", "secret", "", "(unset)", NULL},
+    {"intake", "secret", "whsec_abc", NULL,
+     "invalid secret: expected whsec_ followed by base64"},
+    /* customer: a JSON pointer split into its tokens, or a header */
+    {"intake", "customer", "/data/a~1b/0", "pointer /data/a~1b/0: [data] "
+     "[a/b] [0]", NULL},
+    {"intake", "customer", "header:X-Customer", "header X-Customer:", NULL},
+    {"intake", "customer", "header:", NULL,
+     "invalid customer 'header:': expected a JSON pointer such as "
+     "/data/customer_id, or header:NAME"},
+    /* redis url: the store's address */
+    {"redis", "url", "redis://u:pw@h:7000/2", "h:7000 db 2 user 'u' seeds 1",
+     NULL},
+    {"redis", "url", "redis://a:1,b", "a:1 db 0 user '' seeds 2", NULL},
+    {"redis", "url", "unix:///tmp/r.sock?db=3", "unix /tmp/r.sock db 3", NULL},
+    {"redis", "url", "redis://h:0", NULL, "redis url 'redis://h:0': bad port"},
+    /* host:port lists */
+    {"redis", "sentinels", "a:1,b:26379", "2: a 1 b 26379", NULL},
+    {"redis", "sentinels", "a", NULL, "'a' needs a port (host:port)"},
+    /* [event] keys: the same kinds */
+    {"event", "fetch", "POST /p/{data.id}/{code}", "1: POST POST /p/{}/{}",
+     NULL},
+    {"event", "fetch", "get /p", NULL,
+     "invalid fetch 'get /p': expected METHOD /path, e.g. GET "
+     "/posts/{data.post_id}"},
+    {"event", "timeout", "1ms", "1", NULL},
+    {"event", "timeout", "0ms", NULL,
+     "duration '0ms' is below the minimum of 1ms"},
+    {"event", "on_failure", "hold", "1", NULL},
+    {"event", "on_failure", "", NULL,
+     "invalid value '': expected deadletter or hold"},
+};
+
+static void
+test_config_each_kind_loads_its_typed_value_or_says_why(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < HQ_ARRAY_SIZE(typed_rows); i++) {
+        const char *sec = typed_rows[i].section, *key = typed_rows[i].key;
+        int is_event = strcmp(sec, "event") == 0;
+        char ini[512], err[1024], want[1024], got[512], var[128];
+        char *env[] = {var, NULL};
+        struct hq__config *cfg = NULL;
+        const char *path;
+        int rc, line;
+
+        /* From the file. */
+        if (is_event)
+            snprintf(ini, sizeof(ini), "[event x]\ndeliver = log\n%s = %s\n",
+                     key, typed_rows[i].value);
+        else
+            snprintf(ini, sizeof(ini), "[%s]\n%s = %s\n", sec, key,
+                     typed_rows[i].value);
+        line = is_event ? 3 : 2;
+        path = write_file("typed.ini", ini);
+        rc = hq__config_load(path, noenv, &cfg, err, sizeof(err));
+        if (typed_rows[i].why == NULL) {
+            if (rc != HQ_OK)
+                fail_msg("row %zu (%s = %s): %s", i, key, typed_rows[i].value,
+                         err);
+            render(cfg, sec, key, got, sizeof(got));
+            if (strcmp(got, typed_rows[i].want) != 0)
+                fail_msg("row %zu (%s = %s):\n got: %s\nwant: %s", i, key,
+                         typed_rows[i].value, got, typed_rows[i].want);
+            hq__config_free(cfg);
+        } else {
+            snprintf(want, sizeof(want), "%s:%d: [%s] %s: %s\n", path, line,
+                     is_event ? "event x" : sec, key, typed_rows[i].why);
+            if (rc != HQ_ECONFIG || strcmp(err, want) != 0)
+                fail_msg("row %zu: rc %d\n got: %s\nwant: %s", i, rc, err,
+                         want);
+            assert_null(cfg);
+        }
+        if (is_event)
+            continue;
+
+        /* The same value from HOOKQ_SECTION_KEY, through the same path. */
+        {
+            size_t n = (size_t)snprintf(var, sizeof(var), "HOOKQ_%s_%s=", sec,
+                                        key);
+            for (size_t j = 0; j < n; j++)
+                var[j] = (char)toupper((unsigned char)var[j]);
+            snprintf(var + n, sizeof(var) - n, "%s", typed_rows[i].value);
+        }
+        path = write_file("empty.ini", "");
+        rc = hq__config_load(path, env, &cfg, err, sizeof(err));
+        if (typed_rows[i].why == NULL) {
+            if (rc != HQ_OK)
+                fail_msg("row %zu ($%s): %s", i, var, err);
+            render(cfg, sec, key, got, sizeof(got));
+            if (strcmp(got, typed_rows[i].want) != 0)
+                fail_msg("row %zu ($%s):\n got: %s\nwant: %s", i, var, got,
+                         typed_rows[i].want);
+            hq__config_free(cfg);
+        } else {
+            *strchr(var, '=') = '\0';
+            snprintf(want, sizeof(want), "$%s: [%s] %s: %s\n", var, sec, key,
+                     typed_rows[i].why);
+            if (rc != HQ_ECONFIG || strcmp(err, want) != 0)
+                fail_msg("row %zu: rc %d\n got: %s\nwant: %s", i, rc, err,
+                         want);
+        }
+    }
+}
+
+/* A variable replaces the file's typed value (and frees it: ASan). */
+static void
+test_config_env_replaces_a_typed_value_of_the_file(void **state)
+{
+    struct hq__config *cfg;
+    char err[1024];
+    const char *path = write_file(
+        "replace.ini", "[intake]\nlisten = 127.0.0.1:1\n"
+                       "secret = whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
+                       "customer = header:X-A\n"
+                       "[redis]\nurl = redis://a:1\nsentinels = s:1\n");
+    char *env[] = {
+        "HOOKQ_INTAKE_LISTEN=[::1]:2",
+        "HOOKQ_INTAKE_SECRET=whsec_c2VjcmV0LWZvci1kZWxpdmVyaWVz",
+        "HOOKQ_INTAKE_CUSTOMER=/c",
+        "HOOKQ_REDIS_URL=redis://b:2/1",
+        "HOOKQ_REDIS_SENTINELS=t:2,u:3",
+        NULL,
+    };
+
+    (void)state;
+    if (hq__config_load(path, env, &cfg, err, sizeof(err)) != HQ_OK)
+        fail_msg("%s", err);
+    assert_string_equal(cfg->intake.listen.host, "::1");
+    assert_int_equal(cfg->intake.listen.port, 2);
+    assert_int_equal(cfg->intake.secret->len, 21);
+    assert_int_equal(cfg->intake.customer.from_header, 0);
+    assert_string_equal(cfg->intake.customer.name, "/c");
+    /* The address: the variable's url, with the variable's sentinels. */
+    assert_string_equal(cfg->redis.addr.host, "b");
+    assert_int_equal(cfg->redis.addr.db, 1);
+    assert_int_equal(cfg->redis.addr.nsentinels, 2);
+    assert_string_equal(cfg->redis.addr.sentinels[1].host, "u");
+    assert_string_equal(cfg->redis.addr.sentinel_master, "hookq");
+    hq__config_free(cfg);
+}
+
+/* Sentinels without a url: the built-in address, found through them. */
+static void
+test_config_sentinels_without_url_give_an_address(void **state)
+{
+    struct hq__config *cfg;
+    char err[1024];
+    const char *path = write_file(
+        "sent.ini", "[redis]\nsentinels = s:26379\nsentinel_master = m\n");
+
+    (void)state;
+    if (hq__config_load(path, noenv, &cfg, err, sizeof(err)) != HQ_OK)
+        fail_msg("%s", err);
+    assert_null(cfg->redis.url);
+    assert_int_equal(cfg->redis.addr.db, 0);
+    assert_int_equal(cfg->redis.addr.nsentinels, 1);
+    assert_string_equal(cfg->redis.addr.sentinels[0].host, "s");
+    assert_string_equal(cfg->redis.addr.sentinel_master, "m");
+    hq__config_free(cfg);
+}
+
 int
 main(void)
 {
@@ -1035,6 +1415,9 @@ main(void)
         cmocka_unit_test(test_config_nul_byte_is_an_error_not_a_cut_line),
         cmocka_unit_test(test_config_mutated_files_give_errors_not_crashes),
         cmocka_unit_test(test_config_addr_split_takes_host_port_and_bracketed_v6),
+        cmocka_unit_test(test_config_each_kind_loads_its_typed_value_or_says_why),
+        cmocka_unit_test(test_config_env_replaces_a_typed_value_of_the_file),
+        cmocka_unit_test(test_config_sentinels_without_url_give_an_address),
     };
     return cmocka_run_group_tests_name("config", tests, setup_dir,
                                        teardown_dir);

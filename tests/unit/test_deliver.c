@@ -33,8 +33,6 @@ static const struct {
      "unknown delivery 'ftp://x' (use http://..., exec:/path or log[:FILE])"},
     {"log:", HQ_EINVAL,
      "unknown delivery 'log:' (use http://..., exec:/path or log[:FILE])"},
-    {"log:/nonexistent/dir/f", HQ_EIO,
-     "cannot open '/nonexistent/dir/f': No such file or directory"},
 };
 
 static void
@@ -89,7 +87,8 @@ static void
 test_deliver_log_file_gets_one_line_per_job_appended(void **state)
 {
     char path[] = "/tmp/hq-test-deliver-XXXXXX", spec[64], buf[256];
-    struct hq__delivery_job job = {"0-1", "c:k", 1, 1, "{\"a\":1}", 7, 0, NULL};
+    struct hq__delivery_job job = {"0-1", "c:k", 1, 1, "{\"a\":1}", 7, 0, NULL,
+                                   -1};
     struct hq__deliver *d = NULL;
     struct hq__delivery *call = (struct hq__delivery *)&job;
     struct hq__err err;
@@ -103,6 +102,8 @@ test_deliver_log_file_gets_one_line_per_job_appended(void **state)
     close(fd);
     snprintf(spec, sizeof(spec), "log:%s", path);
     assert_int_equal(hq__deliver_parse(spec, &d, &err), HQ_OK);
+    assert_int_equal(hq__deliver_log_open(d, &job.log_fd, &err), HQ_OK);
+    assert_true(job.log_fd > 2);
     for (int i = 0; i < 2; i++) {
         outcome_seen = -1;
         assert_int_equal(hq__deliver_start(d, NULL, NULL, &job, on_done, NULL,
@@ -112,6 +113,7 @@ test_deliver_log_file_gets_one_line_per_job_appended(void **state)
         assert_int_equal(outcome_seen, HQ_OUTCOME_DONE);
         assert_null(call);
     }
+    close(job.log_fd);
     hq__deliver_free(d);
     f = fopen(path, "r");
     assert_non_null(f);
@@ -120,6 +122,38 @@ test_deliver_log_file_gets_one_line_per_job_appended(void **state)
     fclose(f);
     unlink(path);
     assert_string_equal(buf, "{\"a\":1}\n{\"a\":1}\n");
+}
+
+/*
+ * Parsing does no I/O (config.c parses every event's line, `hookq check`
+ * included): log:FILE is opened by hq__deliver_log_open(), which names
+ * the file it cannot open; log is stdout, other targets have no descriptor.
+ */
+static void
+test_deliver_parse_opens_nothing_log_open_opens_the_file(void **state)
+{
+    struct hq__deliver *d = NULL;
+    struct hq__err err;
+    int fd = 7;
+
+    (void)state;
+    assert_int_equal(hq__deliver_parse("log:/nonexistent/dir/f", &d, &err),
+                     HQ_OK);
+    assert_int_equal(access("/nonexistent/dir/f", F_OK), -1);
+    assert_int_equal(hq__deliver_log_open(d, &fd, &err), HQ_EIO);
+    assert_int_equal(fd, -1);
+    assert_string_equal(err.msg,
+                        "cannot open '/nonexistent/dir/f': No such file or "
+                        "directory");
+    hq__deliver_free(d);
+    assert_int_equal(hq__deliver_parse("log", &d, &err), HQ_OK);
+    assert_int_equal(hq__deliver_log_open(d, &fd, &err), HQ_OK);
+    assert_int_equal(fd, 1);
+    hq__deliver_free(d);
+    assert_int_equal(hq__deliver_parse("exec:/bin/true", &d, &err), HQ_OK);
+    assert_int_equal(hq__deliver_log_open(d, &fd, &err), HQ_OK);
+    assert_int_equal(fd, -1);
+    hq__deliver_free(d);
 }
 
 /* The circuit breaker's target names: one per origin, or per program. */
@@ -169,6 +203,7 @@ main(void)
         cmocka_unit_test(test_deliver_http_status_means_done_permanent_or_retry),
         cmocka_unit_test(test_deliver_log_file_gets_one_line_per_job_appended),
         cmocka_unit_test(test_deliver_target_is_the_origin_or_the_program),
+        cmocka_unit_test(test_deliver_parse_opens_nothing_log_open_opens_the_file),
     };
     return cmocka_run_group_tests_name("deliver", tests, NULL, NULL);
 }
