@@ -246,7 +246,7 @@ wlog(hq_worker *w, int level, const char *fmt, ...)
 /*
  * A call of lane `ln` failed (`detail` says how): logged at once the first
  * time, then at most once per HQ_QUIETLOG_EVERY_MS per shard, with how
- * many failures were not (quietlog_int.h). Counted in redis_errors.
+ * many failures were not (quietlog_int.h).
  */
 static void
 lane_failed(struct lane *ln, const char *detail)
@@ -255,7 +255,6 @@ lane_failed(struct lane *ln, const char *detail)
     char subject[32];
     unsigned long quiet;
 
-    STAT_ADD(w, redis_errors, 1);
     snprintf(subject, sizeof(subject), "shard %u", ln->shard);
     if (!hq__quietlog_fail(&w->quiet, subject, 1, hq__conn_now_ms(), &quiet))
         return;
@@ -732,6 +731,7 @@ lane_send(struct lane *ln, unsigned claim_n)
 
         snprintf(detail, sizeof(detail), "cannot send settle call: %s",
                  hq_strerror(rc));
+        STAT_ADD(w, redis_errors, 1);
         lane_failed(ln, detail);
         ln->retry_ns = mono_ns() + ERROR_BACKOFF_MS * 1000000ull;
         timer_set_ms(ln->timer_ev, ERROR_BACKOFF_MS);
@@ -920,6 +920,7 @@ settle_cb(redisAsyncContext *ac, void *reply_, void *privdata)
         reply_int(r->element[3], &next_due)) {
         char detail[300];
 
+        STAT_ADD(w, redis_errors, 1);
         if (r && r->type == REDIS_REPLY_ERROR)
             snprintf(detail, sizeof(detail), "settle failed: %.250s", r->str);
         else if (r)
