@@ -984,9 +984,12 @@ beat_reply(redisAsyncContext *ac, void *reply_, void *privdata)
         /* Every second while the registry's master is down: see quietlog. */
         snprintf(msg, sizeof(msg), "cannot announce this worker in redis: %.100s",
                  r->str);
-        if (hq__quietlog_fail(&l->w->quiet, msg, 0, hq__conn_now_ms(), &quiet))
-            wlog(l->w, HQ_LOG_WARN, quiet ? "%s (%lu more not logged)" : "%s", msg,
-                 quiet);
+        if (hq__quietlog_fail(&l->w->quiet, msg, 0, hq__conn_now_ms(), &quiet)) {
+            if (quiet)
+                wlog(l->w, HQ_LOG_WARN, "%s (%lu more not logged)", msg, quiet);
+            else
+                wlog(l->w, HQ_LOG_WARN, "%s", msg);
+        }
     }
     if (l->draining)
         maybe_exit(l);
