@@ -130,7 +130,19 @@ echo "== dedup: $IDS webhook-ids through hookq serve, dedup_ttl ${TTL}s, redis-s
 t_old=$(now); set -- $(store old); old_n=$1 old_b=$2 old_cpu=$3; old_end=$(now)
 t_new=$(now); set -- $(store new); new_n=$1 new_b=$2 new_cpu=$3; new_end=$(now)
 # The newest generation the stored ids went to.
-new_g=$(redis-cli -p $new_r get '{hookq:0}:dd' | awk '{ print $1 - 1 }')
+# The list of generations as decimal text (enqueue.lua stores it as
+# big-endian doubles; older builds as text).
+dd_text() {
+    redis-cli -p "$1" --raw get '{hookq:0}:dd' | python3 -c '
+import struct, sys
+b = sys.stdin.buffer.read()
+if b[:1].isdigit():
+    print(b.decode().strip())
+elif len(b) >= 8:
+    n = len(b) // 8
+    print(" ".join("%d" % x for x in struct.unpack(">%dd" % n, b[:8 * n])))'
+}
+new_g=$(dd_text $new_r | awk '{ print $1 - 1 }')
 for l in old new; do
     awk -v s="$(eval echo \$t_$l)" -v e="$(eval echo \$${l}_end)" -v t="$TTL" 'BEGIN {
         if (e - s > t - 15) { print "dedup.sh: storing took " e - s " s, too close to the ttl: raise HQ_DEDUP_TTL" > "/dev/stderr"; exit 1 } }'
@@ -168,7 +180,7 @@ done
 # generation of the new layout that took them (those up to $new_g) left.
 old_gone() { [ -z "$(redis-cli -p $old_r --scan --pattern '{hookq:0}:dd:msg_*' | head -1)" ]; }
 new_gone() {
-    redis-cli -p $new_r get '{hookq:0}:dd' |
+    dd_text $new_r |
         awk -v g="$new_g" '{ for (i = 2; i <= NF; i += 6) if ($i <= g) left = 1 } END { exit left }'
 }
 for l in old new; do

@@ -93,7 +93,7 @@ def dd_hashes(c):
 
 @suite.test
 def dedup_remembers_an_id_at_least_the_ttl_and_at_most_a_tenth_longer():
-    # dedup_ttl 1 s: a window of 250 ms per generation, so the id is looked
+    # dedup_ttl 1 s: a window of 500 ms per generation, so the id is looked
     # up across generations as it ages. Every push of the same webhook-id
     # answers duplicate until the ttl has passed; the first one stored again
     # comes within a tenth of the ttl after it.
@@ -182,6 +182,27 @@ def dedup_deletes_a_generation_whole_once_its_ids_are_forgotten():
 
 
 @suite.test
+def dedup_reads_the_generations_list_in_binary_and_in_the_older_decimal_text():
+    import struct
+    srv, q = fresh()
+    with srv:
+        c = srv.client()
+        first = q.push("c", "e", whid="w-up")
+        raw = c.get(P + "dd")
+        # Big-endian doubles: the next generation number, then six per
+        # generation.
+        assert len(raw) % 8 == 0 and (len(raw) // 8 - 1) % 6 == 0
+        nums = struct.unpack(">%dd" % (len(raw) // 8), raw)
+        assert nums[0] == 2 and nums[1] == 1
+        # A Redis written before the binary list keeps its ids remembered.
+        c.set(P + "dd", " ".join("%d" % x for x in nums))
+        assert q.push("c", "e", whid="w-up") == (1, first[1], 0)
+        assert q.push("c", "e", whid="w-new")[0] == 0
+        assert q.push("c", "e", whid="w-new")[0] == 1
+        assert q.push("c", "e", whid="w-up") == (1, first[1], 0)
+
+
+@suite.test
 def depth_cap_counts_the_job_in_flight():
     srv, q = fresh()
     with srv:
@@ -221,6 +242,36 @@ def a_batch_keeps_argument_order_per_key_and_answers_each_job():
         assert srv.client().llen(P + "rk:c2") == 1
         assert int(srv.client().zscore(P + "depth", "c1:a")) == 4
         assert int(srv.client().hget(P + "stats", "accepted")) == 6
+
+
+@suite.test
+def ids_and_seqs_are_exact_decimals_across_digit_boundaries():
+    # The scripts print their numbers themselves (string.format('%d'), not
+    # Lua's "%.14g"): every id, seq and token is the exact decimal, past 9,
+    # 99, 999 and near 2^40.
+    srv, q = fresh()
+    with srv:
+        got = push_batch(q, [("c%d" % (j % 3), "e", "b", "") for j in range(1105)])
+        assert [g[1] for g in got] == ["0-%d" % n for n in range(1, 1106)]
+        assert [g[2] for g in got[:12]] == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
+        assert got[-1][2] == 369
+        recs = srv.client().lrange(P + "q:c0:e", 0, -1)
+        assert [r.split(b"\n")[0] for r in recs] == [("0-%d" % n).encode() for n in range(1, 1106, 3)]
+        assert [int(r.split(b"\n")[1]) for r in recs] == list(range(1, 370))
+        srv.client().set(P + "ids", 2 ** 40 - 3)
+        got = push_batch(q, [("c0", "e", "b", "w-%d" % j) for j in range(5)])
+        assert [g[1] for g in got] == ["0-%d" % (2 ** 40 - 2 + j) for j in range(5)]
+        # A duplicate answers its first job's id, printed as exactly.
+        assert q.push("c0", "e", whid="w-3") == (1, "0-%d" % (2 ** 40 + 1), 0)
+        # Fencing tokens (settle) too, across 99 -> 100.
+        srv.client().set(P + "fence", 95)
+        _, claimed, _, _ = q.settle(claim=3)
+        assert [c["token"] for c in claimed] == ["96", "97", "98"]
+        srv.client().set(P + "fence", 98)
+        q.push("c9", "e")
+        q.push("c8", "e")
+        _, claimed, _, _ = q.settle(claim=2)
+        assert [c["token"] for c in claimed] == ["99", "100"]
 
 
 @suite.test
