@@ -29,6 +29,7 @@
 #include "embedded_redis.h"
 #include "log.h"
 
+#include "clock_int.h"
 #include "conn_int.h"
 
 #include "banned_int.h"
@@ -115,7 +116,7 @@ hk_embedded_redis_ping(const char *path, int timeout_ms)
     struct pollfd pfd;
     char buf[128];
     size_t got = 0;
-    int64_t deadline = hq__conn_now_ms() + timeout_ms;
+    int64_t deadline = hq__mono_ms() + timeout_ms;
     int fd, rc = -1;
 
     if (strlen(path) >= sizeof(sun.sun_path))
@@ -133,7 +134,7 @@ hk_embedded_redis_ping(const char *path, int timeout_ms)
     pfd.fd = fd;
     pfd.events = POLLIN;
     while (got < sizeof(buf) - 1 && !memchr(buf, '\n', got)) {
-        int64_t left = deadline - hq__conn_now_ms();
+        int64_t left = deadline - hq__mono_ms();
         ssize_t n;
         if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
             goto out;
@@ -182,7 +183,7 @@ log_loading(const char *path)
     struct pollfd pfd;
     char buf[8192], perc[32], eta[32], loaded[32], total[32];
     size_t got = 0;
-    int64_t deadline = hq__conn_now_ms() + 1000;
+    int64_t deadline = hq__mono_ms() + 1000;
     int fd;
 
     if (strlen(path) >= sizeof(sun.sun_path))
@@ -201,7 +202,7 @@ log_loading(const char *path)
     buf[0] = '\0';
     /* A bulk string: "$LEN\r\n" then the text; the fields we want come early. */
     while (got < sizeof(buf) - 1 && !strstr(buf, "loading_eta_seconds:")) {
-        int64_t left = deadline - hq__conn_now_ms();
+        int64_t left = deadline - hq__mono_ms();
         ssize_t n;
 
         if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
@@ -378,10 +379,10 @@ stop_stale(const char *dir)
     kill(pid, SIGTERM);
     for (int i = 0; i < 1000 && kill(pid, 0) == 0 && is_redis_server(pid, dir);
          i++)
-        hq__conn_sleep_ms(10);
+        hq__sleep_ms(10);
     if (kill(pid, 0) == 0 && is_redis_server(pid, dir)) {
         kill(pid, SIGKILL);
-        hq__conn_sleep_ms(100);
+        hq__sleep_ms(100);
     }
 }
 
@@ -511,16 +512,16 @@ hk_embedded_redis_start(const char *data_dir, int timeout_ms,
                  strerror(errno));
         goto fail;
     }
-    deadline = hq__conn_now_ms() + timeout_ms;
-    for (int64_t next_report = hq__conn_now_ms() + 500;;) {
+    deadline = hq__mono_ms() + timeout_ms;
+    for (int64_t next_report = hq__mono_ms() + 500;;) {
         int ping = hk_embedded_redis_ping(sock, 1000);
         pid_t w;
 
         if (ping == 1)
             break;
-        if (ping == 0 && hq__conn_now_ms() >= next_report) {
+        if (ping == 0 && hq__mono_ms() >= next_report) {
             log_loading(sock);
-            next_report = hq__conn_now_ms() + 1000;
+            next_report = hq__mono_ms() + 1000;
         }
         w = waitpid(r->pid, &status, WNOHANG);
         if (w == r->pid) {
@@ -538,14 +539,14 @@ hk_embedded_redis_start(const char *data_dir, int timeout_ms,
             goto fail;
         }
         /* -LOADING: a big AOF is being read; that is progress. */
-        if (ping != 0 && hq__conn_now_ms() > deadline) {
+        if (ping != 0 && hq__mono_ms() > deadline) {
             snprintf(err, errsize,
                      "redis-server (pid %d) did not answer PING "
                      "on '%s' within %d ms",
                      (int)r->pid, sock, timeout_ms);
             goto fail;
         }
-        hq__conn_sleep_ms(10);
+        hq__sleep_ms(10);
     }
     *out = r;
     return 0;
@@ -588,7 +589,7 @@ hk_embedded_redis_stop(struct hk_embedded_redis *r, int timeout_ms)
     if (r == NULL)
         return 0;
     if (r->pid > 0) {
-        int64_t deadline = hq__conn_now_ms() + timeout_ms;
+        int64_t deadline = hq__mono_ms() + timeout_ms;
         int status;
         pid_t w;
 
@@ -597,14 +598,14 @@ hk_embedded_redis_stop(struct hk_embedded_redis *r, int timeout_ms)
             w = waitpid(r->pid, &status, WNOHANG);
             if (w == r->pid || (w < 0 && errno != EINTR))
                 break;
-            if (hq__conn_now_ms() > deadline) {
+            if (hq__mono_ms() > deadline) {
                 kill(r->pid, SIGKILL);
                 while (waitpid(r->pid, &status, 0) < 0 && errno == EINTR)
                     ;
                 rc = -1;
                 break;
             }
-            hq__conn_sleep_ms(5);
+            hq__sleep_ms(5);
         }
     }
     if (r->lock_fd >= 0)

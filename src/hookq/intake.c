@@ -59,6 +59,7 @@
 #include <event2/util.h>
 #include <hiredis/async.h>
 
+#include "clock_int.h"
 #include "envelope_int.h"
 #include "intake.h"
 #include "metrics_int.h"
@@ -178,7 +179,7 @@ say_failure(struct hk_intake *in, const char *msg)
 {
     unsigned long quiet;
 
-    if (!hq__quietlog_fail(&in->quiet, msg, 0, hq__conn_now_ms(), &quiet))
+    if (!hq__quietlog_fail(&in->quiet, msg, 0, hq__mono_ms(), &quiet))
         return 0;
     if (quiet)
         say(in, HQ_LOG_WARN, "%s (%lu more not logged)", msg, quiet);

@@ -6,12 +6,13 @@
  * and says which connection serves a shard. Two kinds:
  *   - struct hq__conn, asynchronous, owned by one libevent loop (the
  *     intake's loops, the worker's lanes and wake subscriber, processing's
- *     limiter): it reconnects by itself after a failure, with jittered
- *     exponential backoff from HQ_CONN_BACKOFF_MIN_MS to
- *     HQ_CONN_BACKOFF_MAX_MS, and tells its owner through two hooks;
+ *     limiter): it reconnects by itself after a failure, with the one
+ *     reconnect policy (clock_int.h: jittered exponential backoff from
+ *     HQ_RECONNECT_MIN_MS to HQ_RECONNECT_MAX_MS), and tells its owner
+ *     through two hooks (conn.c);
  *   - struct hq__sconn, blocking, for one thread at a time (the client,
  *     the admin API's /healthz): a broken connection is made again on the
- *     next call.
+ *     next call (sconn.c, with the blocking connect and the probes).
  * Callers name a shard, never a connection: hq__conn_for_shard() and
  * hq__sconn_for_shard() are the one lookup of "which connection serves
  * shard S". On one Redis, one connection serves every shard. On a Redis
@@ -25,8 +26,9 @@
  * A script call answered NOSCRIPT did not run (Redis restarted, or SCRIPT
  * FLUSH): it is sent once more with the script's source, which also caches
  * it for the next EVALSHA. A script is one atomic transition, so this
- * cannot apply it twice. conn.c makes every connection to a data node
- * but a cluster router's (router.c); sentinel.c connects to Sentinels.
+ * cannot apply it twice. conn.c and sconn.c make every connection to a
+ * data node but a cluster router's (router.c); sentinel.c connects to
+ * Sentinels.
  * No other file calls hiredis's connect functions.
  */
 #ifndef HQ_CONN_INT_H
@@ -40,8 +42,7 @@
 struct event;
 struct event_base;
 
-#define HQ_CONN_BACKOFF_MIN_MS 50   /* first reconnect delay */
-#define HQ_CONN_BACKOFF_MAX_MS 1000 /* the delay doubles up to this */
+#define HQ_CONN_MAX_ARGS 4096 /* a script call's command: argc + 4 at most */
 
 /* ------------------------------------------------------------------------ */
 /* Asynchronous connections.                                                */
@@ -169,18 +170,6 @@ int hq__conn_command(struct hq__conn *c, unsigned shard, int argc,
                      const char **argv, const size_t *argvlen,
                      redisCallbackFn *fn, void *privdata);
 
-/*
- * The delay before reconnect attempt number `attempt` (0 = the first):
- * HQ_CONN_BACKOFF_MIN_MS doubled per attempt up to HQ_CONN_BACKOFF_MAX_MS,
- * then a random point in its upper half, from `rnd`. The one policy.
- */
-int hq__conn_backoff_ms(int attempt, uint64_t rnd);
-
-/* CLOCK_MONOTONIC in milliseconds; sleep `ms` whole, through signals. For
- * the blocking waits around Redis (here and the embedded redis-server). */
-int64_t hq__conn_now_ms(void);
-void hq__conn_sleep_ms(int ms);
-
 /* ------------------------------------------------------------------------ */
 /* Blocking connections.                                                    */
 
@@ -282,5 +271,14 @@ redisContext *hq__conn_connect_sync(const struct hq__store_addr *addr,
 int hq__conn_sentinel_lookup(const struct hq__store_addr *addr,
                              struct hq__store_seed *master,
                              struct hq__err *err);
+
+/*
+ * hq__conn_sentinel_lookup() as a connect does it (hq__conn_start(),
+ * hq__conn_connect_sync()): a Sentinel, and the node it names, get at most
+ * a second each, for an event loop may be waiting on this.
+ */
+int hq__conn_sentinel_resolve(const struct hq__store_addr *addr,
+                              struct hq__store_seed *master,
+                              struct hq__err *err);
 
 #endif /* HQ_CONN_INT_H */

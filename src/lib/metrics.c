@@ -52,15 +52,6 @@ hq__hist_add(struct hq__hist_snap *snap, const struct hq__hist *h)
     snap->sum_us += atomic_load_explicit(&h->sum_us, memory_order_relaxed);
 }
 
-int64_t
-hq__mono_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void put(struct hq__prom *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock_int.h" /* hq__mono_us(): the clock durations are measured by */
+
 /* Upper bounds of the finite buckets; the last bucket is +Inf. */
 #define HQ_HIST_NBOUNDS 20
 extern const int64_t hq__hist_bounds_us[HQ_HIST_NBOUNDS];
@@ -41,9 +43,6 @@ void hq__hist_observe(struct hq__hist *h, int64_t us);
 
 /* Add `h`'s counts into `snap` (zero it first for a plain copy). */
 void hq__hist_add(struct hq__hist_snap *snap, const struct hq__hist *h);
-
-/* Microseconds on CLOCK_MONOTONIC, for durations. */
-int64_t hq__mono_us(void);
 
 /* A Prometheus text document being written; `buf` is NULL after an OOM. */
 struct hq__prom {

@@ -12,8 +12,8 @@
  *
  * Nodes are kept by host:port for the router's life; a node's connection
  * is made when a call needs it and dropped when it fails, with a backoff
- * before the next attempt (so a dead master costs one refused connect per
- * backoff, not one per call). Any failure has the map read again, at most
+ * before the next attempt (the one reconnect policy of clock_int.h, so a
+ * dead master costs one refused connect per backoff, not one per call). Any failure has the map read again, at most
  * once per HQ_ROUTER_REFRESH_MS: during a failover the map changes when
  * the cluster has promoted a replica, and the calls waiting then find it.
  */
@@ -26,14 +26,13 @@
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
 
+#include "clock_int.h"
 #include "router_int.h"
 #include "scripts_int.h"
 
 #define MAX_NODES 64
 #define MAX_HOPS 8               /* MOVED / ASK followed per call */
 #define HQ_ROUTER_REFRESH_MS 100 /* the map is read at most this often */
-#define BACKOFF_MIN_MS 50
-#define BACKOFF_MAX_MS 1000
 
 struct rnode {
     struct hq__router *r;
@@ -78,6 +77,7 @@ struct hq__router {
     int freeing;
     struct hq__router_stats stats;
     struct hq__router_hooks hooks;
+    uint64_t rng;             /* the reconnect backoff's jitter */
 };
 
 static void
@@ -86,15 +86,6 @@ add_timer_ms(struct event *ev, int64_t ms)
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
 
     evtimer_add(ev, &tv);
-}
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void refresh(struct hq__router *r);
@@ -126,16 +117,12 @@ node_get(struct hq__router *r, const char *host, int port)
 static void
 node_failed(struct rnode *n)
 {
-    int ms = BACKOFF_MIN_MS;
+    int ms = hq__reconnect_backoff_ms(n->attempts, hq__rng_next(&n->r->rng));
 
     n->ac = NULL;
-    for (int i = 0; i < n->attempts && ms < BACKOFF_MAX_MS; i++)
-        ms *= 2;
-    if (ms > BACKOFF_MAX_MS)
-        ms = BACKOFF_MAX_MS;
     if (n->attempts < 16)
         n->attempts++;
-    n->retry_at_ms = now_ms() + ms;
+    n->retry_at_ms = hq__mono_ms() + ms;
     if (!n->r->freeing)
         refresh(n->r);
 }
@@ -195,7 +182,7 @@ node_ac(struct rnode *n)
 
     if (n->ac)
         return n->ac;
-    if (n->r->freeing || now_ms() < n->retry_at_ms)
+    if (n->r->freeing || hq__mono_ms() < n->retry_at_ms)
         return NULL;
     ac = redisAsyncConnect(n->host, n->port);
     if (ac == NULL)
@@ -263,7 +250,7 @@ refresh_now(struct hq__router *r)
 
     if (r->refreshing || r->freeing)
         return;
-    r->last_refresh_ms = now_ms();
+    r->last_refresh_ms = hq__mono_ms();
     /* A connected node first; else the seeds and known nodes in turn. */
     for (unsigned i = 0; i < total; i++) {
         struct rnode *n = r->nodes[i];
@@ -298,7 +285,7 @@ refresh_cb(evutil_socket_t fd, short what, void *arg)
 static void
 refresh(struct hq__router *r)
 {
-    int64_t wait = r->last_refresh_ms + HQ_ROUTER_REFRESH_MS - now_ms();
+    int64_t wait = r->last_refresh_ms + HQ_ROUTER_REFRESH_MS - hq__mono_ms();
 
     if (r->refreshing || r->freeing || evtimer_pending(r->refresh_ev, NULL))
         return;
@@ -352,7 +339,7 @@ retry_later(struct rcall *call, redisAsyncContext *ac, redisReply *reply)
 {
     struct hq__router *r = call->r;
     int ms = 25 << (call->waits < 4 ? call->waits : 4); /* 25 .. 400 ms */
-    int64_t left = call->deadline_ms - now_ms();
+    int64_t left = call->deadline_ms - hq__mono_ms();
 
     if (r->freeing || left <= 0 ||
         (call->timer == NULL &&
@@ -496,7 +483,7 @@ call_new(struct hq__router *r, unsigned slot, int argc, const char **cmd,
     call->privdata = privdata;
     call->slot = slot;
     call->argc = argc;
-    call->deadline_ms = now_ms() + HQ_ROUTER_PATIENCE_MS;
+    call->deadline_ms = hq__mono_ms() + HQ_ROUTER_PATIENCE_MS;
     call->cmd = (const char **)(call + 1);
     call->cmdlen = (size_t *)(call->cmd + argc);
     p = (char *)(call->cmdlen + argc);
@@ -599,6 +586,7 @@ hq__router_new(struct event_base *base, const struct hq__store_addr *addr,
         return HQ_ENOMEM;
     r->base = base;
     r->addr = addr;
+    r->rng = hq__rng_seed(r);
     r->map = malloc(sizeof(*r->map));
     r->refresh_ev = evtimer_new(base, refresh_cb, r);
     if (r->map == NULL || r->refresh_ev == NULL)

@@ -5,7 +5,7 @@
  * SELECT, so it connects to them itself. Whether to trust the answer is
  * the connection layer's call (hq__conn_sentinel_lookup(): the node named
  * must say ROLE master), since connecting to a data node, with AUTH and
- * SELECT, is done in one place, conn.c.
+ * SELECT, is done in one place, the connection layer (sconn.c, conn.c).
  */
 #include <stdio.h>
 #include <string.h>

@@ -333,3 +333,19 @@ hq__store_eval_cmd(const char *name, int use_src, const char *prefix, int argc,
     }
     return HQ_OK;
 }
+
+void
+hq__store_addr_name(const struct hq__store_addr *a, char *buf, size_t size)
+{
+    if (a->unix_path[0])
+        snprintf(buf, size, "unix://%s", a->unix_path);
+    else
+        snprintf(buf, size, "%s:%d", a->host, a->port);
+}
+
+int
+hq__store_is_noscript(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR &&
+           strncmp(r->str, "NOSCRIPT", 8) == 0;
+}

@@ -78,6 +78,11 @@ int hq__store_parse_hostports(const char *list, size_t len, const char *what,
 int hq__store_set_sentinels(struct hq__store_addr *addr, const char *list,
                             const char *master, struct hq__err *err);
 
+/* `addr`'s name in messages: "host:port" (the first seed) or
+ * "unix:///path". */
+void hq__store_addr_name(const struct hq__store_addr *addr, char *buf,
+                         size_t size);
+
 /* Fill `ns` from public options (defaults applied); HQ_EINVAL if bad. */
 int hq__store_ns_init(struct hq__store_ns *ns, const char *name,
                       unsigned shards, struct hq__err *err);
@@ -111,10 +116,14 @@ const struct hq__script *hq__store_script(const char *name);
  * cmd/cmdlen, which hold argc + 4 entries (the caller bounds argc). The
  * entries point at the script table, `prefix` and `argv` (lengths from
  * `argvlen`, or strlen when it is NULL). HQ_EINVAL for an unknown script
- * or a negative argc. Built here, sent by conn.c and router.c.
+ * or a negative argc. Built here, sent by conn.c, sconn.c and router.c.
  */
 int hq__store_eval_cmd(const char *name, int use_src, const char *prefix,
                        int argc, const char **argv, const size_t *argvlen,
                        const char **cmd, size_t *cmdlen);
+
+/* 1 when `r` is Redis's NOSCRIPT error: the script call did not run and
+ * may be sent again with `use_src`. `r` may be NULL. */
+int hq__store_is_noscript(const redisReply *r);
 
 #endif /* HQ_STORE_INT_H */

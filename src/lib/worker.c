@@ -60,6 +60,7 @@
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
 
+#include "clock_int.h"
 #include "common_int.h"
 #include "conn_int.h"
 #include "quietlog_int.h"
@@ -202,23 +203,12 @@ struct hq_worker {
 static void flush_cb(evutil_socket_t fd, short what, void *arg);
 static void maybe_exit(struct loop *l);
 
+/* The library's clock (clock_int.h), as the unsigned nanoseconds the
+ * loop's deadlines are kept in. */
 static uint64_t
 mono_ns(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t
-rng_next(struct loop *l)
-{
-    /* xorshift64*: good enough for jitter. */
-    l->rng ^= l->rng >> 12;
-    l->rng ^= l->rng << 25;
-    l->rng ^= l->rng >> 27;
-    return l->rng * 2685821657736338717ull;
+    return (uint64_t)hq__mono_ns();
 }
 
 static void
@@ -256,7 +246,7 @@ lane_failed(struct lane *ln, const char *detail)
     unsigned long quiet;
 
     snprintf(subject, sizeof(subject), "shard %u", ln->shard);
-    if (!hq__quietlog_fail(&w->quiet, subject, 1, hq__conn_now_ms(), &quiet))
+    if (!hq__quietlog_fail(&w->quiet, subject, 1, hq__mono_ms(), &quiet))
         return;
     if (quiet)
         wlog(w, HQ_LOG_ERROR, "%s: %s (%lu more failures not logged)", subject,
@@ -277,7 +267,7 @@ lane_answered(struct lane *ln)
     if (!hq__quietlog_failing(&w->quiet))
         return;
     snprintf(subject, sizeof(subject), "shard %u", ln->shard);
-    if (hq__quietlog_ok(&w->quiet, subject, hq__conn_now_ms(), &down_ms, &n))
+    if (hq__quietlog_ok(&w->quiet, subject, hq__mono_ms(), &down_ms, &n))
         wlog(w, HQ_LOG_INFO, "%s back after %.1f s, %lu calls retried", subject,
              (double)down_ms / 1000.0, n);
 }
@@ -486,7 +476,7 @@ hq_job_retry(hq_job *job, const char *error)
     }
     job_finish(job, OP_RETRY,
                hq__backoff_ms(job->attempt, o->backoff_min_ms,
-                              o->backoff_max_ms, rng_next(job->loop)),
+                              o->backoff_max_ms, hq__rng_next(&job->loop->rng)),
                NULL, error);
 }
 
@@ -984,7 +974,7 @@ beat_reply(redisAsyncContext *ac, void *reply_, void *privdata)
         /* Every second while the registry's master is down: see quietlog. */
         snprintf(msg, sizeof(msg), "cannot announce this worker in redis: %.100s",
                  r->str);
-        if (hq__quietlog_fail(&l->w->quiet, msg, 0, hq__conn_now_ms(), &quiet)) {
+        if (hq__quietlog_fail(&l->w->quiet, msg, 0, hq__mono_ms(), &quiet)) {
             if (quiet)
                 wlog(l->w, HQ_LOG_WARN, "%s (%lu more not logged)", msg, quiet);
             else
@@ -1262,7 +1252,7 @@ on_conn_down(struct hq__conn *c, const char *why, void *arg_)
     /* The same failure again (a node still down): see quietlog_int.h. */
     snprintf(msg, sizeof(msg), "%s connection: %s",
              c == &l->sub ? "wake" : "command", why);
-    if (!hq__quietlog_fail(&l->w->quiet, msg, 0, hq__conn_now_ms(), &quiet))
+    if (!hq__quietlog_fail(&l->w->quiet, msg, 0, hq__mono_ms(), &quiet))
         return;
     if (quiet)
         wlog(l->w, HQ_LOG_WARN, "%s (%lu more not logged)", msg, quiet);
@@ -1499,8 +1489,7 @@ hq_worker_new(const struct hq_worker_options *opts, hq_worker **out)
         l->w = w;
         l->index = i;
         l->capacity = conc / threads + (i < conc % threads ? 1 : 0);
-        l->rng = ((uint64_t)time(NULL) << 20) ^ ((uint64_t)getpid() << 8) ^
-                 (i + 1) * 0x9e3779b97f4a7c15ull;
+        l->rng = hq__rng_seed(l);
         if (pipe2(l->pipefd, O_NONBLOCK | O_CLOEXEC) != 0)
             return hq__err_set(&w->err, HQ_EIO, "cannot create a pipe: %s",
                                strerror(errno));

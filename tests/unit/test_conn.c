@@ -1,7 +1,8 @@
 /*
- * Unit tests for conn.c: the one reconnect policy, and what an async
- * connection does when nothing listens (down hook, spaced retries, no
- * connection handed out while down, on-demand connects, release).
+ * Unit tests for conn.c and sconn.c: what an async connection does when
+ * nothing listens (down hook, retries spaced by the reconnect policy of
+ * clock.c, no connection handed out while down, on-demand connects,
+ * release), and the blocking one's error.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,30 +17,8 @@
 
 #include <event2/event.h>
 
+#include "clock_int.h"
 #include "conn_int.h"
-
-static void
-test_conn_backoff_doubles_to_the_cap_with_jitter(void **state)
-{
-    static const struct {
-        int attempt, lo, hi;
-    } rows[] = {
-        {0, 25, 50},   {1, 50, 100},   {2, 100, 200},  {3, 200, 400},
-        {4, 400, 800}, {5, 500, 1000}, {9, 500, 1000}, {100, 500, 1000},
-    };
-    (void)state;
-    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-        int lo = 1 << 30, hi = 0;
-
-        for (uint64_t r = 0; r < 2000; r++) {
-            int ms = hq__conn_backoff_ms(rows[i].attempt, r * 2654435761u);
-            lo = ms < lo ? ms : lo;
-            hi = ms > hi ? ms : hi;
-        }
-        assert_int_equal(lo, rows[i].lo);
-        assert_int_equal(hi, rows[i].hi);
-    }
-}
 
 /* A loopback port where nothing listens (bound, then closed). */
 static int
@@ -56,15 +35,6 @@ dead_port(void)
     assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
     close(fd);
     return ntohs(a.sin_port);
-}
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 struct watch {
@@ -88,7 +58,7 @@ on_down(struct hq__conn *c, const char *why, void *arg)
     assert_null(c->ac);
     assert_false(c->up);
     if (w->downs < 64)
-        w->at[w->downs] = now_ms();
+        w->at[w->downs] = hq__mono_ms();
     w->downs++;
     snprintf(w->why, sizeof(w->why), "%s", why);
 }
@@ -148,7 +118,7 @@ test_conn_refused_retries_after_the_backoff(void **state)
     /* 25-50, 50-100, 100-200, 200-400 ms apart: 3 to 5 attempts in 600 ms. */
     assert_in_range(t.w.downs, 3, 5);
     for (int i = 1; i < t.w.downs; i++) {
-        int lo = (HQ_CONN_BACKOFF_MIN_MS << (i - 1)) / 2;
+        int lo = (HQ_RECONNECT_MIN_MS << (i - 1)) / 2;
         assert_true(t.w.at[i] - t.w.at[i - 1] >= lo);
     }
     assert_null(hq__conn_for_shard(&t.c, 3));
@@ -209,7 +179,6 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conn_backoff_doubles_to_the_cap_with_jitter),
         cmocka_unit_test(test_conn_refused_retries_after_the_backoff),
         cmocka_unit_test(test_conn_on_demand_connects_at_the_call_only),
         cmocka_unit_test(test_sconn_names_the_address_it_cannot_reach),

@@ -18,6 +18,7 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 
+#include "clock_int.h"
 #include "curl_event_int.h"
 
 #define DEFAULT_MAX_RESPONSE (16u << 20)
@@ -46,23 +47,13 @@ struct hq__http_call {
     char location[512];          /* Location header, "" when absent */
     int64_t retry_after_ms;
     char errbuf[CURL_ERROR_SIZE];
-    struct timespec started;
+    int64_t started_ns;          /* hq__mono_ns() when the call was made */
 };
 
 /* Per watched socket: its libevent event. */
 struct sock {
     struct event *ev;
 };
-
-static int64_t
-elapsed_ms(const struct timespec *t0)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)(t.tv_sec - t0->tv_sec) * 1000 +
-           (t.tv_nsec - t0->tv_nsec) / 1000000;
-}
 
 static void
 call_unlink(struct hq__http_call *c)
@@ -114,7 +105,7 @@ finish(struct hq__http_call *c, CURLcode cc)
     long status = 0;
 
     memset(&r, 0, sizeof(r));
-    r.elapsed_ms = elapsed_ms(&c->started);
+    r.elapsed_ms = (hq__mono_ns() - c->started_ns) / 1000000;
     if (cc == CURLE_OK) {
         curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
         r.failure = HQ_HTTP_OK;
@@ -477,7 +468,7 @@ hq__http_send(struct hq__http *h, const struct hq__http_request *req,
     if (req->method && strcmp(req->method, "GET") != 0 &&
         !(req->body && strcmp(req->method, "POST") == 0))
         curl_easy_setopt(c->easy, CURLOPT_CUSTOMREQUEST, req->method);
-    clock_gettime(CLOCK_MONOTONIC, &c->started);
+    c->started_ns = hq__mono_ns();
 
     c->next = h->calls;
     if (h->calls)
