@@ -59,12 +59,14 @@
 #include <event2/util.h>
 #include <hiredis/async.h>
 
+#include "clock_int.h"
 #include "envelope_int.h"
 #include "intake.h"
 #include "metrics_int.h"
 #include "signature_int.h"
 #include "http1_int.h"
 #include "pusher_int.h"
+#include "quietlog_int.h"
 #include "utf8_int.h"
 
 #define REDIS_TIMEOUT_MS 1500   /* a request's enqueue must answer within */
@@ -117,6 +119,7 @@ struct loop {
     struct hq__pusher *pusher; /* batches the requests' enqueue calls */
     struct hq__conn redis;     /* the loop's, shared by its requests */
     int redis_logged_down;     /* the outage has been logged */
+    int redis_was_up;          /* connected once: loop 0 says so the first time */
     struct conn *conns;
     unsigned nconns;
     int stopping;
@@ -143,6 +146,7 @@ struct hk_intake {
     int port;
     unsigned nloops;
     struct loop *loops;
+    struct hq__quietlog quiet; /* Redis failures, shared by the loops */
     _Atomic unsigned nconns;
     int stopped;
 };
@@ -164,6 +168,25 @@ static void linger(struct conn *c);
         if ((level) <= (in)->hooks.log_level)                                 \
             hq__logf((in)->hooks.log, (in)->hooks.arg, level, __VA_ARGS__);    \
     } while (0)
+
+/*
+ * Log a Redis failure `msg` at WARN, unless the same one was logged less
+ * than HQ_QUIETLOG_EVERY_MS ago (by any loop): a master that stays down
+ * fails every retry. Returns 1 when it was logged.
+ */
+static int
+say_failure(struct hk_intake *in, const char *msg)
+{
+    unsigned long quiet;
+
+    if (!hq__quietlog_fail(&in->quiet, msg, 0, hq__mono_ms(), &quiet))
+        return 0;
+    if (quiet)
+        say(in, HQ_LOG_WARN, "%s (%lu more not logged)", msg, quiet);
+    else
+        say(in, HQ_LOG_WARN, "%s", msg);
+    return 1;
+}
 
 static struct timeval
 ms_tv(int64_t ms)
@@ -426,8 +449,10 @@ static void
 on_push_warn(const char *msg, void *arg)
 {
     struct loop *lp = arg;
+    char line[HQ_QUIETLOG_SUBJECT_MAX];
 
-    say(lp->in, HQ_LOG_WARN, "intake: %s", msg);
+    snprintf(line, sizeof(line), "intake: %s", msg);
+    say_failure(lp->in, line);
 }
 
 /*
@@ -852,23 +877,28 @@ on_redis_up(struct hq__conn *rc, void *arg)
     struct loop *lp = arg;
 
     (void)rc;
-    if (lp->redis_logged_down || lp->idx == 0)
+    /* On a cluster, `up` follows every read of the slot map: said again
+     * only after an outage that was logged (see on_redis_down()). */
+    if (lp->redis_logged_down || (lp->idx == 0 && !lp->redis_was_up))
         say(lp->in, HQ_LOG_INFO, "intake: loop %u connected to redis",
             lp->idx);
     lp->redis_logged_down = 0;
+    lp->redis_was_up = 1;
 }
 
 static void
 on_redis_down(struct hq__conn *rc, const char *why, void *arg)
 {
     struct loop *lp = arg;
+    char line[HQ_QUIETLOG_SUBJECT_MAX];
 
     (void)rc;
     if (lp->stopping || lp->redis_logged_down)
         return;
-    say(lp->in, HQ_LOG_WARN, "intake: %s; answering 503 and reconnecting",
-        why);
-    lp->redis_logged_down = 1;
+    snprintf(line, sizeof(line), "intake: %s; answering 503 and reconnecting",
+             why);
+    if (say_failure(lp->in, line))
+        lp->redis_logged_down = 1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1025,8 +1055,9 @@ hk_intake_start(const struct hq__config *cfg, const struct hq_store_options *sto
 
     pthread_once(&evthread_once, use_pthreads);
     in = calloc(1, sizeof(*in));
-    if (in == NULL) {
+    if (in == NULL || hq__quietlog_init(&in->quiet) != HQ_OK) {
         snprintf(err, errsize, "out of memory");
+        free(in);
         return NULL;
     }
     in->cfg = cfg;
@@ -1115,6 +1146,7 @@ fail:
     loops_free(in);
     if (in->fd >= 0)
         close(in->fd);
+    hq__quietlog_release(&in->quiet);
     free(in);
     return NULL;
 }
@@ -1148,6 +1180,7 @@ hk_intake_free(struct hk_intake *in)
     loops_free(in);
     if (in->fd >= 0)
         close(in->fd);
+    hq__quietlog_release(&in->quiet);
     free(in);
 }
 

@@ -315,12 +315,12 @@ hq__conn_reset(struct hq__conn *c, const char *why)
 void
 hq__conn_reset_shard(struct hq__conn *c, unsigned shard, const char *why)
 {
-    if (c->router) {
-        router_node_down(why, c);
-        hq__router_reset_slot(c->router, hq__cluster_shard_slot(c->ns, shard));
+    if (c->router == NULL) {
+        hq__conn_reset(c, why);
         return;
     }
-    hq__conn_reset(c, why);
+    router_node_down(why, c);
+    hq__router_reset_slot(c->router, hq__cluster_shard_slot(c->ns, shard));
 }
 
 void

@@ -120,9 +120,10 @@ void hq__conn_start(struct hq__conn *c);
 void hq__conn_reset(struct hq__conn *c, const char *why);
 
 /*
- * The same for the connection that serves `shard` alone: on a cluster, the
- * shard's master's (the other masters' calls go on); on one Redis, the one
- * connection.
+ * As hq__conn_reset(), for a call on `shard` that was not answered in
+ * time: on a Redis Cluster only the connection to that shard's master is
+ * dropped (its calls answered NULL), the other masters' calls go on; on
+ * one Redis, the connection. The `down` hook gets `why`.
  */
 void hq__conn_reset_shard(struct hq__conn *c, unsigned shard, const char *why);
 

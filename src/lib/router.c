@@ -657,14 +657,17 @@ hq__router_reset(struct hq__router *r)
 void
 hq__router_reset_slot(struct hq__router *r, unsigned slot)
 {
-    struct rnode *n = r->has_map && slot < HQ_CLUSTER_SLOTS ? slot_node(r, slot) : NULL;
+    struct rnode *n = r->has_map ? slot_node(r, slot) : NULL;
+    redisAsyncContext *ac;
 
-    if (n == NULL) {
-        hq__router_reset(r);
+    if (n == NULL || n->ac == NULL) {
+        refresh(r);
         return;
     }
-    node_drop(n);
-    refresh(r);
+    ac = n->ac;
+    node_failed(n); /* the backoff before the next connect, a map read */
+    ac->data = NULL;
+    redisAsyncFree(ac); /* answers its calls with NULL, a CLUSTER SLOTS too */
 }
 
 redisAsyncContext *

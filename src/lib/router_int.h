@@ -81,8 +81,11 @@ void hq__router_set_hooks(struct hq__router *r,
 void hq__router_reset(struct hq__router *r);
 
 /*
- * The same for the master of `slot` alone (the others' calls go on); all
- * of them when the map has no master for it. Same restrictions.
+ * Drop only the connection to the master of `slot` (its calls in flight
+ * are answered NULL), connect to it again after the backoff, and read the
+ * map again: a call to that master went unanswered for too long. The
+ * other masters' connections, calls and replies are left alone. Not from
+ * inside a callback of one of its calls.
  */
 void hq__router_reset_slot(struct hq__router *r, unsigned slot);
 

@@ -63,6 +63,7 @@
 #include "clock_int.h"
 #include "common_int.h"
 #include "conn_int.h"
+#include "quietlog_int.h"
 #include "record_int.h"
 #include "registry_int.h"
 #include "worker_int.h"
@@ -70,7 +71,6 @@
 #define MAX_OPS_PER_CALL 600 /* 3 + 6 * 600 args: under the store's limit */
 #define IDLE_MAX_MS 1000        /* longest idle wait between two claims */
 #define ERROR_BACKOFF_MS 250    /* after an error reply, before trying again */
-#define LOG_REPEAT_MS 5000      /* a failure that repeats is logged this often */
 #define DRAIN_GRACE_MS 5000     /* after shutdown_timeout, wait for Redis */
 #define BEAT_MS 1000            /* registry announcements (loop 0) */
 
@@ -130,21 +130,9 @@ struct hq_job {
     char data[];                /* the strings above */
 };
 
-/*
- * A failure that repeats (a shard without a master fails every retry, each
- * ERROR_BACKOFF_MS) is logged once per LOG_REPEAT_MS, with the count of
- * the repeats not logged since.
- */
-struct repeat {
-    uint64_t logged_ns; /* monotonic; 0 = never */
-    unsigned hidden;    /* repeats since, not logged */
-    char what[160];     /* the failure last logged */
-};
-
 struct lane {
     struct loop *loop;
     unsigned shard;
-    struct repeat send_err;             /* "cannot send settle call" */
     char prefix[HQ_PREFIX_MAX];
     struct op *pending, **pending_tail; /* queued, not sent */
     struct op *sent;                    /* in the call in flight */
@@ -186,7 +174,6 @@ struct loop {
     unsigned next_lane;
     struct event *beat_ev;       /* loop 0 only: the registry announcement */
     int beat_inflight;           /* registry calls not yet answered */
-    struct repeat down;          /* connection failures logged */
     void *loop_state;            /* what opts.loop_init returned */
 };
 
@@ -198,6 +185,7 @@ struct hq_worker {
     unsigned nloops;
     int started;
     struct hq__err err;
+    struct hq__quietlog quiet;    /* Redis failures per shard and node, shared by the loops */
     /* The registry entry: fixed at hq_worker_start(). */
     char host[256];
     char beat_id[320];  /* host:pid:started_ms */
@@ -227,27 +215,6 @@ static void
 wlog(hq_worker *w, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/*
- * Whether failure `what` is to be logged now (see struct repeat); when it
- * is, `*hidden` is the count of its repeats that were not.
- */
-static int
-repeat_log(struct repeat *r, const char *what, unsigned *hidden)
-{
-    uint64_t now = mono_ns();
-
-    if (r->logged_ns != 0 && strcmp(r->what, what) == 0 &&
-        now - r->logged_ns < LOG_REPEAT_MS * 1000000ull) {
-        r->hidden++;
-        return 0;
-    }
-    *hidden = strcmp(r->what, what) == 0 ? r->hidden : 0;
-    r->hidden = 0;
-    r->logged_ns = now;
-    snprintf(r->what, sizeof(r->what), "%s", what);
-    return 1;
-}
-
 static void
 wlog(hq_worker *w, int level, const char *fmt, ...)
 {
@@ -264,6 +231,45 @@ wlog(hq_worker *w, int level, const char *fmt, ...)
         w->opts.log_kv(level, buf, none, w->opts.log_arg);
     else
         w->opts.log(level, buf, w->opts.log_arg);
+}
+
+/*
+ * A call of lane `ln` failed (`detail` says how): logged at once the first
+ * time, then at most once per HQ_QUIETLOG_EVERY_MS per shard, with how
+ * many failures were not (quietlog_int.h).
+ */
+static void
+lane_failed(struct lane *ln, const char *detail)
+{
+    hq_worker *w = ln->loop->w;
+    char subject[32];
+    unsigned long quiet;
+
+    snprintf(subject, sizeof(subject), "shard %u", ln->shard);
+    if (!hq__quietlog_fail(&w->quiet, subject, 1, hq__mono_ms(), &quiet))
+        return;
+    if (quiet)
+        wlog(w, HQ_LOG_ERROR, "%s: %s (%lu more failures not logged)", subject,
+             detail, quiet);
+    else
+        wlog(w, HQ_LOG_ERROR, "%s: %s", subject, detail);
+}
+
+/* Lane `ln`'s call was answered: say so once when its shard had failed. */
+static void
+lane_answered(struct lane *ln)
+{
+    hq_worker *w = ln->loop->w;
+    char subject[32];
+    int64_t down_ms;
+    unsigned long n;
+
+    if (!hq__quietlog_failing(&w->quiet))
+        return;
+    snprintf(subject, sizeof(subject), "shard %u", ln->shard);
+    if (hq__quietlog_ok(&w->quiet, subject, hq__mono_ms(), &down_ms, &n))
+        wlog(w, HQ_LOG_INFO, "%s back after %.1f s, %lu calls retried", subject,
+             (double)down_ms / 1000.0, n);
 }
 
 /*
@@ -711,20 +717,12 @@ lane_send(struct lane *ln, unsigned claim_n)
     rc = hq__conn_eval(&l->cmd, ln->shard, "settle", (int)i, ln->argv,
                        ln->argvlen, settle_cb, ln);
     if (rc != HQ_OK) {
-        char more[64] = "";
-        unsigned hidden;
+        char detail[120];
 
-        /* A shard without a master fails each retry: log once per
-         * LOG_REPEAT_MS. */
-        if (repeat_log(&ln->send_err, hq_strerror(rc), &hidden)) {
-            if (hidden > 0)
-                snprintf(more, sizeof(more), " (%u times more in the last %d s)",
-                         hidden, LOG_REPEAT_MS / 1000);
-            wlog(w, HQ_LOG_ERROR,
-                 "cannot send settle call for shard %u: %s; retrying every %d ms%s",
-                 ln->shard, hq_strerror(rc), ERROR_BACKOFF_MS, more);
-        }
+        snprintf(detail, sizeof(detail), "cannot send settle call: %s",
+                 hq_strerror(rc));
         STAT_ADD(w, redis_errors, 1);
+        lane_failed(ln, detail);
         ln->retry_ns = mono_ns() + ERROR_BACKOFF_MS * 1000000ull;
         timer_set_ms(ln->timer_ev, ERROR_BACKOFF_MS);
         return;
@@ -910,11 +908,18 @@ settle_cb(redisAsyncContext *ac, void *reply_, void *privdata)
         r->element[0]->elements != nsent || r->element[1]->elements % 5 ||
         reply_int(r->element[2], &now_ms) ||
         reply_int(r->element[3], &next_due)) {
+        char detail[300];
+
         STAT_ADD(w, redis_errors, 1);
         if (r && r->type == REDIS_REPLY_ERROR)
-            wlog(w, HQ_LOG_ERROR, "settle failed: %s", r->str);
+            snprintf(detail, sizeof(detail), "settle failed: %.250s", r->str);
         else if (r)
-            wlog(w, HQ_LOG_ERROR, "settle answered something unexpected");
+            snprintf(detail, sizeof(detail), "settle answered something unexpected");
+        else
+            snprintf(detail, sizeof(detail), "settle call got no answer "
+                     "(connection lost or dropped)");
+        if (!l->closing)
+            lane_failed(ln, detail);
         /* Connection lost, or an error: send the same ops again later. */
         lane_requeue_sent(ln);
         if (r && !l->closing) {
@@ -925,6 +930,7 @@ settle_cb(redisAsyncContext *ac, void *reply_, void *privdata)
         return;
     }
     STAT_ADD(w, round_trips, 1);
+    lane_answered(ln);
     res = r->element[0];
     cl = r->element[1];
 
@@ -961,8 +967,20 @@ beat_reply(redisAsyncContext *ac, void *reply_, void *privdata)
     (void)ac;
     if (l->beat_inflight > 0)
         l->beat_inflight--;
-    if (r != NULL && r->type == REDIS_REPLY_ERROR)
-        wlog(l->w, HQ_LOG_WARN, "cannot announce this worker in redis: %s", r->str);
+    if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+        char msg[HQ_QUIETLOG_SUBJECT_MAX];
+        unsigned long quiet;
+
+        /* Every second while the registry's master is down: see quietlog. */
+        snprintf(msg, sizeof(msg), "cannot announce this worker in redis: %.100s",
+                 r->str);
+        if (hq__quietlog_fail(&l->w->quiet, msg, 0, hq__mono_ms(), &quiet)) {
+            if (quiet)
+                wlog(l->w, HQ_LOG_WARN, "%s (%lu more not logged)", msg, quiet);
+            else
+                wlog(l->w, HQ_LOG_WARN, "%s", msg);
+        }
+    }
     if (l->draining)
         maybe_exit(l);
 }
@@ -1071,18 +1089,18 @@ tick_cb(evutil_socket_t fd, short what, void *arg_)
             schedule_flush(l);
         }
     }
-    /* Watchdog: hiredis has no command timeout of its own. Only the
-     * connection of the shard that did not answer is dropped (on a
-     * cluster, one master's: the others' calls go on); the calls in
-     * flight on it fail, so the lanes it served are no longer in flight. */
+    /* Watchdog: hiredis has no command timeout of its own. A lane's call
+     * unanswered for too long drops the connection it went on: on a
+     * cluster only its master's, so that the lanes of the other masters
+     * go on (the reset answers the dropped calls, clearing `inflight` of
+     * every lane of that master). */
     for (i = 0; i < l->nlanes; i++) {
         if (l->lanes[i].inflight && now - l->lanes[i].sent_ns > timeout &&
             (l->cmd.ac || l->cmd.router)) {
-            char why[96];
+            char why[80];
 
-            snprintf(why, sizeof(why),
-                     "redis did not answer within %d ms (shard %u)",
-                     w->addr.timeout_ms, l->lanes[i].shard);
+            snprintf(why, sizeof(why), "shard %u: redis did not answer within %d ms",
+                     l->lanes[i].shard, w->addr.timeout_ms);
             hq__conn_reset_shard(&l->cmd, l->lanes[i].shard, why);
         }
     }
@@ -1223,24 +1241,23 @@ static void
 on_conn_down(struct hq__conn *c, const char *why, void *arg_)
 {
     struct loop *l = arg_;
-    char what[160];
-    unsigned hidden;
+    char msg[HQ_QUIETLOG_SUBJECT_MAX];
+    unsigned long quiet;
 
     if (c == &l->cmd)
         l->beat_inflight = 0; /* its calls are answered with NULL */
     if (l->closing)
         return;
     STAT_ADD(l->w, redis_errors, 1);
-    /* A dead master fails each reconnect: say so once per LOG_REPEAT_MS. */
-    snprintf(what, sizeof(what), "%s connection: %s",
+    /* The same failure again (a node still down): see quietlog_int.h. */
+    snprintf(msg, sizeof(msg), "%s connection: %s",
              c == &l->sub ? "wake" : "command", why);
-    if (!repeat_log(&l->down, what, &hidden))
+    if (!hq__quietlog_fail(&l->w->quiet, msg, 0, hq__mono_ms(), &quiet))
         return;
-    if (hidden > 0)
-        wlog(l->w, HQ_LOG_WARN, "%s (%u times more in the last %d s)", what,
-             hidden, LOG_REPEAT_MS / 1000);
+    if (quiet)
+        wlog(l->w, HQ_LOG_WARN, "%s (%lu more not logged)", msg, quiet);
     else
-        wlog(l->w, HQ_LOG_WARN, "%s", what);
+        wlog(l->w, HQ_LOG_WARN, "%s", msg);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1413,6 +1430,8 @@ hq_worker_new(const struct hq_worker_options *opts, hq_worker **out)
     if (w == NULL)
         return HQ_ENOMEM;
     *out = w;
+    if (hq__quietlog_init(&w->quiet) != HQ_OK)
+        return hq__err_set(&w->err, HQ_ENOMEM, "cannot set up the worker's log");
     if (opts == NULL || opts->handler == NULL)
         return hq__err_set(&w->err, HQ_EINVAL, "a worker needs a handler");
     w->opts = *opts;
@@ -1607,6 +1626,7 @@ hq_worker_free(hq_worker *w)
             close(l->pipefd[1]);
     }
     free(w->loops);
+    hq__quietlog_release(&w->quiet);
     free(w);
 }
 

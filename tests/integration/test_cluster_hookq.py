@@ -152,7 +152,6 @@ def test_a_dead_master_takes_only_its_shards_down():
                 if rec_shard[s].client().hexists(p + "seq", cu + ":post-create"):
                     cust_shard[cu] = s
         assert len(cust_shard) == 60, (len(cust_shard), recs[:1])
-        log_at_kill = len(hq.stderr())
         victim.kill()
         t0 = time.monotonic()
         conn = http.client.HTTPConnection("127.0.0.1", hq.port, timeout=10)
@@ -172,49 +171,6 @@ def test_a_dead_master_takes_only_its_shards_down():
         assert status == 503, body
         assert "shard " in body and victim.addr in body or "no master" in body, body
         assert time.monotonic() - t0 < 10
-        # The workers' retries for the dead shards (every 250 ms per shard and
-        # loop) are logged once per shard and loop per 5 s, and a connection
-        # failure once per loop per 5 s: over 6 s, at most two lines each.
-        time.sleep(max(0.0, t0 + 6 - time.monotonic()))
-        after = hq.stderr()[log_at_kill:].splitlines()
-        settle = [x for x in after if "cannot send settle call" in x]
-        assert len(settle) <= 2 * 2 * len(dead_shards), settle
-        for x in settle:
-            assert any("shard %d:" % s in x for s in dead_shards), (x, dead_shards)
-        down = [x for x in after if "command connection" in x]
-        assert len(down) <= 2 * 2 * 2, down
-
-
-@suite.test
-def test_a_stuck_master_drops_only_its_own_connection():
-    """The worker's watchdog (a call unanswered for 5 s) drops the
-    connection of the master that did not answer, not every master's: the
-    worker's connections to the others stay, and their shards go on."""
-    with RedisCluster(masters=3) as c, processes() as start:
-        sink = Double(start, "sink")
-        hq = Hookq(start, c, sink, command="work")
-        victim = c.owner(c.keyslot("{hookq:0}:"))
-        healthy = [m for m in c.masters() if m is not victim]
-
-        def clients(node):
-            # The worker's connections (not this test's own).
-            return {x["id"] for x in node.client().client_list()
-                    if x["cmd"] != "client|list"}
-        # Every loop has a connection to every master once its lanes ran.
-        wait_until(lambda: all(len(clients(m)) >= 2 for m in c.masters()), 10,
-                   what="the worker's connections")
-        before = {m.port: clients(m) for m in healthy}
-        log_at_stop = len(hq.stderr())
-        victim.proc.signal(signal.SIGSTOP)
-        try:
-            wait_until(lambda: "did not answer within" in hq.stderr()[log_at_stop:], 15,
-                       interval=0.2, what="the watchdog")
-            fired = [x for x in hq.stderr()[log_at_stop:].splitlines()
-                     if "did not answer within" in x]
-            for m in healthy:
-                assert before[m.port] <= clients(m), (m.port, before[m.port], fired)
-        finally:
-            victim.proc.signal(signal.SIGCONT)
 
 
 @suite.test
