@@ -33,6 +33,15 @@ def helper(name):
 SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "lib", "scripts")
 
 
+def fnv1a(s):
+    """FNV-1a 32 of a customer id, as hq__store_shard_of() computes it."""
+    h = 2166136261
+    for b in s.encode():
+        h ^= b
+        h = (h * 16777619) & 0xFFFFFFFF
+    return h
+
+
 def lua_script(name):
     """The text of src/lib/scripts/NAME.lua as the library loads it: after _prelude.lua."""
     with open(os.path.join(SCRIPTS, "_prelude.lua")) as f:

@@ -24,7 +24,7 @@ import os
 
 import redis  # python3-redis
 
-from harness import RedisServer
+from harness import RedisServer, fnv1a
 
 NS = "hookq"
 CLUSTER_MASTERS = 3
@@ -32,15 +32,6 @@ CLUSTER_SHARDS = 12
 MODE = os.environ.get("HQ_REDIS", "server")
 if MODE not in ("server", "cluster"):
     raise RuntimeError("HQ_REDIS=%s: 'server' or 'cluster'" % MODE)
-
-
-def fnv1a(s):
-    """FNV-1a 32 of a customer id, as hq__store_shard_of() computes it."""
-    h = 2166136261
-    for b in s.encode():
-        h ^= b
-        h = (h * 16777619) & 0xFFFFFFFF
-    return h
 
 
 class _Shards:

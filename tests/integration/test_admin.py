@@ -9,17 +9,9 @@ import re
 import subprocess
 import tempfile
 
-from harness import HOOKQ, RedisServer, Suite, free_port, helper, lua_script
+from harness import HOOKQ, RedisServer, Suite, fnv1a, free_port, helper, lua_script
 
 suite = Suite("admin")
-
-
-def fnv1a(s):
-    h = 2166136261
-    for b in s.encode():
-        h ^= b
-        h = (h * 16777619) & 0xFFFFFFFF
-    return h
 
 
 class Env:
