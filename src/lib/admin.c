@@ -102,7 +102,7 @@ static redisReply *
 call_shard(hq_client *c, const char *script, unsigned shard, int argc,
            const char **argv)
 {
-    size_t lens[64];
+    size_t lens[64] = {0}; /* zeroed: gcc -O3 cannot see argc >= 0 bounds its reads */
 
     if (argc > (int)HQ_ARRAY_SIZE(lens)) {
         hq__err_set(&c->err, HQ_EINVAL, "%s: too many arguments", script);
