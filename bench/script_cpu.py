@@ -22,13 +22,18 @@ measured phase: slow (use a few thousand jobs), but the same on every run
 whatever else the machine does, so that two versions of a script can be
 compared to the percent.
 
+With --cluster the redis-server runs in cluster mode, alone, holding every
+slot: the same calls then pay what cluster mode adds to each command a
+script makes (the slot check of every key), without the CPU contention of
+three masters on a small machine (issue 9's intake figure).
+
 With --ttl-ms and --warm N --warm-s S (N jobs spread over S seconds before
 measuring), enqueue meets the dedup generations of a steady rate: about
 ttl/window + 1 of them once S exceeds the ttl.
 
 Usage: bench/script_cpu.py [enqueue|drain] [--jobs N] [--batch B]
          [--runs R] [--customers C] [--body BYTES] [--no-dedup] [--script FILE.lua]
-         [--ttl-ms T] [--warm N --warm-s S] [--callgrind]
+         [--ttl-ms T] [--warm N --warm-s S] [--callgrind] [--cluster]
 Not run by ctest; stops its redis-server by PID.
 """
 import argparse
@@ -251,6 +256,8 @@ def main():
     ap.add_argument("--script", help="the script measured (default: the mode's own)")
     ap.add_argument("--callgrind", action="store_true",
                     help="count Redis's instructions under valgrind instead of its CPU time")
+    ap.add_argument("--cluster", action="store_true",
+                    help="a one-node Redis Cluster holding every slot instead of a plain server")
     a = ap.parse_args()
     prelude = open(os.path.join(SCRIPTS, "_prelude.lua")).read()
     sources = {n: prelude + open(os.path.join(SCRIPTS, n + ".lua")).read()
@@ -266,6 +273,9 @@ def main():
            "--dir", tmp, "--save", "", "--appendonly", "yes",
            "--appendfsync", "everysec", "--auto-aof-rewrite-min-size", "2gb",
            "--logfile", os.path.join(tmp, "redis.log")]
+    if a.cluster:
+        cmd += ["--cluster-enabled", "yes", "--cluster-config-file",
+                os.path.join(tmp, "nodes.conf")]
     cg_out = os.path.join(tmp, "callgrind.out")
     if a.callgrind:
         cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
@@ -279,9 +289,19 @@ def main():
                 break
             except OSError:
                 time.sleep(0.05)
+        if a.cluster:
+            c = Conn(port)
+            c.call("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
+            for _ in range(600):
+                if "cluster_state:ok" in c.call("CLUSTER", "INFO").decode():
+                    break
+                time.sleep(0.05)
+            else:
+                raise RuntimeError("the one-node cluster did not reach cluster_state:ok")
         res = [run_once(port, sources, a, p if a.callgrind else None) for _ in range(a.runs)]
         used = sorted(r[0] for r in res)
-        what = "%s %s: %d jobs, batch %d, %d customers%s" % (
+        what = "%s%s %s: %d jobs, batch %d, %d customers%s" % (
+            "cluster " if a.cluster else "",
             a.mode, os.path.basename(a.script or ("enqueue.lua" if a.mode == "enqueue" else "settle.lua")), a.jobs, a.batch,
             a.customers, "" if a.dedup else ", no webhook-ids")
         if a.callgrind:
