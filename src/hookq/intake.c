@@ -789,8 +789,8 @@ on_timer(evutil_socket_t fd, short what, void *arg)
             char why[96];
 
             snprintf(why, sizeof(why),
-                     "redis did not answer within %d ms (shard %u)",
-                     REDIS_TIMEOUT_MS, shard);
+                     "shard %u: redis did not answer within %d ms",
+                     shard, REDIS_TIMEOUT_MS);
             /* Pending requests get NULL replies: 503. */
             hq__conn_reset_shard(&lp->redis, shard, why);
         }
