@@ -168,15 +168,23 @@ def the_catch_all_takes_codes_without_a_section_and_keeps_their_code():
         assert st == 422 and ans["error"] == "unknown_code", (st, ans)
 
 
+def plain_and_rich(start, rs):
+    """hookq with two events of one customer: `plain` delivers as it is,
+    `rich` fetches its post from the mock API first (so only it needs a
+    token). Returns the mock API, the sink and the run."""
+    mock = Double(start, "mockapi", "--quiet")
+    sink = Double(start, "sink")
+    run = Run(start, rs, {
+        "plain": ["deliver = %s/plain" % sink.url],
+        "rich": ["fetch = GET /posts/{data.post_id}", "deliver = %s/rich" % sink.url],
+    }, {"worker": FAST, "api": ["base_url = " + mock.url]})
+    return mock, sink, run
+
+
 @suite.test
 def a_customer_without_a_token_holds_only_its_keys_that_fetch():
     with RedisServer() as rs, processes() as start:
-        mock = Double(start, "mockapi", "--quiet")
-        sink = Double(start, "sink")
-        run = Run(start, rs, {
-            "plain": ["deliver = %s/plain" % sink.url],
-            "rich": ["fetch = GET /posts/{data.post_id}", "deliver = %s/rich" % sink.url],
-        }, {"worker": FAST, "api": ["base_url = " + mock.url]})
+        _, sink, run = plain_and_rich(start, rs)
         q = Queue(rs.client())
         run.post("acme", "rich", {"post_id": 1})
         wait_until(lambda: rs.client().hget(P + "held", "acme:rich") is not None, 20,
@@ -204,12 +212,7 @@ def a_rejected_token_holds_only_its_keys_that_fetch():
     §3.4 step 4): the customer's fetch-less events go on, and `token set`
     resumes the held key in order."""
     with RedisServer() as rs, processes() as start:
-        mock = Double(start, "mockapi", "--quiet")
-        sink = Double(start, "sink")
-        run = Run(start, rs, {
-            "plain": ["deliver = %s/plain" % sink.url],
-            "rich": ["fetch = GET /posts/{data.post_id}", "deliver = %s/rich" % sink.url],
-        }, {"worker": FAST, "api": ["base_url = " + mock.url]})
+        mock, sink, run = plain_and_rich(start, rs)
         q = Queue(rs.client())
         r = rs.client()
         q.set_token("acme", "bad")
