@@ -33,7 +33,8 @@ BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build-release")
 JOBS = int(os.environ.get("JOBS", "200000"))
 DURATION = int(os.environ.get("HQ_BENCH_DURATION", "5"))
 ROUNDS = int(os.environ.get("HQ_BENCH_ROUNDS", "3"))
-PARTS = os.environ.get("HQ_BENCH_PARTS", "queue,intake").split(",")
+PARTS = os.environ.get("HQ_BENCH_PARTS", "queue,intake,intake-rate").split(",")
+RATE = int(os.environ.get("HQ_BENCH_RATE", "4000"))
 SHARDS = 12
 TCK = os.sysconf("SC_CLK_TCK")
 
@@ -110,8 +111,8 @@ def queue(url, nodes):
             "nodes": delta(before, after, JOBS)}
 
 
-def intake(url, nodes):
-    flush(nodes)
+def serve(url):
+    """`hookq serve` on url (shards = 12, 100 customers); (process, port)."""
     d = tempfile.mkdtemp(prefix="hq-bench-cl-")
     port = free_port()
     cfg = os.path.join(d, "hookq.ini")
@@ -121,16 +122,29 @@ def intake(url, nodes):
                 % (url, SHARDS, port))
     p = subprocess.Popen([os.path.join(BUILD, "hookq"), "serve", "-c", cfg],
                          stderr=subprocess.DEVNULL, cwd=d)
+
+    def up():
+        if p.poll() is not None:
+            raise RuntimeError("hookq serve exited")
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            return True
+        except OSError:
+            return False
     try:
-        def up():
-            if p.poll() is not None:
-                raise RuntimeError("hookq serve exited")
-            try:
-                socket.create_connection(("127.0.0.1", port), 1).close()
-                return True
-            except OSError:
-                return False
         wait_until(up, 10, what="hookq serve")
+    except BaseException:
+        p.terminate()
+        p.wait(10)
+        raise
+    return p, port
+
+
+def intake(url, nodes):
+    """As many requests as wrk gets answered: every core is busy."""
+    flush(nodes)
+    p, port = serve(url)
+    try:
         before = sample(nodes)
         k0 = proc_cpu(p.pid)
         out = subprocess.run(["wrk", "-t2", "-c64", "-d%ds" % DURATION, "--latency", "-s",
@@ -149,6 +163,34 @@ def intake(url, nodes):
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p99 = re.search(r"99%\s+(\S+)", out).group(1)
     return {"rate": "%.0f req/s, p99 %s" % (rps, p99), "rate_n": rps,
+            "hookq": (k1 - k0) * 1e6 / reqs, "nodes": delta(before, after, reqs)}
+
+
+def intake_rate(url, nodes):
+    """A fixed rate (RATE req/s) that leaves the cores idle part of the
+    time: the Redis CPU per request is then the work itself, not time lost
+    to three redis-servers, hookq and the load generator taking turns on
+    two cores, as at full load. The same rate on one server and on the
+    cluster, so that both send equally small pipelines."""
+    flush(nodes)
+    p, port = serve(url)
+    try:
+        before = sample(nodes)
+        k0 = proc_cpu(p.pid)
+        out = subprocess.run([os.path.join(BUILD, "bench", "bench_intake_rate"), "127.0.0.1",
+                              str(port), "/webhook", str(RATE), str(DURATION), "64"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True,
+                             timeout=120).stdout.decode()
+        k1 = proc_cpu(p.pid)
+        after = sample(nodes)
+    finally:
+        p.terminate()
+        p.wait(10)
+    m = re.search(r"sent (\d+) ok (\d+) other (\d+).*p99 ([\d.]+) ms", out)
+    if not m or int(m.group(3)):
+        raise RuntimeError("intake-rate: not every answer was 2xx: %s" % out.strip())
+    reqs = int(m.group(2))
+    return {"rate": "%d req/s fixed, p99 %s ms" % (RATE, m.group(4)), "rate_n": reqs,
             "hookq": (k1 - k0) * 1e6 / reqs, "nodes": delta(before, after, reqs)}
 
 
@@ -220,7 +262,8 @@ def main():
             url1 = "redis://127.0.0.1:%d/0" % single.port
             res = {}
             for r in range(ROUNDS):
-                for part, fn in (("queue", queue), ("intake", intake)):
+                for part, fn in (("queue", queue), ("intake", intake),
+                                 ("intake-rate", intake_rate)):
                     if part not in PARTS:
                         continue
                     for name, url, nodes in (("one", url1, [single]),
@@ -236,6 +279,10 @@ def main():
             if "intake" in PARTS:
                 show("intake: wrk -t2 -c64 -d%ds against hookq serve, 100 customers" % DURATION,
                      summary(res[("intake", "one")]), summary(res[("intake", "three")]))
+            if "intake-rate" in PARTS:
+                show("intake at a fixed %d req/s (bench_intake_rate, 64 connections), cores "
+                     "not saturated" % RATE, summary(res[("intake-rate", "one")]),
+                     summary(res[("intake-rate", "three")]))
     finally:
         single.stop()
 
