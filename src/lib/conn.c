@@ -22,10 +22,11 @@
 #include <string.h>
 
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
 
 #include "clock_int.h"
 #include "cluster_int.h"
+#include "redis_event_int.h"
 #include "conn_int.h"
 #include "scripts_int.h"
 
@@ -255,7 +256,7 @@ hq__conn_start(struct hq__conn *c)
         ac = redisAsyncConnectUnix(c->addr->unix_path);
     else
         ac = redisAsyncConnect(host, port);
-    if (ac == NULL || ac->err || redisLibeventAttach(ac, c->base) != REDIS_OK) {
+    if (ac == NULL || ac->err || hq__redis_event_attach(ac, c->base) != REDIS_OK) {
         snprintf(why, sizeof(why), "cannot connect to redis at '%s': %s", name,
                  ac == NULL ? "out of memory"
                  : ac->err  ? ac->errstr

@@ -24,9 +24,10 @@
 #include <time.h>
 
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
 
 #include "clock_int.h"
+#include "redis_event_int.h"
 #include "router_int.h"
 #include "scripts_int.h"
 
@@ -187,7 +188,7 @@ node_ac(struct rnode *n)
     ac = redisAsyncConnect(n->host, n->port);
     if (ac == NULL)
         return NULL;
-    if (ac->err || redisLibeventAttach(ac, n->r->base) != REDIS_OK) {
+    if (ac->err || hq__redis_event_attach(ac, n->r->base) != REDIS_OK) {
         redisAsyncFree(ac);
         node_failed(n);
         return NULL;
