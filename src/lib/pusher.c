@@ -7,8 +7,14 @@
  *
  * One flight per server: while batches sent to a Redis server (the one
  * Redis, or a cluster master) are in flight, the open batches of its
- * shards wait and grow; when the last of them ends, the flush sends every
- * waiting batch of that server at once, in one write. Under load a call
+ * shards wait and grow; when the last of them ends, every waiting batch of
+ * that server goes at once, in one write, in the next loop pass (on_hold):
+ * the clients answered by that flight send their next requests within
+ * microseconds, and that pass reads those that came while the answers
+ * were written, so they join this flight instead of waiting for the next
+ * (under wrk -c64, two loops: about 30 jobs a flight instead of 16). The
+ * hold is one pass with nothing to wait for (a due timer: the poll does
+ * not sleep), and only a batch that waited for a flight gets it. Under load a call
  * then carries all that came in during a round trip instead of one loop
  * pass's share of its shard (often one job), and the server wakes once per
  * flight instead of once per call: Redis's cost per call (the script's
