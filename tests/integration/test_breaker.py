@@ -159,4 +159,60 @@ def the_fetch_breaker_on_api_base_url():
         assert "target '%s' is down" % target in run.log()
 
 
+def breaker_calls(monitor_log, target):
+    """The breaker.lua calls about `target` that MONITOR saw, by op."""
+    out = {}
+    with open(monitor_log, errors="replace") as f:
+        for line in f:
+            for op in ("check", "peek", "ok", "fail"):
+                if '"%s" "%s"' % (op, target) in line:
+                    out[op] = out.get(op, 0) + 1
+    return out
+
+
+@suite.test
+def a_healthy_target_costs_a_breaker_call_a_second_per_loop_not_one_per_job():
+    """With the breaker on, a loop that saw its target up with no failure
+    lets its deliveries go without asking Redis; it peeks in the background
+    at most once a second. Before each loop kept that view, every delivery
+    made one check: N jobs, at least N calls."""
+    import subprocess
+    jobs, loops, conc = 2000, 2, 16
+    with RedisServer() as rs, processes() as start:
+        # 50 ms an answer: 32 in flight take 3 s or more, long enough for
+        # the views to go stale and be peeked again.
+        sink = Double(start, "sink", "--delay-ms", 50)
+        mon_log = rs.dir + "/monitor.log"
+        start(["redis-cli", "-p", str(rs.port), "monitor"], stdout=open(mon_log, "w"),
+              stderr=subprocess.DEVNULL)
+        wait_until(lambda: "OK" in open(mon_log).read(), 10, what="MONITOR")
+        q = Queue(rs.client())
+        q.push_many([("c%d" % (i % 50), "e", {"n": i}) for i in range(jobs)])
+        r = rs.client()
+        r.config_resetstat()
+        t0 = time.monotonic()
+        run = Run(start, rs, {"e": ["deliver = %s/hooks" % sink.url]},
+                  {"worker": ["threads = %d" % loops, "concurrency = %d" % conc],
+                   "deliver": ["breaker = 5"]})
+        wait_until(lambda: sink.count() >= jobs, 60, interval=0.05,
+                   what="%d deliveries" % jobs)
+        elapsed = time.monotonic() - t0
+        time.sleep(0.3)  # MONITOR's last lines
+        calls = breaker_calls(mon_log, sink.url)
+        evalsha = int(r.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+        print("  %d jobs in %.1f s: breaker calls %s; %.2f EVALSHA a job"
+              % (jobs, elapsed, calls, evalsha / jobs))
+        assert all(rec["status"] == 200 for rec in sink.records())
+        # Jobs that gate before this loop's first answer each ask (at most
+        # the concurrency of each loop); after that, a peek at most once a
+        # second per loop.
+        bound = loops * conc + loops * (elapsed + 2)
+        assert jobs >= 3 * bound, (jobs, bound)  # the test can tell
+        assert calls.get("check", 0) + calls.get("peek", 0) <= bound, (calls, bound)
+        assert calls.get("fail", 0) == 0 and calls.get("ok", 0) == 0, calls
+        # The views were kept fresh by peeks (they go stale after 1 s).
+        assert elapsed < 2.5 or calls.get("peek", 0) >= 1, calls
+        assert "is down" not in run.log()
+
+
 suite.run()
