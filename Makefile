@@ -9,6 +9,8 @@
 #   make install    PREFIX=/usr/local
 #   make deb        Debian packages in $(BUILD)/deb/ (tools/build-deb), checked by lintian
 # Knobs: BUILD=dir, WERROR=1, SANITIZE=address,undefined, CTEST_ARGS=...,
+#        TESTS=regex (only the tests it matches, passed to ctest -R as
+#        written: make test TESTS='worker_order$|intake'),
 #        FUZZ_SECONDS=60 (per target), FUZZ_TARGETS="envelope config ..." (default all)
 BUILD    ?= build
 PREFIX   ?= /usr/local
@@ -18,6 +20,8 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?=
+# TESTS is read with $(value): a regex's '$' is not make's.
+TEST_FILTER = $(if $(value TESTS),-R '$(value TESTS)')
 CMAKE_FLAGS = -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
               -DHQ_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF) -DHQ_SANITIZE=$(SANITIZE)
 
@@ -45,11 +49,11 @@ run: deps build
 	tools/run-demo $(BUILD)
 
 test: deps-test build
-	cd $(BUILD) && ctest --output-on-failure -j 2 -LE long $(CTEST_ARGS)
+	cd $(BUILD) && ctest --output-on-failure -j 2 -LE long $(TEST_FILTER) $(CTEST_ARGS)
 
 # The full-size runs (label long): the 1,000-job rate test, cluster failovers.
 test-long: deps-test build
-	cd $(BUILD) && ctest --output-on-failure -j 2 -L long $(CTEST_ARGS)
+	cd $(BUILD) && ctest --output-on-failure -j 2 -L long $(TEST_FILTER) $(CTEST_ARGS)
 
 bench: deps-bench
 	$(MAKE) build BUILD_TYPE=Release BUILD=$(BUILD)-release

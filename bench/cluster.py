@@ -13,7 +13,8 @@ calls per job (a script's own commands included) and the scripts' time;
 that time is wall time (Redis measures it with the clock), so on a busy
 machine it can exceed the CPU time. `sleeps` are the times a node's main
 thread blocked in epoll_wait per job (/proc: voluntary context switches):
-near 0, it always had work waiting."""
+near 0, it always had work waiting. `reads` are the read events per job
+(INFO stats total_reads_processed): how many jobs a socket read carried."""
 import json
 import os
 import re
@@ -33,7 +34,9 @@ BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build-release")
 JOBS = int(os.environ.get("JOBS", "200000"))
 DURATION = int(os.environ.get("HQ_BENCH_DURATION", "5"))
 ROUNDS = int(os.environ.get("HQ_BENCH_ROUNDS", "3"))
-PARTS = os.environ.get("HQ_BENCH_PARTS", "queue,intake").split(",")
+PARTS = os.environ.get("HQ_BENCH_PARTS", "queue,intake,intake-rate,intake-bound").split(",")
+RATE = int(os.environ.get("HQ_BENCH_RATE", "4000"))
+REDIS_CPU = float(os.environ.get("HQ_BENCH_REDIS_CPU", "0.5"))
 SHARDS = 12
 TCK = os.sysconf("SC_CLK_TCK")
 
@@ -48,7 +51,9 @@ def wakeups(pid):
 
 
 def sample(nodes):
-    """Per node: (cpu seconds, {command: (calls, usec)}, wakeups)."""
+    """Per node: (cpu seconds, {command: (calls, usec)}, wakeups, reads):
+    reads are the read events Redis handled (INFO stats
+    total_reads_processed), one per time a client's socket had data."""
     out = {}
     for n in nodes:
         c = n.client()
@@ -56,8 +61,9 @@ def sample(nodes):
         cmds = {}
         for name, v in c.info("commandstats").items():
             cmds[name[len("cmdstat_"):]] = (int(v["calls"]), int(v["usec"]))
+        reads = int(c.info("stats").get("total_reads_processed", 0))
         out[n.port] = (float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]), cmds,
-                       wakeups(n.proc.pid))
+                       wakeups(n.proc.pid), reads)
     return out
 
 
@@ -65,8 +71,8 @@ def delta(before, after, count):
     """Per node, per job: cpu us, us inside scripts, wakeups, calls by
     command (a script's own commands are counted too)."""
     per = {}
-    for port, (cpu1, cmds1, w1) in after.items():
-        cpu0, cmds0, w0 = before[port]
+    for port, (cpu1, cmds1, w1, r1) in after.items():
+        cpu0, cmds0, w0, r0 = before[port]
         calls, usec = {}, 0
         for name, (c1, u1) in cmds1.items():
             c0, u0 = cmds0.get(name, (0, 0))
@@ -77,7 +83,7 @@ def delta(before, after, count):
             if c1 > c0:
                 calls[name] = (c1 - c0) / count
         per[port] = {"cpu": (cpu1 - cpu0) * 1e6 / count, "cmd": usec / count,
-                     "wake": (w1 - w0) / count, "calls": calls}
+                     "wake": (w1 - w0) / count, "reads": (r1 - r0) / count, "calls": calls}
     return per
 
 
@@ -110,8 +116,8 @@ def queue(url, nodes):
             "nodes": delta(before, after, JOBS)}
 
 
-def intake(url, nodes):
-    flush(nodes)
+def serve(url):
+    """`hookq serve` on url (shards = 12, 100 customers); (process, port)."""
     d = tempfile.mkdtemp(prefix="hq-bench-cl-")
     port = free_port()
     cfg = os.path.join(d, "hookq.ini")
@@ -121,16 +127,29 @@ def intake(url, nodes):
                 % (url, SHARDS, port))
     p = subprocess.Popen([os.path.join(BUILD, "hookq"), "serve", "-c", cfg],
                          stderr=subprocess.DEVNULL, cwd=d)
+
+    def up():
+        if p.poll() is not None:
+            raise RuntimeError("hookq serve exited")
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            return True
+        except OSError:
+            return False
     try:
-        def up():
-            if p.poll() is not None:
-                raise RuntimeError("hookq serve exited")
-            try:
-                socket.create_connection(("127.0.0.1", port), 1).close()
-                return True
-            except OSError:
-                return False
         wait_until(up, 10, what="hookq serve")
+    except BaseException:
+        p.terminate()
+        p.wait(10)
+        raise
+    return p, port
+
+
+def intake(url, nodes):
+    """As many requests as wrk gets answered: every core is busy."""
+    flush(nodes)
+    p, port = serve(url)
+    try:
         before = sample(nodes)
         k0 = proc_cpu(p.pid)
         out = subprocess.run(["wrk", "-t2", "-c64", "-d%ds" % DURATION, "--latency", "-s",
@@ -152,6 +171,110 @@ def intake(url, nodes):
             "hookq": (k1 - k0) * 1e6 / reqs, "nodes": delta(before, after, reqs)}
 
 
+def intake_rate(url, nodes):
+    """A fixed rate (RATE req/s) that leaves the cores idle part of the
+    time: the Redis CPU per request is then the work itself, not time lost
+    to three redis-servers, hookq and the load generator taking turns on
+    two cores, as at full load. The same rate on one server and on the
+    cluster, so that both send equally small pipelines."""
+    flush(nodes)
+    p, port = serve(url)
+    try:
+        before = sample(nodes)
+        k0 = proc_cpu(p.pid)
+        out = subprocess.run([os.path.join(BUILD, "bench", "bench_intake_rate"), "127.0.0.1",
+                              str(port), "/webhook", str(RATE), str(DURATION), "64"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True,
+                             timeout=120).stdout.decode()
+        k1 = proc_cpu(p.pid)
+        after = sample(nodes)
+    finally:
+        p.terminate()
+        p.wait(10)
+    m = re.search(r"sent (\d+) ok (\d+) other (\d+).*p99 ([\d.]+) ms", out)
+    if not m or int(m.group(3)):
+        raise RuntimeError("intake-rate: not every answer was 2xx: %s" % out.strip())
+    reqs = int(m.group(2))
+    return {"rate": "%d req/s fixed, p99 %s ms" % (RATE, m.group(4)), "rate_n": reqs,
+            "hookq": (k1 - k0) * 1e6 / reqs, "nodes": delta(before, after, reqs)}
+
+
+class CpuCap:
+    """A cgroup with a CPU quota of `cpus` cores (cgroup v2's cpu.max, or
+    v1's cpu controller), for the intake-bound part: the redis-servers
+    measured are moved into it, so that Redis is what limits the rate, as
+    on a machine where each master has a core and the intake has more.
+    Needs root; None when the machine has no usable cpu controller."""
+
+    @staticmethod
+    def make(cpus):
+        name = "hookq-bench-%d" % os.getpid()
+        period = 100000
+        quota = int(cpus * period)
+        v2 = "/sys/fs/cgroup"
+        try:
+            if os.path.exists(os.path.join(v2, "cgroup.subtree_control")):
+                with open(os.path.join(v2, "cgroup.subtree_control"), "w") as f:
+                    f.write("+cpu")
+                path = os.path.join(v2, name)
+                os.mkdir(path)
+                with open(os.path.join(path, "cpu.max"), "w") as f:
+                    f.write("%d %d" % (quota, period))
+                return CpuCap(path, v2)
+            v1 = "/sys/fs/cgroup/cpu"
+            if os.path.exists(os.path.join(v1, "cpu.cfs_quota_us")):
+                path = os.path.join(v1, name)
+                os.mkdir(path)
+                with open(os.path.join(path, "cpu.cfs_period_us"), "w") as f:
+                    f.write(str(period))
+                with open(os.path.join(path, "cpu.cfs_quota_us"), "w") as f:
+                    f.write(str(quota))
+                return CpuCap(path, v1)
+        except OSError as e:
+            print("   (intake-bound skipped: cannot set up a cpu cgroup: %s)" % e)
+            return None
+        print("   (intake-bound skipped: no cpu cgroup controller)")
+        return None
+
+    def __init__(self, path, root):
+        self.path, self.root = path, root
+
+    def _move(self, pids, to):
+        for pid in pids:
+            with open(os.path.join(to, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
+
+    def hold(self, nodes):
+        self._move([n.proc.pid for n in nodes], self.path)
+
+    def release(self, nodes):
+        self._move([n.proc.pid for n in nodes], self.root)
+
+    def remove(self):
+        try:
+            os.rmdir(self.path)
+        except OSError:
+            pass
+
+
+CAP = None
+
+
+def intake_bound(url, nodes):
+    """The intake at full load with the redis-servers held to REDIS_CPU
+    cores together (one server alone, or the three masters sharing it):
+    Redis is the bottleneck, its nodes always have work waiting, and its
+    CPU per request is what sets how many requests a core of Redis carries.
+    That is the figure the N-masters estimate needs; at full load without
+    the cap, wrk and hookq starve the nodes, which then sleep and wake per
+    flight."""
+    CAP.hold(nodes)
+    try:
+        return intake(url, nodes)
+    finally:
+        CAP.release(nodes)
+
+
 def med(xs):
     return statistics.median(xs)
 
@@ -163,7 +286,7 @@ def summary(runs):
          "hookq": med([r["hookq"] for r in runs]), "node": {}, "calls": {}}
     for port in ports:
         s["node"][port] = {k: med([r["nodes"][port][k] for r in runs])
-                           for k in ("cpu", "cmd", "wake")}
+                           for k in ("cpu", "cmd", "wake", "reads")}
     names = {n for r in runs for p in ports for n in r["nodes"][p]["calls"]}
     for n in sorted(names):
         s["calls"][n] = med([sum(r["nodes"][p]["calls"].get(n, 0) for p in ports)
@@ -171,6 +294,7 @@ def summary(runs):
     s["cpu"] = med([sum(r["nodes"][p]["cpu"] for p in ports) for r in runs])
     s["cmd"] = med([sum(r["nodes"][p]["cmd"] for p in ports) for r in runs])
     s["wake"] = med([sum(r["nodes"][p]["wake"] for p in ports) for r in runs])
+    s["reads"] = med([sum(r["nodes"][p]["reads"] for p in ports) for r in runs])
     return s
 
 
@@ -181,7 +305,8 @@ def show(what, one, three):
     print("%s (medians of %d rounds; CPU in us per job)" % (what, ROUNDS))
     for name, s in (("one redis-server", one), ("3-master cluster", three)):
         print("  %-17s %s; hookq %.1f us; redis %.2f us (scripts' wall time %.2f us; "
-              "%.3f sleeps)" % (name, s["rate"], s["hookq"], s["cpu"], s["cmd"], s["wake"]))
+              "%.3f sleeps, %.3f reads)" % (name, s["rate"], s["hookq"], s["cpu"], s["cmd"],
+                                            s["wake"], s["reads"]))
         print("  %-17s redis calls per job: %s" % ("", calls(s)))
     total = three["cpu"]
     shares = [v["cpu"] / total for v in three["node"].values()] if total else [0]
@@ -212,6 +337,9 @@ def main():
     print("   (on this machine every redis-server, hookq and the load generator share "
           "the same %d cores: throughput cannot grow with masters; the CPU per job says "
           "what more cores would carry)" % os.cpu_count())
+    global CAP
+    if "intake-bound" in PARTS:
+        CAP = CpuCap.make(REDIS_CPU)
     root = tempfile.mkdtemp(prefix="hq-bench-single-")
     single = Node(root, "single", free_port(), ["--save", "", "--appendonly", "no"])
     single.start()
@@ -220,8 +348,10 @@ def main():
             url1 = "redis://127.0.0.1:%d/0" % single.port
             res = {}
             for r in range(ROUNDS):
-                for part, fn in (("queue", queue), ("intake", intake)):
-                    if part not in PARTS:
+                for part, fn in (("queue", queue), ("intake", intake),
+                                 ("intake-rate", intake_rate),
+                                 ("intake-bound", intake_bound)):
+                    if part not in PARTS or (part == "intake-bound" and CAP is None):
                         continue
                     for name, url, nodes in (("one", url1, [single]),
                                              ("three", c.url(), c.masters())):
@@ -236,8 +366,18 @@ def main():
             if "intake" in PARTS:
                 show("intake: wrk -t2 -c64 -d%ds against hookq serve, 100 customers" % DURATION,
                      summary(res[("intake", "one")]), summary(res[("intake", "three")]))
+            if "intake-bound" in PARTS and CAP is not None:
+                show("intake at full load, the redis-servers held to %.2f cores in all "
+                     "(a cgroup quota): Redis-bound" % REDIS_CPU,
+                     summary(res[("intake-bound", "one")]), summary(res[("intake-bound", "three")]))
+            if "intake-rate" in PARTS:
+                show("intake at a fixed %d req/s (bench_intake_rate, 64 connections), cores "
+                     "not saturated" % RATE, summary(res[("intake-rate", "one")]),
+                     summary(res[("intake-rate", "three")]))
     finally:
         single.stop()
+        if CAP is not None:
+            CAP.remove()
 
 
 if __name__ == "__main__":

@@ -344,6 +344,10 @@ print_stats(const struct hq_stats *s, const struct hq_stats *prev)
     printf("%-20s %12" PRId64 "   (%" PRId64 " customers held)\n", "held",
            t->held, t->held_customers);
     printf("%-20s %12" PRId64 "\n", "dead letters", t->dead_letters);
+    if (t->oldest_age_ms > 0)
+        printf("%-20s %12.1f s\n", "oldest waiting", (double)t->oldest_age_ms / 1000.0);
+    else
+        printf("%-20s %12s\n", "oldest waiting", "none");
 
     if (s->nshards > 1) {
         printf("\n%-8s %10s %10s %8s %8s %8s %10s\n", "SHARD", "JOBS", "READY",

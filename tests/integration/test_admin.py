@@ -313,6 +313,10 @@ def stats_keys_and_peek_give_the_right_numbers():
         lines = {l[:20].strip(): l[20:].split() for l in human.splitlines() if l[:20].strip()}
         assert lines["jobs queued"][0] == "57" and lines["held"][0] == "1"
         assert lines["dead letters"][0] == "0" and lines["active (in flight)"][0] == "1"
+        # The oldest waiting job's age, as /api/stats gives it (ready keys
+        # wait here: nothing takes them).
+        oldest = float(lines["oldest waiting"][0])
+        assert lines["oldest waiting"][1] == "s" and 0 < oldest < 600, lines["oldest waiting"]
         assert "PER SEC" in human and "TOP KEYS" in human
 
 
