@@ -70,8 +70,9 @@ typedef void hq__breaker_fn(const struct hq__breaker_answer *a, void *arg);
  * May the job `id` try `target` now? `lease_ms`: how long a probe may take
  * before another job may probe (the attempt's timeout plus slack). The call
  * goes to shard 0 on `c`. Each of these calls updates the view `v` (may be
- * NULL; else it must outlive the call) from its answer before `fn` runs. Returns HQ_OK (fn called later) or HQ_ENOMEM /
- * HQ_ESTORE (fn never called).
+ * NULL; else it must outlive the call) from its answer before `fn` runs.
+ * Returns HQ_OK (fn called later) or HQ_ENOMEM / HQ_ESTORE (fn never
+ * called).
  */
 int hq__breaker_check(struct hq__conn *c, struct hq__breaker_view *v,
                       const char *target, const char *id, int64_t lease_ms,
