@@ -12,7 +12,9 @@
  * limiter, created on the loop thread by loop_init, which hands it to the
  * worker, and used only there: a job finds its loop's with
  * hq_job_loop_state(), so nothing is shared between threads but the
- * read-only configuration and the relaxed-atomic metrics.
+ * read-only configuration and the relaxed-atomic metrics. A loop also keeps
+ * its view of each breaker target (breaker_int.h), so that a healthy
+ * target's steps go on without a call to Redis.
  *
  * The limiter's grant is taken just before each call, after checking in
  * the same script that the job's lease is still ours: a worker that lost its
@@ -50,6 +52,7 @@ struct pevent {
     const struct hq__deliver *deliver; /* cfg's, parsed by config.c */
     int log_fd;                 /* log targets: where; -1 = none; ours if > 2 */
     char target[HQ_TARGET_MAX]; /* the breaker's name of it; "" = none (log) */
+    size_t view;                /* its loop view's index (ploop.views) */
     const struct hq__sig_key *key; /* the event's or [deliver]'s; NULL = unsigned */
 };
 
@@ -65,6 +68,8 @@ struct hq__process {
     const char *base_url;      /* api.base_url without a trailing '/' */
     const char *api_target;    /* its origin, the fetches' target */
     struct hq__breaker_cfg breaker; /* threshold 0 = no breaker */
+    size_t api_view;           /* api_target's loop view's index */
+    size_t nviews;             /* distinct targets: each loop's views */
     hq_log_fn *log;
     hq_log_kv_fn *log_kv;      /* set: used instead of `log`, with log_arg */
     void *log_arg;
@@ -78,6 +83,7 @@ struct ploop {
     struct event_base *base;
     struct hq__http *http;
     struct hq__conn redis;     /* the limiter's; connects on demand */
+    struct hq__breaker_view *views; /* per target (pevent.view, api_view) */
     struct pjob *jobs;         /* in flight on this loop */
     int closing;               /* loop_fini runs: callbacks do nothing */
 };
@@ -105,6 +111,7 @@ struct pjob {
     int redis_wait;            /* a limiter call is in flight */
     /* The circuit breaker of the step in flight (fetch or delivery). */
     const char *target;        /* its target, or NULL when not gated */
+    struct hq__breaker_view *view; /* this loop's view of it */
     void (*gated)(struct pjob *); /* the step, once the breaker says go */
     int64_t br_failures;       /* consecutive failures the check saw */
     int probe;                 /* this job probes a target that is down */
@@ -240,7 +247,17 @@ hq__process_new(const struct hq__config *cfg,
         }
         if (!hq__deliver_target(e->deliver, e->target, sizeof(e->target)))
             e->target[0] = '\0';
+        /* One view per distinct target: events that share one share it. */
+        e->view = p->nviews;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(p->events[j].target, e->target) == 0) {
+                e->view = p->events[j].view;
+                break;
+            }
+        if (e->view == p->nviews)
+            p->nviews++;
     }
+    p->api_view = p->nviews++;
     *out = p;
     return HQ_OK;
 fail:
@@ -373,6 +390,7 @@ ploop_free(struct ploop *pl)
         pjob_release(pj);
     }
     hq__http_free(pl->http);
+    free(pl->views); /* after the connection: its last answers update them */
     free(pl);
 }
 
@@ -382,11 +400,13 @@ hq__process_loop_init(void *base, void *arg)
     struct hq__process *p = arg;
     struct ploop *pl = calloc(1, sizeof(*pl));
 
-    if (pl && (hq__http_new(base, &pl->http) != HQ_OK ||
+    if (pl && (!(pl->views = calloc(p->nviews, sizeof(*pl->views))) ||
+               hq__http_new(base, &pl->http) != HQ_OK ||
                hq__conn_init(&pl->redis, base, &p->addr, &p->ns, NULL,
                              HQ_CONN_ON_DEMAND) != HQ_OK)) {
         plog(p, HQ_LOG_ERROR, "cannot set up a processing loop: out of memory");
         hq__http_free(pl->http);
+        free(pl->views);
         free(pl);
         return NULL;
     }
@@ -596,7 +616,7 @@ breaker_answered(struct pjob *pj)
         return;
     c->p = p;
     snprintf(c->target, sizeof(c->target), "%s", pj->target);
-    if (hq__breaker_ok(&pj->pl->redis, pj->target, pj->br_id,
+    if (hq__breaker_ok(&pj->pl->redis, pj->view, pj->target, pj->br_id,
                        on_breaker_ok, c) != HQ_OK)
         free(c);
 }
@@ -644,7 +664,7 @@ breaker_failed(struct pjob *pj, const char *error)
     free(pj->br_error);
     pj->br_error = strdup(error);
     if (!pj->target || !pj->br_error ||
-        hq__breaker_fail(&pj->pl->redis, pj->target,
+        hq__breaker_fail(&pj->pl->redis, pj->view, pj->target,
                          pj->br_id, &p->breaker, error, on_breaker_fail,
                          pj) != HQ_OK)
         settle_retry(pj, error);
@@ -679,15 +699,18 @@ on_gate(const struct hq__breaker_answer *a, void *arg)
 }
 
 /*
- * Run `go` once the breaker of `target` lets this job try it (now, when
- * the breaker is off or the step has no target). `lease_ms`: how long a
- * probe may take before another job may probe.
+ * Run `go` once the breaker of `target` (this loop's view `vi` of it) lets
+ * this job try it: now, when the breaker is off, the step has no target or
+ * the view says healthy (breaker_int.h); else after Redis's check.
+ * `lease_ms`: how long a probe may take before another job may probe.
  */
 static void
-gate(struct pjob *pj, const char *target, int64_t lease_ms,
+gate(struct pjob *pj, const char *target, size_t vi, int64_t lease_ms,
      void (*go)(struct pjob *))
 {
     struct hq__process *p = pj->pl->p;
+    int64_t now;
+    int plan;
 
     pj->target = NULL;
     pj->br_failures = 0;
@@ -697,11 +720,21 @@ gate(struct pjob *pj, const char *target, int64_t lease_ms,
         return;
     }
     pj->target = target;
+    pj->view = &pj->pl->views[vi];
     pj->gated = go;
     snprintf(pj->br_id, sizeof(pj->br_id), "%s/%s", hq_job_id(pj->job),
              hq__job_fence(pj->job));
-    if (hq__breaker_check(&pj->pl->redis, target, pj->br_id, lease_ms,
-                          on_gate, pj) != HQ_OK) {
+    now = hq__mono_ms();
+    plan = hq__breaker_view_plan(pj->view, now);
+    if (plan != HQ_BREAKER_PLAN_CHECK) {
+        /* A failed peek leaves the view as it was: no harm. */
+        if (plan == HQ_BREAKER_PLAN_GO_PEEK)
+            hq__breaker_peek(&pj->pl->redis, pj->view, target, now);
+        go(pj);
+        return;
+    }
+    if (hq__breaker_check(&pj->pl->redis, pj->view, target, pj->br_id,
+                          lease_ms, on_gate, pj) != HQ_OK) {
         pj->target = NULL;
         go(pj);
     }
@@ -824,7 +857,8 @@ static void
 deliver(struct pjob *pj)
 {
     /* A probe may take the whole timeout: others wait that long, plus 5 s. */
-    gate(pj, pj->ev->target, delivery_timeout(pj) + 5000, deliver_now);
+    gate(pj, pj->ev->target, pj->ev->view, delivery_timeout(pj) + 5000,
+         deliver_now);
 }
 
 static void
@@ -1176,7 +1210,7 @@ fetch(struct pjob *pj)
         settle_fail(pj, "fetch url too long");
         return;
     }
-    gate(pj, p->api_target, p->cfg->api.timeout_ms + 5000, take);
+    gate(pj, p->api_target, p->api_view, p->cfg->api.timeout_ms + 5000, take);
 }
 
 /* Ask the limiter for the fetch's call (the breaker let it try). */

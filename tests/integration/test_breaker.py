@@ -29,7 +29,9 @@ def the_script_trips_after_n_failures_lets_one_probe_at_a_time_and_backs_off():
         def fail(job, err="503"):
             return call("fail", T, job, 3, 200, 800, err)
         assert call("check", T, "j1/1", 1000) == [1, 0]
+        assert call("peek", T, "") == [1, 0]        # a loop's view: up, clean
         assert fail("j1/1") == [1, 0, 1]            # counted, still up
+        assert call("peek", T, "") == [1, 1]        # up, not clean
         assert call("ok", T, "j2/1") == [0, 0, 0]   # an answer resets the count
         assert fail("j1/2") == [1, 0, 1]
         assert fail("j2/2") == [1, 0, 2]
@@ -39,7 +41,11 @@ def the_script_trips_after_n_failures_lets_one_probe_at_a_time_and_backs_off():
         assert st == 0 and 100 < wait <= 200, wait  # parked until the probe
         st, wait, probes = fail("j5/1", "late")     # began before: not counted
         assert st == 0 and wait <= 200 and probes == 0
+        st, wait = call("peek", T, "")
+        assert st == 0 and 10 <= wait <= 200, wait       # down
         time.sleep(0.25)
+        assert call("peek", T, "") == [0, 10]            # a probe is due: a
+        assert call("peek", T, "") == [0, 10]            # peek does not take it
         assert call("check", T, "j4/2", 300) == [2, 3]   # the probe
         st, wait = call("check", T, "j6/1", 300)
         assert st == 0 and 10 <= wait <= 300, wait       # one at a time
@@ -157,6 +163,62 @@ def the_fetch_breaker_on_api_base_url():
         assert run.target(target)["up"] is True
         assert run.target_up_metric(target) == 1
         assert "target '%s' is down" % target in run.log()
+
+
+def breaker_calls(monitor_log, target):
+    """The breaker.lua calls about `target` that MONITOR saw, by op."""
+    out = {}
+    with open(monitor_log, errors="replace") as f:
+        for line in f:
+            for op in ("check", "peek", "ok", "fail"):
+                if '"%s" "%s"' % (op, target) in line:
+                    out[op] = out.get(op, 0) + 1
+    return out
+
+
+@suite.test
+def a_healthy_target_costs_a_breaker_call_a_second_per_loop_not_one_per_job():
+    """With the breaker on, a loop that saw its target up with no failure
+    lets its deliveries go without asking Redis; it peeks in the background
+    at most once a second. Before each loop kept that view, every delivery
+    made one check: N jobs, at least N calls."""
+    import subprocess
+    jobs, loops, conc = 2000, 2, 16
+    with RedisServer() as rs, processes() as start:
+        # 25 ms an answer, 32 in flight: 1.6 s or more, long enough for the
+        # views to go stale (1 s) and be peeked again.
+        sink = Double(start, "sink", "--delay-ms", 25)
+        mon_log = rs.dir + "/monitor.log"
+        start(["redis-cli", "-p", str(rs.port), "monitor"], stdout=open(mon_log, "w"),
+              stderr=subprocess.DEVNULL)
+        wait_until(lambda: "OK" in open(mon_log).read(), 10, what="MONITOR")
+        q = Queue(rs.client())
+        q.push_many([("c%d" % (i % 50), "e", {"n": i}) for i in range(jobs)])
+        r = rs.client()
+        r.config_resetstat()
+        t0 = time.monotonic()
+        run = Run(start, rs, {"e": ["deliver = %s/hooks" % sink.url]},
+                  {"worker": ["threads = %d" % loops, "concurrency = %d" % conc],
+                   "deliver": ["breaker = 5"]})
+        wait_until(lambda: sink.count() >= jobs, 60, interval=0.05,
+                   what="%d deliveries" % jobs)
+        elapsed = time.monotonic() - t0
+        time.sleep(0.3)  # MONITOR's last lines
+        calls = breaker_calls(mon_log, sink.url)
+        evalsha = int(r.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+        print("  %d jobs in %.1f s: breaker calls %s; %.2f EVALSHA a job"
+              % (jobs, elapsed, calls, evalsha / jobs))
+        assert all(rec["status"] == 200 for rec in sink.records())
+        # Jobs that gate before this loop's first answer each ask (at most
+        # the concurrency of each loop); after that, a peek at most once a
+        # second per loop.
+        bound = loops * conc + loops * (elapsed + 2)
+        assert jobs >= 3 * bound, (jobs, bound)  # the test can tell
+        assert calls.get("check", 0) + calls.get("peek", 0) <= bound, (calls, bound)
+        assert calls.get("fail", 0) == 0 and calls.get("ok", 0) == 0, calls
+        # The views were kept fresh by peeks (they go stale after 1 s).
+        assert elapsed < 1.5 or calls.get("peek", 0) >= 1, (elapsed, calls)
+        assert "is down" not in run.log()
 
 
 suite.run()

@@ -16,6 +16,10 @@
 --     {1, f}              up: go (f = consecutive failures so far)
 --     {2, f}              down, and this job is the probe: go
 --     {0, wait_ms}        down: park for wait_ms, no attempt counted
+--   peek                  what is its state? (a loop's view of it, in the
+--                         background: takes no probe, writes nothing)
+--     {1, f}              up (f = consecutive failures so far)
+--     {0, wait_ms}        down
 --   ok                    the target answered
 --     {changed, down_ms, np}  changed = 1: it was down and is up now
 --   fail threshold probe_min probe_max error
@@ -56,6 +60,13 @@ if op == 'check' then
     wait = due - now
   end
   return {0, math.max(wait, 10)}
+end
+
+if op == 'peek' then
+  if not down then
+    return {1, f}
+  end
+  return {0, math.max(due - now, 10)}
 end
 
 if op == 'ok' then
