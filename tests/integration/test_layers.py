@@ -43,7 +43,7 @@ def unit_of_header(header):
         return "error.c"
     if header == "scripts_int.h":
         return "scripts/*.lua"
-    if header == "curl_event_int.h":
+    if header in ("curl_event_int.h", "redis_event_int.h"):
         return "adapters/"
     if header.endswith("_int.h"):
         return header[:-len("_int.h")] + ".c"
