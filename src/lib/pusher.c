@@ -12,7 +12,9 @@
  * the clients answered by that flight send their next requests within
  * microseconds, and that pass reads those that came while the answers
  * were written, so they join this flight instead of waiting for the next
- * (under wrk -c64, two loops: about 30 jobs a flight instead of 16). The
+ * (under wrk -c64 with the loop slowed by strace: about 30 jobs a flight
+ * instead of 16; at full speed most of them come later, and flights stay
+ * near 16, docs/intake.md). The
  * hold is one pass with nothing to wait for (a due timer: the poll does
  * not sleep), and only a batch that waited for a flight gets it. Under load a call
  * then carries all that came in during a round trip instead of one loop
