@@ -14,10 +14,9 @@
  * were written, so they join this flight instead of waiting for the next
  * (under wrk -c64 with the loop slowed by strace: about 30 jobs a flight
  * instead of 16; at full speed most of them come later, and flights stay
- * near 16, docs/intake.md). The
- * hold is one pass with nothing to wait for (a due timer: the poll does
- * not sleep), and only a batch that waited for a flight gets it. Under load a call
- * then carries all that came in during a round trip instead of one loop
+ * near 16, docs/intake.md). The hold is one pass with nothing to wait for
+ * (a due timer: the poll does not sleep), and only a batch that waited for
+ * a flight gets it. Under load a call then carries all that came in during a round trip instead of one loop
  * pass's share of its shard (often one job), and the server wakes once per
  * flight instead of once per call: Redis's cost per call (the script's
  * start, parsing, the reply, the wakeup) is paid for several jobs. A
@@ -99,7 +98,8 @@ hq__pusher_new(struct event_base *base, struct hq__conn *conn,
     p->hold_ev = evtimer_new(base, on_hold, p);
     p->open = calloc(ns->shards, sizeof(*p->open));
     p->open_shards = calloc(ns->shards, sizeof(*p->open_shards));
-    if (p->flush_ev == NULL || p->hold_ev == NULL || p->open == NULL || p->open_shards == NULL) {
+    if (p->flush_ev == NULL || p->hold_ev == NULL || p->open == NULL ||
+        p->open_shards == NULL) {
         hq__pusher_free(p);
         return HQ_ENOMEM;
     }
