@@ -16,17 +16,17 @@
  * instead of 16; at full speed most of them come later, and flights stay
  * near 16, docs/intake.md). The hold is one pass with nothing to wait for
  * (a due timer: the poll does not sleep), and only a batch that waited for
- * a flight gets it. Under load a call then carries all that came in during a round trip instead of one loop
- * pass's share of its shard (often one job), and the server wakes once per
- * flight instead of once per call: Redis's cost per call (the script's
- * start, parsing, the reply, the wakeup) is paid for several jobs. A
- * push that finds its server idle goes at the end of its loop pass, as
- * before, so an idle intake adds no latency; a busy one adds at most the
- * round trip of the flight ahead. Sends on one connection stay in order,
- * so a key's jobs are stored in the order they were pushed. A
- * failed batch answers each push still waiting with a detail that says
- * whether the job may be stored (so that the requester knows to retry
- * with the same webhook-id).
+ * a flight gets it. Under load a call then carries all that came in
+ * during a round trip instead of one loop pass's share of its shard (often
+ * one job), and the server wakes once per flight instead of once per call:
+ * Redis's cost per call (the script's start, parsing, the reply, the
+ * wakeup) is paid for several jobs. A push that finds its server idle goes
+ * at the end of its loop pass, as before, so an idle intake adds no
+ * latency; a busy one adds at most the round trip of the flight ahead.
+ * Sends on one connection stay in order, so a key's jobs are stored in the
+ * order they were pushed. A failed batch answers each push still waiting
+ * with a detail that says whether the job may be stored (so that the
+ * requester knows to retry with the same webhook-id).
  */
 #include <inttypes.h>
 #include <stdio.h>
