@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """bench/breaker.py: what the circuit breaker costs Redis per processed job
 (issues 9 and 10). On a private redis-server (appendonly no): JOBS jobs
 queued over KEYS customers (not measured), then one `hookq work`
