@@ -58,6 +58,41 @@ def parse_log(text):
     return out
 
 
+def delivery_gaps(sink, customers, t_from, t_to, digits=2):
+    """Per customer: (deliveries between t_from and t_to, the longest time
+    in that span without one, seconds), from the sink's records."""
+    times = {}
+    for r in sink.records():
+        times.setdefault(r["body"]["customer"], []).append(r["t"] / 1000.0)
+    gaps = {}
+    for cu in customers:
+        ts = sorted(t for t in times.get(cu, []) if t_from <= t <= t_to)
+        edges = [t_from] + ts + [t_to]
+        gaps[cu] = (len(ts), round(max(b - a for a, b in zip(edges, edges[1:])), digits))
+    return gaps
+
+
+def stop_master_while_posting(sink, victim, stop, posters, hold):
+    """Once every shard has delivered a little, SIGSTOP the master `victim`,
+    run `hold()` (how long it stays stopped), SIGCONT it, let the posters
+    go on 2 s more, then stop them. Returns (stop time, continue time)."""
+    try:
+        wait_until(lambda: sink.count() >= 2 * SHARDS, 20, what="deliveries before the stop")
+        t_stop = time.time()
+        victim.proc.signal(signal.SIGSTOP)
+        try:
+            hold()
+        finally:
+            victim.proc.signal(signal.SIGCONT)
+        t_cont = time.time()
+        time.sleep(2)
+    finally:
+        stop.set()
+    for p in posters:
+        p.join(15)
+    return t_stop, t_cont
+
+
 def start_posters(port, customers):
     stop = threading.Event()
     posters = [Poster(port, cu, stop) for cu in customers]
@@ -132,23 +167,12 @@ def test_a_hung_master_stops_only_its_own_shards():
         custs = customers_by_shard(1)
         live = [custs[s][0] for s in range(SHARDS) if s not in dead]
         stop, posters = start_posters(hq.port, [custs[s][0] for s in range(SHARDS)])
-        try:
-            wait_until(lambda: sink.count() >= 2 * SHARDS, 20, what="deliveries before the stop")
-            t_stop = time.time()
-            victim.proc.signal(signal.SIGSTOP)
-            try:
-                # Past the watchdog, and then some.
-                wait_until(lambda: "redis did not answer within" in hq.stderr(),
-                           STORE_TIMEOUT_S + 5, interval=0.1, what="the watchdog")
-                time.sleep(3)
-            finally:
-                victim.proc.signal(signal.SIGCONT)
-            t_cont = time.time()
-            time.sleep(2)
-        finally:
-            stop.set()
-        for p in posters:
-            p.join(15)
+        def past_the_watchdog():
+            wait_until(lambda: "redis did not answer within" in hq.stderr(),
+                       STORE_TIMEOUT_S + 5, interval=0.1, what="the watchdog")
+            time.sleep(3)  # and then some
+        t_stop, t_cont = stop_master_while_posting(sink, victim, stop, posters,
+                                                   past_the_watchdog)
         dead_custs = {custs[s][0] for s in dead}
         # The live masters' customers: each webhook answered 2xx delivered
         # once, in order.
@@ -168,14 +192,7 @@ def test_a_hung_master_stops_only_its_own_shards():
                 assert set(range(1, p.acked + 1)) <= set(ns), (p.customer, p.acked, ns)
         # The live masters' customers were delivered all through the stop,
         # without a gap a lost claim (a lease of 5 s) would leave.
-        times = {}
-        for r in sink.records():
-            times.setdefault(r["body"]["customer"], []).append(r["t"] / 1000.0)
-        gaps = {}
-        for cu in live:
-            ts = sorted(t for t in times.get(cu, []) if t_stop <= t <= t_cont)
-            edges = [t_stop] + ts + [t_cont]
-            gaps[cu] = (len(ts), round(max(b - a for a, b in zip(edges, edges[1:])), 2))
+        gaps = delivery_gaps(sink, live, t_stop, t_cont)
         print("live customers during the %.1f s stop (deliveries, longest gap s): %s"
               % (t_cont - t_stop, gaps))
         for cu, (n, gap) in gaps.items():
@@ -210,31 +227,13 @@ def test_a_hung_shard_0_master_does_not_hold_the_other_shards_deliveries():
         custs = customers_by_shard(1)
         live = [custs[s][0] for s in range(SHARDS) if s not in dead]
         stop, posters = start_posters(hq.port, [custs[s][0] for s in range(SHARDS)])
-        try:
-            wait_until(lambda: sink.count() >= 2 * SHARDS, 20, what="deliveries before the stop")
-            time.sleep(1.5)  # every loop has seen the target healthy
-            t_stop = time.time()
-            victim.proc.signal(signal.SIGSTOP)
-            try:
-                time.sleep(4)
-            finally:
-                victim.proc.signal(signal.SIGCONT)
-            t_cont = time.time()
-            time.sleep(2)
-        finally:
-            stop.set()
-        for p in posters:
-            p.join(15)
+        wait_until(lambda: sink.count() >= 2 * SHARDS, 20, what="deliveries before the stop")
+        time.sleep(1.5)  # every loop has seen the target healthy
+        t_stop, t_cont = stop_master_while_posting(sink, victim, stop, posters,
+                                                   lambda: time.sleep(4))
         dead_custs = {custs[s][0] for s in dead}
         check_deliveries(sink, [p for p in posters if p.customer not in dead_custs])
-        times = {}
-        for r in sink.records():
-            times.setdefault(r["body"]["customer"], []).append(r["t"] / 1000.0)
-        gaps = {}
-        for cu in live:
-            ts = sorted(t for t in times.get(cu, []) if t_stop <= t <= t_cont)
-            edges = [t_stop] + ts + [t_cont]
-            gaps[cu] = (len(ts), round(max(b - a for a, b in zip(edges, edges[1:])), 3))
+        gaps = delivery_gaps(sink, live, t_stop, t_cont, digits=3)
         worst = max(g for _, g in gaps.values())
         print("live customers during the %.1f s stop of shard 0's master (deliveries, "
               "longest gap s): %s; longest %.3f s" % (t_cont - t_stop, gaps, worst))
