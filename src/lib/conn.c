@@ -119,7 +119,6 @@ static void
 went_down(struct hq__conn *c, const char *why)
 {
     c->up = 0;
-    c->seed++; /* HQ_CONN_ANY_NODE: the next seed next time */
     if (c->closing)
         return;
     if (c->hooks.down)
@@ -146,6 +145,23 @@ ended(const redisAsyncContext *ac, const char *what, const char *detail)
     went_down(c, why);
 }
 
+/* HQ_CONN_SUBSCRIBER: COMMAND INFO SSUBSCRIBE is [[ssubscribe ...]] on
+ * Redis 7.0, [nil] before; the owner hears `up` then. */
+static void
+probe_reply(redisAsyncContext *ac, void *reply_, void *privdata)
+{
+    struct hq__conn *c = privdata;
+    redisReply *r = reply_;
+
+    if (r == NULL || c->ac != ac || c->closing)
+        return;
+    c->sharded = r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+                 r->element[0]->type == REDIS_REPLY_ARRAY;
+    c->up = 1;
+    if (c->hooks.up)
+        c->hooks.up(c, c->hooks.arg);
+}
+
 static void
 on_connect(const redisAsyncContext *ac, int status)
 {
@@ -157,8 +173,14 @@ on_connect(const redisAsyncContext *ac, int status)
     }
     if (c == NULL || c->ac != ac)
         return;
-    c->up = 1;
     c->attempts = 0;
+    if (c->flags & HQ_CONN_SUBSCRIBER) {
+        /* Asked before SUBSCRIBE: a subscribed connection takes no COMMAND.
+         * (It cannot fail on a connection just made.) */
+        redisAsyncCommand(c->ac, probe_reply, c, "COMMAND INFO SSUBSCRIBE");
+        return;
+    }
+    c->up = 1;
     if (c->hooks.up)
         c->hooks.up(c, c->hooks.arg);
 }
@@ -204,7 +226,7 @@ router_node_down(const char *why, void *arg)
 static int
 routed(const struct hq__conn *c)
 {
-    return c->addr->cluster && !(c->flags & HQ_CONN_ANY_NODE);
+    return c->addr->cluster;
 }
 
 void
@@ -243,11 +265,6 @@ hq__conn_start(struct hq__conn *c)
         memcpy(c->master_host, m.host, sizeof(c->master_host));
         host = c->master_host;
         port = c->master_port;
-        snprintf(name, sizeof(name), "%s:%d", host, port);
-    } else if (c->addr->cluster) {
-        /* HQ_CONN_ANY_NODE: the seeds in turn, one per attempt. */
-        host = c->addr->seeds[c->seed % c->addr->nseeds].host;
-        port = c->addr->seeds[c->seed % c->addr->nseeds].port;
         snprintf(name, sizeof(name), "%s:%d", host, port);
     } else {
         hq__store_addr_name(c->addr, name, sizeof(name));
@@ -485,6 +502,36 @@ hq__conn_command(struct hq__conn *c, unsigned shard, int argc,
     ac = hq__conn_for_shard(c, shard);
     if (ac == NULL ||
         redisAsyncCommandArgv(ac, fn, privdata, argc, argv, argvlen) != REDIS_OK)
+        return HQ_ESTORE;
+    return HQ_OK;
+}
+
+int
+hq__conn_subscribe(struct hq__conn *c, unsigned shard, const char *name,
+                   redisCallbackFn *fn, void *privdata)
+{
+    char ch[HQ_PREFIX_MAX + 64];
+    size_t n = hq__store_prefix(c->ns, shard, ch, sizeof(ch));
+    size_t len = strlen(name);
+
+    if (len == 0 || n + len >= sizeof(ch))
+        return HQ_EINVAL;
+    memcpy(ch + n, name, len + 1);
+    n += len;
+    if (routed(c)) {
+        if (c->router == NULL)
+            return HQ_ESTORE;
+        return hq__router_subscribe(c->router, hq__cluster_shard_slot(c->ns, shard),
+                                    ch, n, fn, privdata);
+    }
+    if (!c->up || c->ac == NULL ||
+        (c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
+        return HQ_ESTORE;
+    /* The SUBSCRIBE first: hiredis 0.14 learns the channel's callback from
+     * it, and then hands it the `smessage`s too (router.c says more). */
+    if (redisAsyncCommand(c->ac, fn, privdata, "SUBSCRIBE %b", ch, n) != REDIS_OK ||
+        (c->sharded &&
+         redisAsyncCommand(c->ac, NULL, NULL, "SSUBSCRIBE %b", ch, n) != REDIS_OK))
         return HQ_ESTORE;
     return HQ_OK;
 }

@@ -67,10 +67,12 @@ enum hq__conn_flags {
     /* Connect at the first call, and after a failure at the next call
      * instead of on a timer (processing: no call, no connection). */
     HQ_CONN_ON_DEMAND = 1 << 0,
-    /* On a Redis Cluster, one connection to any node, the seeds in turn
-     * (the worker's wake subscription: every node hears every PUBLISH);
-     * without it, a conn on a cluster routes each call by its shard. */
-    HQ_CONN_ANY_NODE = 1 << 1,
+    /* For subscriptions only (the worker's wake subscription), through
+     * hq__conn_subscribe(). On one Redis, its `up` hook comes once the
+     * server has said whether it has sharded Pub/Sub (COMMAND INFO
+     * SSUBSCRIBE); on a cluster, the router keeps a connection per master
+     * for them (router_int.h). */
+    HQ_CONN_SUBSCRIBER = 1 << 1,
 };
 
 /* Owned by one loop; every field is touched only by its thread. */
@@ -88,7 +90,8 @@ struct hq__conn {
     struct event *retry_ev;            /* the reconnect timer */
     struct hq__router *router;         /* a Redis Cluster: routes the calls;
                                           `ac` stays NULL (router.c) */
-    unsigned seed;                     /* HQ_CONN_ANY_NODE: the seed to try */
+    int sharded;                       /* HQ_CONN_SUBSCRIBER on one Redis: it
+                                          has SSUBSCRIBE (Redis >= 7.0) */
     struct event *stale_ev;            /* Sentinel: a node answered READONLY or
                                           LOADING; reconnect, asking again */
     char master_host[256];             /* Sentinel: the master last given */
@@ -172,13 +175,30 @@ int hq__conn_eval(struct hq__conn *c, unsigned shard, const char *name,
                   redisCallbackFn *fn, void *privdata);
 
 /*
- * Send a plain command (WAIT, SUBSCRIBE) on the connection that serves
- * `shard`. `fn` as for hq__conn_eval() (a subscription's `fn` is called
- * per message). Returns HQ_OK or HQ_ESTORE (no connection).
+ * Send a plain command (WAIT) on the connection that serves `shard`. `fn`
+ * as for hq__conn_eval(). Returns HQ_OK or HQ_ESTORE (no connection). Not
+ * for SUBSCRIBE: see hq__conn_subscribe().
  */
 int hq__conn_command(struct hq__conn *c, unsigned shard, int argc,
                      const char **argv, const size_t *argvlen,
                      redisCallbackFn *fn, void *privdata);
+
+/*
+ * On a HQ_CONN_SUBSCRIBER conn: subscribe to shard `shard`'s channel
+ * `name`, "{ns:shard}:<name>" (in the shard's hash slot, so on a cluster
+ * it lives on the shard's master), with SUBSCRIBE, and SSUBSCRIBE too
+ * where the server has sharded Pub/Sub: a publisher that uses SPUBLISH
+ * where it can and PUBLISH elsewhere is heard either way (_prelude.lua).
+ * `fn(ac, reply, privdata)` gets each push of the channel: ["message" or
+ * "smessage", channel, payload], the confirmations, and on a cluster
+ * ["sunsubscribe", channel, n] when the slot moved (the subscription
+ * follows it; messages may have been missed). On one Redis, call it again
+ * from the `up` hook after each reconnect; on a cluster the router keeps
+ * the subscription itself (calling again is harmless). Returns HQ_OK,
+ * HQ_EINVAL, HQ_ENOMEM or HQ_ESTORE (not connected).
+ */
+int hq__conn_subscribe(struct hq__conn *c, unsigned shard, const char *name,
+                       redisCallbackFn *fn, void *privdata);
 
 /* ------------------------------------------------------------------------ */
 /* Blocking connections.                                                    */

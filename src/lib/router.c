@@ -16,10 +16,31 @@
  * dead master costs one refused connect per backoff, not one per call). Any failure has the map read again, at most
  * once per HQ_ROUTER_REFRESH_MS: during a failover the map changes when
  * the cluster has promoted a replica, and the calls waiting then find it.
+ *
+ * Subscriptions (hq__router_subscribe()) are a wish list: each channel
+ * should be subscribed on its slot's master. A node has a second
+ * connection for them, since a connection in subscribe mode takes no other
+ * command; it first asks the node whether it has sharded Pub/Sub (COMMAND
+ * INFO SSUBSCRIBE, before entering subscribe mode). sub_sync() sends what
+ * is not where the map says: SUBSCRIBE, and SSUBSCRIBE when the node has
+ * it, to the master. The scripts SPUBLISH where the server has it, else
+ * PUBLISH (_prelude.lua), so one of the two hears every message on Redis
+ * 7 and on Redis 6 alike. The SUBSCRIBE also matters to hiredis 0.14,
+ * which knows nothing of sharded Pub/Sub: it puts the channel in its table
+ * of subscriptions, and hiredis hands every later push of that channel
+ * (`smessage`, `ssubscribe`, `sunsubscribe`) to its callback by the
+ * channel's name. hiredis 0.14 drops a subscribed connection on any error
+ * reply (MOVED for a slot that moved in between, CLUSTERDOWN): that is
+ * handled as a lost connection, whose channels are sent again, after the
+ * backoff, where the map read again says. A node that lost a slot tells
+ * its subscribers with `sunsubscribe` (Redis 7.0): the channel is sent
+ * again where the map read again says. The owner hears of each message
+ * and `sunsubscribe` (messages may have been missed since).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -42,6 +63,22 @@ struct rnode {
     redisAsyncContext *ac; /* NULL = not connected */
     int64_t retry_at_ms;   /* no connect attempt before this */
     int attempts;          /* failed attempts since the last success */
+    redisAsyncContext *sub_ac; /* subscriptions only; NULL = none */
+    int sub_ready;         /* sub_ac has answered the probe */
+    int sharded;           /* the node has SSUBSCRIBE (Redis >= 7.0) */
+    int64_t sub_retry_at_ms;
+    int sub_attempts;
+};
+
+/* A channel the owner wants subscribed on its slot's master. */
+struct rsub {
+    struct hq__router *r;
+    unsigned slot;
+    int node;            /* index in r->nodes it was sent to; -1 = to send */
+    redisCallbackFn *fn; /* the owner's */
+    void *privdata;
+    size_t len;
+    char channel[];
 };
 
 struct rcall {
@@ -79,6 +116,9 @@ struct hq__router {
     struct hq__router_stats stats;
     struct hq__router_hooks hooks;
     uint64_t rng;             /* the reconnect backoff's jitter */
+    struct rsub **subs;       /* hq__router_subscribe(); each its own block */
+    unsigned nsubs;
+    struct event *sub_ev;     /* sub_sync() again: something is not sent */
 };
 
 static void
@@ -91,6 +131,9 @@ add_timer_ms(struct event *ev, int64_t ms)
 
 static void refresh(struct hq__router *r);
 static void send_call(struct rcall *call);
+static void sub_sync(struct hq__router *r);
+static void sub_drop(struct rnode *n);
+static void sub_cb(evutil_socket_t fd, short what, void *arg);
 
 /* ------------------------------------------------------------------------ */
 /* Nodes and their connections.                                             */
@@ -234,6 +277,7 @@ slots_reply(redisAsyncContext *ac, void *reply, void *privdata)
         memcpy(r->map, m, sizeof(*m));
         r->has_map = 1;
         r->stats.refreshes++;
+        sub_sync(r);
         if (r->hooks.map)
             r->hooks.map(r->hooks.arg);
     } else {
@@ -574,6 +618,231 @@ hq__router_command(struct hq__router *r, unsigned slot, int argc,
 }
 
 /* ------------------------------------------------------------------------ */
+/* Subscriptions.                                                            */
+
+#define SUB_RETRY_MS 250 /* sub_sync() again while something is not sent */
+
+static int
+node_index(const struct hq__router *r, const struct rnode *n)
+{
+    for (unsigned i = 0; i < r->nnodes; i++)
+        if (r->nodes[i] == n)
+            return (int)i;
+    return -1;
+}
+
+/* Node `n`'s subscriptions are gone (its connection is): send them again. */
+static void
+sub_forget(struct rnode *n)
+{
+    struct hq__router *r = n->r;
+    int idx = node_index(r, n);
+
+    for (unsigned i = 0; i < r->nsubs; i++)
+        if (r->subs[i]->node == idx)
+            r->subs[i]->node = -1;
+    if (!r->freeing && r->sub_ev && !evtimer_pending(r->sub_ev, NULL))
+        add_timer_ms(r->sub_ev, SUB_RETRY_MS);
+}
+
+static void
+sub_failed(struct rnode *n, const char *how, const char *detail)
+{
+    int ms = hq__reconnect_backoff_ms(n->sub_attempts, hq__rng_next(&n->r->rng));
+
+    n->sub_ac = NULL;
+    n->sub_ready = 0;
+    if (n->sub_attempts < 16)
+        n->sub_attempts++;
+    n->sub_retry_at_ms = hq__mono_ms() + ms;
+    sub_forget(n);
+    if (n->r->freeing)
+        return;
+    refresh(n->r);
+    tell_down(n, how, detail);
+}
+
+static void
+sub_on_connect(const redisAsyncContext *ac, int status)
+{
+    struct rnode *n = ac->data;
+
+    if (n != NULL && n->sub_ac == ac && status != REDIS_OK)
+        sub_failed(n, "cannot connect (subscriptions) to", ac->errstr);
+}
+
+static void
+sub_on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct rnode *n = ac->data;
+
+    if (n != NULL && n->sub_ac == ac)
+        sub_failed(n, "lost the subscriptions to",
+                   status == REDIS_OK ? "" : ac->errstr);
+}
+
+/* COMMAND INFO SSUBSCRIBE: [[ssubscribe ...]] on 7.0, [nil] before. */
+static void
+sub_probe_reply(redisAsyncContext *ac, void *reply_, void *privdata)
+{
+    struct rnode *n = privdata;
+    redisReply *reply = reply_;
+
+    if (reply == NULL || n->r->freeing || n->sub_ac != ac)
+        return;
+    n->sharded = reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+                 reply->element[0]->type == REDIS_REPLY_ARRAY;
+    n->sub_ready = 1;
+    n->sub_attempts = 0;
+    sub_sync(n->r);
+}
+
+/* Start node `n`'s subscription connection (ready once probed). */
+static void
+sub_connect(struct rnode *n)
+{
+    const struct hq__store_addr *a = n->r->addr;
+    redisAsyncContext *ac;
+
+    if (n->sub_ac || n->r->freeing || hq__mono_ms() < n->sub_retry_at_ms)
+        return;
+    ac = redisAsyncConnect(n->host, n->port);
+    if (ac == NULL)
+        return;
+    if (ac->err || hq__redis_event_attach(ac, n->r->base) != REDIS_OK) {
+        redisAsyncFree(ac);
+        sub_failed(n, "cannot connect (subscriptions) to", "");
+        return;
+    }
+    ac->data = n;
+    redisAsyncSetConnectCallback(ac, sub_on_connect);
+    redisAsyncSetDisconnectCallback(ac, sub_on_disconnect);
+    if (a->user[0])
+        redisAsyncCommand(ac, ignore_reply, NULL, "AUTH %s %s", a->user,
+                          a->password);
+    else if (a->password[0])
+        redisAsyncCommand(ac, ignore_reply, NULL, "AUTH %s", a->password);
+    n->sub_ac = ac;
+    if (redisAsyncCommand(ac, sub_probe_reply, n, "COMMAND INFO SSUBSCRIBE") !=
+        REDIS_OK)
+        sub_drop(n);
+}
+
+/* Close node `n`'s subscription connection, if any, without a backoff. */
+static void
+sub_drop(struct rnode *n)
+{
+    redisAsyncContext *ac = n->sub_ac;
+
+    n->sub_ac = NULL;
+    n->sub_ready = 0;
+    if (ac) {
+        ac->data = NULL;
+        redisAsyncFree(ac); /* subscription callbacks get NULL: ignored */
+        sub_forget(n);
+    }
+}
+
+/* Every message of a channel, `ssubscribe` and `sunsubscribe` included. */
+static void
+sub_message(redisAsyncContext *ac, void *reply_, void *privdata)
+{
+    struct rsub *s = privdata;
+    redisReply *reply = reply_;
+
+    if (reply == NULL || s->r->freeing)
+        return;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        strcasecmp(reply->element[0]->str, "sunsubscribe") == 0) {
+        /* The node lost the slot: subscribe where the map now says. */
+        s->node = -1;
+        refresh(s->r);
+        if (!evtimer_pending(s->r->sub_ev, NULL))
+            add_timer_ms(s->r->sub_ev, SUB_RETRY_MS);
+    }
+    s->fn(ac, reply, s->privdata);
+}
+
+/* Send every subscription that is not on its slot's master now. */
+static void
+sub_sync(struct hq__router *r)
+{
+    int pending = 0;
+
+    if (r->freeing || !r->has_map)
+        return;
+    for (unsigned i = 0; i < r->nsubs; i++) {
+        struct rsub *s = r->subs[i];
+        struct rnode *n = slot_node(r, s->slot);
+        int idx = n ? node_index(r, n) : -1;
+
+        if (idx < 0) {
+            pending = 1; /* no master now */
+            continue;
+        }
+        if (s->node == idx)
+            continue;
+        sub_connect(n);
+        if (n->sub_ac == NULL || !n->sub_ready) {
+            pending = 1; /* backing off, or the probe will sync again */
+            continue;
+        }
+        if (redisAsyncCommand(n->sub_ac, sub_message, s, "SUBSCRIBE %b",
+                              s->channel, s->len) != REDIS_OK ||
+            (n->sharded &&
+             redisAsyncCommand(n->sub_ac, NULL, NULL, "SSUBSCRIBE %b",
+                               s->channel, s->len) != REDIS_OK)) {
+            pending = 1;
+            continue;
+        }
+        s->node = idx;
+    }
+    if (pending && !evtimer_pending(r->sub_ev, NULL))
+        add_timer_ms(r->sub_ev, SUB_RETRY_MS);
+}
+
+static void
+sub_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sub_sync(arg);
+}
+
+int
+hq__router_subscribe(struct hq__router *r, unsigned slot, const char *channel,
+                     size_t len, redisCallbackFn *fn, void *privdata)
+{
+    struct rsub *s = NULL, **subs;
+
+    if (slot >= HQ_CLUSTER_SLOTS || len == 0)
+        return HQ_EINVAL;
+    for (unsigned i = 0; i < r->nsubs; i++)
+        if (r->subs[i]->len == len && memcmp(r->subs[i]->channel, channel, len) == 0)
+            s = r->subs[i];
+    if (s == NULL) {
+        subs = realloc(r->subs, (r->nsubs + 1) * sizeof(*subs));
+        if (subs == NULL)
+            return HQ_ENOMEM;
+        r->subs = subs;
+        s = calloc(1, sizeof(*s) + len + 1);
+        if (s == NULL)
+            return HQ_ENOMEM;
+        s->r = r;
+        s->slot = slot;
+        s->node = -1;
+        s->len = len;
+        memcpy(s->channel, channel, len);
+        r->subs[r->nsubs++] = s;
+    }
+    s->fn = fn;
+    s->privdata = privdata;
+    sub_sync(r);
+    return HQ_OK;
+}
+
+/* ------------------------------------------------------------------------ */
 /* The router.                                                               */
 
 int
@@ -590,7 +859,8 @@ hq__router_new(struct event_base *base, const struct hq__store_addr *addr,
     r->rng = hq__rng_seed(r);
     r->map = malloc(sizeof(*r->map));
     r->refresh_ev = evtimer_new(base, refresh_cb, r);
-    if (r->map == NULL || r->refresh_ev == NULL)
+    r->sub_ev = evtimer_new(base, sub_cb, r);
+    if (r->map == NULL || r->refresh_ev == NULL || r->sub_ev == NULL)
         goto nomem;
     hq__cluster_map_init(r->map);
     for (unsigned i = 0; i < addr->nseeds; i++)
@@ -632,8 +902,14 @@ hq__router_free(struct hq__router *r)
     }
     for (unsigned i = 0; i < r->nnodes; i++) {
         node_drop(r->nodes[i]);
+        sub_drop(r->nodes[i]);
         free(r->nodes[i]);
     }
+    for (unsigned i = 0; i < r->nsubs; i++)
+        free(r->subs[i]);
+    free(r->subs);
+    if (r->sub_ev)
+        event_free(r->sub_ev);
     if (r->refresh_ev)
         event_free(r->refresh_ev);
     free(r->map);
@@ -649,8 +925,10 @@ hq__router_set_hooks(struct hq__router *r, const struct hq__router_hooks *hooks)
 void
 hq__router_reset(struct hq__router *r)
 {
-    for (unsigned i = 0; i < r->nnodes; i++)
+    for (unsigned i = 0; i < r->nnodes; i++) {
         node_drop(r->nodes[i]);
+        sub_drop(r->nodes[i]);
+    }
     r->refreshing = 0;
     refresh(r);
 }

@@ -25,6 +25,11 @@
  * the map read again; the master is connected again when next needed,
  * after a backoff. The router never sends to a replica.
  *
+ * Subscriptions (hq__router_subscribe()) live on a second connection per
+ * master, kept for them, and follow their slot: to the new master when the
+ * slot moves (the old one says `sunsubscribe`) or after a failover, and
+ * are sent again when their connection is made again.
+ *
  * Everything is touched only by the loop's thread.
  */
 #ifndef HQ_ROUTER_INT_H
@@ -123,11 +128,30 @@ int hq__router_eval(struct hq__router *r, unsigned slot, const char *name,
 /*
  * Send a plain command to the master of `slot` (WAIT goes where the write
  * went: name the same slot). As hq__router_eval() otherwise. Not for
- * SUBSCRIBE.
+ * SUBSCRIBE: see hq__router_subscribe().
  */
 int hq__router_command(struct hq__router *r, unsigned slot, int argc,
                        const char **argv, const size_t *argvlen,
                        redisCallbackFn *fn, void *privdata);
+
+/*
+ * Keep `channel` (`len` bytes, copied; its hash slot is `slot`, so that
+ * it lives on the master of the keys of that slot) subscribed on the
+ * master of `slot` from now until the router is freed: with SUBSCRIBE,
+ * and SSUBSCRIBE too when that node has sharded Pub/Sub (Redis >= 7.0),
+ * on a connection of that master kept for subscriptions. It is sent again
+ * wherever the map says after a failover, a slot move or a lost
+ * connection (the `node_down` hook hears of the last). `fn(ac, reply,
+ * privdata)` gets every push of the channel: ["message" or "smessage",
+ * channel, payload], the confirmations ("subscribe", "ssubscribe") and
+ * ["sunsubscribe", channel, n] when the node lost the slot (messages may
+ * have been missed until it is subscribed again); NULL replies are not
+ * passed on. Subscribing to a channel again replaces its `fn` and
+ * `privdata`. Returns HQ_OK, HQ_EINVAL or HQ_ENOMEM.
+ */
+int hq__router_subscribe(struct hq__router *r, unsigned slot,
+                         const char *channel, size_t len,
+                         redisCallbackFn *fn, void *privdata);
 
 /* Counters, for tests and logs. */
 struct hq__router_stats {

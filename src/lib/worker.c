@@ -3,7 +3,7 @@
  * run the handler on each key's head job.
  *
  * DESIGN: each loop owns `concurrency / threads` key slots, one async hiredis
- * connection for commands and one subscribed to the wake channels. All state
+ * connection for commands and one for the wake subscriptions. All state
  * of a loop (its jobs, queues, timers) belongs to its thread; the only things
  * shared between threads are the counters (atomics) and the stop pipes.
  *
@@ -24,8 +24,15 @@
  *
  * Idle: when a claim returns fewer keys than asked and no wake message came
  * meanwhile, the lane claims no more until a wake message arrives on
- * `NS:wake:S` or its timer fires at Redis's next due time (at most 1 s), so
- * an idle worker does not poll Redis in a loop.
+ * `{NS:S}:wake` or its timer fires at Redis's next due time (at most 1 s),
+ * so an idle worker does not poll Redis in a loop. The scripts publish the
+ * wake with SPUBLISH where Redis has it (7.0), else PUBLISH; the `sub`
+ * connection listens for both (hq__conn_subscribe()). On a Redis Cluster a
+ * sharded message stays on the shard's master (and its replicas), so each
+ * loop's subscriptions sit on the masters of its lanes' shards, one
+ * subscription connection per master (router.c), and follow a slot that
+ * moves. A wake that is missed (a connection or slot moving) costs at most
+ * the 1 s poll, never a job: after a reconnect the lanes claim again.
  *
  * Failures: a call that fails (connection lost, error reply, no answer within
  * the store timeout) puts its ops back at the front of the lane's queue; they
@@ -1159,66 +1166,47 @@ stop_cb(evutil_socket_t fd, short what, void *arg_)
 /* ------------------------------------------------------------------------ */
 /* Connections.                                                             */
 
+/* A push of lane `privdata`'s wake channel (hq__conn_subscribe()). */
 static void
 wake_cb(redisAsyncContext *ac, void *reply_, void *privdata)
 {
-    struct loop *l = privdata;
+    struct lane *ln = privdata;
     redisReply *r = reply_;
-    const char *ch, *colon;
-    unsigned i;
-    long shard;
+    const char *type;
 
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
-        r->element[0]->type != REDIS_REPLY_STRING ||
-        strcmp(r->element[0]->str, "message") != 0 ||
-        r->element[1]->type != REDIS_REPLY_STRING)
+    (void)ac;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_STRING)
         return;
-    ch = r->element[1]->str;
-    colon = strrchr(ch, ':');
-    shard = colon ? strtol(colon + 1, NULL, 10) : 0;
-    for (i = 0; i < l->nlanes; i++) {
-        struct lane *ln = &l->lanes[i];
-        if (ln->shard != (unsigned)shard)
-            continue;
-        if (ln->inflight)
-            ln->wake_pending = 1;
-        if (ln->idle) {
-            ln->idle = 0;
-            evtimer_del(ln->timer_ev);
-        }
+    type = r->element[0]->str;
+    /* A message, or the slot moved (`sunsubscribe`, the subscription
+     * follows it): wake messages may have been missed, claim again. */
+    if (strcmp(type, "message") != 0 && strcmp(type, "smessage") != 0 &&
+        strcmp(type, "sunsubscribe") != 0)
+        return;
+    if (ln->inflight)
+        ln->wake_pending = 1;
+    if (ln->idle) {
+        ln->idle = 0;
+        evtimer_del(ln->timer_ev);
     }
-    schedule_flush(l);
+    schedule_flush(ln->loop);
 }
 
+/* Each lane's wake channel, "{ns:S}:wake", on its shard's master. */
 static void
 subscribe(struct loop *l)
 {
-    hq_worker *w = l->w;
-    const char **argv;
-    size_t *argvlen;
-    char (*names)[HQ_PREFIX_MAX];
     unsigned i;
 
-    argv = calloc(l->nlanes + 1, sizeof(*argv));
-    argvlen = calloc(l->nlanes + 1, sizeof(*argvlen));
-    names = calloc(l->nlanes, sizeof(*names));
-    if (argv && argvlen && names) {
-        argv[0] = "SUBSCRIBE";
-        argvlen[0] = 9;
-        for (i = 0; i < l->nlanes; i++) {
-            int n = snprintf(names[i], sizeof(names[i]), "%s:wake:%u",
-                             w->ns.ns, l->lanes[i].shard);
-            argv[i + 1] = names[i];
-            argvlen[i + 1] = (size_t)n;
+    for (i = 0; i < l->nlanes; i++)
+        if (hq__conn_subscribe(&l->sub, l->lanes[i].shard, "wake", wake_cb,
+                               &l->lanes[i]) != HQ_OK) {
+            wlog(l->w, HQ_LOG_ERROR,
+                 "cannot subscribe to the wake channel of shard %u",
+                 l->lanes[i].shard);
+            break;
         }
-        /* Wake messages are published to every node: any shard's will do. */
-        if (hq__conn_command(&l->sub, l->lanes[0].shard, (int)l->nlanes + 1,
-                             argv, argvlen, wake_cb, l) != HQ_OK)
-            wlog(w, HQ_LOG_ERROR, "cannot subscribe to the wake channel");
-    }
-    free(argv);
-    free(argvlen);
-    free(names);
 }
 
 static void
@@ -1382,7 +1370,7 @@ loop_main(void *arg_)
     if (!l->flush_ev || !l->tick_ev || !l->stop_ev ||
         hq__conn_init(&l->cmd, l->base, &w->addr, &w->ns, &hooks, 0) != HQ_OK ||
         hq__conn_init(&l->sub, l->base, &w->addr, &w->ns, &hooks,
-                      HQ_CONN_ANY_NODE) != HQ_OK)
+                      HQ_CONN_SUBSCRIBER) != HQ_OK)
         goto fail;
     for (i = 0; i < l->nlanes; i++) {
         l->lanes[i].timer_ev = evtimer_new(l->base, lane_timer_cb, &l->lanes[i]);

@@ -3,8 +3,10 @@
 -- keeping the invariants of docs/queue-semantics.md. Nothing here runs on
 -- its own.
 local P = KEYS[1]
-local NS, SHARD = string.match(P, '^{(.*):(%d+)}:$')
-local WAKE = (NS or '') .. ':wake:' .. (SHARD or '0')
+local SHARD = string.match(P, '^{.*:(%d+)}:$')
+-- The shard's wake channel: in the shard's hash slot, so that on a Redis
+-- Cluster it lives on the shard's master (wake()).
+local WAKE = P .. 'wake'
 
 -- While any lease exists, `leases` also holds LEASE_PIN (65 dashes: no ':',
 -- so never a key) at +inf. A member longer than 64 bytes keeps the ZSET in
@@ -174,7 +176,17 @@ local function reap(now, limit)
   return #expired
 end
 
+-- Tell idle workers that a key of this shard became ready. SPUBLISH
+-- (sharded Pub/Sub, Redis >= 7.0) keeps the message on the shard's master
+-- and its replicas, where PUBLISH on a cluster goes to every node over the
+-- cluster bus. A server without SPUBLISH (Redis 6) makes the pcall fail,
+-- and the plain PUBLISH goes out instead: the server itself says what it
+-- has, at no cost on 7.0, and nothing has to be learnt and passed in. The
+-- subscribers agree with no configuration: they SUBSCRIBE to the channel
+-- everywhere and SSUBSCRIBE where the server has it (router.c, conn.c).
 local function wake()
-  redis.call('PUBLISH', WAKE, '1')
+  if type(redis.pcall('SPUBLISH', WAKE, '1')) == 'table' then
+    redis.call('PUBLISH', WAKE, '1')
+  end
 end
 
