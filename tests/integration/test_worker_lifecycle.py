@@ -274,6 +274,26 @@ def an_idle_worker_does_not_poll_and_wakes_at_once_on_a_push():
 
 
 @suite.test
+def on_a_redis_without_sharded_pubsub_the_idle_worker_still_wakes_at_once():
+    # Redis 6 has neither SPUBLISH nor SSUBSCRIBE: with both renamed away,
+    # the scripts PUBLISH and the worker hears it on its plain SUBSCRIBE.
+    with worker_env(extra=["--rename-command", "SPUBLISH", "",
+                           "--rename-command", "SSUBSCRIBE", ""]) as (srv, start, out):
+        w = Worker(start, srv.url, out, threads=2, concurrency=8)
+        time.sleep(1.2)
+        waits = []
+        for i in range(5):
+            t0 = time.time_ns()
+            push(srv.url, "k%d:e*1" % i)
+            wait_done(out, i + 1, 5)
+            waits.append((records(out).starts[i].t - t0) / 1e6)
+            time.sleep(0.3)
+        # Without a wake each would wait for the 1 s poll: 500 ms on average.
+        assert sorted(waits)[2] < 300, waits
+        assert w.stop() == 0
+
+
+@suite.test
 def the_worker_survives_a_redis_restart():
     with worker_env(appendonly=True, extra=["--appendfsync", "always"]) as (srv, start, out):
         push(srv.url, "@50:e*20", extra=["--interleave"])
