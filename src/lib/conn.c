@@ -16,6 +16,14 @@
  * costs one round trip and sends no script text. An asynchronous call keeps
  * a copy of its arguments until it is answered, so that a NOSCRIPT answer
  * can be sent again as EVAL on the same connection.
+ *
+ * A HQ_CONN_SUBSCRIBER conn asks the server, once connected and before it
+ * subscribes to anything, whether it has sharded Pub/Sub (COMMAND INFO
+ * SSUBSCRIBE); its owner hears `up` after the answer and subscribes with
+ * SUBSCRIBE, plus SSUBSCRIBE where the server has it, so that it hears
+ * the scripts' wake-ups whether they SPUBLISH (Redis 7) or PUBLISH (Redis
+ * 6). On a cluster the router does the same per master (router.c, which
+ * also says how hiredis 0.14 is made to pass `smessage` on).
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -25,17 +25,21 @@
  * is not where the map says: SUBSCRIBE, and SSUBSCRIBE when the node has
  * it, to the master. The scripts SPUBLISH where the server has it, else
  * PUBLISH (_prelude.lua), so one of the two hears every message on Redis
- * 7 and on Redis 6 alike. The SUBSCRIBE also matters to hiredis 0.14,
- * which knows nothing of sharded Pub/Sub: it puts the channel in its table
- * of subscriptions, and hiredis hands every later push of that channel
- * (`smessage`, `ssubscribe`, `sunsubscribe`) to its callback by the
- * channel's name. hiredis 0.14 drops a subscribed connection on any error
- * reply (MOVED for a slot that moved in between, CLUSTERDOWN): that is
- * handled as a lost connection, whose channels are sent again, after the
- * backoff, where the map read again says. A node that lost a slot tells
- * its subscribers with `sunsubscribe` (Redis 7.0): the channel is sent
- * again where the map read again says. The owner hears of each message
- * and `sunsubscribe` (messages may have been missed since).
+ * 7 and on Redis 6 alike. A node that lost a slot tells its subscribers
+ * with `sunsubscribe` (Redis 7.0): the channel is sent again where the map
+ * read again says. The owner hears of each message and `sunsubscribe`
+ * (messages may have been missed since).
+ *
+ * hiredis 0.14 knows nothing of sharded Pub/Sub. The plain SUBSCRIBE puts
+ * the channel in hiredis's table of subscriptions, and hiredis then hands
+ * every push of that channel (`smessage`, `ssubscribe`, `sunsubscribe`)
+ * to its callback by the channel's name. It keeps an empty callback per
+ * SSUBSCRIBE until the connection closes: a few bytes per subscription
+ * sent, and only a slot move or a reconnect sends one again. It drops a
+ * subscribed connection on any error reply (MOVED for a slot that moved
+ * in between, CLUSTERDOWN, NOPERM): that is a lost connection, whose
+ * channels are sent again, after the backoff, where the map read again
+ * says.
  */
 #include <stdio.h>
 #include <stdlib.h>

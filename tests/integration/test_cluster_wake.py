@@ -8,8 +8,9 @@ the cluster bus to every node as PUBLISH does. On a 3-master cluster, with
 master are delivered well under the 1 s idle poll (the wake works), the
 channels are subscribed on that master only, and the other masters' cluster
 bus carries no published message (CLUSTER INFO's counters do not grow).
-After a shard's slot moves to another master, its subscriptions follow it
-and wakes still work.
+After a shard's slot moves to another master, or its master fails over to
+its replica, the subscriptions follow and wakes still work; with replicas,
+the sharded messages go to the shard's replica only.
 """
 import http.client
 import json
@@ -207,6 +208,50 @@ def test_a_wake_follows_its_shards_slot_to_another_master():
             assert after[m.port]["publish_sent"] == before[m.port]["publish_sent"], m.addr
             assert after[m.port]["publish_received"] == before[m.port]["publish_received"], m.addr
 
+
+
+@suite.test
+def test_with_replicas_a_wake_reaches_only_the_shards_replica_and_survives_a_failover():
+    with RedisCluster(masters=3, replicas=1) as c, processes() as start:
+        sink = Double(start, "sink")
+        hq = Hookq(start, c, sink)
+        a = c.masters()[0]
+        rep = c.replicas_of(a)[0]
+        shard = shards_on(c, a)[0]
+        ch = channel(shard)
+        wait_until(lambda: subscribers(a, ch) == THREADS, 10, interval=0.1,
+                   what="the wake channel subscribed on %s" % a.addr)
+        customers = customers_on({shard}, 11)
+        hq.post(customers[0], 0)
+        wait_until(lambda: sink.count() >= 1, 10, interval=0.05, what="the first delivery")
+        time.sleep(1.5)
+        before = {n.port: bus(n) for n in c.live_nodes()}
+        delays = wake_delays(hq, sink, customers[1:6], 1)
+        after = {n.port: bus(n) for n in c.live_nodes()}
+        assert statistics.median(delays) < 300, delays
+        grew = {port: {k: after[port][k] - before[port][k] for k in BUS} for port in after}
+        print("with replicas, cluster bus Pub/Sub messages during 5 wakes (per node): %s"
+              % json.dumps(grew, sort_keys=True))
+        # Sharded messages go from the shard's master to its replica only;
+        # no plain published message anywhere.
+        assert grew[a.port]["publishshard_sent"] >= 5, grew[a.port]
+        assert grew[rep.port]["publishshard_received"] == grew[a.port]["publishshard_sent"], grew
+        for port, d in grew.items():
+            assert d["publish_sent"] == 0 and d["publish_received"] == 0, (port, d)
+            if port not in (a.port, rep.port):
+                assert all(v == 0 for v in d.values()), (port, d)
+        # The master dies: its replica takes over, each loop subscribes there,
+        # and wakes work again.
+        new, _ = c.kill_master(a)
+        assert new is rep
+        wait_until(lambda: subscribers(new, ch) == THREADS, 15, interval=0.1,
+                   what="the wake channel subscribed again on %s" % new.addr)
+        # Jobs posted during the failover may have waited; what follows not.
+        time.sleep(1.5)
+        delays = wake_delays(hq, sink, customers[6:], 10)
+        med = statistics.median(delays)
+        assert med < 300, "median %.0f ms from post to delivery after the failover: %s" % (
+            med, ["%.0f" % d for d in delays])
 
 if __name__ == "__main__":
     suite.run()
