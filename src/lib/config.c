@@ -818,6 +818,7 @@ struct loader {
     int skip;                /* the section header was bad: skip its keys */
     struct hq__event_cfg *ev; /* the [event CODE] being read, or NULL */
     int set_at[HQ_ARRAY_SIZE(keys)]; /* line a key was set on; 0 = not */
+    unsigned char from_env[HQ_ARRAY_SIZE(keys)]; /* 1: a variable set it last */
     /* Per event, the line each of its keys was set on (fetch: not kept). */
     int (*ev_set_at)[HQ_ARRAY_SIZE(event_keys)];
 
@@ -1713,6 +1714,7 @@ apply_env(struct loader *L, char **envp)
             if (strcmp(want, name) == 0) {
                 struct origin o = {L->file, 0, name};
                 apply(L, &keys[i], keys[i].section, L->cfg, eq + 1, &o);
+                L->from_env[i] = 1;
                 found = 1;
                 break;
             }
@@ -1779,8 +1781,9 @@ event_key_index(const char *name)
     return i;
 }
 
-/* Where key `name` of `section` was set, for a cross-key error: its line
- * in the file, else its variable when that is what set it. */
+/* Where key `name` of `section` was set, for a cross-key error: its
+ * variable when one set it (a variable wins over the file), else its line
+ * in the file. */
 static void
 key_origin(const struct loader *L, const char *section, const char *name,
            struct origin *o, char *var, size_t size)
@@ -1790,10 +1793,9 @@ key_origin(const struct loader *L, const char *section, const char *name,
     o->file = L->file;
     o->line = k ? L->set_at[k - keys] : 0;
     o->env = NULL;
-    if (k && o->line == 0) {
+    if (k && L->from_env[k - keys]) {
         env_name(k, var, size);
-        if (getenv(var) != NULL)
-            o->env = var;
+        o->env = var;
     }
 }
 
