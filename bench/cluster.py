@@ -27,27 +27,34 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
-from clusterlib import Node, RedisCluster  # noqa: E402
+from clusterlib import Node, RedisCluster, free_cluster_port  # noqa: E402
 from harness import free_port, wait_until  # noqa: E402
 
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build-release")
 JOBS = int(os.environ.get("JOBS", "200000"))
 DURATION = int(os.environ.get("HQ_BENCH_DURATION", "5"))
 ROUNDS = int(os.environ.get("HQ_BENCH_ROUNDS", "3"))
-PARTS = os.environ.get("HQ_BENCH_PARTS", "queue,intake,intake-rate,intake-bound").split(",")
+PARTS = os.environ.get("HQ_BENCH_PARTS",
+                       "queue,intake,intake-rate,intake-bound,controls").split(",")
 RATE = int(os.environ.get("HQ_BENCH_RATE", "4000"))
 REDIS_CPU = float(os.environ.get("HQ_BENCH_REDIS_CPU", "0.5"))
+CONNS = int(os.environ.get("HQ_BENCH_CONNS", "64"))
 SHARDS = 12
 TCK = os.sysconf("SC_CLK_TCK")
 
 
-def wakeups(pid):
-    """Times the process's main thread went to sleep (epoll_wait blocked)."""
+def switches(pid):
+    """(voluntary, involuntary) context switches of the process's main
+    thread: the times it went to sleep (epoll_wait blocked), and the times
+    the scheduler took its core away while it had work."""
+    vol = invol = 0
     with open("/proc/%d/status" % pid) as f:
         for line in f:
             if line.startswith("voluntary_ctxt_switches:"):
-                return int(line.split()[1])
-    return 0
+                vol = int(line.split()[1])
+            elif line.startswith("nonvoluntary_ctxt_switches:"):
+                invol = int(line.split()[1])
+    return vol, invol
 
 
 def sample(nodes):
@@ -62,8 +69,8 @@ def sample(nodes):
         for name, v in c.info("commandstats").items():
             cmds[name[len("cmdstat_"):]] = (int(v["calls"]), int(v["usec"]))
         reads = int(c.info("stats").get("total_reads_processed", 0))
-        out[n.port] = (float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]), cmds,
-                       wakeups(n.proc.pid), reads)
+        out[n.port] = ((float(cpu["used_cpu_sys"]), float(cpu["used_cpu_user"])), cmds,
+                       switches(n.proc.pid), reads)
     return out
 
 
@@ -71,8 +78,8 @@ def delta(before, after, count):
     """Per node, per job: cpu us, us inside scripts, wakeups, calls by
     command (a script's own commands are counted too)."""
     per = {}
-    for port, (cpu1, cmds1, w1, r1) in after.items():
-        cpu0, cmds0, w0, r0 = before[port]
+    for port, ((sys1, user1), cmds1, (w1, p1), r1) in after.items():
+        (sys0, user0), cmds0, (w0, p0), r0 = before[port]
         calls, usec = {}, 0
         for name, (c1, u1) in cmds1.items():
             c0, u0 = cmds0.get(name, (0, 0))
@@ -82,8 +89,10 @@ def delta(before, after, count):
                 usec += u1 - u0
             if c1 > c0:
                 calls[name] = (c1 - c0) / count
-        per[port] = {"cpu": (cpu1 - cpu0) * 1e6 / count, "cmd": usec / count,
-                     "wake": (w1 - w0) / count, "reads": (r1 - r0) / count, "calls": calls}
+        per[port] = {"cpu": (sys1 + user1 - sys0 - user0) * 1e6 / count,
+                     "sys": (sys1 - sys0) * 1e6 / count, "cmd": usec / count,
+                     "wake": (w1 - w0) / count, "preempt": (p1 - p0) / count,
+                     "reads": (r1 - r0) / count, "calls": calls}
     return per
 
 
@@ -152,7 +161,7 @@ def intake(url, nodes):
     try:
         before = sample(nodes)
         k0 = proc_cpu(p.pid)
-        out = subprocess.run(["wrk", "-t2", "-c64", "-d%ds" % DURATION, "--latency", "-s",
+        out = subprocess.run(["wrk", "-t2", "-c%d" % CONNS, "-d%ds" % DURATION, "--latency", "-s",
                               os.path.join(HERE, "intake.lua"),
                               "http://127.0.0.1:%d/webhook" % port],
                              stdout=subprocess.PIPE, check=True, timeout=120).stdout.decode()
@@ -275,6 +284,105 @@ def intake_bound(url, nodes):
         CAP.release(nodes)
 
 
+class Neighbours:
+    """Two more plain redis-servers kept busy by redis-benchmark (4
+    connections each, pipelines of 8: lists, hashes and counters with 1 KB
+    values), for the `controls` part: one redis-server doing the intake's
+    work beside two other busy redis-servers, as each master of a 3-master
+    cluster is on this machine, but with no cluster at all."""
+
+    def __init__(self, root):
+        self.nodes = [Node(root, "neighbour%d" % i, free_port(),
+                           ["--save", "", "--appendonly", "no"]) for i in range(2)]
+        self.procs = []
+
+    def start(self):
+        for n in self.nodes:
+            n.start()
+
+    def busy(self):
+        for n in self.nodes:
+            self.procs.append(subprocess.Popen(
+                ["redis-benchmark", "-p", str(n.port), "-c", "4", "-P", "8", "-q", "-l",
+                 "-t", "lpush,lpop,hset,incr", "-r", "100000", "-d", "1000"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        # Both are under load before the measured run starts.
+        wait_until(lambda: all(n.client().info("stats")["total_commands_processed"] > 10000
+                               for n in self.nodes), 10, what="busy neighbours")
+        return sum(float(n.client().info("cpu")["used_cpu_sys"]) +
+                   float(n.client().info("cpu")["used_cpu_user"]) for n in self.nodes)
+
+    def calm(self):
+        for p in self.procs:
+            p.terminate()
+            p.wait(10)
+        self.procs = []
+        return sum(float(n.client().info("cpu")["used_cpu_sys"]) +
+                   float(n.client().info("cpu")["used_cpu_user"]) for n in self.nodes)
+
+    def stop(self):
+        self.calm()
+        for n in self.nodes:
+            n.stop()
+
+
+def one_node_cluster(root):
+    """A redis-server in cluster mode that holds all 16,384 slots: cluster
+    mode's own cost (slot checks, hookq's routing) without a second
+    process."""
+    n = Node(root, "onenode", free_cluster_port(),
+             ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+              "--cluster-require-full-coverage", "no", "--save", "", "--appendonly", "no"])
+    n.start()
+    c = n.client()
+    c.execute_command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
+    wait_until(lambda: "cluster_state:ok" in c.execute_command("CLUSTER", "INFO")
+               if isinstance(c.execute_command("CLUSTER", "INFO"), str)
+               else c.execute_command("CLUSTER", "INFO").get("cluster_state") == "ok",
+               10, what="one-node cluster")
+    return n
+
+
+def controls(url1, single, cluster, onenode, neighbours):
+    """One round of the `controls` part: the intake (as the `intake` part)
+    on one server alone, on one server beside two busy neighbours, on a
+    one-node cluster, and on the 3-master cluster."""
+    out = {}
+    out["alone"] = intake(url1, [single])
+    n0 = neighbours.busy()
+    try:
+        out["neighbours"] = intake(url1, [single])
+    finally:
+        n1 = neighbours.calm()
+    out["neighbours"]["neighbour_cpu"] = n1 - n0
+    out["onenode"] = intake("redis://127.0.0.1:%d" % onenode.port, [onenode])
+    out["three"] = intake(cluster.url(), cluster.masters())
+    return out
+
+
+def show_controls(runs):
+    """What the 3-master cluster's excess over one server is made of."""
+    s = {k: summary([r[k] for r in runs]) for k in runs[0]}
+    base = s["alone"]["cpu"]
+    print("controls: the intake (wrk -c%d) on one redis-server alone, beside two busy "
+          "redis-servers, on a one-node cluster, and on the 3-master cluster (medians of "
+          "%d rounds; Redis CPU in us per job)" % (CONNS, len(runs)))
+    busy = med([r["neighbours"]["neighbour_cpu"] / DURATION for r in runs])
+    for key, what in (("alone", "one server alone"),
+                      ("neighbours", "one server, 2 busy neighbours (%.2f cores)" % busy),
+                      ("onenode", "one-node cluster (all slots)"),
+                      ("three", "3-master cluster")):
+        x = s[key]
+        print("  %-44s %s; redis %.2f us (%.2f x alone); %.2f in the kernel; %.3f sleeps, "
+              "%.3f reads; %.3f EVALSHA" % (what, x["rate"], x["cpu"], x["cpu"] / base,
+                                             x["sys"], x["wake"], x["reads"],
+                                             x["calls"].get("evalsha", 0)))
+    print("  cluster mode itself: %.2f; sharing the cores with two other busy redis-servers:"
+          " %.2f; the 3-master cluster: %.2f"
+          % (s["onenode"]["cpu"] / base, s["neighbours"]["cpu"] / base,
+             s["three"]["cpu"] / base))
+
+
 def med(xs):
     return statistics.median(xs)
 
@@ -286,14 +394,15 @@ def summary(runs):
          "hookq": med([r["hookq"] for r in runs]), "node": {}, "calls": {}}
     for port in ports:
         s["node"][port] = {k: med([r["nodes"][port][k] for r in runs])
-                           for k in ("cpu", "cmd", "wake", "reads")}
+                           for k in ("cpu", "sys", "cmd", "wake", "preempt", "reads")}
     names = {n for r in runs for p in ports for n in r["nodes"][p]["calls"]}
     for n in sorted(names):
         s["calls"][n] = med([sum(r["nodes"][p]["calls"].get(n, 0) for p in ports)
                              for r in runs])
     s["cpu"] = med([sum(r["nodes"][p]["cpu"] for p in ports) for r in runs])
     s["cmd"] = med([sum(r["nodes"][p]["cmd"] for p in ports) for r in runs])
-    s["wake"] = med([sum(r["nodes"][p]["wake"] for p in ports) for r in runs])
+    for k in ("sys", "wake", "preempt"):
+        s[k] = med([sum(r["nodes"][p][k] for p in ports) for r in runs])
     s["reads"] = med([sum(r["nodes"][p]["reads"] for p in ports) for r in runs])
     return s
 
@@ -304,9 +413,10 @@ def show(what, one, three):
 
     print("%s (medians of %d rounds; CPU in us per job)" % (what, ROUNDS))
     for name, s in (("one redis-server", one), ("3-master cluster", three)):
-        print("  %-17s %s; hookq %.1f us; redis %.2f us (scripts' wall time %.2f us; "
-              "%.3f sleeps, %.3f reads)" % (name, s["rate"], s["hookq"], s["cpu"], s["cmd"],
-                                            s["wake"], s["reads"]))
+        print("  %-17s %s; hookq %.1f us; redis %.2f us, %.2f of it in the kernel "
+              "(scripts' wall time %.2f us; %.3f sleeps, %.3f preemptions, %.3f reads)"
+              % (name, s["rate"], s["hookq"], s["cpu"], s["sys"], s["cmd"], s["wake"],
+                 s["preempt"], s["reads"]))
         print("  %-17s redis calls per job: %s" % ("", calls(s)))
     total = three["cpu"]
     shares = [v["cpu"] / total for v in three["node"].values()] if total else [0]
@@ -343,11 +453,22 @@ def main():
     root = tempfile.mkdtemp(prefix="hq-bench-single-")
     single = Node(root, "single", free_port(), ["--save", "", "--appendonly", "no"])
     single.start()
+    neighbours = onenode = None
     try:
+        if "controls" in PARTS:
+            neighbours = Neighbours(root)
+            neighbours.start()
+            onenode = one_node_cluster(root)
         with RedisCluster(masters=3) as c:
             url1 = "redis://127.0.0.1:%d/0" % single.port
             res = {}
             for r in range(ROUNDS):
+                if "controls" in PARTS:
+                    x = controls(url1, single, c, onenode, neighbours)
+                    res.setdefault("controls", []).append(x)
+                    print("  round %d controls: %s" % (r + 1, ", ".join(
+                        "%s %.2f us/job" % (k, sum(v["cpu"] for v in x[k]["nodes"].values()))
+                        for k in x)), flush=True)
                 for part, fn in (("queue", queue), ("intake", intake),
                                  ("intake-rate", intake_rate),
                                  ("intake-bound", intake_bound)):
@@ -364,7 +485,7 @@ def main():
                 show("queue: enqueue / drain %d jobs over 1000 keys (bench_queue)" % JOBS,
                      summary(res[("queue", "one")]), summary(res[("queue", "three")]))
             if "intake" in PARTS:
-                show("intake: wrk -t2 -c64 -d%ds against hookq serve, 100 customers" % DURATION,
+                show("intake: wrk -t2 -c%d -d%ds against hookq serve, 100 customers" % (CONNS, DURATION),
                      summary(res[("intake", "one")]), summary(res[("intake", "three")]))
             if "intake-bound" in PARTS and CAP is not None:
                 show("intake at full load, the redis-servers held to %.2f cores in all "
@@ -374,8 +495,14 @@ def main():
                 show("intake at a fixed %d req/s (bench_intake_rate, 64 connections), cores "
                      "not saturated" % RATE, summary(res[("intake-rate", "one")]),
                      summary(res[("intake-rate", "three")]))
+            if "controls" in PARTS:
+                show_controls(res["controls"])
     finally:
         single.stop()
+        if neighbours is not None:
+            neighbours.stop()
+        if onenode is not None:
+            onenode.stop()
         if CAP is not None:
             CAP.remove()
 

@@ -257,7 +257,15 @@ hq__process_new(const struct hq__config *cfg,
         if (e->view == p->nviews)
             p->nviews++;
     }
-    p->api_view = p->nviews++;
+    /* The fetches' target shares the view of a delivery to the same origin. */
+    p->api_view = p->nviews;
+    for (size_t j = 0; j < p->nevents; j++)
+        if (p->api_target && strcmp(p->events[j].target, p->api_target) == 0) {
+            p->api_view = p->events[j].view;
+            break;
+        }
+    if (p->api_view == p->nviews)
+        p->nviews++;
     *out = p;
     return HQ_OK;
 fail:

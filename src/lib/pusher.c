@@ -7,26 +7,19 @@
  *
  * One flight per server: while batches sent to a Redis server (the one
  * Redis, or a cluster master) are in flight, the open batches of its
- * shards wait and grow; when the last of them ends, every waiting batch of
- * that server goes at once, in one write, in the next loop pass (on_hold):
- * the clients answered by that flight send their next requests within
- * microseconds, and that pass reads those that came while the answers
- * were written, so they join this flight instead of waiting for the next
- * (under wrk -c64 with the loop slowed by strace: about 30 jobs a flight
- * instead of 16; at full speed most of them come later, and flights stay
- * near 16, docs/intake.md). The hold is one pass with nothing to wait for
- * (a due timer: the poll does not sleep), and only a batch that waited for
- * a flight gets it. Under load a call then carries all that came in
- * during a round trip instead of one loop pass's share of its shard (often
- * one job), and the server wakes once per flight instead of once per call:
- * Redis's cost per call (the script's start, parsing, the reply, the
- * wakeup) is paid for several jobs. A push that finds its server idle goes
- * at the end of its loop pass, as before, so an idle intake adds no
- * latency; a busy one adds at most the round trip of the flight ahead.
- * Sends on one connection stay in order, so a key's jobs are stored in the
- * order they were pushed. A failed batch answers each push still waiting
- * with a detail that says whether the job may be stored (so that the
- * requester knows to retry with the same webhook-id).
+ * shards wait and grow; when the last of them ends, the flush sends every
+ * waiting batch of that server at once, in one write. Under load a call
+ * then carries all that came in during a round trip instead of one loop
+ * pass's share of its shard (often one job), and the server wakes once per
+ * flight instead of once per call: Redis's cost per call (the script's
+ * start, parsing, the reply, the wakeup) is paid for several jobs. A
+ * push that finds its server idle goes at the end of its loop pass, as
+ * before, so an idle intake adds no latency; a busy one adds at most the
+ * round trip of the flight ahead. Sends on one connection stay in order,
+ * so a key's jobs are stored in the order they were pushed. A
+ * failed batch answers each push still waiting with a detail that says
+ * whether the job may be stored (so that the requester knows to retry
+ * with the same webhook-id).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -64,8 +57,6 @@ struct hq__pusher {
     char wait_timeout[24];
     struct hq__pusher_hooks hooks;
     struct event *flush_ev;          /* sends the open batches */
-    struct event *hold_ev;           /* the next pass: sends the held ones */
-    uint64_t held;                   /* servers whose flight just ended */
     struct hq__push_batch **open;    /* per shard: its open batch, or NULL */
     unsigned *open_shards;           /* the shards with an open batch */
     unsigned nopen;
@@ -74,7 +65,6 @@ struct hq__pusher {
 };
 
 static void on_flush(evutil_socket_t fd, short what, void *arg);
-static void on_hold(evutil_socket_t fd, short what, void *arg);
 
 int
 hq__pusher_new(struct event_base *base, struct hq__conn *conn,
@@ -95,11 +85,9 @@ hq__pusher_new(struct event_base *base, struct hq__conn *conn,
              opts->wait_timeout_ms);
     p->hooks = *hooks;
     p->flush_ev = event_new(base, -1, 0, on_flush, p);
-    p->hold_ev = evtimer_new(base, on_hold, p);
     p->open = calloc(ns->shards, sizeof(*p->open));
     p->open_shards = calloc(ns->shards, sizeof(*p->open_shards));
-    if (p->flush_ev == NULL || p->hold_ev == NULL || p->open == NULL ||
-        p->open_shards == NULL) {
+    if (p->flush_ev == NULL || p->open == NULL || p->open_shards == NULL) {
         hq__pusher_free(p);
         return HQ_ENOMEM;
     }
@@ -122,8 +110,6 @@ hq__pusher_free(struct hq__pusher *p)
     }
     if (p->flush_ev)
         event_free(p->flush_ev);
-    if (p->hold_ev)
-        event_free(p->hold_ev);
     free(p->open);
     free(p->open_shards);
     free(p);
@@ -178,14 +164,8 @@ batch_end(struct hq__push_batch *b)
 {
     struct hq__pusher *p = b->p;
 
-    if (b->node >= 0 && --p->flying[b->node] == 0 && p->nopen > 0) {
-        /* The batches that waited for it go in the next pass, after the
-         * requests ready by then were read (see on_hold). */
-        static const struct timeval next_pass = {0, 0};
-
-        p->held |= UINT64_C(1) << b->node;
-        evtimer_add(p->hold_ev, &next_pass);
-    }
+    if (b->node >= 0 && --p->flying[b->node] == 0 && p->nopen > 0)
+        event_active(p->flush_ev, EV_TIMEOUT, 0); /* the batches waiting for it */
     free(b->res);
     free(b);
     if (p->hooks.batch_done)
@@ -406,9 +386,8 @@ on_flush(evutil_socket_t fd, short what, void *arg)
         unsigned shard = p->open_shards[i];
         int node = hq__conn_shard_node(p->conn, shard);
 
-        if (node >= 0 && !(sent & (UINT64_C(1) << node)) &&
-            (p->flying[node] > 0 || (p->held & (UINT64_C(1) << node)))) {
-            i++; /* waits for its server's flight, or for on_hold */
+        if (node >= 0 && p->flying[node] > 0 && !(sent & (UINT64_C(1) << node))) {
+            i++; /* waits for its server's flight */
             continue;
         }
         if (node >= 0)
@@ -416,23 +395,6 @@ on_flush(evutil_socket_t fd, short what, void *arg)
         p->open_shards[i] = p->open_shards[--p->nopen];
         batch_send(p, shard, node);
     }
-}
-
-/*
- * The pass after a flight ended: its server's waiting batches go now, with
- * what the requests answered by that flight sent back in the meantime.
- * libevent runs a due timer after the I/O callbacks of the pass that polls
- * it (event_base_loop: dispatch, then timeout_process), so the requests
- * ready at that poll have joined their batches; the poll does not sleep,
- * since the timer is due.
- */
-static void
-on_hold(evutil_socket_t fd, short what, void *arg)
-{
-    struct hq__pusher *p = arg;
-
-    p->held = 0;
-    on_flush(fd, what, arg);
 }
 
 int

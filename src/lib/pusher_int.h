@@ -9,11 +9,9 @@
  * the connection that serves its shard; a full batch (HQ_ENQUEUE_BATCH_MAX
  * jobs or HQ_ENQUEUE_BATCH_BYTES of bodies) goes at once. While calls to a
  * Redis server (a cluster master) are in flight, the open batches of its
- * shards wait for them to end and keep growing, then go together in the
- * loop pass after it ended (when the requests that flight's answers
- * brought back have been read). Redis then pays the script call's fixed
- * cost once per batch, and a push waits at most its own loop pass, or the
- * round trip of the flight ahead of it and one more pass.
+ * shards wait for them to end and keep growing, then go together. Redis
+ * then pays the script call's fixed cost once per batch, and a push waits
+ * at most its own loop pass and the round trip of the flight ahead of it.
  * Each push is answered only from the
  * script's reply (a 2xx is a stored job: G5, G9, G10). With
  * wait_replicas, a `WAIT` follows the reply on the same connection, and
