@@ -66,6 +66,11 @@ struct hq_store_options {
                               Sentinels for the master (url then gives only
                               user, password and db); NULL = none */
     const char *sentinel_master; /* its name at the Sentinels, "hookq" when NULL */
+    const char *sentinel_user;     /* Sentinels with ACL users: AUTH as this
+                                      user; NULL = the default user */
+    const char *sentinel_password; /* set: every connection to a Sentinel
+                                      sends AUTH first (its requirepass);
+                                      NULL = none. Needs `sentinels` */
 };
 
 /* ------------------------------------------------------------------------ */

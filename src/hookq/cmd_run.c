@@ -175,8 +175,14 @@ start_store(struct daemon *d, int flags)
 
     if (cfg->redis.sentinels.text != NULL) {
         hk_cli_store_options(d->cli, &d->store);
+        /* Whether the Sentinels get AUTH, never with what password. */
         hk_log_kv(HQ_LOG_INFO, "using redis through its sentinels", "sentinels",
-                  cfg->redis.sentinels.text, "master", cfg->redis.sentinel_master, NULL);
+                  cfg->redis.sentinels.text, "master", cfg->redis.sentinel_master,
+                  "sentinel_auth",
+                  cfg->redis.sentinel_password == NULL ? "none"
+                  : cfg->redis.sentinel_user != NULL   ? cfg->redis.sentinel_user
+                                                       : "password",
+                  NULL);
         return 0;
     }
     if (cfg->redis.url != NULL) {

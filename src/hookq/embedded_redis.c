@@ -93,6 +93,8 @@ hk_cli_store_options(struct hk_cli *cli, struct hq_store_options *opts)
     opts->shards = cli->cfg->redis.shards;
     opts->sentinels = cli->cfg->redis.sentinels.text;
     opts->sentinel_master = cli->cfg->redis.sentinel_master;
+    opts->sentinel_user = cli->cfg->redis.sentinel_user;
+    opts->sentinel_password = cli->cfg->redis.sentinel_password;
     if (cli->cfg->redis.url != NULL || cli->cfg->redis.sentinels.text != NULL) {
         opts->url = cli->cfg->redis.url;
         return 0;

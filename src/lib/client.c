@@ -33,6 +33,9 @@ hq_client_new(const struct hq_store_options *opts, hq_client **out)
         rc = hq__store_set_sentinels(&c->addr, opts->sentinels,
                                      opts->sentinel_master, &c->err);
     if (rc == HQ_OK)
+        rc = hq__store_set_sentinel_auth(&c->addr, opts->sentinel_user,
+                                         opts->sentinel_password, &c->err);
+    if (rc == HQ_OK)
         hq__conn_probe_cluster(&c->addr);
     if (rc != HQ_OK)
         return rc;

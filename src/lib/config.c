@@ -382,6 +382,42 @@ parse_hostports(const char *v, const char *name, struct hq__hostport_list *l,
     return -1;
 }
 
+/* [redis] sentinel_user: an ACL user name, as AUTH takes it. */
+static int
+check_sentinel_user(const char *v, char *why, size_t n)
+{
+    if (strlen(v) > 127) {
+        snprintf(why, n, "must be 1 to 127 characters");
+        return -1;
+    }
+    for (const char *p = v; *p; p++) {
+        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p)) {
+            snprintf(why, n, "invalid user '%s': no spaces or control characters",
+                     v);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* [redis] sentinel_password: what the Sentinels' requirepass says. The
+ * reasons never quote it. */
+static int
+check_sentinel_password(const char *v, char *why, size_t n)
+{
+    if (strlen(v) > 255) {
+        snprintf(why, n, "too long: at most 255 characters");
+        return -1;
+    }
+    for (const char *p = v; *p; p++) {
+        if (iscntrl((unsigned char)*p)) {
+            snprintf(why, n, "must not contain control characters");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int
 check_sentinel_master(const char *v, char *why, size_t n)
 {
@@ -620,6 +656,8 @@ enum kind {
 enum key_flags {
     KF_OPTIONAL = 1 << 0, /* an empty value unsets the key */
     KF_OFF = 1 << 1,      /* K_LISTEN: "off" unsets the key */
+    KF_SECRET = 1 << 2,   /* K_STR: wiped when released; its check never
+                             echoes it */
 };
 
 struct keydef {
@@ -658,6 +696,10 @@ static const struct keydef keys[] = {
      .flags = KF_OPTIONAL},
     {"redis", "sentinel_master", K_STR, .off = F(redis.sentinel_master),
      .check = check_sentinel_master, .def = "hookq"},
+    {"redis", "sentinel_user", K_STR, .off = F(redis.sentinel_user),
+     .check = check_sentinel_user, .flags = KF_OPTIONAL},
+    {"redis", "sentinel_password", K_STR, .off = F(redis.sentinel_password),
+     .check = check_sentinel_password, .flags = KF_OPTIONAL | KF_SECRET},
     {"redis", "namespace", K_STR, .off = F(redis.ns), .check = check_namespace,
      .def = "hookq"},
     {"redis", "shards", K_UINT, .off = F(redis.shards), .min = 1,
@@ -776,6 +818,7 @@ struct loader {
     int skip;                /* the section header was bad: skip its keys */
     struct hq__event_cfg *ev; /* the [event CODE] being read, or NULL */
     int set_at[HQ_ARRAY_SIZE(keys)]; /* line a key was set on; 0 = not */
+    unsigned char from_env[HQ_ARRAY_SIZE(keys)]; /* 1: a variable set it last */
     /* Per event, the line each of its keys was set on (fetch: not kept). */
     int (*ev_set_at)[HQ_ARRAY_SIZE(event_keys)];
 
@@ -942,6 +985,8 @@ value_release(const struct keydef *k, char *obj)
     case K_STR:
     case K_REDIS_URL: {
         char **text = (char **)(obj + k->off);
+        if ((k->flags & KF_SECRET) && *text != NULL)
+            explicit_bzero(*text, strlen(*text));
         free(*text);
         *text = NULL;
         break;
@@ -1669,6 +1714,7 @@ apply_env(struct loader *L, char **envp)
             if (strcmp(want, name) == 0) {
                 struct origin o = {L->file, 0, name};
                 apply(L, &keys[i], keys[i].section, L->cfg, eq + 1, &o);
+                L->from_env[i] = 1;
                 found = 1;
                 break;
             }
@@ -1735,6 +1781,61 @@ event_key_index(const char *name)
     return i;
 }
 
+/* Where key `name` of `section` was set, for a cross-key error: its
+ * variable when one set it (a variable wins over the file), else its line
+ * in the file. */
+static void
+key_origin(const struct loader *L, const char *section, const char *name,
+           struct origin *o, char *var, size_t size)
+{
+    const struct keydef *k = find_key(section, name);
+
+    o->file = L->file;
+    o->line = k ? L->set_at[k - keys] : 0;
+    o->env = NULL;
+    if (k && L->from_env[k - keys]) {
+        env_name(k, var, size);
+        o->env = var;
+    }
+}
+
+/*
+ * [redis] sentinel_user and sentinel_password: for the Sentinels only, so
+ * without `sentinels` they are a mistake (the url's user:password@ is the
+ * data nodes'), said naming both keys; a user needs a password.
+ */
+static void
+sentinel_auth(struct loader *L)
+{
+    struct hq__config *cfg = L->cfg;
+    struct hq__store_addr *a = &cfg->redis.addr;
+    const char *user = cfg->redis.sentinel_user;
+    const char *pw = cfg->redis.sentinel_password;
+    struct origin o;
+    char var[128];
+
+    if (user == NULL && pw == NULL)
+        return;
+    if (cfg->redis.sentinels.text == NULL) {
+        const char *name = pw ? "sentinel_password" : "sentinel_user";
+
+        key_origin(L, "redis", name, &o, var, sizeof(var));
+        origin_error(L, &o, "redis", name,
+                     "set, but [redis] sentinels is not: it is sent to the "
+                     "Sentinels only (the url's user:password@ is for Redis "
+                     "itself); set [redis] sentinels or remove it");
+        return;
+    }
+    if (pw == NULL) {
+        key_origin(L, "redis", "sentinel_user", &o, var, sizeof(var));
+        origin_error(L, &o, "redis", "sentinel_user",
+                     "needs [redis] sentinel_password (AUTH user password)");
+        return;
+    }
+    snprintf(a->sentinel_user, sizeof(a->sentinel_user), "%s", user ? user : "");
+    snprintf(a->sentinel_password, sizeof(a->sentinel_password), "%s", pw);
+}
+
 static void
 validate(struct loader *L)
 {
@@ -1780,6 +1881,7 @@ validate(struct loader *L)
         snprintf(a->sentinel_master, sizeof(a->sentinel_master), "%s",
                  cfg->redis.sentinel_master);
     }
+    sentinel_auth(L);
     if (cfg->redis.wait_replicas > 0 && cfg->redis.url == NULL &&
         cfg->redis.sentinels.text == NULL) {
         struct origin o = {L->file, key_line(L, "redis", "wait_replicas"), NULL};

@@ -74,8 +74,13 @@ struct hq__config {
         char *url;       /* NULL = embedded (hookq run), unless sentinels */
         struct hq__hostport_list sentinels; /* text NULL = none */
         char *sentinel_master; /* "hookq": the master's name at the Sentinels */
-        /* url (or redis://127.0.0.1:6379/0) with the sentinels and their
-           master, parsed; meaningful when url or sentinels is set */
+        char *sentinel_user;     /* NULL = AUTH the Sentinels as the default
+                                    user; needs sentinel_password */
+        char *sentinel_password; /* NULL = the Sentinels get no AUTH; wiped
+                                    when freed; never in a message */
+        /* url (or redis://127.0.0.1:6379/0) with the sentinels, their
+           master and their user and password, parsed; meaningful when
+           url or sentinels is set */
         struct hq__store_addr addr;
         char *ns;        /* "hookq" */
         unsigned shards; /* 1 */

@@ -290,13 +290,15 @@ redisContext *hq__conn_connect_sync(const struct hq__store_addr *addr,
 
 /*
  * Ask the Sentinels of `addr` (addr->sentinels, in order) where
- * addr->sentinel_master is (hq__sentinel_ask(), with addr's timeout), then
- * connect to the node named with addr's user, password and database and
- * check that ROLE says master. The first that answers so wins: its host
- * and port go to `*master`. Returns HQ_OK, or HQ_ESTORE with the reason in
- * `err` (each Sentinel unreachable, none knowing the name, or the node
- * named not being a master: a failover under way, ask again shortly), or
- * HQ_EINVAL when `addr` has no Sentinels.
+ * addr->sentinel_master is (hq__sentinel_ask(), with addr's timeout and
+ * the Sentinels' own user and password), then connect to the node named
+ * with addr's user, password and database and check that ROLE says master.
+ * The first that answers so wins: its host and port go to `*master`.
+ * Returns HQ_OK, or HQ_ESTORE with the reason in `err` (each Sentinel
+ * unreachable, none knowing the name, or the node named not being a
+ * master: a failover under way, ask again shortly; when a Sentinel refused
+ * the password or wanted one, that reason rather than a later one, as it
+ * names what to fix), or HQ_EINVAL when `addr` has no Sentinels.
  */
 int hq__conn_sentinel_lookup(const struct hq__store_addr *addr,
                              struct hq__store_seed *master,

@@ -132,16 +132,27 @@ int
 hq__conn_sentinel_lookup(const struct hq__store_addr *addr,
                          struct hq__store_seed *master, struct hq__err *err)
 {
+    struct hq__err auth = {{0}}; /* the first Sentinel that refused AUTH */
+
     if (addr->nsentinels == 0)
         return hq__err_set(err, HQ_EINVAL, "no sentinels to ask");
     for (unsigned i = 0; i < addr->nsentinels; i++) {
-        if (hq__sentinel_ask(&addr->sentinels[i], addr->sentinel_master,
-                             addr->timeout_ms, master, err) != HQ_OK)
+        int rc = hq__sentinel_ask(&addr->sentinels[i], addr->sentinel_master,
+                                  addr->sentinel_user, addr->sentinel_password,
+                                  addr->timeout_ms, master, err);
+
+        if (rc == HQ_ECONFIG && auth.msg[0] == '\0')
+            auth = *err;
+        if (rc != HQ_OK)
             continue;
         if (check_master(master, addr, err) == HQ_OK)
             return HQ_OK;
     }
-    return HQ_ESTORE; /* `err` holds the last reason */
+    /* A wrong or missing password says what to fix; "connection refused"
+     * from the next Sentinel would hide it. Else the last reason. */
+    if (auth.msg[0] != '\0')
+        *err = auth;
+    return HQ_ESTORE;
 }
 
 int

@@ -1,11 +1,17 @@
 /*
  * Asking Redis Sentinel where the master is. See sentinel_int.h.
  *
- * DESIGN: this file talks to Sentinels only; a Sentinel needs no AUTH or
- * SELECT, so it connects to them itself. Whether to trust the answer is
- * the connection layer's call (hq__conn_sentinel_lookup(): the node named
- * must say ROLE master), since connecting to a data node, with AUTH and
- * SELECT, is done in one place, the connection layer (sconn.c, conn.c).
+ * DESIGN: this file talks to Sentinels only, so it connects to them
+ * itself: a Sentinel takes no SELECT, and its AUTH is its own ([redis]
+ * sentinel_user and sentinel_password, not the url's, which are the data
+ * nodes'). Whether to trust the answer is the connection layer's call
+ * (hq__conn_sentinel_lookup(): the node named must say ROLE master), since
+ * connecting to a data node, with AUTH and SELECT, is done in one place,
+ * the connection layer (sconn.c, conn.c). A Sentinel that refuses the
+ * password, or wants one, is told apart from one that is down
+ * (HQ_ECONFIG), so that the message an operator reads names the key to
+ * fix; the password itself is never put in a message (Redis's replies to
+ * AUTH do not echo it either).
  */
 #include <stdio.h>
 #include <string.h>
@@ -45,10 +51,44 @@ hq__sentinel_role_is_master(const redisReply *r)
            r->element[0]->len == 6 && memcmp(r->element[0]->str, "master", 6) == 0;
 }
 
+/* Send AUTH to the Sentinel `s`: HQ_OK, HQ_ECONFIG (refused) or HQ_ESTORE. */
+static int
+sentinel_auth(redisContext *c, const struct hq__store_seed *s, const char *user,
+              const char *password, struct hq__err *err)
+{
+    redisReply *r;
+    int rc = HQ_OK;
+
+    if (user != NULL && user[0])
+        r = redisCommand(c, "AUTH %s %s", user, password);
+    else
+        r = redisCommand(c, "AUTH %s", password);
+    if (r == NULL)
+        return hq__err_set(err, HQ_ESTORE, "sentinel %s:%d: auth: %s", s->host,
+                           s->port, c->errstr);
+    if (r->type == REDIS_REPLY_ERROR) {
+        /* A Sentinel without requirepass says so ("AUTH <password> called
+         * without any password configured..."): still a setting to fix. */
+        if (strstr(r->str, "without any password configured") != NULL)
+            rc = hq__err_set(err, HQ_ECONFIG,
+                             "sentinel %s:%d has no password, but [redis] "
+                             "sentinel_password is set: %s",
+                             s->host, s->port, r->str);
+        else
+            rc = hq__err_set(err, HQ_ECONFIG,
+                             "sentinel %s:%d refused the password of [redis] "
+                             "sentinel_password%s%s: %s",
+                             s->host, s->port, user && user[0] ? " for user " : "",
+                             user && user[0] ? user : "", r->str);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
 int
 hq__sentinel_ask(const struct hq__store_seed *s, const char *name,
-                 int timeout_ms, struct hq__store_seed *out,
-                 struct hq__err *err)
+                 const char *user, const char *password, int timeout_ms,
+                 struct hq__store_seed *out, struct hq__err *err)
 {
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     redisContext *c = redisConnectWithTimeout(s->host, s->port, tv);
@@ -61,10 +101,22 @@ hq__sentinel_ask(const struct hq__store_seed *s, const char *name,
         goto out;
     }
     redisSetTimeout(c, tv);
+    if (password != NULL && password[0]) {
+        rc = sentinel_auth(c, s, user, password, err);
+        if (rc != HQ_OK)
+            goto out;
+    }
     r = redisCommand(c, "SENTINEL GET-MASTER-ADDR-BY-NAME %s", name);
     if (r == NULL) {
         rc = hq__err_set(err, HQ_ESTORE, "sentinel %s:%d: %s", s->host,
                          s->port, c->errstr);
+        goto out;
+    }
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOAUTH", 6) == 0) {
+        rc = hq__err_set(err, HQ_ECONFIG,
+                         "sentinel %s:%d requires a password (%s): set [redis] "
+                         "sentinel_password (and sentinel_user for an ACL user)",
+                         s->host, s->port, r->str);
         goto out;
     }
     if (r->type == REDIS_REPLY_ERROR) {
@@ -85,5 +137,5 @@ out:
         freeReplyObject(r);
     if (c)
         redisFree(c);
-    return rc == HQ_OK ? HQ_OK : HQ_ESTORE;
+    return rc == HQ_OK || rc == HQ_ECONFIG ? rc : HQ_ESTORE;
 }

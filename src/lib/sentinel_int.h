@@ -27,13 +27,17 @@ int hq__sentinel_role_is_master(const redisReply *r);
 
 /*
  * Ask the Sentinel `s` (connecting with `timeout_ms`) where the master
- * named `name` is. Returns HQ_OK with its address in `*out`, or HQ_ESTORE
- * with the reason in `err` (unreachable, an error, a name it does not
- * know, an unexpected answer). The answer is not checked: see
+ * named `name` is, after AUTH [user] password when `password` is set
+ * (NULL or "" = none; `user` NULL or "" = the default user). Returns
+ * HQ_OK with its address in `*out`; HQ_ECONFIG when the Sentinel refused
+ * the password or wants one (NOAUTH): the reason in `err` names the
+ * Sentinel and the key to set, never the password; or HQ_ESTORE with the
+ * reason in `err` (unreachable, an error, a name it does not know, an
+ * unexpected answer). The answer is not checked: see
  * hq__conn_sentinel_lookup().
  */
 int hq__sentinel_ask(const struct hq__store_seed *s, const char *name,
-                     int timeout_ms, struct hq__store_seed *out,
-                     struct hq__err *err);
+                     const char *user, const char *password, int timeout_ms,
+                     struct hq__store_seed *out, struct hq__err *err);
 
 #endif /* HQ_SENTINEL_INT_H */

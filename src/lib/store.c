@@ -253,6 +253,37 @@ hq__store_set_sentinels(struct hq__store_addr *addr, const char *list,
 }
 
 int
+hq__store_set_sentinel_auth(struct hq__store_addr *addr, const char *user,
+                            const char *password, struct hq__err *err)
+{
+    if (user == NULL)
+        user = "";
+    if (password == NULL)
+        password = "";
+    addr->sentinel_user[0] = '\0';
+    addr->sentinel_password[0] = '\0';
+    if (user[0] == '\0' && password[0] == '\0')
+        return HQ_OK;
+    if (addr->nsentinels == 0)
+        return hq__err_set(err, HQ_EINVAL,
+                           "sentinel_password and sentinel_user need sentinels: "
+                           "they are sent to the Sentinels only");
+    if (password[0] == '\0')
+        return hq__err_set(err, HQ_EINVAL,
+                           "sentinel_user '%s' needs a sentinel_password", user);
+    if (strlen(user) >= sizeof(addr->sentinel_user))
+        return hq__err_set(err, HQ_EINVAL, "sentinel_user is too long (at most %zu bytes)",
+                           sizeof(addr->sentinel_user) - 1);
+    if (strlen(password) >= sizeof(addr->sentinel_password))
+        return hq__err_set(err, HQ_EINVAL,
+                           "sentinel_password is too long (at most %zu bytes)",
+                           sizeof(addr->sentinel_password) - 1);
+    memcpy(addr->sentinel_user, user, strlen(user) + 1);
+    memcpy(addr->sentinel_password, password, strlen(password) + 1);
+    return HQ_OK;
+}
+
+int
 hq__store_ns_init(struct hq__store_ns *ns, const char *name, unsigned shards,
                   struct hq__err *err)
 {

@@ -42,6 +42,9 @@ struct hq__store_addr {
     unsigned nsentinels; /* > 0: host:port come from these Sentinels */
     struct hq__store_seed sentinels[HQ_SEEDS_MAX];
     char sentinel_master[128];
+    char sentinel_user[128];      /* "" = AUTH password alone, as for the
+                                     data nodes' user */
+    char sentinel_password[256];  /* "" = the Sentinels get no AUTH */
 };
 
 /* The namespace and shard count, shared by everything that names keys. */
@@ -77,6 +80,17 @@ int hq__store_parse_hostports(const char *list, size_t len, const char *what,
  */
 int hq__store_set_sentinels(struct hq__store_addr *addr, const char *list,
                             const char *master, struct hq__err *err);
+
+/*
+ * Add the Sentinels' own credentials (`[redis] sentinel_user` and
+ * `sentinel_password`; NULL or "" = none) to `addr`: every connection to
+ * a Sentinel then sends AUTH before asking it anything. Refused (HQ_EINVAL
+ * with `err`, which never holds the password) without Sentinels, with a
+ * user but no password, or when one is too long. Call after
+ * hq__store_set_sentinels().
+ */
+int hq__store_set_sentinel_auth(struct hq__store_addr *addr, const char *user,
+                                const char *password, struct hq__err *err);
 
 /* `addr`'s name in messages: "host:port" (the first seed) or
  * "unix:///path". */

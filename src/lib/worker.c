@@ -1425,6 +1425,8 @@ hq_worker_new(const struct hq_worker_options *opts, hq_worker **out)
     w->opts = *opts;
     w->opts.store.url = NULL;
     w->opts.store.ns = NULL;
+    w->opts.store.sentinel_user = NULL; /* borrowed: read from opts only */
+    w->opts.store.sentinel_password = NULL;
     if (w->opts.concurrency == 0)
         w->opts.concurrency = 64;
     if (w->opts.threads == 0)
@@ -1452,6 +1454,9 @@ hq_worker_new(const struct hq_worker_options *opts, hq_worker **out)
     if (rc == HQ_OK)
         rc = hq__store_set_sentinels(&w->addr, opts->store.sentinels,
                                      opts->store.sentinel_master, &w->err);
+    if (rc == HQ_OK)
+        rc = hq__store_set_sentinel_auth(&w->addr, opts->store.sentinel_user,
+                                         opts->store.sentinel_password, &w->err);
     if (rc == HQ_OK)
         hq__conn_probe_cluster(&w->addr);
     if (rc != HQ_OK)

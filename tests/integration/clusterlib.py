@@ -19,7 +19,11 @@ its replica and the other Sentinels — so a test starts from a known state.
 - SentinelSet(sentinels=3): a master, one replica and three Sentinels
   (`redis-server x.conf --sentinel`) monitoring it as `hookq`, quorum 2,
   down-after 1000 ms. Helpers: the address the Sentinels give, kill the
-  master and wait for the replica's promotion.
+  master and wait for the replica's promotion. With `password`, each
+  Sentinel's conf says `requirepass` (clients must AUTH; the Sentinels use
+  it among themselves too) and, with `user`, an ACL user for clients:
+  the production setup Redis's docs recommend. The data nodes keep no
+  password.
 """
 import os
 import signal
@@ -57,16 +61,18 @@ def free_cluster_port():
             return p
 
 
-def _client(port, timeout=5):
+def _client(port, timeout=5, password=None):
     return redis.Redis(host="127.0.0.1", port=port, socket_timeout=timeout,
-                       socket_connect_timeout=timeout, decode_responses=True)
+                       socket_connect_timeout=timeout, decode_responses=True,
+                       password=password)
 
 
 class Node:
     """One redis-server of a cluster or Sentinel set."""
 
-    def __init__(self, root, name, port, args, conf=None):
+    def __init__(self, root, name, port, args, conf=None, password=None):
         self.dir = os.path.join(root, name)
+        self.password = password  # what the test's own client AUTHs with
         os.makedirs(self.dir, exist_ok=True)
         self.name = name
         self.port = port
@@ -114,7 +120,7 @@ class Node:
         return self.proc is not None and self.proc.alive()
 
     def client(self, timeout=5):
-        return _client(self.port, timeout)
+        return _client(self.port, timeout, self.password)
 
     def kill(self, sig=signal.SIGKILL):
         """Kill the process with `sig` and reap it (SIGKILL: no shutdown)."""
@@ -368,9 +374,19 @@ class SentinelSet:
     """A master, one replica (or more) and `sentinels` Sentinels watching it
     as `name`."""
 
-    def __init__(self, sentinels=3, replicas=1, name="hookq", appendonly=False):
+    def __init__(self, sentinels=3, replicas=1, name="hookq", appendonly=False,
+                 password=None, user=None):
         self.root = tempfile.mkdtemp(prefix="hq-sentinel-")
         self.name = name
+        self.password = password
+        self.user = user
+        conf = SENTINEL_CONF
+        if password is not None:
+            conf += "requirepass %s\n" % password
+            if user is not None:
+                # Enough for a client to ask where the master is.
+                conf += "user %s on >%s +@connection +sentinel|get-master-addr-by-name\n" \
+                        % (user, password)
         self.data = []
         self.sentinels = []
         args = ["--save", "", "--appendonly", "yes" if appendonly else "no",
@@ -387,7 +403,8 @@ class SentinelSet:
                 self.data.append(r)
             for i in range(sentinels):
                 s = Node(self.root, "sentinel%d" % i, free_port(), ["--sentinel"],
-                         conf=SENTINEL_CONF.format(name=name, port=master.port))
+                         conf=conf.format(name=name, port=master.port),
+                         password=password)
                 s.start()
                 self.sentinels.append(s)
             self.wait_ready(master)

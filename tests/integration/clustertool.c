@@ -8,7 +8,9 @@
  *                                        "START-END HOST:PORT" per run of slots
  *   clustertool layout HOST:PORT NS N    the shard layout line, then "even"/"uneven"
  *   clustertool sentinel LIST NAME [URL] the master the Sentinels give, checked
- *                                        with ROLE (URL: user, password, db)
+ *                                        with ROLE (URL: user, password, db);
+ *                                        $HQ_SENTINEL_PASSWORD and
+ *                                        $HQ_SENTINEL_USER: the Sentinels' own
  *   clustertool ping URL                 connect as the store does (AUTH, SELECT), PING
  *
  * Exit 0 on success; 1 with the library's message on stderr.
@@ -104,6 +106,9 @@ main(int argc, char **argv)
             return fail("url", e.msg);
         if (hq__store_set_sentinels(&a, argv[2], argv[3], &e))
             return fail("sentinels", e.msg);
+        if (hq__store_set_sentinel_auth(&a, getenv("HQ_SENTINEL_USER"),
+                                        getenv("HQ_SENTINEL_PASSWORD"), &e))
+            return fail("sentinel auth", e.msg);
         if (hq__conn_sentinel_lookup(&a, &master, &e) != HQ_OK)
             return fail("sentinel", e.msg);
         printf("%s:%d\n", master.host, master.port);

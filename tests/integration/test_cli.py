@@ -166,6 +166,34 @@ def a_missing_config_file_is_a_configuration_error():
 
 
 @suite.test
+def sentinel_password_without_sentinels_is_a_configuration_error_naming_both_keys():
+    """[redis] sentinel_password is the Sentinels' (the url's password is
+    Redis's): without [redis] sentinels, check and the daemons exit 2,
+    naming both keys and never the password, from the file or a variable."""
+    d = tempfile.mkdtemp(prefix="hq-cli-")
+    path = write(d, "hookq.ini", "[redis]\nurl = redis://127.0.0.1:1\n"
+                                 "sentinel_password = Sup3r-s3cret\n[event x]\ndeliver = log\n")
+    want = (path + ":3: [redis] sentinel_password: set, but [redis] sentinels is not")
+    for cmd in ("check", "serve", "run"):
+        r = hookq(cmd, "-c", path)
+        assert r.returncode == 2 and want in r.stderr, (cmd, r)
+        assert "Sup3r-s3cret" not in r.stderr + r.stdout, r
+    path = write(d, "env.ini", "[event x]\ndeliver = log\n")
+    r = hookq("check", "-c", path, env={"HOOKQ_REDIS_SENTINEL_PASSWORD": "Sup3r-s3cret"})
+    assert r.returncode == 2, r
+    assert "$HOOKQ_REDIS_SENTINEL_PASSWORD: [redis] sentinel_password: set, but " \
+        "[redis] sentinels is not" in r.stderr, r
+    assert "Sup3r-s3cret" not in r.stderr + r.stdout, r
+    # With sentinels it is fine, and check does not print it either.
+    path = write(d, "ok.ini", "[redis]\nsentinels = 127.0.0.1:26379\n"
+                              "sentinel_user = hq\nsentinel_password = Sup3r-s3cret\n"
+                              "[event x]\ndeliver = log\n")
+    r = hookq("check", "-c", path)
+    assert r.returncode == 0, r
+    assert "Sup3r-s3cret" not in r.stderr + r.stdout, r
+
+
+@suite.test
 def default_config_is_hookq_ini_in_the_working_directory():
     d = tempfile.mkdtemp(prefix="hq-cli-")
     r = hookq("check", cwd=d)

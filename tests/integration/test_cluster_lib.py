@@ -5,6 +5,7 @@ and store.c's url and connect; each test holds its answers against what a
 real Redis Cluster (clusterlib.RedisCluster) or real Sentinels
 (clusterlib.SentinelSet) say themselves.
 """
+import os
 import random
 import subprocess
 
@@ -15,9 +16,10 @@ suite = Suite("cluster_lib")
 TOOL = helper("clustertool")
 
 
-def tool(*args, ok=True):
+def tool(*args, ok=True, env=None):
     p = subprocess.run([TOOL] + [str(a) for a in args], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=30)
+                       stderr=subprocess.PIPE, timeout=30,
+                       env=dict(os.environ, **(env or {})))
     out, err = p.stdout.decode(), p.stderr.decode()
     if ok and p.returncode != 0:
         raise AssertionError("clustertool %s: exit %d: %s" % (args, p.returncode, err))
@@ -118,6 +120,51 @@ def test_sentinel_lookup_follows_a_failover_and_never_names_a_replica():
             s.kill()
         rc, _, err = tool("sentinel", ss.addrs or "127.0.0.1:1", "hookq", ok=False)
         assert rc == 1 and "sentinel" in err and "127.0.0.1" in err, err
+
+
+@suite.test
+def test_sentinels_with_a_password_answer_only_after_auth():
+    """Sentinels with requirepass (and an ACL user): the lookup sends AUTH
+    first; a wrong password or none is said naming the Sentinel, what it
+    answered and the key to set, never with the password."""
+    with SentinelSet(password="s3ntinel-pw", user="hq") as ss:
+        master = ss.master()
+        _, out, _ = tool("sentinel", ss.addrs, "hookq",
+                         env={"HQ_SENTINEL_PASSWORD": "s3ntinel-pw"})
+        assert out.strip() == master.addr, out
+        _, out, _ = tool("sentinel", ss.addrs, "hookq",
+                         env={"HQ_SENTINEL_PASSWORD": "s3ntinel-pw", "HQ_SENTINEL_USER": "hq"})
+        assert out.strip() == master.addr, out
+
+        first = ss.sentinels[0].addr
+        rc, _, err = tool("sentinel", ss.addrs, "hookq",
+                          env={"HQ_SENTINEL_PASSWORD": "wr0ng-pw"}, ok=False)
+        assert rc == 1, err
+        assert "sentinel %s refused the password of [redis] sentinel_password" % first in err, err
+        assert "WRONGPASS" in err and "wr0ng-pw" not in err, err
+        rc, _, err = tool("sentinel", ss.addrs, "hookq",
+                          env={"HQ_SENTINEL_PASSWORD": "wr0ng-pw", "HQ_SENTINEL_USER": "hq"},
+                          ok=False)
+        assert "refused the password of [redis] sentinel_password for user hq" in err, err
+        assert "wr0ng-pw" not in err, err
+
+        rc, _, err = tool("sentinel", ss.addrs, "hookq", ok=False)
+        assert rc == 1, err
+        assert "sentinel %s requires a password (NOAUTH" % first in err, err
+        assert "set [redis] sentinel_password" in err, err
+
+        # A dead Sentinel after a refusing one does not hide the refusal.
+        rc, _, err = tool("sentinel", first + ",127.0.0.1:1", "hookq",
+                          env={"HQ_SENTINEL_PASSWORD": "wr0ng-pw"}, ok=False)
+        assert "sentinel %s refused the password" % first in err, err
+
+    # A password for Sentinels that have none: said as such.
+    with SentinelSet(sentinels=1, replicas=0) as ss:
+        rc, _, err = tool("sentinel", ss.addrs, "hookq",
+                          env={"HQ_SENTINEL_PASSWORD": "s3ntinel-pw"}, ok=False)
+        assert "sentinel %s has no password, but [redis] sentinel_password is set" \
+            % ss.sentinels[0].addr in err, err
+        assert "s3ntinel-pw" not in err, err
 
 
 @suite.test

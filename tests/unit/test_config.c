@@ -206,6 +206,8 @@ test_config_defaults_match_design(void **state)
     assert_null(cfg->redis.sentinels.text);
     assert_int_equal(cfg->redis.sentinels.n, 0);
     assert_string_equal(cfg->redis.sentinel_master, "hookq");
+    assert_null(cfg->redis.sentinel_user);
+    assert_null(cfg->redis.sentinel_password);
     assert_string_equal(cfg->redis.ns, "hookq");
     assert_int_equal(cfg->redis.shards, 1);
     assert_string_equal(cfg->redis.data_dir, "./hookq-data");
@@ -263,6 +265,8 @@ static const char full_ini[] =
     "url = redis://127.0.0.1:6379/0   ; or unix:///path\n"
     "sentinels = 10.0.0.1:26379,10.0.0.2:26379\n"
     "sentinel_master = mymaster\n"
+    "sentinel_user = hq-sentinel\n"
+    "sentinel_password = s3ntinel pw\n"
     "namespace = hq-test\n"
     "shards = 4\n"
     "data_dir = /var/lib/hookq\n"
@@ -340,6 +344,12 @@ test_config_every_key_is_read(void **state)
     assert_string_equal(cfg->redis.addr.sentinels[1].host, "10.0.0.2");
     assert_int_equal(cfg->redis.addr.sentinels[1].port, 26379);
     assert_string_equal(cfg->redis.addr.sentinel_master, "mymaster");
+    /* The Sentinels' own credentials, apart from the url's. */
+    assert_string_equal(cfg->redis.sentinel_user, "hq-sentinel");
+    assert_string_equal(cfg->redis.sentinel_password, "s3ntinel pw");
+    assert_string_equal(cfg->redis.addr.sentinel_user, "hq-sentinel");
+    assert_string_equal(cfg->redis.addr.sentinel_password, "s3ntinel pw");
+    assert_string_equal(cfg->redis.addr.password, "");
     assert_string_equal(cfg->redis.ns, "hq-test");
     assert_int_equal(cfg->redis.shards, 4);
     assert_string_equal(cfg->redis.data_dir, "/var/lib/hookq");
@@ -387,7 +397,7 @@ test_config_every_key_is_read(void **state)
     assert_int_equal(cfg->nevents, 3);
     ev = hq__config_event(cfg, "post-create", 11);
     assert_non_null(ev);
-    assert_int_equal(ev->line, 42);
+    assert_int_equal(ev->line, 44);
     assert_int_equal(ev->nfetch, 2);
     /* Fetch lines are kept as templates. */
     assert_string_equal(hq__template_route(ev->fetch[0]), "GET /posts/{}");
@@ -583,6 +593,23 @@ static const struct {
     {"[redis]\nsentinels = h:26379\nsentinel_master = my master\n",
      "@:3: [redis] sentinel_master: invalid name 'my master': no spaces or "
      "control characters\n"},
+    {"[redis]\nsentinel_password = pw\n",
+     "@:2: [redis] sentinel_password: set, but [redis] sentinels is not: it "
+     "is sent to the Sentinels only (the url's user:password@ is for Redis "
+     "itself); set [redis] sentinels or remove it\n"},
+    {"[redis]\nurl = redis://:pw@h\nsentinel_user = hq\n",
+     "@:3: [redis] sentinel_user: set, but [redis] sentinels is not: it "
+     "is sent to the Sentinels only (the url's user:password@ is for Redis "
+     "itself); set [redis] sentinels or remove it\n"},
+    {"[redis]\nsentinels = h:26379\nsentinel_user = hq\n",
+     "@:3: [redis] sentinel_user: needs [redis] sentinel_password (AUTH user "
+     "password)\n"},
+    {"[redis]\nsentinels = h:26379\nsentinel_user = h q\n",
+     "@:3: [redis] sentinel_user: invalid user 'h q': no spaces or control "
+     "characters\n"},
+    /* The password is never quoted back. */
+    {"[redis]\nsentinels = h:26379\nsentinel_password = pw\x01x\n",
+     "@:3: [redis] sentinel_password: must not contain control characters\n"},
     {"[redis]\nurl = redis://a:1,b:2\nsentinels = h:26379\n",
      "@:3: [redis] sentinels: cannot go with a url of several hosts (a Redis "
      "Cluster finds its masters itself)\n"},
@@ -728,6 +755,42 @@ test_config_env_errors_name_the_variable(void **state)
              "$HOOKQ_WORKER_CONCURENCY: [worker] concurency: unknown key\n"
              "$HOOKQ_EVENT_X_DELIVER: [event] sections cannot be set from the "
              "environment; write them in the file\n");
+}
+
+/* [redis] sentinel_password from the environment (kept out of the file):
+ * used with the file's sentinels; without any, an error naming the
+ * variable and both keys, not the password. */
+static void
+test_config_sentinel_password_from_env(void **state)
+{
+    struct hq__config *cfg;
+    char err[1024];
+    const char *path = write_file("sp.ini", "[redis]\nsentinels = s:26379\n");
+    char *env[] = {"HOOKQ_REDIS_SENTINEL_PASSWORD=env-s3cret", NULL};
+    char *user_env[] = {"HOOKQ_REDIS_SENTINEL_USER=hq", NULL};
+
+    (void)state;
+    if (hq__config_load(path, env, &cfg, err, sizeof(err)) != HQ_OK)
+        fail_msg("%s", err);
+    assert_string_equal(cfg->redis.addr.sentinel_password, "env-s3cret");
+    assert_string_equal(cfg->redis.addr.sentinel_user, "");
+    hq__config_free(cfg);
+
+    assert_int_equal(hq__config_load(NULL, env, &cfg, err, sizeof(err)),
+                     HQ_ECONFIG);
+    assert_null(cfg);
+    assert_string_equal(
+        err, "$HOOKQ_REDIS_SENTINEL_PASSWORD: [redis] sentinel_password: set, "
+             "but [redis] sentinels is not: it is sent to the Sentinels only "
+             "(the url's user:password@ is for Redis itself); set [redis] "
+             "sentinels or remove it\n");
+    assert_null(strstr(err, "env-s3cret"));
+
+    assert_int_equal(hq__config_load(path, user_env, &cfg, err, sizeof(err)),
+                     HQ_ECONFIG);
+    assert_string_equal(err, "$HOOKQ_REDIS_SENTINEL_USER: [redis] sentinel_user: "
+                             "needs [redis] sentinel_password (AUTH user "
+                             "password)\n");
 }
 
 static void
@@ -1405,6 +1468,7 @@ main(void)
         cmocka_unit_test(test_config_missing_file_is_an_io_error),
         cmocka_unit_test(test_config_env_overrides_file_and_defaults),
         cmocka_unit_test(test_config_env_errors_name_the_variable),
+        cmocka_unit_test(test_config_sentinel_password_from_env),
         cmocka_unit_test(test_config_empty_env_unsets_optional_string),
         cmocka_unit_test(test_config_no_path_reads_hookq_ini_in_cwd),
         cmocka_unit_test(test_config_long_lines_and_comments_are_handled),
