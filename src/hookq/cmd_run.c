@@ -24,7 +24,12 @@
  * Before anything listens or works, the namespace's shard count recorded
  * in Redis must be ours (hq_client_check_shards): another one exits 2,
  * naming both. When Redis does not answer at start (serve may start before
- * it), the check is made again every second until it is done.
+ * it), the check is made again every second until it is done. The worker
+ * waits for Redis the same way: hq_worker_start() fails early when Redis
+ * cannot be reached (HQ_ESTORE), and is called again every second until it
+ * starts, while the intake and the admin listener already answer (503 and
+ * /healthz saying why). Only a shard-count mismatch or a bad config stops
+ * the daemon (exit 2), as when Redis answers at once.
  *
  * Under systemd (Type=notify, notify.h): READY=1 once the listeners are open
  * and Redis answers a connection (until then STATUS= says what we wait for,
@@ -77,6 +82,7 @@ struct daemon {
     struct hq__process *process; /* the worker's handler; freed after join */
     int shards_checked;         /* the recorded shard count is ours */
     int shards_warned;          /* said once that it cannot be checked yet */
+    int worker_pending;         /* created, not started: Redis not reached yet */
 };
 
 static void
@@ -332,6 +338,34 @@ wait_for_redis(struct daemon *d, const sigset_t *sigs)
     }
 }
 
+/*
+ * Start the worker: 0 when it runs, or when Redis cannot be reached yet
+ * (d->worker_pending: the next tick tries again; said once), else the exit
+ * status (2 for a config or shard-count error, 1 otherwise).
+ */
+static int
+start_worker(struct daemon *d)
+{
+    int rc = hq_worker_start(d->worker);
+
+    if (rc == HQ_OK) {
+        if (d->worker_pending)
+            hk_log_kv(HQ_LOG_INFO, "worker started", NULL);
+        d->worker_pending = 0;
+        return 0;
+    }
+    if (rc == HQ_ESTORE) {
+        if (!d->worker_pending)
+            hk_log(HQ_LOG_WARN, "cannot start the worker yet (trying again "
+                   "every second): %s", hq_worker_errmsg(d->worker));
+        d->worker_pending = 1;
+        return 0;
+    }
+    hk_log(HQ_LOG_ERROR, "cannot start the worker: %s",
+           hq_worker_errmsg(d->worker));
+    return rc == HQ_ECONFIG ? 2 : 1;
+}
+
 static int
 run_daemon(struct hk_cli *cli, int argc, char **argv, const char *name,
            int flags)
@@ -404,13 +438,9 @@ run_daemon(struct hk_cli *cli, int argc, char **argv, const char *name,
                    d.worker ? hq_worker_errmsg(d.worker) : "out of memory");
             goto out;
         }
-        rc = hq_worker_start(d.worker);
-        if (rc != HQ_OK) {
-            hk_log(HQ_LOG_ERROR, "cannot start the worker: %s",
-                   hq_worker_errmsg(d.worker));
-            rc = rc == HQ_ECONFIG ? 2 : 1;
+        rc = start_worker(&d);
+        if (rc != 0)
             goto out;
-        }
         rc = 1;
     }
     if (d.admin != NULL) {
@@ -446,6 +476,9 @@ run_daemon(struct hk_cli *cli, int argc, char **argv, const char *name,
                   admin_url[0] ? admin_url : NULL, "worker",
                   (flags & WANT_WORKER) ? "on" : NULL, "pid", pidbuf, NULL);
         sig = wait_for_redis(&d, &sigs);
+        if (sig == 0 && d.worker_pending && (rc = start_worker(&d)) != 0)
+            goto out;
+        rc = 1;
         if (sig == 0) {
             char status[1024];
             snprintf(status, sizeof(status), "%s%s%s%s%s", name,
@@ -464,6 +497,8 @@ run_daemon(struct hk_cli *cli, int argc, char **argv, const char *name,
             shutdown_all(&d);
             return 2;
         }
+        if (d.worker_pending && (rc = start_worker(&d)) != 0)
+            goto out;
         sig = 0;
         if (d.redis != NULL && !hk_embedded_redis_alive(d.redis)) {
             hk_log(HQ_LOG_ERROR,

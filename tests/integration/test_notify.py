@@ -155,18 +155,72 @@ def ready_waits_for_redis_and_says_so_in_status():
 
 @suite.test
 def a_signal_while_waiting_for_redis_still_exits_cleanly():
+    for cmd in ("serve", "work"):
+        mgr = Manager()
+        try:
+            with processes() as start:
+                url = "redis://127.0.0.1:%d/0" % free_port()
+                p = start([HOOKQ, cmd, "-c", config(url, free_port(), free_port())],
+                          env=env_for(mgr), stderr=subprocess.DEVNULL)
+                mgr.wait_for("STATUS", 10)
+                p.signal(signal.SIGTERM)
+                mgr.wait_for("STOPPING", 5)
+                assert p.wait(15) == 0, cmd
+                assert not mgr.times("READY"), cmd
+        finally:
+            mgr.close()
+
+
+@suite.test
+def work_waits_for_redis_at_start_and_then_works():
+    """A worker started before its Redis (a host booting, a Redis being
+    restarted) waits for it, as serve does, instead of exiting: READY once
+    Redis answers, then it takes the jobs posted meanwhile."""
     mgr = Manager()
     try:
         with processes() as start:
-            url = "redis://127.0.0.1:%d/0" % free_port()
-            # (work exits 1 when Redis does not answer at start; serve waits.)
-            p = start([HOOKQ, "serve", "-c", config(url, free_port(), free_port())],
-                      env=env_for(mgr), stderr=subprocess.DEVNULL)
-            mgr.wait_for("STATUS", 10)
-            p.signal(signal.SIGTERM)
-            mgr.wait_for("STOPPING", 5)
-            assert p.wait(15) == 0
+            rport = free_port()
+            url = "redis://127.0.0.1:%d/0" % rport
+            wcfg = config(url, free_port(), free_port())
+            errlog = os.path.join(os.path.dirname(wcfg), "stderr.log")
+            with open(errlog, "w") as err:
+                w = start([HOOKQ, "work", "-c", wcfg], env=env_for(mgr), stderr=err)
+            m = mgr.wait_for("STATUS", 10)
+            assert m["STATUS"].startswith("waiting for redis: "), m
+            mgr.drain(2.0)
+            assert w.alive(), "hookq work exited while Redis did not answer"
             assert not mgr.times("READY")
+            with open(errlog) as f:
+                text = f.read()
+            assert "cannot start the worker yet (trying again every second)" in text, text
+            srv = RedisServer.__new__(RedisServer)
+            srv.dir = tempfile.mkdtemp(prefix="hq-redis-")
+            srv.port, srv.appendonly, srv.extra, srv.proc = rport, False, [], None
+            srv.start()
+            try:
+                t0 = time.monotonic()
+                mgr.wait_for("READY", 5)
+                assert time.monotonic() - t0 < 3.0
+                # A webhook taken by an intake now is delivered by that worker.
+                ip = free_port()
+                start([HOOKQ, "serve", "-c", config(url, ip, free_port())],
+                      stderr=subprocess.DEVNULL)
+                def posted():
+                    try:
+                        return post(ip) == 202
+                    except OSError:  # serve not listening yet
+                        return False
+                wait_until(posted, 10, interval=0.1, what="a 202")
+                out = os.path.join(os.path.dirname(wcfg), "out.log")
+                wait_until(lambda: os.path.exists(out) and os.path.getsize(out) > 0, 10,
+                           what="the worker's delivery")
+                with open(errlog) as f:
+                    assert "worker started" in f.read()
+            finally:
+                w.signal(signal.SIGTERM)
+                mgr.wait_for("STOPPING", 5)
+                assert w.wait(15) == 0
+                srv.stop()
     finally:
         mgr.close()
 
