@@ -74,6 +74,11 @@ struct hk_admin {
     int port;
     pthread_t thread;
     int started;
+    /* Made active by hk_admin_free() to stop the loop: an event, because a
+     * loopbreak sent before the thread enters event_base_dispatch() is
+     * forgotten (the loop clears the flag on entry), and the join would
+     * then wait forever; an active event is run whenever the loop starts. */
+    struct event *stop_ev;
 
     struct route routes[MAX_ROUTES];
     size_t nroutes;
@@ -331,6 +336,16 @@ hk_admin_on_free(struct hk_admin *a, void (*fn)(void *arg), void *arg)
 /* ------------------------------------------------------------------------ */
 /* The server.                                                              */
 
+static void
+stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct hk_admin *a = arg;
+
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(a->base);
+}
+
 struct hk_admin *
 hk_admin_new(const struct hq__config *cfg, char *err, size_t errsize)
 {
@@ -344,7 +359,8 @@ hk_admin_new(const struct hq__config *cfg, char *err, size_t errsize)
     }
     a->cfg = cfg;
     a->base = event_base_new();
-    a->http = a->base ? evhttp_new(a->base) : NULL;
+    a->stop_ev = a->base ? event_new(a->base, -1, 0, stop_cb, a) : NULL;
+    a->http = a->stop_ev ? evhttp_new(a->base) : NULL;
     if (a->http == NULL) {
         snprintf(err, errsize, "cannot create the admin event loop");
         goto fail;
@@ -416,9 +432,11 @@ hk_admin_free(struct hk_admin *a)
     if (a == NULL)
         return;
     if (a->started) {
-        event_base_loopbreak(a->base);
+        event_active(a->stop_ev, EV_READ, 0);
         pthread_join(a->thread, NULL);
     }
+    if (a->stop_ev != NULL)
+        event_free(a->stop_ev);
     for (size_t i = 0; i < a->nticks; i++)
         event_free(a->ticks[i].ev);
     if (a->http != NULL)
